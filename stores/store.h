@@ -1,0 +1,136 @@
+// Store: where the network config and the subnet leases of a cluster live.
+//
+// One abstract interface, two real implementations: EtcdStore (etcd v2 keys API over HTTP(S),
+// byte-compatible with flannel v0.11 agents sharing the same etcd) and SqliteStore (one SQLite
+// file shared by many processes on one host). The daemon and flannelctl only see this header.
+//
+// Data model: a config string at `<prefix>/config`, and a flat set of leases keyed by subnet
+// (`<prefix>/subnets/A.B.C.D-N`). Every write gets a new, strictly increasing store revision;
+// a lease carries the revision of its last write (Lease::revision), which is what the
+// compare-and-swap operations compare against.
+//
+// Thread safety: a Store may be used from several threads at once: in particular one thread may
+// block in watch_leases() while others create, renew or list. Several Store objects (in one or in
+// many processes) may point at the same cluster; they see each other's writes.
+//
+// Errors: every operation returns a Status. Nothing throws for store or transport failures;
+// Status::message is a sentence an operator can act on ("etcd http://127.0.0.1:2379: connection
+// refused"). A dead endpoint never hangs the caller: every request has a timeout.
+//
+// Malformed data written by someone else (a lease key that does not parse, a value that is not
+// lease JSON) is never fatal and never deleted: list and watch skip it and report it in
+// `warnings` so the caller can log it.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+#include "core/lease.h"
+
+namespace flannel {
+
+enum class StoreCode {
+  kOk = 0,
+  kNotFound,     // the key does not exist (config missing, lease gone)
+  kConflict,     // compare-and-swap failed: key already exists, or was changed/replaced
+  kUnavailable,  // transport or server failure after trying every endpoint; retry later
+  kHistoryGone,  // watch: the revision is older than the kept history; list again and resync
+  kTimeout,      // watch: nothing happened before the timeout (not an error)
+  kCancelled,    // watch: the stop token was triggered
+  kInvalid,      // bad argument, or a store file/response we cannot use (foreign file, bad JSON)
+};
+
+struct Status {
+  StoreCode code = StoreCode::kOk;
+  std::string message;  // empty when ok
+
+  bool ok() const { return code == StoreCode::kOk; }
+  static Status Ok() { return {}; }
+  static Status Error(StoreCode c, std::string msg) { return {c, std::move(msg)}; }
+};
+
+// Printable name of a code ("not found", "conflict", ...), for logs.
+const char* to_string(StoreCode code);
+
+struct LeaseList {
+  std::vector<Lease> leases;        // every well-formed lease, in no particular order
+  uint64_t revision = 0;            // store revision the list was read at: watch after this
+  std::vector<std::string> warnings;  // one line per skipped malformed entry (key and reason)
+};
+
+enum class LeaseEventType {
+  kAdded,    // created, renewed or changed (etcd actions set/create/update/compareAndSwap)
+  kRemoved,  // deleted or expired (etcd actions delete/expire/compareAndDelete)
+};
+
+struct LeaseEvent {
+  LeaseEventType type = LeaseEventType::kAdded;
+  // For kAdded: the lease as written (attrs, expiration, revision). For kRemoved: subnet and
+  // revision are set; attrs are empty (the caller keeps its own cache if it needs them).
+  Lease lease;
+  bool expired = false;  // kRemoved because the TTL ran out (etcd "expire")
+};
+
+struct WatchResult {
+  // kOk: `events` holds one or more events, in revision order.
+  // kTimeout: nothing happened within the timeout. kCancelled: the stop token fired.
+  // kHistoryGone: call list_leases() and watch from its revision.
+  // kUnavailable: transport trouble; retry from the same `revision` after a pause.
+  Status status;
+  std::vector<LeaseEvent> events;
+  // Where the next watch should continue: pass this back as `after_revision`. Advances past
+  // skipped malformed events too, so a bad entry never stalls the watch.
+  uint64_t revision = 0;
+  std::vector<std::string> warnings;  // skipped malformed events
+};
+
+class Store {
+ public:
+  Store() = default;
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+  virtual ~Store() = default;
+
+  // A short description for logs: "etcd [http://127.0.0.1:2379] prefix /coreos.com/network" or
+  // "sqlite /var/lib/flannel/lab.db".
+  virtual std::string describe() const = 0;
+
+  // Reads the raw network config JSON. kNotFound if absent. The text is returned as stored;
+  // parsing and validation are core/config's job.
+  virtual Status get_config(std::string* json) = 0;
+  // Writes the raw config (admin operation; callers validate first).
+  virtual Status set_config(const std::string& json) = 0;
+
+  // Lists all leases and the revision they were read at.
+  virtual Status list_leases(LeaseList* out) = 0;
+  // Reads one lease. kNotFound if absent; kInvalid (with the reason) if its value is malformed.
+  virtual Status get_lease(const IP4Net& subnet, Lease* out) = 0;
+
+  // Creates the lease only if no lease exists for lease.subnet (compare-and-swap on absence).
+  // ttl == 0 means no expiry (a reservation). On success *created holds the stored lease with
+  // its expiration and revision. kConflict if the key exists.
+  virtual Status create_lease(const Lease& lease, std::chrono::seconds ttl, Lease* created) = 0;
+
+  // Rewrites a lease we hold, with fresh attrs and TTL, only if the stored lease's revision is
+  // still `lease.revision` (nobody replaced, deleted or let it expire since we last wrote it).
+  // ttl == 0 keeps no expiry. On success *renewed holds the new expiration and revision.
+  // kNotFound if the key is gone, kConflict if it holds another revision.
+  virtual Status renew_lease(const Lease& lease, std::chrono::seconds ttl, Lease* renewed) = 0;
+
+  // Deletes the lease for `subnet`. If expected_revision != 0, only if the stored revision
+  // matches (kConflict otherwise). kNotFound if absent.
+  virtual Status delete_lease(const IP4Net& subnet, uint64_t expected_revision = 0) = 0;
+
+  // Waits for lease changes after `after_revision` (exclusive) and returns them, blocking at
+  // most `timeout`. Returns early with kCancelled when `stop` is requested (promptly: within
+  // tens of milliseconds). Expired leases show up as kRemoved events with expired = true, for
+  // every watcher, without anyone else writing.
+  virtual WatchResult watch_leases(uint64_t after_revision, std::chrono::milliseconds timeout,
+                                   std::stop_token stop) = 0;
+};
+
+}  // namespace flannel

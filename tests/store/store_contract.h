@@ -1,0 +1,46 @@
+// The Store contract suite: the same cases run against every Store implementation.
+//
+// Each implementation provides a HarnessFactory and instantiates the suite in its own test
+// executable (contract_etcd_test, contract_sqlite_test), e.g.
+//   INSTANTIATE_TEST_SUITE_P(Sqlite, StoreContract, ::testing::Values(ContractParam{...}));
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "stores/store.h"
+
+namespace flannel::testing {
+
+// One isolated namespace of a real backing store (a fresh etcd prefix on a running etcd, or a
+// fresh SQLite file). Destroying the harness releases it.
+class StoreHarness {
+ public:
+  virtual ~StoreHarness() = default;
+  // A new, independent connection (its own Store object) to this namespace.
+  virtual std::unique_ptr<Store> connect() = 0;
+  // How many events the store keeps for watchers (etcd: 1000).
+  virtual size_t history_limit() const = 0;
+};
+
+struct ContractParam {
+  std::string name;  // "Etcd", "Sqlite"
+  std::function<std::unique_ptr<StoreHarness>()> make;
+};
+
+inline std::string ContractParamName(const ::testing::TestParamInfo<ContractParam>& info) {
+  return info.param.name;
+}
+
+class StoreContract : public ::testing::TestWithParam<ContractParam> {
+ protected:
+  void SetUp() override { harness_ = GetParam().make(); }
+  void TearDown() override { harness_.reset(); }
+  std::unique_ptr<StoreHarness> harness_;
+};
+
+}  // namespace flannel::testing
