@@ -1,0 +1,82 @@
+// Backend: the data plane behind one lease. Given the network config, the chosen external
+// interface and (later) our lease, a backend sets up whatever local device it needs, says what
+// to publish in the lease (BackendType, BackendData) and which MTU pods should use, and then
+// applies batches of remote lease events (routes, neighbours, FDB entries, peer tables).
+//
+// A backend never talks to the store and the store never touches the kernel: the daemon moves
+// plain data (core/ structs) between them. Backends receive events in batches, so the initial
+// sync of thousands of peers is one call.
+//
+// Thread safety: the daemon calls a Backend from one thread at a time. Errors are thrown as
+// BackendError with a message an operator can act on; a failure on one peer is logged by the
+// backend and does not stop the others.
+#pragma once
+
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "core/ip.h"
+#include "core/lease.h"
+
+namespace flannel {
+
+class BackendError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// The host's side of the overlay (flannel's ExternalInterface).
+struct ExternalInterface {
+  std::string name;  // e.g. "eth0"
+  int index = 0;     // kernel ifindex
+  int mtu = 0;
+  IP4 iface_addr;    // the address tunnels bind to / source from
+  IP4 ext_addr;      // the address advertised in the lease (-public-ip, else iface_addr)
+};
+
+// What setup() reports: the attrs to publish in our lease and the MTU for subnet.env.
+struct BackendSetup {
+  LeaseAttrs attrs;
+  int mtu = 0;
+};
+
+// A peer change as the backend sees it: for kRemoved, `lease` carries the last attrs the daemon
+// knew for that subnet, so the backend can find what to remove.
+struct PeerEvent {
+  enum class Type { kAdded, kRemoved } type = Type::kAdded;
+  Lease lease;
+};
+
+class Backend {
+ public:
+  Backend() = default;
+  Backend(const Backend&) = delete;
+  Backend& operator=(const Backend&) = delete;
+  virtual ~Backend() = default;
+
+  // The registered backend name ("alloc", "udp", "vxlan", ...).
+  virtual std::string type() const = 0;
+
+  // Prepares local devices that must exist before the lease (e.g. the VXLAN device whose MAC is
+  // published) and returns the attrs to publish and the MTU. Throws BackendError.
+  virtual BackendSetup setup(const Config& config, const ExternalInterface& iface) = 0;
+
+  // Called once our lease is held (and again if it is re-acquired with another subnet): assign
+  // the local device address, bring it up. Throws BackendError.
+  virtual void lease_acquired(const Lease& ours) = 0;
+
+  // True if the backend needs remote lease events at all (alloc does not).
+  virtual bool wants_peers() const = 0;
+
+  // Applies a batch of remote lease changes, in order. Never called with our own subnet.
+  virtual void apply(const std::vector<PeerEvent>& batch) = 0;
+};
+
+// Creates the backend registered under `type` (compared lowercase). Throws BackendError
+// "unknown backend type: X (known: alloc, ...)" for anything else.
+std::unique_ptr<Backend> make_backend(const std::string& type);
+
+}  // namespace flannel

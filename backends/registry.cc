@@ -1,0 +1,23 @@
+// The backend registry: maps a config's Backend.Type to an implementation.
+#include <algorithm>
+#include <cctype>
+
+#include "backends/alloc.h"
+#include "backends/backend.h"
+
+namespace flannel {
+
+std::unique_ptr<Backend> make_backend(const std::string& type) {
+  std::string lower = type;
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (lower == "alloc") return std::make_unique<AllocBackend>();
+  if (lower == "udp" || lower == "vxlan" || lower == "host-gw" || lower == "ipip") {
+    throw BackendError("backend type \"" + type +
+                       "\" is not implemented in this build yet (implemented: alloc)");
+  }
+  throw BackendError("unknown backend type: " + type +
+                     " (valid: alloc, udp, vxlan, host-gw, ipip)");
+}
+
+}  // namespace flannel

@@ -1,0 +1,68 @@
+// Subnet allocation: the pure decision of which subnet this host should hold.
+//
+// This is flannel v0.11's tryAcquireLease (local_manager.go) without the store calls, and without
+// its lease theft: the caller lists the leases, calls allocate_subnet, then performs the writes it
+// asks for (delete `incompatible`, then create or CAS-renew `subnet`) and calls again on a race.
+// No I/O, no globals: randomness comes from the caller's generator, so tests are deterministic.
+#pragma once
+
+#include <optional>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "core/config.h"
+#include "core/lease.h"
+
+namespace flannel {
+
+// Thrown when no subnet is free. what() names the network and the SubnetMin..SubnetMax range.
+class AllocError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// True if `subnet` may be held under `config`: prefix == SubnetLen, network address aligned
+// (no host bits), inside Network, and SubnetMin <= address <= SubnetMax. (v0.11 checks only the
+// range and the prefix; the extra checks reject leases left over from a different Network.)
+bool is_compatible(const Config& config, const IP4Net& subnet);
+
+struct Allocation {
+  enum class Source {
+    kExisting,  // a compatible lease already holds our PublicIP: renew it in place
+    kPrevious,  // the subnet from subnet.env is compatible and free: create it
+    kNew,       // picked at random among the first <= 100 free subnets: create it
+  };
+  Source source = Source::kNew;
+  IP4Net subnet;
+  // For kExisting, the lease being reused (its revision is the CAS guard for the renewal, and an
+  // absent expiration marks a reservation, which must stay without TTL). nullopt otherwise.
+  std::optional<Lease> existing;
+  // Leases holding our PublicIP that do not fit the config. flannel deletes these; so should
+  // the caller, before writing. Never contains another host's lease.
+  std::vector<Lease> incompatible;
+  // Further compatible leases holding our PublicIP besides the one reused (a crash between two
+  // writes, or a hand edit). Safe to delete; they would otherwise live until their TTL.
+  std::vector<Lease> duplicates;
+  // One line for the log explaining the decision, e.g. "previous subnet 10.5.34.0/24 from the
+  // subnet file is held by 10.0.0.2; allocated a new subnet".
+  std::string reason;
+};
+
+// Decides which subnet this host (public_ip) should hold, given every lease in the store.
+//  1. Reuse: a compatible lease holding public_ip (the one equal to previous_subnet if several,
+//     else the first in `existing` order).
+//  2. Previous: previous_subnet (from subnet.env, network address) if it is compatible and no
+//     lease overlaps it. A previous subnet held by another host is never taken (v0.11 took it).
+//  3. New: walk SubnetMin..SubnetMax in SubnetLen steps, skip candidates overlapping any lease
+//     (of any prefix length), collect the first 100 free ones, pick one uniformly with `rng`.
+// Throws AllocError when step 3 finds nothing. O(n log n) in the number of leases; the walk
+// jumps over leased ranges, so it does not depend on the size of the network.
+Allocation allocate_subnet(const Config& config, const std::vector<Lease>& existing, IP4 public_ip,
+                           std::optional<IP4Net> previous_subnet, std::mt19937_64& rng);
+
+// How many free candidates step 3 collects before choosing (flannel's value).
+inline constexpr size_t kAllocCandidates = 100;
+
+}  // namespace flannel

@@ -1,0 +1,48 @@
+// The cluster network config (`<prefix>/config`): decoding, defaults and validation.
+//
+// Accepts what flannel v0.11 accepts (case-insensitive keys, unknown keys ignored, the same
+// defaults) and rejects with v0.11's own error text where v0.11 has one, extended with the
+// offending values. Where v0.11 silently misbehaves (missing Network, IPv6 panics, SubnetMin >
+// SubnetMax) this rejects the config with an error that says what to change. Pure, no I/O.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "core/ip.h"
+
+namespace flannel {
+
+// Thrown by parse_config; what() is a message an operator can act on.
+class ConfigError : public ParseError {
+ public:
+  using ParseError::ParseError;
+};
+
+struct Config {
+  IP4Net network;       // host bits cleared
+  int subnet_len = 0;   // always set after parse_config (default applied)
+  IP4 subnet_min;       // first allocatable subnet address (default: network + one subnet)
+  IP4 subnet_max;       // last allocatable subnet address (default: the last subnet)
+  std::string backend_type;  // lowercased Backend.Type; "udp" when Backend is absent
+  std::string backend_json;  // the whole Backend object as compact raw JSON, "" if absent
+
+  // One line for logs: "Network=10.5.0.0/16 SubnetLen=24 SubnetMin=10.5.1.0
+  // SubnetMax=10.5.255.0 Backend=vxlan".
+  std::string str() const;
+  bool operator==(const Config&) const = default;
+};
+
+// Decodes and validates a config document, applying v0.11's defaults:
+//   SubnetLen 0/absent -> 24 when the Network prefix P <= 22, P + 2 for P in 23..28, error above;
+//   SubnetMin absent -> Network + one subnet (the first subnet is skipped);
+//   SubnetMax absent -> the last subnet of Network.
+// An explicit "SubnetMin":"0.0.0.0" is taken literally (v0.11 treated it as unset).
+// Throws ConfigError on invalid JSON (message includes the byte offset) or an invalid config.
+Config parse_config(std::string_view json);
+
+// Number of subnets of length subnet_len from subnet_min to subnet_max inclusive (0 if min > max).
+uint64_t subnet_count(const Config& config);
+
+}  // namespace flannel

@@ -1,0 +1,42 @@
+// Small JSON helpers shared by the core/ codecs, for the two things nlohmann::json cannot do for us:
+// keep a member's raw text (Go's json.RawMessage), and write bytes exactly as Go's encoding/json
+// does (HTML-safe string escaping, compaction of raw messages). Pure functions, no I/O.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace flannel::json_util {
+
+// One member of a JSON object: its decoded key and the raw text of its value (a view into the
+// input, whitespace around it trimmed).
+struct RawMember {
+  std::string key;
+  std::string_view value;
+};
+
+// The members of the top-level object in `json`, in document order (duplicates kept, so callers
+// can apply Go's "last one wins"). Precondition: `json` is valid JSON whose top-level value is an
+// object (check with nlohmann first); behaviour on other input is unspecified but memory-safe.
+std::vector<RawMember> object_members(std::string_view json);
+
+// ASCII case-insensitive equality, the folding Go's decoder applies to struct field names.
+bool iequals(std::string_view a, std::string_view b);
+
+// `text` as a quoted JSON string escaped like Go's json.Marshal: \" \\ \n \r \t, other control
+// bytes as \u00XX, < > & as \u003c \u003e \u0026, U+2028/2029 escaped, invalid UTF-8 as \ufffd.
+std::string go_quote(std::string_view text);
+
+// Valid JSON `raw` with insignificant whitespace removed and < > & U+2028 U+2029 escaped, as Go
+// does when it marshals a json.RawMessage. With html=false only whitespace is removed.
+std::string compact(std::string_view raw, bool html = true);
+
+// A user-facing description of an nlohmann parse error: the message without the library's
+// "[json.exception...]" tag, plus the byte offset, e.g. "syntax error ... (at byte 12)".
+std::string describe(const nlohmann::json::parse_error& e);
+
+}  // namespace flannel::json_util

@@ -1,0 +1,120 @@
+// Lease key naming and the LeaseAttrs JSON codec, byte-compatible with flannel v0.11.
+#include "core/lease.h"
+
+#include <nlohmann/json.hpp>
+
+#include "core/json_util.h"
+
+namespace flannel {
+namespace {
+
+bool is_digit(char c) { return c >= '0' && c <= '9'; }
+
+// Length of the digit run at key[i].
+size_t digits_at(std::string_view key, size_t i) {
+  size_t n = 0;
+  while (i + n < key.size() && is_digit(key[i + n])) ++n;
+  return n;
+}
+
+// Matches \d+\.\d+\.\d+\.\d+-\d+ starting exactly at key[i]; returns the match length or 0.
+// Digit runs and separators are disjoint, so greedy matching needs no backtracking.
+size_t match_key_at(std::string_view key, size_t i) {
+  size_t p = i;
+  for (int part = 0; part < 5; ++part) {
+    size_t n = digits_at(key, p);
+    if (n == 0) return 0;
+    p += n;
+    if (part == 4) break;
+    char sep = part < 3 ? '.' : '-';
+    if (p >= key.size() || key[p] != sep) return 0;
+    ++p;
+  }
+  return p - i;
+}
+
+}  // namespace
+
+std::string subnet_key(const IP4Net& subnet) {
+  return subnet.ip.str() + "-" + std::to_string(subnet.prefix);
+}
+
+std::optional<IP4Net> parse_subnet_key(std::string_view key) {
+  // Like flannel's unanchored regex, take the leftmost match. A match can only start at a digit
+  // that does not follow another digit (otherwise the match one to the left would be leftmost).
+  for (size_t i = 0; i < key.size(); ++i) {
+    if (!is_digit(key[i]) || (i > 0 && is_digit(key[i - 1]))) continue;
+    size_t len = match_key_at(key, i);
+    if (len == 0) continue;
+    std::string_view m = key.substr(i, len);
+    size_t dash = m.rfind('-');
+    auto ip = IP4::try_parse(m.substr(0, dash));
+    std::string_view prefix = m.substr(dash + 1);
+    // flannel gives up (rather than searching further) when the leftmost match is out of range.
+    if (!ip || prefix.size() > 2) return std::nullopt;
+    int n = std::stoi(std::string(prefix));
+    if (n > 32) return std::nullopt;
+    return IP4Net{*ip, n};
+  }
+  return std::nullopt;
+}
+
+std::string encode_lease_attrs(const LeaseAttrs& attrs) {
+  std::string out = "{\"PublicIP\":\"" + attrs.public_ip.str() + "\"";
+  if (!attrs.backend_type.empty()) out += ",\"BackendType\":" + json_util::go_quote(attrs.backend_type);
+  if (!attrs.backend_data.empty()) {
+    // Go compacts and HTML-escapes a json.RawMessage when marshalling; invalid raw JSON is a
+    // programming error in the backend that produced it, never user input.
+    if (!nlohmann::json::accept(attrs.backend_data)) {
+      throw std::invalid_argument("lease BackendData is not valid JSON: " + attrs.backend_data);
+    }
+    out += ",\"BackendData\":" + json_util::compact(attrs.backend_data);
+  }
+  out += "}";
+  return out;
+}
+
+LeaseAttrs decode_lease_attrs(std::string_view json) {
+  nlohmann::json doc;
+  try {
+    doc = nlohmann::json::parse(json);
+  } catch (const nlohmann::json::parse_error& e) {
+    throw ParseError("invalid lease JSON: " + json_util::describe(e));
+  }
+  if (!doc.is_object()) {
+    throw ParseError("invalid lease JSON: expected an object like {\"PublicIP\":\"10.0.0.1\"}, got " +
+                     std::string(doc.type_name()));
+  }
+  // Walk the raw members in document order: Go matches names case-insensitively and the last
+  // matching member wins; BackendData must keep its raw text.
+  std::optional<std::string_view> public_ip, backend_type, backend_data;
+  for (const auto& m : json_util::object_members(json)) {
+    if (json_util::iequals(m.key, "PublicIP")) public_ip = m.value;
+    else if (json_util::iequals(m.key, "BackendType")) backend_type = m.value;
+    else if (json_util::iequals(m.key, "BackendData")) backend_data = m.value;
+  }
+  LeaseAttrs attrs;
+  if (!public_ip) throw ParseError("invalid lease JSON: PublicIP is missing");
+  auto ip_value = nlohmann::json::parse(*public_ip);
+  std::optional<IP4> ip;
+  if (ip_value.is_string()) ip = IP4::try_parse(ip_value.get<std::string>());
+  if (!ip) {
+    throw ParseError("invalid lease JSON: PublicIP " + std::string(*public_ip) +
+                     " is not an IPv4 dotted quad string like \"10.0.0.1\"");
+  }
+  attrs.public_ip = *ip;
+  if (backend_type) {
+    auto t = nlohmann::json::parse(*backend_type);
+    if (t.is_string()) {
+      attrs.backend_type = t.get<std::string>();
+    } else if (!t.is_null()) {
+      throw ParseError("invalid lease JSON: BackendType " + std::string(*backend_type) +
+                       " is not a string");
+    }
+  }
+  // A null BackendData is treated as absent.
+  if (backend_data && *backend_data != "null") attrs.backend_data = json_util::compact(*backend_data, false);
+  return attrs;
+}
+
+}  // namespace flannel

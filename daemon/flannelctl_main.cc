@@ -1,0 +1,227 @@
+// flannelctl: store admin for flannel networks, on etcd or SQLite, with the same store flags as
+// flanneld (-store, -etcd-*, -etcd-prefix, and the FLANNELD_* environment).
+//
+//   flannelctl [flags] config get
+//   flannelctl [flags] config set JSON|-          (validated first, same messages as flanneld)
+//   flannelctl [flags] subnets list [--json]
+//   flannelctl [flags] subnets get SUBNET
+//   flannelctl [flags] subnets rm SUBNET
+//   flannelctl [flags] reserve SUBNET PUBLIC_IP   (a lease with no TTL)
+//
+// Exit status: 0 done, 1 the store refused or failed, 2 bad usage or bad input.
+#include <cstring>
+#include <ctime>
+#include <iomanip>
+#include <iostream>
+#include <iterator>
+#include <map>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "core/config.h"
+#include "daemon/flags.h"
+#include "daemon/options.h"
+#include "stores/open_store.h"
+
+extern char** environ;
+
+namespace flannel {
+namespace {
+
+constexpr const char* kCommands =
+    "Commands:\n"
+    "  config get\n"
+    "  config set JSON|-          validate and write the network config (- reads stdin)\n"
+    "  subnets list [--json]      every lease: subnet, public IP, backend, backend data, expiry\n"
+    "  subnets get SUBNET         one lease (SUBNET as 10.5.34.0/24 or 10.5.34.0-24)\n"
+    "  subnets rm SUBNET          delete a lease\n"
+    "  reserve SUBNET PUBLIC_IP   a lease without TTL for PUBLIC_IP\n";
+
+struct UsageError : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+IP4Net parse_subnet_arg(const std::string& text) {
+  if (auto net = IP4Net::try_parse(text)) {
+    if (net->network().ip != IP4Net::parse_keep_host(text).ip)
+      throw UsageError("subnet " + text + " has host bits set; did you mean " + net->str() + "?");
+    return *net;
+  }
+  if (auto key = parse_subnet_key(text); key && subnet_key(*key) == text) return *key;
+  throw UsageError("invalid subnet \"" + text + "\": expected A.B.C.D/N or A.B.C.D-N, e.g. 10.5.34.0/24");
+}
+
+std::string expires_in(const Lease& l) {
+  if (!l.expiration) return "never";
+  auto secs = std::chrono::duration_cast<std::chrono::seconds>(*l.expiration - Clock::now()).count();
+  if (secs < 0) secs = 0;
+  std::ostringstream s;
+  s << secs / 3600 << "h" << std::setw(2) << std::setfill('0') << (secs / 60) % 60 << "m"
+    << std::setw(2) << secs % 60 << "s";
+  return s.str();
+}
+
+std::string rfc3339(Clock::time_point t) {
+  std::time_t tt = Clock::to_time_t(t);
+  std::tm tm{};
+  gmtime_r(&tt, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+nlohmann::ordered_json lease_json(const Lease& l) {
+  nlohmann::ordered_json j;
+  j["subnet"] = l.subnet.str();
+  j["key"] = subnet_key(l.subnet);
+  j["value"] = nlohmann::ordered_json::parse(encode_lease_attrs(l.attrs));
+  j["expiration"] = l.expiration ? nlohmann::ordered_json(rfc3339(*l.expiration)) : nullptr;
+  j["revision"] = l.revision;
+  return j;
+}
+
+[[noreturn]] void store_failure(const std::string& what, const Status& s) {
+  throw std::runtime_error(what + ": " + to_string(s.code) + (s.message.empty() ? "" : ": " + s.message));
+}
+
+int cmd_config(Store& store, const std::vector<std::string>& a) {
+  if (a.size() == 2 && a[1] == "get") {
+    std::string json;
+    Status s = store.get_config(&json);
+    if (s.code == StoreCode::kNotFound) throw std::runtime_error("no network config in " + store.describe());
+    if (!s.ok()) store_failure("reading the config", s);
+    std::cout << json << "\n";
+    return 0;
+  }
+  if (a.size() == 3 && a[1] == "set") {
+    std::string json = a[2];
+    if (json == "-") json.assign(std::istreambuf_iterator<char>(std::cin), {});
+    while (!json.empty() && (json.back() == '\n' || json.back() == '\r')) json.pop_back();
+    Config c;
+    try {
+      c = parse_config(json);
+    } catch (const ConfigError& e) {
+      std::cerr << "flannelctl: invalid network config: " << e.what() << "\n";
+      return 2;
+    }
+    Status s = store.set_config(json);
+    if (!s.ok()) store_failure("writing the config", s);
+    std::cerr << "config written: " << c.str() << "\n";
+    return 0;
+  }
+  throw UsageError("usage: config get | config set JSON|-");
+}
+
+int cmd_subnets(Store& store, const std::vector<std::string>& a) {
+  if (a.size() >= 2 && a[1] == "list" && a.size() <= 3) {
+    bool json = a.size() == 3;
+    if (json && a[2] != "--json" && a[2] != "-json") throw UsageError("unknown option " + a[2]);
+    LeaseList list;
+    Status s = store.list_leases(&list);
+    if (!s.ok()) store_failure("listing subnets", s);
+    for (const auto& w : list.warnings) std::cerr << "warning: skipped malformed entry: " << w << "\n";
+    std::sort(list.leases.begin(), list.leases.end(),
+              [](const Lease& x, const Lease& y) { return x.subnet < y.subnet; });
+    if (json) {
+      nlohmann::ordered_json out = nlohmann::ordered_json::array();
+      for (const auto& l : list.leases) out.push_back(lease_json(l));
+      std::cout << out.dump(2) << "\n";
+      return 0;
+    }
+    std::cout << std::left << std::setw(20) << "SUBNET" << std::setw(17) << "PUBLIC IP"
+              << std::setw(10) << "BACKEND" << std::setw(40) << "BACKEND DATA" << "EXPIRES IN\n";
+    for (const auto& l : list.leases) {
+      std::cout << std::setw(20) << l.subnet.str() << std::setw(17) << l.attrs.public_ip.str()
+                << std::setw(10) << (l.attrs.backend_type.empty() ? "-" : l.attrs.backend_type)
+                << std::setw(40) << (l.attrs.backend_data.empty() ? "-" : l.attrs.backend_data)
+                << expires_in(l) << "\n";
+    }
+    return 0;
+  }
+  if (a.size() == 3 && (a[1] == "get" || a[1] == "rm")) {
+    IP4Net subnet = parse_subnet_arg(a[2]);
+    if (a[1] == "get") {
+      Lease l;
+      Status s = store.get_lease(subnet, &l);
+      if (s.code == StoreCode::kNotFound) throw std::runtime_error("no lease for " + subnet.str());
+      if (!s.ok()) store_failure("reading " + subnet.str(), s);
+      std::cout << lease_json(l).dump(2) << "\n";
+      return 0;
+    }
+    Status s = store.delete_lease(subnet);
+    if (s.code == StoreCode::kNotFound) throw std::runtime_error("no lease for " + subnet.str());
+    if (!s.ok()) store_failure("deleting " + subnet.str(), s);
+    std::cerr << "deleted " << subnet.str() << "\n";
+    return 0;
+  }
+  throw UsageError("usage: subnets list [--json] | subnets get SUBNET | subnets rm SUBNET");
+}
+
+int cmd_reserve(Store& store, const std::vector<std::string>& a) {
+  if (a.size() != 3) throw UsageError("usage: reserve SUBNET PUBLIC_IP");
+  Lease l;
+  l.subnet = parse_subnet_arg(a[1]);
+  auto ip = IP4::try_parse(a[2]);
+  if (!ip) throw UsageError("invalid PUBLIC_IP \"" + a[2] + "\": expected an IPv4 address such as 10.0.0.5");
+  l.attrs.public_ip = *ip;
+  Lease created;
+  Status s = store.create_lease(l, std::chrono::seconds(0), &created);
+  if (s.code == StoreCode::kConflict)
+    throw std::runtime_error(l.subnet.str() + " is already leased; remove it first with: flannelctl subnets rm " + l.subnet.str());
+  if (!s.ok()) store_failure("reserving " + l.subnet.str(), s);
+  std::cerr << "reserved " << l.subnet.str() << " for " << ip->str() << "\n";
+  return 0;
+}
+
+int run(int argc, char** argv) {
+  std::map<std::string, std::string> env;
+  for (char** e = environ; e && *e; ++e)
+    if (const char* eq = std::strchr(*e, '='))
+      env.emplace(std::string(*e, static_cast<size_t>(eq - *e)), std::string(eq + 1));
+
+  Options o;  // reuse flanneld's defaults for the store flags
+  FlagSet flags("flannelctl");
+  flags.add_string("store", &o.store, "lease store: \"etcd\" (the -etcd-* flags) or \"sqlite:PATH\"");
+  flags.add_string("etcd-endpoints", &o.etcd_endpoints, "a comma-delimited list of etcd endpoints");
+  flags.add_string("etcd-prefix", &o.etcd_prefix, "etcd prefix");
+  flags.add_string("etcd-keyfile", &o.etcd_keyfile, "SSL key file used to secure etcd communication");
+  flags.add_string("etcd-certfile", &o.etcd_certfile, "SSL certification file used to secure etcd communication");
+  flags.add_string("etcd-cafile", &o.etcd_cafile, "SSL Certificate Authority file used to secure etcd communication");
+  flags.add_string("etcd-username", &o.etcd_username, "username for BasicAuth to etcd");
+  flags.add_string("etcd-password", &o.etcd_password, "password for BasicAuth to etcd");
+  flags.mark_sensitive("etcd-password");
+  std::vector<std::string> args;
+  try {
+    auto r = flags.parse(argc, argv);
+    if (r.help) {
+      std::cerr << flags.usage() << kCommands;
+      return 0;
+    }
+    flags.apply_env(env, "FLANNELD");
+    args = r.args;
+    if (args.empty()) throw UsageError("no command given");
+    auto store = open_store(parse_store_spec(o.store), etcd_options(o), o.etcd_prefix);
+    if (args[0] == "config") return cmd_config(*store, args);
+    if (args[0] == "subnets") return cmd_subnets(*store, args);
+    if (args[0] == "reserve") return cmd_reserve(*store, args);
+    throw UsageError("unknown command \"" + args[0] + "\"");
+  } catch (const FlagError& e) {
+    std::cerr << "flannelctl: " << e.what() << "\nRun 'flannelctl -help' for usage.\n";
+    return 2;
+  } catch (const UsageError& e) {
+    std::cerr << "flannelctl: " << e.what() << "\n" << kCommands;
+    return 2;
+  } catch (const std::invalid_argument& e) {
+    std::cerr << "flannelctl: " << e.what() << "\n";
+    return 2;
+  } catch (const std::exception& e) {
+    std::cerr << "flannelctl: " << e.what() << "\n";
+    return 1;
+  }
+}
+
+}  // namespace
+}  // namespace flannel
+
+int main(int argc, char** argv) { return flannel::run(argc, argv); }

@@ -1,0 +1,117 @@
+#include "daemon/lease_keeper.h"
+
+#include <condition_variable>
+#include <mutex>
+
+#include "daemon/logging.h"
+
+namespace flannel {
+
+bool sleep_unless_stopped(std::stop_token stop, std::chrono::milliseconds d) {
+  std::mutex m;
+  std::condition_variable_any cv;
+  std::unique_lock lock(m);
+  cv.wait_for(lock, stop, d, [] { return false; });
+  return !stop.stop_requested();
+}
+
+LeaseKeeper::LeaseKeeper(Store& store, Metrics& metrics, std::chrono::seconds ttl)
+    : store_(store), metrics_(metrics), ttl_(ttl), rng_(std::random_device{}()) {}
+
+std::optional<Lease> LeaseKeeper::acquire(const Config& config, const LeaseAttrs& attrs,
+                                          std::optional<IP4Net> previous,
+                                          std::stop_token stop) {
+  FLOG_INFO("Picking subnet in range {} ... {}", config.subnet_min.str(), config.subnet_max.str());
+  for (int attempt = 1; !stop.stop_requested(); ++attempt) {
+    std::chrono::milliseconds retry_after{0};
+    if (auto lease = try_acquire(config, attrs, previous, &retry_after)) {
+      metrics_.lease_acquisitions++;
+      return lease;
+    }
+    if (!sleep_unless_stopped(stop, retry_after)) break;
+  }
+  return std::nullopt;
+}
+
+std::optional<Lease> LeaseKeeper::try_acquire(const Config& config, const LeaseAttrs& attrs,
+                                              std::optional<IP4Net> previous,
+                                              std::chrono::milliseconds* retry_after) {
+  using namespace std::chrono;
+  // A lost race is retried at once, but with a little jitter so N racers spread out.
+  auto jitter = [&] { return milliseconds(std::uniform_int_distribution<int>(1, 20)(rng_)); };
+
+  LeaseList list;
+  if (Status s = store_.list_leases(&list); !s.ok()) {
+    metrics_.store_errors++;
+    FLOG_WARNING("Cannot list leases from the store ({}): {}; retrying in 1s", to_string(s.code),
+                 s.message);
+    *retry_after = seconds(1);
+    return std::nullopt;
+  }
+  for (const auto& w : list.warnings) {
+    metrics_.malformed_entries++;
+    FLOG_WARNING("Ignoring bad subnet node: {}", w);
+  }
+
+  Allocation a;
+  try {
+    a = allocate_subnet(config, list.leases, attrs.public_ip, previous, rng_);
+  } catch (const AllocError& e) {
+    FLOG_ERROR("{}; retrying in 10s (free a subnet with: flannelctl subnets rm SUBNET)", e.what());
+    *retry_after = seconds(10);
+    return std::nullopt;
+  }
+  if (!a.reason.empty()) FLOG_INFO("{}", a.reason);
+
+  // Stale leases of ours: incompatible with the config, or duplicates of the one we keep.
+  for (const auto* group : {&a.incompatible, &a.duplicates}) {
+    for (const auto& old : *group) {
+      Status s = store_.delete_lease(old.subnet, old.revision);
+      if (s.ok()) {
+        FLOG_INFO("Deleted stale lease {} of this host", old.subnet.str());
+      } else if (s.code != StoreCode::kNotFound) {
+        FLOG_WARNING("Cannot delete stale lease {}: {}", old.subnet.str(), s.message);
+      }
+    }
+  }
+
+  Lease want;
+  want.subnet = a.subnet;
+  want.attrs = attrs;
+  Lease got;
+  Status s;
+  if (a.source == Allocation::Source::kExisting) {
+    want.revision = a.existing->revision;
+    // A reservation (no expiration) stays without TTL.
+    auto ttl = a.existing->expiration ? ttl_ : seconds(0);
+    s = store_.renew_lease(want, ttl, &got);
+  } else {
+    s = store_.create_lease(want, ttl_, &got);
+  }
+  if (s.ok()) return got;
+  if (s.code == StoreCode::kConflict || s.code == StoreCode::kNotFound) {
+    FLOG_INFO("Subnet {} was taken or changed while acquiring it; trying again", a.subnet.str());
+    *retry_after = jitter();
+  } else {
+    metrics_.store_errors++;
+    FLOG_WARNING("Cannot write lease {} ({}): {}; retrying in 1s", a.subnet.str(),
+                 to_string(s.code), s.message);
+    *retry_after = seconds(1);
+  }
+  return std::nullopt;
+}
+
+Status LeaseKeeper::renew(Lease* lease) {
+  Lease renewed;
+  auto ttl = lease->expiration ? ttl_ : std::chrono::seconds(0);
+  Status s = store_.renew_lease(*lease, ttl, &renewed);
+  if (s.ok()) {
+    *lease = renewed;
+    metrics_.lease_renewals++;
+  } else {
+    metrics_.lease_renewal_failures++;
+  }
+  return s;
+}
+
+}  // namespace flannel

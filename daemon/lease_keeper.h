@@ -1,0 +1,54 @@
+// LeaseKeeper: acquiring, renewing and noticing the loss of this host's lease.
+//
+// Acquisition lists the leases, asks core's allocator what to hold, and performs the writes it
+// asks for with compare-and-swap, so racing agents never end with the same subnet and no agent
+// ever takes over another host's lease (the v0.11 bugs in facts §7.1-3 are not reproduced).
+// Renewal is a CAS on the revision we last wrote: if someone replaced, deleted or let the lease
+// expire, the renewal fails and the caller re-acquires instead of resurrecting it.
+//
+// Used from the agent thread only.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <random>
+#include <stop_token>
+
+#include "core/allocator.h"
+#include "core/config.h"
+#include "daemon/metrics.h"
+#include "stores/store.h"
+
+namespace flannel {
+
+class LeaseKeeper {
+ public:
+  LeaseKeeper(Store& store, Metrics& metrics, std::chrono::seconds ttl);
+
+  // Blocks until a lease is held, or `stop` fires (nullopt). Store outages and a full network
+  // are retried with backoff and logged; they never make the agent exit.
+  std::optional<Lease> acquire(const Config& config, const LeaseAttrs& attrs,
+                               std::optional<IP4Net> previous, std::stop_token stop);
+
+  // Renews `lease` (CAS on its revision) with a fresh TTL. On success *lease is updated.
+  // kNotFound / kConflict mean the lease is no longer ours.
+  Status renew(Lease* lease);
+
+  std::chrono::seconds ttl() const { return ttl_; }
+
+ private:
+  // One attempt: list, decide, write. Returns the lease, or nullopt with *retry_after set.
+  std::optional<Lease> try_acquire(const Config& config, const LeaseAttrs& attrs,
+                                   std::optional<IP4Net> previous,
+                                   std::chrono::milliseconds* retry_after);
+
+  Store& store_;
+  Metrics& metrics_;
+  std::chrono::seconds ttl_;
+  std::mt19937_64 rng_;
+};
+
+// Sleeps for `d` unless `stop` fires first. Returns false if stopped.
+bool sleep_unless_stopped(std::stop_token stop, std::chrono::milliseconds d);
+
+}  // namespace flannel

@@ -1,0 +1,40 @@
+// The daemon's view of the other hosts' leases, turning store events into backend events.
+//
+// Fixes two v0.11 weaknesses (facts §7.5-6): a resync diffs full attributes (a peer whose
+// VtepMAC or PublicIP changed is removed with its old attrs and added with the new ones), and a
+// renewal that changes nothing but the expiration produces no backend work. Our own subnet is
+// never passed to the backend. Pure logic, no I/O.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <vector>
+
+#include "backends/backend.h"
+#include "stores/store.h"
+
+namespace flannel {
+
+class PeerCache {
+ public:
+  // Events for `own` (our subnet) are dropped; change it when the lease moves.
+  void set_own(std::optional<IP4Net> own);
+
+  // Applies incremental store events and returns what the backend must do, in order.
+  std::vector<PeerEvent> apply(const std::vector<LeaseEvent>& events);
+
+  // Replaces the cache with a full snapshot (start, or after history was lost) and returns the
+  // difference as backend events: removals first, then additions.
+  std::vector<PeerEvent> resync(const std::vector<Lease>& snapshot);
+
+  size_t size() const { return peers_.size(); }
+  const std::map<IP4Net, Lease>& peers() const { return peers_; }
+
+ private:
+  void upsert(const Lease& lease, std::vector<PeerEvent>* out);
+
+  std::optional<IP4Net> own_;
+  std::map<IP4Net, Lease> peers_;
+};
+
+}  // namespace flannel

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs, from Debian 12's packages, whatever the build, the tests and the demo need and this
+# machine lacks. Safe to run again: it asks apt only for what is missing.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config
+  libsqlite3-dev nlohmann-json3-dev libcurl4-openssl-dev libnl-3-dev libnl-route-3-dev
+  libspdlog-dev libgtest-dev libgmock-dev libbenchmark-dev
+  etcd-server etcd-client iproute2 iptables iperf3 openssl procps curl sqlite3
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]})); then
+  echo "deps: installing ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "deps: missing packages and not root; run as root (or: sudo $0)" >&2
+    exit 1
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "deps: all ${#PACKAGES[@]} packages present"
+fi

@@ -1,0 +1,433 @@
+#include "stores/etcd_http.h"
+
+#include <curl/curl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <mutex>
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+
+namespace flannel::etcd {
+
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+constexpr size_t kMaxIdleConns = 8;
+constexpr long kMaxRedirects = 10;       // as the Go client
+constexpr long kKeepAliveSeconds = 30;   // as the Go client's dialer
+// Hard cap on a response body; a lease list of 100k leases is ~10 MB.
+constexpr size_t kMaxBody = 256u << 20;
+
+// curl_global_init is not guaranteed thread-safe on every build: do it exactly once.
+void global_init() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
+      throw std::runtime_error("etcd: libcurl global initialisation failed");
+    }
+  });
+}
+
+struct EasyDeleter {
+  void operator()(CURL* e) const { curl_easy_cleanup(e); }
+};
+struct MultiDeleter {
+  void operator()(CURLM* m) const { curl_multi_cleanup(m); }
+};
+struct SlistDeleter {
+  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
+};
+
+// Adds an easy handle to a multi handle for the lifetime of one transfer. Removing an unfinished
+// transfer closes its connection, which is what aborting a long-poll needs.
+class Attach {
+ public:
+  Attach(CURLM* m, CURL* e) : m_(m), e_(e) { added_ = curl_multi_add_handle(m_, e_) == CURLM_OK; }
+  ~Attach() {
+    if (added_) curl_multi_remove_handle(m_, e_);
+  }
+  Attach(const Attach&) = delete;
+  Attach& operator=(const Attach&) = delete;
+  bool ok() const { return added_; }
+
+ private:
+  CURLM* m_;
+  CURL* e_;
+  bool added_ = false;
+};
+
+struct Sink {
+  std::string body;
+  std::optional<uint64_t> etcd_index;
+  bool too_big = false;
+};
+
+size_t on_body(char* data, size_t size, size_t n, void* user) {
+  auto* sink = static_cast<Sink*>(user);
+  size_t len = size * n;
+  if (sink->body.size() + len > kMaxBody) {
+    sink->too_big = true;
+    return 0;  // aborts the transfer with CURLE_WRITE_ERROR
+  }
+  sink->body.append(data, len);
+  return len;
+}
+
+bool starts_with_nocase(std::string_view s, std::string_view prefix) {
+  if (s.size() < prefix.size()) return false;
+  for (size_t i = 0; i < prefix.size(); ++i) {
+    if (std::tolower(static_cast<unsigned char>(s[i])) !=
+        std::tolower(static_cast<unsigned char>(prefix[i]))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+size_t on_header(char* data, size_t size, size_t n, void* user) {
+  auto* sink = static_cast<Sink*>(user);
+  std::string_view line(data, size * n);
+  if (line.starts_with("HTTP/")) {
+    // A new response (after a redirect or a 100 Continue): forget the previous one's headers.
+    sink->etcd_index.reset();
+    sink->body.clear();
+  } else if (starts_with_nocase(line, "X-Etcd-Index:")) {
+    std::string_view v = line.substr(13);
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+    uint64_t idx = 0;
+    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), idx);
+    if (ec == std::errc() && p != v.data()) sink->etcd_index = idx;
+  }
+  return size * n;
+}
+
+// The etcd error text of an HTTP error body, or the start of the body when it is not etcd JSON.
+std::string describe_error_body(const std::string& body) {
+  auto j = nlohmann::json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (j.is_object() && j.contains("message") && j["message"].is_string()) {
+    std::string msg = j["message"].get<std::string>();
+    if (j.contains("cause") && j["cause"].is_string() && !j["cause"].get<std::string>().empty()) {
+      msg += " (" + j["cause"].get<std::string>() + ")";
+    }
+    return msg;
+  }
+  std::string text = body.substr(0, 200);
+  while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) text.pop_back();
+  return text;
+}
+
+void check_readable(const std::string& path, const char* what) {
+  if (path.empty()) return;
+  if (::access(path.c_str(), R_OK) != 0) {
+    throw std::invalid_argument(std::string("etcd: cannot read ") + what + " '" + path +
+                                "'");
+  }
+}
+
+}  // namespace
+
+std::string url_escape(std::string_view s) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  out.reserve(s.size() * 3);
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      out.push_back('%');
+      out.push_back(hex[c >> 4]);
+      out.push_back(hex[c & 15]);
+    }
+  }
+  return out;
+}
+
+std::string escape_path(std::string_view path) {
+  std::string out;
+  size_t start = 0;
+  while (start <= path.size()) {
+    size_t slash = path.find('/', start);
+    if (slash == std::string_view::npos) slash = path.size();
+    out += url_escape(path.substr(start, slash - start));
+    if (slash < path.size()) out.push_back('/');
+    start = slash + 1;
+  }
+  return out;
+}
+
+struct HttpClient::Conn {
+  // Declared in this order so the easy handle is cleaned up before the multi handle.
+  std::unique_ptr<CURLM, MultiDeleter> multi;
+  std::unique_ptr<CURL, EasyDeleter> easy;
+};
+
+struct HttpClient::Attempt {
+  enum class Kind { kResponse, kTransport, kTimeout, kCancelled } kind = Kind::kResponse;
+  long status = 0;
+  Sink sink;
+  std::string error;          // kTransport: the problem, without the endpoint
+  bool request_sent = false;  // kTransport: some bytes of the request went out
+};
+
+HttpClient::HttpClient(EtcdOptions options) : options_(std::move(options)) {
+  global_init();
+  if (options_.endpoints.empty()) {
+    throw std::invalid_argument("etcd: no endpoints given (-etcd-endpoints)");
+  }
+  for (const std::string& ep : options_.endpoints) {
+    if (!(ep.starts_with("http://") || ep.starts_with("https://")) ||
+        ep.find_first_of(" \t\r\n?#") != std::string::npos) {
+      throw std::invalid_argument("etcd: endpoint '" + ep +
+                                  "' is not a URL like http://127.0.0.1:2379 or "
+                                  "https://10.0.0.1:2379");
+    }
+    std::string e = ep;
+    while (e.size() > 1 && e.back() == '/') e.pop_back();
+    endpoints_.push_back(std::move(e));
+  }
+  check_readable(options_.cafile, "CA file (-etcd-cafile)");
+  check_readable(options_.certfile, "client certificate (-etcd-certfile)");
+  check_readable(options_.keyfile, "client key (-etcd-keyfile)");
+  if (options_.certfile.empty() != options_.keyfile.empty()) {
+    throw std::invalid_argument(
+        "etcd: -etcd-certfile and -etcd-keyfile must be given together");
+  }
+  if (options_.dial_timeout.count() <= 0 || options_.request_timeout.count() <= 0) {
+    throw std::invalid_argument("etcd: dial and request timeouts must be positive");
+  }
+}
+
+HttpClient::~HttpClient() = default;
+
+HttpClient::ConnPtr HttpClient::acquire() {
+  {
+    std::lock_guard lock(pool_mu_);
+    if (!pool_.empty()) {
+      ConnPtr c = std::move(pool_.back());
+      pool_.pop_back();
+      return c;
+    }
+  }
+  auto c = std::make_unique<Conn>();
+  c->multi.reset(curl_multi_init());
+  c->easy.reset(curl_easy_init());
+  if (!c->multi || !c->easy) throw std::runtime_error("etcd: libcurl handle allocation failed");
+  return c;
+}
+
+void HttpClient::release(ConnPtr conn) {
+  std::lock_guard lock(pool_mu_);
+  if (pool_.size() < kMaxIdleConns) pool_.push_back(std::move(conn));
+}
+
+HttpClient::Attempt HttpClient::attempt(Conn& conn, const std::string& endpoint,
+                                        const HttpRequest& req, std::stop_token stop) {
+  Attempt a;
+  CURL* e = conn.easy.get();
+  CURLM* m = conn.multi.get();
+  curl_easy_reset(e);  // keeps the connection cache of `m`, drops every option
+
+  std::string url = endpoint + req.path;
+  if (!req.query.empty()) url += "?" + req.query;
+  char errbuf[CURL_ERROR_SIZE] = {0};
+  std::unique_ptr<curl_slist, SlistDeleter> headers;
+  auto add_header = [&headers](const char* h) {
+    curl_slist* l = curl_slist_append(headers.get(), h);
+    if (l) {
+      (void)headers.release();
+      headers.reset(l);
+    }
+  };
+
+  curl_easy_setopt(e, CURLOPT_URL, url.c_str());
+  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+  curl_easy_setopt(e, CURLOPT_MAXREDIRS, kMaxRedirects);
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                   static_cast<long>(options_.dial_timeout.count()));
+  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, kKeepAliveSeconds);
+  curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, kKeepAliveSeconds);
+  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+  curl_easy_setopt(e, CURLOPT_WRITEDATA, &a.sink);
+  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+  curl_easy_setopt(e, CURLOPT_HEADERDATA, &a.sink);
+  curl_easy_setopt(e, CURLOPT_USERAGENT, "flannel-cpp");
+  add_header("Expect:");  // never wait for 100-continue
+
+  if (req.method == "GET") {
+    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+  } else {
+    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req.method.c_str());
+    if (!req.form_body.empty()) {
+      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, static_cast<long>(req.form_body.size()));
+      curl_easy_setopt(e, CURLOPT_POSTFIELDS, req.form_body.c_str());
+      add_header("Content-Type: application/x-www-form-urlencoded");
+    }
+  }
+  curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers.get());
+
+  if (!options_.cafile.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, options_.cafile.c_str());
+  if (!options_.certfile.empty()) {
+    curl_easy_setopt(e, CURLOPT_SSLCERT, options_.certfile.c_str());
+    curl_easy_setopt(e, CURLOPT_SSLKEY, options_.keyfile.c_str());
+    curl_easy_setopt(e, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
+  }
+  if (!options_.username.empty()) {
+    curl_easy_setopt(e, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
+    curl_easy_setopt(e, CURLOPT_USERNAME, options_.username.c_str());
+    curl_easy_setopt(e, CURLOPT_PASSWORD, options_.password.c_str());
+  }
+
+  const bool long_poll = req.deadline.has_value();
+  const auto deadline =
+      long_poll ? *req.deadline : SteadyClock::now() + options_.request_timeout;
+
+  Attach attach(m, e);
+  if (!attach.ok()) {
+    a.kind = Attempt::Kind::kTransport;
+    a.error = "cannot start the transfer (libcurl)";
+    return a;
+  }
+  // Wakes curl_multi_poll below from whichever thread requests the stop.
+  std::stop_callback wake(stop, [m] { curl_multi_wakeup(m); });
+
+  int running = 1;
+  for (;;) {
+    CURLMcode mc = curl_multi_perform(m, &running);
+    if (mc != CURLM_OK) {
+      a.kind = Attempt::Kind::kTransport;
+      a.error = curl_multi_strerror(mc);
+      return a;
+    }
+    if (running == 0) break;
+    if (stop.stop_requested()) {
+      a.kind = Attempt::Kind::kCancelled;
+      return a;
+    }
+    auto now = SteadyClock::now();
+    if (now >= deadline) {
+      long sent = 0;
+      curl_easy_getinfo(e, CURLINFO_REQUEST_SIZE, &sent);
+      if (long_poll) {
+        a.kind = Attempt::Kind::kTimeout;
+      } else {
+        a.kind = Attempt::Kind::kTransport;
+        a.error = "no answer within " + std::to_string(options_.request_timeout.count()) + " ms";
+        a.request_sent = sent > 0;
+      }
+      return a;
+    }
+    auto wait = std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count();
+    wait = std::clamp<long long>(wait, 1, 1000);
+    mc = curl_multi_poll(m, nullptr, 0, static_cast<int>(wait), nullptr);
+    if (mc != CURLM_OK) {
+      a.kind = Attempt::Kind::kTransport;
+      a.error = curl_multi_strerror(mc);
+      return a;
+    }
+  }
+
+  CURLcode rc = CURLE_OK;
+  int left = 0;
+  while (CURLMsg* msg = curl_multi_info_read(m, &left)) {
+    if (msg->msg == CURLMSG_DONE && msg->easy_handle == e) rc = msg->data.result;
+  }
+  if (rc != CURLE_OK) {
+    long sent = 0;
+    curl_easy_getinfo(e, CURLINFO_REQUEST_SIZE, &sent);
+    a.kind = Attempt::Kind::kTransport;
+    a.request_sent = sent > 0;
+    if (a.sink.too_big) {
+      a.error = "response larger than " + std::to_string(kMaxBody >> 20) + " MB";
+    } else {
+      a.error = errbuf[0] ? std::string(errbuf) : std::string(curl_easy_strerror(rc));
+      while (!a.error.empty() && (a.error.back() == '\n' || a.error.back() == '\r')) {
+        a.error.pop_back();
+      }
+      if (rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_SSL_CONNECT_ERROR ||
+          rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR) {
+        if (endpoint.starts_with("https://") && options_.certfile.empty()) {
+          a.error += " (no client certificate configured: -etcd-certfile/-etcd-keyfile)";
+        }
+      }
+    }
+    return a;
+  }
+  curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &a.status);
+  a.kind = Attempt::Kind::kResponse;
+  return a;
+}
+
+HttpResponse HttpClient::send(const HttpRequest& req, std::stop_token stop) {
+  HttpResponse resp;
+  if (stop.stop_requested()) {
+    resp.outcome = HttpResponse::Outcome::kCancelled;
+    return resp;
+  }
+  ConnPtr conn = acquire();
+  const size_t n = endpoints_.size();
+  const size_t start = pinned_.load(std::memory_order_relaxed) % n;
+  std::vector<std::string> errors;
+
+  for (size_t i = 0; i < n; ++i) {
+    const size_t idx = (start + i) % n;
+    const std::string& ep = endpoints_[idx];
+    resp.endpoint = ep;
+    if (req.deadline && SteadyClock::now() >= *req.deadline) {
+      resp.outcome = HttpResponse::Outcome::kTimeout;
+      break;
+    }
+    Attempt a = attempt(*conn, ep, req, stop);
+    if (a.kind == Attempt::Kind::kCancelled) {
+      resp.outcome = HttpResponse::Outcome::kCancelled;
+      break;
+    }
+    if (a.kind == Attempt::Kind::kTimeout) {
+      resp.outcome = HttpResponse::Outcome::kTimeout;
+      break;
+    }
+    if (a.kind == Attempt::Kind::kResponse && a.status < 500) {
+      pinned_.store(idx, std::memory_order_relaxed);
+      resp.outcome = HttpResponse::Outcome::kOk;
+      resp.status = a.status;
+      resp.body = std::move(a.sink.body);
+      resp.etcd_index = a.sink.etcd_index;
+      break;
+    }
+    // A transport failure or a server error: note it, and decide whether another endpoint may
+    // see the same request.
+    std::string problem = a.kind == Attempt::Kind::kResponse
+                              ? "HTTP " + std::to_string(a.status) + ": " +
+                                    describe_error_body(a.sink.body)
+                              : a.error;
+    bool maybe_applied = a.kind == Attempt::Kind::kResponse || a.request_sent;
+    if (req.one_shot && maybe_applied) {
+      errors.push_back("etcd " + ep + ": " + problem +
+                       " (the request may have been applied; not retried on another endpoint)");
+      resp.outcome = HttpResponse::Outcome::kTransport;
+      break;
+    }
+    errors.push_back("etcd " + ep + ": " + problem);
+    resp.outcome = HttpResponse::Outcome::kTransport;
+  }
+
+  if (resp.outcome == HttpResponse::Outcome::kTransport) {
+    for (size_t i = 0; i < errors.size(); ++i) {
+      if (i) resp.error += "; ";
+      resp.error += errors[i];
+    }
+  }
+  release(std::move(conn));
+  return resp;
+}
+
+}  // namespace flannel::etcd

@@ -1,0 +1,106 @@
+// EtcdHttp: the HTTP(S) client under EtcdStore. libcurl, endpoint failover, TLS, basic auth,
+// timeouts and cancellation; it knows nothing of keys or leases.
+//
+// Failover (as the etcd v2 Go client that flannel v0.11 uses): endpoints are tried in order
+// starting at the "pinned" one; on a transport error or an HTTP 5xx the next one is tried, and
+// whichever answers is pinned for the following requests.
+//
+// Retry safety: a request is either idempotent (GET, unconditional PUT of the config) or
+// one-shot (compare-and-swap writes and deletes). An idempotent request fails over on any
+// transport error or 5xx. A one-shot request fails over only when libcurl reports that not a
+// single byte of the request was sent (DNS failure, connection refused, connect timeout, TLS
+// handshake failure before the request): then the first server certainly did not apply it.
+// Once the request may have reached a server, its outcome is unknown and the first error is
+// returned (kUnavailable) instead of blindly replaying it elsewhere, where a replayed create would
+// report "already exists" for the lease we just made, and a replayed renew "conflict".
+//
+// Timeouts: every attempt has a connect timeout (dial_timeout) and a deadline (request_timeout
+// for ordinary requests, the caller's timeout for a long-poll). A long-poll can be cancelled
+// from another thread through a std::stop_token; the transfer is driven with curl_multi_poll
+// and woken by curl_multi_wakeup, so cancellation takes effect within milliseconds.
+//
+// Thread safety: all methods may be called concurrently. Each request borrows its own libcurl
+// handles from a small pool (which keeps connections alive for reuse), so a long-poll blocking
+// in one thread never delays requests from others.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+#include "stores/open_store.h"
+
+namespace flannel::etcd {
+
+struct HttpRequest {
+  std::string method = "GET";  // GET, PUT, DELETE
+  std::string path;            // "/v2/keys/coreos.com/network/config", already escaped
+  std::string query;           // "quorum=true&recursive=false" (no '?'), may be empty
+  std::string form_body;       // application/x-www-form-urlencoded body, sent when non-empty
+  bool one_shot = false;       // see "Retry safety" above
+  // Long-poll: the attempt deadline is this instead of request_timeout, and the request fails
+  // over (it is a GET) but does not count as a dead endpoint when the deadline passes.
+  std::optional<std::chrono::steady_clock::time_point> deadline;
+};
+
+struct HttpResponse {
+  enum class Outcome {
+    kOk,         // an HTTP response (any status) arrived; see status/body
+    kTransport,  // no usable response from any endpoint tried; see error
+    kTimeout,    // long-poll deadline passed with no response (not an error)
+    kCancelled,  // the stop token fired
+  };
+  Outcome outcome = Outcome::kOk;
+  long status = 0;                       // HTTP status
+  std::string body;                      // response body
+  std::optional<uint64_t> etcd_index;    // X-Etcd-Index header, when present and numeric
+  std::string endpoint;                  // the endpoint that answered (or failed last)
+  std::string error;                     // kTransport: "etcd URL: problem" per endpoint, "; "
+};
+
+class HttpClient {
+ public:
+  // Validates the options (each endpoint an http:// or https:// URL, TLS files readable; a
+  // client cert needs its key) and throws std::invalid_argument naming the problem otherwise.
+  // Does not contact any endpoint.
+  explicit HttpClient(EtcdOptions options);
+  ~HttpClient();
+  HttpClient(const HttpClient&) = delete;
+  HttpClient& operator=(const HttpClient&) = delete;
+
+  // Sends `req` with failover. Never throws for network or server problems; returns kTransport
+  // with a message naming every endpoint tried. `stop` may be a default (never-stopping) token.
+  HttpResponse send(const HttpRequest& req, std::stop_token stop = {});
+
+  const std::vector<std::string>& endpoints() const { return endpoints_; }
+  const EtcdOptions& options() const { return options_; }
+
+ private:
+  struct Conn;  // one easy handle + the multi handle that drives it (and caches its connection)
+  using ConnPtr = std::unique_ptr<Conn>;
+
+  struct Attempt;
+  Attempt attempt(Conn& conn, const std::string& endpoint, const HttpRequest& req,
+                  std::stop_token stop);
+  ConnPtr acquire();
+  void release(ConnPtr conn);
+
+  EtcdOptions options_;
+  std::vector<std::string> endpoints_;  // trailing '/' removed
+  std::atomic<size_t> pinned_{0};
+  std::mutex pool_mu_;
+  std::vector<ConnPtr> pool_;  // idle handles, guarded by pool_mu_
+};
+
+// Percent-encodes a string for a URL query or form body (RFC 3986 unreserved kept).
+std::string url_escape(std::string_view s);
+// Percent-encodes a key path segment by segment, keeping the '/' separators.
+std::string escape_path(std::string_view path);
+
+}  // namespace flannel::etcd

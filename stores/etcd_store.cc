@@ -1,0 +1,585 @@
+#include "stores/etcd_store.h"
+
+#include <algorithm>
+#include <charconv>
+#include <stdexcept>
+
+#include <nlohmann/json.hpp>
+
+namespace flannel {
+
+using nlohmann::json;
+using etcd::HttpRequest;
+using etcd::HttpResponse;
+
+namespace etcd {
+
+std::string clean_prefix(std::string_view prefix) {
+  std::vector<std::string_view> parts;
+  size_t start = 0;
+  while (start <= prefix.size()) {
+    size_t slash = prefix.find('/', start);
+    if (slash == std::string_view::npos) slash = prefix.size();
+    std::string_view seg = prefix.substr(start, slash - start);
+    if (seg == "..") {
+      if (!parts.empty()) parts.pop_back();
+    } else if (!seg.empty() && seg != ".") {
+      parts.push_back(seg);
+    }
+    start = slash + 1;
+  }
+  std::string out;
+  for (auto seg : parts) {
+    out += '/';
+    out += seg;
+  }
+  return out;
+}
+
+namespace {
+bool read_int(std::string_view s, size_t pos, size_t len, int* out) {
+  if (pos + len > s.size()) return false;
+  int v = 0;
+  for (size_t i = pos; i < pos + len; ++i) {
+    if (s[i] < '0' || s[i] > '9') return false;
+    v = v * 10 + (s[i] - '0');
+  }
+  *out = v;
+  return true;
+}
+}  // namespace
+
+std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_view s) {
+  using namespace std::chrono;
+  int y, mo, d, h, mi, sec;
+  if (!read_int(s, 0, 4, &y) || s.size() < 20 || s[4] != '-' || !read_int(s, 5, 2, &mo) ||
+      s[7] != '-' || !read_int(s, 8, 2, &d) || (s[10] != 'T' && s[10] != 't') ||
+      !read_int(s, 11, 2, &h) || s[13] != ':' || !read_int(s, 14, 2, &mi) || s[16] != ':' ||
+      !read_int(s, 17, 2, &sec)) {
+    return std::nullopt;
+  }
+  year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)}, day{static_cast<unsigned>(d)}};
+  if (!ymd.ok() || h > 23 || mi > 59 || sec > 60) return std::nullopt;
+  size_t pos = 19;
+  nanoseconds frac{0};
+  if (pos < s.size() && s[pos] == '.') {
+    ++pos;
+    int64_t ns = 0;
+    int digits = 0;
+    while (pos < s.size() && s[pos] >= '0' && s[pos] <= '9') {
+      if (digits < 9) {
+        ns = ns * 10 + (s[pos] - '0');
+        ++digits;
+      }
+      ++pos;
+    }
+    if (digits == 0) return std::nullopt;
+    for (int i = digits; i < 9; ++i) ns *= 10;
+    frac = nanoseconds{ns};
+  }
+  minutes offset{0};
+  if (pos < s.size() && (s[pos] == 'Z' || s[pos] == 'z')) {
+    ++pos;
+  } else if (pos < s.size() && (s[pos] == '+' || s[pos] == '-')) {
+    int oh, om;
+    if (!read_int(s, pos + 1, 2, &oh) || pos + 3 >= s.size() || s[pos + 3] != ':' ||
+        !read_int(s, pos + 4, 2, &om)) {
+      return std::nullopt;
+    }
+    offset = hours{oh} + minutes{om};
+    if (s[pos] == '-') offset = -offset;
+    pos += 6;
+  } else {
+    return std::nullopt;
+  }
+  if (pos != s.size()) return std::nullopt;
+  auto tp = sys_days{ymd} + hours{h} + minutes{mi} + seconds{sec} + frac - offset;
+  return time_point_cast<system_clock::duration>(tp);
+}
+
+}  // namespace etcd
+
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+// How long a watch keeps collecting events that etcd already holds after the first one arrived.
+// Events in history come back in well under a millisecond on a LAN; this only bounds the wait
+// when the guess that more are available was wrong (writes elsewhere in the cluster).
+constexpr std::chrono::milliseconds kDrainWindow{20};
+constexpr size_t kMaxBatch = 1024;
+
+// etcd v2 error codes (etcd/error/error.go).
+constexpr int kEcodeKeyNotFound = 100;
+constexpr int kEcodeTestFailed = 101;
+constexpr int kEcodeNodeExist = 105;
+constexpr int kEcodeEventIndexCleared = 401;
+
+struct EtcdError {
+  int code = 0;  // 0 = the body was not an etcd error
+  std::string message;
+  std::string cause;
+  std::optional<uint64_t> index;
+};
+
+EtcdError parse_error(const std::string& body) {
+  EtcdError err;
+  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return err;
+  if (auto it = j.find("errorCode"); it != j.end() && it->is_number_integer()) {
+    err.code = it->get<int>();
+  }
+  if (auto it = j.find("message"); it != j.end() && it->is_string()) err.message = *it;
+  if (auto it = j.find("cause"); it != j.end() && it->is_string()) err.cause = *it;
+  if (auto it = j.find("index"); it != j.end() && it->is_number_unsigned()) {
+    err.index = it->get<uint64_t>();
+  }
+  return err;
+}
+
+// Turns a non-transport answer that is not a success into a Status. `key` is the etcd key the
+// request was about, for the message.
+Status error_status(const HttpResponse& resp, const std::string& key) {
+  EtcdError err = parse_error(resp.body);
+  std::string msg = "etcd " + resp.endpoint + ": " + key + ": ";
+  if (err.code == 0) {
+    std::string text = resp.body.substr(0, 200);
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back()))) {
+      text.pop_back();
+    }
+    msg += "HTTP " + std::to_string(resp.status) + (text.empty() ? "" : ": " + text);
+    if (resp.status == 401 || resp.status == 403) {
+      msg += " (check -etcd-username/-etcd-password)";
+    }
+    return Status::Error(StoreCode::kUnavailable, msg);
+  }
+  msg += err.message.empty() ? "error" : err.message;
+  if (!err.cause.empty()) msg += " (" + err.cause + ")";
+  msg += " [errorCode " + std::to_string(err.code) + "]";
+  StoreCode code = StoreCode::kUnavailable;
+  switch (err.code) {
+    case kEcodeKeyNotFound:
+      code = StoreCode::kNotFound;
+      break;
+    case kEcodeTestFailed:
+    case kEcodeNodeExist:
+      code = StoreCode::kConflict;
+      break;
+    case kEcodeEventIndexCleared:
+      code = StoreCode::kHistoryGone;
+      break;
+    default:
+      // 102..108: not a file, not a dir, root read-only, dir not empty...; 2xx: bad request.
+      if ((err.code > 100 && err.code < 200) || (err.code >= 200 && err.code < 300)) {
+        code = StoreCode::kInvalid;
+      }
+      break;
+  }
+  return Status::Error(code, msg);
+}
+
+Status transport_status(const HttpResponse& resp) {
+  return Status::Error(StoreCode::kUnavailable, resp.error);
+}
+
+// Parses a 2xx JSON body; kInvalid naming the endpoint when it is not JSON.
+Status parse_body(const HttpResponse& resp, json* out) {
+  *out = json::parse(resp.body, nullptr, /*allow_exceptions=*/false);
+  if (out->is_discarded() || !out->is_object()) {
+    return Status::Error(StoreCode::kInvalid, "etcd " + resp.endpoint +
+                                                  ": response is not etcd JSON: " +
+                                                  resp.body.substr(0, 200));
+  }
+  return Status::Ok();
+}
+
+std::string str_field(const json& node, const char* name) {
+  auto it = node.find(name);
+  return it != node.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+uint64_t index_field(const json& node, const char* name) {
+  auto it = node.find(name);
+  return it != node.end() && it->is_number_unsigned() ? it->get<uint64_t>() : 0;
+}
+
+bool is_dir(const json& node) {
+  auto it = node.find("dir");
+  return it != node.end() && it->is_boolean() && it->get<bool>();
+}
+
+// The lease named by `key` if it is a direct child of `dir` whose name is a canonical subnet key
+// ("10.5.34.0-24"). Otherwise nullopt and *why says what is wrong.
+std::optional<IP4Net> lease_subnet(const std::string& dir, const std::string& key,
+                                   std::string* why) {
+  if (!key.starts_with(dir + "/") || key.find('/', dir.size() + 1) != std::string::npos) {
+    *why = "not a direct child of " + dir;
+    return std::nullopt;
+  }
+  std::string_view name = std::string_view(key).substr(dir.size() + 1);
+  std::optional<IP4Net> subnet;
+  try {
+    subnet = parse_subnet_key(name);
+  } catch (const std::exception&) {
+    subnet.reset();
+  }
+  if (!subnet) {
+    *why = "the name is not a subnet key like 10.5.34.0-24";
+    return std::nullopt;
+  }
+  if (subnet_key(*subnet) != name) {
+    // flannel's regex would find a subnet inside e.g. "x10.5.34.0-24", but every write we make
+    // goes to the canonical key, so such a lease could never be renewed or deleted.
+    *why = "the name is not the canonical key " + subnet_key(*subnet);
+    return std::nullopt;
+  }
+  return subnet;
+}
+
+// Fills a lease from an etcd node (key checked by the caller). false + *why when malformed.
+bool node_to_lease(const json& node, const IP4Net& subnet, Lease* out, std::string* why) {
+  if (is_dir(node)) {
+    *why = "it is a directory";
+    return false;
+  }
+  Lease lease;
+  lease.subnet = subnet;
+  try {
+    lease.attrs = decode_lease_attrs(str_field(node, "value"));
+  } catch (const std::exception& e) {
+    *why = std::string("bad lease value: ") + e.what();
+    return false;
+  }
+  std::string exp = str_field(node, "expiration");
+  if (!exp.empty()) {
+    lease.expiration = etcd::parse_rfc3339(exp);
+    if (!lease.expiration) {
+      *why = "bad expiration '" + exp + "'";
+      return false;
+    }
+  }
+  lease.revision = index_field(node, "modifiedIndex");
+  *out = std::move(lease);
+  return true;
+}
+
+std::string ttl_form(std::chrono::seconds ttl, const std::string& value) {
+  std::string body;
+  if (ttl.count() > 0) body = "ttl=" + std::to_string(ttl.count()) + "&";
+  body += "value=" + etcd::url_escape(value);
+  return body;
+}
+
+}  // namespace
+
+std::unique_ptr<EtcdStore> EtcdStore::open(const EtcdOptions& options) {
+  return std::unique_ptr<EtcdStore>(new EtcdStore(options));
+}
+
+EtcdStore::EtcdStore(const EtcdOptions& options)
+    : http_(options),
+      prefix_(etcd::clean_prefix(options.prefix)),
+      config_key_(prefix_ + "/config"),
+      subnets_dir_(prefix_ + "/subnets") {}
+
+std::string EtcdStore::describe() const {
+  std::string eps;
+  for (const auto& ep : http_.endpoints()) {
+    if (!eps.empty()) eps += ", ";
+    eps += ep;
+  }
+  return "etcd [" + eps + "] prefix " + (prefix_.empty() ? "/" : prefix_);
+}
+
+std::string EtcdStore::url_path(const std::string& key) const {
+  return "/v2/keys" + etcd::escape_path(key);
+}
+
+std::string EtcdStore::lease_key(const IP4Net& subnet) const {
+  return subnets_dir_ + "/" + subnet_key(subnet);
+}
+
+Status EtcdStore::get_config(std::string* out) {
+  HttpRequest req;
+  req.path = url_path(config_key_);
+  req.query = "quorum=true&recursive=false&sorted=false";
+  HttpResponse resp = http_.send(req);
+  if (resp.outcome != HttpResponse::Outcome::kOk) return transport_status(resp);
+  if (resp.status != 200) return error_status(resp, config_key_);
+  json body;
+  if (Status s = parse_body(resp, &body); !s.ok()) return s;
+  const json& node = body.contains("node") ? body["node"] : json();
+  if (!node.is_object() || is_dir(node)) {
+    return Status::Error(StoreCode::kInvalid,
+                         "etcd " + resp.endpoint + ": " + config_key_ + " is a directory, not a "
+                         "config value");
+  }
+  *out = str_field(node, "value");
+  return Status::Ok();
+}
+
+Status EtcdStore::set_config(const std::string& value) {
+  HttpRequest req;
+  req.method = "PUT";
+  req.path = url_path(config_key_);
+  req.form_body = "value=" + etcd::url_escape(value);
+  // An unconditional PUT of the same value is idempotent: it may fail over freely.
+  HttpResponse resp = http_.send(req);
+  if (resp.outcome != HttpResponse::Outcome::kOk) return transport_status(resp);
+  if (resp.status != 200 && resp.status != 201) return error_status(resp, config_key_);
+  return Status::Ok();
+}
+
+Status EtcdStore::list_leases(LeaseList* out) {
+  HttpRequest req;
+  req.path = url_path(subnets_dir_);
+  req.query = "quorum=true&recursive=true&sorted=false";
+  HttpResponse resp = http_.send(req);
+  if (resp.outcome != HttpResponse::Outcome::kOk) return transport_status(resp);
+  LeaseList list;
+  if (resp.status != 200) {
+    EtcdError err = parse_error(resp.body);
+    if (err.code == kEcodeKeyNotFound) {
+      // No lease was ever written: an empty list, watched from the index of this answer.
+      list.revision = err.index.value_or(resp.etcd_index.value_or(0));
+      *out = std::move(list);
+      return Status::Ok();
+    }
+    return error_status(resp, subnets_dir_);
+  }
+  json body;
+  if (Status s = parse_body(resp, &body); !s.ok()) return s;
+  if (!resp.etcd_index) {
+    return Status::Error(StoreCode::kInvalid,
+                         "etcd " + resp.endpoint + ": answer has no X-Etcd-Index header");
+  }
+  list.revision = *resp.etcd_index;
+  const json node = body.value("node", json::object());
+  if (!is_dir(node)) {
+    return Status::Error(StoreCode::kInvalid, "etcd " + resp.endpoint + ": " + subnets_dir_ +
+                                                  " is a value, not a directory of leases");
+  }
+  if (auto it = node.find("nodes"); it != node.end() && it->is_array()) {
+    list.leases.reserve(it->size());
+    for (const json& child : *it) {
+      std::string key = child.is_object() ? str_field(child, "key") : std::string();
+      std::string why;
+      Lease lease;
+      auto subnet = lease_subnet(subnets_dir_, key, &why);
+      if (subnet && node_to_lease(child, *subnet, &lease, &why)) {
+        list.leases.push_back(std::move(lease));
+      } else {
+        list.warnings.push_back("ignoring bad subnet node " + key + ": " + why);
+      }
+    }
+  }
+  *out = std::move(list);
+  return Status::Ok();
+}
+
+Status EtcdStore::get_lease(const IP4Net& subnet, Lease* out) {
+  HttpRequest req;
+  req.path = url_path(lease_key(subnet));
+  req.query = "quorum=true&recursive=false&sorted=false";
+  HttpResponse resp = http_.send(req);
+  if (resp.outcome != HttpResponse::Outcome::kOk) return transport_status(resp);
+  if (resp.status != 200) return error_status(resp, lease_key(subnet));
+  json body;
+  if (Status s = parse_body(resp, &body); !s.ok()) return s;
+  std::string why;
+  if (!node_to_lease(body.value("node", json::object()), subnet, out, &why)) {
+    return Status::Error(StoreCode::kInvalid, "etcd " + resp.endpoint + ": lease " +
+                                                  lease_key(subnet) + ": " + why);
+  }
+  return Status::Ok();
+}
+
+Status EtcdStore::write_lease(const Lease& lease, std::chrono::seconds ttl,
+                              const std::string& query, bool one_shot, Lease* out) {
+  if (ttl.count() < 0) {
+    return Status::Error(StoreCode::kInvalid, "lease TTL must not be negative");
+  }
+  HttpRequest req;
+  req.method = "PUT";
+  req.path = url_path(lease_key(lease.subnet));
+  req.query = query;
+  req.form_body = ttl_form(ttl, encode_lease_attrs(lease.attrs));
+  req.one_shot = one_shot;
+  HttpResponse resp = http_.send(req);
+  if (resp.outcome != HttpResponse::Outcome::kOk) return transport_status(resp);
+  if (resp.status != 200 && resp.status != 201) return error_status(resp, lease_key(lease.subnet));
+  json body;
+  if (Status s = parse_body(resp, &body); !s.ok()) return s;
+  const json node = body.value("node", json::object());
+  Lease written = lease;
+  written.expiration.reset();
+  std::string exp = str_field(node, "expiration");
+  if (!exp.empty()) written.expiration = etcd::parse_rfc3339(exp);
+  written.revision = index_field(node, "modifiedIndex");
+  if (ttl.count() > 0 && !written.expiration) {
+    return Status::Error(StoreCode::kInvalid, "etcd " + resp.endpoint +
+                                                  ": answer has no usable expiration: " +
+                                                  resp.body.substr(0, 200));
+  }
+  if (out) *out = std::move(written);
+  return Status::Ok();
+}
+
+Status EtcdStore::create_lease(const Lease& lease, std::chrono::seconds ttl, Lease* created) {
+  return write_lease(lease, ttl, "prevExist=false", /*one_shot=*/true, created);
+}
+
+Status EtcdStore::renew_lease(const Lease& lease, std::chrono::seconds ttl, Lease* renewed) {
+  if (lease.revision == 0) {
+    // prevIndex=0 means "no condition" to etcd: that would be v0.11's unconditional PUT.
+    return Status::Error(StoreCode::kInvalid,
+                         "renew of " + lease.subnet.str() + " needs the lease's revision");
+  }
+  return write_lease(lease, ttl, "prevIndex=" + std::to_string(lease.revision),
+                     /*one_shot=*/true, renewed);
+}
+
+Status EtcdStore::delete_lease(const IP4Net& subnet, uint64_t expected_revision) {
+  HttpRequest req;
+  req.method = "DELETE";
+  req.path = url_path(lease_key(subnet));
+  if (expected_revision != 0) req.query = "prevIndex=" + std::to_string(expected_revision);
+  req.one_shot = true;
+  HttpResponse resp = http_.send(req);
+  if (resp.outcome != HttpResponse::Outcome::kOk) return transport_status(resp);
+  if (resp.status != 200) return error_status(resp, lease_key(subnet));
+  return Status::Ok();
+}
+
+WatchResult EtcdStore::watch_leases(uint64_t after_revision, std::chrono::milliseconds timeout,
+                                    std::stop_token stop) {
+  WatchResult result;
+  result.revision = after_revision;
+  const auto deadline = SteadyClock::now() + timeout;
+  bool draining = false;  // at least one event in hand: only pick up what etcd already has
+
+  for (;;) {
+    HttpRequest req;
+    req.path = url_path(subnets_dir_);
+    req.query = "recursive=true&wait=true&waitIndex=" + std::to_string(result.revision + 1);
+    req.deadline = draining ? std::min(deadline, SteadyClock::now() + kDrainWindow) : deadline;
+    HttpResponse resp = http_.send(req, stop);
+
+    if (draining && resp.outcome != HttpResponse::Outcome::kOk) {
+      break;  // return the batch; a persistent problem shows up on the next call
+    }
+    switch (resp.outcome) {
+      case HttpResponse::Outcome::kOk:
+        break;
+      case HttpResponse::Outcome::kCancelled:
+        result.status = Status::Error(StoreCode::kCancelled, "watch cancelled");
+        return result;
+      case HttpResponse::Outcome::kTimeout:
+        result.status = Status::Error(StoreCode::kTimeout, "no lease change within " +
+                                                               std::to_string(timeout.count()) +
+                                                               " ms");
+        return result;
+      case HttpResponse::Outcome::kTransport:
+        result.status = transport_status(resp);
+        return result;
+    }
+
+    if (resp.status == 200 && resp.body.empty()) {
+      // etcd closed the long-poll without an event (e.g. its watcher was dropped): reissue it.
+      if (SteadyClock::now() >= deadline) {
+        if (draining) break;
+        result.status = Status::Error(StoreCode::kTimeout, "no lease change");
+        return result;
+      }
+      continue;
+    }
+    if (resp.status != 200) {
+      if (draining) break;
+      result.status = error_status(resp, subnets_dir_);
+      if (result.status.code == StoreCode::kHistoryGone) {
+        result.status.message += ": revision " + std::to_string(after_revision) +
+                                 " is older than etcd's event history; list the leases again";
+      }
+      return result;
+    }
+
+    json body = json::parse(resp.body, nullptr, /*allow_exceptions=*/false);
+    const json node = body.is_object() ? body.value("node", json::object()) : json::object();
+    const json prev = body.is_object() ? body.value("prevNode", json::object()) : json::object();
+    const std::string action = body.is_object() ? str_field(body, "action") : std::string();
+    const std::string key = str_field(node, "key");
+    uint64_t index = index_field(node, "modifiedIndex");
+    if (index <= result.revision) {
+      // Never happens with a sane etcd; moving on by one keeps a broken answer from stalling us.
+      result.warnings.push_back("etcd " + resp.endpoint + ": watch answer without a usable "
+                                "modifiedIndex, skipped: " + resp.body.substr(0, 200));
+      index = result.revision + 1;
+    }
+    const bool removal =
+        action == "delete" || action == "expire" || action == "compareAndDelete";
+
+    if (removal && (is_dir(node) || is_dir(prev)) &&
+        (key == subnets_dir_ || subnets_dir_.starts_with(key + "/") || key == "/")) {
+      // The whole lease directory went away with one event: there is no per-lease removal to
+      // report, so the caller must resync from a fresh list.
+      if (!result.events.empty()) break;
+      result.revision = index;
+      result.status = Status::Error(StoreCode::kHistoryGone,
+                                    "etcd " + resp.endpoint + ": " + key +
+                                        " was removed as a whole; list the leases again");
+      return result;
+    }
+
+    std::string why;
+    std::optional<IP4Net> subnet = lease_subnet(subnets_dir_, key, &why);
+    if (!body.is_object() || action.empty()) {
+      why = "not an etcd event";
+      subnet.reset();
+    }
+    if (subnet) {
+      LeaseEvent ev;
+      if (removal) {
+        ev.type = LeaseEventType::kRemoved;
+        ev.lease.subnet = *subnet;
+        ev.lease.revision = index;
+        ev.expired = action == "expire";
+        result.events.push_back(std::move(ev));
+      } else if (node_to_lease(node, *subnet, &ev.lease, &why)) {
+        ev.type = LeaseEventType::kAdded;
+        ev.lease.revision = index;
+        result.events.push_back(std::move(ev));
+      } else {
+        subnet.reset();
+      }
+    }
+    if (!subnet) {
+      result.warnings.push_back("ignoring bad subnet event " + action + " " + key +
+                                " at index " + std::to_string(index) + ": " + why);
+    }
+    result.revision = index;
+
+    if (!result.events.empty()) {
+      draining = true;
+      // X-Etcd-Index of a watch answer is etcd's index when the watch started: beyond this
+      // event means more writes were already known, so a next poll likely returns at once.
+      bool more_known = resp.etcd_index && *resp.etcd_index > result.revision;
+      if (!more_known || result.events.size() >= kMaxBatch) break;
+    }
+    if (SteadyClock::now() >= deadline) {
+      if (draining) break;
+      result.status = Status::Error(StoreCode::kTimeout, "no lease change within " +
+                                                             std::to_string(timeout.count()) +
+                                                             " ms");
+      return result;
+    }
+    if (stop.stop_requested()) {
+      if (draining) break;
+      result.status = Status::Error(StoreCode::kCancelled, "watch cancelled");
+      return result;
+    }
+  }
+  result.status = Status::Ok();
+  return result;
+}
+
+}  // namespace flannel

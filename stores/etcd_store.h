@@ -1,0 +1,69 @@
+// EtcdStore: the Store contract on the etcd v2 keys API, byte-compatible with flannel v0.11.
+//
+// Keys: `<prefix>/config` holds the network config; `<prefix>/subnets/A.B.C.D-N` one lease each,
+// whose value is the LeaseAttrs JSON and whose TTL is the lease lifetime. The HTTP requests are
+// the ones flannel v0.11 sends (facts §2.4), so old and new agents share one etcd, with two
+// deliberate fixes: renew is a compare-and-swap on the lease's modifiedIndex (`prevIndex`)
+// instead of an unconditional PUT, and a watch event that does not parse is skipped (the cursor
+// moves past it) instead of being re-read forever.
+//
+// Revisions are etcd indexes: Lease::revision is the node's modifiedIndex, LeaseList::revision
+// the X-Etcd-Index of the listing. etcd keeps the last 1000 events of the whole cluster (not just
+// of this prefix); a watcher further behind gets kHistoryGone.
+//
+// Transport, failover, TLS and timeouts: see stores/etcd_http.h. Thread-safe.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "stores/etcd_http.h"
+#include "stores/open_store.h"
+#include "stores/store.h"
+
+namespace flannel {
+
+class EtcdStore : public Store {
+ public:
+  // Checks the options (endpoint URLs, readable TLS files) and throws std::invalid_argument
+  // naming the problem. Does not contact etcd: an unreachable etcd shows up as kUnavailable from
+  // the first operation.
+  static std::unique_ptr<EtcdStore> open(const EtcdOptions& options);
+
+  std::string describe() const override;
+  Status get_config(std::string* json) override;
+  Status set_config(const std::string& json) override;
+  Status list_leases(LeaseList* out) override;
+  Status get_lease(const IP4Net& subnet, Lease* out) override;
+  Status create_lease(const Lease& lease, std::chrono::seconds ttl, Lease* created) override;
+  Status renew_lease(const Lease& lease, std::chrono::seconds ttl, Lease* renewed) override;
+  Status delete_lease(const IP4Net& subnet, uint64_t expected_revision = 0) override;
+  WatchResult watch_leases(uint64_t after_revision, std::chrono::milliseconds timeout,
+                           std::stop_token stop) override;
+
+  // The normalised key prefix ("/coreos.com/network"; "" for the root), for tests and logs.
+  const std::string& prefix() const { return prefix_; }
+
+ private:
+  explicit EtcdStore(const EtcdOptions& options);
+  // "/v2/keys/<prefix>/<rel>", escaped for a URL.
+  std::string url_path(const std::string& key) const;
+  std::string lease_key(const IP4Net& subnet) const;
+  Status write_lease(const Lease& lease, std::chrono::seconds ttl, const std::string& query,
+                     bool one_shot, Lease* out);
+
+  etcd::HttpClient http_;
+  std::string prefix_;       // path.Join-cleaned, leading '/', no trailing '/'
+  std::string config_key_;   // prefix_ + "/config"
+  std::string subnets_dir_;  // prefix_ + "/subnets"
+};
+
+namespace etcd {
+// Parses an RFC 3339 timestamp as etcd writes node.expiration ("2019-01-02T15:04:05.123456789Z",
+// or with a "+01:00" offset). nullopt when it does not parse.
+std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_view text);
+// path.Join-like cleaning of a key prefix: "coreos.com//network/" -> "/coreos.com/network".
+std::string clean_prefix(std::string_view prefix);
+}  // namespace etcd
+
+}  // namespace flannel

@@ -1,0 +1,123 @@
+// A thin RAII layer over the SQLite C API, for SqliteStore only.
+//
+// Db owns one sqlite3* connection and a cache of its prepared statements; Query borrows one of
+// those statements for a single use and resets it on destruction; Txn is a transaction that
+// rolls back unless committed. Every failure throws DbError carrying the SQLite result code and
+// the library's message, so the store can turn it into a Status in one place.
+//
+// Thread safety: none. A Db (and everything borrowed from it) must be used by one thread at a
+// time; SqliteStore guards each connection with a mutex or hands it to a single watcher.
+#pragma once
+
+#include <sqlite3.h>
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace flannel::sqlite {
+
+// A failed SQLite call. code() is the primary result code (SQLITE_BUSY, SQLITE_NOTADB, ...).
+class DbError : public std::runtime_error {
+ public:
+  DbError(int code, const std::string& what) : std::runtime_error(what), code_(code) {}
+  int code() const { return code_; }
+
+ private:
+  int code_;
+};
+
+// One use of a cached prepared statement: bind, step through the rows, read columns.
+// Destruction resets the statement and clears its bindings, ready for the next use.
+class Query {
+ public:
+  Query(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
+  Query(const Query&) = delete;
+  Query& operator=(const Query&) = delete;
+  ~Query();
+
+  // Bind parameters, numbered from 1 as in SQLite. Return *this for chaining.
+  Query& bind(int index, int64_t value);
+  Query& bind(int index, std::string_view text);
+  Query& bind(int index, std::optional<int64_t> value);  // nullopt binds NULL
+  Query& bind_null(int index);
+
+  // Advances to the next row: true if there is one, false when done. Throws DbError on failure.
+  bool step();
+  // Runs a statement that returns no rows (or whose rows are irrelevant) to completion.
+  void run();
+
+  bool is_null(int column) const;
+  int64_t int64(int column) const;
+  std::optional<int64_t> opt_int64(int column) const;  // nullopt for NULL
+  std::string text(int column) const;                  // "" for NULL
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* stmt_;
+};
+
+class Db {
+ public:
+  // Opens (creating if missing) the database file at `path` with its own connection and sets
+  // the busy timeout. Throws DbError when the file cannot be opened.
+  Db(const std::string& path, std::chrono::milliseconds busy_timeout);
+  Db(const Db&) = delete;
+  Db& operator=(const Db&) = delete;
+  ~Db();
+
+  // Runs one or more SQL statements with no parameters and no interesting result.
+  void exec(const char* sql);
+  // Borrows the cached prepared statement for `sql` (prepared on first use). `sql` must be a
+  // string literal or otherwise outlive the Db: it is the cache key.
+  Query query(const char* sql);
+
+  // How long a statement waits for another connection's lock before failing with SQLITE_BUSY.
+  void set_busy_timeout(std::chrono::milliseconds timeout) {
+    sqlite3_busy_timeout(db_, static_cast<int>(timeout.count()));
+  }
+
+  // PRAGMA data_version: changes whenever another connection commits to the file.
+  int64_t data_version();
+  // The number of rows changed by the last INSERT/UPDATE/DELETE on this connection.
+  int changes() const { return sqlite3_changes(db_); }
+
+  sqlite3* handle() const { return db_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  struct StmtDeleter {
+    void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
+  };
+  std::string path_;
+  sqlite3* db_ = nullptr;
+  std::map<const char*, std::unique_ptr<sqlite3_stmt, StmtDeleter>> cache_;
+};
+
+// A transaction on `db`. kImmediate takes the write lock up front (waiting up to the busy
+// timeout), which every read-modify-write needs: a deferred transaction that later upgrades to
+// a writer can fail with SQLITE_BUSY without waiting. Rolls back on destruction unless commit()
+// succeeded.
+class Txn {
+ public:
+  enum class Mode { kRead, kImmediate };
+  Txn(Db& db, Mode mode);
+  Txn(const Txn&) = delete;
+  Txn& operator=(const Txn&) = delete;
+  ~Txn();
+  void commit();
+
+ private:
+  Db& db_;
+  bool open_ = false;
+};
+
+// Throws DbError for a non-OK result code `rc` of a call on `db`, with `what` as context.
+void check(sqlite3* db, int rc, const char* what);
+
+}  // namespace flannel::sqlite

@@ -1,0 +1,136 @@
+#include "stores/sqlite_schema.h"
+
+#include <chrono>
+#include <set>
+#include <stdexcept>
+#include <thread>
+
+namespace flannel::sqlite {
+namespace {
+
+constexpr const char* kCreateSchema = R"sql(
+CREATE TABLE flannel_meta(key TEXT PRIMARY KEY, value);
+CREATE TABLE flannel_config(prefix TEXT PRIMARY KEY, value TEXT NOT NULL,
+                            revision INTEGER NOT NULL);
+CREATE TABLE flannel_leases(prefix TEXT NOT NULL, subnet TEXT NOT NULL, value TEXT NOT NULL,
+                            expiration INTEGER, revision INTEGER NOT NULL,
+                            PRIMARY KEY(prefix, subnet));
+CREATE INDEX flannel_leases_by_expiration ON flannel_leases(prefix, expiration);
+CREATE TABLE flannel_events(revision INTEGER PRIMARY KEY, prefix TEXT NOT NULL,
+                            subnet TEXT NOT NULL, action TEXT NOT NULL, value TEXT,
+                            expiration INTEGER);
+INSERT INTO flannel_meta(key, value) VALUES('revision', 0);
+)sql";
+
+[[noreturn]] void refuse(const std::string& path, const std::string& why) {
+  throw std::runtime_error("sqlite " + path + ": " + why);
+}
+
+std::set<std::string> table_names(Db& db) {
+  std::set<std::string> names;
+  auto q = db.query("SELECT name FROM sqlite_master WHERE type = 'table'");
+  while (q.step()) names.insert(q.text(0));
+  return names;
+}
+
+// Checks that an existing, non-empty database is a flannel store this build can use.
+void verify(Db& db, const std::string& path, const std::set<std::string>& tables,
+            int supported_version) {
+  if (!tables.count("flannel_meta")) {
+    refuse(path, "not a flannel store (no flannel_meta table); refusing to use it. Point the "
+                 "store at a new or flannel-created file");
+  }
+  auto q = db.query("SELECT value, typeof(value) FROM flannel_meta WHERE key = 'schema_version'");
+  if (!q.step() || q.text(1) != "integer") {
+    refuse(path, "flannel_meta has no valid schema_version; the file is damaged or not a "
+                 "flannel store; refusing to use it");
+  }
+  int64_t version = q.int64(0);
+  if (version > supported_version) {
+    refuse(path, "written by a newer flannel (schema version " + std::to_string(version) +
+                     ", this build supports up to " + std::to_string(supported_version) +
+                     "); upgrade flannel or use another file");
+  }
+  for (const char* t : {"flannel_config", "flannel_leases", "flannel_events"}) {
+    if (!tables.count(t)) {
+      refuse(path, std::string("flannel store is missing table ") + t +
+                       "; the file is damaged; refusing to use it");
+    }
+  }
+  if (version < 1) {
+    refuse(path, "invalid schema version " + std::to_string(version) + "; refusing to use it");
+  }
+}
+
+// Switches to WAL (persistent in the file). Changing the journal mode needs an exclusive lock
+// that the busy handler does not always wait for, so retry for a while ourselves.
+void enable_wal(Db& db, const std::string& path) {
+  std::string mode;
+  {
+    auto q = db.query("PRAGMA journal_mode");
+    if (q.step()) mode = q.text(0);
+  }
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (mode != "wal") {
+    try {
+      auto q = db.query("PRAGMA journal_mode = WAL");
+      if (q.step()) mode = q.text(0);
+      if (mode != "wal") {
+        refuse(path, "cannot switch to WAL mode (journal mode stays '" + mode +
+                         "'); put the file on a local filesystem");
+      }
+    } catch (const DbError& e) {
+      if ((e.code() != SQLITE_BUSY && e.code() != SQLITE_LOCKED) ||
+          std::chrono::steady_clock::now() > deadline) {
+        throw;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+  }
+}
+
+}  // namespace
+
+void configure_connection(Db& db) { db.exec("PRAGMA synchronous = NORMAL"); }
+
+void prepare_schema(Db& db, const std::string& path, int supported_version) {
+  try {
+    // 1. Look without touching: a file we refuse must stay exactly as it was.
+    std::set<std::string> tables;
+    {
+      Txn read(db, Txn::Mode::kRead);
+      tables = table_names(db);
+      if (!tables.empty()) verify(db, path, tables, supported_version);
+      read.commit();
+    }
+    // 2. Ours (or empty): WAL, then create the schema unless another process just did.
+    enable_wal(db, path);
+    configure_connection(db);
+    if (tables.empty()) {
+      Txn write(db, Txn::Mode::kImmediate);
+      tables = table_names(db);
+      if (tables.empty()) {
+        db.exec(kCreateSchema);
+        db.query("INSERT INTO flannel_meta(key, value) VALUES('schema_version', ?)")
+            .bind(1, int64_t{supported_version})
+            .run();
+      } else {
+        verify(db, path, tables, supported_version);
+      }
+      write.commit();
+    }
+  } catch (const DbError& e) {
+    if (e.code() == SQLITE_NOTADB) {
+      refuse(path, std::string("not an SQLite database (") + e.what() +
+                       "); refusing to use it. Point the store at a new or flannel-created file");
+    }
+    if (e.code() == SQLITE_BUSY || e.code() == SQLITE_LOCKED) {
+      refuse(path, std::string("database is locked by another process (") + e.what() +
+                       "); retry later");
+    }
+    refuse(path, std::string("cannot use the database (") + e.what() +
+                     "); check that the file is readable and writable");
+  }
+}
+
+}  // namespace flannel::sqlite

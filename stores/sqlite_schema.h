@@ -1,0 +1,21 @@
+// The on-disk schema of SqliteStore (see sqlite_store.h for the tables) and the checks that
+// keep us from writing into a file that is not ours.
+#pragma once
+
+#include <string>
+
+#include "stores/sqlite_db.h"
+
+namespace flannel::sqlite {
+
+// Makes `db` ready for SqliteStore: verifies an existing flannel schema, or creates it in an
+// empty file, and switches the file to WAL. Inspection happens before any write, so a foreign
+// or newer file is refused without being modified. Safe to race with other processes opening
+// the same new file. Throws std::runtime_error with an operator-facing message naming `path`.
+void prepare_schema(Db& db, const std::string& path, int supported_version);
+
+// Per-connection settings every SqliteStore connection needs (synchronous=NORMAL under WAL:
+// a power cut may lose the last commits but never corrupts the file).
+void configure_connection(Db& db);
+
+}  // namespace flannel::sqlite

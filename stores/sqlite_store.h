@@ -1,0 +1,88 @@
+// SqliteStore: the Store contract on one SQLite file shared by many processes on one host.
+//
+// This is what lets a single machine run a whole multi-host lab (one flanneld per network
+// namespace) without etcd. Every process opens the same file; SQLite's file locking makes the
+// compare-and-swap operations atomic across them.
+//
+// Layout of the file (schema version 1, recorded in flannel_meta and checked on open):
+//   flannel_meta(key, value)       'schema_version' -> 1, 'revision' -> the store revision
+//   flannel_config(prefix, value, revision)
+//   flannel_leases(prefix, subnet, value, expiration, revision)
+//       subnet "10.5.34.0-24"; value = encode_lease_attrs JSON, exactly what etcd would hold;
+//       expiration in unix milliseconds, NULL for no TTL
+//   flannel_events(revision, prefix, subnet, action, value, expiration)
+//       action create/update/delete/expire (leases) or config; the last `history_limit`
+//       events of the whole file are kept, as etcd keeps its last 1000
+// Every write bumps the revision by one and records exactly one event, in one BEGIN IMMEDIATE
+// transaction, so revisions are dense and "is the history still there" is a range check.
+//
+// TTL: nobody runs a timer. Whoever touches the prefix next (any operation, or a watcher's
+// poll) deletes leases past their expiration and records an `expire` event for each, so every
+// watcher sees the removal. Reads also filter on the expiration, so an expired lease is never
+// returned even before it is swept.
+//
+// Watch: a watcher polls PRAGMA data_version on its own connection every 20 ms (sleeping on
+// the stop token, so cancellation is immediate) and reads the events after its revision when
+// another connection committed. A blocked watch never holds a lock writers need.
+//
+// Thread safety: as Store. Ordinary operations share one connection under a mutex; each
+// concurrent watch borrows its own connection from a small pool.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "stores/open_store.h"
+#include "stores/store.h"
+
+namespace flannel {
+
+namespace sqlite {
+class Db;
+}
+
+class SqliteStore : public Store {
+ public:
+  // The schema version this build writes and the newest it can read.
+  static constexpr int kSchemaVersion = 1;
+
+  // Opens options.path, creating the file and the schema if missing. Throws std::runtime_error
+  // naming the file and what to do when it cannot be opened, is not an SQLite database, is an
+  // SQLite database of something else, or was written by a newer schema. Such a file is left
+  // untouched.
+  static std::unique_ptr<SqliteStore> open(const SqliteOptions& options);
+  ~SqliteStore() override;
+
+  std::string describe() const override;
+  Status get_config(std::string* json) override;
+  Status set_config(const std::string& json) override;
+  Status list_leases(LeaseList* out) override;
+  Status get_lease(const IP4Net& subnet, Lease* out) override;
+  Status create_lease(const Lease& lease, std::chrono::seconds ttl, Lease* created) override;
+  Status renew_lease(const Lease& lease, std::chrono::seconds ttl, Lease* renewed) override;
+  Status delete_lease(const IP4Net& subnet, uint64_t expected_revision = 0) override;
+  WatchResult watch_leases(uint64_t after_revision, std::chrono::milliseconds timeout,
+                           std::stop_token stop) override;
+
+ private:
+  SqliteStore(const SqliteOptions& options, std::unique_ptr<sqlite::Db> db);
+
+  // Runs `op` on the shared connection under the mutex, turning SQLite failures into a Status.
+  template <class Op>
+  Status locked(Op&& op);
+  Status error_status(int code, const std::string& what) const;
+
+  // Watch connections: borrowed for one watch_leases() call, returned afterwards.
+  std::unique_ptr<sqlite::Db> take_watch_db();
+  void return_watch_db(std::unique_ptr<sqlite::Db> db);
+
+  SqliteOptions options_;  // prefix normalized, history_limit >= 1
+  std::mutex mu_;
+  std::unique_ptr<sqlite::Db> db_;  // guarded by mu_
+  std::mutex pool_mu_;
+  std::vector<std::unique_ptr<sqlite::Db>> watch_pool_;  // guarded by pool_mu_
+};
+
+}  // namespace flannel

@@ -1,0 +1,36 @@
+// The Store contract suite against a real etcd: one etcd per test process (started lazily),
+// one fresh key prefix per test.
+#include <memory>
+
+#include "stores/etcd_store.h"
+#include "tests/store/store_contract.h"
+#include "tests/support/etcd_server.h"
+
+namespace flannel::testing {
+namespace {
+
+class EtcdHarness : public StoreHarness {
+ public:
+  EtcdHarness() : server_(EtcdServer::shared()), prefix_(EtcdServer::unique_prefix("contract")) {}
+  ~EtcdHarness() override {
+    // Keep the shared etcd small; the prefix is never reused either way.
+    server_.raw("DELETE", "/v2/keys" + prefix_ + "?recursive=true");
+  }
+  std::unique_ptr<Store> connect() override {
+    return EtcdStore::open(server_.client_options(prefix_));
+  }
+  size_t history_limit() const override { return 1000; }  // etcd v2's fixed event history
+
+ private:
+  EtcdServer& server_;
+  std::string prefix_;
+};
+
+}  // namespace
+
+INSTANTIATE_TEST_SUITE_P(Etcd, StoreContract,
+                         ::testing::Values(ContractParam{
+                             "Etcd", [] { return std::make_unique<EtcdHarness>(); }}),
+                         ContractParamName);
+
+}  // namespace flannel::testing
