@@ -1,34 +1,133 @@
+// The netlink session, the shared helpers of netlink_internal.h, MacAddr, and the whole-namespace
+// dumps used by interface selection (links, addresses, default route).
 #include "backends/netlink.h"
 
 #include <arpa/inet.h>
 #include <linux/rtnetlink.h>
-#include <netlink/addr.h>
-#include <netlink/cache.h>
-#include <netlink/netlink.h>
-#include <netlink/route/addr.h>
-#include <netlink/route/link.h>
-#include <netlink/route/route.h>
 
 #include <cstring>
-#include <memory>
+
+#include "backends/netlink_internal.h"
 
 namespace flannel {
+
+namespace nl {
+
+void fail(const std::string& what, int err) {
+  int code = err < 0 ? -err : err;
+  throw NetlinkError("netlink " + what + ": " + nl_geterror(code), code);
+}
+
+void fail_alloc(const std::string& what) {
+  throw NetlinkError("netlink " + what + ": out of memory", NLE_NOMEM);
+}
+
+AddrPtr make_addr4(IP4 ip, int prefix) {
+  uint32_t be = htonl(ip.value);
+  AddrPtr a(nl_addr_build(AF_INET, &be, 4));
+  if (!a) fail_alloc("address " + ip.str());
+  nl_addr_set_prefixlen(a.get(), prefix);
+  return a;
+}
+
+AddrPtr make_mac(const MacAddr& mac) {
+  AddrPtr a(nl_addr_build(AF_LLC, mac.bytes.data(), mac.bytes.size()));
+  if (!a) fail_alloc("lladdr " + mac.str());
+  return a;
+}
+
+std::optional<IP4> to_ip4(const nl_addr* a) {
+  if (!a || nl_addr_get_len(a) != 4) return std::nullopt;
+  uint32_t be = 0;
+  std::memcpy(&be, nl_addr_get_binary_addr(a), 4);
+  return IP4{ntohl(be)};
+}
+
+MacAddr to_mac(const nl_addr* a) {
+  MacAddr m;
+  if (a && nl_addr_get_len(a) == 6) std::memcpy(m.bytes.data(), nl_addr_get_binary_addr(a), 6);
+  return m;
+}
+
+std::string dev(int index) { return "dev " + std::to_string(index); }
+
+}  // namespace nl
+
+using namespace nl;
+
 namespace {
 
-struct CacheDeleter {
-  void operator()(nl_cache* c) const { nl_cache_free(c); }
-};
-using CachePtr = std::unique_ptr<nl_cache, CacheDeleter>;
-
-[[noreturn]] void fail(const std::string& what, int err) {
-  throw NetlinkError("netlink " + what + ": " + nl_geterror(err));
+int hex_digit(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
 }
 
 }  // namespace
 
+std::optional<MacAddr> MacAddr::try_parse(std::string_view text) {
+  MacAddr m;
+  // Go's net.ParseMAC forms for 6 bytes: xx:xx:xx:xx:xx:xx, xx-xx-xx-xx-xx-xx, xxxx.xxxx.xxxx.
+  if (text.size() == 17 && (text[2] == ':' || text[2] == '-')) {
+    char sep = text[2];
+    for (size_t i = 0; i < 6; ++i) {
+      size_t p = i * 3;
+      if (i < 5 && text[p + 2] != sep) return std::nullopt;
+      int hi = hex_digit(text[p]), lo = hex_digit(text[p + 1]);
+      if (hi < 0 || lo < 0) return std::nullopt;
+      m.bytes[i] = static_cast<uint8_t>(hi << 4 | lo);
+    }
+    return m;
+  }
+  if (text.size() == 14 && text[4] == '.' && text[9] == '.') {
+    for (size_t i = 0; i < 3; ++i) {
+      size_t p = i * 5;
+      int d[4];
+      for (int k = 0; k < 4; ++k) {
+        d[k] = hex_digit(text[p + k]);
+        if (d[k] < 0) return std::nullopt;
+      }
+      m.bytes[2 * i] = static_cast<uint8_t>(d[0] << 4 | d[1]);
+      m.bytes[2 * i + 1] = static_cast<uint8_t>(d[2] << 4 | d[3]);
+    }
+    return m;
+  }
+  return std::nullopt;
+}
+
+MacAddr MacAddr::parse(std::string_view text) {
+  if (auto m = try_parse(text)) return *m;
+  throw ParseError("invalid MAC address \"" + std::string(text) +
+                   "\" (expected six hex bytes like 82:4b:b6:2f:54:4e)");
+}
+
+std::string MacAddr::str() const {
+  static const char* hex = "0123456789abcdef";
+  std::string s;
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    if (i) s += ':';
+    s += hex[bytes[i] >> 4];
+    s += hex[bytes[i] & 15];
+  }
+  return s;
+}
+
+std::string Route4::str() const {
+  std::string s = dst.str();
+  if (!gw.is_zero()) s += " via " + gw.str();
+  if (oif) s += " " + nl::dev(oif);
+  if (onlink) s += " onlink";
+  return s;
+}
+
+bool is_not_found(const NetlinkError& e) {
+  return e.code() == NLE_OBJ_NOTFOUND || e.code() == NLE_NODEV || e.code() == NLE_NOADDR;
+}
+
 NetlinkSession::NetlinkSession() {
   sock_ = nl_socket_alloc();
-  if (!sock_) throw NetlinkError("netlink: cannot allocate socket");
+  if (!sock_) throw NetlinkError("netlink: cannot allocate socket", NLE_NOMEM);
   if (int err = nl_connect(sock_, NETLINK_ROUTE); err < 0) {
     nl_socket_free(sock_);
     sock_ = nullptr;
@@ -40,44 +139,31 @@ NetlinkSession::~NetlinkSession() {
   if (sock_) nl_socket_free(sock_);  // also closes
 }
 
-std::vector<LinkInfo> NetlinkSession::links() {
-  nl_cache* raw = nullptr;
-  if (int err = rtnl_link_alloc_cache(sock_, AF_UNSPEC, &raw); err < 0) fail("link dump", err);
-  CachePtr cache(raw);
-  std::vector<LinkInfo> out;
-  for (nl_object* o = nl_cache_get_first(raw); o; o = nl_cache_get_next(o)) {
-    auto* link = reinterpret_cast<rtnl_link*>(o);
-    LinkInfo li;
-    li.index = rtnl_link_get_ifindex(link);
-    const char* name = rtnl_link_get_name(link);
-    li.name = name ? name : "";
-    li.mtu = static_cast<int>(rtnl_link_get_mtu(link));
-    li.flags = rtnl_link_get_flags(link);
-    out.push_back(std::move(li));
-  }
-  return out;
-}
-
 std::vector<Addr4Info> NetlinkSession::addrs4() {
   nl_cache* raw = nullptr;
-  if (int err = rtnl_addr_alloc_cache(sock_, &raw); err < 0) fail("address dump", err);
+  if (int err = rtnl_addr_alloc_cache(sock_, &raw); err < 0) fail("addr show", err);
   CachePtr cache(raw);
   std::vector<Addr4Info> out;
   for (nl_object* o = nl_cache_get_first(raw); o; o = nl_cache_get_next(o)) {
     auto* a = reinterpret_cast<rtnl_addr*>(o);
     if (rtnl_addr_get_family(a) != AF_INET) continue;
-    nl_addr* local = rtnl_addr_get_local(a);
-    if (!local || nl_addr_get_len(local) != 4) continue;
-    uint32_t be = 0;
-    std::memcpy(&be, nl_addr_get_binary_addr(local), 4);
-    out.push_back({rtnl_addr_get_ifindex(a), IP4{ntohl(be)}, rtnl_addr_get_prefixlen(a)});
+    auto local = to_ip4(rtnl_addr_get_local(a));
+    if (!local) continue;
+    out.push_back({rtnl_addr_get_ifindex(a), *local, rtnl_addr_get_prefixlen(a)});
   }
+  return out;
+}
+
+std::vector<Addr4Info> NetlinkSession::addrs4(int index) {
+  std::vector<Addr4Info> out;
+  for (auto& a : addrs4())
+    if (a.index == index) out.push_back(a);
   return out;
 }
 
 std::optional<int> NetlinkSession::default_route_ifindex() {
   nl_cache* raw = nullptr;
-  if (int err = rtnl_route_alloc_cache(sock_, AF_INET, 0, &raw); err < 0) fail("route dump", err);
+  if (int err = rtnl_route_alloc_cache(sock_, AF_INET, 0, &raw); err < 0) fail("route show", err);
   CachePtr cache(raw);
   for (nl_object* o = nl_cache_get_first(raw); o; o = nl_cache_get_next(o)) {
     auto* r = reinterpret_cast<rtnl_route*>(o);

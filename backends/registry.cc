@@ -4,6 +4,9 @@
 
 #include "backends/alloc.h"
 #include "backends/backend.h"
+#include "backends/hostgw.h"
+#include "backends/udp.h"
+#include "backends/vxlan.h"
 
 namespace flannel {
 
@@ -12,7 +15,10 @@ std::unique_ptr<Backend> make_backend(const std::string& type) {
   std::transform(lower.begin(), lower.end(), lower.begin(),
                  [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
   if (lower == "alloc") return std::make_unique<AllocBackend>();
-  if (lower == "udp" || lower == "vxlan" || lower == "host-gw" || lower == "ipip") {
+  if (lower == "udp") return std::make_unique<UdpBackend>();
+  if (lower == "host-gw") return std::make_unique<HostGwBackend>();
+  if (lower == "vxlan") return std::make_unique<VxlanBackend>();
+  if (lower == "ipip") {
     throw BackendError("backend type \"" + type +
                        "\" is not implemented in this build yet (implemented: alloc)");
   }

@@ -2,6 +2,7 @@
 #include "core/config.h"
 
 #include <algorithm>
+#include <cctype>
 #include <optional>
 
 #include <nlohmann/json.hpp>

@@ -51,9 +51,12 @@ std::optional<IP4Net> parse_subnet_key(std::string_view key) {
     auto ip = IP4::try_parse(m.substr(0, dash));
     std::string_view prefix = m.substr(dash + 1);
     // flannel gives up (rather than searching further) when the leftmost match is out of range.
-    if (!ip || prefix.size() > 2) return std::nullopt;
-    int n = std::stoi(std::string(prefix));
-    if (n > 32) return std::nullopt;
+    if (!ip) return std::nullopt;
+    int n = 0;
+    for (char c : prefix) {
+      n = n * 10 + (c - '0');
+      if (n > 32) return std::nullopt;
+    }
     return IP4Net{*ip, n};
   }
   return std::nullopt;

@@ -32,7 +32,8 @@ namespace {
 constexpr const char* kCommands =
     "Commands:\n"
     "  config get\n"
-    "  config set JSON|-          validate and write the network config (- reads stdin)\n"
+    "  config set [--force] JSON|-  validate and write the network config (- reads stdin;\n"
+    "                             --force writes an invalid one anyway)\n"
     "  subnets list [--json]      every lease: subnet, public IP, backend, backend data, expiry\n"
     "  subnets get SUBNET         one lease (SUBNET as 10.5.34.0/24 or 10.5.34.0-24)\n"
     "  subnets rm SUBNET          delete a lease\n"
@@ -94,8 +95,9 @@ int cmd_config(Store& store, const std::vector<std::string>& a) {
     std::cout << json << "\n";
     return 0;
   }
-  if (a.size() == 3 && a[1] == "set") {
-    std::string json = a[2];
+  bool force = a.size() == 4 && a[1] == "set" && (a[2] == "--force" || a[2] == "-force");
+  if ((a.size() == 3 || force) && a[1] == "set") {
+    std::string json = a.back();
     if (json == "-") json.assign(std::istreambuf_iterator<char>(std::cin), {});
     while (!json.empty() && (json.back() == '\n' || json.back() == '\r')) json.pop_back();
     Config c;
@@ -103,14 +105,15 @@ int cmd_config(Store& store, const std::vector<std::string>& a) {
       c = parse_config(json);
     } catch (const ConfigError& e) {
       std::cerr << "flannelctl: invalid network config: " << e.what() << "\n";
-      return 2;
+      if (!force) return 2;
+      std::cerr << "flannelctl: writing it anyway (--force); agents will refuse it until fixed\n";
     }
     Status s = store.set_config(json);
     if (!s.ok()) store_failure("writing the config", s);
-    std::cerr << "config written: " << c.str() << "\n";
+    std::cerr << "config written" << (force ? "" : ": " + c.str()) << "\n";
     return 0;
   }
-  throw UsageError("usage: config get | config set JSON|-");
+  throw UsageError("usage: config get | config set [--force] JSON|-");
 }
 
 int cmd_subnets(Store& store, const std::vector<std::string>& a) {

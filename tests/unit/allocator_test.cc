@@ -129,7 +129,8 @@ TEST(Allocator, NewSubnetIsRandomAmongFirst100Free) {
 TEST(Allocator, SkipsOverlapsOfAnyPrefixLength) {
   Config c = parse_config(R"({"Network":"10.0.0.0/8"})");  // /24s from 10.0.1.0
   std::vector<Lease> leases = {lease("10.0.0.0/12", "1.1.1.1"), lease("10.16.0.128/25", "1.1.1.2"),
-                               lease("10.16.1.0/24", "1.1.1.3"), lease("10.16.3.5/32", "1.1.1.4")};
+                               lease("10.16.1.0/24", "1.1.1.3"), lease("10.16.3.5/32", "1.1.1.4"),
+                               lease("10.16.6.0/32", "1.1.1.5")};
   std::mt19937_64 rng(3);
   std::set<IP4Net> seen;  // ordered by address
   for (int i = 0; i < 3000; ++i) seen.insert(allocate_subnet(c, leases, kMe, std::nullopt, rng).subnet);
@@ -138,7 +139,8 @@ TEST(Allocator, SkipsOverlapsOfAnyPrefixLength) {
   EXPECT_FALSE(seen.count(IP4Net::parse("10.16.0.0/24")));
   EXPECT_FALSE(seen.count(IP4Net::parse("10.16.3.0/24")));
   EXPECT_TRUE(seen.count(IP4Net::parse("10.16.4.0/24")));
-  EXPECT_EQ(seen.rbegin()->str(), "10.16.102.0/24");  // 2, then 4..102: 100 free candidates
+  EXPECT_FALSE(seen.count(IP4Net::parse("10.16.6.0/24")));  // a /32 on its first address
+  EXPECT_EQ(seen.rbegin()->str(), "10.16.103.0/24");  // 2, 4, 5, then 7..103: 100 free candidates
 }
 
 TEST(Allocator, ExhaustionNamesTheRange) {

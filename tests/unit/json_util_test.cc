@@ -40,8 +40,8 @@ TEST(JsonUtil, ObjectMembersInDocumentOrder) {
 
 TEST(JsonUtil, DescribeGivesByteOffset) {
   try {
-    (void)nlohmann::json::parse("{\"a\":}");
-    FAIL();
+    auto j = nlohmann::json::parse("{\"a\":}");
+    FAIL() << j.dump();
   } catch (const nlohmann::json::parse_error& e) {
     std::string d = describe(e);
     EXPECT_EQ(d.rfind("parse error at line 1, column 6", 0), 0u) << d;

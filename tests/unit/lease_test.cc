@@ -20,6 +20,7 @@ TEST(SubnetKey, ParsesAnywhereInKey) {
   // Leftmost match, starting at the first digit of a run.
   EXPECT_EQ(parse_subnet_key("ab110.5.34.0-24x"), (IP4Net{IP4::parse("110.5.34.0"), 24}));
   EXPECT_EQ(parse_subnet_key("/1.2/10.0.0.0-8"), IP4Net::parse("10.0.0.0/8"));
+  EXPECT_EQ(parse_subnet_key("10.5.34.0-024"), IP4Net::parse("10.5.34.0/24"));  // Go ParseUint
 }
 
 TEST(SubnetKey, RejectsNonSubnets) {
@@ -27,6 +28,7 @@ TEST(SubnetKey, RejectsNonSubnets) {
   EXPECT_EQ(parse_subnet_key("/coreos.com/network/config"), std::nullopt);
   EXPECT_EQ(parse_subnet_key("10.5.34.0-33"), std::nullopt);
   EXPECT_EQ(parse_subnet_key("10.5.34.0-100"), std::nullopt);
+  EXPECT_EQ(parse_subnet_key("10.5.34.0-99999999999999999999"), std::nullopt);
   EXPECT_EQ(parse_subnet_key("10.5.256.0-24"), std::nullopt);
   EXPECT_EQ(parse_subnet_key("10.5.34-24"), std::nullopt);
   EXPECT_EQ(parse_subnet_key("10.5.34.0/24"), std::nullopt);

@@ -1,0 +1,62 @@
+// host-gw: flannel v0.11's routed backend (backend/hostgw, backend/route_network.go). No tunnel:
+// every host is a router for its pods, and each peer's subnet is routed via the peer's PublicIP
+// on the external interface, so all hosts must share one L2 network.
+//
+//   per peer (BackendType "host-gw"):  ip route replace <subnet> via <PublicIP> dev <ext iface>
+//                                       (table main, protocol boot)
+//   peer removed:                       ip route del <subnet> via <PublicIP> dev <ext iface>
+//
+// Lease attrs: {"PublicIP":"<ext addr>","BackendType":"host-gw"}; MTU = the ext interface MTU.
+// Requires ExtAddr == IfaceAddr (a host behind NAT cannot be a next hop).
+//
+// Beyond v0.11 (facts §7.11): the first batch after start is taken as the full peer set, and
+// routes left behind by leases that vanished while we were down are removed. Only routes that
+// look like ours are candidates: protocol boot, a gateway, output on the ext interface, and a
+// destination inside the cluster Network. Routes already correct are left untouched, so a restart
+// causes no change in the kernel.
+//
+// Thread safety: as Backend (one caller at a time).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+
+#include "backends/backend.h"
+#include "backends/netlink.h"
+
+namespace flannel {
+
+class HostGwBackend : public Backend {
+ public:
+  HostGwBackend();
+  ~HostGwBackend() override;
+
+  std::string type() const override { return "host-gw"; }
+  // Throws BackendError "...probably you're on a NAT..." when ext_addr != iface_addr.
+  BackendSetup setup(const Config& config, const ExternalInterface& iface) override;
+  void lease_acquired(const Lease& ours) override;
+  bool wants_peers() const override { return true; }
+  // Routes added / removed in one pass over one route dump. Per-peer failures are collected and
+  // thrown together as one BackendError after the whole batch was applied.
+  void apply(const std::vector<PeerEvent>& batch) override;
+
+  // Peers ignored because their BackendType is not "host-gw" (since construction).
+  size_t skipped_peers() const { return skipped_; }
+  // Stale routes removed by startup reconciliation.
+  size_t reconciled_routes() const { return reconciled_; }
+
+ private:
+  Route4 route_for(const Lease& peer) const;
+
+  std::unique_ptr<NetlinkSession> nl_;
+  Config config_;
+  ExternalInterface iface_;
+  std::optional<IP4Net> own_;
+  std::map<IP4Net, Route4> routes_;  // the routes we maintain, by peer subnet
+  bool reconciled_once_ = false;
+  size_t skipped_ = 0;
+  size_t reconciled_ = 0;
+};
+
+}  // namespace flannel

@@ -1,0 +1,66 @@
+// Private helpers shared by the netlink_*.cc files: smart pointers for libnl objects, address
+// conversions and error construction. Not part of the backend API.
+#pragma once
+
+#include <netlink/addr.h>
+#include <netlink/cache.h>
+#include <netlink/errno.h>
+#include <netlink/netlink.h>
+#include <netlink/route/addr.h>
+#include <netlink/route/link.h>
+#include <netlink/route/neighbour.h>
+#include <netlink/route/route.h>
+
+#include <memory>
+#include <string>
+
+#include "backends/netlink.h"
+
+namespace flannel::nl {
+
+struct CacheDeleter {
+  void operator()(nl_cache* c) const { nl_cache_free(c); }
+};
+struct AddrDeleter {
+  void operator()(nl_addr* a) const { nl_addr_put(a); }
+};
+struct LinkDeleter {
+  void operator()(rtnl_link* l) const { rtnl_link_put(l); }
+};
+struct RtAddrDeleter {
+  void operator()(rtnl_addr* a) const { rtnl_addr_put(a); }
+};
+struct RouteDeleter {
+  void operator()(rtnl_route* r) const { rtnl_route_put(r); }
+};
+struct NexthopDeleter {
+  void operator()(rtnl_nexthop* n) const { rtnl_route_nh_free(n); }
+};
+struct NeighDeleter {
+  void operator()(rtnl_neigh* n) const { rtnl_neigh_put(n); }
+};
+using CachePtr = std::unique_ptr<nl_cache, CacheDeleter>;
+using AddrPtr = std::unique_ptr<nl_addr, AddrDeleter>;
+using LinkPtr = std::unique_ptr<rtnl_link, LinkDeleter>;
+using RtAddrPtr = std::unique_ptr<rtnl_addr, RtAddrDeleter>;
+using RoutePtr = std::unique_ptr<rtnl_route, RouteDeleter>;
+using NexthopPtr = std::unique_ptr<rtnl_nexthop, NexthopDeleter>;
+using NeighPtr = std::unique_ptr<rtnl_neigh, NeighDeleter>;
+
+// Throws NetlinkError "netlink <what>: <libnl reason>" keeping the (positive) libnl code.
+[[noreturn]] void fail(const std::string& what, int err);
+// Throws NetlinkError for a failed allocation of `what`.
+[[noreturn]] void fail_alloc(const std::string& what);
+
+// An AF_INET nl_addr holding `ip` with prefix length `prefix`.
+AddrPtr make_addr4(IP4 ip, int prefix = 32);
+// An AF_LLC nl_addr holding `mac`.
+AddrPtr make_mac(const MacAddr& mac);
+// The IPv4 address in `a`, or nullopt when `a` is null or not 4 bytes.
+std::optional<IP4> to_ip4(const nl_addr* a);
+// The MAC in `a`, or zero when `a` is null or not 6 bytes.
+MacAddr to_mac(const nl_addr* a);
+// "dev 7": how messages name a link by index.
+std::string dev(int index);
+
+}  // namespace flannel::nl

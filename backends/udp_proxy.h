@@ -1,0 +1,140 @@
+// UdpProxy: the udp backend's data path. Moves raw IPv4 packets between a TUN device and a UDP
+// socket, exactly as flannel v0.11's proxy does on the wire (the UDP payload is the inner IPv4
+// packet, nothing else), without v0.11's bugs:
+//
+//   TUN -> UDP  read a packet; drop it if shorter than 20 bytes, not IPv4 or malformed; find the
+//               peer by longest-prefix match on the destination; no peer -> ICMP Destination
+//               Unreachable (net unreachable) back into the TUN; act as one router hop: TTL <= 1
+//               -> ICMP Time Exceeded, else decrement it (checksum updated per RFC 1624); send
+//               the packet to the peer's endpoint.
+//   UDP -> TUN  receive a datagram; drop it unless its source address is a known peer's and it
+//               holds a well-formed IPv4 packet; write the packet to the TUN (no second TTL
+//               decrement). ICMP errors are never sent about ICMP errors or non-first fragments.
+//
+// Buffers are 64 KiB, so nothing is truncated; UDP I/O is batched with recvmmsg/sendmmsg.
+//
+// Threads: start() runs one forwarding thread per direction. They block in poll() on their fd
+// and an eventfd that stop() signals. The peer table is published as an immutable snapshot:
+// apply() (from any one thread at a time, e.g. the backend's) builds a new snapshot and swaps it
+// in; the forwarding threads pick it up at their next batch and never wait for a writer beyond
+// a pointer copy. stats() may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "backends/unique_fd.h"
+#include "core/ip.h"
+
+namespace flannel {
+
+// A peer's UDP endpoint: its PublicIP and the (cluster-wide) port.
+struct UdpEndpoint {
+  IP4 addr;
+  uint16_t port = 0;
+  bool operator==(const UdpEndpoint&) const = default;
+};
+
+// A point-in-time copy of the proxy's counters (monotonic since start).
+struct UdpProxyStats {
+  // TUN -> UDP
+  uint64_t tun_rx_packets = 0;  // packets read from the TUN
+  uint64_t tun_rx_bytes = 0;
+  uint64_t udp_tx_packets = 0;  // datagrams sent to peers
+  uint64_t udp_tx_bytes = 0;
+  uint64_t drop_no_route = 0;      // destination in no peer's subnet (ICMP net unreachable sent)
+  uint64_t drop_ttl_exceeded = 0;  // TTL <= 1 (ICMP time exceeded sent)
+  uint64_t drop_send_error = 0;    // sendmmsg refused the datagram
+  // UDP -> TUN
+  uint64_t udp_rx_packets = 0;  // datagrams received (from anyone)
+  uint64_t udp_rx_bytes = 0;
+  uint64_t tun_tx_packets = 0;  // packets written to the TUN (peer traffic, not our ICMP)
+  uint64_t tun_tx_bytes = 0;
+  uint64_t drop_unknown_source = 0;  // datagram from an address that is not a peer's
+  uint64_t drop_tun_write_error = 0;
+  // both directions
+  uint64_t drop_malformed = 0;  // < 20 bytes, not IPv4, bad header or truncated
+  uint64_t icmp_sent = 0;       // ICMP errors written into the TUN
+  uint64_t io_errors = 0;       // unexpected read/recv errors
+};
+
+class UdpProxy {
+ public:
+  // One change to the peer table: `peer` set = route `subnet` to it, nullopt = remove `subnet`.
+  struct RouteChange {
+    IP4Net subnet;
+    std::optional<UdpEndpoint> peer;
+  };
+
+  // Takes ownership of `tun` (opened with IFF_TUN|IFF_NO_PI; made non-blocking here) and `udp`
+  // (a bound AF_INET datagram socket). `tun_addr` is the source address of the ICMP errors the
+  // proxy writes into the TUN. Throws BackendError if the eventfd cannot be created.
+  UdpProxy(UniqueFd tun, UniqueFd udp, IP4 tun_addr);
+  // Stops the threads, then closes the fds.
+  ~UdpProxy();
+  UdpProxy(const UdpProxy&) = delete;
+  UdpProxy& operator=(const UdpProxy&) = delete;
+
+  // Starts the two forwarding threads. Throws BackendError if already started or a thread cannot
+  // be created.
+  void start();
+  // Wakes and joins the forwarding threads. Idempotent; the proxy cannot be restarted.
+  void stop();
+
+  // Applies `changes` in order and publishes the resulting table as one snapshot.
+  void apply(const std::vector<RouteChange>& changes);
+  // Replaces the whole table.
+  void replace_all(const std::vector<std::pair<IP4Net, UdpEndpoint>>& routes);
+  // The source address of generated ICMP errors (our lease's network address).
+  void set_tun_addr(IP4 addr) { tun_addr_.store(addr.value, std::memory_order_relaxed); }
+
+  // The endpoint the TUN->UDP path would use for `dst` (longest prefix match), for diagnostics.
+  std::optional<UdpEndpoint> lookup(IP4 dst) const;
+  size_t route_count() const;
+  UdpProxyStats stats() const;
+  // "" while both threads run; otherwise why a forwarding thread gave up.
+  std::string failure() const;
+
+ private:
+  struct Snapshot;
+  struct TunToUdpCounters;
+  struct UdpToTunCounters;
+
+  void run_tun_to_udp();
+  void run_udp_to_tun();
+  // Returns the current snapshot if `*seen` is out of date (and updates it), else `current`.
+  std::shared_ptr<const Snapshot> refresh(std::shared_ptr<const Snapshot> current, uint64_t* seen) const;
+  void publish(std::shared_ptr<const Snapshot> snap);
+  void fail(const std::string& why);
+  // Writes an ICMP error about `pkt` into the TUN; returns true if one was written.
+  bool send_icmp_error(const uint8_t* pkt, size_t len, uint8_t type, uint8_t code, uint8_t* scratch);
+
+  UniqueFd tun_;
+  UniqueFd udp_;
+  UniqueFd stop_fd_;  // eventfd, readable once stop() is called
+  std::atomic<uint32_t> tun_addr_;
+
+  std::mutex writer_mu_;        // serializes apply()/replace_all(), the only writers of snap_
+  mutable std::mutex snap_mu_;  // guards snap_ (held only to copy or swap the pointer)
+  std::shared_ptr<const Snapshot> snap_;
+  std::atomic<uint64_t> version_{1};
+
+  std::unique_ptr<TunToUdpCounters> out_;
+  std::unique_ptr<UdpToTunCounters> in_;
+
+  mutable std::mutex failure_mu_;
+  std::string failure_;
+
+  std::thread tun_thread_;
+  std::thread udp_thread_;
+  bool started_ = false;
+  bool stopped_ = false;
+};
+
+}  // namespace flannel

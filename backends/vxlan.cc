@@ -1,0 +1,401 @@
+#include "backends/vxlan.h"
+
+#include <linux/neighbour.h>
+
+#include <nlohmann/json.hpp>
+#include <functional>
+#include <set>
+#include <utility>
+
+#include "backends/batch_errors.h"
+#include "core/json_util.h"
+
+namespace flannel {
+
+namespace {
+
+constexpr int kRtprotBoot = 3;
+constexpr int kMaxVni = (1 << 24) - 1;
+
+[[noreturn]] void config_error(const std::string& why) {
+  throw BackendError("error decoding VXLAN backend config: " + why);
+}
+
+// How Go's encoding/json names a JSON value in an UnmarshalTypeError.
+std::string go_kind(const nlohmann::json& v, std::string_view raw) {
+  if (v.is_string()) return "string";
+  if (v.is_boolean()) return "bool";
+  if (v.is_array()) return "array";
+  if (v.is_object()) return "object";
+  return "number " + std::string(raw);
+}
+
+[[noreturn]] void type_error(const nlohmann::json& v, std::string_view raw, const char* field,
+                             const char* type) {
+  config_error("json: cannot unmarshal " + go_kind(v, raw) + " into Go struct field ." + field +
+               " of type " + type);
+}
+
+// A Go int field: an integer literal (no fraction or exponent), null keeps the default.
+void decode_int(std::string_view raw, const char* field, int lo, int hi, int* out) {
+  nlohmann::json v = nlohmann::json::parse(raw);
+  if (v.is_null()) return;
+  if (!v.is_number_integer()) type_error(v, raw, field, "int");
+  long long n = v.is_number_unsigned() ? static_cast<long long>(std::min<uint64_t>(
+                                             v.get<uint64_t>(), uint64_t{1} << 62))
+                                       : v.get<long long>();
+  if (n < lo || n > hi) {
+    config_error(std::string(field) + " " + std::string(raw) + " is out of range (" +
+                 std::to_string(lo) + ".." + std::to_string(hi) + ")");
+  }
+  *out = static_cast<int>(n);
+}
+
+void decode_bool(std::string_view raw, const char* field, bool* out) {
+  nlohmann::json v = nlohmann::json::parse(raw);
+  if (v.is_null()) return;
+  if (!v.is_boolean()) type_error(v, raw, field, "bool");
+  *out = v.get<bool>();
+}
+
+uint64_t fnv1a(uint64_t h, const void* data, size_t n) {
+  const auto* p = static_cast<const uint8_t*>(data);
+  for (size_t i = 0; i < n; ++i) {
+    h ^= p[i];
+    h *= 1099511628211ULL;
+  }
+  return h;
+}
+
+void ignore_not_found(const std::function<void()>& op) {
+  try {
+    op();
+  } catch (const NetlinkError& e) {
+    if (!is_not_found(e)) throw;
+  }
+}
+
+}  // namespace
+
+VxlanConfig decode_vxlan_config(const std::string& backend_json) {
+  VxlanConfig cfg;
+  if (backend_json.empty()) return cfg;
+  nlohmann::json doc;
+  try {
+    doc = nlohmann::json::parse(backend_json);
+  } catch (const nlohmann::json::parse_error& e) {
+    config_error(json_util::describe(e));
+  }
+  if (doc.is_null()) return cfg;
+  if (!doc.is_object()) config_error("expected an object like {\"Type\":\"vxlan\",\"VNI\":1}");
+  // Go's decoder: keys match case-insensitively and every match is applied, so the last wins.
+  for (const auto& m : json_util::object_members(backend_json)) {
+    if (json_util::iequals(m.key, "VNI")) {
+      decode_int(m.value, "VNI", 0, kMaxVni, &cfg.vni);
+    } else if (json_util::iequals(m.key, "Port")) {
+      decode_int(m.value, "Port", 0, 65535, &cfg.port);
+    } else if (json_util::iequals(m.key, "GBP")) {
+      decode_bool(m.value, "GBP", &cfg.gbp);
+    } else if (json_util::iequals(m.key, "DirectRouting")) {
+      decode_bool(m.value, "DirectRouting", &cfg.direct_routing);
+    }
+  }
+  return cfg;
+}
+
+MacAddr stable_vtep_mac(int vni, IP4 iface_addr, IP4 public_ip) {
+  uint64_t h = 14695981039346656037ULL;
+  static const char kTag[] = "flannel-vxlan-vtep";
+  h = fnv1a(h, kTag, sizeof(kTag) - 1);
+  uint32_t words[3] = {static_cast<uint32_t>(vni), iface_addr.value, public_ip.value};
+  for (uint32_t w : words) {
+    uint8_t b[4] = {uint8_t(w >> 24), uint8_t(w >> 16), uint8_t(w >> 8), uint8_t(w)};
+    h = fnv1a(h, b, 4);
+  }
+  MacAddr m;
+  for (int i = 0; i < 6; ++i) m.bytes[i] = static_cast<uint8_t>(h >> (8 * i));
+  m.bytes[0] = static_cast<uint8_t>((m.bytes[0] & 0xfc) | 0x02);  // locally administered, unicast
+  return m;
+}
+
+MacAddr decode_vtep_mac(const std::string& backend_data) {
+  if (backend_data.empty()) throw ParseError("the lease has no BackendData (VtepMAC)");
+  nlohmann::json doc = nlohmann::json::parse(backend_data, nullptr, /*allow_exceptions=*/false);
+  if (!doc.is_object()) throw ParseError("BackendData " + backend_data + " is not a JSON object");
+  std::optional<std::string_view> raw;
+  for (const auto& m : json_util::object_members(backend_data)) {
+    if (json_util::iequals(m.key, "VtepMAC")) raw = m.value;
+  }
+  if (!raw) throw ParseError("BackendData " + backend_data + " has no VtepMAC");
+  nlohmann::json v = nlohmann::json::parse(*raw);
+  if (!v.is_string()) throw ParseError("VtepMAC " + std::string(*raw) + " is not a string");
+  return MacAddr::parse(v.get<std::string>());
+}
+
+// The first batch's dump of what the kernel holds on the device.
+struct VxlanBackend::KernelView {
+  bool loaded = false;
+  std::map<IP4, MacAddr> neighs;                  // permanent entries only
+  std::set<std::pair<MacAddr, IP4>> fdb;          // permanent entries only
+  std::map<IP4Net, Route4> routes;                // oif == device
+};
+
+VxlanBackend::VxlanBackend() = default;
+VxlanBackend::~VxlanBackend() = default;
+
+Route4 VxlanBackend::overlay_route(const IP4Net& subnet) const {
+  return Route4{subnet, subnet.network().ip, index_, true};
+}
+
+BackendSetup VxlanBackend::setup(const Config& config, const ExternalInterface& iface) {
+  vx_ = decode_vxlan_config(config.backend_json);
+  config_ = config;
+  iface_ = iface;
+  name_ = "flannel." + std::to_string(vx_.vni);
+  mtu_ = iface.mtu - kEncapOverhead;
+  if (mtu_ < 68) {
+    throw BackendError("vxlan: the MTU of " + iface.name + " (" + std::to_string(iface.mtu) +
+                       ") leaves " + std::to_string(mtu_) +
+                       " bytes after the 50-byte VXLAN encapsulation; IPv4 needs at least 68");
+  }
+  try {
+    nl_ = std::make_unique<NetlinkSession>();
+    ensure_device();
+    auto li = nl_->link_by_index(index_);
+    if (!li) throw BackendError("vxlan: device " + name_ + " vanished right after setup");
+    mac_ = li->mac;
+  } catch (const NetlinkError& e) {
+    throw BackendError("vxlan: cannot set up device " + name_ + ": " + e.what());
+  }
+  BackendSetup out;
+  out.attrs.public_ip = iface.ext_addr;
+  out.attrs.backend_type = "vxlan";
+  out.attrs.backend_data = "{\"VtepMAC\":\"" + mac_.str() + "\"}";
+  out.mtu = mtu_;
+  return out;
+}
+
+void VxlanBackend::ensure_device() {
+  VxlanLink want;
+  want.name = name_;
+  want.vni = static_cast<uint32_t>(vx_.vni);
+  want.link_index = iface_.index;
+  want.local = iface_.iface_addr;
+  want.port = vx_.port;
+  want.gbp = vx_.gbp;
+  want.mac = stable_vtep_mac(vx_.vni, iface_.iface_addr, iface_.ext_addr);
+  want.mtu = mtu_;
+
+  if (auto existing = nl_->link_by_name(name_)) {
+    std::string why;  // what makes the existing device unusable; "" = reuse it
+    if (existing->kind != "vxlan") {
+      why = "it is of kind \"" + existing->kind + "\"";
+    } else {
+      VxlanLink have = *nl_->vxlan_show(name_);
+      if (have.vni != want.vni) why = "VNI " + std::to_string(have.vni);
+      else if (have.link_index > 0 && have.link_index != want.link_index) why = "another lower device";
+      else if (!have.local.is_zero() && have.local != want.local) why = "local " + have.local.str();
+      else if (!have.group.is_zero()) why = "group " + have.group.str();
+      else if (have.l2miss) why = "l2miss on";
+      else if (have.learning) why = "learning on";
+      else if (have.port > 0 && want.port > 0 && have.port != want.port) why = "port " + std::to_string(have.port);
+      else if (have.gbp != want.gbp) why = std::string("gbp ") + (have.gbp ? "on" : "off");
+    }
+    if (why.empty()) {
+      index_ = existing->index;
+      // v0.11 never corrected the MTU of a reused device (§7.14).
+      if (existing->mtu != mtu_) nl_->link_set_mtu(index_, mtu_);
+      return;
+    }
+    // Incompatible: recreate (v0.11 does the same). The stable MAC makes this keep the address
+    // peers know, unless the old device was made by someone else.
+    nl_->link_delete(existing->index);
+  }
+  index_ = nl_->vxlan_add(want);
+}
+
+void VxlanBackend::lease_acquired(const Lease& ours) {
+  if (!nl_) throw BackendError("vxlan: lease_acquired() before setup()");
+  try {
+    auto li = nl_->link_by_index(index_);
+    if (!li || li->name != name_) ensure_device();  // deleted behind our back since setup()
+    nl_->ensure_v4_address(index_, IP4Net{ours.subnet.network().ip, 32});
+    nl_->link_set_up(index_);
+    // Re-read after up: something (udev MACAddressPolicy, an operator) may have changed the MAC
+    // since we published it. Put back the published one so peers' entries stay right (§7.13).
+    li = nl_->link_by_index(index_);
+    if (li && li->mac != mac_) nl_->link_set_address(index_, mac_);
+  } catch (const NetlinkError& e) {
+    throw BackendError("vxlan: cannot configure " + name_ + " for lease " + ours.subnet.str() +
+                       ": " + e.what());
+  }
+  own_ = ours.subnet;
+  peers_.erase(ours.subnet);
+}
+
+bool VxlanBackend::on_link(IP4 addr) {
+  try {
+    return nl_->route_get(addr).gw.is_zero();
+  } catch (const NetlinkError&) {
+    return false;  // unreachable: certainly not on-link
+  }
+}
+
+void VxlanBackend::add_peer(const Lease& peer, KernelView* kv) {
+  MacAddr mac = decode_vtep_mac(peer.attrs.backend_data);
+  const IP4 pub = peer.attrs.public_ip;
+  const IP4 gw = peer.subnet.network().ip;
+  std::optional<Peer> old;
+  if (auto it = peers_.find(peer.subnet); it != peers_.end()) old = it->second;
+
+  if (vx_.direct_routing && on_link(pub)) {
+    nl_->route_replace(Route4{peer.subnet, pub, 0, false});
+    if (old && !old->direct) {  // was encapsulated: its ARP and FDB entries are now unused
+      ignore_not_found([&] { nl_->neigh_delete(index_, gw); });
+      ignore_not_found([&] { nl_->fdb_delete(index_, old->mac, old->public_ip); });
+    }
+    peers_[peer.subnet] = Peer{mac, pub, true};
+    return;
+  }
+
+  auto neigh = kv->loaded ? kv->neighs.find(gw) : kv->neighs.end();
+  if (neigh == kv->neighs.end() || neigh->second != mac) nl_->neigh_replace(index_, gw, mac);
+  if (!kv->loaded || !kv->fdb.count({mac, pub})) {
+    try {
+      nl_->fdb_replace(index_, mac, pub);
+    } catch (...) {
+      ignore_not_found([&] { nl_->neigh_delete(index_, gw); });
+      throw;
+    }
+  }
+  Route4 want = overlay_route(peer.subnet);
+  auto route = kv->loaded ? kv->routes.find(peer.subnet) : kv->routes.end();
+  bool route_ok = route != kv->routes.end() && route->second.gw == want.gw &&
+                  route->second.oif == want.oif && route->second.onlink;
+  if (!route_ok) {
+    try {
+      nl_->route_replace(want);
+    } catch (...) {
+      ignore_not_found([&] { nl_->neigh_delete(index_, gw); });
+      ignore_not_found([&] { nl_->fdb_delete(index_, mac, pub); });
+      throw;
+    }
+  }
+  // v0.11 left the old FDB entry behind when a subnet's MAC or PublicIP changed (§7.11).
+  if (old && !old->direct && (old->mac != mac || old->public_ip != pub)) {
+    ignore_not_found([&] { nl_->fdb_delete(index_, old->mac, old->public_ip); });
+  }
+  peers_[peer.subnet] = Peer{mac, pub, false};
+}
+
+void VxlanBackend::remove_peer(const Lease& peer, KernelView* /*kv*/) {
+  const IP4 pub = peer.attrs.public_ip;
+  const IP4 gw = peer.subnet.network().ip;
+  std::optional<Peer> known;
+  if (auto it = peers_.find(peer.subnet); it != peers_.end()) known = it->second;
+  peers_.erase(peer.subnet);
+
+  bool direct = known ? known->direct : (vx_.direct_routing && on_link(pub));
+  if (direct) {
+    ignore_not_found([&] { nl_->route_delete(Route4{peer.subnet, pub, 0, false}); });
+    return;
+  }
+  std::optional<MacAddr> mac;
+  try {
+    mac = decode_vtep_mac(peer.attrs.backend_data);
+  } catch (const ParseError&) {
+    if (known) mac = known->mac;
+  }
+  // Try all three, report the first failure.
+  std::string first_error;
+  auto attempt = [&](const std::function<void()>& op) {
+    try {
+      ignore_not_found(op);
+    } catch (const std::exception& e) {
+      if (first_error.empty()) first_error = e.what();
+    }
+  };
+  attempt([&] { nl_->neigh_delete(index_, gw); });
+  if (mac) attempt([&] { nl_->fdb_delete(index_, *mac, pub); });
+  attempt([&] { nl_->route_delete(overlay_route(peer.subnet)); });
+  if (!first_error.empty()) throw BackendError(first_error);
+}
+
+void VxlanBackend::reconcile(KernelView* kv, BatchErrors* errors) {
+  std::set<IP4> gws;
+  std::set<std::pair<MacAddr, IP4>> fdb;
+  for (const auto& [subnet, p] : peers_) {
+    if (p.direct) continue;
+    gws.insert(subnet.network().ip);
+    fdb.insert({p.mac, p.public_ip});
+  }
+  auto remove = [&](const std::string& what, const std::function<void()>& op) {
+    try {
+      ignore_not_found(op);
+      ++reconciled_;
+    } catch (const std::exception& e) {
+      errors->add("removing stale " + what + ": " + e.what());
+    }
+  };
+  for (const auto& [dst, r] : kv->routes) {
+    if (auto it = peers_.find(dst); it != peers_.end() && !it->second.direct) continue;
+    if (r.protocol != kRtprotBoot || !config_.network.contains(dst)) continue;
+    remove("route " + r.str(), [&] { nl_->route_delete(r); });
+  }
+  for (const auto& [ip, mac] : kv->neighs) {
+    if (gws.count(ip)) continue;
+    remove("neighbour " + ip.str(), [&] { nl_->neigh_delete(index_, ip); });
+  }
+  for (const auto& entry : kv->fdb) {
+    if (fdb.count(entry) || entry.first.is_zero()) continue;
+    remove("fdb entry " + entry.first.str() + " dst " + entry.second.str(),
+           [&] { nl_->fdb_delete(index_, entry.first, entry.second); });
+  }
+}
+
+void VxlanBackend::apply(const std::vector<PeerEvent>& batch) {
+  if (!nl_) throw BackendError("vxlan: apply() before setup()");
+  BatchErrors errors;
+  KernelView kv;
+  if (!reconciled_once_) {
+    // The first batch is the full peer set: read what the device holds once, so entries that
+    // are already right are not rewritten (a restart changes nothing) and stale ones can go.
+    try {
+      for (const auto& n : nl_->neighs4(index_))
+        if (n.state & NUD_PERMANENT) kv.neighs[n.dst] = n.mac;
+      for (const auto& f : nl_->fdbs(index_))
+        if ((f.state & NUD_PERMANENT) && !f.dst.is_zero()) kv.fdb.insert({f.mac, f.dst});
+      for (const auto& r : nl_->routes4())
+        if (r.oif == index_) kv.routes.emplace(r.dst, r);
+      kv.loaded = true;
+    } catch (const NetlinkError& e) {
+      errors.add(std::string("reading the state of ") + name_ + ": " + e.what());
+    }
+  }
+
+  for (const PeerEvent& ev : batch) {
+    const Lease& peer = ev.lease;
+    if (own_ && peer.subnet == *own_) continue;
+    if (peer.attrs.backend_type != "vxlan") {
+      ++skipped_;
+      continue;
+    }
+    try {
+      if (ev.type == PeerEvent::Type::kAdded) {
+        add_peer(peer, &kv);
+      } else {
+        remove_peer(peer, &kv);
+      }
+    } catch (const std::exception& e) {
+      errors.add(ev, e.what());
+    }
+  }
+
+  if (!reconciled_once_) {
+    reconciled_once_ = true;
+    if (kv.loaded) reconcile(&kv, &errors);
+  }
+  errors.throw_if_any(batch.size());
+}
+
+}  // namespace flannel

@@ -1,0 +1,113 @@
+// vxlan: flannel v0.11's kernel VXLAN backend (backend/vxlan). One VXLAN device per host,
+// flannel.<VNI>, sourcing from IfaceAddr on the external interface with learning off; the control
+// plane (this backend) programs, for every peer, what the kernel would otherwise have to learn:
+//
+//   ip neigh replace <peer subnet .0> lladdr <peer VtepMAC> dev flannel.1 nud permanent
+//   bridge fdb replace <peer VtepMAC> dev flannel.1 dst <peer PublicIP> self permanent
+//   ip route replace <peer subnet> via <peer subnet .0> dev flannel.1 onlink
+//
+// (in that order; a failed FDB step removes the neighbour, a failed route step removes both).
+// With DirectRouting, a peer whose PublicIP is on-link (its `ip route get` has no gateway) gets
+// `ip route replace <subnet> via <PublicIP>` instead, with no encapsulation.
+//
+// Config (Backend object, keys case-insensitive, last one wins, null keeps the default):
+// VNI int (1), Port int (0 = kernel default 8472), GBP bool, DirectRouting bool.
+// Lease attrs: {"PublicIP":..,"BackendType":"vxlan","BackendData":{"VtepMAC":"xx:..:xx"}}.
+// MTU (subnet.env) = ext MTU - 50, and the device MTU is kept at that value (facts §7.14).
+//
+// Beyond v0.11:
+//  * The VTEP MAC is set explicitly at creation, derived from VNI, IfaceAddr and PublicIP
+//    (locally administered), so a re-created device (reboot, incompatible config) keeps its MAC
+//    and udev's MACAddressPolicy has nothing to change (§7.13). A reused device keeps its MAC, so
+//    an upgrade from v0.11 is hitless. After the device is up its MAC is checked again and put
+//    back if something changed it.
+//  * A peer's new VtepMAC or PublicIP removes the old FDB entry (§7.11).
+//  * The first batch after start is the full peer set: neighbour, FDB and route entries on the
+//    device that belong to no current peer are removed (§7.11). Entries already correct are left
+//    untouched, so a restart causes no change in the kernel.
+//
+// Thread safety: as Backend (one caller at a time).
+#pragma once
+
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "backends/backend.h"
+#include "backends/netlink.h"
+
+namespace flannel {
+
+struct VxlanConfig {
+  int vni = 1;
+  int port = 0;
+  bool gbp = false;
+  bool direct_routing = false;
+};
+
+// Decodes the vxlan keys of a Backend object (compact raw JSON, "" = all defaults) the way v0.11
+// does. Throws BackendError "error decoding VXLAN backend config: ..." for a wrong type
+// (e.g. "VNI":"1") or an out-of-range value (VNI outside 0..16777215, Port outside 0..65535).
+VxlanConfig decode_vxlan_config(const std::string& backend_json);
+
+// The VTEP MAC this host uses for `vni`: locally administered unicast, a hash of VNI, IfaceAddr
+// and PublicIP (so two hosts behind NAT sharing an IfaceAddr still differ).
+MacAddr stable_vtep_mac(int vni, IP4 iface_addr, IP4 public_ip);
+
+// The peer's VtepMAC from its BackendData (key case-insensitive, any form Go's ParseMAC takes).
+// Throws ParseError when absent or invalid.
+MacAddr decode_vtep_mac(const std::string& backend_data);
+
+class VxlanBackend : public Backend {
+ public:
+  static constexpr int kEncapOverhead = 50;  // outer IPv4 20 + UDP 8 + VXLAN 8 + Ethernet 14
+
+  VxlanBackend();
+  ~VxlanBackend() override;  // the device and its entries stay: restarts are hitless
+
+  std::string type() const override { return "vxlan"; }
+  // Decodes the config, creates or reuses flannel.<VNI>, and publishes its MAC.
+  BackendSetup setup(const Config& config, const ExternalInterface& iface) override;
+  // Address <subnet network>/32 (the only IPv4 on the device), link up, MAC re-checked.
+  void lease_acquired(const Lease& ours) override;
+  bool wants_peers() const override { return true; }
+  void apply(const std::vector<PeerEvent>& batch) override;
+
+  const std::string& device() const { return name_; }
+  const MacAddr& vtep_mac() const { return mac_; }
+  size_t skipped_peers() const { return skipped_; }
+  // Stale neighbour/FDB/route entries removed by startup reconciliation.
+  size_t reconciled_entries() const { return reconciled_; }
+
+ private:
+  struct Peer {
+    MacAddr mac;
+    IP4 public_ip;
+    bool direct = false;
+  };
+  struct KernelView;  // one dump of the device's neighbours, FDB and routes
+
+  void ensure_device();
+  bool on_link(IP4 addr);
+  void add_peer(const Lease& peer, KernelView* kv);
+  void remove_peer(const Lease& peer, KernelView* kv);
+  void reconcile(KernelView* kv, class BatchErrors* errors);
+  Route4 overlay_route(const IP4Net& subnet) const;
+
+  std::unique_ptr<NetlinkSession> nl_;
+  Config config_;
+  ExternalInterface iface_;
+  VxlanConfig vx_;
+  std::string name_;
+  int index_ = 0;
+  int mtu_ = 0;
+  MacAddr mac_;
+  std::optional<IP4Net> own_;
+  std::map<IP4Net, Peer> peers_;
+  bool reconciled_once_ = false;
+  size_t skipped_ = 0;
+  size_t reconciled_ = 0;
+};
+
+}  // namespace flannel

@@ -1,0 +1,194 @@
+// flanneld as users run it: real processes in lab namespaces, against a real etcd (in the hub
+// namespace, written with etcdctl as the seeds do) and against one shared SQLite file.
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <regex>
+#include <set>
+
+#include "core/lease.h"
+#include "tests/daemon/agent_fixture.h"
+
+namespace flannel::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+// Seed 000/004's config with the backend that needs no data plane.
+constexpr const char* kAllocConfig =
+    R"({"Network":"172.30.0.0/16", "SubnetLen": 24, "Backend": {"Type": "alloc"}})";
+
+TEST_P(AgentTest, SeedFlowWritesFlannelLeaseAndSubnetEnv) {
+  set_config(kAllocConfig);
+  start_agent(1);
+  auto subnet = wait_subnet(1);
+  ASSERT_TRUE(subnet) << agent(1).output();
+  EXPECT_EQ(subnet->prefix, 24);
+  EXPECT_TRUE(IP4Net::parse("172.30.0.0/16").contains(*subnet));
+  EXPECT_NE(subnet->ip, IP4::parse("172.30.0.0")) << "the first subnet is skipped (SubnetMin)";
+
+  // The lease key and value flannel v0.11 writes.
+  EXPECT_EQ(lease_value(*subnet), R"({"PublicIP":"10.250.0.1"})");
+  if (store_->kind() == LabStore::Kind::kEtcd) {
+    std::string ls;
+    ASSERT_EQ(store_->etcdctl({"ls", store_->prefix() + "/subnets"}, &ls), 0);
+    EXPECT_EQ(ls, store_->prefix() + "/subnets/" + subnet_key(*subnet) + "\n");
+  }
+  // subnet.env exactly as flannel writes it.
+  std::string env = read_file(subnet_file(1));
+  std::string third = std::to_string((subnet->ip.value >> 8) & 0xff);
+  EXPECT_EQ(env, "FLANNEL_NETWORK=172.30.0.0/16\nFLANNEL_SUBNET=172.30." + third +
+                     ".1/24\nFLANNEL_MTU=1500\nFLANNEL_IPMASQ=false\n");
+  // The log lines operators grep for, in glog layout.
+  std::regex acquired(R"(I\d{4} \d\d:\d\d:\d\d\.\d{6} +\d+ [a-z_]+\.cc:\d+\] Lease acquired: )" +
+                      subnet->str());
+  EXPECT_TRUE(std::regex_search(agent(1).output(), acquired)) << agent(1).output();
+  EXPECT_NE(agent(1).output().find("Using interface with name eth0 and address 10.250.0.1"),
+            std::string::npos);
+}
+
+TEST_P(AgentTest, RestartIsHitlessAndKeepsTheSubnet) {
+  set_config(kAllocConfig);
+  start_agent(1);
+  auto first = wait_subnet(1);
+  ASSERT_TRUE(first);
+  stop_agent(1);
+  // Nothing is released on shutdown: the lease and the file stay.
+  EXPECT_EQ(lease_value(*first), R"({"PublicIP":"10.250.0.1"})");
+  EXPECT_TRUE(std::filesystem::exists(subnet_file(1)));
+  EXPECT_NE(agent(1).output().find("Exiting cleanly"), std::string::npos);
+
+  std::filesystem::remove(subnet_file(1));  // reuse must come from the store, not the file
+  start_agent(1);
+  auto second = wait_subnet(1);
+  ASSERT_TRUE(second);
+  EXPECT_EQ(*second, *first);
+  EXPECT_EQ(lease_subnets().size(), 1u);
+}
+
+TEST_P(AgentTest, DeletedLeaseIsReacquired) {
+  set_config(kAllocConfig);
+  start_agent(1);
+  auto subnet = wait_subnet(1);
+  ASSERT_TRUE(subnet);
+  std::string out;
+  ASSERT_EQ(store_->ctl({"subnets", "rm", subnet->str()}, &out), 0) << out;
+  // The agent notices through its watch and takes the same (now free) subnet back.
+  EXPECT_TRUE(wait_until([&] { return lease_value(*subnet) == R"({"PublicIP":"10.250.0.1"})"; }, 5s))
+      << agent(1).output();
+  EXPECT_TRUE(wait_until([&] {
+    auto log = agent(1).output();
+    return log.find("re-acquiring") != std::string::npos &&
+           log.rfind("Lease acquired: " + subnet->str()) > log.find("re-acquiring");
+  }, 5s)) << agent(1).output();
+  EXPECT_TRUE(agent(1).running());
+}
+
+TEST_P(AgentTest, AbsentConfigIsWaitedForAndReadinessFollowsTheLease) {
+  const int port = 8471;
+  start_agent(1, {"-healthz-port=" + std::to_string(port), "-healthz-ip=127.0.0.1"});
+  ASSERT_TRUE(wait_until([&] { return http_status(1, port, "/healthz") == 200; }, 5s))
+      << agent(1).output();
+  std::string body;
+  EXPECT_EQ(http_status(1, port, "/healthz", &body), 200);
+  EXPECT_EQ(body, "flanneld is running");
+  EXPECT_EQ(http_status(1, port, "/readyz"), 503);
+  EXPECT_TRUE(wait_until([&] { return agent(1).output().find("Network config not found") != std::string::npos; }, 5s));
+  EXPECT_FALSE(std::filesystem::exists(subnet_file(1)));
+
+  set_config(kAllocConfig);
+  ASSERT_TRUE(wait_subnet(1, 10s)) << agent(1).output();
+  EXPECT_TRUE(wait_until([&] { return http_status(1, port, "/readyz") == 200; }, 5s));
+  EXPECT_EQ(http_status(1, port, "/healthz"), 200);
+  EXPECT_EQ(http_status(1, port, "/nope"), 404);
+  std::string metrics;
+  EXPECT_EQ(http_status(1, port, "/metrics", &metrics), 200);
+  EXPECT_NE(metrics.find("flannel_ready 1"), std::string::npos) << metrics;
+}
+
+TEST_P(AgentTest, BadConfigIsReportedAndTakesNoLease) {
+  set_config(R"({"Network":"10.0.0.0/30"})");
+  start_agent(1);
+  ASSERT_TRUE(wait_until([&] {
+    return agent(1).output().find("Network is too small. Minimum useful network prefix is /28") !=
+           std::string::npos;
+  }, 5s)) << agent(1).output();
+  EXPECT_TRUE(agent(1).running()) << "a bad config is waited out, not fatal";
+  EXPECT_TRUE(lease_subnets().empty());
+  EXPECT_FALSE(std::filesystem::exists(subnet_file(1)));
+  // Fixing the config lets the waiting agent proceed.
+  set_config(kAllocConfig);
+  EXPECT_TRUE(wait_subnet(1, 10s)) << agent(1).output();
+}
+
+TEST_P(AgentTest, ThreeAgentsGetThreeDistinctSubnets) {
+  set_config(kAllocConfig);
+  for (int i = 1; i <= 3; ++i) start_agent(i);
+  std::set<IP4Net> subnets;
+  for (int i = 1; i <= 3; ++i) {
+    auto s = wait_subnet(i);
+    ASSERT_TRUE(s) << agent(i).output();
+    subnets.insert(*s);
+    EXPECT_EQ(lease_value(*s), R"({"PublicIP":"10.250.0.)" + std::to_string(i) + R"("})");
+  }
+  EXPECT_EQ(subnets.size(), 3u);
+}
+
+TEST_P(AgentTest, ThirtyTwoAgentsStartedAtOnceGetDistinctSubnets) {
+  // A small network makes collisions likely: 62 subnets of /28 in a /22.
+  set_config(R"({"Network":"10.8.0.0/22","SubnetLen":28,"Backend":{"Type":"alloc"}})");
+  const int n = 32;
+  for (int i = 1; i <= n; ++i) host(i);  // namespaces first, so the agents start together
+  for (int i = 1; i <= n; ++i) start_agent(i);
+  std::set<IP4Net> subnets;
+  for (int i = 1; i <= n; ++i) {
+    auto s = wait_subnet(i, 20s);
+    ASSERT_TRUE(s) << agent(i).output();
+    subnets.insert(*s);
+  }
+  EXPECT_EQ(subnets.size(), static_cast<size_t>(n));
+  auto stored = lease_subnets();
+  EXPECT_EQ(stored.size(), static_cast<size_t>(n));
+  EXPECT_EQ(std::set<IP4Net>(stored.begin(), stored.end()), subnets);
+}
+
+TEST_P(AgentTest, SystemdReadyIsSentOnlyAfterTheSubnetFileExists) {
+  std::string sock_path = dir_ + "/notify.sock";
+  int fd = ::socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  std::snprintf(addr.sun_path, sizeof(addr.sun_path), "%s", sock_path.c_str());
+  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  timeval tv{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+
+  set_config(kAllocConfig);
+  start_agent(1, {}, {{"NOTIFY_SOCKET", sock_path}});
+  char buf[256];
+  ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
+  bool file_there = std::filesystem::exists(subnet_file(1));
+  ::close(fd);
+  ASSERT_GT(n, 0) << "no notification within 10 s\n" << agent(1).output();
+  EXPECT_EQ(std::string(buf, static_cast<size_t>(n)), "READY=1");
+  EXPECT_TRUE(file_there) << "READY=1 arrived before the subnet file was written";
+}
+
+TEST_P(AgentTest, EnvironmentVariablesConfigureTheAgent) {
+  set_config(kAllocConfig);
+  // The flags given as FLANNELD_* instead; a command-line flag still wins over its variable.
+  start_agent(1, {"-public-ip=10.250.0.99"},
+              {{"FLANNELD_PUBLIC_IP", "10.250.0.77"}, {"FLANNELD_IP_MASQ", "true"}});
+  auto subnet = wait_subnet(1);
+  ASSERT_TRUE(subnet) << agent(1).output();
+  EXPECT_EQ(lease_value(*subnet), R"({"PublicIP":"10.250.0.99"})");
+  EXPECT_NE(read_file(subnet_file(1)).find("FLANNEL_IPMASQ=true\n"), std::string::npos);
+}
+
+INSTANTIATE_TEST_SUITE_P(Stores, AgentTest,
+                         ::testing::Values(LabStore::Kind::kSqlite, LabStore::Kind::kEtcd), KindName);
+
+}  // namespace
+}  // namespace flannel::testing

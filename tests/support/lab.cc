@@ -1,0 +1,110 @@
+#include "tests/support/lab.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <sstream>
+#include <stdexcept>
+
+#include "tests/support/process.h"
+
+
+namespace flannel::testing {
+
+Lab::Lab(const std::string& tag) {
+  static int counter = 0;
+  prefix_ = "fl" + std::to_string(::getpid()) + "-" + tag + std::to_string(counter++);
+  hub_ = prefix_ + "-hub";
+  try {
+    must({"ip", "netns", "add", hub_});
+    namespaces_.push_back(hub_);
+    must({"ip", "link", "set", "lo", "up"}, hub_);
+    must({"ip", "link", "add", "br0", "type", "bridge"}, hub_);
+    must({"ip", "addr", "add", "10.250.0.254/24", "dev", "br0"}, hub_);
+    must({"ip", "link", "set", "br0", "up"}, hub_);
+  } catch (...) {
+    for (const auto& ns : namespaces_) run_command({"ip", "netns", "del", ns});
+    throw;
+  }
+}
+
+Lab::~Lab() {
+  for (auto it = namespaces_.rbegin(); it != namespaces_.rend(); ++it)
+    run_command({"ip", "netns", "del", *it});
+}
+
+void Lab::must(const std::vector<std::string>& argv, const std::string& netns) {
+  std::string out;
+  int rc = run_command(argv, &out, netns);
+  if (rc != 0) {
+    std::string cmd;
+    for (const auto& a : argv) cmd += (cmd.empty() ? "" : " ") + a;
+    throw std::runtime_error("lab: `" + cmd + "`" + (netns.empty() ? "" : " in " + netns) +
+                             " failed (" + std::to_string(rc) + "): " + out);
+  }
+}
+
+const Lab::Host& Lab::add_host() {
+  int i = static_cast<int>(hosts_.size()) + 1;
+  if (i > 250) throw std::runtime_error("lab: at most 250 hosts");
+  Host h{prefix_ + "-h" + std::to_string(i), IP4{(10u << 24) | (250u << 16) | unsigned(i)}};
+  must({"ip", "netns", "add", h.netns});
+  namespaces_.push_back(h.netns);
+  std::string hub_side = "v" + std::to_string(i);
+  must({"ip", "link", "add", hub_side, "type", "veth", "peer", "name", "eth0", "netns", h.netns}, hub_);
+  must({"ip", "link", "set", hub_side, "master", "br0", "up"}, hub_);
+  must({"ip", "link", "set", "lo", "up"}, h.netns);
+  must({"ip", "addr", "add", h.addr.str() + "/24", "dev", "eth0"}, h.netns);
+  must({"ip", "link", "set", "eth0", "up"}, h.netns);
+  must({"ip", "route", "add", "default", "via", "10.250.0.254"}, h.netns);
+  hosts_.push_back(h);
+  return hosts_.back();
+}
+
+Lab::Pod Lab::add_pod(const Host& host, const IP4Net& gateway) {
+  std::string out;
+  if (run_command({"ip", "link", "show", "cni0"}, &out, host.netns) != 0) {
+    must({"ip", "link", "add", "cni0", "type", "bridge"}, host.netns);
+    must({"ip", "addr", "add", gateway.str(), "dev", "cni0"}, host.netns);
+    must({"ip", "link", "set", "cni0", "up"}, host.netns);
+    must({"sysctl", "-qw", "net.ipv4.ip_forward=1"}, host.netns);
+  }
+  int k = ++pods_;
+  int on_host = 0;
+  for (const auto& p : pod_hosts_) on_host += p == host.netns;
+  pod_hosts_.push_back(host.netns);
+  Pod pod{prefix_ + "-p" + std::to_string(k), IP4{gateway.ip.value + 1 + unsigned(on_host)}};
+  must({"ip", "netns", "add", pod.netns});
+  namespaces_.push_back(pod.netns);
+  std::string host_side = "p" + std::to_string(k);
+  must({"ip", "link", "add", host_side, "type", "veth", "peer", "name", "eth0", "netns", pod.netns},
+       host.netns);
+  must({"ip", "link", "set", host_side, "master", "cni0", "up"}, host.netns);
+  must({"ip", "link", "set", "lo", "up"}, pod.netns);
+  must({"ip", "addr", "add", pod.addr.str() + "/" + std::to_string(gateway.prefix), "dev", "eth0"},
+       pod.netns);
+  must({"ip", "link", "set", "eth0", "up"}, pod.netns);
+  must({"ip", "route", "add", "default", "via", gateway.ip.str()}, pod.netns);
+  return pod;
+}
+
+void cleanup_stale_labs() {
+  std::string out;
+  if (run_command({"ip", "netns", "list"}, &out) != 0) return;
+  std::istringstream in(out);
+  std::string line;
+  while (std::getline(in, line)) {
+    std::string name = line.substr(0, line.find(' '));
+    if (name.rfind("fl", 0) != 0) continue;
+    size_t dash = name.find('-');
+    if (dash == std::string::npos || dash < 3) continue;
+    std::string digits = name.substr(2, dash - 2);
+    if (digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    pid_t pid = static_cast<pid_t>(std::stol(digits));
+    if (::kill(pid, 0) == 0 || errno == EPERM) continue;  // still alive
+    run_command({"ip", "netns", "del", name});
+  }
+}
+
+}  // namespace flannel::testing

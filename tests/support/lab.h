@@ -1,0 +1,61 @@
+// Lab: a multi-host network built from network namespaces, for tests and the demo.
+//
+//   hub namespace  <prefix>-hub : bridge br0 10.250.0.254/24
+//   host i         <prefix>-hI  : eth0 10.250.0.I/24 (veth to the hub bridge), default route
+//                                 via 10.250.0.254, lo up
+//
+// Every address and route lives inside namespaces the lab creates; nothing touches the root
+// namespace. Names start with "fl<pid>-<tag>" so parallel test processes never collide, and
+// cleanup_stale_labs() removes namespaces left by a process that no longer exists. The
+// destructor deletes every namespace it made, also when the test failed.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/ip.h"
+
+namespace flannel::testing {
+
+class Lab {
+ public:
+  struct Host {
+    std::string netns;  // namespace name, for Process::Spec::netns and `ip netns exec`
+    IP4 addr;           // eth0 address, 10.250.0.I
+  };
+
+  // Throws std::runtime_error with the failing command's output if setup fails.
+  explicit Lab(const std::string& tag);
+  ~Lab();
+  Lab(const Lab&) = delete;
+  Lab& operator=(const Lab&) = delete;
+
+  const Host& add_host();  // hosts are numbered from 1
+
+  // A pod on `host`: the host gets bridge cni0 carrying `gateway` (FLANNEL_SUBNET, e.g.
+  // 10.5.34.1/24) and IP forwarding on; a new namespace gets eth0 on that bridge with the next
+  // address (10.5.34.2, .3, ...) and a default route via the gateway. Returns the pod.
+  struct Pod {
+    std::string netns;
+    IP4 addr;
+  };
+  Pod add_pod(const Host& host, const IP4Net& gateway);
+  const std::vector<Host>& hosts() const { return hosts_; }
+  const std::string& hub() const { return hub_; }
+  const std::string& prefix() const { return prefix_; }
+
+ private:
+  void must(const std::vector<std::string>& argv, const std::string& netns = "");
+
+  std::string prefix_;
+  std::string hub_;
+  std::vector<Host> hosts_;
+  int pods_ = 0;
+  std::vector<std::string> pod_hosts_;  // host netns of each pod, in creation order
+  std::vector<std::string> namespaces_;
+};
+
+// Deletes namespaces named fl<PID>-* whose PID is not a live process.
+void cleanup_stale_labs();
+
+}  // namespace flannel::testing

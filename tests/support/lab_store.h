@@ -1,0 +1,49 @@
+// LabStore: the store a lab's agents share, as users deploy it: a SQLite file (the embedded
+// store) or a real etcd running inside the lab's hub namespace on 10.250.0.254:2379, reached by
+// the hosts over the lab network. flags() are the flanneld/flannelctl flags that select it;
+// ctl() runs flannelctl against it and etcdctl() runs the real etcdctl (v2 API) against it, the
+// way the seed documents do.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "tests/support/lab.h"
+#include "tests/support/process.h"
+
+namespace flannel::testing {
+
+class LabStore {
+ public:
+  enum class Kind { kSqlite, kEtcd };
+
+  // Starts etcd in lab.hub() for kEtcd (throws with etcd's log if it does not come up), or
+  // picks a fresh SQLite file in `dir` for kSqlite. `prefix` is the -etcd-prefix to use.
+  LabStore(Kind kind, const Lab& lab, const std::string& dir, const std::string& prefix);
+  ~LabStore();
+
+  Kind kind() const { return kind_; }
+  const std::string& prefix() const { return prefix_; }
+  // -store / -etcd-endpoints / -etcd-prefix flags for flanneld and flannelctl.
+  std::vector<std::string> flags() const;
+  std::string endpoint() const { return endpoint_; }  // etcd URL ("" for SQLite)
+
+  // Runs `flannelctl <flags> args...`; returns the exit code, output (stdout+stderr) in *out.
+  int ctl(const std::vector<std::string>& args, std::string* out = nullptr) const;
+  // Runs `etcdctl --endpoints=... args...` with ETCDCTL_API=2 (kEtcd only).
+  int etcdctl(const std::vector<std::string>& args, std::string* out = nullptr) const;
+
+ private:
+  Kind kind_;
+  std::string hub_;
+  std::string dir_;
+  std::string prefix_;
+  std::string sqlite_path_;
+  std::string endpoint_;
+  std::unique_ptr<Process> etcd_;
+};
+
+std::string to_string(LabStore::Kind kind);
+
+}  // namespace flannel::testing
