@@ -54,6 +54,16 @@ void set_buffer(int fd, int force_opt, int opt) {
   }
 }
 
+// Lets the kernel accept packets from the TUN whose source is one of our own addresses. The
+// proxy's ICMP errors (net unreachable, time exceeded) come from our TUN address, as in v0.11,
+// and without this the kernel drops them as martians, so senders never hear of them. Failure
+// (e.g. a read-only /proc/sys) is not fatal: only those ICMP errors are lost.
+void accept_local(const std::string& device) {
+  std::string path = "/proc/sys/net/ipv4/conf/" + device + "/accept_local";
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (fd.valid()) (void)!::write(fd.get(), "1\n", 2);
+}
+
 // An AF_INET datagram socket bound to addr:port.
 UniqueFd open_udp(IP4 addr, int port) {
   UniqueFd fd(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
@@ -139,6 +149,7 @@ void UdpBackend::lease_acquired(const Lease& ours) {
     if (!link) throw BackendError("udp backend: TUN device " + name + " vanished after creation");
     nl.link_set_mtu(link->index, mtu_);
     nl.ensure_v4_address(link->index, tun_addr);
+    accept_local(name);
     nl.link_set_up(link->index);
     Route4 route;
     route.dst = config_.network;

@@ -64,6 +64,7 @@ class Attach {
 struct Sink {
   std::string body;
   std::optional<uint64_t> etcd_index;
+  std::optional<SteadyClock::time_point> headers_at;  // end of the last header block
   bool too_big = false;
 };
 
@@ -95,7 +96,10 @@ size_t on_header(char* data, size_t size, size_t n, void* user) {
   if (line.starts_with("HTTP/")) {
     // A new response (after a redirect or a 100 Continue): forget the previous one's headers.
     sink->etcd_index.reset();
+    sink->headers_at.reset();
     sink->body.clear();
+  } else if (line == "\r\n" || line == "\n") {
+    sink->headers_at = SteadyClock::now();
   } else if (starts_with_nocase(line, "X-Etcd-Index:")) {
     std::string_view v = line.substr(13);
     while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
@@ -261,6 +265,8 @@ HttpClient::Attempt HttpClient::attempt(Conn& conn, const std::string& endpoint,
   curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
   curl_easy_setopt(e, CURLOPT_HEADERDATA, &a.sink);
   curl_easy_setopt(e, CURLOPT_USERAGENT, "flannel-cpp");
+  // HTTP/1.1 like the Go client of flannel v0.11 (no h2 with a custom TLS config).
+  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
   add_header("Expect:");  // never wait for 100-continue
 
   if (req.method == "GET") {
@@ -319,6 +325,7 @@ HttpClient::Attempt HttpClient::attempt(Conn& conn, const std::string& endpoint,
       curl_easy_getinfo(e, CURLINFO_REQUEST_SIZE, &sent);
       if (long_poll) {
         a.kind = Attempt::Kind::kTimeout;
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &a.status);  // 0 if no headers yet
       } else {
         a.kind = Attempt::Kind::kTransport;
         a.error = "no answer within " + std::to_string(options_.request_timeout.count()) + " ms";
@@ -356,7 +363,8 @@ HttpClient::Attempt HttpClient::attempt(Conn& conn, const std::string& endpoint,
       if (rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_SSL_CONNECT_ERROR ||
           rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR) {
         if (endpoint.starts_with("https://") && options_.certfile.empty()) {
-          a.error += " (no client certificate configured: -etcd-certfile/-etcd-keyfile)";
+          a.error += " (the server may require a client certificate; none is configured: "
+                     "-etcd-certfile/-etcd-keyfile)";
         }
       }
     }
@@ -393,6 +401,10 @@ HttpResponse HttpClient::send(const HttpRequest& req, std::stop_token stop) {
     }
     if (a.kind == Attempt::Kind::kTimeout) {
       resp.outcome = HttpResponse::Outcome::kTimeout;
+      resp.status = a.status;  // headers of a long-poll that had not finished, if any
+      resp.etcd_index = a.sink.etcd_index;
+      resp.headers_at = a.sink.headers_at;
+      resp.body = std::move(a.sink.body);
       break;
     }
     if (a.kind == Attempt::Kind::kResponse && a.status < 500) {

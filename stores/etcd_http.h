@@ -53,13 +53,16 @@ struct HttpResponse {
   enum class Outcome {
     kOk,         // an HTTP response (any status) arrived; see status/body
     kTransport,  // no usable response from any endpoint tried; see error
-    kTimeout,    // long-poll deadline passed with no response (not an error)
+    kTimeout,    // long-poll deadline passed with no complete response (not an error);
+                 // status/etcd_index hold the headers if they had arrived
     kCancelled,  // the stop token fired
   };
   Outcome outcome = Outcome::kOk;
   long status = 0;                       // HTTP status
   std::string body;                      // response body
   std::optional<uint64_t> etcd_index;    // X-Etcd-Index header, when present and numeric
+  // When the response headers were complete (kTimeout: the body may still be missing).
+  std::optional<std::chrono::steady_clock::time_point> headers_at;
   std::string endpoint;                  // the endpoint that answered (or failed last)
   std::string error;                     // kTransport: "etcd URL: problem" per endpoint, "; "
 };

@@ -108,6 +108,9 @@ using SteadyClock = std::chrono::steady_clock;
 // when the guess that more are available was wrong (writes elsewhere in the cluster).
 constexpr std::chrono::milliseconds kDrainWindow{20};
 constexpr size_t kMaxBatch = 1024;
+// How long a long-poll must stay silent after its headers before its X-Etcd-Index is trusted as
+// "nothing happened up to here" (a replayed event follows the headers within microseconds).
+constexpr std::chrono::milliseconds kQuietProof{250};
 
 // etcd v2 error codes (etcd/error/error.go).
 constexpr int kEcodeKeyNotFound = 100;
@@ -475,6 +478,18 @@ WatchResult EtcdStore::watch_leases(uint64_t after_revision, std::chrono::millis
         result.status = Status::Error(StoreCode::kCancelled, "watch cancelled");
         return result;
       case HttpResponse::Outcome::kTimeout:
+        // etcd flushes the headers of a long-poll as soon as its watcher is registered, with
+        // X-Etcd-Index = the cluster index at that moment. Had a lease changed between our
+        // cursor and that index, etcd would have written the event right behind the headers
+        // (it replays it from its history). Headers long past with no body byte therefore mean
+        // no lease changed up to that index, and the cursor may move there. This keeps an idle
+        // watcher inside etcd's 1000-event window while the rest of a shared etcd is busy;
+        // otherwise every poll after a quiet spell would end in kHistoryGone and a full resync.
+        if (resp.status == 200 && resp.body.empty() && resp.etcd_index &&
+            *resp.etcd_index > result.revision && resp.headers_at &&
+            SteadyClock::now() - *resp.headers_at >= kQuietProof) {
+          result.revision = *resp.etcd_index;
+        }
         result.status = Status::Error(StoreCode::kTimeout, "no lease change within " +
                                                                std::to_string(timeout.count()) +
                                                                " ms");

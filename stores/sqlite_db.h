@@ -78,9 +78,7 @@ class Db {
   Query query(const char* sql);
 
   // How long a statement waits for another connection's lock before failing with SQLITE_BUSY.
-  void set_busy_timeout(std::chrono::milliseconds timeout) {
-    sqlite3_busy_timeout(db_, static_cast<int>(timeout.count()));
-  }
+  void set_busy_timeout(std::chrono::milliseconds timeout) { busy_timeout_ = timeout; }
 
   // PRAGMA data_version: changes whenever another connection commits to the file.
   int64_t data_version();
@@ -91,11 +89,15 @@ class Db {
   const std::string& path() const { return path_; }
 
  private:
+  static int on_busy(void* self, int count);
+
   struct StmtDeleter {
     void operator()(sqlite3_stmt* s) const { sqlite3_finalize(s); }
   };
   std::string path_;
   sqlite3* db_ = nullptr;
+  std::chrono::milliseconds busy_timeout_{0};
+  std::chrono::steady_clock::time_point busy_since_;
   std::map<const char*, std::unique_ptr<sqlite3_stmt, StmtDeleter>> cache_;
 };
 

@@ -1,0 +1,218 @@
+// OverlayLab: the shared fixture of the data-plane lab tests. A Lab (tests/support/lab.h) of N
+// hosts, one SQLite store file in a temp dir that every host's flanneld shares, one flanneld per
+// host running inside that host's namespace, and one pod per host on its cni0 bridge, so a test
+// can check routes, devices and real pings between pods on different hosts.
+//
+// Everything is torn down on every path: the flanneld processes (SIGTERM, then SIGKILL by
+// Process), the namespaces (Lab) and the temp dir.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <stdlib.h>
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "core/ip.h"
+#include "tests/support/lab.h"
+#include "tests/support/process.h"
+
+#ifndef FLANNEL_BIN_DIR
+#error "FLANNEL_BIN_DIR must point at the built flanneld/flannelctl"
+#endif
+
+namespace flannel::testing {
+
+using namespace std::chrono_literals;
+
+class OverlayLab {
+ public:
+  OverlayLab(const std::string& tag, const std::string& config_json, int hosts) {
+    cleanup_stale_labs();
+    char tmpl[] = "/tmp/flannel-lab-XXXXXX";
+    if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
+    dir_ = tmpl;
+    db_ = dir_ + "/store.db";
+    lab_ = std::make_unique<Lab>(tag);
+    for (int i = 0; i < hosts; ++i) lab_->add_host();
+    std::string out;
+    int rc = ctl({"config", "set", config_json}, &out);
+    if (rc != 0) throw std::runtime_error("flannelctl config set failed: " + out);
+    daemons_.resize(hosts);
+    subnets_.resize(hosts);
+  }
+
+  ~OverlayLab() {
+    for (auto& d : daemons_) stop(d);
+    daemons_.clear();
+    lab_.reset();  // deletes every namespace, taking devices and routes with them
+    std::error_code ec;
+    if (::getenv("FLANNEL_LAB_KEEP") == nullptr) std::filesystem::remove_all(dir_, ec);
+  }
+
+  Lab& lab() { return *lab_; }
+  const Lab::Host& host(int i) const { return lab_->hosts()[i]; }
+  int size() const { return static_cast<int>(lab_->hosts().size()); }
+  const std::string& dir() const { return dir_; }
+  std::string subnet_file(int i) const { return dir_ + "/h" + std::to_string(i + 1) + ".env"; }
+  std::string log_file(int i) const { return dir_ + "/h" + std::to_string(i + 1) + ".log"; }
+
+  int ctl(const std::vector<std::string>& args, std::string* out = nullptr) const {
+    std::vector<std::string> argv{std::string(FLANNEL_BIN_DIR) + "/flannelctl",
+                                  "-store=sqlite:" + db_};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_command(argv, out);
+  }
+
+  // Starts flanneld on host i (0-based) inside its namespace.
+  void start(int i) {
+    daemons_[i] = std::make_unique<Process>(Process::Spec{
+        {std::string(FLANNEL_BIN_DIR) + "/flanneld", "-store=sqlite:" + db_,
+         "-subnet-file=" + subnet_file(i), "-iface=eth0", "-healthz-port=0"},
+        {},
+        {},
+        host(i).netns,
+        log_file(i)});
+  }
+  void start_all() {
+    for (int i = 0; i < size(); ++i) start(i);
+  }
+
+  // SIGTERM and wait for a clean exit; returns the exit code (nullopt if it had to be killed).
+  std::optional<int> stop(int i) { return stop(daemons_[i]); }
+
+  Process* daemon(int i) { return daemons_[i].get(); }
+
+  // Waits until host i's subnet file has FLANNEL_SUBNET; returns it ("10.5.34.1/24").
+  IP4Net wait_subnet(int i, std::chrono::milliseconds timeout = 15s) {
+    std::string subnet;
+    bool ok = wait_until(
+        [&] {
+          subnet = env_value(read_file(subnet_file(i)), "FLANNEL_SUBNET");
+          return !subnet.empty();
+        },
+        timeout);
+    if (!ok) throw std::runtime_error("no subnet file from host " + std::to_string(i + 1) +
+                                      "; flanneld log:\n" + read_file(log_file(i)));
+    subnets_[i] = IP4Net::parse_keep_host(subnet);
+    return subnets_[i];
+  }
+  // The lease subnet of host i (network address form), after wait_subnet().
+  IP4Net lease(int i) const { return subnets_[i].network(); }
+  // The FLANNEL_MTU of host i.
+  int mtu(int i) const { return std::stoi(env_value(read_file(subnet_file(i)), "FLANNEL_MTU")); }
+
+  // Adds one pod per host, on FLANNEL_SUBNET's gateway.
+  void add_pods() {
+    for (int i = 0; i < size(); ++i) pods_.push_back(lab_->add_pod(host(i), subnets_[i]));
+  }
+  const Lab::Pod& pod(int i) const { return pods_[i]; }
+
+  // `ip route show <dst>` in host i's namespace ("" when there is none).
+  std::string route(int i, const IP4Net& dst) const {
+    std::string out;
+    run_command({"ip", "route", "show", dst.str()}, &out, host(i).netns);
+    return out;
+  }
+  // `ip <args...>` in host i's namespace; returns the output.
+  std::string ip(int i, const std::vector<std::string>& args) const {
+    std::vector<std::string> argv{"ip"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    std::string out;
+    run_command(argv, &out, host(i).netns);
+    return out;
+  }
+
+  // Waits until every host has a route to every other host's lease.
+  bool wait_full_mesh(std::chrono::milliseconds timeout = 15s) const {
+    return wait_until(
+        [&] {
+          for (int i = 0; i < size(); ++i)
+            for (int j = 0; j < size(); ++j)
+              if (i != j && route(i, lease(j)).empty()) return false;
+          return true;
+        },
+        timeout);
+  }
+
+  // One ping from pod i to pod j, retried a few times (the first packet may wait for ARP).
+  bool ping(int i, int j, int attempts = 3) const {
+    for (int a = 0; a < attempts; ++a) {
+      if (run_command({"ping", "-c", "1", "-W", "1", pods_[j].addr.str()}, nullptr,
+                      pods_[i].netns) == 0)
+        return true;
+    }
+    return false;
+  }
+  // Pings every ordered pair of pods on different hosts; returns the failed pairs ("1->2").
+  std::vector<std::string> ping_matrix() const {
+    std::vector<std::string> failed;
+    for (int i = 0; i < size(); ++i)
+      for (int j = 0; j < size(); ++j)
+        if (i != j && !ping(i, j)) failed.push_back(std::to_string(i + 1) + "->" + std::to_string(j + 1));
+    return failed;
+  }
+
+  // `flannelctl subnets list --json`, keyed by subnet ("10.5.34.0/24") -> lease value object
+  // (key order kept, so dump() shows the bytes as stored).
+  std::map<std::string, nlohmann::ordered_json> leases() const {
+    std::string out;
+    if (ctl({"subnets", "list", "--json"}, &out) != 0)
+      throw std::runtime_error("flannelctl subnets list failed: " + out);
+    std::map<std::string, nlohmann::ordered_json> m;
+    for (const auto& l : nlohmann::ordered_json::parse(out)) m[l["subnet"].get<std::string>()] = l["value"];
+    return m;
+  }
+
+  // Everything useful when a test fails: each host's routes, links and flanneld log.
+  std::string dump() const {
+    std::string s;
+    for (int i = 0; i < size(); ++i) {
+      s += "---- host " + std::to_string(i + 1) + " (" + host(i).netns + ")\n";
+      s += ip(i, {"-d", "link", "show"});
+      s += ip(i, {"route", "show"});
+      s += ip(i, {"neigh", "show"});
+      s += "---- flanneld log\n" + read_file(log_file(i));
+    }
+    return s;
+  }
+
+  static std::string env_value(const std::string& text, const std::string& key) {
+    std::istringstream in(text);
+    std::string line;
+    while (std::getline(in, line))
+      if (line.rfind(key + "=", 0) == 0) return line.substr(key.size() + 1);
+    return "";
+  }
+
+ private:
+  static std::optional<int> stop(std::unique_ptr<Process>& p) {
+    if (!p) return std::nullopt;
+    std::optional<int> rc;
+    if (p->running()) {
+      p->signal(SIGTERM);
+      rc = p->wait(5s);
+    } else {
+      rc = p->wait(0ms);
+    }
+    p.reset();  // SIGKILLs if still running
+    return rc;
+  }
+
+  std::string dir_;
+  std::string db_;
+  std::unique_ptr<Lab> lab_;
+  std::vector<std::unique_ptr<Process>> daemons_;
+  std::vector<IP4Net> subnets_;
+  std::vector<Lab::Pod> pods_;
+};
+
+}  // namespace flannel::testing
