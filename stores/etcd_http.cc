@@ -280,6 +280,11 @@ HttpClient::Attempt HttpClient::attempt(Conn& conn, const std::string& endpoint,
     }
   }
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers.get());
+  if (req.one_shot) {
+    // A fresh connection: libcurl silently resends a request once when a reused keep-alive
+    // connection turns out dead, which for a compare-and-swap could replay an applied write.
+    curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+  }
 
   if (!options_.cafile.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, options_.cafile.c_str());
   if (!options_.certfile.empty()) {
@@ -294,8 +299,11 @@ HttpClient::Attempt HttpClient::attempt(Conn& conn, const std::string& endpoint,
   }
 
   const bool long_poll = req.deadline.has_value();
-  const auto deadline =
-      long_poll ? *req.deadline : SteadyClock::now() + options_.request_timeout;
+  const auto start = SteadyClock::now();
+  const auto deadline = long_poll ? *req.deadline : start + options_.request_timeout;
+  // etcd answers a long-poll with its headers at once and only holds back the body; an endpoint
+  // that sends no headers within request_timeout is hung, and the poll moves to the next one.
+  const auto headers_deadline = start + options_.request_timeout;
 
   Attach attach(m, e);
   if (!attach.ok()) {
@@ -320,6 +328,13 @@ HttpClient::Attempt HttpClient::attempt(Conn& conn, const std::string& endpoint,
       return a;
     }
     auto now = SteadyClock::now();
+    if (long_poll && now >= headers_deadline && now < deadline && !a.sink.headers_at) {
+      a.kind = Attempt::Kind::kTransport;
+      a.error = "no response headers within " +
+                std::to_string(options_.request_timeout.count()) + " ms";
+      a.request_sent = true;
+      return a;
+    }
     if (now >= deadline) {
       long sent = 0;
       curl_easy_getinfo(e, CURLINFO_REQUEST_SIZE, &sent);
@@ -333,7 +348,8 @@ HttpClient::Attempt HttpClient::attempt(Conn& conn, const std::string& endpoint,
       }
       return a;
     }
-    auto wait = std::chrono::ceil<std::chrono::milliseconds>(deadline - now).count();
+    auto next = long_poll && !a.sink.headers_at ? std::min(deadline, headers_deadline) : deadline;
+    auto wait = std::chrono::ceil<std::chrono::milliseconds>(next - now).count();
     wait = std::clamp<long long>(wait, 1, 1000);
     mc = curl_multi_poll(m, nullptr, 0, static_cast<int>(wait), nullptr);
     if (mc != CURLM_OK) {
@@ -394,12 +410,19 @@ HttpResponse HttpClient::send(const HttpRequest& req, std::stop_token stop) {
       resp.outcome = HttpResponse::Outcome::kTimeout;
       break;
     }
+    const auto attempt_start = SteadyClock::now();
     Attempt a = attempt(*conn, ep, req, stop);
     if (a.kind == Attempt::Kind::kCancelled) {
       resp.outcome = HttpResponse::Outcome::kCancelled;
       break;
     }
     if (a.kind == Attempt::Kind::kTimeout) {
+      if (!a.sink.headers_at && SteadyClock::now() - attempt_start >= options_.dial_timeout) {
+        // A long-poll that got no headers at all in that time suggests a hung endpoint: let
+        // the next request start at the following one (which fails over back if need be).
+        size_t expected = idx;
+        pinned_.compare_exchange_strong(expected, (idx + 1) % n, std::memory_order_relaxed);
+      }
       resp.outcome = HttpResponse::Outcome::kTimeout;
       resp.status = a.status;  // headers of a long-poll that had not finished, if any
       resp.etcd_index = a.sink.etcd_index;

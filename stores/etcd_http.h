@@ -12,10 +12,16 @@
 // handshake failure before the request): then the first server certainly did not apply it.
 // Once the request may have reached a server, its outcome is unknown and the first error is
 // returned (kUnavailable) instead of blindly replaying it elsewhere, where a replayed create would
-// report "already exists" for the lease we just made, and a replayed renew "conflict".
+// report "already exists" for the lease we just made, and a replayed renew "conflict". One-shot
+// requests also use a fresh connection, because libcurl transparently resends a request once
+// when a reused keep-alive connection turns out to be dead. An HTTP 5xx is a server answer, so
+// a one-shot request that gets one is not repeated either (etcd may apply a proposal after
+// answering "request timed out").
 //
 // Timeouts: every attempt has a connect timeout (dial_timeout) and a deadline (request_timeout
-// for ordinary requests, the caller's timeout for a long-poll). A long-poll can be cancelled
+// for ordinary requests, the caller's timeout for a long-poll). etcd sends a long-poll's headers
+// at once, so a long-poll without headers after request_timeout fails over to the next
+// endpoint; one that timed out with no headers at all moves the pin on. A long-poll can be cancelled
 // from another thread through a std::stop_token; the transfer is driven with curl_multi_poll
 // and woken by curl_multi_wakeup, so cancellation takes effect within milliseconds.
 //

@@ -6,7 +6,6 @@
 #include <optional>
 #include <stdexcept>
 #include <utility>
-#include <thread>
 
 #include "stores/sqlite_db.h"
 #include "stores/sqlite_schema.h"
@@ -365,12 +364,8 @@ Status SqliteStore::create_lease(const Lease& lease, std::chrono::seconds ttl, L
     Txn txn(db, Txn::Mode::kImmediate);
     int64_t now = now_ms();
     sweep_expired(db, options_.history_limit, options_.prefix, now);
-    bool exists = stored_revision(db, options_.prefix, key).has_value();
-    txn.commit();
-    std::this_thread::sleep_for(std::chrono::microseconds(200));
-    Txn txn2(db, Txn::Mode::kImmediate);
-    if (exists) {
-      txn2.commit();
+    if (stored_revision(db, options_.prefix, key)) {
+      txn.commit();  // keep the sweep
       return Status::Error(StoreCode::kConflict,
                            "sqlite " + options_.path + ": lease " + key + " already exists");
     }
@@ -378,7 +373,7 @@ Status SqliteStore::create_lease(const Lease& lease, std::chrono::seconds ttl, L
     auto rev = record_event(db, options_.history_limit, options_.prefix, key, "create", value,
                             expiration);
     db.query(
-          "INSERT OR REPLACE INTO flannel_leases(prefix, subnet, value, expiration, revision) "
+          "INSERT INTO flannel_leases(prefix, subnet, value, expiration, revision) "
           "VALUES(?, ?, ?, ?, ?)")
         .bind(1, options_.prefix)
         .bind(2, key)
@@ -386,7 +381,7 @@ Status SqliteStore::create_lease(const Lease& lease, std::chrono::seconds ttl, L
         .bind(4, expiration)
         .bind(5, static_cast<int64_t>(rev))
         .run();
-    txn2.commit();
+    txn.commit();
     if (created) *created = Lease{lease.subnet, lease.attrs, from_unix_ms(expiration), rev};
     return Status::Ok();
   });

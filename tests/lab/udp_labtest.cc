@@ -187,7 +187,9 @@ class UdpLabTest : public ::testing::Test {
       p->signal(SIGTERM);
       auto code = p->wait(5s);
       EXPECT_TRUE(code.has_value()) << "flanneld h" << i << " did not exit within 5 s of SIGTERM";
-      if (code) EXPECT_EQ(*code, 0) << "flanneld h" << i;
+      if (code) {
+        EXPECT_EQ(*code, 0) << "flanneld h" << i;
+      }
       if (code && i <= static_cast<int>(lab_->hosts().size())) {
         std::string out;
         EXPECT_NE(run_command({"ip", "link", "show", "flannel0"}, &out, host(i).netns), 0)
