@@ -70,6 +70,24 @@ std::optional<Config> Agent::wait_for_config(std::stop_token stop) {
   return std::nullopt;
 }
 
+PreviousRun Agent::read_previous_run() {
+  PreviousRun prev;
+  try {
+    auto text = read_file_if_exists(settings_.subnet_file);
+    if (!text) return prev;
+    auto env = parse_env_file(*text);
+    std::string warning;
+    prev.subnet = previous_subnet_from_env(env, &warning);
+    if (!warning.empty()) FLOG_WARNING("Ignoring previous subnet in {}: {}", settings_.subnet_file, warning);
+    prev.network = cidr_from_env(env, "FLANNEL_NETWORK");
+    prev.ip_masq = env.count("FLANNEL_IPMASQ") && env.at("FLANNEL_IPMASQ") == "true";
+    if (prev.subnet) FLOG_INFO("Found previous subnet {} in {}", prev.subnet->str(), settings_.subnet_file);
+  } catch (const std::exception& e) {
+    FLOG_WARNING("Ignoring unreadable subnet file {}: {}", settings_.subnet_file, e.what());
+  }
+  return prev;
+}
+
 int Agent::run(std::stop_token stop) {
   config_ = wait_for_config(stop);
   if (!config_) return 0;
@@ -82,19 +100,12 @@ int Agent::run(std::stop_token stop) {
     return 1;
   }
 
-  std::optional<IP4Net> previous;
-  try {
-    if (auto text = read_file_if_exists(settings_.subnet_file)) {
-      std::string warning;
-      previous = previous_subnet_from_env(parse_env_file(*text), &warning);
-      if (!warning.empty()) FLOG_WARNING("Ignoring previous subnet in {}: {}", settings_.subnet_file, warning);
-      if (previous) FLOG_INFO("Found previous subnet {} in {}", previous->str(), settings_.subnet_file);
-    }
-  } catch (const std::exception& e) {
-    FLOG_WARNING("Ignoring unreadable subnet file {}: {}", settings_.subnet_file, e.what());
-  }
+  PreviousRun previous = read_previous_run();
+  net_rules_ = std::make_unique<NetRules>(
+      NetRulesSettings{settings_.ip_masq, settings_.iptables_forward_rules, settings_.iptables_resync},
+      previous);
 
-  if (!establish_lease(previous, stop)) return stop.stop_requested() ? 0 : 1;
+  if (!establish_lease(previous.subnet, stop)) return stop.stop_requested() ? 0 : 1;
   watch_loop(stop);
   return 0;
 }
@@ -109,6 +120,7 @@ bool Agent::establish_lease(std::optional<IP4Net> previous, std::stop_token stop
   peers_.set_own(lease_.subnet);
   try {
     backend_->lease_acquired(lease_);
+    net_rules_->apply(config_->network, lease_.subnet);  // rules in place before subnet.env
     write_subnet_file();
   } catch (const std::exception& e) {
     FLOG_ERROR("{}", e.what());

@@ -19,6 +19,7 @@
 #include "core/config.h"
 #include "daemon/lease_keeper.h"
 #include "daemon/metrics.h"
+#include "daemon/net_rules.h"
 #include "daemon/peer_cache.h"
 #include "stores/store.h"
 
@@ -27,6 +28,8 @@ namespace flannel {
 struct AgentSettings {
   std::string subnet_file = "/run/flannel/subnet.env";
   bool ip_masq = false;
+  bool iptables_forward_rules = true;
+  std::chrono::seconds iptables_resync{5};
   std::chrono::minutes renew_margin{60};
   std::chrono::seconds lease_ttl{86400};
   std::string config_key;  // for logs: "<prefix>/config"
@@ -42,6 +45,8 @@ class Agent {
 
  private:
   std::optional<Config> wait_for_config(std::stop_token stop);
+  // What the previous run left in the subnet file (its subnet is reused if still free).
+  PreviousRun read_previous_run();
   // Acquires (or re-acquires) the lease and makes it live: backend, subnet file, readiness.
   bool establish_lease(std::optional<IP4Net> previous, std::stop_token stop);
   void write_subnet_file();
@@ -61,6 +66,7 @@ class Agent {
   PeerCache peers_;
   std::optional<Config> config_;
   std::unique_ptr<Backend> backend_;
+  std::unique_ptr<NetRules> net_rules_;
   BackendSetup setup_;
   Lease lease_;
 };

@@ -130,6 +130,8 @@ int run(int argc, char** argv) {
   AgentSettings settings;
   settings.subnet_file = opts->subnet_file;
   settings.ip_masq = opts->ip_masq;
+  settings.iptables_forward_rules = opts->iptables_forward_rules;
+  settings.iptables_resync = std::chrono::seconds(opts->iptables_resync);
   settings.renew_margin = std::chrono::minutes(opts->subnet_lease_renew_margin);
   std::string prefix = opts->etcd_prefix;
   while (prefix.size() > 1 && prefix.back() == '/') prefix.pop_back();

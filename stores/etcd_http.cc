@@ -305,6 +305,13 @@ HttpClient::Attempt HttpClient::attempt(Conn& conn, const std::string& endpoint,
   // that sends no headers within request_timeout is hung, and the poll moves to the next one.
   const auto headers_deadline = start + options_.request_timeout;
 
+  // The handle goes back to the pool holding pointers into this frame (error buffer, sink,
+  // header list): clear them once the transfer is detached (declared before `attach`, so it
+  // runs after the removal).
+  struct ResetOnExit {
+    CURL* e;
+    ~ResetOnExit() { curl_easy_reset(e); }
+  } reset_on_exit{e};
   Attach attach(m, e);
   if (!attach.ok()) {
     a.kind = Attempt::Kind::kTransport;

@@ -116,6 +116,7 @@ constexpr std::chrono::milliseconds kQuietProof{250};
 constexpr int kEcodeKeyNotFound = 100;
 constexpr int kEcodeTestFailed = 101;
 constexpr int kEcodeNodeExist = 105;
+constexpr int kEcodeUnauthorized = 110;
 constexpr int kEcodeEventIndexCleared = 401;
 
 struct EtcdError {
@@ -170,6 +171,11 @@ Status error_status(const HttpResponse& resp, const std::string& key) {
       break;
     case kEcodeEventIndexCleared:
       code = StoreCode::kHistoryGone;
+      break;
+    case kEcodeUnauthorized:
+      // Unavailable, not invalid: the daemon keeps retrying while an operator fixes the
+      // credentials or the etcd roles.
+      msg += " (check -etcd-username/-etcd-password and the user's etcd roles)";
       break;
     default:
       // 102..108: not a file, not a dir, root read-only, dir not empty...; 2xx: bad request.

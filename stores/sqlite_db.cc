@@ -27,9 +27,10 @@ Query& Query::bind(int index, int64_t value) {
 }
 
 Query& Query::bind(int index, std::string_view text) {
-  check(db_, sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()),
-                               SQLITE_TRANSIENT),
-        "bind");
+  check(
+      db_,
+      sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT),
+      "bind");
   return *this;
 }
 
@@ -74,9 +75,9 @@ std::string Query::text(int column) const {
 Db::Db(const std::string& path, std::chrono::milliseconds busy_timeout) : path_(path) {
   // NOMUTEX: each connection is used by one thread at a time (see the header), so SQLite's own
   // per-connection mutex would only cost time.
-  int rc = sqlite3_open_v2(path.c_str(), &db_,
-                           SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+  int rc =
+      sqlite3_open_v2(path.c_str(), &db_,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc);
     sqlite3_close(db_);

@@ -37,13 +37,15 @@ std::set<std::string> table_names(Db& db) {
 void verify(Db& db, const std::string& path, const std::set<std::string>& tables,
             int supported_version) {
   if (!tables.count("flannel_meta")) {
-    refuse(path, "not a flannel store (no flannel_meta table); refusing to use it. Point the "
-                 "store at a new or flannel-created file");
+    refuse(path,
+           "not a flannel store (no flannel_meta table); refusing to use it. Point the "
+           "store at a new or flannel-created file");
   }
   auto q = db.query("SELECT value, typeof(value) FROM flannel_meta WHERE key = 'schema_version'");
   if (!q.step() || q.text(1) != "integer") {
-    refuse(path, "flannel_meta has no valid schema_version; the file is damaged or not a "
-                 "flannel store; refusing to use it");
+    refuse(path,
+           "flannel_meta has no valid schema_version; the file is damaged or not a "
+           "flannel store; refusing to use it");
   }
   int64_t version = q.int64(0);
   if (version > supported_version) {
@@ -125,8 +127,8 @@ void prepare_schema(Db& db, const std::string& path, int supported_version) {
                        "); refusing to use it. Point the store at a new or flannel-created file");
     }
     if (e.code() == SQLITE_BUSY || e.code() == SQLITE_LOCKED) {
-      refuse(path, std::string("database is locked by another process (") + e.what() +
-                       "); retry later");
+      refuse(path,
+             std::string("database is locked by another process (") + e.what() + "); retry later");
     }
     refuse(path, std::string("cannot use the database (") + e.what() +
                      "); check that the file is readable and writable");

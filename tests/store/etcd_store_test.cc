@@ -509,6 +509,19 @@ TEST_F(EtcdStoreTest, HungEndpointTimesOutAndOnlySafeRequestsFailOver) {
     Lease none;
     EXPECT_EQ(store_->get_lease(IP4Net::parse("10.5.13.0/24"), &none).code, StoreCode::kNotFound);
   }
+  {
+    // A long-poll on the hung server gets no headers and moves on to the live endpoint.
+    Lease created;
+    ASSERT_TRUE(store_->create_lease(make_lease("10.5.14.0/24", "10.0.0.14"), 60s, &created).ok());
+    auto store = EtcdStore::open(o);
+    auto t0 = SteadyClock::now();
+    WatchResult w = store->watch_leases(created.revision - 1, 5s, {});
+    ASSERT_TRUE(w.status.ok()) << w.status.message;
+    ASSERT_EQ(w.events.size(), 1u);
+    EXPECT_EQ(w.events[0].lease, created);
+    EXPECT_GE(ms_since(t0), 290);
+    EXPECT_LT(ms_since(t0), 1500);
+  }
 }
 
 TEST(EtcdStoreOptions, BadOptionsThrowWithTheReason) {
@@ -547,6 +560,46 @@ TEST(EtcdRfc3339, ParsesWhatEtcdWrites) {
   EXPECT_FALSE(parse_rfc3339("2019-13-02T15:04:05Z"));
   EXPECT_FALSE(parse_rfc3339("2019-01-02T15:04:05"));
   EXPECT_FALSE(parse_rfc3339("2019-01-02T15:04:05.Z"));
+}
+
+// ---- Basic auth ----------------------------------------------------------------------------------
+
+TEST(EtcdAuth, CredentialsAreSentAndWrongOnesAreAClearError) {
+  EtcdServer server;  // its own etcd: turning auth on must not affect the shared one
+  auto ok = [](const EtcdServer::RawResponse& r) { return r.status / 100 == 2; };
+  ASSERT_TRUE(ok(server.raw("PUT", "/v2/auth/users/root", R"({"user":"root","password":"pw"})")));
+  ASSERT_TRUE(ok(server.raw("PUT", "/v2/auth/users/flannel",
+                            R"({"user":"flannel","password":"s3cr3t"})", "root:pw")));
+  ASSERT_TRUE(ok(server.raw("PUT", "/v2/auth/roles/net",
+                            R"({"role":"net","permissions":{"kv":{"read":["/net/*"],"write":["/net/*"]}}})",
+                            "root:pw")));
+  ASSERT_TRUE(ok(server.raw("PUT", "/v2/auth/users/flannel",
+                            R"({"user":"flannel","grant":["net"]})", "root:pw")));
+  ASSERT_TRUE(ok(server.raw("PUT", "/v2/auth/enable", "", "root:pw")));
+  // Anonymous clients may do nothing.
+  auto guest = server.raw("PUT", "/v2/auth/roles/guest",
+                          R"({"role":"guest","revoke":{"kv":{"read":["/*"],"write":["/*"]}}})",
+                          "root:pw");
+  ASSERT_TRUE(ok(guest)) << guest.status << guest.body;
+
+  EtcdOptions o = server.client_options("/net");
+  o.username = "flannel";
+  o.password = "s3cr3t";
+  auto store = EtcdStore::open(o);
+  Lease created;
+  ASSERT_TRUE(store->create_lease(make_lease("10.5.30.0/24", "10.0.0.30"), 60s, &created).ok());
+  LeaseList list;
+  ASSERT_TRUE(store->list_leases(&list).ok());
+  EXPECT_EQ(list.leases.size(), 1u);
+
+  o.password = "wrong";
+  Status s = EtcdStore::open(o)->list_leases(&list);
+  EXPECT_EQ(s.code, StoreCode::kUnavailable);
+  EXPECT_NE(s.message.find("-etcd-username"), std::string::npos) << s.message;
+  o.username.clear();
+  o.password.clear();
+  s = EtcdStore::open(o)->list_leases(&list);
+  EXPECT_EQ(s.code, StoreCode::kUnavailable) << s.message;
 }
 
 // ---- TLS --------------------------------------------------------------------------------------------

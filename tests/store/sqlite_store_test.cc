@@ -1,5 +1,6 @@
 // SQLite-specific behaviour, beyond the shared contract: refusing files that are not ours,
 // cross-process notification latency, malformed rows written by hand, and TTL filtering.
+#include <gtest/gtest.h>
 #include <sqlite3.h>
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -15,8 +16,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "tests/store/sqlite_harness.h"
 
@@ -369,9 +368,9 @@ TEST(SqliteStore, ExpiredLeaseIsNeverVisibleEvenBeforeTheSweep) {
   ASSERT_TRUE(store->list_leases(&start).ok());
 
   RawDb raw(h.path());
-  const auto past = std::chrono::duration_cast<std::chrono::milliseconds>(
-                        (Clock::now() - 5s).time_since_epoch())
-                        .count();
+  const auto past =
+      std::chrono::duration_cast<std::chrono::milliseconds>((Clock::now() - 5s).time_since_epoch())
+          .count();
   raw.exec("UPDATE flannel_leases SET expiration = " + std::to_string(past));
   // Hold the write lock so nobody can sweep: reads must still hide the lease, and not block.
   raw.exec("BEGIN IMMEDIATE");
@@ -394,6 +393,26 @@ TEST(SqliteStore, ExpiredLeaseIsNeverVisibleEvenBeforeTheSweep) {
   EXPECT_TRUE(r.events[0].expired);
   EXPECT_EQ(r.events[0].lease.subnet, created.subnet);
   EXPECT_EQ(raw.scalar("SELECT count(*) FROM flannel_leases"), "0");
+}
+
+TEST(SqliteStore, InvalidBackendDataIsAnErrorNotACrash) {
+  SqliteHarness h;
+  auto store = h.open();
+  Lease bad = make_lease("10.12.1.0/24", "192.168.0.1");
+  bad.attrs.backend_type = "vxlan";
+  bad.attrs.backend_data = "{not json";
+  Lease created;
+  Status s = store->create_lease(bad, 60s, &created);
+  EXPECT_EQ(s.code, StoreCode::kInvalid) << s.message;
+  EXPECT_TRUE(Contains(s.message, "BackendData"));
+
+  // Valid but loosely formatted JSON is stored compact, and *created says so.
+  bad.attrs.backend_data = R"({ "VtepMAC" : "82:4b:b6:2f:54:4e" })";
+  ASSERT_TRUE(store->create_lease(bad, 60s, &created).ok());
+  EXPECT_EQ(created.attrs.backend_data, R"({"VtepMAC":"82:4b:b6:2f:54:4e"})");
+  Lease got;
+  ASSERT_TRUE(store->get_lease(bad.subnet, &got).ok());
+  EXPECT_EQ(got, created);
 }
 
 TEST(SqliteStore, PrefixesInOneFileAreSeparate) {

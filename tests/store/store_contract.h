@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,9 @@ struct ContractParam {
   std::string name;  // "Etcd", "Sqlite"
   std::function<std::unique_ptr<StoreHarness>()> make;
 };
+
+// Shown by gtest instead of a byte dump of the parameter.
+inline void PrintTo(const ContractParam& p, std::ostream* os) { *os << p.name; }
 
 inline std::string ContractParamName(const ::testing::TestParamInfo<ContractParam>& info) {
   return info.param.name;

@@ -1,6 +1,8 @@
 // The Store contract: every case here runs against every Store implementation (see
 // store_contract.h). Each case is written so that a store that breaks the promise fails it.
 // Cross-connection cases use two Store objects from harness_->connect(), as two hosts would.
+#include "tests/store/store_contract.h"
+
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -17,8 +19,6 @@
 #include <stop_token>
 #include <thread>
 #include <vector>
-
-#include "tests/store/store_contract.h"
 
 namespace flannel::testing {
 namespace {
@@ -75,8 +75,8 @@ std::vector<LeaseEvent> watch_until(Store& store, uint64_t* revision,
   std::vector<LeaseEvent> events;
   const auto deadline = SteadyClock::now() + limit;
   while (!done(events)) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
-                                                                      SteadyClock::now());
+    auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
     if (left <= 0ms) {
       ADD_FAILURE() << "watch: condition not met within " << limit.count() << " ms ("
                     << events.size() << " events seen)";
@@ -131,7 +131,8 @@ TEST_P(StoreContract, ConfigRoundTrip) {
 TEST_P(StoreContract, CreateTwiceConflicts) {
   auto a = harness_->connect();
   auto b = harness_->connect();
-  Lease mine = make_lease("10.5.1.0/24", "192.168.0.1", "vxlan", R"({"VtepMAC":"aa:bb:cc:dd:ee:01"})");
+  Lease mine =
+      make_lease("10.5.1.0/24", "192.168.0.1", "vxlan", R"({"VtepMAC":"aa:bb:cc:dd:ee:01"})");
   Lease created;
   ASSERT_TRUE(IsOk(a->create_lease(mine, 60s, &created)));
 
@@ -206,7 +207,8 @@ TEST_P(StoreContract, RenewWithRightRevisionBumpsRevisionAndExpiration) {
   auto a = harness_->connect();
   auto b = harness_->connect();
   Lease created;
-  ASSERT_TRUE(IsOk(a->create_lease(make_lease("10.5.7.0/24", "192.168.0.7", "udp"), 30s, &created)));
+  ASSERT_TRUE(
+      IsOk(a->create_lease(make_lease("10.5.7.0/24", "192.168.0.7", "udp"), 30s, &created)));
 
   Lease update = created;
   update.attrs.backend_type = "vxlan";
@@ -270,8 +272,8 @@ TEST_P(StoreContract, DeleteChecksExpectedRevision) {
   Lease created;
   ASSERT_TRUE(IsOk(a->create_lease(make_lease("10.5.9.0/24", "192.168.0.9"), 60s, &created)));
 
-  EXPECT_TRUE(HasCode(b->delete_lease(created.subnet, created.revision + 1000),
-                      StoreCode::kConflict));
+  EXPECT_TRUE(
+      HasCode(b->delete_lease(created.subnet, created.revision + 1000), StoreCode::kConflict));
   Lease got;
   ASSERT_TRUE(IsOk(a->get_lease(created.subnet, &got))) << "a failed conditional delete deleted";
 
@@ -292,8 +294,8 @@ TEST_P(StoreContract, TtlExpiryIsSeenByEveryWatcher) {
   auto w1 = harness_->connect();
   auto w2 = harness_->connect();
   Lease reservation, doomed;
-  ASSERT_TRUE(IsOk(writer->create_lease(make_lease("10.5.10.0/24", "192.168.0.10"), 0s,
-                                        &reservation)));
+  ASSERT_TRUE(
+      IsOk(writer->create_lease(make_lease("10.5.10.0/24", "192.168.0.10"), 0s, &reservation)));
   ASSERT_TRUE(IsOk(writer->create_lease(make_lease("10.5.11.0/24", "192.168.0.11"), 1s, &doomed)));
 
   LeaseList start;
@@ -350,8 +352,8 @@ TEST_P(StoreContract, WatchSeesRapidWritesInOrder) {
   // A jthread: if a write below fails, leaving the scope stops and joins the watcher.
   std::jthread watch([&](std::stop_token stop) {
     seen = watch_until(
-        *watcher, &rev, [](const std::vector<LeaseEvent>& evs) { return evs.size() >= 1000; },
-        120s, stop);
+        *watcher, &rev, [](const std::vector<LeaseEvent>& evs) { return evs.size() >= 1000; }, 120s,
+        stop);
   });
   std::vector<Lease> leases(400);
   for (uint32_t i = 0; i < 400; ++i) {
@@ -425,11 +427,12 @@ TEST_P(StoreContract, WatchIsCancelledPromptly) {
   const auto requested = SteadyClock::now();
   source.request_stop();
   t.join();
-  const auto latency = SteadyClock::time_point(SteadyClock::duration(returned_ns.load())) - requested;
+  const auto latency =
+      SteadyClock::time_point(SteadyClock::duration(returned_ns.load())) - requested;
   EXPECT_TRUE(HasCode(r.status, StoreCode::kCancelled));
-  EXPECT_LT(latency, 200ms) << "cancel took "
-                            << std::chrono::duration_cast<std::chrono::milliseconds>(latency).count()
-                            << " ms";
+  EXPECT_LT(latency, 200ms)
+      << "cancel took " << std::chrono::duration_cast<std::chrono::milliseconds>(latency).count()
+      << " ms";
 
   // A token that is already stopped returns at once.
   const auto t0 = SteadyClock::now();
@@ -464,8 +467,8 @@ TEST_P(StoreContract, WatchFromLostHistorySaysSoAndListResyncs) {
   Lease next;
   ASSERT_TRUE(IsOk(writer->create_lease(make_lease("10.5.21.0/24", "192.168.0.21"), 60s, &next)));
   uint64_t rev = fresh.revision;
-  auto seen = watch_until(*watcher, &rev,
-                          [](const std::vector<LeaseEvent>& evs) { return !evs.empty(); }, 10s);
+  auto seen = watch_until(
+      *watcher, &rev, [](const std::vector<LeaseEvent>& evs) { return !evs.empty(); }, 10s);
   ASSERT_EQ(seen.size(), 1u);
   EXPECT_EQ(seen[0].type, LeaseEventType::kAdded);
   EXPECT_EQ(seen[0].lease.subnet, next.subnet);

@@ -328,7 +328,8 @@ EtcdOptions EtcdServer::client_options(const std::string& prefix) const {
 }
 
 EtcdServer::RawResponse EtcdServer::raw(const std::string& method, const std::string& path,
-                                        const std::string& form_body) const {
+                                        const std::string& form_body,
+                                        const std::string& userpwd) const {
   RawResponse r;
   std::unique_ptr<CURL, CurlDeleter> e(curl_easy_init());
   if (!e) {
@@ -360,6 +361,10 @@ EtcdServer::RawResponse EtcdServer::raw(const std::string& method, const std::st
     curl_easy_setopt(h, CURLOPT_CAINFO, ca_file_.c_str());
     curl_easy_setopt(h, CURLOPT_SSLCERT, client_cert_.c_str());
     curl_easy_setopt(h, CURLOPT_SSLKEY, client_key_.c_str());
+  }
+  if (!userpwd.empty()) {
+    curl_easy_setopt(h, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
+    curl_easy_setopt(h, CURLOPT_USERPWD, userpwd.c_str());
   }
   CURLcode rc = curl_easy_perform(h);
   if (rc != CURLE_OK) {

@@ -63,7 +63,8 @@ class EtcdServer {
 
   // A raw HTTP exchange with this server, bypassing the Store code (for wire-level checks and
   // for writing data the way another agent would). `path` includes the query, e.g.
-  // "/v2/keys/a/b?recursive=true". A form body is sent as application/x-www-form-urlencoded.
+  // "/v2/keys/a/b?recursive=true". A body is sent as application/x-www-form-urlencoded (etcd's
+  // /v2/auth API reads JSON from it all the same). `userpwd` ("user:password") adds basic auth.
   struct RawResponse {
     long status = 0;         // 0 = transport failure, see error
     std::string body;
@@ -71,7 +72,7 @@ class EtcdServer {
     std::string error;
   };
   RawResponse raw(const std::string& method, const std::string& path,
-                  const std::string& form_body = "") const;
+                  const std::string& form_body = "", const std::string& userpwd = "") const;
 
   // Stops etcd now (the destructor does it otherwise). Further requests fail to connect.
   void stop();
