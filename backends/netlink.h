@@ -54,9 +54,9 @@ struct MacAddr {
 struct LinkInfo {
   int index = 0;
   std::string name;
-  std::string kind;  // IFLA_INFO_KIND ("vxlan", "veth", "bridge", "tun"); "" for plain devices
   int mtu = 0;
   unsigned flags = 0;  // IFF_*
+  std::string kind;    // IFLA_INFO_KIND ("vxlan", "veth", "bridge", "tun"); "" for plain devices
   MacAddr mac;         // zero when the link has no 6-byte address (tun, lo)
 };
 

@@ -20,10 +20,10 @@ std::unique_ptr<Backend> make_backend(const std::string& type) {
   if (lower == "vxlan") return std::make_unique<VxlanBackend>();
   if (lower == "ipip") {
     throw BackendError("backend type \"" + type +
-                       "\" is not implemented in this build yet (implemented: alloc)");
+                       "\" is not implemented yet (implemented: alloc, udp, vxlan, host-gw)");
   }
   throw BackendError("unknown backend type: " + type +
-                     " (valid: alloc, udp, vxlan, host-gw, ipip)");
+                     " (valid: alloc, udp, vxlan, host-gw)");
 }
 
 }  // namespace flannel

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backends/netlink.h"
+#include "core/ipv4_offload.h"
 #include "core/json_util.h"
 
 namespace flannel {
@@ -28,20 +29,34 @@ std::string sys_error(const std::string& what) { return what + ": " + std::strer
   throw BackendError("error decoding UDP backend config: " + why);
 }
 
-// Opens a new, non-persistent TUN device named from kTunTemplate; returns its fd, sets *name.
-UniqueFd open_tun(std::string* name) {
-  UniqueFd fd(::open("/dev/net/tun", O_RDWR | O_CLOEXEC));
-  if (!fd.valid()) {
-    throw BackendError(sys_error("udp backend: cannot open /dev/net/tun") +
-                       " (is the tun module loaded, and do we have CAP_NET_ADMIN?)");
+// Opens a new, non-persistent TUN device named from kTunTemplate; returns its fd, sets *name and
+// *vnet_hdr (true when the device exchanges virtio-net headers, which carry the TSO and checksum
+// offloads the proxy uses; without them the proxy moves plain packets).
+UniqueFd open_tun(std::string* name, bool* vnet_hdr) {
+  UniqueFd fd;
+  for (bool vnet : {true, false}) {
+    fd.reset(::open("/dev/net/tun", O_RDWR | O_CLOEXEC));
+    if (!fd.valid()) {
+      throw BackendError(sys_error("udp backend: cannot open /dev/net/tun") +
+                         " (is the tun module loaded, and do we have CAP_NET_ADMIN?)");
+    }
+    ifreq ifr{};
+    ifr.ifr_flags = static_cast<short>(IFF_TUN | IFF_NO_PI | (vnet ? IFF_VNET_HDR : 0));
+    std::strncpy(ifr.ifr_name, kTunTemplate, IFNAMSIZ - 1);
+    if (::ioctl(fd.get(), TUNSETIFF, &ifr) < 0) {
+      if (vnet && errno == EINVAL) continue;
+      throw BackendError(sys_error(std::string("udp backend: cannot create TUN device ") + kTunTemplate));
+    }
+    *name = std::string(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ));
+    *vnet_hdr = vnet;
+    if (vnet) {
+      int hdr_len = static_cast<int>(ipv4::VnetHeader::kLen);
+      unsigned offloads = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO_ECN;
+      // Without these the kernel hands us ordinary finished packets behind a zero header.
+      if (::ioctl(fd.get(), TUNSETVNETHDRSZ, &hdr_len) == 0) (void)::ioctl(fd.get(), TUNSETOFFLOAD, offloads);
+    }
+    break;
   }
-  ifreq ifr{};
-  ifr.ifr_flags = IFF_TUN | IFF_NO_PI;
-  std::strncpy(ifr.ifr_name, kTunTemplate, IFNAMSIZ - 1);
-  if (::ioctl(fd.get(), TUNSETIFF, &ifr) < 0) {
-    throw BackendError(sys_error(std::string("udp backend: cannot create TUN device ") + kTunTemplate));
-  }
-  *name = std::string(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ));
   return fd;
 }
 
@@ -143,7 +158,8 @@ void UdpBackend::lease_acquired(const Lease& ours) {
   }
 
   std::string name;
-  UniqueFd tun = open_tun(&name);  // closing it on any failure below removes the device
+  bool vnet_hdr = false;
+  UniqueFd tun = open_tun(&name, &vnet_hdr);  // closing it on any failure below removes the device
   try {
     auto link = nl.link_by_name(name);
     if (!link) throw BackendError("udp backend: TUN device " + name + " vanished after creation");
@@ -161,7 +177,7 @@ void UdpBackend::lease_acquired(const Lease& ours) {
   }
   UniqueFd udp = open_udp(iface_.iface_addr, port_);
 
-  auto proxy = std::make_unique<UdpProxy>(std::move(tun), std::move(udp), tun_addr.ip);
+  auto proxy = std::make_unique<UdpProxy>(std::move(tun), std::move(udp), tun_addr.ip, vnet_hdr);
   proxy->apply(pending_);
   proxy->start();
   pending_.clear();

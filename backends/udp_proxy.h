@@ -13,6 +13,12 @@
 //
 // Buffers are 64 KiB, so nothing is truncated; UDP I/O is batched with recvmmsg/sendmmsg.
 //
+// Offloads (when the TUN was opened with IFF_VNET_HDR and TSO/checksum offload): the kernel hands
+// us TCP super-packets of up to 64 KiB, which are cut into MTU-sized packets here (the wire still
+// carries one plain IPv4 packet per datagram) and sent with UDP GSO (UDP_SEGMENT) when the kernel
+// supports it; datagrams arrive coalesced with UDP GRO, and consecutive TCP segments of one flow
+// are merged into one GSO packet for the TUN. Peers without these features see no difference.
+//
 // Threads: start() runs one forwarding thread per direction. They block in poll() on their fd
 // and an eventfd that stop() signals. The peer table is published as an immutable snapshot:
 // apply() (from any one thread at a time, e.g. the backend's) builds a new snapshot and swaps it
@@ -51,6 +57,7 @@ struct UdpProxyStats {
   uint64_t drop_no_route = 0;      // destination in no peer's subnet (ICMP net unreachable sent)
   uint64_t drop_ttl_exceeded = 0;  // TTL <= 1 (ICMP time exceeded sent)
   uint64_t drop_send_error = 0;    // sendmmsg refused the datagram
+  uint64_t tso_packets = 0;        // TCP super-packets from the TUN cut into segments here
   // UDP -> TUN
   uint64_t udp_rx_packets = 0;  // datagrams received (from anyone)
   uint64_t udp_rx_bytes = 0;
@@ -58,6 +65,7 @@ struct UdpProxyStats {
   uint64_t tun_tx_bytes = 0;
   uint64_t drop_unknown_source = 0;  // datagram from an address that is not a peer's
   uint64_t drop_tun_write_error = 0;
+  uint64_t gro_packets = 0;  // TUN writes that merged several TCP segments into one
   // both directions
   uint64_t drop_malformed = 0;  // < 20 bytes, not IPv4, bad header or truncated
   uint64_t icmp_sent = 0;       // ICMP errors written into the TUN
@@ -72,10 +80,11 @@ class UdpProxy {
     std::optional<UdpEndpoint> peer;
   };
 
-  // Takes ownership of `tun` (opened with IFF_TUN|IFF_NO_PI; made non-blocking here) and `udp`
-  // (a bound AF_INET datagram socket). `tun_addr` is the source address of the ICMP errors the
+  // Takes ownership of `tun` (opened with IFF_TUN|IFF_NO_PI, plus IFF_VNET_HDR when
+  // `tun_vnet_hdr`; made non-blocking here) and `udp` (a bound AF_INET datagram socket; UDP GRO
+  // is switched on here when available). `tun_addr` is the source address of the ICMP errors the
   // proxy writes into the TUN. Throws BackendError if the eventfd cannot be created.
-  UdpProxy(UniqueFd tun, UniqueFd udp, IP4 tun_addr);
+  UdpProxy(UniqueFd tun, UniqueFd udp, IP4 tun_addr, bool tun_vnet_hdr = false);
   // Stops the threads, then closes the fds.
   ~UdpProxy();
   UdpProxy(const UdpProxy&) = delete;
@@ -106,6 +115,8 @@ class UdpProxy {
   struct TunToUdpCounters;
   struct UdpToTunCounters;
 
+  class TxBatch;
+
   void run_tun_to_udp();
   void run_udp_to_tun();
   // Returns the current snapshot if `*seen` is out of date (and updates it), else `current`.
@@ -114,11 +125,16 @@ class UdpProxy {
   void fail(const std::string& why);
   // Writes an ICMP error about `pkt` into the TUN; returns true if one was written.
   bool send_icmp_error(const uint8_t* pkt, size_t len, uint8_t type, uint8_t code, uint8_t* scratch);
+  // Writes one IPv4 packet to the TUN (behind a plain virtio-net header in vnet mode).
+  bool write_tun(const uint8_t* pkt, size_t len);
 
   UniqueFd tun_;
   UniqueFd udp_;
   UniqueFd stop_fd_;  // eventfd, readable once stop() is called
   std::atomic<uint32_t> tun_addr_;
+  const bool vnet_;            // every TUN read and write starts with a virtio-net header
+  bool udp_gro_ = false;       // UDP_GRO is on: datagrams may carry several packets
+  bool udp_gso_ = true;        // UDP_SEGMENT works (cleared on the first refusal)
 
   std::mutex writer_mu_;        // serializes apply()/replace_all(), the only writers of snap_
   mutable std::mutex snap_mu_;  // guards snap_ (held only to copy or swap the pointer)

@@ -2,10 +2,12 @@
 
 #include <linux/neighbour.h>
 
-#include <nlohmann/json.hpp>
+#include <algorithm>
 #include <functional>
 #include <set>
 #include <utility>
+
+#include <nlohmann/json.hpp>
 
 #include "backends/batch_errors.h"
 #include "core/json_util.h"
@@ -152,6 +154,10 @@ BackendSetup VxlanBackend::setup(const Config& config, const ExternalInterface& 
   config_ = config;
   iface_ = iface;
   name_ = "flannel." + std::to_string(vx_.vni);
+  if (name_.size() > 15) {  // IFNAMSIZ - 1
+    throw BackendError("vxlan: VNI " + std::to_string(vx_.vni) + " gives the device name " + name_ +
+                       ", longer than the kernel's 15 characters; use a VNI below 10000000");
+  }
   mtu_ = iface.mtu - kEncapOverhead;
   if (mtu_ < 68) {
     throw BackendError("vxlan: the MTU of " + iface.name + " (" + std::to_string(iface.mtu) +
@@ -209,6 +215,7 @@ void VxlanBackend::ensure_device() {
     }
     // Incompatible: recreate (v0.11 does the same). The stable MAC makes this keep the address
     // peers know, unless the old device was made by someone else.
+    recreated_because_ = why;
     nl_->link_delete(existing->index);
   }
   index_ = nl_->vxlan_add(want);

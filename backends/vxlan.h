@@ -77,6 +77,8 @@ class VxlanBackend : public Backend {
   const std::string& device() const { return name_; }
   const MacAddr& vtep_mac() const { return mac_; }
   size_t skipped_peers() const { return skipped_; }
+  // Why setup() deleted and re-created an existing device ("" if it was reused or new).
+  const std::string& recreated_because() const { return recreated_because_; }
   // Stale neighbour/FDB/route entries removed by startup reconciliation.
   size_t reconciled_entries() const { return reconciled_; }
 
@@ -108,6 +110,7 @@ class VxlanBackend : public Backend {
   bool reconciled_once_ = false;
   size_t skipped_ = 0;
   size_t reconciled_ = 0;
+  std::string recreated_because_;
 };
 
 }  // namespace flannel

@@ -144,7 +144,11 @@ void Agent::write_subnet_file() {
 
 void Agent::send_to_backend(const std::vector<PeerEvent>& batch) {
   metrics_.peers = peers_.size();
-  if (batch.empty() || !backend_->wants_peers()) return;
+  if (!backend_->wants_peers()) return;
+  // The first batch is the full peer set, even when empty: backends use it to remove kernel
+  // state left for leases that vanished while the agent was down.
+  if (batch.empty() && backend_synced_) return;
+  backend_synced_ = true;
   size_t added = std::count_if(batch.begin(), batch.end(),
                                [](const PeerEvent& e) { return e.type == PeerEvent::Type::kAdded; });
   FLOG_V(1, "Applying {} peer changes ({} added, {} removed)", batch.size(), added,

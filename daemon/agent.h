@@ -69,6 +69,7 @@ class Agent {
   std::unique_ptr<NetRules> net_rules_;
   BackendSetup setup_;
   Lease lease_;
+  bool backend_synced_ = false;  // the backend has had its first (full) batch
 };
 
 }  // namespace flannel

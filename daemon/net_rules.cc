@@ -8,6 +8,7 @@ NetRules::NetRules(NetRulesSettings settings, PreviousRun previous)
     : settings_(settings), previous_(std::move(previous)) {}
 
 NetRules::~NetRules() {
+  if (worker_.joinable()) worker_.join();
   if (masq_) masq_->stop();
   if (forward_) forward_->stop();
 }
@@ -56,6 +57,11 @@ void NetRules::start_keeper(std::unique_ptr<RuleKeeper>& keeper, const char* nam
 }
 
 void NetRules::apply(const IP4Net& network, const IP4Net& subnet) {
+  if (worker_.joinable()) worker_.join();
+  worker_ = std::thread([this, network, subnet] { apply_now(network, subnet); });
+}
+
+void NetRules::apply_now(const IP4Net& network, const IP4Net& subnet) {
   if (!settings_.ip_masq && !settings_.forward_rules && !previous_.ip_masq) return;
   if (settings_.ip_masq && !random_fully_) {
     try {

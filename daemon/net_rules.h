@@ -2,11 +2,16 @@
 // rules a previous run left for another network or subnet, install ours before the subnet file
 // is written, keep them in place every -iptables-resync seconds, and follow a lease that moves.
 // A missing or failing iptables is logged and retried by the keepers, never fatal.
+//
+// The iptables work (a few fork/execs of the iptables binary, tens of milliseconds) runs on a
+// background thread, as v0.11 runs it in goroutines, so it does not delay the subnet file and
+// READY; the masquerade rules are normally in place long before docker starts a container.
 #pragma once
 
 #include <chrono>
 #include <memory>
 #include <optional>
+#include <thread>
 
 #include "backends/iptables.h"
 #include "core/ip.h"
@@ -31,10 +36,12 @@ class NetRules {
   NetRules(NetRulesSettings settings, PreviousRun previous);
   ~NetRules();  // stops the keepers; rules stay (a restart keeps pods working)
 
-  // Installs (or moves to) the rules for `network` and our lease `subnet`. Idempotent.
+  // Installs (or moves to) the rules for `network` and our lease `subnet`, in the background.
+  // Idempotent; a second call waits for the first to finish.
   void apply(const IP4Net& network, const IP4Net& subnet);
 
  private:
+  void apply_now(const IP4Net& network, const IP4Net& subnet);
   void recycle(const IP4Net& network, const IP4Net& subnet);
   void start_keeper(std::unique_ptr<RuleKeeper>& keeper, const char* name,
                     std::vector<IptablesRule> rules);
@@ -46,6 +53,7 @@ class NetRules {
   bool recycled_ = false;
   std::unique_ptr<RuleKeeper> masq_;
   std::unique_ptr<RuleKeeper> forward_;
+  std::thread worker_;
 };
 
 }  // namespace flannel

@@ -37,10 +37,7 @@ class OverlayLab {
  public:
   OverlayLab(const std::string& tag, const std::string& config_json, int hosts) {
     cleanup_stale_labs();
-    char tmpl[] = "/tmp/flannel-lab-XXXXXX";
-    if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
-    dir_ = tmpl;
-    db_ = dir_ + "/store.db";
+    db_ = dir_.path + "/store.db";
     lab_ = std::make_unique<Lab>(tag);
     for (int i = 0; i < hosts; ++i) lab_->add_host();
     std::string out;
@@ -54,16 +51,14 @@ class OverlayLab {
     for (auto& d : daemons_) stop(d);
     daemons_.clear();
     lab_.reset();  // deletes every namespace, taking devices and routes with them
-    std::error_code ec;
-    if (::getenv("FLANNEL_LAB_KEEP") == nullptr) std::filesystem::remove_all(dir_, ec);
   }
 
   Lab& lab() { return *lab_; }
   const Lab::Host& host(int i) const { return lab_->hosts()[i]; }
   int size() const { return static_cast<int>(lab_->hosts().size()); }
-  const std::string& dir() const { return dir_; }
-  std::string subnet_file(int i) const { return dir_ + "/h" + std::to_string(i + 1) + ".env"; }
-  std::string log_file(int i) const { return dir_ + "/h" + std::to_string(i + 1) + ".log"; }
+  const std::string& dir() const { return dir_.path; }
+  std::string subnet_file(int i) const { return dir() + "/h" + std::to_string(i + 1) + ".env"; }
+  std::string log_file(int i) const { return dir() + "/h" + std::to_string(i + 1) + ".log"; }
 
   int ctl(const std::vector<std::string>& args, std::string* out = nullptr) const {
     std::vector<std::string> argv{std::string(FLANNEL_BIN_DIR) + "/flannelctl",
@@ -207,7 +202,22 @@ class OverlayLab {
     return rc;
   }
 
-  std::string dir_;
+  // The temp dir (store, subnet files, logs); removed last, also when the constructor throws.
+  // FLANNEL_LAB_KEEP=1 keeps it for a post-mortem.
+  struct TempDir {
+    std::string path;
+    TempDir() {
+      char tmpl[] = "/tmp/flannel-lab-XXXXXX";
+      if (!::mkdtemp(tmpl)) throw std::runtime_error("mkdtemp failed");
+      path = tmpl;
+    }
+    ~TempDir() {
+      std::error_code ec;
+      if (::getenv("FLANNEL_LAB_KEEP") == nullptr) std::filesystem::remove_all(path, ec);
+    }
+  };
+
+  TempDir dir_;
   std::string db_;
   std::unique_ptr<Lab> lab_;
   std::vector<std::unique_ptr<Process>> daemons_;
