@@ -8,6 +8,10 @@
 // PublicIP only, exactly {"PublicIP":"x"}. Peers: every lease, whatever its BackendType (v0.11
 // does not filter). Every node must use the same Port: a peer is reached at the local Port.
 //
+// Beyond v0.11: the TUN is opened with IFF_VNET_HDR and TSO/checksum offload (see UdpProxy; the
+// wire format does not change), and accept_local is set on it so the proxy's ICMP errors, which
+// come from our own TUN address as in v0.11, are not dropped by the kernel as martians.
+//
 // The TUN is not persistent: it disappears (with its address and route) when the backend is
 // destroyed or the process exits, as in v0.11.
 #pragma once

@@ -50,18 +50,18 @@ struct UdpEndpoint {
 // A point-in-time copy of the proxy's counters (monotonic since start).
 struct UdpProxyStats {
   // TUN -> UDP
-  uint64_t tun_rx_packets = 0;  // packets read from the TUN
+  uint64_t tun_rx_packets = 0;  // packets read from the TUN (a TSO super-packet counts once)
   uint64_t tun_rx_bytes = 0;
-  uint64_t udp_tx_packets = 0;  // datagrams sent to peers
+  uint64_t udp_tx_packets = 0;  // datagrams (= packets) sent to peers
   uint64_t udp_tx_bytes = 0;
   uint64_t drop_no_route = 0;      // destination in no peer's subnet (ICMP net unreachable sent)
   uint64_t drop_ttl_exceeded = 0;  // TTL <= 1 (ICMP time exceeded sent)
   uint64_t drop_send_error = 0;    // sendmmsg refused the datagram
   uint64_t tso_packets = 0;        // TCP super-packets from the TUN cut into segments here
   // UDP -> TUN
-  uint64_t udp_rx_packets = 0;  // datagrams received (from anyone)
+  uint64_t udp_rx_packets = 0;  // packets received from anyone (each one of a GRO datagram)
   uint64_t udp_rx_bytes = 0;
-  uint64_t tun_tx_packets = 0;  // packets written to the TUN (peer traffic, not our ICMP)
+  uint64_t tun_tx_packets = 0;  // peer packets delivered to the TUN (not our ICMP errors)
   uint64_t tun_tx_bytes = 0;
   uint64_t drop_unknown_source = 0;  // datagram from an address that is not a peer's
   uint64_t drop_tun_write_error = 0;

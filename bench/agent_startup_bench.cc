@@ -49,11 +49,12 @@ bool wait_file(const std::string& path, std::chrono::milliseconds timeout) {
   return true;
 }
 
-long rss_kb(pid_t pid) {
+// A field of /proc/PID/status in kB ("VmRSS", "RssAnon"), -1 if absent.
+long status_kb(pid_t pid, const std::string& field) {
   std::ifstream in("/proc/" + std::to_string(pid) + "/status");
   std::string line;
   while (std::getline(in, line))
-    if (line.rfind("VmRSS:", 0) == 0) return std::stol(line.substr(6));
+    if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
   return -1;
 }
 
@@ -75,7 +76,7 @@ void bench_store(LabStore::Kind kind, int runs, const std::string& dir) {
   }
   std::string env_file = sdir + "/subnet.env";
   std::vector<double> ms;
-  long rss = -1;
+  long rss = -1, anon = -1;
   for (int r = 0; r < runs; ++r) {
     std::filesystem::remove(env_file);
     auto t0 = Clock::now();
@@ -87,7 +88,8 @@ void bench_store(LabStore::Kind kind, int runs, const std::string& dir) {
     ms.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
     if (r == runs - 1) {
       std::this_thread::sleep_for(1s);
-      rss = rss_kb(p.pid());
+      rss = status_kb(p.pid(), "VmRSS");
+      anon = status_kb(p.pid(), "RssAnon");
     }
     p.signal(SIGTERM);
     p.wait(5s);
@@ -102,7 +104,9 @@ void bench_store(LabStore::Kind kind, int runs, const std::string& dir) {
   }
   std::printf("%-7s start->subnet.env  median %6.1f ms  p90 %6.1f ms  (n=%d, fresh lease each run)\n",
               to_string(kind).c_str(), percentile(ms, 0.5), percentile(ms, 0.9), runs);
-  std::printf("%-7s idle RSS after lease %6.1f MB\n", to_string(kind).c_str(), static_cast<double>(rss) / 1024.0);
+  std::printf("%-7s idle RSS after lease %6.1f MB (of which private anonymous %.1f MB; the rest is\n"
+              "        shared library text, shared with every other process using those libraries)\n",
+              to_string(kind).c_str(), static_cast<double>(rss) / 1024.0, static_cast<double>(anon) / 1024.0);
 }
 
 void bench_race(LabStore::Kind kind, int agents, int rounds, const std::string& dir) {
@@ -144,7 +148,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   cleanup_stale_labs();
-  char tmpl[] = "/tmp/flannel-bench-XXXXXX";
+  // Under /run, like the default /run/flannel/subnet.env (tmpfs on systemd machines).
+  char tmpl[] = "/run/flannel-bench-XXXXXX";
   std::string dir = ::mkdtemp(tmpl);
   for (auto kind : {LabStore::Kind::kSqlite, LabStore::Kind::kEtcd}) bench_store(kind, runs, dir);
   for (auto kind : {LabStore::Kind::kSqlite, LabStore::Kind::kEtcd}) bench_race(kind, 32, 3, dir);

@@ -1,6 +1,7 @@
 #include "core/ipv4_packet.h"
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 
 namespace flannel::ipv4 {
@@ -54,13 +55,46 @@ ParseResult parse_header(const uint8_t* pkt, size_t len, Header* out) {
   return ParseResult::kOk;
 }
 
-uint16_t checksum(const uint8_t* data, size_t len) {
-  uint64_t sum = 0;
+uint16_t ones_sum(const uint8_t* data, size_t len, uint16_t initial) {
+  // Sum native-order 32-bit words into 64 bits, fold, and byte-swap on a little-endian host: the
+  // one's-complement sum commutes with byte swapping (RFC 1071 section 2(B)).
+  uint64_t acc = 0;
   size_t i = 0;
-  for (; i + 1 < len; i += 2) sum += load16(data + i);
-  if (i < len) sum += uint32_t{data[i]} << 8;  // odd length: pad with a zero byte
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  return static_cast<uint16_t>(~sum);
+  for (; i + 16 <= len; i += 16) {
+    uint32_t w[4];
+    std::memcpy(w, data + i, 16);
+    acc += uint64_t{w[0]} + w[1] + w[2] + w[3];
+  }
+  for (; i + 4 <= len; i += 4) {
+    uint32_t w;
+    std::memcpy(&w, data + i, 4);
+    acc += w;
+  }
+  if (i + 2 <= len) {
+    uint16_t w;
+    std::memcpy(&w, data + i, 2);
+    acc += w;
+    i += 2;
+  }
+  if (i < len) {
+    // A lone last byte is the high half of a big-endian word, i.e. the first byte in memory.
+    uint8_t pad[2] = {data[i], 0};
+    uint16_t w;
+    std::memcpy(&w, pad, 2);
+    acc += w;
+  }
+  while (acc >> 16) acc = (acc & 0xffff) + (acc >> 16);
+  uint16_t sum = static_cast<uint16_t>(acc);
+  if constexpr (std::endian::native == std::endian::little) {
+    sum = static_cast<uint16_t>(sum << 8 | sum >> 8);
+  }
+  return fold(uint32_t{sum} + initial);
+}
+
+uint16_t pseudo_header_sum(IP4 src, IP4 dst, uint8_t protocol, size_t l4_len) {
+  uint32_t sum = (src.value >> 16) + (src.value & 0xffff) + (dst.value >> 16) + (dst.value & 0xffff) +
+                 protocol + static_cast<uint32_t>(l4_len & 0xffff) + static_cast<uint32_t>(l4_len >> 16);
+  return fold(sum);
 }
 
 uint16_t checksum_update(uint16_t old_checksum, uint16_t old_word, uint16_t new_word) {

@@ -65,9 +65,19 @@ enum class ParseResult {
 // Total Length are allowed (callers forward total_len bytes).
 ParseResult parse_header(const uint8_t* pkt, size_t len, Header* out);
 
+// The one's-complement sum (RFC 1071) of `len` bytes taken as big-endian 16-bit words (an odd
+// last byte is padded with zero), added to `initial` (another such sum) and folded to 16 bits.
+// Not complemented. Fast: sums machine words and corrects for byte order at the end.
+uint16_t ones_sum(const uint8_t* data, size_t len, uint16_t initial = 0);
+
 // The Internet checksum (RFC 1071) of `len` bytes: the value to store big-endian (store16) in a
 // zeroed checksum field. Over a header that already holds a correct checksum it returns 0.
-uint16_t checksum(const uint8_t* data, size_t len);
+inline uint16_t checksum(const uint8_t* data, size_t len) {
+  return static_cast<uint16_t>(~ones_sum(data, len));
+}
+
+// The one's-complement sum of the TCP/UDP pseudo header (RFC 793/768) for IPv4.
+uint16_t pseudo_header_sum(IP4 src, IP4 dst, uint8_t protocol, size_t l4_len);
 
 // RFC 1624 eqn. 3: the checksum after one 16-bit word (read big-endian) changes from
 // `old_word` to `new_word`: HC' = ~(~HC + ~m + m').

@@ -10,7 +10,7 @@
 #                                 `ip netns exec fldemo-h1 ...`); remove it with:
 #   sudo scripts/demo.sh down     stop the agents and delete the namespaces and files
 #
-# BACKEND=alloc|udp|vxlan|host-gw chooses the backend (default alloc).
+# BACKEND=vxlan|host-gw|udp|alloc chooses the backend (default vxlan).
 # Everything lives in namespaces named fldemo-*; nothing is added to the root namespace.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -56,7 +56,7 @@ if [ "$KEEP" -eq 0 ]; then trap down EXIT; fi
 mkdir -p "$STATE"
 DB=$STATE/store.db
 
-BACKEND=${BACKEND:-alloc}
+BACKEND=${BACKEND:-vxlan}
 
 ip netns add $PREFIX-hub
 ip -n $PREFIX-hub link set lo up

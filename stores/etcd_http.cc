@@ -18,8 +18,8 @@ namespace {
 using SteadyClock = std::chrono::steady_clock;
 
 constexpr size_t kMaxIdleConns = 8;
-constexpr long kMaxRedirects = 10;       // as the Go client
-constexpr long kKeepAliveSeconds = 30;   // as the Go client's dialer
+constexpr long kMaxRedirects = 10;      // as the Go client
+constexpr long kKeepAliveSeconds = 30;  // as the Go client's dialer
 // Hard cap on a response body; a lease list of 100k leases is ~10 MB.
 constexpr size_t kMaxBody = 256u << 20;
 
@@ -128,8 +128,7 @@ std::string describe_error_body(const std::string& body) {
 void check_readable(const std::string& path, const char* what) {
   if (path.empty()) return;
   if (::access(path.c_str(), R_OK) != 0) {
-    throw std::invalid_argument(std::string("etcd: cannot read ") + what + " '" + path +
-                                "'");
+    throw std::invalid_argument(std::string("etcd: cannot read ") + what + " '" + path + "'");
   }
 }
 
@@ -198,8 +197,7 @@ HttpClient::HttpClient(EtcdOptions options) : options_(std::move(options)) {
   check_readable(options_.certfile, "client certificate (-etcd-certfile)");
   check_readable(options_.keyfile, "client key (-etcd-keyfile)");
   if (options_.certfile.empty() != options_.keyfile.empty()) {
-    throw std::invalid_argument(
-        "etcd: -etcd-certfile and -etcd-keyfile must be given together");
+    throw std::invalid_argument("etcd: -etcd-certfile and -etcd-keyfile must be given together");
   }
   if (options_.dial_timeout.count() <= 0 || options_.request_timeout.count() <= 0) {
     throw std::invalid_argument("etcd: dial and request timeouts must be positive");
@@ -255,8 +253,7 @@ HttpClient::Attempt HttpClient::attempt(Conn& conn, const std::string& endpoint,
   curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
   curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
   curl_easy_setopt(e, CURLOPT_MAXREDIRS, kMaxRedirects);
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
-                   static_cast<long>(options_.dial_timeout.count()));
+  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.dial_timeout.count()));
   curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, kKeepAliveSeconds);
   curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, kKeepAliveSeconds);
@@ -337,8 +334,8 @@ HttpClient::Attempt HttpClient::attempt(Conn& conn, const std::string& endpoint,
     auto now = SteadyClock::now();
     if (long_poll && now >= headers_deadline && now < deadline && !a.sink.headers_at) {
       a.kind = Attempt::Kind::kTransport;
-      a.error = "no response headers within " +
-                std::to_string(options_.request_timeout.count()) + " ms";
+      a.error =
+          "no response headers within " + std::to_string(options_.request_timeout.count()) + " ms";
       a.request_sent = true;
       return a;
     }
@@ -383,11 +380,12 @@ HttpClient::Attempt HttpClient::attempt(Conn& conn, const std::string& endpoint,
       while (!a.error.empty() && (a.error.back() == '\n' || a.error.back() == '\r')) {
         a.error.pop_back();
       }
-      if (rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_SSL_CONNECT_ERROR ||
-          rc == CURLE_RECV_ERROR || rc == CURLE_SEND_ERROR) {
+      if (rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_RECV_ERROR ||
+          rc == CURLE_SEND_ERROR) {
         if (endpoint.starts_with("https://") && options_.certfile.empty()) {
-          a.error += " (the server may require a client certificate; none is configured: "
-                     "-etcd-certfile/-etcd-keyfile)";
+          a.error +=
+              " (the server may require a client certificate; none is configured: "
+              "-etcd-certfile/-etcd-keyfile)";
         }
       }
     }
@@ -447,10 +445,10 @@ HttpResponse HttpClient::send(const HttpRequest& req, std::stop_token stop) {
     }
     // A transport failure or a server error: note it, and decide whether another endpoint may
     // see the same request.
-    std::string problem = a.kind == Attempt::Kind::kResponse
-                              ? "HTTP " + std::to_string(a.status) + ": " +
-                                    describe_error_body(a.sink.body)
-                              : a.error;
+    std::string problem =
+        a.kind == Attempt::Kind::kResponse
+            ? "HTTP " + std::to_string(a.status) + ": " + describe_error_body(a.sink.body)
+            : a.error;
     bool maybe_applied = a.kind == Attempt::Kind::kResponse || a.request_sent;
     if (req.one_shot && maybe_applied) {
       errors.push_back("etcd " + ep + ": " + problem +

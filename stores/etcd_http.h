@@ -21,9 +21,9 @@
 // Timeouts: every attempt has a connect timeout (dial_timeout) and a deadline (request_timeout
 // for ordinary requests, the caller's timeout for a long-poll). etcd sends a long-poll's headers
 // at once, so a long-poll without headers after request_timeout fails over to the next
-// endpoint; one that timed out with no headers at all moves the pin on. A long-poll can be cancelled
-// from another thread through a std::stop_token; the transfer is driven with curl_multi_poll
-// and woken by curl_multi_wakeup, so cancellation takes effect within milliseconds.
+// endpoint; one that timed out with no headers at all moves the pin on. A long-poll can be
+// cancelled from another thread through a std::stop_token; the transfer is driven with
+// curl_multi_poll and woken by curl_multi_wakeup, so cancellation takes effect within milliseconds.
 //
 // Thread safety: all methods may be called concurrently. Each request borrows its own libcurl
 // handles from a small pool (which keeps connections alive for reuse), so a long-poll blocking
@@ -64,13 +64,13 @@ struct HttpResponse {
     kCancelled,  // the stop token fired
   };
   Outcome outcome = Outcome::kOk;
-  long status = 0;                       // HTTP status
-  std::string body;                      // response body
-  std::optional<uint64_t> etcd_index;    // X-Etcd-Index header, when present and numeric
+  long status = 0;                     // HTTP status
+  std::string body;                    // response body
+  std::optional<uint64_t> etcd_index;  // X-Etcd-Index header, when present and numeric
   // When the response headers were complete (kTimeout: the body may still be missing).
   std::optional<std::chrono::steady_clock::time_point> headers_at;
-  std::string endpoint;                  // the endpoint that answered (or failed last)
-  std::string error;                     // kTransport: "etcd URL: problem" per endpoint, "; "
+  std::string endpoint;  // the endpoint that answered (or failed last)
+  std::string error;     // kTransport: "etcd URL: problem" per endpoint, "; "
 };
 
 class HttpClient {

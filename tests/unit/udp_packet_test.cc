@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/ip4_prefix_table.h"
+#include "core/ipv4_offload.h"
 #include "core/ipv4_packet.h"
 
 namespace flannel {
@@ -284,5 +285,246 @@ TEST(IP4PrefixTable, ThousandsOfPeers) {
   EXPECT_EQ(t.lookup(ip4("10.0.3.200"))->id, 3);
 }
 
+}  // namespace
+}  // namespace flannel
+
+// ---- Offloads: fast checksum, partial checksums, TSO segmentation, GRO coalescing ----
+
+namespace flannel {
+namespace {
+namespace offload {
+
+using namespace ipv4;
+
+uint16_t slow_sum(const uint8_t* d, size_t n) {
+  uint32_t s = 0;
+  for (size_t i = 0; i < n; i += 2) s += uint32_t{d[i]} << 8 | (i + 1 < n ? d[i + 1] : 0);
+  while (s >> 16) s = (s & 0xffff) + (s >> 16);
+  return static_cast<uint16_t>(s);
+}
+
+// A TCP/IPv4 packet with 12 bytes of options and `payload` pattern bytes, valid checksums.
+std::vector<uint8_t> tcp_packet(size_t payload, uint32_t seq, uint8_t flags, uint16_t id = 100,
+                                size_t pattern_start = 0) {
+  const size_t hl = 20, thl = 32;
+  std::vector<uint8_t> p(hl + thl + payload);
+  p[0] = 0x45;
+  store16(&p[2], static_cast<uint16_t>(p.size()));
+  store16(&p[4], id);
+  store16(&p[6], 0x4000);  // DF
+  p[8] = 63;
+  p[9] = kProtoTcp;
+  store32(&p[12], IP4::parse("10.5.1.2").value);
+  store32(&p[16], IP4::parse("10.5.2.3").value);
+  store16(&p[10], checksum(p.data(), hl));
+  uint8_t* t = &p[hl];
+  store16(t, 40000);
+  store16(t + 2, 5201);
+  store32(t + 4, seq);
+  store32(t + 8, 777);
+  t[12] = static_cast<uint8_t>((thl / 4) << 4);
+  t[13] = flags;
+  store16(t + 14, 502);
+  t[20] = 1;  // NOP NOP TIMESTAMP(10)
+  t[21] = 1;
+  t[22] = 8;
+  t[23] = 10;
+  store32(t + 24, 0x01020304);
+  store32(t + 28, 0x05060708);
+  for (size_t i = 0; i < payload; ++i) p[hl + thl + i] = static_cast<uint8_t>((pattern_start + i) * 7);
+  store16(t + 16, static_cast<uint16_t>(~ones_sum(t, thl + payload,
+                                                   pseudo_header_sum(IP4::parse("10.5.1.2"),
+                                                                     IP4::parse("10.5.2.3"), kProtoTcp,
+                                                                     thl + payload))));
+  return p;
+}
+
+bool tcp_checksum_ok(const uint8_t* p, size_t len) {
+  Header h;
+  if (parse_header(p, len, &h) != ParseResult::kOk) return false;
+  const size_t l4 = h.total_len - h.header_len;
+  return ones_sum(p + h.header_len, l4, pseudo_header_sum(h.src, h.dst, kProtoTcp, l4)) == 0xffff;
+}
+
+TEST(Ipv4Offload, FastSumMatchesReferenceAtAnyLengthAndAlignment) {
+  std::mt19937 rng(7);
+  std::vector<uint8_t> buf(300);
+  for (auto& b : buf) b = static_cast<uint8_t>(rng());
+  for (size_t start = 0; start < 8; ++start) {
+    for (size_t len = 0; len < 260; ++len) {
+      ASSERT_EQ(ones_sum(buf.data() + start, len) % 0xffff, slow_sum(buf.data() + start, len) % 0xffff)
+          << start << "+" << len;
+    }
+  }
+  EXPECT_EQ(ones_sum(buf.data(), 0, 0x1234), 0x1234);
+}
+
+TEST(Ipv4Offload, CompletesPartialChecksums) {
+  auto p = tcp_packet(333, 5, 0x18);
+  auto partial = p;
+  const size_t l4 = p.size() - 20;
+  store16(&partial[20 + 16],
+          pseudo_header_sum(IP4::parse("10.5.1.2"), IP4::parse("10.5.2.3"), kProtoTcp, l4));
+  ASSERT_TRUE(complete_checksum(partial.data(), partial.size(), 20, 16));
+  EXPECT_EQ(partial, p);
+  EXPECT_FALSE(complete_checksum(partial.data(), partial.size(), 20, partial.size()));
+  EXPECT_FALSE(complete_checksum(partial.data(), partial.size(), partial.size() + 1, 0));
+}
+
+TEST(Ipv4Offload, SegmentsLikeKernelTso) {
+  const uint8_t flags = 0x10 | 0x08 | 0x01 | 0x80;  // ACK PSH FIN CWR
+  auto super = tcp_packet(5000, 1000, flags, 0xfffe);
+  Header h = parse(super);
+  TcpLayout t;
+  ASSERT_TRUE(tcp_layout(super.data(), h, &t));
+  EXPECT_EQ(t.tcp_header_len, 32u);
+  EXPECT_EQ(t.payload_len, 5000u);
+
+  std::vector<uint8_t> out(10000);
+  size_t offset = 0, written = 0;
+  ASSERT_EQ(tcp_segment(super.data(), h, t, 1400, &offset, 64, out.data(), out.size(), &written), 4u);
+  EXPECT_EQ(offset, 5000u);
+  EXPECT_EQ(written, 4 * 52 + 5000u);
+  size_t at = 0;
+  for (size_t i = 0; i < 4; ++i) {
+    const uint8_t* s = out.data() + at;
+    const size_t plen = i < 3 ? 1400 : 800;
+    Header sh;
+    ASSERT_EQ(parse_header(s, 52 + plen, &sh), ParseResult::kOk);
+    EXPECT_EQ(sh.total_len, 52 + plen);
+    EXPECT_EQ(load16(s + 4), static_cast<uint16_t>(0xfffe + i));  // IDs increment (and wrap)
+    EXPECT_EQ(load16(s + 6), 0x4000);
+    EXPECT_EQ(checksum(s, 20), 0);
+    EXPECT_TRUE(tcp_checksum_ok(s, 52 + plen));
+    EXPECT_EQ(load32(s + 24), 1000 + 1400 * i);
+    const uint8_t f = s[33];
+    EXPECT_EQ(f & 0x10, 0x10);
+    EXPECT_EQ((f & 0x80) != 0, i == 0) << "CWR only on the first";
+    EXPECT_EQ((f & 0x09) != 0, i == 3) << "PSH/FIN only on the last";
+    EXPECT_TRUE(std::equal(s + 20, s + 24, super.begin() + 20));   // ports
+    EXPECT_TRUE(std::equal(s + 28, s + 33, super.begin() + 28));   // ack, data offset
+    EXPECT_TRUE(std::equal(s + 34, s + 36, super.begin() + 34));   // window
+    EXPECT_TRUE(std::equal(s + 38, s + 52, super.begin() + 38));   // urg, options
+    EXPECT_TRUE(std::equal(s + 52, s + 52 + plen, super.begin() + 52 + 1400 * i));
+    at += 52 + plen;
+  }
+
+  // In chunks (as UDP GSO batches them): the same bytes.
+  std::vector<uint8_t> chunked;
+  offset = 0;
+  while (offset < t.payload_len) {
+    std::vector<uint8_t> part(3 * 1452);
+    size_t n = tcp_segment(super.data(), h, t, 1400, &offset, 3, part.data(), part.size(), &written);
+    ASSERT_GT(n, 0u);
+    chunked.insert(chunked.end(), part.begin(), part.begin() + static_cast<long>(written));
+  }
+  out.resize(at);
+  EXPECT_EQ(chunked, out);
+  // Too little room for even one segment writes nothing.
+  offset = 0;
+  EXPECT_EQ(tcp_segment(super.data(), h, t, 1400, &offset, 64, out.data(), 1000, &written), 0u);
+  EXPECT_EQ(offset, 0u);
+}
+
+// Splits `super` (ACK, PSH) into mss-sized segments.
+std::vector<std::vector<uint8_t>> split(const std::vector<uint8_t>& super, size_t mss) {
+  Header h = parse(super);
+  TcpLayout t;
+  EXPECT_TRUE(tcp_layout(super.data(), h, &t));
+  std::vector<std::vector<uint8_t>> segs;
+  size_t offset = 0;
+  while (offset < t.payload_len) {
+    std::vector<uint8_t> s(52 + mss);
+    size_t written = 0;
+    tcp_segment(super.data(), h, t, mss, &offset, 1, s.data(), s.size(), &written);
+    s.resize(written);
+    segs.push_back(s);
+  }
+  return segs;
+}
+
+size_t count_run(const std::vector<std::vector<uint8_t>>& segs) {
+  std::vector<const uint8_t*> ptrs;
+  std::vector<size_t> lens;
+  for (const auto& s : segs) {
+    ptrs.push_back(s.data());
+    lens.push_back(s.size());
+  }
+  return tcp_coalesce_count(ptrs.data(), lens.data(), ptrs.size());
+}
+
+TEST(Ipv4Offload, CoalescesWhatSegmentationSplit) {
+  auto super = tcp_packet(5000, 1000, 0x18, 100);  // ACK PSH
+  auto segs = split(super, 1400);
+  ASSERT_EQ(segs.size(), 4u);
+  ASSERT_EQ(count_run(segs), 4u);
+
+  std::vector<const uint8_t*> ptrs;
+  std::vector<size_t> lens;
+  for (const auto& s : segs) {
+    ptrs.push_back(s.data());
+    lens.push_back(s.size());
+  }
+  std::vector<uint8_t> merged(VnetHeader::kLen + 65535);
+  size_t m = tcp_coalesce(ptrs.data(), lens.data(), 4, merged.data(), merged.size());
+  ASSERT_EQ(m, VnetHeader::kLen + super.size());
+  VnetHeader v = VnetHeader::read(merged.data());
+  EXPECT_EQ(v.flags, VnetHeader::kNeedsCsum);
+  EXPECT_EQ(v.gso_type, VnetHeader::kGsoTcpV4);
+  EXPECT_EQ(v.gso_size, 1400);
+  EXPECT_EQ(v.hdr_len, 52);
+  EXPECT_EQ(v.csum_start, 20);
+  EXPECT_EQ(v.csum_offset, 16);
+  const uint8_t* p = merged.data() + VnetHeader::kLen;
+  EXPECT_EQ(checksum(p, 20), 0);
+  // Everything but the TCP checksum (now the partial pseudo-header sum) is the original packet.
+  std::vector<uint8_t> body(p, p + super.size());
+  EXPECT_EQ(load16(&body[36]), pseudo_header_sum(IP4::parse("10.5.1.2"), IP4::parse("10.5.2.3"),
+                                                  kProtoTcp, super.size() - 20));
+  ASSERT_TRUE(complete_checksum(body.data(), body.size(), 20, 16));
+  EXPECT_EQ(body, super);
+
+  // A run stops at a short segment, and never crosses the size limit.
+  auto short_first = split(tcp_packet(1500, 1, 0x18), 1000);  // 1000 + 500
+  EXPECT_EQ(count_run(short_first), 2u);
+}
+
+TEST(Ipv4Offload, DoesNotCoalesceAcrossFlowsGapsOrBadChecksums) {
+  auto segs = split(tcp_packet(4200, 1000, 0x18), 1400);
+  ASSERT_EQ(segs.size(), 3u);
+
+  auto gap = segs;  // a lost segment in between
+  gap.erase(gap.begin() + 1);
+  EXPECT_EQ(count_run(gap), 1u);
+
+  auto other_flow = segs;
+  store16(&other_flow[1][22], 5202);  // destination port
+  EXPECT_EQ(count_run(other_flow), 1u);
+
+  auto corrupt = segs;
+  corrupt[1][100] ^= 0xff;  // payload damaged: its TCP checksum no longer matches
+  EXPECT_EQ(count_run(corrupt), 1u);
+
+  auto psh_first = segs;
+  psh_first[0][33] |= 0x08;
+  store16(&psh_first[0][36], 0);
+  store16(&psh_first[0][36],
+          static_cast<uint16_t>(~ones_sum(&psh_first[0][20], psh_first[0].size() - 20,
+                                          pseudo_header_sum(IP4::parse("10.5.1.2"), IP4::parse("10.5.2.3"),
+                                                            kProtoTcp, psh_first[0].size() - 20))));
+  EXPECT_EQ(count_run(psh_first), 1u);
+
+  auto ids = segs;  // IP IDs must follow each other too
+  store16(&ids[1][4], 9);
+  store16(&ids[1][10], 0);
+  store16(&ids[1][10], checksum(ids[1].data(), 20));
+  EXPECT_EQ(count_run(ids), 1u);
+
+  // No payload (pure ACKs): nothing to merge.
+  EXPECT_EQ(count_run({tcp_packet(0, 1, 0x10), tcp_packet(0, 1, 0x10, 101)}), 1u);
+  EXPECT_EQ(count_run({segs[0]}), 1u);
+}
+
+}  // namespace offload
 }  // namespace
 }  // namespace flannel
