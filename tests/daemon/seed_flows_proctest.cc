@@ -26,10 +26,11 @@ class SeedFlow : public AgentTest {
     run_command(argv, &out, host(i).netns);
     return out;
   }
+  // The device's MAC as `ip link` shows it inside host i (sysfs would show the root namespace).
   std::string mac_of(int i, const std::string& dev) {
-    std::string mac = in_host(i, {"cat", "/sys/class/net/" + dev + "/address"});
-    while (!mac.empty() && mac.back() == '\n') mac.pop_back();
-    return mac;
+    std::string out = in_host(i, {"ip", "-o", "link", "show", "dev", dev});
+    std::smatch m;
+    return std::regex_search(out, m, std::regex("link/ether ([0-9a-f:]+)")) ? m[1].str() : out;
   }
   std::string third_octet(const IP4Net& n) { return std::to_string((n.ip.value >> 8) & 0xff); }
 };
@@ -92,8 +93,10 @@ TEST_P(SeedFlow, Seed003DefaultUdpWithGlogFileFlags) {
   EXPECT_EQ(read_file(subnet_file(1)), "FLANNEL_NETWORK=172.17.0.0/16\nFLANNEL_SUBNET=172.17." +
                                            third_octet(*subnet) +
                                            ".1/24\nFLANNEL_MTU=1472\nFLANNEL_IPMASQ=false\n");
-  std::string info = read_file(log_dir + "flanneld.INFO");
-  EXPECT_NE(info.find("Lease acquired: " + subnet->str()), std::string::npos) << info;
+  // The file log is flushed at least every 2 s.
+  EXPECT_TRUE(wait_until([&] {
+    return read_file(log_dir + "flanneld.INFO").find("Lease acquired: " + subnet->str()) != std::string::npos;
+  }, 5s)) << read_file(log_dir + "flanneld.INFO");
 }
 
 // Seed 004: `etcdctl mkdir` then `etcdctl mk` of a config with spaces; mk-docker-opts.sh -i.

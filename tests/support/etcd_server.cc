@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -93,6 +94,29 @@ size_t grab_index(char* data, size_t size, size_t n, void* user) {
 
 std::atomic<uint64_t> g_prefix_counter{0};
 
+constexpr char kDirPrefix[] = "flannel-etcd-";
+
+// Removes the temp dirs of EtcdServers whose test process died without running destructors
+// (killed by a timeout, say; etcd itself went with it through PDEATHSIG). Each dir names its
+// owner pid in the file "owner"; a dir is removed only if that process no longer exists.
+void sweep_stale_dirs(const std::string& tmp) {
+  try {
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(tmp, ec)) {
+      const std::string name = entry.path().filename().string();
+      if (!name.starts_with(kDirPrefix) || !entry.is_directory(ec)) continue;
+      std::ifstream in(entry.path() / "owner");
+      long pid = 0;
+      if (!(in >> pid) || pid <= 0) continue;
+      if (::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
+        fs::remove_all(entry.path(), ec);
+      }
+    }
+  } catch (const fs::filesystem_error&) {
+    // Best effort: a sweep problem must not fail the test that starts etcd.
+  }
+}
+
 }  // namespace
 
 int run_program(const std::vector<std::string>& argv, const std::string& log_path) {
@@ -130,14 +154,17 @@ std::string EtcdServer::unique_prefix(const std::string& tag) {
 
 EtcdServer::EtcdServer(Options options) : options_(options) {
   curl_global_init(CURL_GLOBAL_DEFAULT);  // reference-counted; idempotent after the first
-  const char* tmp = std::getenv("TMPDIR");
-  std::string templ = std::string(tmp && *tmp ? tmp : "/tmp") + "/flannel-etcd-XXXXXX";
+  const char* tmp_env = std::getenv("TMPDIR");
+  const std::string tmp = tmp_env && *tmp_env ? tmp_env : "/tmp";
+  sweep_stale_dirs(tmp);
+  std::string templ = tmp + "/" + kDirPrefix + "XXXXXX";
   std::vector<char> buf(templ.begin(), templ.end());
   buf.push_back('\0');
   if (!::mkdtemp(buf.data())) {
     throw std::runtime_error("mkdtemp " + templ + ": " + std::strerror(errno));
   }
   dir_ = buf.data();
+  std::ofstream(dir_ + "/owner") << ::getpid() << "\n";
   try {
     if (options_.tls) make_certs();
     // A port picked by free_port() can be taken by someone else before etcd binds it: retry.

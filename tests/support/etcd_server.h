@@ -3,7 +3,8 @@
 // Each EtcdServer starts its own etcd process on free 127.0.0.1 ports with a fresh data dir in
 // a temp directory, waits until it answers (polling with a deadline), and on destruction stops it
 // (SIGTERM, then SIGKILL) and removes the directory. The process is also killed if the test
-// process dies (PR_SET_PDEATHSIG), so a crashed test leaves no etcd behind.
+// process dies (PR_SET_PDEATHSIG), so a crashed test leaves no etcd behind; the temp dirs of
+// test processes that died that way are removed by the next EtcdServer.
 //
 // Starting etcd takes a few hundred milliseconds, so tests normally share one per process:
 // EtcdServer::shared() (plain HTTP) and EtcdServer::shared_tls() (HTTPS with mandatory client
