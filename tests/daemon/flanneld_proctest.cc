@@ -9,6 +9,7 @@
 #include <set>
 
 #include "core/lease.h"
+#include "core/subnet_env.h"
 #include "tests/daemon/agent_fixture.h"
 
 namespace flannel::testing {
@@ -83,6 +84,30 @@ TEST_P(AgentTest, DeletedLeaseIsReacquired) {
     return log.find("re-acquiring") != std::string::npos &&
            log.rfind("Lease acquired: " + subnet->str()) > log.find("re-acquiring");
   }, 5s)) << agent(1).output();
+  EXPECT_TRUE(agent(1).running());
+}
+
+TEST_P(AgentTest, LeaseTakenOverByAnotherHostIsNotStolenBack) {
+  if (store_->kind() != LabStore::Kind::kEtcd) {
+    GTEST_SKIP() << "only an etcd client (a v0.11 agent) can overwrite a lease unconditionally";
+  }
+  set_config(kAllocConfig);
+  start_agent(1);
+  auto mine = wait_subnet(1);
+  ASSERT_TRUE(mine);
+  // What a v0.11 agent does with a stale subnet.env naming our subnet (upstream #1289).
+  std::string out;
+  ASSERT_EQ(store_->etcdctl({"set", store_->prefix() + "/subnets/" + subnet_key(*mine),
+                             R"({"PublicIP":"10.250.0.9"})"}, &out), 0) << out;
+  std::optional<IP4Net> moved;
+  ASSERT_TRUE(wait_until([&] {
+    moved = previous_subnet_from_env(parse_env_file(read_file(subnet_file(1))));
+    return moved && *moved != *mine;
+  }, 5s)) << agent(1).output();
+  EXPECT_EQ(lease_value(*mine), R"({"PublicIP":"10.250.0.9"})") << "the other host keeps it";
+  EXPECT_EQ(lease_value(*moved), R"({"PublicIP":"10.250.0.1"})");
+  EXPECT_NE(agent(1).output().find("Subnet changed from " + mine->str() + " to " + moved->str()),
+            std::string::npos) << agent(1).output();
   EXPECT_TRUE(agent(1).running());
 }
 

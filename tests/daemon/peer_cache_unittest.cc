@@ -1,0 +1,81 @@
+// PeerCache: store events -> backend events, with our own subnet filtered out, renewals that
+// change nothing dropped, and attribute changes (a new VtepMAC) as remove-old + add-new.
+#include <gtest/gtest.h>
+
+#include "daemon/peer_cache.h"
+
+namespace flannel {
+namespace {
+
+Lease lease(const char* subnet, const char* ip, const char* mac = "") {
+  Lease l;
+  l.subnet = IP4Net::parse(subnet);
+  l.attrs.public_ip = IP4::parse(ip);
+  l.attrs.backend_type = "vxlan";
+  if (*mac) l.attrs.backend_data = std::string(R"({"VtepMAC":")") + mac + "\"}";
+  return l;
+}
+LeaseEvent added(Lease l) { return {LeaseEventType::kAdded, std::move(l), false}; }
+LeaseEvent removed(const char* subnet) {
+  LeaseEvent e;
+  e.type = LeaseEventType::kRemoved;
+  e.lease.subnet = IP4Net::parse(subnet);
+  return e;
+}
+
+TEST(PeerCache, OwnSubnetIsNeverPassedOn) {
+  PeerCache c;
+  c.set_own(IP4Net::parse("10.5.1.0/24"));
+  EXPECT_TRUE(c.apply({added(lease("10.5.1.0/24", "10.0.0.1"))}).empty());
+  EXPECT_TRUE(c.resync({lease("10.5.1.0/24", "10.0.0.1")}).empty());
+  EXPECT_EQ(c.size(), 0u);
+}
+
+TEST(PeerCache, RemovalCarriesTheCachedAttrs) {
+  PeerCache c;
+  c.apply({added(lease("10.5.2.0/24", "10.0.0.2", "aa:bb:cc:dd:ee:02"))});
+  auto out = c.apply({removed("10.5.2.0/24")});
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].type, PeerEvent::Type::kRemoved);
+  EXPECT_EQ(out[0].lease.attrs.public_ip, IP4::parse("10.0.0.2"));
+  EXPECT_NE(out[0].lease.attrs.backend_data.find("aa:bb:cc:dd:ee:02"), std::string::npos);
+  EXPECT_TRUE(c.apply({removed("10.5.2.0/24")}).empty()) << "unknown subnet: nothing to undo";
+}
+
+TEST(PeerCache, RenewalWithSameAttrsIsNoWorkButAChangeIsRemoveThenAdd) {
+  PeerCache c;
+  c.apply({added(lease("10.5.2.0/24", "10.0.0.2", "aa:bb:cc:dd:ee:02"))});
+  auto renewed = lease("10.5.2.0/24", "10.0.0.2", "aa:bb:cc:dd:ee:02");
+  renewed.revision = 99;
+  EXPECT_TRUE(c.apply({added(renewed)}).empty());
+  EXPECT_EQ(c.peers().at(IP4Net::parse("10.5.2.0/24")).revision, 99u);
+
+  auto out = c.apply({added(lease("10.5.2.0/24", "10.0.0.2", "aa:bb:cc:dd:ee:ff"))});
+  ASSERT_EQ(out.size(), 2u);
+  EXPECT_EQ(out[0].type, PeerEvent::Type::kRemoved);
+  EXPECT_NE(out[0].lease.attrs.backend_data.find("ee:02"), std::string::npos);
+  EXPECT_EQ(out[1].type, PeerEvent::Type::kAdded);
+  EXPECT_NE(out[1].lease.attrs.backend_data.find("ee:ff"), std::string::npos);
+}
+
+TEST(PeerCache, ResyncDiffsFullAttributesRemovalsFirst) {
+  PeerCache c;
+  c.resync({lease("10.5.2.0/24", "10.0.0.2"), lease("10.5.3.0/24", "10.0.0.3"),
+            lease("10.5.4.0/24", "10.0.0.4")});
+  // 10.5.2 unchanged, 10.5.3 gone, 10.5.4 moved to another host, 10.5.5 new.
+  auto out = c.resync({lease("10.5.2.0/24", "10.0.0.2"), lease("10.5.4.0/24", "10.0.0.44"),
+                       lease("10.5.5.0/24", "10.0.0.5")});
+  ASSERT_EQ(out.size(), 4u);
+  EXPECT_EQ(out[0].type, PeerEvent::Type::kRemoved);
+  EXPECT_EQ(out[0].lease.subnet, IP4Net::parse("10.5.3.0/24"));
+  EXPECT_EQ(out[1].type, PeerEvent::Type::kRemoved);
+  EXPECT_EQ(out[1].lease.attrs.public_ip, IP4::parse("10.0.0.4"));
+  EXPECT_EQ(out[2].type, PeerEvent::Type::kAdded);
+  EXPECT_EQ(out[2].lease.attrs.public_ip, IP4::parse("10.0.0.44"));
+  EXPECT_EQ(out[3].type, PeerEvent::Type::kAdded);
+  EXPECT_EQ(out[3].lease.subnet, IP4Net::parse("10.5.5.0/24"));
+  EXPECT_EQ(c.size(), 3u);
+}
+
+}  // namespace
+}  // namespace flannel
