@@ -30,7 +30,7 @@ struct AgentSettings {
   bool ip_masq = false;
   bool iptables_forward_rules = true;
   std::chrono::seconds iptables_resync{5};
-  std::chrono::minutes renew_margin{60};
+  std::chrono::seconds renew_margin{3600};  // renew this long before expiry
   std::chrono::seconds lease_ttl{86400};
   std::string config_key;  // for logs: "<prefix>/config"
 };
