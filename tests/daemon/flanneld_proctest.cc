@@ -1,5 +1,6 @@
 // flanneld as users run it: real processes in lab namespaces, against a real etcd (in the hub
 // namespace, written with etcdctl as the seeds do) and against one shared SQLite file.
+#include <signal.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -10,6 +11,7 @@
 
 #include "core/lease.h"
 #include "core/subnet_env.h"
+#include "stores/sqlite_store.h"
 #include "tests/daemon/agent_fixture.h"
 
 namespace flannel::testing {
@@ -109,6 +111,44 @@ TEST_P(AgentTest, LeaseTakenOverByAnotherHostIsNotStolenBack) {
   EXPECT_NE(agent(1).output().find("Subnet changed from " + mine->str() + " to " + moved->str()),
             std::string::npos) << agent(1).output();
   EXPECT_TRUE(agent(1).running());
+}
+
+TEST_P(AgentTest, WatchThatFellBehindTheHistoryResyncs) {
+  if (store_->kind() != LabStore::Kind::kSqlite) {
+    GTEST_SKIP() << "etcd's resync is covered by the store tests; here the test writes the "
+                    "history away in-process, which needs the SQLite file";
+  }
+  set_config(kAllocConfig);
+  const int port = 8471;
+  start_agent(1, {"-healthz-port=" + std::to_string(port), "-healthz-ip=127.0.0.1"});
+  auto mine = wait_subnet(1);
+  ASSERT_TRUE(mine);
+  // Freeze the agent, push more than the 1000 kept events through the file, thaw it.
+  agent(1).signal(SIGSTOP);
+  SqliteOptions so;
+  so.path = store_->sqlite_path();
+  so.prefix = "/elsewhere";
+  auto other = SqliteStore::open(so);
+  for (int i = 0; i < 600; ++i) {
+    Lease l;
+    l.subnet = IP4Net{IP4{(10u << 24) | (static_cast<uint32_t>(i) << 8)}, 24};
+    l.attrs.public_ip = IP4::parse("192.0.2.1");
+    Lease created;
+    ASSERT_TRUE(other->create_lease(l, std::chrono::seconds(0), &created).ok());
+    ASSERT_TRUE(other->delete_lease(l.subnet).ok());
+  }
+  agent(1).signal(SIGCONT);
+  EXPECT_TRUE(wait_until([&] {
+    return agent(1).output().find("Watch fell behind the store's history") != std::string::npos;
+  }, 5s)) << agent(1).output();
+  std::string metrics;
+  EXPECT_TRUE(wait_until([&] {
+    return http_status(1, port, "/metrics", &metrics) == 200 &&
+           metrics.find("flannel_watch_resyncs_total 1") != std::string::npos;
+  }, 5s)) << metrics;
+  EXPECT_NE(metrics.find("flannel_ready 1"), std::string::npos) << "the lease is still held";
+  EXPECT_EQ(lease_value(*mine), R"({"PublicIP":"10.250.0.1"})");
+  EXPECT_EQ(agent(1).output().find("re-acquiring"), std::string::npos) << agent(1).output();
 }
 
 TEST_P(AgentTest, AbsentConfigIsWaitedForAndReadinessFollowsTheLease) {
