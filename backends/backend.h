@@ -12,6 +12,8 @@
 // backend and does not stop the others.
 #pragma once
 
+#include <chrono>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -73,6 +75,26 @@ class Backend {
 
   // Applies a batch of remote lease changes, in order. Never called with our own subnet.
   virtual void apply(const std::vector<PeerEvent>& batch) = 0;
+
+  // How often the daemon should call check(); 0 = never (the default).
+  virtual std::chrono::seconds check_interval() const { return std::chrono::seconds(0); }
+  // Re-verifies the kernel against what apply() set up and repairs what someone else removed
+  // (host-gw: missing routes re-added, as v0.11's 10 s route check). Throws BackendError.
+  virtual void check() {}
+
+  // Where the backend reports what an operator should know but is not an error: peers skipped
+  // for another BackendType, a device re-created, stale entries removed at start. One line each;
+  // the daemon logs them. Unset: dropped.
+  using Notify = std::function<void(const std::string& line)>;
+  void set_notify(Notify notify) { notify_ = std::move(notify); }
+
+ protected:
+  void note(const std::string& line) const {
+    if (notify_) notify_(line);
+  }
+
+ private:
+  Notify notify_;
 };
 
 // Creates the backend registered under `type` (compared lowercase). Throws BackendError

@@ -57,6 +57,8 @@ void HostGwBackend::apply(const std::vector<PeerEvent>& batch) {
     if (own_ && peer.subnet == *own_) continue;
     if (peer.attrs.backend_type != "host-gw") {
       ++skipped_;
+      note("host-gw: ignoring peer " + peer.subnet.str() + " (" + peer.attrs.public_ip.str() +
+           ") with BackendType \"" + peer.attrs.backend_type + "\"; every host must use host-gw");
       continue;
     }
     Route4 want = route_for(peer);
@@ -97,12 +99,36 @@ void HostGwBackend::apply(const std::vector<PeerEvent>& batch) {
       try {
         nl_->route_delete(r);
         ++reconciled_;
+        note("host-gw: removed stale route " + dst.str() + " via " + r.gw.str() +
+             " (no lease holds it any more)");
       } catch (const NetlinkError& e) {
         if (!is_not_found(e)) errors.add(std::string("removing stale route: ") + e.what());
       }
     }
   }
   errors.throw_if_any(batch.size());
+}
+
+void HostGwBackend::check() {
+  std::map<IP4Net, Route4> kernel;
+  try {
+    for (auto& r : nl_->routes4()) kernel.emplace(r.dst, r);
+  } catch (const NetlinkError& e) {
+    throw BackendError(std::string("host-gw: cannot read the routing table: ") + e.what());
+  }
+  BatchErrors errors;
+  for (const auto& [dst, want] : routes_) {
+    auto it = kernel.find(dst);
+    if (it != kernel.end() && it->second.gw == want.gw && it->second.oif == want.oif) continue;
+    try {
+      nl_->route_replace(want);
+      note("host-gw: restored route " + dst.str() + " via " + want.gw.str() +
+           " (it was missing or changed)");
+    } catch (const std::exception& e) {
+      errors.add(std::string("restoring route ") + dst.str() + ": " + e.what());
+    }
+  }
+  errors.throw_if_any(routes_.size());
 }
 
 }  // namespace flannel

@@ -40,6 +40,9 @@ class HostGwBackend : public Backend {
   // Routes added / removed in one pass over one route dump. Per-peer failures are collected and
   // thrown together as one BackendError after the whole batch was applied.
   void apply(const std::vector<PeerEvent>& batch) override;
+  // Every 10 s (as v0.11's routeCheck): routes of live peers that someone removed are re-added.
+  std::chrono::seconds check_interval() const override { return std::chrono::seconds(10); }
+  void check() override;
 
   // Peers ignored because their BackendType is not "host-gw" (since construction).
   size_t skipped_peers() const { return skipped_; }

@@ -216,6 +216,7 @@ void VxlanBackend::ensure_device() {
     // Incompatible: recreate (v0.11 does the same). The stable MAC makes this keep the address
     // peers know, unless the old device was made by someone else.
     recreated_because_ = why;
+    note("vxlan: re-creating " + name_ + " (existing device is incompatible: " + why + ")");
     nl_->link_delete(existing->index);
   }
   index_ = nl_->vxlan_add(want);
@@ -385,6 +386,8 @@ void VxlanBackend::apply(const std::vector<PeerEvent>& batch) {
     if (own_ && peer.subnet == *own_) continue;
     if (peer.attrs.backend_type != "vxlan") {
       ++skipped_;
+      note("vxlan: ignoring peer " + peer.subnet.str() + " (" + peer.attrs.public_ip.str() +
+           ") with BackendType \"" + peer.attrs.backend_type + "\"; every host must use vxlan");
       continue;
     }
     try {

@@ -94,6 +94,7 @@ int Agent::run(std::stop_token stop) {
   FLOG_INFO("Network config: {}", config_->str());
   try {
     backend_ = make_backend(config_->backend_type);
+    backend_->set_notify([](const std::string& line) { FLOG_INFO("{}", line); });
     setup_ = backend_->setup(*config_, iface_);
   } catch (const std::exception& e) {
     FLOG_ERROR("Error registering network: {}", e.what());
@@ -213,6 +214,9 @@ void Agent::watch_loop(std::stop_token stop) {
     return *lease_.expiration - duration_cast<Clock::duration>(settings_.renew_margin);
   };
   std::optional<Clock::time_point> next_renew = renew_at();
+  const auto check_every = backend_->check_interval();
+  std::optional<Clock::time_point> next_check;
+  if (check_every.count() > 0) next_check = Clock::now() + check_every;
 
   while (!stop.stop_requested()) {
     if (!metrics_.ready) {  // a failed re-acquire (already logged): try again shortly
@@ -241,9 +245,18 @@ void Agent::watch_loop(std::stop_token stop) {
         next_renew = now + wait;
       }
     }
+    if (next_check && now >= *next_check) {
+      try {
+        backend_->check();
+      } catch (const std::exception& e) {
+        FLOG_ERROR("Backend {} check failed: {}", backend_->type(), e.what());
+      }
+      next_check = Clock::now() + check_every;
+    }
     auto wait = duration_cast<milliseconds>(kMaxWatchWait);
-    if (next_renew) {
-      auto until = duration_cast<milliseconds>(*next_renew - Clock::now());
+    for (const auto& deadline : {next_renew, next_check}) {
+      if (!deadline) continue;
+      auto until = duration_cast<milliseconds>(*deadline - Clock::now());
       wait = std::clamp(until, milliseconds(1), wait);
     }
     WatchResult w = store_.watch_leases(cursor, wait, stop);

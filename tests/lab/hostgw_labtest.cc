@@ -81,5 +81,24 @@ TEST(HostGwLab, PodsReachEachOtherAndRemovedLeasesLoseTheirRoutes) {
               (long long)ms(t0, t_end));
 }
 
+// v0.11's 10 s route check, kept: a peer route someone deletes by hand comes back, and an
+// operator sees why in the log.
+TEST(HostGwLab, DeletedPeerRouteIsRestoredByThePeriodicCheck) {
+  OverlayLab lab("hgwc", kConfig, 2);
+  lab.start_all();
+  for (int i = 0; i < 2; ++i) lab.wait_subnet(i);
+  ASSERT_TRUE(lab.wait_full_mesh()) << lab.dump();
+  lab.ip(0, {"route", "del", lab.lease(1).str()});
+  ASSERT_TRUE(lab.route(0, lab.lease(1)).empty()) << "the test could not delete the route";
+  EXPECT_TRUE(wait_until([&] { return !lab.route(0, lab.lease(1)).empty(); }, 15s))
+      << "route to " << lab.lease(1).str() << " not restored\n" << lab.dump();
+  EXPECT_NE(lab.route(0, lab.lease(1)).find("via " + lab.host(1).addr.str() + " dev eth0"),
+            std::string::npos);
+  EXPECT_TRUE(wait_until([&] {
+    return read_file(lab.log_file(0)).find("host-gw: restored route " + lab.lease(1).str()) !=
+           std::string::npos;
+  }, 5s)) << read_file(lab.log_file(0));
+}
+
 }  // namespace
 }  // namespace flannel::testing
