@@ -6,6 +6,7 @@
 #pragma once
 
 #include <memory>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -46,5 +47,7 @@ class LabStore {
 };
 
 std::string to_string(LabStore::Kind kind);
+// So gtest prints "Sqlite"/"Etcd" instead of a byte dump of the parameter.
+inline void PrintTo(LabStore::Kind kind, std::ostream* os) { *os << to_string(kind); }
 
 }  // namespace flannel::testing
