@@ -151,6 +151,39 @@ TEST_P(AgentTest, WatchThatFellBehindTheHistoryResyncs) {
   EXPECT_EQ(agent(1).output().find("re-acquiring"), std::string::npos) << agent(1).output();
 }
 
+TEST_P(AgentTest, MalformedLeasesOfOthersAreSkippedNotDeleted) {
+  set_config(kAllocConfig);
+  // What a broken tool might leave: a value that is not JSON under a good key, and a key that
+  // names no subnet.
+  std::string out;
+  if (store_->kind() == LabStore::Kind::kEtcd) {
+    ASSERT_EQ(store_->etcdctl({"set", store_->prefix() + "/subnets/172.30.9.0-24", "not json"}, &out), 0) << out;
+    ASSERT_EQ(store_->etcdctl({"set", store_->prefix() + "/subnets/garbage", "{}"}, &out), 0) << out;
+  } else {
+    std::string sql = "INSERT INTO flannel_leases(prefix, subnet, value, expiration, revision) VALUES"
+                      "('" + store_->prefix() + "', '172.30.9.0-24', 'not json', NULL, 1),"
+                      "('" + store_->prefix() + "', 'garbage', '{}', NULL, 1);";
+    store_->ctl({"subnets", "list"});  // creates the schema
+    ASSERT_EQ(run_command({"sqlite3", store_->sqlite_path(), sql}, &out), 0) << out;
+  }
+  start_agent(1);
+  auto subnet = wait_subnet(1);
+  ASSERT_TRUE(subnet) << agent(1).output();
+  EXPECT_NE(*subnet, IP4Net::parse("172.30.9.0/24"));
+  EXPECT_NE(agent(1).output().find("Ignoring bad subnet node"), std::string::npos) << agent(1).output();
+  EXPECT_NE(agent(1).output().find("172.30.9.0-24"), std::string::npos) << agent(1).output();
+  EXPECT_TRUE(agent(1).running());
+  // Still there, untouched.
+  if (store_->kind() == LabStore::Kind::kEtcd) {
+    ASSERT_EQ(store_->etcdctl({"get", store_->prefix() + "/subnets/172.30.9.0-24"}, &out), 0);
+    EXPECT_EQ(out, "not json\n");
+  } else {
+    ASSERT_EQ(run_command({"sqlite3", store_->sqlite_path(),
+                           "SELECT count(*) FROM flannel_leases WHERE value IN ('not json', '{}');"}, &out), 0);
+    EXPECT_EQ(out, "2\n");
+  }
+}
+
 TEST_P(AgentTest, AbsentConfigIsWaitedForAndReadinessFollowsTheLease) {
   const int port = 8471;
   start_agent(1, {"-healthz-port=" + std::to_string(port), "-healthz-ip=127.0.0.1"});
