@@ -13,6 +13,7 @@
 
 #include "stores/etcd_store.h"
 #include "tests/support/etcd_server.h"
+#include "tests/support/loopback.h"
 
 namespace flannel::testing {
 namespace {
@@ -61,15 +62,7 @@ int closed_port() { return EtcdServer::free_port(); }
 class SilentServer {
  public:
   SilentServer() {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(a);
-    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-    EXPECT_EQ(::listen(fd_, 16), 0);
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    port_ = ntohs(a.sin_port);
+    fd_ = bind_loopback(&port_);
   }
   ~SilentServer() { ::close(fd_); }
   std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }

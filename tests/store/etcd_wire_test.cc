@@ -15,6 +15,7 @@
 #include <gtest/gtest.h>
 
 #include "stores/etcd_store.h"
+#include "tests/support/loopback.h"
 
 namespace flannel::testing {
 namespace {
@@ -36,15 +37,9 @@ class RecordingServer {
  public:
   using Handler = std::function<Canned(const Recorded&)>;
   explicit RecordingServer(Handler handler) : handler_(std::move(handler)) {
-    fd_ = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(a);
-    EXPECT_EQ(::bind(fd_, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0);
-    EXPECT_EQ(::listen(fd_, 16), 0);
-    ::getsockname(fd_, reinterpret_cast<sockaddr*>(&a), &len);
-    url_ = "http://127.0.0.1:" + std::to_string(ntohs(a.sin_port));
+    int port = 0;
+    fd_ = bind_loopback(&port);
+    url_ = "http://127.0.0.1:" + std::to_string(port);
     thread_ = std::thread([this] { serve(); });
   }
   ~RecordingServer() {

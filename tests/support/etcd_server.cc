@@ -1,5 +1,7 @@
 #include "tests/support/etcd_server.h"
 
+#include "tests/support/loopback.h"
+
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <fcntl.h>
@@ -130,21 +132,9 @@ int run_program(const std::vector<std::string>& argv, const std::string& log_pat
 }
 
 int EtcdServer::free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw std::runtime_error("socket(): " + std::string(std::strerror(errno)));
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = 0;
-  socklen_t len = sizeof(addr);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) {
-    int err = errno;
-    ::close(fd);
-    throw std::runtime_error("bind 127.0.0.1:0: " + std::string(std::strerror(err)));
-  }
-  ::close(fd);
-  return ntohs(addr.sin_port);
+  int port = 0;
+  ::close(bind_loopback(&port, /*listen=*/false));
+  return port;
 }
 
 std::string EtcdServer::unique_prefix(const std::string& tag) {
