@@ -168,78 +168,70 @@ Status SqliteStore::get_lease(const IP4Net& subnet, Lease* out) {
   });
 }
 
-Status SqliteStore::create_lease(const Lease& lease, std::chrono::seconds ttl, Lease* created) {
+Status SqliteStore::write_lease(const Lease& lease, std::chrono::seconds ttl, bool insert,
+                                const Precondition& precondition, Lease* out) {
   const std::string key = subnet_key(lease.subnet);
   return locked([&](Db& db) {
-    // Inside locked(): throws for invalid BackendData. *created/*renewed get the attrs as stored
+    // Inside locked(): throws for invalid BackendData. *out gets the attrs as stored
     // (BackendData compacted), exactly what get_lease and watchers will see.
     const std::string value = encode_lease_attrs(lease.attrs);
     Txn txn(db, Txn::Mode::kImmediate);
     int64_t now = now_ms();
     sweep_expired(db, options_.history_limit, options_.prefix, now);
-    if (stored_revision(db, options_.prefix, key)) {
+    if (Status refused = precondition(stored_revision(db, options_.prefix, key)); !refused.ok()) {
       txn.commit();  // keep the sweep
-      return Status::Error(StoreCode::kConflict,
-                           "sqlite " + options_.path + ": lease " + key + " already exists");
+      return refused;
     }
     auto expiration = expiration_for(ttl, now);
-    auto rev =
-        record_event(db, options_.history_limit, options_.prefix, key, "create", value, expiration);
-    db.query(
-          "INSERT INTO flannel_leases(prefix, subnet, value, expiration, revision) "
-          "VALUES(?, ?, ?, ?, ?)")
-        .bind(1, options_.prefix)
-        .bind(2, key)
-        .bind(3, value)
-        .bind(4, expiration)
-        .bind(5, static_cast<int64_t>(rev))
-        .run();
+    auto rev = record_event(db, options_.history_limit, options_.prefix, key,
+                            insert ? "create" : "update", value, expiration);
+    if (insert) {
+      db.query(
+            "INSERT INTO flannel_leases(value, expiration, revision, prefix, subnet) "
+            "VALUES(?, ?, ?, ?, ?)")
+          .bind(1, value)
+          .bind(2, expiration)
+          .bind(3, static_cast<int64_t>(rev))
+          .bind(4, options_.prefix)
+          .bind(5, key)
+          .run();
+    } else {
+      db.query(
+            "UPDATE flannel_leases SET value = ?, expiration = ?, revision = ? "
+            "WHERE prefix = ? AND subnet = ?")
+          .bind(1, value)
+          .bind(2, expiration)
+          .bind(3, static_cast<int64_t>(rev))
+          .bind(4, options_.prefix)
+          .bind(5, key)
+          .run();
+    }
     txn.commit();
-    if (created)
-      *created = Lease{lease.subnet, decode_lease_attrs(value), from_unix_ms(expiration), rev};
+    if (out) *out = Lease{lease.subnet, decode_lease_attrs(value), from_unix_ms(expiration), rev};
     return Status::Ok();
   });
 }
 
-Status SqliteStore::renew_lease(const Lease& lease, std::chrono::seconds ttl, Lease* renewed) {
-  const std::string key = subnet_key(lease.subnet);
-  return locked([&](Db& db) {
-    // Inside locked(): throws for invalid BackendData. *created/*renewed get the attrs as stored
-    // (BackendData compacted), exactly what get_lease and watchers will see.
-    const std::string value = encode_lease_attrs(lease.attrs);
-    Txn txn(db, Txn::Mode::kImmediate);
-    int64_t now = now_ms();
-    sweep_expired(db, options_.history_limit, options_.prefix, now);
-    auto stored = stored_revision(db, options_.prefix, key);
-    if (!stored) {
-      txn.commit();  // keep the sweep
-      return Status::Error(StoreCode::kNotFound, "sqlite " + options_.path + ": lease " + key +
-                                                     " is gone (deleted or expired)");
-    }
-    if (*stored != lease.revision) {
-      txn.commit();
-      return Status::Error(StoreCode::kConflict, "sqlite " + options_.path + ": lease " + key +
-                                                     " was changed by someone else (revision " +
-                                                     std::to_string(*stored) + ", ours " +
-                                                     std::to_string(lease.revision) + ")");
-    }
-    auto expiration = expiration_for(ttl, now);
-    auto rev =
-        record_event(db, options_.history_limit, options_.prefix, key, "update", value, expiration);
-    db.query(
-          "UPDATE flannel_leases SET value = ?, expiration = ?, revision = ? "
-          "WHERE prefix = ? AND subnet = ?")
-        .bind(1, value)
-        .bind(2, expiration)
-        .bind(3, static_cast<int64_t>(rev))
-        .bind(4, options_.prefix)
-        .bind(5, key)
-        .run();
-    txn.commit();
-    if (renewed)
-      *renewed = Lease{lease.subnet, decode_lease_attrs(value), from_unix_ms(expiration), rev};
+Status SqliteStore::create_lease(const Lease& lease, std::chrono::seconds ttl, Lease* created) {
+  const std::string where = "sqlite " + options_.path + ": lease " + subnet_key(lease.subnet);
+  return write_lease(lease, ttl, /*insert=*/true, [&](std::optional<uint64_t> stored) {
+    if (stored) return Status::Error(StoreCode::kConflict, where + " already exists");
     return Status::Ok();
-  });
+  }, created);
+}
+
+Status SqliteStore::renew_lease(const Lease& lease, std::chrono::seconds ttl, Lease* renewed) {
+  const std::string where = "sqlite " + options_.path + ": lease " + subnet_key(lease.subnet);
+  return write_lease(lease, ttl, /*insert=*/false, [&](std::optional<uint64_t> stored) {
+    if (!stored) return Status::Error(StoreCode::kNotFound, where + " is gone (deleted or expired)");
+    if (*stored != lease.revision) {
+      return Status::Error(StoreCode::kConflict,
+                           where + " was changed by someone else (revision " +
+                               std::to_string(*stored) + ", ours " +
+                               std::to_string(lease.revision) + ")");
+    }
+    return Status::Ok();
+  }, renewed);
 }
 
 Status SqliteStore::delete_lease(const IP4Net& subnet, uint64_t expected_revision) {

@@ -29,7 +29,9 @@
 // concurrent watch borrows its own connection from a small pool.
 #pragma once
 
+#include <functional>
 #include <memory>
+#include <optional>
 #include <mutex>
 #include <string>
 #include <vector>
@@ -73,6 +75,13 @@ class SqliteStore : public Store {
   template <class Op>
   Status locked(Op&& op);
   Status error_status(int code, const std::string& what) const;
+  // The one write path of create_lease and renew_lease: in one BEGIN IMMEDIATE transaction,
+  // sweep expired leases, let `precondition` judge the stored revision (nullopt = no row; it
+  // returns an error Status to refuse), then record the event and insert (`insert`) or update
+  // the row. *out gets the lease as stored.
+  using Precondition = std::function<Status(std::optional<uint64_t> stored)>;
+  Status write_lease(const Lease& lease, std::chrono::seconds ttl, bool insert,
+                     const Precondition& precondition, Lease* out);
 
   // Watch connections: borrowed for one watch_leases() call, returned afterwards.
   std::unique_ptr<sqlite::Db> take_watch_db();
