@@ -44,6 +44,7 @@ const char* to_string(StoreCode code) {
     case StoreCode::kTimeout: return "timeout";
     case StoreCode::kCancelled: return "cancelled";
     case StoreCode::kInvalid: return "invalid";
+    case StoreCode::kStoreReset: return "store reset";
   }
   return "unknown";
 }

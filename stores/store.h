@@ -20,6 +20,22 @@
 // Malformed data written by someone else (a lease key that does not parse, a value that is not
 // lease JSON) is never fatal and never deleted: list and watch skip it and report it in
 // `warnings` so the caller can log it.
+//
+// Store reset: a store can lose its data under running clients (etcd wiped and restarted, a
+// disaster-recovery restore, the SQLite file deleted and created anew). Every revision a client
+// holds is then meaningless, and a watch would wait for a revision the new store will not reach
+// for a long time. Each implementation detects it from what every answer carries:
+//   etcd v2  - X-Etcd-Index lower than an index already seen (confirmed by a quorum read, so a
+//              lagging member is not mistaken for a reset), or a changed X-Etcd-Cluster-Id;
+//   etcd v3  - the response header's revision lower than one already seen, or a changed
+//              cluster_id;
+//   SQLite   - the file at the path is not the file we opened (device/inode), the store id
+//              (random, written at creation) changed, or the revision went backwards.
+// The first call that notices returns kStoreReset (from any method, watch included) instead of
+// its normal result; a write may or may not have taken effect. The Store has then re-based on
+// the new store (SQLite: reopened the file at the path), and later calls work normally and do
+// not report the same reset again. The caller treats everything it holds as void: re-read the
+// config, re-create or re-check its own lease, list the leases and resync from that list.
 #pragma once
 
 #include <chrono>
@@ -42,6 +58,7 @@ enum class StoreCode {
   kTimeout,      // watch: nothing happened before the timeout (not an error)
   kCancelled,    // watch: the stop token was triggered
   kInvalid,      // bad argument, or a store file/response we cannot use (foreign file, bad JSON)
+  kStoreReset,   // the store lost its data or was replaced (see "Store reset" above)
 };
 
 struct Status {
