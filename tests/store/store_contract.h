@@ -26,6 +26,12 @@ class StoreHarness {
   virtual std::unique_ptr<Store> connect() = 0;
   // How many events the store keeps for watchers (etcd: 1000).
   virtual size_t history_limit() const = 0;
+  // Makes the backing store lose all its data and come back at the same address, as a wiped
+  // and restarted etcd or a deleted and re-created SQLite file (etcd: stop the server, delete its
+  // data dir, start it again on the same ports; SQLite: unlink the file and let a new connection
+  // create it anew). Connections made before keep their Store objects; the contract says they
+  // report kStoreReset once and then work against the new store.
+  virtual void wipe_and_restart() { ADD_FAILURE() << "this harness cannot wipe its store"; }
 };
 
 struct ContractParam {
