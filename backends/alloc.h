@@ -12,6 +12,7 @@ class AllocBackend : public Backend {
   BackendSetup setup(const Config& config, const ExternalInterface& iface) override;
   void lease_acquired(const Lease&) override {}
   bool wants_peers() const override { return false; }
+  void sync(const std::vector<Lease>&) override {}
   void apply(const std::vector<PeerEvent>&) override {}
 };
 

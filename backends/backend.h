@@ -22,6 +22,7 @@
 #include "core/config.h"
 #include "core/ip.h"
 #include "core/lease.h"
+#include "core/lease_event.h"
 
 namespace flannel {
 
@@ -45,13 +46,6 @@ struct BackendSetup {
   int mtu = 0;
 };
 
-// A peer change as the backend sees it: for kRemoved, `lease` carries the last attrs the daemon
-// knew for that subnet, so the backend can find what to remove.
-struct PeerEvent {
-  enum class Type { kAdded, kRemoved } type = Type::kAdded;
-  Lease lease;
-};
-
 class Backend {
  public:
   Backend() = default;
@@ -73,7 +67,16 @@ class Backend {
   // True if the backend needs remote lease events at all (alloc does not).
   virtual bool wants_peers() const = 0;
 
-  // Applies a batch of remote lease changes, in order. Never called with our own subnet.
+  // The peer-sync protocol. The daemon keeps the peer set (every other host's lease; it alone
+  // filters out our own subnet) and tells the backend in two ways:
+  //  - sync(all peers): after lease_acquired() and after every resync of the daemon (lost watch
+  //    history, store reset). The backend reconciles the data plane to exactly this set: entries
+  //    already right are left untouched (a restart changes nothing), peers it knew that are not
+  //    in the set are removed, and state left by leases that vanished while the agent was down
+  //    is removed. Called with an empty set too.
+  //  - apply(changes): the deltas between syncs, in order.
+  // Both try every peer and then throw one BackendError naming the failures.
+  virtual void sync(const std::vector<Lease>& peers) = 0;
   virtual void apply(const std::vector<PeerEvent>& batch) = 0;
 
   // How often the daemon should call check(); 0 = never (the default).

@@ -41,7 +41,17 @@ Route4 HostGwBackend::route_for(const Lease& peer) const {
   return Route4{peer.subnet, peer.attrs.public_ip, iface_.index, false};
 }
 
-void HostGwBackend::apply(const std::vector<PeerEvent>& batch) {
+void HostGwBackend::sync(const std::vector<Lease>& peers) {
+  routes_.clear();
+  std::vector<PeerEvent> batch;
+  batch.reserve(peers.size());
+  for (const auto& p : peers) batch.push_back({PeerEvent::Type::kAdded, p});
+  apply_batch(batch, true);
+}
+
+void HostGwBackend::apply(const std::vector<PeerEvent>& batch) { apply_batch(batch, false); }
+
+void HostGwBackend::apply_batch(const std::vector<PeerEvent>& batch, bool full) {
   BatchErrors errors;
   // One dump per batch: lets a restart skip every route that is already right, and gives the
   // startup reconciliation its view of the table.
@@ -54,7 +64,6 @@ void HostGwBackend::apply(const std::vector<PeerEvent>& batch) {
 
   for (const PeerEvent& ev : batch) {
     const Lease& peer = ev.lease;
-    if (own_ && peer.subnet == *own_) continue;
     if (peer.attrs.backend_type != "host-gw") {
       ++skipped_;
       note("host-gw: ignoring peer " + peer.subnet.str() + " (" + peer.attrs.public_ip.str() +
@@ -90,8 +99,7 @@ void HostGwBackend::apply(const std::vector<PeerEvent>& batch) {
     }
   }
 
-  if (!reconciled_once_) {
-    reconciled_once_ = true;
+  if (full) {
     for (const auto& [dst, r] : kernel) {
       bool ours_looking = r.protocol == kRtprotBoot && r.oif == iface_.index && !r.gw.is_zero() &&
                           config_.network.contains(dst) && dst != config_.network;

@@ -39,6 +39,7 @@ class HostGwBackend : public Backend {
   bool wants_peers() const override { return true; }
   // Routes added / removed in one pass over one route dump. Per-peer failures are collected and
   // thrown together as one BackendError after the whole batch was applied.
+  void sync(const std::vector<Lease>& peers) override;
   void apply(const std::vector<PeerEvent>& batch) override;
   // Every 10 s (as v0.11's routeCheck): routes of live peers that someone removed are re-added.
   std::chrono::seconds check_interval() const override { return std::chrono::seconds(10); }
@@ -51,13 +52,14 @@ class HostGwBackend : public Backend {
 
  private:
   Route4 route_for(const Lease& peer) const;
+  // One pass over `batch`; `full` (sync) also removes our stale routes not in routes_.
+  void apply_batch(const std::vector<PeerEvent>& batch, bool full);
 
   std::unique_ptr<NetlinkSession> nl_;
   Config config_;
   ExternalInterface iface_;
   std::optional<IP4Net> own_;
   std::map<IP4Net, Route4> routes_;  // the routes we maintain, by peer subnet
-  bool reconciled_once_ = false;
   size_t skipped_ = 0;
   size_t reconciled_ = 0;
 };

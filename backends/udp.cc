@@ -186,6 +186,22 @@ void UdpBackend::lease_acquired(const Lease& ours) {
   tun_name_ = name;
 }
 
+void UdpBackend::sync(const std::vector<Lease>& peers) {
+  std::set<IP4Net> want;
+  for (const auto& p : peers) want.insert(p.subnet);
+  std::vector<PeerEvent> batch;
+  batch.reserve(peers.size());
+  for (const auto& subnet : known_) {
+    if (!want.count(subnet)) {
+      Lease gone;
+      gone.subnet = subnet;
+      batch.push_back({PeerEvent::Type::kRemoved, gone});
+    }
+  }
+  for (const auto& p : peers) batch.push_back({PeerEvent::Type::kAdded, p});
+  apply(batch);
+}
+
 void UdpBackend::apply(const std::vector<PeerEvent>& batch) {
   std::vector<UdpProxy::RouteChange> changes;
   changes.reserve(batch.size());
@@ -194,8 +210,10 @@ void UdpBackend::apply(const std::vector<PeerEvent>& batch) {
       // v0.11 sends to the peer's PublicIP at the locally configured port.
       changes.push_back({ev.lease.subnet,
                          UdpEndpoint{ev.lease.attrs.public_ip, static_cast<uint16_t>(port_)}});
+      known_.insert(ev.lease.subnet);
     } else {
       changes.push_back({ev.lease.subnet, std::nullopt});
+      known_.erase(ev.lease.subnet);
     }
   }
   if (proxy_) {

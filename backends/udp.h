@@ -18,6 +18,7 @@
 
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -44,7 +45,8 @@ class UdpBackend : public Backend {
   void lease_acquired(const Lease& ours) override;
   bool wants_peers() const override { return true; }
   // Added -> route the subnet to (PublicIP, Port); Removed -> forget the subnet. One table
-  // snapshot per batch.
+  // snapshot per batch. sync() also forgets every known subnet not in the set.
+  void sync(const std::vector<Lease>& peers) override;
   void apply(const std::vector<PeerEvent>& batch) override;
 
   // The decoded Port (valid after setup()).
@@ -63,6 +65,7 @@ class UdpBackend : public Backend {
   int tun_index_ = 0;
   std::unique_ptr<UdpProxy> proxy_;
   std::vector<UdpProxy::RouteChange> pending_;  // peer changes seen before the proxy exists
+  std::set<IP4Net> known_;                      // subnets currently routed (or pending)
 };
 
 // Decodes the Port of a udp Backend object (compact raw JSON, "" = absent) the way v0.11 does

@@ -361,13 +361,26 @@ void VxlanBackend::reconcile(KernelView* kv, BatchErrors* errors) {
   }
 }
 
+void VxlanBackend::sync(const std::vector<Lease>& peers) {
+  if (!nl_) throw BackendError("vxlan: sync() before setup()");
+  peers_.clear();
+  std::vector<PeerEvent> batch;
+  batch.reserve(peers.size());
+  for (const auto& p : peers) batch.push_back({PeerEvent::Type::kAdded, p});
+  apply_batch(batch, true);
+}
+
 void VxlanBackend::apply(const std::vector<PeerEvent>& batch) {
   if (!nl_) throw BackendError("vxlan: apply() before setup()");
+  apply_batch(batch, false);
+}
+
+void VxlanBackend::apply_batch(const std::vector<PeerEvent>& batch, bool full) {
   BatchErrors errors;
   KernelView kv;
-  if (!reconciled_once_) {
-    // The first batch is the full peer set: read what the device holds once, so entries that
-    // are already right are not rewritten (a restart changes nothing) and stale ones can go.
+  if (full) {
+    // A sync: read what the device holds once, so entries that are already right are not
+    // rewritten (a restart changes nothing) and stale ones can go.
     try {
       for (const auto& n : nl_->neighs4(index_))
         if (n.state & NUD_PERMANENT) kv.neighs[n.dst] = n.mac;
@@ -383,7 +396,6 @@ void VxlanBackend::apply(const std::vector<PeerEvent>& batch) {
 
   for (const PeerEvent& ev : batch) {
     const Lease& peer = ev.lease;
-    if (own_ && peer.subnet == *own_) continue;
     if (peer.attrs.backend_type != "vxlan") {
       ++skipped_;
       note("vxlan: ignoring peer " + peer.subnet.str() + " (" + peer.attrs.public_ip.str() +
@@ -401,8 +413,7 @@ void VxlanBackend::apply(const std::vector<PeerEvent>& batch) {
     }
   }
 
-  if (!reconciled_once_) {
-    reconciled_once_ = true;
+  if (full) {
     if (kv.loaded) reconcile(&kv, &errors);
   }
   errors.throw_if_any(batch.size());

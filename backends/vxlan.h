@@ -72,6 +72,7 @@ class VxlanBackend : public Backend {
   // Address <subnet network>/32 (the only IPv4 on the device), link up, MAC re-checked.
   void lease_acquired(const Lease& ours) override;
   bool wants_peers() const override { return true; }
+  void sync(const std::vector<Lease>& peers) override;
   void apply(const std::vector<PeerEvent>& batch) override;
 
   const std::string& device() const { return name_; }
@@ -95,6 +96,8 @@ class VxlanBackend : public Backend {
   void add_peer(const Lease& peer, KernelView* kv);
   void remove_peer(const Lease& peer, KernelView* kv);
   void reconcile(KernelView* kv, class BatchErrors* errors);
+  // One pass over `batch`; `full` (sync) reads the device once and removes what peers_ lacks.
+  void apply_batch(const std::vector<PeerEvent>& batch, bool full);
   Route4 overlay_route(const IP4Net& subnet) const;
 
   std::unique_ptr<NetlinkSession> nl_;
@@ -107,7 +110,6 @@ class VxlanBackend : public Backend {
   MacAddr mac_;
   std::optional<IP4Net> own_;
   std::map<IP4Net, Peer> peers_;
-  bool reconciled_once_ = false;
   size_t skipped_ = 0;
   size_t reconciled_ = 0;
   std::string recreated_because_;

@@ -7,7 +7,7 @@
 #include "core/allocator.h"
 #include "core/config.h"
 #include "core/lease.h"
-#include "daemon/peer_cache.h"
+#include "core/peer_cache.h"
 
 namespace flannel {
 namespace {

@@ -12,9 +12,7 @@ namespace flannel {
 namespace {
 
 using namespace std::chrono;
-
-constexpr auto kConfigRetry = seconds(1);
-constexpr auto kMaxWatchWait = seconds(30);
+using Steady = steady_clock;
 
 std::string utc(Clock::time_point t) {
   std::time_t tt = Clock::to_time_t(t);
@@ -30,74 +28,54 @@ double unix_seconds(const std::optional<Clock::time_point>& t) {
   return duration<double>(t->time_since_epoch()).count();
 }
 
+bool due(const std::optional<Clock::time_point>& t) { return t && Clock::now() >= *t; }
+
 }  // namespace
 
-Agent::Agent(AgentSettings settings, Store& store, ExternalInterface iface, Metrics& metrics)
+const char* to_string(AgentState state) {
+  switch (state) {
+    case AgentState::kWaitingForConfig: return "waiting for config";
+    case AgentState::kAcquiring: return "acquiring";
+    case AgentState::kHolding: return "holding";
+    case AgentState::kLost: return "lost";
+    case AgentState::kStopping: return "stopping";
+  }
+  return "unknown";
+}
+
+Agent::Agent(AgentSettings settings, Store& store, ExternalInterface iface, Metrics& metrics,
+             BackendFactory backends)
     : settings_(std::move(settings)),
       store_(store),
       iface_(std::move(iface)),
       metrics_(metrics),
+      make_backend_(std::move(backends)),
       keeper_(store, metrics, settings_.lease_ttl) {}
 
-std::optional<Config> Agent::wait_for_config(std::stop_token stop) {
-  std::string last_problem;
-  while (!stop.stop_requested()) {
-    std::string json;
-    Status s = store_.get_config(&json);
-    std::string problem;
-    if (s.ok()) {
-      try {
-        return parse_config(json);
-      } catch (const ConfigError& e) {
-        problem = "Network config at " + settings_.config_key + " is invalid: " + e.what();
-      }
-    } else if (s.code == StoreCode::kNotFound) {
-      problem = "Network config not found at " + settings_.config_key +
-                "; waiting for it (write it with: flannelctl config set '{\"Network\":\"10.5.0.0/16\"}')";
-    } else {
-      metrics_.store_errors++;
-      problem = "Cannot read network config from " + store_.describe() + ": " + s.message;
-    }
-    // Log each distinct problem once at warning level, repeats only at -v 1.
-    if (problem != last_problem) {
-      FLOG_WARNING("{}", problem);
-      last_problem = problem;
-    } else {
-      FLOG_V(1, "{}", problem);
-    }
-    if (!sleep_unless_stopped(stop, kConfigRetry)) break;
-  }
-  return std::nullopt;
-}
-
-PreviousRun Agent::read_previous_run() {
-  PreviousRun prev;
-  try {
-    auto text = read_file_if_exists(settings_.subnet_file);
-    if (!text) return prev;
-    auto env = parse_env_file(*text);
-    std::string warning;
-    prev.subnet = previous_subnet_from_env(env, &warning);
-    if (!warning.empty()) FLOG_WARNING("Ignoring previous subnet in {}: {}", settings_.subnet_file, warning);
-    prev.network = cidr_from_env(env, "FLANNEL_NETWORK");
-    prev.ip_masq = env.count("FLANNEL_IPMASQ") && env.at("FLANNEL_IPMASQ") == "true";
-    if (prev.subnet) FLOG_INFO("Found previous subnet {} in {}", prev.subnet->str(), settings_.subnet_file);
-  } catch (const std::exception& e) {
-    FLOG_WARNING("Ignoring unreadable subnet file {}: {}", settings_.subnet_file, e.what());
-  }
-  return prev;
+void Agent::set_state(AgentState s) {
+  // Readers never see a state with a stale readiness: not ready before leaving kHolding.
+  const bool ready = s == AgentState::kHolding;
+  if (!ready) ready_ = false;
+  if (state_.exchange(s) != s) FLOG_V(1, "Agent state: {}", to_string(s));
+  if (ready) ready_ = true;
+  metrics_.ready = ready;
 }
 
 int Agent::run(std::stop_token stop) {
+  set_state(AgentState::kWaitingForConfig);
   config_ = wait_for_config(stop);
-  if (!config_) return 0;
+  if (!config_) {
+    set_state(AgentState::kStopping);
+    return 0;
+  }
   FLOG_INFO("Network config: {}", config_->str());
   try {
-    backend_ = make_backend(config_->backend_type);
+    backend_ = make_backend_(config_->backend_type);
     backend_->set_notify([](const std::string& line) { FLOG_INFO("{}", line); });
     setup_ = backend_->setup(*config_, iface_);
   } catch (const std::exception& e) {
     FLOG_ERROR("Error registering network: {}", e.what());
+    set_state(AgentState::kStopping);
     return 1;
   }
 
@@ -106,18 +84,26 @@ int Agent::run(std::stop_token stop) {
       NetRulesSettings{settings_.ip_masq, settings_.iptables_forward_rules, settings_.iptables_resync},
       previous);
 
-  if (!establish_lease(previous.subnet, stop)) return stop.stop_requested() ? 0 : 1;
-  watch_loop(stop);
+  set_state(AgentState::kAcquiring);
+  if (!establish(previous.subnet, stop)) {
+    set_state(AgentState::kStopping);
+    return stop.stop_requested() ? 0 : 1;
+  }
+  holding(stop);
+  set_state(AgentState::kStopping);
   return 0;
 }
 
-bool Agent::establish_lease(std::optional<IP4Net> previous, std::stop_token stop) {
-  metrics_.ready = false;
+bool Agent::establish(std::optional<IP4Net> previous, std::stop_token stop) {
   auto lease = keeper_.acquire(*config_, setup_.attrs, previous, stop);
   if (!lease) return false;
+  std::optional<IP4Net> old;
+  if (lease_.subnet.prefix != 0) old = lease_.subnet;
   lease_ = *lease;
-  metrics_.lease_expiry_seconds = unix_seconds(lease_.expiration);
   FLOG_INFO("Lease acquired: {}", lease_.subnet.str());
+  if (old && *old != lease_.subnet) {
+    FLOG_WARNING("Subnet changed from {} to {}", old->str(), lease_.subnet.str());
+  }
   peers_.set_own(lease_.subnet);
   try {
     backend_->lease_acquired(lease_);
@@ -127,9 +113,18 @@ bool Agent::establish_lease(std::optional<IP4Net> previous, std::stop_token stop
     FLOG_ERROR("{}", e.what());
     return false;
   }
-  metrics_.ready = true;
-  std::string err;
-  if (!sd_notify("READY=1", &err)) FLOG_WARNING("Cannot notify systemd: {}", err);
+  lease_updated();
+  set_state(AgentState::kHolding);
+  if (!notified_) {
+    notified_ = true;
+    std::string err;
+    if (!sd_notify("READY=1", &err)) FLOG_WARNING("Cannot notify systemd: {}", err);
+  }
+  // The full peer set; until a list succeeds the watch cannot start either.
+  for (Status s = resync(); !s.ok(); s = resync()) {
+    if (s.code == StoreCode::kStoreReset) continue;  // re-based: list the new store at once
+    if (!sleep_unless_stopped(stop, settings_.retry_pause)) return true;
+  }
   return true;
 }
 
@@ -143,13 +138,52 @@ void Agent::write_subnet_file() {
   FLOG_V(1, "Wrote {}", settings_.subnet_file);
 }
 
+void Agent::lease_updated() {
+  metrics_.lease_expiry_seconds = unix_seconds(lease_.expiration);
+  next_renew_.reset();  // a reservation is never renewed
+  if (lease_.expiration) {
+    next_renew_ = *lease_.expiration - duration_cast<Clock::duration>(settings_.renew_margin);
+  }
+}
+
+Status Agent::resync() {
+  LeaseList list;
+  Status s = store_.list_leases(&list);
+  if (!s.ok()) {
+    metrics_.store_errors++;
+    FLOG_WARNING("Cannot list leases ({}): {}", to_string(s.code), s.message);
+    return s;
+  }
+  for (const auto& w : list.warnings) {
+    metrics_.malformed_entries++;
+    FLOG_WARNING("Ignoring bad subnet node: {}", w);
+  }
+  cursor_ = list.revision;
+  auto diff = peers_.resync(list.leases);
+  FLOG_V(1, "Resync: {} peers, {} changes", peers_.size(), diff.size());
+  sync_backend();
+  return s;
+}
+
+void Agent::sync_backend() {
+  metrics_.peers = peers_.size();
+  next_sync_retry_.reset();
+  if (!backend_->wants_peers()) return;
+  std::vector<Lease> all;
+  all.reserve(peers_.size());
+  for (const auto& [subnet, lease] : peers_.peers()) all.push_back(lease);
+  try {
+    backend_->sync(all);
+  } catch (const std::exception& e) {
+    FLOG_ERROR("Backend {} failed to sync {} peers: {}; retrying", backend_->type(), all.size(),
+               e.what());
+    next_sync_retry_ = Clock::now() + duration_cast<Clock::duration>(settings_.retry_pause);
+  }
+}
+
 void Agent::send_to_backend(const std::vector<PeerEvent>& batch) {
   metrics_.peers = peers_.size();
-  if (!backend_->wants_peers()) return;
-  // The first batch is the full peer set, even when empty: backends use it to remove kernel
-  // state left for leases that vanished while the agent was down.
-  if (batch.empty() && backend_synced_) return;
-  backend_synced_ = true;
+  if (batch.empty() || !backend_->wants_peers()) return;
   size_t added = std::count_if(batch.begin(), batch.end(),
                                [](const PeerEvent& e) { return e.type == PeerEvent::Type::kAdded; });
   FLOG_V(1, "Applying {} peer changes ({} added, {} removed)", batch.size(), added,
@@ -157,26 +191,97 @@ void Agent::send_to_backend(const std::vector<PeerEvent>& batch) {
   try {
     backend_->apply(batch);
   } catch (const std::exception& e) {
-    FLOG_ERROR("Backend {} failed to apply {} peer changes: {}", backend_->type(), batch.size(),
-               e.what());
+    // The kernel may now differ from the peer set: a full sync shortly brings it back.
+    FLOG_ERROR("Backend {} failed to apply {} peer changes: {}; a full sync follows",
+               backend_->type(), batch.size(), e.what());
+    next_sync_retry_ = Clock::now() + duration_cast<Clock::duration>(settings_.retry_pause);
   }
 }
 
-bool Agent::resync(uint64_t* cursor) {
-  LeaseList list;
-  Status s = store_.list_leases(&list);
-  if (!s.ok()) {
-    metrics_.store_errors++;
-    FLOG_WARNING("Cannot list leases ({}): {}", to_string(s.code), s.message);
-    return false;
+void Agent::holding(std::stop_token stop) {
+  const auto check_every = backend_->check_interval();
+  auto every = [](auto interval) -> std::optional<Clock::time_point> {
+    if (interval.count() <= 0) return std::nullopt;
+    return Clock::now() + duration_cast<Clock::duration>(interval);
+  };
+  next_backend_check_ = every(check_every);
+  next_lease_check_ = every(settings_.lease_check_interval);
+
+  while (!stop.stop_requested()) {
+    if (state() == AgentState::kLost) {  // a failed re-acquire (already logged): again shortly
+      if (!sleep_unless_stopped(stop, settings_.retry_pause)) return;
+      on_lease_lost("is still not held", stop);
+      continue;
+    }
+    if (due(next_renew_)) on_renew_due(stop);
+    if (state() != AgentState::kHolding) continue;
+    if (due(next_lease_check_)) {
+      next_lease_check_ = every(settings_.lease_check_interval);
+      on_lease_check_due(stop);
+      if (state() != AgentState::kHolding) continue;
+    }
+    if (due(next_backend_check_)) {
+      next_backend_check_ = every(check_every);
+      on_backend_check_due();
+    }
+    if (due(next_sync_retry_)) sync_backend();
+
+    auto wait = settings_.max_watch_wait;
+    for (const auto& deadline : {next_renew_, next_lease_check_, next_backend_check_, next_sync_retry_}) {
+      if (!deadline) continue;
+      auto until = duration_cast<milliseconds>(*deadline - Clock::now());
+      wait = std::clamp(until, milliseconds(1), wait);
+    }
+    on_watch(store_.watch_leases(cursor_, wait, stop), stop);
   }
-  for (const auto& w : list.warnings) {
+}
+
+void Agent::on_watch(const WatchResult& w, std::stop_token stop) {
+  for (const auto& warning : w.warnings) {
     metrics_.malformed_entries++;
-    FLOG_WARNING("Ignoring bad subnet node: {}", w);
+    FLOG_WARNING("Ignoring bad subnet event: {}", warning);
   }
-  *cursor = list.revision;
-  send_to_backend(peers_.resync(list.leases));
-  return true;
+  switch (w.status.code) {
+    case StoreCode::kOk: {
+      cursor_ = w.revision;
+      metrics_.watch_events += w.events.size();
+      std::vector<LeaseEvent> others;
+      bool lost = false;
+      for (const auto& ev : w.events) {
+        if (ev.lease.subnet == lease_.subnet) {
+          if (!check_own_event(ev)) lost = true;
+        } else {
+          others.push_back(ev);
+        }
+      }
+      send_to_backend(peers_.apply(others));
+      if (lost) on_lease_lost("has been revoked or taken over", stop);
+      return;
+    }
+    case StoreCode::kTimeout:
+      if (w.revision > cursor_) cursor_ = w.revision;
+      return;
+    case StoreCode::kCancelled:
+      return;
+    case StoreCode::kHistoryGone:
+      metrics_.watch_resyncs++;
+      FLOG_WARNING("Watch fell behind the store's history (revision {}); resyncing", cursor_);
+      if (Status s = resync(); s.code == StoreCode::kStoreReset) {
+        on_store_reset("listing after lost history", stop);
+      } else if (s.ok()) {
+        verify_own_lease(stop, "disappeared while the watch was behind");
+      }
+      return;
+    case StoreCode::kStoreReset:
+      on_store_reset("watch: " + w.status.message, stop);
+      return;
+    default:
+      metrics_.store_errors++;
+      FLOG_WARNING("Watch error ({}): {}; retrying in {} ms", to_string(w.status.code),
+                   w.status.message, settings_.retry_pause.count());
+      sleep_unless_stopped(stop, settings_.retry_pause);
+      return;
+  }
 }
 
 bool Agent::check_own_event(const LeaseEvent& ev) {
@@ -187,130 +292,105 @@ bool Agent::check_own_event(const LeaseEvent& ev) {
     // the new revision so our next CAS renewal matches.
     lease_.revision = ev.lease.revision;
     lease_.expiration = ev.lease.expiration;
-    metrics_.lease_expiry_seconds = unix_seconds(lease_.expiration);
+    lease_updated();
     return true;
   }
   return false;
 }
 
-void Agent::lease_lost(const std::string& why, std::stop_token stop, uint64_t* cursor) {
-  metrics_.leases_lost++;
-  metrics_.ready = false;
-  FLOG_WARNING("Lease {} {}; re-acquiring", lease_.subnet.str(), why);
-  IP4Net old = lease_.subnet;
-  if (!establish_lease(old, stop)) return;
-  if (lease_.subnet != old) FLOG_WARNING("Subnet changed from {} to {}", old.str(), lease_.subnet.str());
-  while (!resync(cursor) && sleep_unless_stopped(stop, seconds(1))) {
+void Agent::on_renew_due(std::stop_token stop) {
+  Status s = keeper_.renew(&lease_);
+  if (s.ok()) {
+    lease_updated();
+    FLOG_INFO("Lease renewed, new expiration: {}", utc(*lease_.expiration));
+  } else if (s.code == StoreCode::kNotFound || s.code == StoreCode::kConflict) {
+    on_lease_lost("could not be renewed (" + s.message + ")", stop);
+  } else if (s.code == StoreCode::kStoreReset) {
+    on_store_reset("renewing the lease: " + s.message, stop);
+  } else {
+    metrics_.store_errors++;
+    auto now = Clock::now();
+    auto left = lease_.expiration ? *lease_.expiration - now : Clock::duration(minutes(1));
+    auto wait = std::min<Clock::duration>(minutes(1), std::max<Clock::duration>(left / 2, seconds(1)));
+    FLOG_ERROR("Error renewing lease ({}): {}; retrying in {}s", to_string(s.code), s.message,
+               duration_cast<seconds>(wait).count());
+    next_renew_ = now + wait;
   }
 }
 
-void Agent::watch_loop(std::stop_token stop) {
-  uint64_t cursor = 0;
-  while (!resync(&cursor)) {
-    if (!sleep_unless_stopped(stop, seconds(1))) return;
-  }
-  auto renew_at = [&]() -> std::optional<Clock::time_point> {
-    if (!lease_.expiration) return std::nullopt;  // a reservation is never renewed
-    return *lease_.expiration - duration_cast<Clock::duration>(settings_.renew_margin);
-  };
-  std::optional<Clock::time_point> next_renew = renew_at();
-  const auto check_every = backend_->check_interval();
-  std::optional<Clock::time_point> next_check;
-  if (check_every.count() > 0) next_check = Clock::now() + check_every;
+void Agent::on_lease_check_due(std::stop_token stop) {
+  verify_own_lease(stop, "is no longer in the store");
+}
 
-  while (!stop.stop_requested()) {
-    if (!metrics_.ready) {  // a failed re-acquire (already logged): try again shortly
-      if (!sleep_unless_stopped(stop, seconds(1))) return;
-      lease_lost("is still not held", stop, &cursor);
-      next_renew = renew_at();
-      continue;
-    }
-    auto now = Clock::now();
-    if (next_renew && now >= *next_renew) {
-      Status s = keeper_.renew(&lease_);
-      if (s.ok()) {
-        metrics_.lease_expiry_seconds = unix_seconds(lease_.expiration);
-        FLOG_INFO("Lease renewed, new expiration: {}", utc(*lease_.expiration));
-        next_renew = renew_at();
-      } else if (s.code == StoreCode::kNotFound || s.code == StoreCode::kConflict) {
-        lease_lost("could not be renewed (" + s.message + ")", stop, &cursor);
-        next_renew = renew_at();
-        continue;
-      } else {
-        metrics_.store_errors++;
-        auto left = lease_.expiration ? *lease_.expiration - now : Clock::duration(minutes(1));
-        auto wait = std::min<Clock::duration>(minutes(1), std::max<Clock::duration>(left / 2, seconds(1)));
-        FLOG_ERROR("Error renewing lease ({}): {}; retrying in {}s", to_string(s.code), s.message,
-                   duration_cast<seconds>(wait).count());
-        next_renew = now + wait;
-      }
-    }
-    if (next_check && now >= *next_check) {
-      try {
-        backend_->check();
-      } catch (const std::exception& e) {
-        FLOG_ERROR("Backend {} check failed: {}", backend_->type(), e.what());
-      }
-      next_check = Clock::now() + check_every;
-    }
-    auto wait = duration_cast<milliseconds>(kMaxWatchWait);
-    for (const auto& deadline : {next_renew, next_check}) {
-      if (!deadline) continue;
-      auto until = duration_cast<milliseconds>(*deadline - Clock::now());
-      wait = std::clamp(until, milliseconds(1), wait);
-    }
-    WatchResult w = store_.watch_leases(cursor, wait, stop);
-    for (const auto& warning : w.warnings) {
-      metrics_.malformed_entries++;
-      FLOG_WARNING("Ignoring bad subnet event: {}", warning);
-    }
-    switch (w.status.code) {
-      case StoreCode::kOk: {
-        cursor = w.revision;
-        metrics_.watch_events += w.events.size();
-        std::vector<LeaseEvent> others;
-        bool lost = false;
-        for (const auto& ev : w.events) {
-          if (ev.lease.subnet == lease_.subnet) {
-            if (!check_own_event(ev)) lost = true;
-          } else {
-            others.push_back(ev);
-          }
-        }
-        send_to_backend(peers_.apply(others));
-        if (lost) {
-          lease_lost("has been revoked or taken over", stop, &cursor);
-          next_renew = renew_at();
-        }
-        break;
-      }
-      case StoreCode::kTimeout:
-        if (w.revision > cursor) cursor = w.revision;
-        break;
-      case StoreCode::kCancelled:
-        return;
-      case StoreCode::kHistoryGone:
-        metrics_.watch_resyncs++;
-        FLOG_WARNING("Watch fell behind the store's history (revision {}); resyncing", cursor);
-        if (resync(&cursor)) {
-          Lease mine;
-          Status s = store_.get_lease(lease_.subnet, &mine);
-          if (s.code == StoreCode::kNotFound || (s.ok() && !(mine.attrs == lease_.attrs))) {
-            lease_lost("disappeared while the watch was behind", stop, &cursor);
-            next_renew = renew_at();
-          } else if (s.ok()) {
-            lease_.revision = mine.revision;
-            lease_.expiration = mine.expiration;
-          }
-        }
-        break;
-      default:
-        metrics_.store_errors++;
-        FLOG_WARNING("Watch error ({}): {}; retrying in 1s", to_string(w.status.code),
-                     w.status.message);
-        sleep_unless_stopped(stop, seconds(1));
-        break;
-    }
+bool Agent::verify_own_lease(std::stop_token stop, const char* when) {
+  Lease mine;
+  Status s = store_.get_lease(lease_.subnet, &mine);
+  if (s.code == StoreCode::kStoreReset) {
+    on_store_reset("checking our lease: " + s.message, stop);
+    return false;
+  }
+  if (s.code == StoreCode::kNotFound) {
+    on_lease_lost(when, stop);
+    return false;
+  }
+  if (s.ok() && !(mine.attrs == lease_.attrs)) {
+    on_lease_lost("was taken over (it now announces " + mine.attrs.public_ip.str() + ")", stop);
+    return false;
+  }
+  if (!s.ok()) {  // transport trouble or a malformed value: look again at the next check
+    metrics_.store_errors++;
+    FLOG_WARNING("Cannot check lease {} ({}): {}", lease_.subnet.str(), to_string(s.code), s.message);
+    return true;
+  }
+  if (mine.revision != lease_.revision) {
+    lease_.revision = mine.revision;
+    lease_.expiration = mine.expiration;
+    lease_updated();
+  }
+  return true;
+}
+
+void Agent::on_backend_check_due() {
+  try {
+    backend_->check();
+  } catch (const std::exception& e) {
+    FLOG_ERROR("Backend {} check failed: {}", backend_->type(), e.what());
+  }
+}
+
+void Agent::on_lease_lost(const std::string& why, std::stop_token stop) {
+  if (state() != AgentState::kLost) metrics_.leases_lost++;
+  set_state(AgentState::kLost);
+  FLOG_WARNING("Lease {} {}; re-acquiring", lease_.subnet.str(), why);
+  if (!establish(lease_.subnet, stop) && !stop.stop_requested()) set_state(AgentState::kLost);
+}
+
+void Agent::on_store_reset(const std::string& where, std::stop_token stop) {
+  metrics_.store_resets++;
+  const auto started = Steady::now();
+  const IP4Net old = lease_.subnet;
+  FLOG_WARNING("Store {} was reset (it lost its data or was replaced; noticed while {}); "
+               "re-registering", store_.describe(), where);
+  set_state(AgentState::kWaitingForConfig);
+  auto config = wait_for_config(stop);
+  if (!config) return;  // stopped
+  if (config->backend_type != config_->backend_type) {
+    FLOG_WARNING("The re-read config names backend {} but this agent runs {}; restart flanneld to "
+                 "switch backends", config->backend_type, config_->backend_type);
+  }
+  config_ = std::move(config);
+  set_state(AgentState::kAcquiring);
+  if (!establish(old, stop)) {
+    if (!stop.stop_requested()) set_state(AgentState::kLost);
+    return;
+  }
+  auto ms = duration_cast<milliseconds>(Steady::now() - started).count();
+  if (lease_.subnet == old) {
+    FLOG_INFO("Store reset handled: lease {} re-registered (same subnet), {} peers resynced in {} ms",
+              lease_.subnet.str(), peers_.size(), ms);
+  } else {
+    FLOG_WARNING("Store reset handled: subnet {} was taken, now holding {}; {} peers resynced in {} ms",
+                 old.str(), lease_.subnet.str(), peers_.size(), ms);
   }
 }
 

@@ -1,15 +1,27 @@
-// Agent: the life of one flanneld after its interface and store are chosen.
+// Agent: the life of one flanneld after its interface and store are chosen, as a state machine.
 //
-//   wait for a valid config -> backend setup -> acquire lease -> backend gets the lease
-//   -> write subnet file -> READY -> loop { watch leases -> backend batches; renew before
-//   expiry; lease lost -> re-acquire; history gone -> resync from a fresh list }
+//   kWaitingForConfig --config valid--> kAcquiring --lease written, backend and subnet file
+//   ready--> kHolding --lease deleted / taken over / renewal refused--> kLost --re-acquired-->
+//   kHolding;  kHolding --store reset--> kWaitingForConfig (re-read) -> kAcquiring (same subnet
+//   if free) -> kHolding;  any state --stop--> kStopping.
 //
-// Each step is a call with plain data between the Store, core's allocator and the Backend; the
-// agent owns the order, the retries and the logs. It never deletes or releases the lease on
-// shutdown, so a restart is hitless.
+// In kHolding one handler runs per input: a watch result (peer events, our own lease changed,
+// history gone, store reset), renewal due, lease check due (our lease still there and still
+// ours, every lease_check_interval), backend check due, a failed backend sync to retry, stop.
+// The store and the backend are the only I/O; the backend comes from an injected factory, so
+// unit tests drive every branch with an in-memory Store and a recording Backend.
+//
+// Peers: the agent alone filters our own subnet out; the backend gets sync(all peers) after the
+// lease is established and after every resync, and apply(changes) for the deltas in between.
+//
+// Readiness is the agent's own flag (ready()): true while the lease is held and the subnet file
+// written. /readyz and /metrics read it; nothing else drives it. The agent never deletes or
+// releases the lease on shutdown, so a restart is hitless.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stop_token>
@@ -17,10 +29,10 @@
 
 #include "backends/backend.h"
 #include "core/config.h"
+#include "core/peer_cache.h"
 #include "daemon/lease_keeper.h"
 #include "daemon/metrics.h"
 #include "daemon/net_rules.h"
-#include "daemon/peer_cache.h"
 #include "stores/store.h"
 
 namespace flannel {
@@ -32,36 +44,71 @@ struct AgentSettings {
   std::chrono::seconds iptables_resync{5};
   std::chrono::seconds renew_margin{3600};  // renew this long before expiry
   std::chrono::seconds lease_ttl{86400};
+  // How often our own lease is read back (still there, still ours); 0 = never.
+  std::chrono::milliseconds lease_check_interval{60000};
+  // Pause before retrying a failed store call or a failed backend sync.
+  std::chrono::milliseconds retry_pause{1000};
+  std::chrono::milliseconds max_watch_wait{30000};  // longest single watch call
   std::string config_key;  // for logs: "<prefix>/config"
 };
 
+enum class AgentState { kWaitingForConfig, kAcquiring, kHolding, kLost, kStopping };
+const char* to_string(AgentState state);
+
+// Creates the backend named by the config's Backend.Type; throws BackendError if unknown.
+using BackendFactory = std::function<std::unique_ptr<Backend>(const std::string& type)>;
+
 class Agent {
  public:
-  Agent(AgentSettings settings, Store& store, ExternalInterface iface, Metrics& metrics);
+  Agent(AgentSettings settings, Store& store, ExternalInterface iface, Metrics& metrics,
+        BackendFactory backends = make_backend);
 
   // Runs until `stop` fires (returns 0) or a fatal error (logged; returns 1: unknown backend,
   // backend setup failure, subnet file not writable).
   int run(std::stop_token stop);
 
+  // Thread-safe readers, for /readyz, /metrics and tests.
+  bool ready() const { return ready_.load(); }
+  AgentState state() const { return state_.load(); }
+
  private:
+  // --- states ---
   std::optional<Config> wait_for_config(std::stop_token stop);
-  // What the previous run left in the subnet file (its subnet is reused if still free).
   PreviousRun read_previous_run();
-  // Acquires (or re-acquires) the lease and makes it live: backend, subnet file, readiness.
-  bool establish_lease(std::optional<IP4Net> previous, std::stop_token stop);
+  // kAcquiring: acquire (same subnet as `previous` if it is free), backend, rules, subnet file,
+  // then a full peer sync. False if stopped or a fatal local error (logged).
+  bool establish(std::optional<IP4Net> previous, std::stop_token stop);
+  void holding(std::stop_token stop);
+
+  // --- one handler per input (kHolding) ---
+  void on_watch(const WatchResult& w, std::stop_token stop);
+  void on_renew_due(std::stop_token stop);
+  void on_lease_check_due(std::stop_token stop);
+  void on_backend_check_due();
+  // Our lease is gone or no longer ours: kLost, then re-acquire.
+  void on_lease_lost(const std::string& why, std::stop_token stop);
+  // The store lost its data: re-read the config, re-register, resync; one summary line.
+  void on_store_reset(const std::string& where, std::stop_token stop);
+
+  // --- steps ---
+  void set_state(AgentState s);
   void write_subnet_file();
-  void watch_loop(std::stop_token stop);
-  // A full list: our lease still there? and the peers' difference to the backend.
-  bool resync(uint64_t* cursor);
-  // Handles events about our own subnet; returns false if the lease is lost.
-  bool check_own_event(const LeaseEvent& ev);
+  // Lists the leases and hands the backend the full peer set. Returns the store status.
+  Status resync();
+  void sync_backend();
   void send_to_backend(const std::vector<PeerEvent>& batch);
-  void lease_lost(const std::string& why, std::stop_token stop, uint64_t* cursor);
+  // Our lease as read back from the store (lease check, after lost history): adopts a rewrite
+  // with our attrs, reports loss otherwise. Returns false if the lease was lost or the store reset.
+  bool verify_own_lease(std::stop_token stop, const char* when);
+  // Handles an event about our own subnet; returns false if the lease is lost.
+  bool check_own_event(const LeaseEvent& ev);
+  void lease_updated();  // expiration changed: metrics and the renew deadline
 
   AgentSettings settings_;
   Store& store_;
   ExternalInterface iface_;
   Metrics& metrics_;
+  BackendFactory make_backend_;
   LeaseKeeper keeper_;
   PeerCache peers_;
   std::optional<Config> config_;
@@ -69,7 +116,15 @@ class Agent {
   std::unique_ptr<NetRules> net_rules_;
   BackendSetup setup_;
   Lease lease_;
-  bool backend_synced_ = false;  // the backend has had its first (full) batch
+  bool notified_ = false;  // READY=1 sent to systemd
+
+  std::atomic<AgentState> state_{AgentState::kWaitingForConfig};
+  std::atomic<bool> ready_{false};
+
+  // kHolding's clock and cursor.
+  uint64_t cursor_ = 0;
+  std::optional<Clock::time_point> next_renew_, next_lease_check_, next_backend_check_,
+      next_sync_retry_;
 };
 
 }  // namespace flannel

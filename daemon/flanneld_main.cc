@@ -58,10 +58,10 @@ void start_signal_thread(std::stop_source stop) {
   }).detach();
 }
 
-HttpResponse health(const Metrics& metrics, const std::string& path) {
+HttpResponse health(const Agent& agent, const Metrics& metrics, const std::string& path) {
   if (path == "/healthz") return {200, "flanneld is running"};
   if (path == "/readyz") {
-    if (metrics.ready) return {200, "ready"};
+    if (agent.ready()) return {200, "ready"};
     return {503, "not ready: no lease held or subnet file not written yet"};
   }
   if (path == "/metrics") return {200, metrics.render(), "text/plain; version=0.0.4"};
@@ -112,21 +112,6 @@ int run(int argc, char** argv) {
   }
   FLOG_INFO("Using store {}", store->describe());
 
-  Metrics metrics;
-  std::unique_ptr<HttpServer> http;
-  if (opts->healthz_port > 0) {
-    try {
-      http = std::make_unique<HttpServer>(opts->healthz_ip, opts->healthz_port,
-                                          [&metrics](const std::string&, const std::string& path) {
-                                            return health(metrics, path);
-                                          });
-      FLOG_INFO("Serving /healthz, /readyz and /metrics on {}:{}", opts->healthz_ip, http->port());
-    } catch (const std::exception& e) {
-      FLOG_ERROR("{}", e.what());
-      return 1;
-    }
-  }
-
   AgentSettings settings;
   settings.subnet_file = opts->subnet_file;
   settings.ip_masq = opts->ip_masq;
@@ -136,7 +121,23 @@ int run(int argc, char** argv) {
   std::string prefix = opts->etcd_prefix;
   while (prefix.size() > 1 && prefix.back() == '/') prefix.pop_back();
   settings.config_key = prefix + "/config";
+  settings.lease_check_interval = std::chrono::seconds(opts->lease_check_interval);
+  Metrics metrics;
   Agent agent(settings, *store, iface, metrics);
+
+  std::unique_ptr<HttpServer> http;
+  if (opts->healthz_port > 0) {
+    try {
+      http = std::make_unique<HttpServer>(opts->healthz_ip, opts->healthz_port,
+                                          [&agent, &metrics](const std::string&, const std::string& path) {
+                                            return health(agent, metrics, path);
+                                          });
+      FLOG_INFO("Serving /healthz, /readyz and /metrics on {}:{}", opts->healthz_ip, http->port());
+    } catch (const std::exception& e) {
+      FLOG_ERROR("{}", e.what());
+      return 1;
+    }
+  }
   int rc = agent.run(stop.get_token());
   sd_notify("STOPPING=1");
   if (rc == 0) FLOG_INFO("Exiting cleanly...");

@@ -42,6 +42,11 @@ std::optional<Lease> LeaseKeeper::try_acquire(const Config& config, const LeaseA
 
   LeaseList list;
   if (Status s = store_.list_leases(&list); !s.ok()) {
+    if (s.code == StoreCode::kStoreReset) {  // re-based on the new store: list it at once
+      FLOG_INFO("The store was reset while acquiring a lease ({}); listing again", s.message);
+      *retry_after = jitter();
+      return std::nullopt;
+    }
     metrics_.store_errors++;
     FLOG_WARNING("Cannot list leases from the store ({}): {}; retrying in 1s", to_string(s.code),
                  s.message);
@@ -89,7 +94,8 @@ std::optional<Lease> LeaseKeeper::try_acquire(const Config& config, const LeaseA
     s = store_.create_lease(want, ttl_, &got);
   }
   if (s.ok()) return got;
-  if (s.code == StoreCode::kConflict || s.code == StoreCode::kNotFound) {
+  if (s.code == StoreCode::kConflict || s.code == StoreCode::kNotFound ||
+      s.code == StoreCode::kStoreReset) {
     FLOG_INFO("Subnet {} was taken or changed while acquiring it; trying again", a.subnet.str());
     *retry_after = jitter();
   } else {

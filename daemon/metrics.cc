@@ -30,6 +30,9 @@ std::string Metrics::render() const {
        watch_events.load());
   emit(o, "flannel_watch_resyncs_total", "counter", "Full resyncs after the store lost history.",
        watch_resyncs.load());
+  emit(o, "flannel_store_resets_total", "counter",
+       "Times the store lost its data (wiped, restored, file replaced) and the agent re-registered.",
+       store_resets.load());
   emit(o, "flannel_malformed_entries_total", "counter", "Malformed leases or events skipped.",
        malformed_entries.load());
   emit(o, "flannel_peers", "gauge", "Other hosts' leases currently known.", peers.load());

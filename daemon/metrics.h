@@ -9,7 +9,7 @@
 namespace flannel {
 
 struct Metrics {
-  std::atomic<bool> ready{false};             // lease held and subnet file written
+  std::atomic<bool> ready{false};  // mirrors Agent::ready() for rendering; never read as state
   std::atomic<uint64_t> lease_acquisitions{0};  // leases acquired (first and re-acquired)
   std::atomic<uint64_t> lease_renewals{0};
   std::atomic<uint64_t> lease_renewal_failures{0};
@@ -17,6 +17,7 @@ struct Metrics {
   std::atomic<uint64_t> store_errors{0};       // failed store calls (any operation)
   std::atomic<uint64_t> watch_events{0};       // lease events received
   std::atomic<uint64_t> watch_resyncs{0};      // full resyncs after lost history
+  std::atomic<uint64_t> store_resets{0};       // the store lost its data and we re-registered
   std::atomic<uint64_t> malformed_entries{0};  // skipped malformed leases/events
   std::atomic<uint64_t> peers{0};              // other hosts' leases currently known
   std::atomic<double> lease_expiry_seconds{0};  // unix time our lease expires (0 = none)

@@ -69,6 +69,9 @@ void declare_flags(FlagSet& fs, Options& o) {
   fs.add_string("healthz-ip", &o.healthz_ip, "the IP address for healthz server to listen");
   fs.add_int("healthz-port", &o.healthz_port, "the port for healthz server to listen(0 to disable)");
   fs.add_int("iptables-resync", &o.iptables_resync, "resync period for iptables rules, in seconds");
+  fs.add_int("lease-check-interval", &o.lease_check_interval,
+             "how often, in seconds, the agent reads its own lease back to make sure it is still "
+             "in the store and still ours (0 to disable)");
   fs.add_bool("iptables-forward-rules", &o.iptables_forward_rules,
               "add default accept rules to FORWARD chain in iptables");
   fs.add_string("store", &o.store,
@@ -187,6 +190,10 @@ void validate_options(const Options& o) {
   if (o.iptables_resync < 1) {
     fail(o, "iptables-resync", std::to_string(o.iptables_resync),
          "must be at least 1 second");
+  }
+  if (o.lease_check_interval < 0) {
+    fail(o, "lease-check-interval", std::to_string(o.lease_check_interval),
+         "must be a number of seconds, or 0 to disable the check");
   }
   if (o.subnet_file.empty()) {
     fail(o, "subnet-file", o.subnet_file, "must name a file (default /run/flannel/subnet.env)");

@@ -43,6 +43,7 @@ struct Options {
   // data plane
   bool ip_masq = false;
   int iptables_resync = 5;  // seconds, >= 1
+  int lease_check_interval = 60;  // seconds between reads of our own lease, 0 = off
   bool iptables_forward_rules = true;
   // Kubernetes subnet manager: accepted for compatibility; only false is supported
   bool kube_subnet_mgr = false;

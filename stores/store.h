@@ -46,6 +46,7 @@
 #include <vector>
 
 #include "core/lease.h"
+#include "core/lease_event.h"
 
 namespace flannel {
 
@@ -77,19 +78,6 @@ struct LeaseList {
   std::vector<Lease> leases;        // every well-formed lease, in no particular order
   uint64_t revision = 0;            // store revision the list was read at: watch after this
   std::vector<std::string> warnings;  // one line per skipped malformed entry (key and reason)
-};
-
-enum class LeaseEventType {
-  kAdded,    // created, renewed or changed (etcd actions set/create/update/compareAndSwap)
-  kRemoved,  // deleted or expired (etcd actions delete/expire/compareAndDelete)
-};
-
-struct LeaseEvent {
-  LeaseEventType type = LeaseEventType::kAdded;
-  // For kAdded: the lease as written (attrs, expiration, revision). For kRemoved: subnet and
-  // revision are set; attrs are empty (the caller keeps its own cache if it needs them).
-  Lease lease;
-  bool expired = false;  // kRemoved because the TTL ran out (etcd "expire")
 };
 
 struct WatchResult {

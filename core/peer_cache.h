@@ -10,8 +10,7 @@
 #include <optional>
 #include <vector>
 
-#include "backends/backend.h"
-#include "stores/store.h"
+#include "core/lease_event.h"
 
 namespace flannel {
 

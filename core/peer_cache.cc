@@ -1,4 +1,4 @@
-#include "daemon/peer_cache.h"
+#include "core/peer_cache.h"
 
 #include <set>
 

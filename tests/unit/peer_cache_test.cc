@@ -2,7 +2,7 @@
 // change nothing dropped, and attribute changes (a new VtepMAC) as remove-old + add-new.
 #include <gtest/gtest.h>
 
-#include "daemon/peer_cache.h"
+#include "core/peer_cache.h"
 
 namespace flannel {
 namespace {

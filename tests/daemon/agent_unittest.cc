@@ -1,0 +1,345 @@
+// The agent's state machine, driven through every branch with an in-memory Store and a
+// recording Backend: acquisition, peer deltas and syncs, a lease deleted / taken over / refused
+// on renewal, lost history, store resets (same subnet, subnet taken, config gone or changed),
+// the periodic lease check, backend failures, watch errors, stop. Milliseconds per case.
+#include <gtest/gtest.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <sstream>
+#include <thread>
+
+#include "daemon/agent.h"
+#include "tests/daemon/memory_store.h"
+#include "tests/daemon/recording_backend.h"
+
+namespace flannel::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using Op = MemoryStore::Op;
+
+constexpr const char* kConfig = R"({"Network":"10.5.0.0/16","Backend":{"Type":"vxlan"}})";
+
+Lease peer(const char* subnet, const char* ip) {
+  Lease l;
+  l.subnet = IP4Net::parse(subnet);
+  l.attrs.public_ip = IP4::parse(ip);
+  l.attrs.backend_type = "vxlan";
+  l.attrs.backend_data = R"({"VtepMAC":"82:4b:b6:2f:54:4e"})";
+  return l;
+}
+
+// The subnet.env line for holding `subnet`: its first address, as flannel writes it.
+std::string subnet_line(const IP4Net& subnet) {
+  IP4 first = subnet.network().ip;
+  first.value += 1;
+  return "FLANNEL_SUBNET=" + first.str() + "/" + std::to_string(subnet.prefix) + "\n";
+}
+
+// Polls `pred` every 2 ms until it holds or `limit` passes.
+bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds limit = 3000ms) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() > deadline) return false;
+    std::this_thread::sleep_for(2ms);
+  }
+  return true;
+}
+
+class AgentTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/flannel-agent-test-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    store_.set_config(kConfig);
+    settings_.subnet_file = dir_ + "/subnet.env";
+    settings_.iptables_forward_rules = false;
+    settings_.lease_ttl = 3600s;
+    settings_.renew_margin = 60s;
+    settings_.lease_check_interval = 0ms;
+    settings_.retry_pause = 20ms;
+    settings_.max_watch_wait = 200ms;
+    settings_.config_key = "/coreos.com/network/config";
+    iface_.name = "eth0";
+    iface_.index = 2;
+    iface_.mtu = 1500;
+    iface_.iface_addr = iface_.ext_addr = IP4::parse("10.250.0.1");
+  }
+  void TearDown() override {
+    stop();
+    std::filesystem::remove_all(dir_);
+  }
+
+  void start() {
+    agent_ = std::make_unique<Agent>(settings_, store_, iface_, metrics_, [this](const std::string& type) {
+      if (type != "vxlan") throw BackendError("unknown backend type: " + type);
+      return std::make_unique<RecordingBackend>(journal_);
+    });
+    thread_ = std::jthread([this](std::stop_token st) { rc_ = agent_->run(st); });
+  }
+  void stop() {
+    if (thread_.joinable()) {
+      thread_.request_stop();
+      thread_.join();
+    }
+  }
+  // Starts and waits until the agent holds a lease and has synced its peers once.
+  void start_holding() {
+    start();
+    ASSERT_TRUE(eventually([&] { return agent_->ready() && journal_->read([](auto& j) { return j.syncs; }) > 0; }));
+  }
+
+  IP4Net own() const {
+    return journal_->read([](const RecordingBackend::Journal& j) { return j.acquired.back(); });
+  }
+  size_t acquisitions() const {
+    return journal_->read([](const RecordingBackend::Journal& j) { return j.acquired.size(); });
+  }
+  std::string subnet_file() const {
+    std::ifstream in(settings_.subnet_file);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    return ss.str();
+  }
+  bool store_has_ours(const IP4Net& subnet) const {
+    auto l = store_.lease(subnet);
+    return l && l->attrs.public_ip == iface_.ext_addr;
+  }
+
+  std::string dir_;
+  MemoryStore store_;
+  AgentSettings settings_;
+  ExternalInterface iface_;
+  Metrics metrics_;
+  std::shared_ptr<RecordingBackend::Journal> journal_ = std::make_shared<RecordingBackend::Journal>();
+  std::unique_ptr<Agent> agent_;
+  std::jthread thread_;
+  int rc_ = -1;
+};
+
+TEST_F(AgentTest, AcquiresWritesSubnetFileAndSyncsThePeersThatExist) {
+  store_.put_lease(peer("10.5.7.0/24", "10.250.0.7"));
+  start_holding();
+  EXPECT_EQ(agent_->state(), AgentState::kHolding);
+  EXPECT_TRUE(store_has_ours(own()));
+  EXPECT_NE(own(), IP4Net::parse("10.5.7.0/24"));
+  EXPECT_EQ(journal_->peer_set(), std::set<IP4Net>{IP4Net::parse("10.5.7.0/24")});
+  std::string env = subnet_file();
+  EXPECT_NE(env.find("FLANNEL_NETWORK=10.5.0.0/16\n"), std::string::npos) << env;
+  EXPECT_NE(env.find(subnet_line(own())), std::string::npos) << env;
+  EXPECT_NE(env.find("FLANNEL_MTU=1450\n"), std::string::npos) << env;
+  EXPECT_EQ(metrics_.peers.load(), 1u);
+  EXPECT_FALSE(journal_->read([](auto& j) { return j.saw_own_subnet; }));
+}
+
+TEST_F(AgentTest, SyncsAnEmptyPeerSetSoTheBackendCanRemoveStaleState) {
+  start_holding();
+  EXPECT_EQ(journal_->read([](auto& j) { return j.syncs; }), 1u);
+  EXPECT_TRUE(journal_->peer_set().empty());
+}
+
+TEST_F(AgentTest, PeerChangesArriveAsDeltasAndNeverNameOurSubnet) {
+  start_holding();
+  store_.put_lease(peer("10.5.8.0/24", "10.250.0.8"));
+  ASSERT_TRUE(eventually([&] { return journal_->peer_set().count(IP4Net::parse("10.5.8.0/24")); }));
+  store_.remove_lease(IP4Net::parse("10.5.8.0/24"));
+  ASSERT_TRUE(eventually([&] { return journal_->peer_set().empty(); }));
+  EXPECT_EQ(journal_->read([](auto& j) { return j.syncs; }), 1u);  // deltas, not full syncs
+  EXPECT_GE(journal_->read([](auto& j) { return j.applies; }), 2u);
+  EXPECT_FALSE(journal_->read([](auto& j) { return j.saw_own_subnet; }));
+}
+
+TEST_F(AgentTest, ADeletedLeaseIsReacquiredWithTheSameSubnet) {
+  start_holding();
+  IP4Net mine = own();
+  store_.remove_lease(mine);
+  ASSERT_TRUE(eventually([&] { return acquisitions() == 2 && store_has_ours(mine) && agent_->ready(); }));
+  EXPECT_EQ(own(), mine);
+  EXPECT_EQ(metrics_.leases_lost.load(), 1u);
+}
+
+TEST_F(AgentTest, ALeaseTakenOverIsNotStolenBackAndTheSubnetFileFollows) {
+  start_holding();
+  IP4Net mine = own();
+  store_.put_lease(peer(mine.str().c_str(), "10.250.0.9"));
+  ASSERT_TRUE(eventually([&] { return acquisitions() == 2 && agent_->ready(); }));
+  IP4Net moved = own();
+  EXPECT_NE(moved, mine);
+  EXPECT_TRUE(store_has_ours(moved));
+  EXPECT_EQ(store_.lease(mine)->attrs.public_ip, IP4::parse("10.250.0.9"));  // still theirs
+  EXPECT_NE(subnet_file().find(subnet_line(moved)), std::string::npos);
+  // The other host's lease is now a peer.
+  ASSERT_TRUE(eventually([&] { return journal_->peer_set().count(mine) == 1; }));
+}
+
+TEST_F(AgentTest, ARenewalRefusedAsConflictReacquiresAndRenewsAgain) {
+  settings_.lease_ttl = 2s;
+  settings_.renew_margin = 1s;  // first renewal 1 s after the grant
+  store_.fail_next(Op::kRenew, Status::Error(StoreCode::kConflict, "replaced"));
+  start_holding();
+  IP4Net mine = own();
+  uint64_t first = store_.lease(mine)->revision;
+  ASSERT_TRUE(eventually([&] { return metrics_.leases_lost.load() == 1 && agent_->ready(); }, 4000ms));
+  // Re-acquiring found our own lease and renewed it (kExisting): same subnet, new revision.
+  ASSERT_TRUE(eventually([&] { return store_.lease(mine)->revision > first; }));
+  EXPECT_EQ(own(), mine);
+  EXPECT_TRUE(store_has_ours(mine));
+}
+
+TEST_F(AgentTest, ARenewalRetriesAfterATransportError) {
+  settings_.lease_ttl = 2s;
+  settings_.renew_margin = 1s;
+  store_.fail_next(Op::kRenew, Status::Error(StoreCode::kUnavailable, "connection refused"));
+  start_holding();
+  IP4Net mine = own();
+  uint64_t first = store_.lease(mine)->revision;
+  ASSERT_TRUE(eventually([&] { return metrics_.lease_renewals.load() >= 1; }, 4000ms));
+  EXPECT_GT(store_.lease(mine)->revision, first);
+  EXPECT_EQ(metrics_.leases_lost.load(), 0u);
+  EXPECT_GE(metrics_.lease_renewal_failures.load(), 1u);
+}
+
+TEST_F(AgentTest, LostHistoryResyncsPeersAndNoticesOurLeaseWentMissing) {
+  start_holding();
+  IP4Net mine = own();
+  store_.put_lease(peer("10.5.9.0/24", "10.250.0.9"), 3600s, /*seen=*/false);
+  store_.remove_lease(mine, /*seen=*/false);
+  store_.drop_history();
+  ASSERT_TRUE(eventually([&] { return journal_->peer_set().count(IP4Net::parse("10.5.9.0/24")) == 1; }));
+  ASSERT_TRUE(eventually([&] { return store_has_ours(mine) && agent_->ready(); }));
+  EXPECT_EQ(metrics_.watch_resyncs.load(), 1u);
+  EXPECT_EQ(metrics_.leases_lost.load(), 1u);
+  EXPECT_GE(journal_->read([](auto& j) { return j.syncs; }), 2u);
+}
+
+TEST_F(AgentTest, AStoreResetReRegistersTheSameSubnetAndLearnsLeasesWrittenAfterIt) {
+  store_.put_lease(peer("10.5.7.0/24", "10.250.0.7"));
+  start_holding();
+  IP4Net mine = own();
+  std::string env_before = subnet_file();
+  store_.wipe();
+  store_.put_lease(peer("10.5.11.0/24", "10.250.0.11"));  // written after the reset
+  ASSERT_TRUE(eventually([&] { return metrics_.store_resets.load() == 1 && agent_->ready() && store_has_ours(mine); }));
+  ASSERT_TRUE(eventually([&] { return journal_->peer_set() == std::set<IP4Net>{IP4Net::parse("10.5.11.0/24")}; }));
+  EXPECT_EQ(own(), mine);
+  EXPECT_EQ(subnet_file(), env_before);
+  EXPECT_EQ(metrics_.leases_lost.load(), 0u);
+}
+
+TEST_F(AgentTest, AStoreResetWithTheConfigGoneWaitsAndMovesIfOurSubnetWasTaken) {
+  start_holding();
+  IP4Net mine = own();
+  store_.wipe(/*keep_config=*/false);
+  ASSERT_TRUE(eventually([&] { return agent_->state() == AgentState::kWaitingForConfig; }));
+  EXPECT_FALSE(agent_->ready());
+  store_.put_lease(peer(mine.str().c_str(), "10.250.0.9"));  // another host got there first
+  store_.set_config(kConfig);
+  ASSERT_TRUE(eventually([&] { return agent_->ready() && acquisitions() == 2; }));
+  IP4Net moved = own();
+  EXPECT_NE(moved, mine);
+  EXPECT_TRUE(store_has_ours(moved));
+  EXPECT_NE(subnet_file().find(subnet_line(moved)), std::string::npos);
+  ASSERT_TRUE(eventually([&] { return journal_->peer_set() == std::set<IP4Net>{mine}; }));
+}
+
+TEST_F(AgentTest, AStoreResetWithAChangedNetworkMovesIntoIt) {
+  start_holding();
+  store_.wipe(/*keep_config=*/false);
+  store_.set_config(R"({"Network":"10.6.0.0/16","Backend":{"Type":"vxlan"}})");
+  ASSERT_TRUE(eventually([&] { return agent_->ready() && acquisitions() == 2; }));
+  EXPECT_TRUE(IP4Net::parse("10.6.0.0/16").contains(own()));
+  EXPECT_NE(subnet_file().find("FLANNEL_NETWORK=10.6.0.0/16\n"), std::string::npos) << subnet_file();
+}
+
+TEST_F(AgentTest, AResetReportedByTheLeaseCheckIsHandledLikeOneFromTheWatch) {
+  settings_.lease_check_interval = 30ms;
+  start_holding();
+  IP4Net mine = own();
+  store_.fail_next(Op::kGetLease, Status::Error(StoreCode::kStoreReset, "cluster id changed"));
+  ASSERT_TRUE(eventually([&] { return metrics_.store_resets.load() == 1 && agent_->ready(); }));
+  EXPECT_EQ(own(), mine);
+  EXPECT_TRUE(store_has_ours(mine));
+}
+
+TEST_F(AgentTest, TheLeaseCheckNoticesASilentLoss) {
+  settings_.lease_check_interval = 30ms;
+  start_holding();
+  IP4Net mine = own();
+  store_.remove_lease(mine, /*seen=*/false);
+  ASSERT_TRUE(eventually([&] { return store_has_ours(mine) && metrics_.leases_lost.load() == 1; }));
+  EXPECT_TRUE(eventually([&] { return agent_->ready(); }));
+  EXPECT_GE(store_.calls(Op::kGetLease), 1u);
+}
+
+TEST_F(AgentTest, WithoutTheLeaseCheckASilentLossGoesUnnoticed) {
+  start_holding();
+  IP4Net mine = own();
+  store_.remove_lease(mine, /*seen=*/false);
+  std::this_thread::sleep_for(150ms);  // proving an absence: nothing may happen in this time
+  EXPECT_EQ(store_.calls(Op::kGetLease), 0u);
+  EXPECT_FALSE(store_.lease(mine));
+}
+
+TEST_F(AgentTest, AFailedBackendApplyIsRepairedByAFullSync) {
+  start_holding();
+  journal_->fail_next_applies(1);
+  store_.put_lease(peer("10.5.12.0/24", "10.250.0.12"));
+  ASSERT_TRUE(eventually([&] { return journal_->peer_set().count(IP4Net::parse("10.5.12.0/24")) == 1; }));
+  EXPECT_EQ(journal_->read([](auto& j) { return j.syncs; }), 2u);
+}
+
+TEST_F(AgentTest, AWatchErrorIsRetriedAndEventsStillArrive) {
+  start_holding();
+  store_.fail_next(Op::kWatch, Status::Error(StoreCode::kUnavailable, "connection refused"));
+  store_.put_lease(peer("10.5.13.0/24", "10.250.0.13"));
+  ASSERT_TRUE(eventually([&] { return journal_->peer_set().count(IP4Net::parse("10.5.13.0/24")) == 1; }));
+  EXPECT_GE(metrics_.store_errors.load(), 1u);
+  EXPECT_TRUE(agent_->ready());
+}
+
+TEST_F(AgentTest, ConfigMissingThenWrittenIsPickedUp) {
+  store_.remove_config();
+  start();
+  ASSERT_TRUE(eventually([&] { return store_.calls(Op::kGetConfig) >= 2; }));
+  EXPECT_EQ(agent_->state(), AgentState::kWaitingForConfig);
+  EXPECT_FALSE(agent_->ready());
+  store_.set_config(kConfig);
+  ASSERT_TRUE(eventually([&] { return agent_->ready(); }));
+}
+
+TEST_F(AgentTest, StopsPromptlyWhileWaitingForConfigAndWhileHolding) {
+  store_.remove_config();
+  start();
+  ASSERT_TRUE(eventually([&] { return store_.calls(Op::kGetConfig) >= 1; }));
+  auto t0 = std::chrono::steady_clock::now();
+  stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 500ms);
+  EXPECT_EQ(rc_, 0);
+  EXPECT_EQ(agent_->state(), AgentState::kStopping);
+
+  store_.set_config(kConfig);
+  settings_.max_watch_wait = 30000ms;
+  start_holding();
+  t0 = std::chrono::steady_clock::now();
+  stop();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 500ms);
+  EXPECT_EQ(rc_, 0);
+  EXPECT_TRUE(store_has_ours(own()));  // never released on shutdown
+}
+
+TEST_F(AgentTest, AnUnknownBackendIsFatal) {
+  store_.set_config(R"({"Network":"10.5.0.0/16","Backend":{"Type":"ipsec"}})");
+  start();
+  thread_.join();
+  EXPECT_EQ(rc_, 1);
+  EXPECT_EQ(store_.calls(Op::kCreate), 0u);
+}
+
+}  // namespace
+}  // namespace flannel::testing
