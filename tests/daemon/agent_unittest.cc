@@ -51,7 +51,7 @@ bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds lim
   return true;
 }
 
-class AgentTest : public ::testing::Test {
+class AgentStateMachine : public ::testing::Test {
  protected:
   void SetUp() override {
     char tmpl[] = "/tmp/flannel-agent-test-XXXXXX";
@@ -123,7 +123,7 @@ class AgentTest : public ::testing::Test {
   int rc_ = -1;
 };
 
-TEST_F(AgentTest, AcquiresWritesSubnetFileAndSyncsThePeersThatExist) {
+TEST_F(AgentStateMachine, AcquiresWritesSubnetFileAndSyncsThePeersThatExist) {
   store_.put_lease(peer("10.5.7.0/24", "10.250.0.7"));
   start_holding();
   EXPECT_EQ(agent_->state(), AgentState::kHolding);
@@ -138,13 +138,13 @@ TEST_F(AgentTest, AcquiresWritesSubnetFileAndSyncsThePeersThatExist) {
   EXPECT_FALSE(journal_->read([](auto& j) { return j.saw_own_subnet; }));
 }
 
-TEST_F(AgentTest, SyncsAnEmptyPeerSetSoTheBackendCanRemoveStaleState) {
+TEST_F(AgentStateMachine, SyncsAnEmptyPeerSetSoTheBackendCanRemoveStaleState) {
   start_holding();
   EXPECT_EQ(journal_->read([](auto& j) { return j.syncs; }), 1u);
   EXPECT_TRUE(journal_->peer_set().empty());
 }
 
-TEST_F(AgentTest, PeerChangesArriveAsDeltasAndNeverNameOurSubnet) {
+TEST_F(AgentStateMachine, PeerChangesArriveAsDeltasAndNeverNameOurSubnet) {
   start_holding();
   store_.put_lease(peer("10.5.8.0/24", "10.250.0.8"));
   ASSERT_TRUE(eventually([&] { return journal_->peer_set().count(IP4Net::parse("10.5.8.0/24")); }));
@@ -155,7 +155,7 @@ TEST_F(AgentTest, PeerChangesArriveAsDeltasAndNeverNameOurSubnet) {
   EXPECT_FALSE(journal_->read([](auto& j) { return j.saw_own_subnet; }));
 }
 
-TEST_F(AgentTest, ADeletedLeaseIsReacquiredWithTheSameSubnet) {
+TEST_F(AgentStateMachine, ADeletedLeaseIsReacquiredWithTheSameSubnet) {
   start_holding();
   IP4Net mine = own();
   store_.remove_lease(mine);
@@ -164,7 +164,7 @@ TEST_F(AgentTest, ADeletedLeaseIsReacquiredWithTheSameSubnet) {
   EXPECT_EQ(metrics_.leases_lost.load(), 1u);
 }
 
-TEST_F(AgentTest, ALeaseTakenOverIsNotStolenBackAndTheSubnetFileFollows) {
+TEST_F(AgentStateMachine, ALeaseTakenOverIsNotStolenBackAndTheSubnetFileFollows) {
   start_holding();
   IP4Net mine = own();
   store_.put_lease(peer(mine.str().c_str(), "10.250.0.9"));
@@ -178,7 +178,7 @@ TEST_F(AgentTest, ALeaseTakenOverIsNotStolenBackAndTheSubnetFileFollows) {
   ASSERT_TRUE(eventually([&] { return journal_->peer_set().count(mine) == 1; }));
 }
 
-TEST_F(AgentTest, ARenewalRefusedAsConflictReacquiresAndRenewsAgain) {
+TEST_F(AgentStateMachine, ARenewalRefusedAsConflictReacquiresAndRenewsAgain) {
   settings_.lease_ttl = 2s;
   settings_.renew_margin = 1s;  // first renewal 1 s after the grant
   store_.fail_next(Op::kRenew, Status::Error(StoreCode::kConflict, "replaced"));
@@ -192,7 +192,7 @@ TEST_F(AgentTest, ARenewalRefusedAsConflictReacquiresAndRenewsAgain) {
   EXPECT_TRUE(store_has_ours(mine));
 }
 
-TEST_F(AgentTest, ARenewalRetriesAfterATransportError) {
+TEST_F(AgentStateMachine, ARenewalRetriesAfterATransportError) {
   settings_.lease_ttl = 2s;
   settings_.renew_margin = 1s;
   store_.fail_next(Op::kRenew, Status::Error(StoreCode::kUnavailable, "connection refused"));
@@ -205,7 +205,7 @@ TEST_F(AgentTest, ARenewalRetriesAfterATransportError) {
   EXPECT_GE(metrics_.lease_renewal_failures.load(), 1u);
 }
 
-TEST_F(AgentTest, LostHistoryResyncsPeersAndNoticesOurLeaseWentMissing) {
+TEST_F(AgentStateMachine, LostHistoryResyncsPeersAndNoticesOurLeaseWentMissing) {
   start_holding();
   IP4Net mine = own();
   store_.put_lease(peer("10.5.9.0/24", "10.250.0.9"), 3600s, /*seen=*/false);
@@ -218,7 +218,7 @@ TEST_F(AgentTest, LostHistoryResyncsPeersAndNoticesOurLeaseWentMissing) {
   EXPECT_GE(journal_->read([](auto& j) { return j.syncs; }), 2u);
 }
 
-TEST_F(AgentTest, AStoreResetReRegistersTheSameSubnetAndLearnsLeasesWrittenAfterIt) {
+TEST_F(AgentStateMachine, AStoreResetReRegistersTheSameSubnetAndLearnsLeasesWrittenAfterIt) {
   store_.put_lease(peer("10.5.7.0/24", "10.250.0.7"));
   start_holding();
   IP4Net mine = own();
@@ -232,7 +232,7 @@ TEST_F(AgentTest, AStoreResetReRegistersTheSameSubnetAndLearnsLeasesWrittenAfter
   EXPECT_EQ(metrics_.leases_lost.load(), 0u);
 }
 
-TEST_F(AgentTest, AStoreResetWithTheConfigGoneWaitsAndMovesIfOurSubnetWasTaken) {
+TEST_F(AgentStateMachine, AStoreResetWithTheConfigGoneWaitsAndMovesIfOurSubnetWasTaken) {
   start_holding();
   IP4Net mine = own();
   store_.wipe(/*keep_config=*/false);
@@ -248,7 +248,7 @@ TEST_F(AgentTest, AStoreResetWithTheConfigGoneWaitsAndMovesIfOurSubnetWasTaken) 
   ASSERT_TRUE(eventually([&] { return journal_->peer_set() == std::set<IP4Net>{mine}; }));
 }
 
-TEST_F(AgentTest, AStoreResetWithAChangedNetworkMovesIntoIt) {
+TEST_F(AgentStateMachine, AStoreResetWithAChangedNetworkMovesIntoIt) {
   start_holding();
   store_.wipe(/*keep_config=*/false);
   store_.set_config(R"({"Network":"10.6.0.0/16","Backend":{"Type":"vxlan"}})");
@@ -257,7 +257,7 @@ TEST_F(AgentTest, AStoreResetWithAChangedNetworkMovesIntoIt) {
   EXPECT_NE(subnet_file().find("FLANNEL_NETWORK=10.6.0.0/16\n"), std::string::npos) << subnet_file();
 }
 
-TEST_F(AgentTest, AResetReportedByTheLeaseCheckIsHandledLikeOneFromTheWatch) {
+TEST_F(AgentStateMachine, AResetReportedByTheLeaseCheckIsHandledLikeOneFromTheWatch) {
   settings_.lease_check_interval = 30ms;
   start_holding();
   IP4Net mine = own();
@@ -267,7 +267,7 @@ TEST_F(AgentTest, AResetReportedByTheLeaseCheckIsHandledLikeOneFromTheWatch) {
   EXPECT_TRUE(store_has_ours(mine));
 }
 
-TEST_F(AgentTest, TheLeaseCheckNoticesASilentLoss) {
+TEST_F(AgentStateMachine, TheLeaseCheckNoticesASilentLoss) {
   settings_.lease_check_interval = 30ms;
   start_holding();
   IP4Net mine = own();
@@ -277,7 +277,7 @@ TEST_F(AgentTest, TheLeaseCheckNoticesASilentLoss) {
   EXPECT_GE(store_.calls(Op::kGetLease), 1u);
 }
 
-TEST_F(AgentTest, WithoutTheLeaseCheckASilentLossGoesUnnoticed) {
+TEST_F(AgentStateMachine, WithoutTheLeaseCheckASilentLossGoesUnnoticed) {
   start_holding();
   IP4Net mine = own();
   store_.remove_lease(mine, /*seen=*/false);
@@ -286,7 +286,7 @@ TEST_F(AgentTest, WithoutTheLeaseCheckASilentLossGoesUnnoticed) {
   EXPECT_FALSE(store_.lease(mine));
 }
 
-TEST_F(AgentTest, AFailedBackendApplyIsRepairedByAFullSync) {
+TEST_F(AgentStateMachine, AFailedBackendApplyIsRepairedByAFullSync) {
   start_holding();
   journal_->fail_next_applies(1);
   store_.put_lease(peer("10.5.12.0/24", "10.250.0.12"));
@@ -294,7 +294,7 @@ TEST_F(AgentTest, AFailedBackendApplyIsRepairedByAFullSync) {
   EXPECT_EQ(journal_->read([](auto& j) { return j.syncs; }), 2u);
 }
 
-TEST_F(AgentTest, AWatchErrorIsRetriedAndEventsStillArrive) {
+TEST_F(AgentStateMachine, AWatchErrorIsRetriedAndEventsStillArrive) {
   start_holding();
   store_.fail_next(Op::kWatch, Status::Error(StoreCode::kUnavailable, "connection refused"));
   store_.put_lease(peer("10.5.13.0/24", "10.250.0.13"));
@@ -303,7 +303,7 @@ TEST_F(AgentTest, AWatchErrorIsRetriedAndEventsStillArrive) {
   EXPECT_TRUE(agent_->ready());
 }
 
-TEST_F(AgentTest, ConfigMissingThenWrittenIsPickedUp) {
+TEST_F(AgentStateMachine, ConfigMissingThenWrittenIsPickedUp) {
   store_.remove_config();
   start();
   ASSERT_TRUE(eventually([&] { return store_.calls(Op::kGetConfig) >= 2; }));
@@ -313,7 +313,7 @@ TEST_F(AgentTest, ConfigMissingThenWrittenIsPickedUp) {
   ASSERT_TRUE(eventually([&] { return agent_->ready(); }));
 }
 
-TEST_F(AgentTest, StopsPromptlyWhileWaitingForConfigAndWhileHolding) {
+TEST_F(AgentStateMachine, StopsPromptlyWhileWaitingForConfigAndWhileHolding) {
   store_.remove_config();
   start();
   ASSERT_TRUE(eventually([&] { return store_.calls(Op::kGetConfig) >= 1; }));
@@ -333,7 +333,7 @@ TEST_F(AgentTest, StopsPromptlyWhileWaitingForConfigAndWhileHolding) {
   EXPECT_TRUE(store_has_ours(own()));  // never released on shutdown
 }
 
-TEST_F(AgentTest, AnUnknownBackendIsFatal) {
+TEST_F(AgentStateMachine, AnUnknownBackendIsFatal) {
   store_.set_config(R"({"Network":"10.5.0.0/16","Backend":{"Type":"ipsec"}})");
   start();
   thread_.join();

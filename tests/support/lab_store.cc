@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include <filesystem>
 #include <stdexcept>
 
 namespace flannel::testing {
@@ -19,6 +20,10 @@ LabStore::LabStore(Kind kind, const Lab& lab, const std::string& dir, const std:
     return;
   }
   endpoint_ = "http://10.250.0.254:2379";
+  start_etcd();
+}
+
+void LabStore::start_etcd() {
   std::string data = dir_ + "/etcd-data";
   etcd_ = std::make_unique<Process>(Process::Spec{
       {"etcd", "--name=lab", "--data-dir=" + data, "--enable-v2=true",
@@ -35,6 +40,21 @@ LabStore::LabStore(Kind kind, const Lab& lab, const std::string& dir, const std:
   if (!up || !etcd_->running()) {
     throw std::runtime_error("etcd did not start in " + hub_ + ": " + etcd_->output());
   }
+}
+
+void LabStore::wipe_and_restart() {
+  std::error_code ec;
+  if (kind_ == Kind::kSqlite) {
+    for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
+      std::filesystem::remove(sqlite_path_ + suffix, ec);
+    }
+    return;
+  }
+  etcd_->signal(SIGTERM);
+  if (!etcd_->wait(std::chrono::seconds(5))) etcd_->signal(SIGKILL);
+  etcd_.reset();
+  std::filesystem::remove_all(dir_ + "/etcd-data", ec);
+  start_etcd();
 }
 
 LabStore::~LabStore() {

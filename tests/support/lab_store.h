@@ -36,6 +36,12 @@ class LabStore {
   // Runs `etcdctl --endpoints=... args...` with ETCDCTL_API=2 (kEtcd only).
   int etcdctl(const std::vector<std::string>& args, std::string* out = nullptr) const;
 
+  // The disaster the agents must heal from: every key is lost. etcd: stopped, its data dir
+  // deleted, started again on the same address (returns once it answers). SQLite: the file and
+  // its -wal/-shm companions unlinked (agents keep the old ones open); the next writer creates
+  // a new file at the path.
+  void wipe_and_restart();
+
  private:
   Kind kind_;
   std::string hub_;
@@ -43,6 +49,7 @@ class LabStore {
   std::string prefix_;
   std::string sqlite_path_;
   std::string endpoint_;
+  void start_etcd();
   std::unique_ptr<Process> etcd_;
 };
 
