@@ -30,6 +30,13 @@ double unix_seconds(const std::optional<Clock::time_point>& t) {
 
 bool due(const std::optional<Clock::time_point>& t) { return t && Clock::now() >= *t; }
 
+// The next deadline of a periodic duty, or none when its interval is 0.
+template <class Duration>
+std::optional<Clock::time_point> every(Duration interval) {
+  if (interval.count() <= 0) return std::nullopt;
+  return Clock::now() + duration_cast<Clock::duration>(interval);
+}
+
 }  // namespace
 
 const char* to_string(AgentState state) {
@@ -84,6 +91,8 @@ int Agent::run(std::stop_token stop) {
       NetRulesSettings{settings_.ip_masq, settings_.iptables_forward_rules, settings_.iptables_resync},
       previous);
 
+  next_backend_check_ = every(backend_->check_interval());
+  next_lease_check_ = every(settings_.lease_check_interval);
   set_state(AgentState::kAcquiring);
   if (!establish(previous.subnet, stop)) {
     set_state(AgentState::kStopping);
@@ -122,7 +131,12 @@ bool Agent::establish(std::optional<IP4Net> previous, std::stop_token stop) {
   }
   // The full peer set; until a list succeeds the watch cannot start either.
   for (Status s = resync(); !s.ok(); s = resync()) {
-    if (s.code == StoreCode::kStoreReset) continue;  // re-based: list the new store at once
+    if (s.code == StoreCode::kStoreReset) {
+      // The store lost its data right after our write: list the new one at once, and read our
+      // lease back first thing in kHolding (the reset is reported only once).
+      next_lease_check_ = Clock::now();
+      continue;
+    }
     if (!sleep_unless_stopped(stop, settings_.retry_pause)) return true;
   }
   return true;
@@ -200,13 +214,6 @@ void Agent::send_to_backend(const std::vector<PeerEvent>& batch) {
 
 void Agent::holding(std::stop_token stop) {
   const auto check_every = backend_->check_interval();
-  auto every = [](auto interval) -> std::optional<Clock::time_point> {
-    if (interval.count() <= 0) return std::nullopt;
-    return Clock::now() + duration_cast<Clock::duration>(interval);
-  };
-  next_backend_check_ = every(check_every);
-  next_lease_check_ = every(settings_.lease_check_interval);
-
   while (!stop.stop_requested()) {
     if (state() == AgentState::kLost) {  // a failed re-acquire (already logged): again shortly
       if (!sleep_unless_stopped(stop, settings_.retry_pause)) return;

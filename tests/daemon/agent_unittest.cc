@@ -267,6 +267,16 @@ TEST_F(AgentStateMachine, AResetReportedByTheLeaseCheckIsHandledLikeOneFromTheWa
   EXPECT_TRUE(store_has_ours(mine));
 }
 
+TEST_F(AgentStateMachine, AResetRightAfterOurWriteIsCaughtByAnImmediateLeaseCheck) {
+  store_.wipe_at(Op::kList, 1);  // the agent's first peer list, just after it created its lease
+  start_holding();
+  IP4Net mine = own();
+  // The periodic check is off (interval 0), yet the lease is read back once and re-created.
+  ASSERT_TRUE(eventually([&] { return store_has_ours(mine) && agent_->ready(); }));
+  EXPECT_EQ(store_.calls(Op::kGetLease), 1u);
+  EXPECT_EQ(metrics_.leases_lost.load(), 1u);
+}
+
 TEST_F(AgentStateMachine, TheLeaseCheckNoticesASilentLoss) {
   settings_.lease_check_interval = 30ms;
   start_holding();

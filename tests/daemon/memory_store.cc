@@ -4,6 +4,10 @@ namespace flannel::testing {
 
 std::optional<Status> MemoryStore::intercept(Op op) {
   calls_[op]++;
+  if (auto it = wipe_at_.find(op); it != wipe_at_.end() && it->second == calls_[op]) {
+    wipe_at_.erase(it);
+    wipe_locked(true);
+  }
   if (reset_pending_) {
     reset_pending_ = false;
     return Status::Error(StoreCode::kStoreReset, "memory store was wiped");
@@ -166,6 +170,15 @@ void MemoryStore::drop_history() {
 
 void MemoryStore::wipe(bool keep_config) {
   std::lock_guard lock(mu_);
+  wipe_locked(keep_config);
+}
+
+void MemoryStore::wipe_at(Op op, size_t skip) {
+  std::lock_guard lock(mu_);
+  wipe_at_[op] = calls_[op] + skip + 1;
+}
+
+void MemoryStore::wipe_locked(bool keep_config) {
   leases_.clear();
   history_.clear();
   if (!keep_config) config_.reset();

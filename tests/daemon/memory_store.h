@@ -48,6 +48,9 @@ class MemoryStore : public Store {
   void wipe(bool keep_config = true);
   // The next call of kind `op` returns `status` instead of running.
   void fail_next(Op op, Status status);
+  // Wipes the store (keeping the config) just before the (skip+1)-th call of kind `op` from now,
+  // which then reports kStoreReset: a reset at an exact step of the agent.
+  void wipe_at(Op op, size_t skip);
 
   std::optional<Lease> lease(const IP4Net& subnet) const;
   size_t calls(Op op) const;
@@ -66,7 +69,10 @@ class MemoryStore : public Store {
   uint64_t oldest_kept_ = 0;  // watch from below this -> kHistoryGone
   std::deque<LeaseEvent> history_;
   bool reset_pending_ = false;
+  void wipe_locked(bool keep_config);
+
   std::multimap<Op, Status> failures_;
+  std::map<Op, size_t> wipe_at_;  // op -> its calls_ count at which to wipe
   std::map<Op, size_t> calls_;
 };
 
