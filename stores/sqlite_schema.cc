@@ -1,6 +1,8 @@
 #include "stores/sqlite_schema.h"
 
 #include <chrono>
+#include <cstdio>
+#include <random>
 #include <set>
 #include <stdexcept>
 #include <thread>
@@ -91,7 +93,39 @@ void enable_wal(Db& db, const std::string& path) {
   }
 }
 
+// 128 random bits in hex: a store id that two files never share.
+std::string new_store_id() {
+  std::random_device rd;
+  char buf[33];
+  std::snprintf(buf, sizeof buf, "%08x%08x%08x%08x", rd(), rd(), rd(), rd());
+  return buf;
+}
+
+bool has_store_id(Db& db) {
+  auto q = db.query("SELECT 1 FROM flannel_meta WHERE key = 'store_id'");
+  return q.step();
+}
+
+void insert_store_id(Db& db) {
+  db.query("INSERT OR IGNORE INTO flannel_meta(key, value) VALUES('store_id', ?)")
+      .bind(1, new_store_id())
+      .run();
+}
+
 }  // namespace
+
+StoreIdentity read_identity(Db& db) {
+  StoreIdentity id;
+  auto q = db.query("SELECT key, value FROM flannel_meta WHERE key IN ('store_id', 'revision')");
+  while (q.step()) {
+    if (q.text(0) == "store_id") {
+      id.store_id = q.text(1);
+    } else {
+      id.revision = static_cast<uint64_t>(q.int64(1));
+    }
+  }
+  return id;
+}
 
 void configure_connection(Db& db) { db.exec("PRAGMA synchronous = NORMAL"); }
 
@@ -116,9 +150,16 @@ void prepare_schema(Db& db, const std::string& path, int supported_version) {
         db.query("INSERT INTO flannel_meta(key, value) VALUES('schema_version', ?)")
             .bind(1, int64_t{supported_version})
             .run();
+        insert_store_id(db);
       } else {
         verify(db, path, tables, supported_version);
       }
+      write.commit();
+    }
+    // 3. A file from before store ids: give it one (the write lock only when it is missing).
+    if (!has_store_id(db)) {
+      Txn write(db, Txn::Mode::kImmediate);
+      insert_store_id(db);
       write.commit();
     }
   } catch (const DbError& e) {

@@ -25,10 +25,23 @@
 // the stop token, so cancellation is immediate) and reads the events after its revision when
 // another connection committed. A blocked watch never holds a lock writers need.
 //
+// Store reset (store.h): the file at the path must stay the file we opened (device and inode),
+// with the store id we read (flannel_meta 'store_id', random, written at creation) and a revision
+// that never goes back. Every operation checks that first (one stat and one small read); a watch
+// checks when another connection committed and at least every 250 ms. On a mismatch the store
+// reopens the path (creating the file if it is gone, as open() does) and the call that noticed
+// returns kStoreReset; a watch running on the old file at that moment returns kHistoryGone. The
+// connections to the old file are closed without touching "<path>-wal"/"-shm", which by then may
+// belong to the new file. Replace a store file under running agents with rename(2), and remove
+// the old "<path>-wal" and "<path>-shm" at the same moment (a new file must not start with the
+// old file's WAL).
+//
 // Thread safety: as Store. Ordinary operations share one connection under a mutex; each
 // concurrent watch borrows its own connection from a small pool.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -69,7 +82,31 @@ class SqliteStore : public Store {
                            std::stop_token stop) override;
 
  private:
-  SqliteStore(const SqliteOptions& options, std::unique_ptr<sqlite::Db> db);
+  // What a connection was opened on: the file (device/inode of the path right after opening)
+  // and the store in it.
+  struct FileId {
+    uint64_t dev = 0, ino = 0;
+    bool operator==(const FileId&) const = default;
+  };
+  struct Opened {
+    std::unique_ptr<sqlite::Db> db;
+    FileId file;
+    std::string store_id;
+    uint64_t revision = 0;
+  };
+  // Opens (creating if missing) and prepares the file at options.path. Throws
+  // std::runtime_error as open() documents.
+  static Opened open_file(const SqliteOptions& options);
+  SqliteStore(const SqliteOptions& options, Opened opened);
+
+  // Store reset (sqlite_reset.cc). With mu_ held: kStoreReset (after reopening the path) when
+  // the path no longer holds the file and store db_ is on; Ok otherwise. Throws DbError.
+  Status check_reset_locked();
+  Status reopen_locked(const std::string& why);
+  // For a watch that started at `generation`: runs check_reset_locked() when mu_ is free (an
+  // operation holding it does the check itself), then kHistoryGone if the store was reset and
+  // reopened since (reported by another call of this object).
+  Status watch_check(uint64_t generation);
 
   // Runs `op` on the shared connection under the mutex, turning SQLite failures into a Status.
   template <class Op>
@@ -85,11 +122,16 @@ class SqliteStore : public Store {
 
   // Watch connections: borrowed for one watch_leases() call, returned afterwards.
   std::unique_ptr<sqlite::Db> take_watch_db();
-  void return_watch_db(std::unique_ptr<sqlite::Db> db);
+  // A connection taken before a reset (generation changed) is closed, not pooled.
+  void return_watch_db(std::unique_ptr<sqlite::Db> db, uint64_t generation);
 
   SqliteOptions options_;  // prefix normalized, history_limit >= 1
   std::mutex mu_;
   std::unique_ptr<sqlite::Db> db_;  // guarded by mu_
+  FileId file_;                     // guarded by mu_: the file db_ is on
+  std::string store_id_;            // guarded by mu_
+  uint64_t max_revision_ = 0;       // guarded by mu_: highest revision seen in this file
+  std::atomic<uint64_t> generation_{0};  // bumped by every reopen after a reset
   std::mutex pool_mu_;
   std::vector<std::unique_ptr<sqlite::Db>> watch_pool_;  // guarded by pool_mu_
 };
