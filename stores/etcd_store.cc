@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "stores/key_prefix.h"
+
 namespace flannel {
 
 using etcd::HttpRequest;
@@ -15,28 +17,6 @@ using etcd::HttpResponse;
 using nlohmann::json;
 
 namespace etcd {
-
-std::string clean_prefix(std::string_view prefix) {
-  std::vector<std::string_view> parts;
-  size_t start = 0;
-  while (start <= prefix.size()) {
-    size_t slash = prefix.find('/', start);
-    if (slash == std::string_view::npos) slash = prefix.size();
-    std::string_view seg = prefix.substr(start, slash - start);
-    if (seg == "..") {
-      if (!parts.empty()) parts.pop_back();
-    } else if (!seg.empty() && seg != ".") {
-      parts.push_back(seg);
-    }
-    start = slash + 1;
-  }
-  std::string out;
-  for (auto seg : parts) {
-    out += '/';
-    out += seg;
-  }
-  return out;
-}
 
 namespace {
 bool read_int(std::string_view s, size_t pos, size_t len, int* out) {
@@ -291,7 +271,7 @@ std::unique_ptr<EtcdStore> EtcdStore::open(const EtcdOptions& options) {
 
 EtcdStore::EtcdStore(const EtcdOptions& options)
     : http_(options),
-      prefix_(etcd::clean_prefix(options.prefix)),
+      prefix_(normalize_key_prefix(options.prefix)),
       config_key_(prefix_ + "/config"),
       subnets_dir_(prefix_ + "/subnets") {}
 

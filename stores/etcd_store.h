@@ -59,7 +59,8 @@ class EtcdStore : public Store {
   WatchResult watch_leases(uint64_t after_revision, std::chrono::milliseconds timeout,
                            std::stop_token stop) override;
 
-  // The normalised key prefix ("/coreos.com/network"; "" for the root), for tests and logs.
+  // The key prefix as normalize_key_prefix() spells it ("/coreos.com/network"; "" for the
+  // root), for tests and logs.
   const std::string& prefix() const { return prefix_; }
 
  private:
@@ -89,8 +90,6 @@ namespace etcd {
 // Parses an RFC 3339 timestamp as etcd writes node.expiration ("2019-01-02T15:04:05.123456789Z",
 // or with a "+01:00" offset). nullopt when it does not parse.
 std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_view text);
-// path.Join-like cleaning of a key prefix: "coreos.com//network/" -> "/coreos.com/network".
-std::string clean_prefix(std::string_view prefix);
 }  // namespace etcd
 
 }  // namespace flannel

@@ -7,6 +7,7 @@
 #include <optional>
 #include <stdexcept>
 
+#include "stores/key_prefix.h"
 #include "stores/sqlite_db.h"
 #include "stores/sqlite_schema.h"
 #include "stores/sqlite_store.h"
@@ -57,11 +58,12 @@ SqliteStore::Opened SqliteStore::open_file(const SqliteOptions& options) {
         o.file = {before->first, before->second};
         o.store_id = std::move(id.store_id);
         o.revision = id.revision;
+        o.prefix = sqlite::resolve_prefix(*o.db, normalize_key_prefix(options.prefix));
         return o;
       }
     } catch (const DbError& e) {
-      throw std::runtime_error("sqlite " + options.path + ": cannot read the store id (" +
-                               e.what() + ")");
+      throw std::runtime_error("sqlite " + options.path +
+                               ": cannot read the store id and prefixes (" + e.what() + ")");
     }
     o.db->keep_wal_on_close();
     if (attempt >= 10) {
@@ -90,8 +92,8 @@ Status SqliteStore::check_reset_locked() {
   if (!now) {
     why = "the file was deleted";
   } else if (FileId{now->first, now->second} != file_) {
-    why = "the path now holds another file (" + describe_file(now->first, now->second) +
-          ", was " + describe_file(file_.dev, file_.ino) + ")";
+    why = "the path now holds another file (" + describe_file(now->first, now->second) + ", was " +
+          describe_file(file_.dev, file_.ino) + ")";
   } else {
     sqlite::StoreIdentity id = sqlite::read_identity(*db_);
     if (id.store_id != store_id_) {
@@ -128,11 +130,11 @@ Status SqliteStore::reopen_locked(const std::string& why) {
     for (auto& db : watch_pool_) db->keep_wal_on_close();
     watch_pool_.clear();
   }
-  return Status::Error(StoreCode::kStoreReset,
-                       "sqlite " + options_.path + ": store reset: " + why +
-                           "; reopened the file at the path (store id " + store_id_ +
-                           ", revision " + std::to_string(max_revision_) +
-                           "); everything read before is void");
+  return Status::Error(StoreCode::kStoreReset, "sqlite " + options_.path + ": store reset: " + why +
+                                                   "; reopened the file at the path (store id " +
+                                                   store_id_ + ", revision " +
+                                                   std::to_string(max_revision_) +
+                                                   "); everything read before is void");
 }
 
 Status SqliteStore::watch_check(uint64_t generation) {

@@ -7,6 +7,8 @@
 #include <stdexcept>
 #include <thread>
 
+#include "stores/key_prefix.h"
+
 namespace flannel::sqlite {
 namespace {
 
@@ -125,6 +127,28 @@ StoreIdentity read_identity(Db& db) {
     }
   }
   return id;
+}
+
+std::string resolve_prefix(Db& db, const std::string& normalized) {
+  std::string with_config, with_leases;
+  bool normalized_used = false;
+  auto consider = [&](const std::string& spelling, std::string* first) {
+    if (normalize_key_prefix(spelling) != normalized) return;
+    if (spelling == normalized) normalized_used = true;
+    if (first->empty()) *first = spelling;
+  };
+  {
+    auto q = db.query("SELECT DISTINCT prefix FROM flannel_config ORDER BY prefix");
+    while (q.step()) consider(q.text(0), &with_config);
+  }
+  {
+    auto q = db.query("SELECT DISTINCT prefix FROM flannel_leases ORDER BY prefix");
+    while (q.step()) consider(q.text(0), &with_leases);
+  }
+  if (normalized_used) return normalized;
+  if (!with_config.empty()) return with_config;
+  if (!with_leases.empty()) return with_leases;
+  return normalized;
 }
 
 void configure_connection(Db& db) { db.exec("PRAGMA synchronous = NORMAL"); }

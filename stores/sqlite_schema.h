@@ -26,6 +26,14 @@ struct StoreIdentity {
 };
 StoreIdentity read_identity(Db& db);
 
+// The spelling of the key prefix `normalized` (normalize_key_prefix) to use in this file. Rows
+// are keyed by the prefix as written, and builds before the shared normaliser wrote it as given
+// ("coreos.com/network", "/coreos.com/network/"). So: `normalized` itself if the file holds any
+// config or lease under it or under no spelling of it; otherwise the one older spelling that
+// holds the config, else the first older spelling holding leases. Nothing is rewritten, so older
+// builds still running with that spelling keep sharing the rows. Outside any transaction.
+std::string resolve_prefix(Db& db, const std::string& normalized);
+
 // Per-connection settings every SqliteStore connection needs (synchronous=NORMAL under WAL:
 // a power cut may lose the last commits but never corrupts the file).
 void configure_connection(Db& db);

@@ -28,14 +28,6 @@ using sqlite::sweep_expired;
 using sqlite::try_sweep;
 using sqlite::Txn;
 
-namespace {
-
-std::string normalize_prefix(std::string prefix) {
-  while (prefix.size() > 1 && prefix.back() == '/') prefix.pop_back();
-  return prefix;
-}
-
-}  // namespace
 
 std::unique_ptr<SqliteStore> SqliteStore::open(const SqliteOptions& options) {
   return std::unique_ptr<SqliteStore>(new SqliteStore(options, open_file(options)));
@@ -47,7 +39,7 @@ SqliteStore::SqliteStore(const SqliteOptions& options, Opened opened)
       file_(opened.file),
       store_id_(std::move(opened.store_id)),
       max_revision_(opened.revision) {
-  options_.prefix = normalize_prefix(options_.prefix);
+  options_.prefix = std::move(opened.prefix);
   options_.history_limit = std::max<size_t>(options_.history_limit, 1);
 }
 

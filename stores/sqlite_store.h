@@ -5,7 +5,9 @@
 // compare-and-swap operations atomic across them.
 //
 // Layout of the file (schema version 1, recorded in flannel_meta and checked on open):
-//   flannel_meta(key, value)       'schema_version' -> 1, 'revision' -> the store revision
+//   flannel_meta(key, value)       'schema_version' -> 1, 'revision' -> the store revision,
+//                                  'store_id' -> 32 random hex digits, written at creation
+//                                  (or by the first open of an older file; no version change)
 //   flannel_config(prefix, value, revision)
 //   flannel_leases(prefix, subnet, value, expiration, revision)
 //       subnet "10.5.34.0-24"; value = encode_lease_attrs JSON, exactly what etcd would hold;
@@ -35,6 +37,11 @@
 // belong to the new file. Replace a store file under running agents with rename(2), and remove
 // the old "<path>-wal" and "<path>-shm" at the same moment (a new file must not start with the
 // old file's WAL).
+//
+// Prefix: normalize_key_prefix() (stores/key_prefix.h), so "coreos.com/network" and
+// "/coreos.com/network/" are one namespace as in etcd. Rows are keyed by the spelling; a file
+// written by an older build under another spelling of the same prefix keeps that spelling (see
+// sqlite::resolve_prefix), so its rows are found and older agents on it keep working.
 //
 // Thread safety: as Store. Ordinary operations share one connection under a mutex; each
 // concurrent watch borrows its own connection from a small pool.
@@ -93,6 +100,7 @@ class SqliteStore : public Store {
     FileId file;
     std::string store_id;
     uint64_t revision = 0;
+    std::string prefix;  // the spelling of the prefix in this file (sqlite::resolve_prefix)
   };
   // Opens (creating if missing) and prepares the file at options.path. Throws
   // std::runtime_error as open() documents.
@@ -125,7 +133,9 @@ class SqliteStore : public Store {
   // A connection taken before a reset (generation changed) is closed, not pooled.
   void return_watch_db(std::unique_ptr<sqlite::Db> db, uint64_t generation);
 
-  SqliteOptions options_;  // prefix normalized, history_limit >= 1
+  // prefix: as resolved at open (normalize_key_prefix, or an older spelling the file already
+  // uses; kept across a reopen after a reset); history_limit >= 1.
+  SqliteOptions options_;
   std::mutex mu_;
   std::unique_ptr<sqlite::Db> db_;  // guarded by mu_
   FileId file_;                     // guarded by mu_: the file db_ is on

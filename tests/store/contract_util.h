@@ -1,13 +1,13 @@
 // Helpers shared by the Store contract cases (store_contract_test.cc, store_reset_test.cc).
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <algorithm>
 #include <chrono>
 #include <functional>
 #include <stop_token>
 #include <vector>
-
-#include <gtest/gtest.h>
 
 #include "stores/store.h"
 

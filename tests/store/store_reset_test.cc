@@ -90,10 +90,11 @@ TEST_P(StoreContract, ResetWakesABlockedWatcher) {
   EXPECT_TRUE(ended.events.empty());
   const auto noticed = SteadyClock::time_point(SteadyClock::duration(ended_ns.load()));
   const auto latency = noticed > t_back ? noticed - t_back : SteadyClock::duration::zero();
-  std::printf("[ reset ] %s: wipe took %lld ms; watcher noticed the reset %lld ms after the store "
-              "was back\n",
-              GetParam().name.c_str(), static_cast<long long>(ms(t_back - t_wipe)),
-              static_cast<long long>(ms(latency)));
+  std::printf(
+      "[ reset ] %s: wipe took %lld ms; watcher noticed the reset %lld ms after the store "
+      "was back\n",
+      GetParam().name.c_str(), static_cast<long long>(ms(t_back - t_wipe)),
+      static_cast<long long>(ms(latency)));
   EXPECT_LT(latency, harness_->reset_notice_bound())
       << "reset noticed " << ms(latency) << " ms after the store came back";
 }
