@@ -114,17 +114,19 @@ int decode_udp_port(const std::string& backend_json) {
     if (json_util::iequals(m.key, "Port")) raw = m.value;
   }
   if (!raw) return port;
-  nlohmann::json v = nlohmann::json::parse(*raw);
-  if (v.is_null()) return port;
-  if (!v.is_number_integer()) {
-    config_error("Port must be an integer like 8285, got " + std::string(*raw));
+  using Kind = json_util::IntField::Kind;
+  json_util::IntField f = json_util::decode_int_field(*raw, 1, 65535);
+  switch (f.kind) {
+    case Kind::kNull:
+      return port;
+    case Kind::kNotInteger:
+      config_error("Port must be an integer like 8285, got " + std::string(*raw));
+    case Kind::kOutOfRange:
+      config_error("Port must be between 1 and 65535, got " + std::string(*raw));
+    case Kind::kOk:
+      break;
   }
-  // nlohmann keeps non-negative integers unsigned; a signed one is negative.
-  if (!v.is_number_unsigned() || v.get<uint64_t>() < 1 || v.get<uint64_t>() > 65535) {
-    config_error("Port must be between 1 and 65535, got " + std::string(*raw));
-  }
-  port = static_cast<int>(v.get<uint64_t>());
-  return port;
+  return static_cast<int>(f.value);
 }
 
 UdpBackend::~UdpBackend() {

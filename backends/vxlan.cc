@@ -40,17 +40,20 @@ std::string go_kind(const nlohmann::json& v, std::string_view raw) {
 
 // A Go int field: an integer literal (no fraction or exponent), null keeps the default.
 void decode_int(std::string_view raw, const char* field, int lo, int hi, int* out) {
-  nlohmann::json v = nlohmann::json::parse(raw);
-  if (v.is_null()) return;
-  if (!v.is_number_integer()) type_error(v, raw, field, "int");
-  long long n = v.is_number_unsigned() ? static_cast<long long>(std::min<uint64_t>(
-                                             v.get<uint64_t>(), uint64_t{1} << 62))
-                                       : v.get<long long>();
-  if (n < lo || n > hi) {
-    config_error(std::string(field) + " " + std::string(raw) + " is out of range (" +
-                 std::to_string(lo) + ".." + std::to_string(hi) + ")");
+  using Kind = json_util::IntField::Kind;
+  json_util::IntField f = json_util::decode_int_field(raw, lo, hi);
+  switch (f.kind) {
+    case Kind::kNull:
+      return;
+    case Kind::kNotInteger:
+      type_error(nlohmann::json::parse(raw), raw, field, "int");
+    case Kind::kOutOfRange:
+      config_error(std::string(field) + " " + std::string(raw) + " is out of range (" +
+                   std::to_string(lo) + ".." + std::to_string(hi) + ")");
+    case Kind::kOk:
+      *out = static_cast<int>(f.value);
+      return;
   }
-  *out = static_cast<int>(n);
 }
 
 void decode_bool(std::string_view raw, const char* field, bool* out) {

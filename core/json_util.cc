@@ -1,5 +1,6 @@
 #include "core/json_util.h"
 
+#include <algorithm>
 #include <cstdio>
 
 namespace flannel::json_util {
@@ -185,6 +186,27 @@ std::string describe(const nlohmann::json::parse_error& e) {
     if (close != std::string::npos) msg.erase(0, close + 2);
   }
   return msg + " (at byte " + std::to_string(e.byte) + ")";
+}
+
+IntField decode_int_field(std::string_view raw, int64_t lo, int64_t hi) {
+  IntField f;
+  nlohmann::json v = nlohmann::json::parse(raw);
+  if (v.is_null()) return f;
+  if (!v.is_number_integer()) {
+    f.kind = IntField::Kind::kNotInteger;
+    return f;
+  }
+  // nlohmann keeps non-negative integers unsigned; clamp huge ones so they stay out of range.
+  int64_t n = v.is_number_unsigned()
+                  ? static_cast<int64_t>(std::min<uint64_t>(v.get<uint64_t>(), uint64_t{1} << 62))
+                  : v.get<int64_t>();
+  if (n < lo || n > hi) {
+    f.kind = IntField::Kind::kOutOfRange;
+    return f;
+  }
+  f.kind = IntField::Kind::kOk;
+  f.value = n;
+  return f;
 }
 
 }  // namespace flannel::json_util

@@ -3,6 +3,7 @@
 // does (HTML-safe string escaping, compaction of raw messages). Pure functions, no I/O.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -34,6 +35,15 @@ std::string go_quote(std::string_view text);
 // Valid JSON `raw` with insignificant whitespace removed and < > & U+2028 U+2029 escaped, as Go
 // does when it marshals a json.RawMessage. With html=false only whitespace is removed.
 std::string compact(std::string_view raw, bool html = true);
+
+// The value of a Go int field of a backend config, from the raw JSON text of the member (valid
+// JSON): an integer literal within [lo, hi] (no fraction or exponent); null leaves the default.
+// Each backend words its own messages from `kind`.
+struct IntField {
+  enum class Kind { kNull, kNotInteger, kOutOfRange, kOk } kind = Kind::kNull;
+  int64_t value = 0;  // kOk only
+};
+IntField decode_int_field(std::string_view raw, int64_t lo, int64_t hi);
 
 // A user-facing description of an nlohmann parse error: the message without the library's
 // "[json.exception...]" tag, plus the byte offset, e.g. "syntax error ... (at byte 12)".

@@ -12,31 +12,6 @@ namespace {
 constexpr std::string_view kParseError = "parse error";
 constexpr std::string_view kRangeError = "value out of range";
 
-// Go's %q for the strings we quote in messages: printable ASCII as is, the rest escaped.
-std::string go_quote(std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"': out += "\\\""; break;
-      case '\\': out += "\\\\"; break;
-      case '\n': out += "\\n"; break;
-      case '\t': out += "\\t"; break;
-      case '\r': out += "\\r"; break;
-      default:
-        if (c < 0x20 || c == 0x7f) {
-          out += "\\x";
-          out += kHex[c >> 4];
-          out += kHex[c & 0xf];
-        } else {
-          out += static_cast<char>(c);  // printable ASCII and UTF-8 bytes pass through
-        }
-    }
-  }
-  out += '"';
-  return out;
-}
-
 }  // namespace
 
 struct FlagSet::Flag {
@@ -148,6 +123,31 @@ int parse_go_int(std::string_view text) {
   if (overflow || magnitude > limit) throw std::invalid_argument(std::string(kRangeError));
   return negative ? static_cast<int>(-static_cast<int64_t>(magnitude))
                   : static_cast<int>(magnitude);
+}
+
+// Go's %q for the strings we quote in messages: printable ASCII as is, the rest escaped.
+std::string go_quote(std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\t': out += "\\t"; break;
+      case '\r': out += "\\r"; break;
+      default:
+        if (c < 0x20 || c == 0x7f) {
+          out += "\\x";
+          out += kHex[c >> 4];
+          out += kHex[c & 0xf];
+        } else {
+          out += static_cast<char>(c);  // printable ASCII and UTF-8 bytes pass through
+        }
+    }
+  }
+  out += '"';
+  return out;
 }
 
 std::map<std::string, std::string> environment_map(const char* const* envp) {

@@ -144,4 +144,8 @@ int parse_go_int(std::string_view text);
 // The process environment as a map (for apply_env and parse_flanneld_options).
 std::map<std::string, std::string> environment_map(const char* const* envp);
 
+// Go's %q for the strings quoted in messages: printable ASCII and UTF-8 bytes as is, '"' and
+// '\\' escaped, control bytes as \n \t \r or \xNN. The one quoting helper of the daemon.
+std::string go_quote(std::string_view s);
+
 }  // namespace flannel

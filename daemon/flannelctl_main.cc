@@ -178,10 +178,7 @@ int cmd_reserve(Store& store, const std::vector<std::string>& a) {
 }
 
 int run(int argc, char** argv) {
-  std::map<std::string, std::string> env;
-  for (char** e = environ; e && *e; ++e)
-    if (const char* eq = std::strchr(*e, '='))
-      env.emplace(std::string(*e, static_cast<size_t>(eq - *e)), std::string(eq + 1));
+  const std::map<std::string, std::string> env = environment_map(environ);
 
   Options o;  // reuse flanneld's defaults for the store flags
   FlagSet flags("flannelctl");

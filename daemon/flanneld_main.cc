@@ -24,15 +24,6 @@ extern char** environ;
 namespace flannel {
 namespace {
 
-std::map<std::string, std::string> environment() {
-  std::map<std::string, std::string> env;
-  for (char** e = environ; e && *e; ++e) {
-    const char* eq = std::strchr(*e, '=');
-    if (eq) env.emplace(std::string(*e, static_cast<size_t>(eq - *e)), std::string(eq + 1));
-  }
-  return env;
-}
-
 sigset_t stop_signals() {
   sigset_t set;
   sigemptyset(&set);
@@ -72,7 +63,8 @@ int run(int argc, char** argv) {
   sigset_t signals = stop_signals();
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // inherited by every thread started later
   int code = 0;
-  auto opts = parse_flanneld_command_line(argc, argv, environment(), std::cerr, &code);
+  auto opts =
+      parse_flanneld_command_line(argc, argv, environment_map(environ), std::cerr, &code);
   if (!opts) return code;
   try {
     setup_logging(opts->log);

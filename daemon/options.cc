@@ -93,25 +93,15 @@ void declare_flags(FlagSet& fs, Options& o) {
                 "logs at or above this threshold go to stderr", validate_severity);
 }
 
-// Go's %q, enough for messages.
-std::string quote(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    out += c;
-  }
-  return out + "\"";
-}
-
 [[noreturn]] void fail(const Options& o, const std::string& flag, const std::string& value,
                        const std::string& why) {
   // Name the variable when the value came from the environment, so the user knows where to look.
   for (const auto& s : o.settings) {
     if (s.name == flag && s.source == FlagSource::kEnvironment) {
-      throw FlagError("invalid value " + quote(value) + " for " + s.env_var + ": " + why);
+      throw FlagError("invalid value " + go_quote(value) + " for " + s.env_var + ": " + why);
     }
   }
-  throw FlagError("invalid value " + quote(value) + " for flag -" + flag + ": " + why);
+  throw FlagError("invalid value " + go_quote(value) + " for flag -" + flag + ": " + why);
 }
 
 void validate_endpoint(const Options& o, const std::string& endpoint) {
@@ -125,16 +115,16 @@ void validate_endpoint(const Options& o, const std::string& endpoint) {
     rest = endpoint.substr(8);
   } else {
     fail(o, "etcd-endpoints", o.etcd_endpoints,
-         "endpoint " + quote(endpoint) + " does not start with http:// or https://" + why_suffix);
+         "endpoint " + go_quote(endpoint) + " does not start with http:// or https://" + why_suffix);
   }
   if (rest.empty() || rest[0] == '/' || rest[0] == ':') {
     fail(o, "etcd-endpoints", o.etcd_endpoints,
-         "endpoint " + quote(endpoint) + " has no host" + why_suffix);
+         "endpoint " + go_quote(endpoint) + " has no host" + why_suffix);
   }
   for (char c : endpoint) {
     if (c == ' ' || c == '\t' || c == '\n') {
       fail(o, "etcd-endpoints", o.etcd_endpoints,
-           "endpoint " + quote(endpoint) + " contains whitespace" + why_suffix);
+           "endpoint " + go_quote(endpoint) + " contains whitespace" + why_suffix);
     }
   }
 }
@@ -244,7 +234,7 @@ Options parse_flanneld_options(int argc, const char* const* argv,
     return o;
   }
   if (!parsed.args.empty()) {
-    std::string msg = "unexpected argument " + quote(parsed.args.front()) + " after the flags";
+    std::string msg = "unexpected argument " + go_quote(parsed.args.front()) + " after the flags";
     // The classic trap: "-ip-masq false" sets ip-masq and then stops at "false".
     const std::string& arg = parsed.args.front();
     bool looks_bool = arg == "true" || arg == "false" || arg == "1" || arg == "0" ||

@@ -64,6 +64,7 @@ class Attach {
 struct Sink {
   std::string body;
   std::optional<uint64_t> etcd_index;
+  std::string cluster_id;                             // X-Etcd-Cluster-Id
   std::optional<SteadyClock::time_point> headers_at;  // end of the last header block
   bool too_big = false;
 };
@@ -96,6 +97,7 @@ size_t on_header(char* data, size_t size, size_t n, void* user) {
   if (line.starts_with("HTTP/")) {
     // A new response (after a redirect or a 100 Continue): forget the previous one's headers.
     sink->etcd_index.reset();
+    sink->cluster_id.clear();
     sink->headers_at.reset();
     sink->body.clear();
   } else if (line == "\r\n" || line == "\n") {
@@ -106,6 +108,11 @@ size_t on_header(char* data, size_t size, size_t n, void* user) {
     uint64_t idx = 0;
     auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), idx);
     if (ec == std::errc() && p != v.data()) sink->etcd_index = idx;
+  } else if (starts_with_nocase(line, "X-Etcd-Cluster-Id:")) {
+    std::string_view v = line.substr(18);
+    while (!v.empty() && (v.front() == ' ' || v.front() == '\t')) v.remove_prefix(1);
+    while (!v.empty() && std::isspace(static_cast<unsigned char>(v.back()))) v.remove_suffix(1);
+    sink->cluster_id = std::string(v);
   }
   return size * n;
 }
@@ -175,6 +182,7 @@ struct HttpClient::Attempt {
   Sink sink;
   std::string error;          // kTransport: the problem, without the endpoint
   bool request_sent = false;  // kTransport: some bytes of the request went out
+  bool headers_rejected = false;  // kTimeout: req.reject_headers ended the long-poll
 };
 
 HttpClient::HttpClient(EtcdOptions options) : options_(std::move(options)) {
@@ -319,6 +327,7 @@ HttpClient::Attempt HttpClient::attempt(Conn& conn, const std::string& endpoint,
   std::stop_callback wake(stop, [m] { curl_multi_wakeup(m); });
 
   int running = 1;
+  bool headers_judged = false;
   for (;;) {
     CURLMcode mc = curl_multi_perform(m, &running);
     if (mc != CURLM_OK) {
@@ -327,6 +336,15 @@ HttpClient::Attempt HttpClient::attempt(Conn& conn, const std::string& endpoint,
       return a;
     }
     if (running == 0) break;
+    if (long_poll && req.reject_headers && a.sink.headers_at && !headers_judged) {
+      headers_judged = true;
+      if (req.reject_headers(a.sink.etcd_index, a.sink.cluster_id)) {
+        a.kind = Attempt::Kind::kTimeout;
+        a.headers_rejected = true;
+        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &a.status);
+        return a;
+      }
+    }
     if (stop.stop_requested()) {
       a.kind = Attempt::Kind::kCancelled;
       return a;
@@ -429,8 +447,10 @@ HttpResponse HttpClient::send(const HttpRequest& req, std::stop_token stop) {
         pinned_.compare_exchange_strong(expected, (idx + 1) % n, std::memory_order_relaxed);
       }
       resp.outcome = HttpResponse::Outcome::kTimeout;
+      resp.headers_rejected = a.headers_rejected;
       resp.status = a.status;  // headers of a long-poll that had not finished, if any
       resp.etcd_index = a.sink.etcd_index;
+      resp.cluster_id = std::move(a.sink.cluster_id);
       resp.headers_at = a.sink.headers_at;
       resp.body = std::move(a.sink.body);
       break;
@@ -441,6 +461,7 @@ HttpResponse HttpClient::send(const HttpRequest& req, std::stop_token stop) {
       resp.status = a.status;
       resp.body = std::move(a.sink.body);
       resp.etcd_index = a.sink.etcd_index;
+      resp.cluster_id = std::move(a.sink.cluster_id);
       break;
     }
     // A transport failure or a server error: note it, and decide whether another endpoint may

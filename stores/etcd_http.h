@@ -33,6 +33,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -53,6 +54,11 @@ struct HttpRequest {
   // Long-poll: the attempt deadline is this instead of request_timeout, and the request fails
   // over (it is a GET) but does not count as a dead endpoint when the deadline passes.
   std::optional<std::chrono::steady_clock::time_point> deadline;
+  // Long-poll only: called once when the response headers are complete, with X-Etcd-Index (if
+  // any) and X-Etcd-Cluster-Id ("" if absent). Returning true ends the poll at once with
+  // kTimeout and headers_rejected set, instead of waiting for the body (see etcd_reset.h).
+  std::function<bool(std::optional<uint64_t> index, const std::string& cluster_id)>
+      reject_headers;
 };
 
 struct HttpResponse {
@@ -67,8 +73,10 @@ struct HttpResponse {
   long status = 0;                     // HTTP status
   std::string body;                    // response body
   std::optional<uint64_t> etcd_index;  // X-Etcd-Index header, when present and numeric
+  std::string cluster_id;              // X-Etcd-Cluster-Id header, "" when absent
   // When the response headers were complete (kTimeout: the body may still be missing).
   std::optional<std::chrono::steady_clock::time_point> headers_at;
+  bool headers_rejected = false;  // kTimeout because reject_headers said so
   std::string endpoint;  // the endpoint that answered (or failed last)
   std::string error;     // kTransport: "etcd URL: problem" per endpoint, "; "
 };

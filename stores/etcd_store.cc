@@ -2,9 +2,13 @@
 
 #include <algorithm>
 #include <charconv>
+#include <condition_variable>
+#include <mutex>
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
+
+#include "stores/key_prefix.h"
 
 namespace flannel {
 
@@ -13,28 +17,6 @@ using etcd::HttpResponse;
 using nlohmann::json;
 
 namespace etcd {
-
-std::string clean_prefix(std::string_view prefix) {
-  std::vector<std::string_view> parts;
-  size_t start = 0;
-  while (start <= prefix.size()) {
-    size_t slash = prefix.find('/', start);
-    if (slash == std::string_view::npos) slash = prefix.size();
-    std::string_view seg = prefix.substr(start, slash - start);
-    if (seg == "..") {
-      if (!parts.empty()) parts.pop_back();
-    } else if (!seg.empty() && seg != ".") {
-      parts.push_back(seg);
-    }
-    start = slash + 1;
-  }
-  std::string out;
-  for (auto seg : parts) {
-    out += '/';
-    out += seg;
-  }
-  return out;
-}
 
 namespace {
 bool read_int(std::string_view s, size_t pos, size_t len, int* out) {
@@ -111,6 +93,8 @@ constexpr size_t kMaxBatch = 1024;
 // How long a long-poll must stay silent after its headers before its X-Etcd-Index is trusted as
 // "nothing happened up to here" (a replayed event follows the headers within microseconds).
 constexpr std::chrono::milliseconds kQuietProof{250};
+// How long a watch waits before polling again a member whose index is behind ours.
+constexpr std::chrono::milliseconds kLagPause{100};
 
 // etcd v2 error codes (etcd/error/error.go).
 constexpr int kEcodeKeyNotFound = 100;
@@ -287,7 +271,7 @@ std::unique_ptr<EtcdStore> EtcdStore::open(const EtcdOptions& options) {
 
 EtcdStore::EtcdStore(const EtcdOptions& options)
     : http_(options),
-      prefix_(etcd::clean_prefix(options.prefix)),
+      prefix_(normalize_key_prefix(options.prefix)),
       config_key_(prefix_ + "/config"),
       subnets_dir_(prefix_ + "/subnets") {}
 
@@ -308,11 +292,67 @@ std::string EtcdStore::lease_key(const IP4Net& subnet) const {
   return subnets_dir_ + "/" + subnet_key(subnet);
 }
 
-Status EtcdStore::get_config(std::string* out) {
+Status EtcdStore::quorum_read(etcd::Observation* out) {
   HttpRequest req;
   req.path = url_path(config_key_);
   req.query = "quorum=true&recursive=false&sorted=false";
   HttpResponse resp = http_.send(req);
+  if (resp.outcome != HttpResponse::Outcome::kOk) return transport_status(resp);
+  if (!resp.etcd_index) {
+    return Status::Error(StoreCode::kUnavailable, "etcd " + resp.endpoint + ": quorum read of " +
+                                                      config_key_ + " has no X-Etcd-Index");
+  }
+  *out = {resp.etcd_index, resp.cluster_id};
+  return Status::Ok();
+}
+
+Status EtcdStore::exchange(const HttpRequest& req, HttpResponse* resp, std::stop_token stop) {
+  using Verdict = etcd::ResetDetector::Verdict;
+  const etcd::ResetDetector::Ticket ticket = detector_.ticket();
+  if (req.deadline) {
+    // A long-poll's headers arrive at once, its body maybe never (a wiped etcd will not reach
+    // our waitIndex for a long time): judge the headers as soon as they are there.
+    HttpRequest poll = req;
+    poll.reject_headers = [this, &ticket, outer = req.reject_headers](
+                              std::optional<uint64_t> index, const std::string& cluster_id) {
+      return detector_.alarming(ticket, {index, cluster_id}) ||
+             (outer && outer(index, cluster_id));
+    };
+    *resp = http_.send(poll, stop);
+  } else {
+    *resp = http_.send(req, stop);
+  }
+  if (resp->outcome != HttpResponse::Outcome::kOk &&
+      resp->outcome != HttpResponse::Outcome::kTimeout) {
+    return Status::Ok();  // no answer, nothing to judge
+  }
+  std::string why;
+  Verdict verdict = detector_.observe(ticket, {resp->etcd_index, resp->cluster_id}, &why);
+  if (verdict == Verdict::kSuspect) {
+    etcd::Observation quorum;
+    if (Status s = quorum_read(&quorum); !s.ok()) {
+      s.message = "etcd " + resp->endpoint + " answered with index " +
+                  std::to_string(resp->etcd_index.value_or(0)) + ", below the " +
+                  std::to_string(ticket.highest) +
+                  " already seen, and the quorum read to tell a reset from a lagging member "
+                  "failed: " + s.message;
+      return s;
+    }
+    verdict = detector_.confirm(ticket, quorum, &why);
+  }
+  if (verdict == Verdict::kReset) {
+    return Status::Error(StoreCode::kStoreReset, "etcd " + resp->endpoint + ": store reset: " +
+                                                     why + "; everything read before is void");
+  }
+  return Status::Ok();
+}
+
+Status EtcdStore::get_config(std::string* out) {
+  HttpRequest req;
+  req.path = url_path(config_key_);
+  req.query = "quorum=true&recursive=false&sorted=false";
+  HttpResponse resp;
+  if (Status s = exchange(req, &resp); !s.ok()) return s;
   if (resp.outcome != HttpResponse::Outcome::kOk) return transport_status(resp);
   if (resp.status != 200) return error_status(resp, config_key_);
   json body;
@@ -332,7 +372,8 @@ Status EtcdStore::set_config(const std::string& value) {
   req.path = url_path(config_key_);
   req.form_body = "value=" + etcd::url_escape(value);
   // An unconditional PUT of the same value is idempotent: it may fail over freely.
-  HttpResponse resp = http_.send(req);
+  HttpResponse resp;
+  if (Status s = exchange(req, &resp); !s.ok()) return s;
   if (resp.outcome != HttpResponse::Outcome::kOk) return transport_status(resp);
   if (resp.status != 200 && resp.status != 201) return error_status(resp, config_key_);
   return Status::Ok();
@@ -342,7 +383,8 @@ Status EtcdStore::list_leases(LeaseList* out) {
   HttpRequest req;
   req.path = url_path(subnets_dir_);
   req.query = "quorum=true&recursive=true&sorted=false";
-  HttpResponse resp = http_.send(req);
+  HttpResponse resp;
+  if (Status s = exchange(req, &resp); !s.ok()) return s;
   if (resp.outcome != HttpResponse::Outcome::kOk) return transport_status(resp);
   LeaseList list;
   if (resp.status != 200) {
@@ -389,7 +431,8 @@ Status EtcdStore::get_lease(const IP4Net& subnet, Lease* out) {
   HttpRequest req;
   req.path = url_path(lease_key(subnet));
   req.query = "quorum=true&recursive=false&sorted=false";
-  HttpResponse resp = http_.send(req);
+  HttpResponse resp;
+  if (Status s = exchange(req, &resp); !s.ok()) return s;
   if (resp.outcome != HttpResponse::Outcome::kOk) return transport_status(resp);
   if (resp.status != 200) return error_status(resp, lease_key(subnet));
   json body;
@@ -413,7 +456,8 @@ Status EtcdStore::write_lease(const Lease& lease, std::chrono::seconds ttl,
   req.query = query;
   req.form_body = ttl_form(ttl, encode_lease_attrs(lease.attrs));
   req.one_shot = one_shot;
-  HttpResponse resp = http_.send(req);
+  HttpResponse resp;
+  if (Status s = exchange(req, &resp); !s.ok()) return s;
   if (resp.outcome != HttpResponse::Outcome::kOk) return transport_status(resp);
   if (resp.status != 200 && resp.status != 201) return error_status(resp, lease_key(lease.subnet));
   json body;
@@ -453,7 +497,8 @@ Status EtcdStore::delete_lease(const IP4Net& subnet, uint64_t expected_revision)
   req.path = url_path(lease_key(subnet));
   if (expected_revision != 0) req.query = "prevIndex=" + std::to_string(expected_revision);
   req.one_shot = true;
-  HttpResponse resp = http_.send(req);
+  HttpResponse resp;
+  if (Status s = exchange(req, &resp); !s.ok()) return s;
   if (resp.outcome != HttpResponse::Outcome::kOk) return transport_status(resp);
   if (resp.status != 200) return error_status(resp, lease_key(subnet));
   return Status::Ok();
@@ -471,8 +516,52 @@ WatchResult EtcdStore::watch_leases(uint64_t after_revision, std::chrono::millis
     req.path = url_path(subnets_dir_);
     req.query = "recursive=true&wait=true&waitIndex=" + std::to_string(result.revision + 1);
     req.deadline = draining ? std::min(deadline, SteadyClock::now() + kDrainWindow) : deadline;
-    HttpResponse resp = http_.send(req, stop);
+    req.reject_headers = [cursor = result.revision](std::optional<uint64_t> index,
+                                                    const std::string&) {
+      return index && *index < cursor;  // checked below
+    };
+    HttpResponse resp;
+    if (Status s = exchange(req, &resp, stop); !s.ok()) {
+      result.events.clear();  // a reset voids them; kUnavailable: re-read from the same cursor
+      result.revision = after_revision;
+      result.status = std::move(s);
+      return result;
+    }
+    if (!draining && resp.etcd_index && *resp.etcd_index < result.revision) {
+      // Our cursor is ahead of this member. A lagging member catches up and the poll goes on;
+      // a store that is behind by quorum lost the history our cursor came from (a reset that
+      // this Store object already reported through another call).
+      etcd::Observation quorum;
+      if (quorum_read(&quorum).ok() && quorum.index && *quorum.index < result.revision) {
+        result.status = Status::Error(
+            StoreCode::kHistoryGone,
+            "etcd " + resp.endpoint + ": revision " + std::to_string(result.revision) +
+                " is ahead of the etcd index " + std::to_string(*quorum.index) +
+                " (the store was reset); list the leases again");
+        return result;
+      }
+    }
 
+    if (resp.headers_rejected) {
+      // Suspicious headers that were neither a reset nor a stale cursor: a lagging member.
+      // Poll again after a pause (it catches up within moments).
+      if (draining) break;
+      std::mutex mu;
+      std::condition_variable_any cv;
+      std::unique_lock lock(mu);
+      cv.wait_for(lock, stop, std::min<SteadyClock::duration>(kLagPause, deadline - SteadyClock::now()),
+                  [] { return false; });
+      if (stop.stop_requested()) {
+        result.status = Status::Error(StoreCode::kCancelled, "watch cancelled");
+        return result;
+      }
+      if (SteadyClock::now() >= deadline) {
+        result.status = Status::Error(
+            StoreCode::kTimeout, "no lease change within " + std::to_string(timeout.count()) + " ms");
+        return result;
+      }
+      continue;
+    }
     if (draining && resp.outcome != HttpResponse::Outcome::kOk) {
       break;  // return the batch; a persistent problem shows up on the next call
     }

@@ -24,6 +24,10 @@
 //   (`10.5.34.0-24`); anything else is skipped with a warning in list and watch (v0.11's
 //   unanchored regex would accept "x10.5.34.0-24", which we could never renew or delete).
 //
+// Store reset (store.h): every answer's X-Etcd-Index and X-Etcd-Cluster-Id go through one
+// ResetDetector (stores/etcd_reset.h); a watch whose cursor is ahead of the etcd index by quorum
+// (a reset another call of this Store already reported) gets kHistoryGone.
+//
 // Transport, failover, TLS and timeouts: see stores/etcd_http.h. Thread-safe.
 #pragma once
 
@@ -31,6 +35,7 @@
 #include <string>
 
 #include "stores/etcd_http.h"
+#include "stores/etcd_reset.h"
 #include "stores/open_store.h"
 #include "stores/store.h"
 
@@ -54,7 +59,8 @@ class EtcdStore : public Store {
   WatchResult watch_leases(uint64_t after_revision, std::chrono::milliseconds timeout,
                            std::stop_token stop) override;
 
-  // The normalised key prefix ("/coreos.com/network"; "" for the root), for tests and logs.
+  // The key prefix as normalize_key_prefix() spells it ("/coreos.com/network"; "" for the
+  // root), for tests and logs.
   const std::string& prefix() const { return prefix_; }
 
  private:
@@ -65,7 +71,16 @@ class EtcdStore : public Store {
   Status write_lease(const Lease& lease, std::chrono::seconds ttl, const std::string& query,
                      bool one_shot, Lease* out);
 
+  // Every request goes through here: sends it, then judges the answer for a store reset
+  // (etcd_reset.h). kStoreReset when this answer reveals one; kUnavailable when a suspicious
+  // answer could not be confirmed; otherwise Ok and *resp is the answer, whatever its outcome.
+  Status exchange(const etcd::HttpRequest& req, etcd::HttpResponse* resp,
+                  std::stop_token stop = {});
+  // The X-Etcd-Index and cluster id of a quorum read (of the config key; a 404 answers too).
+  Status quorum_read(etcd::Observation* out);
+
   etcd::HttpClient http_;
+  etcd::ResetDetector detector_;
   std::string prefix_;       // path.Join-cleaned, leading '/', no trailing '/'
   std::string config_key_;   // prefix_ + "/config"
   std::string subnets_dir_;  // prefix_ + "/subnets"
@@ -75,8 +90,6 @@ namespace etcd {
 // Parses an RFC 3339 timestamp as etcd writes node.expiration ("2019-01-02T15:04:05.123456789Z",
 // or with a "+01:00" offset). nullopt when it does not parse.
 std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_view text);
-// path.Join-like cleaning of a key prefix: "coreos.com//network/" -> "/coreos.com/network".
-std::string clean_prefix(std::string_view prefix);
 }  // namespace etcd
 
 }  // namespace flannel

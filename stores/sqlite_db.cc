@@ -101,6 +101,11 @@ int Db::on_busy(void* self, int count) {
   return 1;
 }
 
+void Db::keep_wal_on_close() {
+  int on = 1;
+  sqlite3_file_control(db_, "main", SQLITE_FCNTL_PERSIST_WAL, &on);
+}
+
 Db::~Db() {
   cache_.clear();  // statements must be finalized before the connection closes
   sqlite3_close(db_);

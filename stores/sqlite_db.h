@@ -85,6 +85,11 @@ class Db {
   // The number of rows changed by the last INSERT/UPDATE/DELETE on this connection.
   int changes() const { return sqlite3_changes(db_); }
 
+  // Makes closing this connection leave the -wal and -shm files alone (SQLITE_FCNTL_PERSIST_WAL).
+  // For a connection whose file was deleted or replaced: closing it normally would checkpoint and
+  // then unlink "<path>-wal" by name, which by now belongs to the new file at the path.
+  void keep_wal_on_close();
+
   sqlite3* handle() const { return db_; }
   const std::string& path() const { return path_; }
 

@@ -129,7 +129,12 @@ std::optional<std::string> decode_row(const std::string& key, const std::string&
 EventBatch read_events(Db& db, const std::string& path, const std::string& prefix, uint64_t after) {
   EventBatch b;
   Txn txn(db, Txn::Mode::kRead);
-  b.revision = std::max(after, current_revision(db));
+  b.store_revision = current_revision(db);
+  if (b.store_revision < after) {
+    b.ahead = true;
+    return b;
+  }
+  b.revision = std::max(after, b.store_revision);
   if (b.revision > after) {
     auto q = db.query("SELECT MIN(revision) FROM flannel_events");
     q.step();

@@ -58,6 +58,8 @@ std::optional<std::string> decode_row(const std::string& key, const std::string&
 // What a watcher found after `after`, as of one snapshot (opens its own read transaction).
 struct EventBatch {
   bool gone = false;                       // the kept history no longer reaches back to `after`
+  bool ahead = false;                      // `after` is beyond the store's revision (a reset)
+  uint64_t store_revision = 0;             // the store's revision in the snapshot
   uint64_t revision = 0;                   // snapshot revision: everything up to here was examined
   std::vector<LeaseEvent> events;          // well-formed lease events of the prefix, in order
   std::vector<std::string> warnings;       // skipped malformed events

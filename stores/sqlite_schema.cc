@@ -1,9 +1,13 @@
 #include "stores/sqlite_schema.h"
 
 #include <chrono>
+#include <cstdio>
+#include <random>
 #include <set>
 #include <stdexcept>
 #include <thread>
+
+#include "stores/key_prefix.h"
 
 namespace flannel::sqlite {
 namespace {
@@ -91,7 +95,61 @@ void enable_wal(Db& db, const std::string& path) {
   }
 }
 
+// 128 random bits in hex: a store id that two files never share.
+std::string new_store_id() {
+  std::random_device rd;
+  char buf[33];
+  std::snprintf(buf, sizeof buf, "%08x%08x%08x%08x", rd(), rd(), rd(), rd());
+  return buf;
+}
+
+bool has_store_id(Db& db) {
+  auto q = db.query("SELECT 1 FROM flannel_meta WHERE key = 'store_id'");
+  return q.step();
+}
+
+void insert_store_id(Db& db) {
+  db.query("INSERT OR IGNORE INTO flannel_meta(key, value) VALUES('store_id', ?)")
+      .bind(1, new_store_id())
+      .run();
+}
+
 }  // namespace
+
+StoreIdentity read_identity(Db& db) {
+  StoreIdentity id;
+  auto q = db.query("SELECT key, value FROM flannel_meta WHERE key IN ('store_id', 'revision')");
+  while (q.step()) {
+    if (q.text(0) == "store_id") {
+      id.store_id = q.text(1);
+    } else {
+      id.revision = static_cast<uint64_t>(q.int64(1));
+    }
+  }
+  return id;
+}
+
+std::string resolve_prefix(Db& db, const std::string& normalized) {
+  std::string with_config, with_leases;
+  bool normalized_used = false;
+  auto consider = [&](const std::string& spelling, std::string* first) {
+    if (normalize_key_prefix(spelling) != normalized) return;
+    if (spelling == normalized) normalized_used = true;
+    if (first->empty()) *first = spelling;
+  };
+  {
+    auto q = db.query("SELECT DISTINCT prefix FROM flannel_config ORDER BY prefix");
+    while (q.step()) consider(q.text(0), &with_config);
+  }
+  {
+    auto q = db.query("SELECT DISTINCT prefix FROM flannel_leases ORDER BY prefix");
+    while (q.step()) consider(q.text(0), &with_leases);
+  }
+  if (normalized_used) return normalized;
+  if (!with_config.empty()) return with_config;
+  if (!with_leases.empty()) return with_leases;
+  return normalized;
+}
 
 void configure_connection(Db& db) { db.exec("PRAGMA synchronous = NORMAL"); }
 
@@ -116,9 +174,16 @@ void prepare_schema(Db& db, const std::string& path, int supported_version) {
         db.query("INSERT INTO flannel_meta(key, value) VALUES('schema_version', ?)")
             .bind(1, int64_t{supported_version})
             .run();
+        insert_store_id(db);
       } else {
         verify(db, path, tables, supported_version);
       }
+      write.commit();
+    }
+    // 3. A file from before store ids: give it one (the write lock only when it is missing).
+    if (!has_store_id(db)) {
+      Txn write(db, Txn::Mode::kImmediate);
+      insert_store_id(db);
       write.commit();
     }
   } catch (const DbError& e) {

@@ -28,38 +28,21 @@ using sqlite::sweep_expired;
 using sqlite::try_sweep;
 using sqlite::Txn;
 
-namespace {
-
-std::string normalize_prefix(std::string prefix) {
-  while (prefix.size() > 1 && prefix.back() == '/') prefix.pop_back();
-  return prefix;
-}
-
-}  // namespace
 
 std::unique_ptr<SqliteStore> SqliteStore::open(const SqliteOptions& options) {
-  if (options.path.empty()) {
-    throw std::runtime_error("sqlite: no database path given; use -store=sqlite:PATH");
-  }
-  std::unique_ptr<Db> db;
-  try {
-    db = std::make_unique<Db>(options.path, options.busy_timeout);
-  } catch (const DbError& e) {
-    throw std::runtime_error("sqlite " + options.path + ": cannot open database (" + e.what() +
-                             "); check that the directory exists and the file is readable "
-                             "and writable");
-  }
-  sqlite::prepare_schema(*db, options.path, kSchemaVersion);
-  return std::unique_ptr<SqliteStore>(new SqliteStore(options, std::move(db)));
+  return std::unique_ptr<SqliteStore>(new SqliteStore(options, open_file(options)));
 }
 
-SqliteStore::SqliteStore(const SqliteOptions& options, std::unique_ptr<Db> db)
-    : options_(options), db_(std::move(db)) {
-  options_.prefix = normalize_prefix(options_.prefix);
+SqliteStore::SqliteStore(const SqliteOptions& options, Opened opened)
+    : options_(options),
+      db_(std::move(opened.db)),
+      file_(opened.file),
+      store_id_(std::move(opened.store_id)),
+      max_revision_(opened.revision) {
+  options_.prefix = std::move(opened.prefix);
   options_.history_limit = std::max<size_t>(options_.history_limit, 1);
 }
 
-SqliteStore::~SqliteStore() = default;
 
 std::string SqliteStore::describe() const {
   std::string d = "sqlite " + options_.path;
@@ -84,6 +67,7 @@ template <class Op>
 Status SqliteStore::locked(Op&& op) {
   std::lock_guard lock(mu_);
   try {
+    if (Status s = check_reset_locked(); !s.ok()) return s;
     return op(*db_);
   } catch (const DbError& e) {
     return error_status(e.code(), e.what());

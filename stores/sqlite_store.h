@@ -5,7 +5,9 @@
 // compare-and-swap operations atomic across them.
 //
 // Layout of the file (schema version 1, recorded in flannel_meta and checked on open):
-//   flannel_meta(key, value)       'schema_version' -> 1, 'revision' -> the store revision
+//   flannel_meta(key, value)       'schema_version' -> 1, 'revision' -> the store revision,
+//                                  'store_id' -> 32 random hex digits, written at creation
+//                                  (or by the first open of an older file; no version change)
 //   flannel_config(prefix, value, revision)
 //   flannel_leases(prefix, subnet, value, expiration, revision)
 //       subnet "10.5.34.0-24"; value = encode_lease_attrs JSON, exactly what etcd would hold;
@@ -25,10 +27,28 @@
 // the stop token, so cancellation is immediate) and reads the events after its revision when
 // another connection committed. A blocked watch never holds a lock writers need.
 //
+// Store reset (store.h): the file at the path must stay the file we opened (device and inode),
+// with the store id we read (flannel_meta 'store_id', random, written at creation) and a revision
+// that never goes back. Every operation checks that first (one stat and one small read); a watch
+// checks when another connection committed and at least every 250 ms. On a mismatch the store
+// reopens the path (creating the file if it is gone, as open() does) and the call that noticed
+// returns kStoreReset; a watch running on the old file at that moment returns kHistoryGone. The
+// connections to the old file are closed without touching "<path>-wal"/"-shm", which by then may
+// belong to the new file. Replace a store file under running agents with rename(2), and remove
+// the old "<path>-wal" and "<path>-shm" at the same moment (a new file must not start with the
+// old file's WAL).
+//
+// Prefix: normalize_key_prefix() (stores/key_prefix.h), so "coreos.com/network" and
+// "/coreos.com/network/" are one namespace as in etcd. Rows are keyed by the spelling; a file
+// written by an older build under another spelling of the same prefix keeps that spelling (see
+// sqlite::resolve_prefix), so its rows are found and older agents on it keep working.
+//
 // Thread safety: as Store. Ordinary operations share one connection under a mutex; each
 // concurrent watch borrows its own connection from a small pool.
 #pragma once
 
+#include <atomic>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -69,7 +89,32 @@ class SqliteStore : public Store {
                            std::stop_token stop) override;
 
  private:
-  SqliteStore(const SqliteOptions& options, std::unique_ptr<sqlite::Db> db);
+  // What a connection was opened on: the file (device/inode of the path right after opening)
+  // and the store in it.
+  struct FileId {
+    uint64_t dev = 0, ino = 0;
+    bool operator==(const FileId&) const = default;
+  };
+  struct Opened {
+    std::unique_ptr<sqlite::Db> db;
+    FileId file;
+    std::string store_id;
+    uint64_t revision = 0;
+    std::string prefix;  // the spelling of the prefix in this file (sqlite::resolve_prefix)
+  };
+  // Opens (creating if missing) and prepares the file at options.path. Throws
+  // std::runtime_error as open() documents.
+  static Opened open_file(const SqliteOptions& options);
+  SqliteStore(const SqliteOptions& options, Opened opened);
+
+  // Store reset (sqlite_reset.cc). With mu_ held: kStoreReset (after reopening the path) when
+  // the path no longer holds the file and store db_ is on; Ok otherwise. Throws DbError.
+  Status check_reset_locked();
+  Status reopen_locked(const std::string& why);
+  // For a watch that started at `generation`: runs check_reset_locked() when mu_ is free (an
+  // operation holding it does the check itself), then kHistoryGone if the store was reset and
+  // reopened since (reported by another call of this object).
+  Status watch_check(uint64_t generation);
 
   // Runs `op` on the shared connection under the mutex, turning SQLite failures into a Status.
   template <class Op>
@@ -85,11 +130,18 @@ class SqliteStore : public Store {
 
   // Watch connections: borrowed for one watch_leases() call, returned afterwards.
   std::unique_ptr<sqlite::Db> take_watch_db();
-  void return_watch_db(std::unique_ptr<sqlite::Db> db);
+  // A connection taken before a reset (generation changed) is closed, not pooled.
+  void return_watch_db(std::unique_ptr<sqlite::Db> db, uint64_t generation);
 
-  SqliteOptions options_;  // prefix normalized, history_limit >= 1
+  // prefix: as resolved at open (normalize_key_prefix, or an older spelling the file already
+  // uses; kept across a reopen after a reset); history_limit >= 1.
+  SqliteOptions options_;
   std::mutex mu_;
   std::unique_ptr<sqlite::Db> db_;  // guarded by mu_
+  FileId file_;                     // guarded by mu_: the file db_ is on
+  std::string store_id_;            // guarded by mu_
+  uint64_t max_revision_ = 0;       // guarded by mu_: highest revision seen in this file
+  std::atomic<uint64_t> generation_{0};  // bumped by every reopen after a reset
   std::mutex pool_mu_;
   std::vector<std::unique_ptr<sqlite::Db>> watch_pool_;  // guarded by pool_mu_
 };

@@ -27,6 +27,9 @@ constexpr auto kWatchPoll = std::chrono::milliseconds(20);
 // leases itself, and the watcher simply tries again on its next poll.
 constexpr auto kWatchBusyTimeout = std::chrono::milliseconds(50);
 constexpr size_t kMaxPooledWatchDbs = 4;
+// How often a quiet watch checks that the file at the path is still its store (a stat and a
+// small read on the shared connection); it also checks whenever another connection committed.
+constexpr auto kFileCheckEvery = std::chrono::milliseconds(250);
 
 }  // namespace
 
@@ -44,8 +47,12 @@ std::unique_ptr<Db> SqliteStore::take_watch_db() {
   return db;
 }
 
-void SqliteStore::return_watch_db(std::unique_ptr<Db> db) {
+void SqliteStore::return_watch_db(std::unique_ptr<Db> db, uint64_t generation) {
   std::lock_guard lock(pool_mu_);
+  if (generation != generation_.load()) {
+    db->keep_wal_on_close();  // on the file before the reset
+    return;
+  }
   if (watch_pool_.size() < kMaxPooledWatchDbs) watch_pool_.push_back(std::move(db));
 }
 
@@ -55,6 +62,7 @@ WatchResult SqliteStore::watch_leases(uint64_t after_revision, std::chrono::mill
   WatchResult result;
   result.revision = after_revision;
 
+  const uint64_t generation = generation_.load();
   std::unique_ptr<Db> db;
   try {
     db = take_watch_db();
@@ -65,13 +73,15 @@ WatchResult SqliteStore::watch_leases(uint64_t after_revision, std::chrono::mill
   struct Return {
     SqliteStore* self;
     std::unique_ptr<Db>& db;
+    uint64_t generation;
     ~Return() {
-      if (db) self->return_watch_db(std::move(db));
+      if (db) self->return_watch_db(std::move(db), generation);
     }
-  } give_back{this, db};
+  } give_back{this, db, generation};
 
   std::optional<int64_t> seen_version, next_expiration;
   std::optional<Status> last_error;
+  auto last_file_check = std::chrono::steady_clock::time_point{};  // check on the first poll
   std::mutex sleep_mu;
   std::condition_variable_any sleep_cv;
   for (;;) {
@@ -81,6 +91,19 @@ WatchResult SqliteStore::watch_leases(uint64_t after_revision, std::chrono::mill
     }
     try {
       int64_t version = db->data_version();
+      const auto now = std::chrono::steady_clock::now();
+      if (!seen_version || version != *seen_version || now - last_file_check >= kFileCheckEvery) {
+        last_file_check = now;
+        Status s = watch_check(generation);
+        if (s.code == StoreCode::kUnavailable) {
+          last_error = s;  // reported if it lasts until the deadline
+        } else if (!s.ok()) {
+          result.revision = after_revision;
+          result.events.clear();
+          result.status = std::move(s);
+          return result;
+        }
+      }
       bool expiry_due = next_expiration && sqlite::now_ms() >= *next_expiration;
       if (!seen_version || version != *seen_version || expiry_due || last_error) {
         if (expiry_due) sqlite::sweep_if_due(*db, options_.history_limit, options_.prefix);
@@ -88,6 +111,14 @@ WatchResult SqliteStore::watch_leases(uint64_t after_revision, std::chrono::mill
         sqlite::EventBatch batch =
             sqlite::read_events(*db, options_.path, options_.prefix, result.revision);
         last_error.reset();
+        if (batch.ahead) {
+          result.status = Status::Error(
+              StoreCode::kHistoryGone,
+              "sqlite " + options_.path + ": revision " + std::to_string(result.revision) +
+                  " is ahead of the store's revision " + std::to_string(batch.store_revision) +
+                  " (the store was reset); list and resync");
+          return result;
+        }
         if (batch.gone) {
           result.status = Status::Error(
               StoreCode::kHistoryGone,

@@ -20,6 +20,9 @@ class EtcdHarness : public StoreHarness {
     return EtcdStore::open(server_.client_options(prefix_));
   }
   size_t history_limit() const override { return 1000; }  // etcd v2's fixed event history
+  // Wipes the process-wide etcd: the other tests' prefixes are gone already (each harness
+  // deletes its own), and later tests connect anew.
+  void wipe_and_restart() override { server_.wipe_and_restart(); }
 
  private:
   EtcdServer& server_;

@@ -29,7 +29,10 @@ struct Recorded {
 struct Canned {
   int status = 200;
   std::string body;
-  std::string etcd_index = "10";
+  // Never below an index the fake hands out in an event (12): a real etcd's X-Etcd-Index does
+  // not go below what it already answered, and a lower one is a store reset to EtcdStore.
+  std::string etcd_index = "12";
+  std::string cluster_id{};  // X-Etcd-Cluster-Id, not sent when empty
 };
 
 // Serves one connection at a time, one request per connection (Connection: close).
@@ -104,6 +107,7 @@ class RecordingServer {
     Canned out = handler_(r);
     std::string resp = "HTTP/1.1 " + std::to_string(out.status) + " X\r\n" +
                        "Content-Type: application/json\r\nX-Etcd-Index: " + out.etcd_index +
+                       (out.cluster_id.empty() ? "" : "\r\nX-Etcd-Cluster-Id: " + out.cluster_id) +
                        "\r\nContent-Length: " + std::to_string(out.body.size()) +
                        "\r\nConnection: close\r\n\r\n" + out.body;
     (void)!::write(c, resp.data(), resp.size());
@@ -187,7 +191,7 @@ TEST(EtcdWire, RequestsAreTheOnesFlannelSends) {
   ASSERT_TRUE(store->get_config(&cfg).ok());
   LeaseList list;
   ASSERT_TRUE(store->list_leases(&list).ok());
-  EXPECT_EQ(list.revision, 10u);  // X-Etcd-Index
+  EXPECT_EQ(list.revision, 12u);  // X-Etcd-Index
   Lease got;
   ASSERT_TRUE(store->get_lease(lease.subnet, &got).ok());
   EXPECT_EQ(got.revision, 7u);
@@ -299,6 +303,78 @@ TEST(EtcdWire, EventIndexClearedIsHistoryGone) {
   WatchResult w = store->watch_leases(4, std::chrono::seconds(2), {});
   EXPECT_EQ(w.status.code, StoreCode::kHistoryGone) << w.status.message;
   EXPECT_EQ(w.revision, 4u);
+}
+
+}  // namespace
+}  // namespace flannel::testing
+
+namespace flannel::testing {
+namespace {
+
+// A 404 for the config, carrying the given headers.
+Canned config_404(const std::string& index, const std::string& cluster) {
+  return Canned{404, R"({"errorCode":100,"message":"Key not found","index":)" + index + "}",
+                index, cluster};
+}
+
+TEST(EtcdWire, ChangedClusterIdIsAResetReportedOnce) {
+  std::atomic<int> calls{0};
+  RecordingServer server([&](const Recorded&) {
+    return config_404("12", calls++ < 2 ? "aaaa" : "bbbb");
+  });
+  EtcdOptions o;
+  o.endpoints = {server.url()};
+  auto store = EtcdStore::open(o);
+  std::string cfg;
+  EXPECT_EQ(store->get_config(&cfg).code, StoreCode::kNotFound);
+  EXPECT_EQ(store->get_config(&cfg).code, StoreCode::kNotFound);
+  Status s = store->get_config(&cfg);
+  EXPECT_EQ(s.code, StoreCode::kStoreReset) << s.message;
+  EXPECT_NE(s.message.find("cluster id changed from aaaa to bbbb"), std::string::npos) << s.message;
+  EXPECT_EQ(store->get_config(&cfg).code, StoreCode::kNotFound);  // re-based: once only
+  EXPECT_EQ(server.requests().size(), 4u);  // no quorum read needed for a new cluster id
+}
+
+// A watch served by a member that lags behind (after a failover) answers with a lower index;
+// the quorum read shows the cluster did not go back, so it is no reset.
+TEST(EtcdWire, LaggingMemberIsNotAReset) {
+  RecordingServer server([&](const Recorded& r) {
+    if (r.target.find("wait=true") != std::string::npos) {
+      Canned c = answer(r);  // an event at index 12
+      c.etcd_index = "12";  // behind the 20 seen before
+      return c;
+    }
+    return config_404("20", "");
+  });
+  EtcdOptions o;
+  o.endpoints = {server.url()};
+  auto store = EtcdStore::open(o);
+  std::string cfg;
+  EXPECT_EQ(store->get_config(&cfg).code, StoreCode::kNotFound);  // index 20 seen
+  WatchResult w = store->watch_leases(11, std::chrono::seconds(2), {});
+  ASSERT_TRUE(w.status.ok()) << w.status.message;
+  EXPECT_EQ(w.events.size(), 1u);
+  auto reqs = server.requests();
+  ASSERT_EQ(reqs.size(), 3u);  // config, watch, the quorum read that confirmed no reset
+  EXPECT_EQ(reqs[2].target,
+            "/v2/keys/coreos.com/network/config?quorum=true&recursive=false&sorted=false");
+  EXPECT_EQ(store->get_config(&cfg).code, StoreCode::kNotFound);
+}
+
+TEST(EtcdWire, IndexGoingBackConfirmedByQuorumIsAReset) {
+  std::atomic<int> calls{0};
+  RecordingServer server(
+      [&](const Recorded&) { return config_404(calls++ < 1 ? "20" : "3", ""); });
+  EtcdOptions o;
+  o.endpoints = {server.url()};
+  auto store = EtcdStore::open(o);
+  std::string cfg;
+  EXPECT_EQ(store->get_config(&cfg).code, StoreCode::kNotFound);
+  Status s = store->get_config(&cfg);
+  EXPECT_EQ(s.code, StoreCode::kStoreReset) << s.message;
+  EXPECT_NE(s.message.find("went back from 20 to 3"), std::string::npos) << s.message;
+  EXPECT_EQ(server.requests().size(), 3u);  // the answer and its quorum confirmation
+  EXPECT_EQ(store->get_config(&cfg).code, StoreCode::kNotFound);
 }
 
 }  // namespace

@@ -27,6 +27,15 @@ SqliteHarness::SqliteHarness(size_t history_limit) {
   options_.history_limit = history_limit;
 }
 
+void SqliteHarness::wipe_and_restart() {
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    std::error_code ec;
+    std::filesystem::remove(options_.path + suffix, ec);
+    if (ec) throw std::system_error(ec, "remove " + options_.path + suffix);
+  }
+  open();  // creates the new, empty store file
+}
+
 INSTANTIATE_TEST_SUITE_P(Sqlite, StoreContract,
                          ::testing::Values(ContractParam{
                              "Sqlite", [] { return std::make_unique<SqliteHarness>(); }}),

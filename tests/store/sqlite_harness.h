@@ -30,6 +30,12 @@ class SqliteHarness : public StoreHarness {
   explicit SqliteHarness(size_t history_limit = 1000);
   std::unique_ptr<Store> connect() override { return open(); }
   size_t history_limit() const override { return options_.history_limit; }
+  // Deletes the file (with its -wal and -shm, as an operator would: `rm store.db*`) and lets a
+  // new connection create it anew.
+  void wipe_and_restart() override;
+  std::chrono::milliseconds reset_notice_bound() const override {
+    return std::chrono::milliseconds(1000);
+  }
 
   std::unique_ptr<SqliteStore> open() { return SqliteStore::open(options_); }
   const SqliteOptions& options() const { return options_; }

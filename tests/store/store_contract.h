@@ -5,6 +5,7 @@
 //   INSTANTIATE_TEST_SUITE_P(Sqlite, StoreContract, ::testing::Values(ContractParam{...}));
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <ostream>
@@ -32,6 +33,12 @@ class StoreHarness {
   // create it anew). Connections made before keep their Store objects; the contract says they
   // report kStoreReset once and then work against the new store.
   virtual void wipe_and_restart() { ADD_FAILURE() << "this harness cannot wipe its store"; }
+  // How soon after wipe_and_restart() returns a watcher blocked in watch_leases must get
+  // kStoreReset (etcd: the poll retried after the outage plus one quorum read; SQLite: the
+  // watch's file check runs every ~250 ms).
+  virtual std::chrono::milliseconds reset_notice_bound() const {
+    return std::chrono::milliseconds(2000);
+  }
 };
 
 struct ContractParam {

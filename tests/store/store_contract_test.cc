@@ -2,6 +2,7 @@
 // store_contract.h). Each case is written so that a store that breaks the promise fails it.
 // Cross-connection cases use two Store objects from harness_->connect(), as two hosts would.
 #include "tests/store/store_contract.h"
+#include "tests/store/contract_util.h"
 
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -26,35 +27,6 @@ namespace {
 using namespace std::chrono_literals;
 using SteadyClock = std::chrono::steady_clock;
 
-::testing::AssertionResult IsOk(const Status& s) {
-  if (s.ok()) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << to_string(s.code) << ": " << s.message;
-}
-
-::testing::AssertionResult HasCode(const Status& s, StoreCode want) {
-  if (s.code == want) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure()
-         << "expected " << to_string(want) << ", got " << to_string(s.code) << ": " << s.message;
-}
-
-Lease make_lease(const char* subnet, const char* public_ip, const char* type = "",
-                 const char* data = "") {
-  Lease l;
-  l.subnet = IP4Net::parse(subnet);
-  l.attrs.public_ip = IP4::parse(public_ip);
-  l.attrs.backend_type = type;
-  l.attrs.backend_data = data;
-  return l;
-}
-
-// The n-th /24 under 10.128.0.0/9, for tests that need many distinct subnets.
-IP4Net nth_subnet(uint32_t n) {
-  IP4Net net;
-  net.ip.value = (10u << 24) | (128u << 16) | (n << 8);
-  net.prefix = 24;
-  return net;
-}
-
 // Checks that `t` is within `slack` of `want`.
 ::testing::AssertionResult Near(std::optional<Clock::time_point> t, Clock::time_point want,
                                 std::chrono::seconds slack) {
@@ -64,50 +36,6 @@ IP4Net nth_subnet(uint32_t n) {
     return ::testing::AssertionFailure() << "expiration off by " << diff.count() << " ms";
   }
   return ::testing::AssertionSuccess();
-}
-
-// Watches from *revision, appending events, until done(events) holds, `limit` passes or `stop`
-// fires. Timeouts are retried; any other non-ok status is a test failure. Advances *revision.
-std::vector<LeaseEvent> watch_until(Store& store, uint64_t* revision,
-                                    const std::function<bool(const std::vector<LeaseEvent>&)>& done,
-                                    std::chrono::milliseconds limit,
-                                    std::stop_token stop = std::stop_token{}) {
-  std::vector<LeaseEvent> events;
-  const auto deadline = SteadyClock::now() + limit;
-  while (!done(events)) {
-    auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
-    if (left <= 0ms) {
-      ADD_FAILURE() << "watch: condition not met within " << limit.count() << " ms ("
-                    << events.size() << " events seen)";
-      break;
-    }
-    WatchResult r =
-        store.watch_leases(*revision, std::min<std::chrono::milliseconds>(left, 2s), stop);
-    if (r.status.code == StoreCode::kCancelled && stop.stop_requested()) break;
-    if (r.status.code == StoreCode::kTimeout) {
-      EXPECT_GE(r.revision, *revision);
-      *revision = std::max(*revision, r.revision);
-      continue;
-    }
-    if (!r.status.ok()) {
-      ADD_FAILURE() << "watch from " << *revision << ": " << to_string(r.status.code) << ": "
-                    << r.status.message;
-      break;
-    }
-    EXPECT_FALSE(r.events.empty()) << "kOk watch result with no events";
-    EXPECT_GT(r.revision, *revision) << "watch returned events but did not advance";
-    for (auto& e : r.events) events.push_back(std::move(e));
-    *revision = r.revision;
-  }
-  return events;
-}
-
-const Lease* find_lease(const LeaseList& list, const IP4Net& subnet) {
-  for (const auto& l : list.leases) {
-    if (l.subnet == subnet) return &l;
-  }
-  return nullptr;
 }
 
 TEST_P(StoreContract, ConfigRoundTrip) {
@@ -355,6 +283,18 @@ TEST_P(StoreContract, WatchSeesRapidWritesInOrder) {
         *watcher, &rev, [](const std::vector<LeaseEvent>& evs) { return evs.size() >= 1000; }, 120s,
         stop);
   });
+  // A third connection reads all along: a busy store that was not reset never reports a reset.
+  auto reader = harness_->connect();
+  std::atomic<int> resets{0}, reads{0};
+  std::jthread read([&](std::stop_token stop) {
+    while (!stop.stop_requested()) {
+      LeaseList l;
+      std::string json;
+      if (reader->list_leases(&l).code == StoreCode::kStoreReset) ++resets;
+      if (reader->get_config(&json).code == StoreCode::kStoreReset) ++resets;
+      ++reads;
+    }
+  });
   std::vector<Lease> leases(400);
   for (uint32_t i = 0; i < 400; ++i) {
     Lease l = make_lease("10.128.0.0/24", "192.168.1.1");
@@ -372,6 +312,10 @@ TEST_P(StoreContract, WatchSeesRapidWritesInOrder) {
     expected.push_back({LeaseEventType::kRemoved, nth_subnet(i), 0});
   }
   watch.join();
+  read.request_stop();
+  read.join();
+  EXPECT_EQ(resets.load(), 0) << "a store that was not reset reported a reset";
+  EXPECT_GT(reads.load(), 0);
 
   ASSERT_EQ(seen.size(), expected.size());
   uint64_t last = start.revision;

@@ -237,12 +237,24 @@ void EtcdServer::make_certs() {
 }
 
 void EtcdServer::start_once() {
-  const int client_port = free_port();
-  int peer_port = free_port();
-  while (peer_port == client_port) peer_port = free_port();
+  client_port_ = free_port();
+  peer_port_ = free_port();
+  while (peer_port_ == client_port_) peer_port_ = free_port();
+  launch();
+}
+
+void EtcdServer::wipe_and_restart() {
+  stop();
+  std::error_code ec;
+  fs::remove_all(dir_ + "/data", ec);
+  if (ec) throw std::runtime_error("cannot delete " + dir_ + "/data: " + ec.message());
+  launch();
+}
+
+void EtcdServer::launch() {
   const std::string scheme = options_.tls ? "https" : "http";
-  endpoint_ = scheme + "://127.0.0.1:" + std::to_string(client_port);
-  const std::string peer = "http://127.0.0.1:" + std::to_string(peer_port);
+  endpoint_ = scheme + "://127.0.0.1:" + std::to_string(client_port_);
+  const std::string peer = "http://127.0.0.1:" + std::to_string(peer_port_);
 
   std::vector<std::string> argv = {
       "etcd",

@@ -78,11 +78,18 @@ class EtcdServer {
   // Stops etcd now (the destructor does it otherwise). Further requests fail to connect.
   void stop();
 
+  // Simulates a lost data dir: stops etcd, deletes its data dir and starts a fresh etcd on the
+  // same client and peer ports (same TLS mode), returning once it answers. The new etcd has the
+  // same cluster id (same member name and peer URL) and starts again at a low X-Etcd-Index.
+  // Throws std::runtime_error if it does not come up.
+  void wipe_and_restart();
+
   // A 127.0.0.1 TCP port that was free a moment ago (bound to port 0 and released).
   static int free_port();
 
  private:
-  void start_once();
+  void start_once();  // picks free ports, then launch()
+  void launch();      // starts etcd on client_port_/peer_port_ and waits until it answers
   bool wait_ready(std::chrono::steady_clock::time_point deadline, std::string* why);
   void make_certs();
   std::string log_tail() const;
@@ -91,6 +98,7 @@ class EtcdServer {
   std::string dir_;  // temp dir: data, log, certs
   std::string endpoint_;
   std::string ca_file_, client_cert_, client_key_, server_cert_, server_key_;
+  int client_port_ = 0, peer_port_ = 0;
   pid_t pid_ = -1;
 };
 

@@ -51,3 +51,20 @@ TEST(JsonUtil, DescribeGivesByteOffset) {
 
 }  // namespace
 }  // namespace flannel::json_util
+
+TEST(JsonUtil, DecodeIntFieldClassifiesLikeAGoIntField) {
+  using flannel::json_util::decode_int_field;
+  using Kind = flannel::json_util::IntField::Kind;
+  EXPECT_EQ(decode_int_field("null", 0, 10).kind, Kind::kNull);
+  for (const char* raw : {"\"5\"", "1.5", "1e2", "true", "[]", "{}"}) {
+    EXPECT_EQ(decode_int_field(raw, 0, 1000).kind, Kind::kNotInteger) << raw;
+  }
+  for (const char* raw : {"-1", "11", "18446744073709551615", "-9223372036854775808"}) {
+    EXPECT_EQ(decode_int_field(raw, 0, 10).kind, Kind::kOutOfRange) << raw;
+  }
+  auto f = decode_int_field("7", 0, 10);
+  EXPECT_EQ(f.kind, Kind::kOk);
+  EXPECT_EQ(f.value, 7);
+  EXPECT_EQ(decode_int_field("-3", -5, 0).value, -3);
+  EXPECT_EQ(decode_int_field("10", 0, 10).kind, Kind::kOk);
+}
