@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <ctime>
+#include <set>
 
 #include "core/subnet_env.h"
 #include "daemon/logging.h"
@@ -173,6 +174,12 @@ Status Agent::resync() {
     FLOG_WARNING("Ignoring bad subnet node: {}", w);
   }
   cursor_ = list.revision;
+  if (reset_grace_until_) {  // keep the peers that have not re-registered yet
+    std::set<IP4Net> listed;
+    for (const auto& l : list.leases) listed.insert(l.subnet);
+    for (const auto& [subnet, lease] : peers_.peers())
+      if (!listed.count(subnet)) list.leases.push_back(lease);
+  }
   auto diff = peers_.resync(list.leases);
   FLOG_V(1, "Resync: {} peers, {} changes", peers_.size(), diff.size());
   sync_backend();
@@ -232,9 +239,20 @@ void Agent::holding(std::stop_token stop) {
       on_backend_check_due();
     }
     if (due(next_sync_retry_)) sync_backend();
+    if (after_outage_) {
+      on_store_back(stop);
+      if (after_outage_ && !sleep_unless_stopped(stop, settings_.retry_pause)) return;  // still down
+      if (state() != AgentState::kHolding || after_outage_) continue;
+    }
+    if (due(reset_grace_until_)) {  // the re-registrations are in: forget who never came back
+      reset_grace_until_.reset();
+      if (resync().code == StoreCode::kStoreReset) on_store_reset("resyncing after a reset", stop);
+      continue;
+    }
 
     auto wait = settings_.max_watch_wait;
-    for (const auto& deadline : {next_renew_, next_lease_check_, next_backend_check_, next_sync_retry_}) {
+    for (const auto& deadline :
+         {next_renew_, next_lease_check_, next_backend_check_, next_sync_retry_, reset_grace_until_}) {
       if (!deadline) continue;
       auto until = duration_cast<milliseconds>(*deadline - Clock::now());
       wait = std::clamp(until, milliseconds(1), wait);
@@ -286,6 +304,7 @@ void Agent::on_watch(const WatchResult& w, std::stop_token stop) {
       metrics_.store_errors++;
       FLOG_WARNING("Watch error ({}): {}; retrying in {} ms", to_string(w.status.code),
                    w.status.message, settings_.retry_pause.count());
+      after_outage_ = true;
       sleep_unless_stopped(stop, settings_.retry_pause);
       return;
   }
@@ -329,7 +348,7 @@ void Agent::on_lease_check_due(std::stop_token stop) {
   verify_own_lease(stop, "is no longer in the store");
 }
 
-bool Agent::verify_own_lease(std::stop_token stop, const char* when) {
+bool Agent::verify_own_lease(std::stop_token stop, const char* when, bool missing_is_reset) {
   Lease mine;
   Status s = store_.get_lease(lease_.subnet, &mine);
   if (s.code == StoreCode::kStoreReset) {
@@ -337,7 +356,11 @@ bool Agent::verify_own_lease(std::stop_token stop, const char* when) {
     return false;
   }
   if (s.code == StoreCode::kNotFound) {
-    on_lease_lost(when, stop);
+    if (missing_is_reset) {
+      on_store_reset(std::string("checking our lease: it ") + when, stop);
+    } else {
+      on_lease_lost(when, stop);
+    }
     return false;
   }
   if (s.ok() && !(mine.attrs == lease_.attrs)) {
@@ -347,7 +370,8 @@ bool Agent::verify_own_lease(std::stop_token stop, const char* when) {
   if (!s.ok()) {  // transport trouble or a malformed value: look again at the next check
     metrics_.store_errors++;
     FLOG_WARNING("Cannot check lease {} ({}): {}", lease_.subnet.str(), to_string(s.code), s.message);
-    return true;
+    if (s.code == StoreCode::kUnavailable) after_outage_ = true;
+    return false;
   }
   if (mine.revision != lease_.revision) {
     lease_.revision = mine.revision;
@@ -355,6 +379,14 @@ bool Agent::verify_own_lease(std::stop_token stop, const char* when) {
     lease_updated();
   }
   return true;
+}
+
+void Agent::on_store_back(std::stop_token stop) {
+  after_outage_ = false;
+  if (!verify_own_lease(stop, "was gone when the store answered again", /*missing_is_reset=*/true)) return;
+  Status s = resync();
+  if (s.code == StoreCode::kStoreReset) on_store_reset("listing after an outage: " + s.message, stop);
+  if (s.code == StoreCode::kUnavailable) after_outage_ = true;
 }
 
 void Agent::on_backend_check_due() {
@@ -386,6 +418,7 @@ void Agent::on_store_reset(const std::string& where, std::stop_token stop) {
                  "switch backends", config->backend_type, config_->backend_type);
   }
   config_ = std::move(config);
+  reset_grace_until_ = Clock::now() + duration_cast<Clock::duration>(settings_.reset_grace);
   set_state(AgentState::kAcquiring);
   if (!establish(old, stop)) {
     if (!stop.stop_requested()) set_state(AgentState::kLost);
@@ -393,11 +426,14 @@ void Agent::on_store_reset(const std::string& where, std::stop_token stop) {
   }
   auto ms = duration_cast<milliseconds>(Steady::now() - started).count();
   if (lease_.subnet == old) {
-    FLOG_INFO("Store reset handled: lease {} re-registered (same subnet), {} peers resynced in {} ms",
-              lease_.subnet.str(), peers_.size(), ms);
+    FLOG_INFO("Store reset handled: lease {} re-registered (same subnet), {} peers resynced in {} ms "
+              "(peers not re-registered yet stay programmed for {} s)",
+              lease_.subnet.str(), peers_.size(), ms, duration_cast<seconds>(settings_.reset_grace).count());
   } else {
-    FLOG_WARNING("Store reset handled: subnet {} was taken, now holding {}; {} peers resynced in {} ms",
-                 old.str(), lease_.subnet.str(), peers_.size(), ms);
+    FLOG_WARNING("Store reset handled: subnet {} was taken, now holding {}; {} peers resynced in {} ms "
+                 "(peers not re-registered yet stay programmed for {} s)",
+                 old.str(), lease_.subnet.str(), peers_.size(), ms,
+                 duration_cast<seconds>(settings_.reset_grace).count());
   }
 }
 

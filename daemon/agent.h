@@ -49,6 +49,10 @@ struct AgentSettings {
   // Pause before retrying a failed store call or a failed backend sync.
   std::chrono::milliseconds retry_pause{1000};
   std::chrono::milliseconds max_watch_wait{30000};  // longest single watch call
+  // After a store reset the new store holds only the leases re-registered so far: peers missing
+  // from it stay programmed this long (their agents re-register meanwhile), then a full resync
+  // removes those that never came back.
+  std::chrono::milliseconds reset_grace{120000};
   std::string config_key;  // for logs: "<prefix>/config"
 };
 
@@ -89,6 +93,10 @@ class Agent {
   void on_lease_lost(const std::string& why, std::stop_token stop);
   // The store lost its data: re-read the config, re-register, resync; one summary line.
   void on_store_reset(const std::string& where, std::stop_token stop);
+  // The first turn after a failed watch: the store may have been replaced in a way its answers
+  // cannot show (a wiped etcd that already wrote past our index). Our lease gone means exactly
+  // that: handled as a store reset. Otherwise the peers are listed again.
+  void on_store_back(std::stop_token stop);
 
   // --- steps ---
   void set_state(AgentState s);
@@ -99,7 +107,8 @@ class Agent {
   void send_to_backend(const std::vector<PeerEvent>& batch);
   // Our lease as read back from the store (lease check, after lost history): adopts a rewrite
   // with our attrs, reports loss otherwise. Returns false if the lease was lost or the store reset.
-  bool verify_own_lease(std::stop_token stop, const char* when);
+  // `missing_is_reset`: a missing lease is handled as a store reset rather than a lost lease.
+  bool verify_own_lease(std::stop_token stop, const char* when, bool missing_is_reset = false);
   // Handles an event about our own subnet; returns false if the lease is lost.
   bool check_own_event(const LeaseEvent& ev);
   void lease_updated();  // expiration changed: metrics and the renew deadline
@@ -125,6 +134,9 @@ class Agent {
   uint64_t cursor_ = 0;
   std::optional<Clock::time_point> next_renew_, next_lease_check_, next_backend_check_,
       next_sync_retry_;
+  // While set (after a store reset): resyncs keep peers the new store does not list yet.
+  std::optional<Clock::time_point> reset_grace_until_;
+  bool after_outage_ = false;  // a watch failed: on_store_back() before the next watch
 };
 
 }  // namespace flannel
