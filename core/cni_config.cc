@@ -225,8 +225,20 @@ nlohmann::json delegate_config(const NetConf& conf, const FlannelEnv& env) {
   if (env.ip6_subnet) ranges.push_back(json::array({json{{"subnet", env.ip6_subnet->network().str()}}}));
   ipam["ranges"] = ranges;
   json routes = ipam.contains("routes") ? ipam["routes"] : json::array();
-  if (env.network) routes.push_back(json{{"dst", env.network->str()}});
-  if (env.ip6_network) routes.push_back(json{{"dst", env.ip6_network->str()}});
+  // With a gateway bridge the route to the network goes via the bridge address, which host-local
+  // makes the subnet's first host. Saying so ("gw") changes nothing in the pod (bridge adds the
+  // route via the gateway either way) but lets bridge's CHECK find the route: it looks a route
+  // up by dst and gw, and a gw-less route is never found (the public plugin writes none, and
+  // has no CHECK).
+  const bool via_bridge = d["type"] == "bridge" && d["isGateway"] == true;
+  auto route = [&](const std::string& dst, const std::string& gw) {
+    json r{{"dst", dst}};
+    if (via_bridge) r["gw"] = gw;
+    return r;
+  };
+  if (env.network) routes.push_back(route(env.network->str(), env.subnet ? env.subnet->network().first_host().str() : ""));
+  if (env.ip6_network)
+    routes.push_back(route(env.ip6_network->str(), env.ip6_subnet ? env.ip6_subnet->network().first_host().str() : ""));
   ipam["routes"] = routes;
   d["ipam"] = ipam;
   return d;

@@ -97,7 +97,8 @@ FlannelEnv parse_flannel_env(std::string_view text, const std::string& path);
 // "ipMasq" = !FLANNEL_IPMASQ, "mtu" = FLANNEL_MTU, "isGateway" true (bridge only); always "name",
 // "cniVersion", "runtimeConfig" (when given) and "ipam" = conf.ipam with "type" defaulting to
 // "host-local", "ranges" [[{"subnet": FLANNEL_SUBNET}]] (+ the v6 one), and "routes" = the
-// user's ipam.routes followed by {"dst": FLANNEL_NETWORK} (+ the v6 one).
+// user's ipam.routes followed by {"dst": FLANNEL_NETWORK} (+ the v6 one), with "gw" the bridge
+// address (FLANNEL_SUBNET's first host) when the delegate is a gateway bridge.
 nlohmann::json delegate_config(const NetConf& conf, const FlannelEnv& env);
 
 // The config for a CHECK of the delegate: the config saved at ADD with the runtime's prevResult

@@ -93,7 +93,7 @@ TEST_F(CniPlugin, AddSavesDelegateConfigRunsItAndPrintsResult) {
   EXPECT_EQ(sent, json::parse(slurp(saved())));  // what DEL will use is what ADD ran
   EXPECT_EQ(sent, json::parse(R"({"cniVersion":"1.0.0","name":"cbr0","type":"bridge","ipMasq":true,
       "mtu":1450,"isGateway":true,"ipam":{"type":"host-local","ranges":[[{"subnet":"10.5.34.0/24"}]],
-      "routes":[{"dst":"10.5.0.0/16"}]}})"));
+      "routes":[{"dst":"10.5.0.0/16","gw":"10.5.34.1"}]}})"));
   EXPECT_EQ(fs::status(saved()).permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
   EXPECT_EQ(fs::status(dir + "/data").permissions() & fs::perms::all, fs::perms::owner_all);
   EXPECT_EQ(json::parse(out), json::parse(kResult));

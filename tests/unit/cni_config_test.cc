@@ -168,7 +168,7 @@ TEST(CniDelegate, EveryDefault) {
   json d = delegate_config(c, env());
   EXPECT_EQ(d, json::parse(R"({
       "cniVersion":"1.0.0","name":"cbr0","type":"bridge","ipMasq":true,"mtu":1450,"isGateway":true,
-      "ipam":{"type":"host-local","ranges":[[{"subnet":"10.5.34.0/24"}]],"routes":[{"dst":"10.5.0.0/16"}]}})"))
+      "ipam":{"type":"host-local","ranges":[[{"subnet":"10.5.34.0/24"}]],"routes":[{"dst":"10.5.0.0/16","gw":"10.5.34.1"}]}})"))
       << d.dump();
   // flanneld masquerading: the bridge must not.
   d = delegate_config(c, env("FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.34.1/24\nFLANNEL_MTU=1500\nFLANNEL_IPMASQ=true\n"));
