@@ -159,6 +159,9 @@ Exec run_delegate(const std::string& path, const std::string& command, const std
   if (pid == 0) {
     ::dup2(in[0], 0);
     ::dup2(out[1], 1);
+    // dup2 onto itself (we were started without stdin/stdout) keeps O_CLOEXEC: clear it.
+    ::fcntl(0, F_SETFD, 0);
+    ::fcntl(1, F_SETFD, 0);
     ::execve(path.c_str(), argv, envp.data());
     _exit(127);
   }

@@ -211,6 +211,16 @@ TEST(CniDelegate, OtherTypeGetsNoIsGatewayAndDualStackRanges) {
   EXPECT_EQ(d["ipam"]["routes"], json::parse(R"([{"dst":"10.5.0.0/16"},{"dst":"fc00::/48"}])"));
 }
 
+TEST(CniDelegate, GatewayBridgeRoutesCarryTheBridgeAddressForBothFamilies) {
+  NetConf c = parse_netconf(R"({"cniVersion":"1.0.0","name":"n","ipam":{"routes":[{"dst":"0.0.0.0/0"}]}})");
+  json d = delegate_config(c, env(
+      "FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.34.1/24\nFLANNEL_IPV6_NETWORK=fc00::/48\n"
+      "FLANNEL_IPV6_SUBNET=fc00:0:0:22::1/64\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n"));
+  EXPECT_EQ(d["ipam"]["routes"], json::parse(R"([{"dst":"0.0.0.0/0"},{"dst":"10.5.0.0/16","gw":"10.5.34.1"},
+      {"dst":"fc00::/48","gw":"fc00:0:0:22::1"}])")) << d["ipam"].dump();
+  EXPECT_EQ(d["ipMasq"], false);
+}
+
 TEST(CniDelegate, CheckConfigAddsPrevResult) {
   NetConf c = parse_netconf(R"({"cniVersion":"1.0.0","name":"n","prevResult":{"ips":[{"address":"10.5.34.2/24"}]}})");
   json saved = delegate_config(c, env());
