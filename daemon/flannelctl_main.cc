@@ -7,6 +7,8 @@
 //   flannelctl [flags] subnets get SUBNET
 //   flannelctl [flags] subnets rm SUBNET
 //   flannelctl [flags] reserve SUBNET PUBLIC_IP   (a lease with no TTL)
+//   flannelctl cni-config [--name=N] [--cni-version=V] [--subnet-file=P] [--data-dir=P]
+//                                                 (a 10-flannel.conflist on stdout; no store)
 //
 // Exit status: 0 done, 1 the store refused or failed, 2 bad usage or bad input.
 #include <cstring>
@@ -19,6 +21,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/cni_config.h"
 #include "core/config.h"
 #include "daemon/flags.h"
 #include "daemon/options.h"
@@ -37,7 +40,11 @@ constexpr const char* kCommands =
     "  subnets list [--json]      every lease: subnet, public IP, backend, backend data, expiry\n"
     "  subnets get SUBNET         one lease (SUBNET as 10.5.34.0/24 or 10.5.34.0-24)\n"
     "  subnets rm SUBNET          delete a lease\n"
-    "  reserve SUBNET PUBLIC_IP   a lease without TTL for PUBLIC_IP\n";
+    "  reserve SUBNET PUBLIC_IP   a lease without TTL for PUBLIC_IP\n"
+    "  cni-config [--name=cbr0] [--cni-version=1.0.0] [--subnet-file=/run/flannel/subnet.env]\n"
+    "             [--data-dir=/var/lib/cni/flannel]\n"
+    "                             print a 10-flannel.conflist (flannel + portmap) for\n"
+    "                             /etc/cni/net.d; needs no store\n";
 
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -177,6 +184,43 @@ int cmd_reserve(Store& store, const std::vector<std::string>& a) {
   return 0;
 }
 
+// cni-config: the conflist kubelet's runtime reads from /etc/cni/net.d (core/cni_config.h).
+int cmd_cni_config(const std::vector<std::string>& a) {
+  cni::ConflistOptions o;
+  const std::vector<std::pair<std::string, std::string*>> opts{{"name", &o.name},
+                                                               {"cni-version", &o.cni_version},
+                                                               {"subnet-file", &o.subnet_file},
+                                                               {"data-dir", &o.data_dir}};
+  for (size_t i = 1; i < a.size(); ++i) {
+    std::string arg = a[i];
+    size_t dashes = arg.rfind("--", 0) == 0 ? 2 : arg.rfind("-", 0) == 0 ? 1 : 0;
+    if (dashes == 0) throw UsageError("cni-config: unexpected argument \"" + arg + "\"");
+    arg = arg.substr(dashes);
+    std::string value;
+    bool has_value = false;
+    if (auto eq = arg.find('='); eq != std::string::npos) {
+      value = arg.substr(eq + 1);
+      arg = arg.substr(0, eq);
+      has_value = true;
+    }
+    std::string* target = nullptr;
+    for (const auto& [n, p] : opts)
+      if (n == arg) target = p;
+    if (!target) throw UsageError("cni-config: unknown option -" + arg);
+    if (!has_value) {
+      if (i + 1 >= a.size()) throw UsageError("cni-config: -" + arg + " needs a value");
+      value = a[++i];
+    }
+    *target = value;
+  }
+  try {
+    std::cout << cni::render_conflist(o);
+  } catch (const cni::Error& e) {
+    throw UsageError(std::string("cni-config: ") + e.what());
+  }
+  return 0;
+}
+
 int run(int argc, char** argv) {
   const std::map<std::string, std::string> env = environment_map(environ);
 
@@ -201,6 +245,7 @@ int run(int argc, char** argv) {
     flags.apply_env(env, "FLANNELD");
     args = r.args;
     if (args.empty()) throw UsageError("no command given");
+    if (args[0] == "cni-config") return cmd_cni_config(args);
     auto store = open_store(parse_store_spec(o.store), etcd_options(o), o.etcd_prefix);
     if (args[0] == "config") return cmd_config(*store, args);
     if (args[0] == "subnets") return cmd_subnets(*store, args);
