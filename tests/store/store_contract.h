@@ -32,6 +32,10 @@ class StoreHarness {
   // create it anew). Connections made before keep their Store objects; the contract says they
   // report kStoreReset once and then work against the new store.
   virtual void wipe_and_restart() { ADD_FAILURE() << "this harness cannot wipe its store"; }
+  // Called after more than history_limit() lease events were written, for stores whose history
+  // is not bounded by a count: etcd v3 keeps every revision until compacted, so its harness
+  // compacts here (as a cluster's auto-compaction would). Stores with a fixed window: nothing.
+  virtual void drop_history() {}
 };
 
 struct ContractParam {
