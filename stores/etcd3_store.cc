@@ -122,8 +122,11 @@ Status EtcdV3Store::call(const std::string& path, const json& body, bool one_sho
       }
       if (code == etcd3::kGrpcNotFound) return Status::Error(StoreCode::kNotFound, msg);
       if (code == etcd3::kGrpcOutOfRange) return Status::Error(StoreCode::kHistoryGone, msg);
+      const std::string text = err ? err->message : "";
       if (code == etcd3::kGrpcUnauthenticated || code == etcd3::kGrpcPermissionDenied ||
-          resp.status == 401 || resp.status == 403) {
+          resp.status == 401 || resp.status == 403 ||
+          text.find("user name is empty") != std::string::npos ||
+          text.find("authentication failed") != std::string::npos) {
         return Status::Error(StoreCode::kUnavailable,
                              msg + " (check -etcd-username/-etcd-password and the user's role)");
       }
