@@ -55,6 +55,7 @@ IP4Net parse_subnet_arg(const std::string& text) {
 
 std::string expires_in(const Lease& l) {
   if (!l.expiration) return "never";
+  if (*l.expiration == kUnknownExpiration) return "unknown";  // etcd v3 list: see store.h
   auto secs = std::chrono::duration_cast<std::chrono::seconds>(*l.expiration - Clock::now()).count();
   if (secs < 0) secs = 0;
   std::ostringstream s;
@@ -77,7 +78,11 @@ nlohmann::ordered_json lease_json(const Lease& l) {
   j["subnet"] = l.subnet.str();
   j["key"] = subnet_key(l.subnet);
   j["value"] = nlohmann::ordered_json::parse(encode_lease_attrs(l.attrs));
-  j["expiration"] = l.expiration ? nlohmann::ordered_json(rfc3339(*l.expiration)) : nullptr;
+  if (l.expiration && *l.expiration == kUnknownExpiration) {
+    j["expiration"] = "unknown";
+  } else {
+    j["expiration"] = l.expiration ? nlohmann::ordered_json(rfc3339(*l.expiration)) : nullptr;
+  }
   j["revision"] = l.revision;
   return j;
 }

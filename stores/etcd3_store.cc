@@ -258,16 +258,27 @@ Status EtcdV3Store::lease_expiry(int64_t id, std::optional<Clock::time_point>* e
   return Status::Ok();
 }
 
-std::optional<Clock::time_point> EtcdV3Store::expiration_for(int64_t lease_id, bool ask) {
-  if (lease_id == 0) return std::nullopt;  // a key without a lease: a reservation
+Status EtcdV3Store::expiration_for(int64_t lease_id, bool ask,
+                                   std::optional<Clock::time_point>* out) {
+  if (lease_id == 0) {  // a key without a lease: a reservation
+    out->reset();
+    return Status::Ok();
+  }
   {
     std::lock_guard lock(mu_);
-    if (auto it = expiries_.find(lease_id); it != expiries_.end()) return it->second;
+    if (auto it = expiries_.find(lease_id); it != expiries_.end()) {
+      *out = it->second;
+      return Status::Ok();
+    }
   }
-  if (!ask) return kUnknownExpiry;
+  if (!ask) {
+    *out = kUnknownExpiry;
+    return Status::Ok();
+  }
   std::optional<Clock::time_point> e;
-  if (!lease_expiry(lease_id, &e).ok()) return kUnknownExpiry;
-  return e ? *e : Clock::now();  // the lease is gone: the key is being deleted right now
+  if (Status s = lease_expiry(lease_id, &e); !s.ok()) return s;
+  *out = e ? *e : Clock::now();  // the lease is gone: etcd is deleting the key right now
+  return Status::Ok();
 }
 
 std::string EtcdV3Store::lease_key(const IP4Net& subnet) const {
@@ -290,7 +301,8 @@ bool EtcdV3Store::subnet_of(const std::string& key, IP4Net* subnet, std::string*
   return false;
 }
 
-bool EtcdV3Store::lease_of(const etcd3::KeyValue& kv, bool ask, Lease* out, std::string* why) {
+bool EtcdV3Store::lease_of(const etcd3::KeyValue& kv, bool ask, Lease* out, std::string* why,
+                           Status* failed) {
   Lease l;
   if (!subnet_of(kv.key, &l.subnet, why)) return false;
   try {
@@ -299,7 +311,10 @@ bool EtcdV3Store::lease_of(const etcd3::KeyValue& kv, bool ask, Lease* out, std:
     *why = "key \"" + kv.key + "\": value is not lease JSON: " + e.what();
     return false;
   }
-  l.expiration = expiration_for(kv.lease, ask);
+  if (Status s = expiration_for(kv.lease, ask, &l.expiration); !s.ok()) {
+    *failed = s;
+    return false;
+  }
   l.revision = static_cast<uint64_t>(kv.mod_revision);
   *out = std::move(l);
   return true;
@@ -349,7 +364,8 @@ Status EtcdV3Store::list_leases(LeaseList* out) {
       try {
         etcd3::KeyValue kv = etcd3::parse_kv(item);
         Lease l;
-        if (lease_of(kv, /*ask=*/false, &l, &why)) {
+        Status failed;  // never set without asking etcd
+        if (lease_of(kv, /*ask=*/false, &l, &why, &failed)) {
           list.leases.push_back(std::move(l));
           continue;
         }
@@ -372,11 +388,13 @@ Status EtcdV3Store::get_lease(const IP4Net& subnet, Lease* out) {
     return Status::Error(StoreCode::kNotFound, "no lease for " + subnet.str() + " (" + key + ")");
   }
   std::string why;
+  Status failed;
   try {
-    if (lease_of(etcd3::parse_kv((*kvs)[0]), /*ask=*/true, out, &why)) return Status::Ok();
+    if (lease_of(etcd3::parse_kv((*kvs)[0]), /*ask=*/true, out, &why, &failed)) return Status::Ok();
   } catch (const std::exception& e) {
     why = e.what();
   }
+  if (!failed.ok()) return failed;
   return Status::Error(StoreCode::kInvalid, why);
 }
 

@@ -36,10 +36,12 @@
 // Expirations without one timetolive per lease: a v3 key carries only its lease id. This Store
 // remembers the expiry of every lease it granted itself (grant time + granted TTL) and of every
 // lease it asked timetolive about, by lease id. get_lease asks timetolive for an id it does not
-// know (one call); a watch PUT event does the same (as current flannel does per event; renewals
+// know (one call; its failure fails the call); a watch PUT event does the same (a failure ends
+// the watch with kUnavailable, cursor not advanced past that event) (as current flannel does per event; renewals
 // are rare). list_leases never does: a listing of 10,000 leases is one range request, and a
 // leased key whose id this Store does not know is listed with expiration = kUnknownExpiry
-// (present, so it is not mistaken for a reservation, but with no time). Nothing needs more:
+// (= kUnknownExpiration of store.h: present, so it is not mistaken for a reservation, but with
+// no time). Nothing needs more:
 // the allocator and lease keeper only test whether an expiration is present (reservation or
 // not), the agent renews its own lease from the expiration that its own create/renew returned,
 // and flannelctl prints "unknown" for kUnknownExpiry.
@@ -78,7 +80,7 @@ namespace flannel {
 class EtcdV3Store : public Store {
  public:
   // "Has a TTL, time unknown": see "Expirations" above.
-  static constexpr Clock::time_point kUnknownExpiry = Clock::time_point::max();
+  static constexpr Clock::time_point kUnknownExpiry = kUnknownExpiration;
 
   // Checks the options (endpoint URLs, readable TLS files) and throws std::invalid_argument
   // naming the problem. Does not contact etcd.
@@ -115,13 +117,15 @@ class EtcdV3Store : public Store {
   // TTL of a v3 lease via timetolive: its expiry, or nullopt when the lease no longer exists.
   Status lease_expiry(int64_t id, std::optional<Clock::time_point>* expiry);
   // The expiration to report for a key attached to `lease_id` (0 = reservation); `ask` allows
-  // one timetolive call for an unknown id.
-  std::optional<Clock::time_point> expiration_for(int64_t lease_id, bool ask);
+  // one timetolive call for an unknown id (whose failure is returned), else kUnknownExpiry.
+  Status expiration_for(int64_t lease_id, bool ask, std::optional<Clock::time_point>* out);
   void remember(int64_t id, Clock::time_point expires);
   void forget(int64_t id);
-  // Lease from a key-value under subnets_dir_; false (with *why) when malformed.
+  // Lease from a key-value under subnets_dir_; false with *why when malformed, false with
+  // *failed when asking etcd for the expiration failed.
   bool subnet_of(const std::string& key, IP4Net* subnet, std::string* why) const;
-  bool lease_of(const etcd3::KeyValue& kv, bool ask, Lease* out, std::string* why);
+  bool lease_of(const etcd3::KeyValue& kv, bool ask, Lease* out, std::string* why,
+                Status* failed);
   std::string lease_key(const IP4Net& subnet) const;
   // Shared by create and renew: grant, txn [compare] put, failure branch reads the key.
   Status write_lease(const Lease& lease, std::chrono::seconds ttl, const etcd3::json& compare,

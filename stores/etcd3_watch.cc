@@ -100,7 +100,12 @@ WatchResult EtcdV3Store::watch_leases(uint64_t after_revision, std::chrono::mill
           std::optional<Clock::time_point> expiry;
           out.expired = lease_expiry(prev_lease, &expiry).ok() && !expiry;
         }
-      } else if (!lease_of(kv, /*ask=*/true, &out.lease, &why)) {
+      } else if (Status failed; !lease_of(kv, /*ask=*/true, &out.lease, &why, &failed)) {
+        if (!failed.ok()) {  // etcd did not answer timetolive: retry this event later
+          st.status = failed;
+          r.revision = std::max(after_revision, static_cast<uint64_t>(kv.mod_revision) - 1);
+          return;
+        }
         r.warnings.push_back("skipped " + why);
         continue;
       }
@@ -148,6 +153,9 @@ WatchResult EtcdV3Store::watch_leases(uint64_t after_revision, std::chrono::mill
           return r;
         }
         continue;
+      }
+      if (!r.events.empty() && st.status.code == StoreCode::kUnavailable) {
+        return r;  // deliver what came before the failure; the cursor stops before it
       }
       r.status = st.status;
       if (st.status.code == StoreCode::kHistoryGone || st.status.code == StoreCode::kStoreReset) {

@@ -73,6 +73,10 @@ struct Status {
 // Printable name of a code ("not found", "conflict", ...), for logs.
 const char* to_string(StoreCode code);
 
+// Lease::expiration of a lease that does expire but whose time the store did not read (etcd v3
+// lists: see stores/etcd3_store.h). Present, so it is never taken for a reservation.
+inline constexpr Clock::time_point kUnknownExpiration = Clock::time_point::max();
+
 struct LeaseList {
   std::vector<Lease> leases;        // every well-formed lease, in no particular order
   uint64_t revision = 0;            // store revision the list was read at: watch after this
