@@ -89,7 +89,8 @@ Status EtcdV3Store::authenticate() {
                            " (check -etcd-username and -etcd-password)");
 }
 
-Status EtcdV3Store::call(const std::string& path, const json& body, bool one_shot, json* out) {
+Status EtcdV3Store::call(const std::string& path, const json& body, bool one_shot, json* out,
+                         bool check) {
   const bool with_auth = !http_.options().username.empty();
   for (int attempt = 0;; ++attempt) {
     if (with_auth && attempt == 0 && token().empty()) {
@@ -146,14 +147,15 @@ Status EtcdV3Store::call(const std::string& path, const json& body, bool one_sho
       return Status::Error(StoreCode::kInvalid,
                            "etcd " + resp.endpoint + path + ": bad response header: " + e.what());
     }
-    // A range is linearizable (the gateway's default): its revision needs no confirmation.
-    if (Status s = check_header(h, path == "/v3/kv/range"); !s.ok()) return s;
+    if (check) {
+      if (Status s = check_header(h); !s.ok()) return s;
+    }
     *out = std::move(j);
     return Status::Ok();
   }
 }
 
-Status EtcdV3Store::check_header(const etcd3::Header& h, bool confirmed) {
+Status EtcdV3Store::check_header(const etcd3::Header& h) {
   if (h.cluster_id == 0 && h.revision == 0) return Status::Ok();
   std::unique_lock lock(mu_);
   if (cluster_id_ == 0) {
@@ -167,15 +169,35 @@ Status EtcdV3Store::check_header(const etcd3::Header& h, bool confirmed) {
     max_revision_ = std::max(max_revision_, h.revision);
     return Status::Ok();
   }
-  if (!other_cluster && !confirmed) {
-    // Maybe a member that lags behind (a watch or write answered from its applied state): ask
-    // the cluster with a linearizable read, whose own check decides.
+  if (!other_cluster) {
+    // A lower revision is normal for an answer that was overtaken (a concurrent request of
+    // this Store saw a later write first) or that comes from a lagging member. Only a
+    // linearizable read started now, after the higher revision was seen, can prove a reset.
+    const uint64_t seen = max_revision_;
     lock.unlock();
-    json ignored;
+    json r;
     json range = etcd3::range_request(config_key_);
     range["count_only"] = true;
-    return call("/v3/kv/range", range, false, &ignored);
+    if (Status s = call("/v3/kv/range", range, false, &r, /*check=*/false); !s.ok()) return s;
+    etcd3::Header now;
+    try {
+      now = etcd3::parse_header(r);
+    } catch (const std::exception& e) {
+      return Status::Error(StoreCode::kInvalid, std::string("etcd range: ") + e.what());
+    }
+    lock.lock();
+    if (max_revision_ < seen) return Status::Ok();  // another call reported this reset already
+    if (now.cluster_id == cluster_id_ && now.revision >= seen) {
+      max_revision_ = std::max(max_revision_, now.revision);
+      return Status::Ok();
+    }
+    return reset_locked(now);
   }
+  return reset_locked(h);
+}
+
+Status EtcdV3Store::reset_locked(const etcd3::Header& h) {
+  const bool other_cluster = h.cluster_id != 0 && h.cluster_id != cluster_id_;
   std::string what = other_cluster ? "cluster id changed from " + std::to_string(cluster_id_) +
                                          " to " + std::to_string(h.cluster_id)
                                    : "revision went back from " + std::to_string(max_revision_) +

@@ -29,9 +29,10 @@
 //   history         a watch from a revision etcd has compacted away answers kHistoryGone
 //                   (compact_revision in the watch response).
 //   store reset     every answer's header is checked: a cluster_id other than the one seen
-//                   before, or a revision lower than the highest seen (confirmed by a
-//                   linearizable range, so a lagging member's watch is not mistaken for one),
-//                   returns kStoreReset once and re-bases on the new cluster.
+//                   before, or a revision lower than the highest seen, confirmed by a
+//                   linearizable range started after that (a lower revision alone is normal
+//                   for an answer overtaken by a concurrent request of this Store, or from a
+//                   lagging member), returns kStoreReset once and re-bases on the new cluster.
 //
 // Expirations without one timetolive per lease: a v3 key carries only its lease id. This Store
 // remembers the expiry of every lease it granted itself (grant time + granted TTL) and of every
@@ -105,13 +106,16 @@ class EtcdV3Store : public Store {
 
   // One unary gateway call: POST `body` to `path` (with the auth token), parse the JSON, map
   // errors to a Status, check the header for a store reset. On success *out is the response.
+  // `check` = false skips the reset check (the confirmation read of check_header).
   Status call(const std::string& path, const etcd3::json& body, bool one_shot,
-              etcd3::json* out);
+              etcd3::json* out, bool check = true);
   Status authenticate();
   std::string token();
-  // Store-reset detection on one response header (see the top). `confirmed`: the header comes
-  // from a linearizable read, no need to confirm a lower revision.
-  Status check_header(const etcd3::Header& h, bool confirmed);
+  // Store-reset detection on one response header (see the top): a changed cluster id is a
+  // reset; a lower revision is one only if a linearizable read started afterwards confirms it.
+  Status check_header(const etcd3::Header& h);
+  // Re-bases on `h` and describes the reset; mu_ held.
+  Status reset_locked(const etcd3::Header& h);
   Status grant(std::chrono::seconds ttl, int64_t* id, Clock::time_point* expires);
   void revoke(int64_t id);
   // TTL of a v3 lease via timetolive: its expiry, or nullopt when the lease no longer exists.

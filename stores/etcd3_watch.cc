@@ -46,7 +46,7 @@ WatchResult EtcdV3Store::watch_leases(uint64_t after_revision, std::chrono::mill
     auto res = msg.find("result");
     if (res == msg.end() || !res->is_object()) return;
     try {
-      if (Status s = check_header(etcd3::parse_header(*res), false); !s.ok()) {
+      if (Status s = check_header(etcd3::parse_header(*res)); !s.ok()) {
         st.status = s;
         return;
       }

@@ -2,7 +2,9 @@
 // peers' data, malformed entries, expiry, compaction, failover, auth, mTLS, store reset.
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <mutex>
 #include <thread>
 
 #include <gtest/gtest.h>
@@ -275,6 +277,32 @@ TEST_F(EtcdV3StoreTest, CompactionUnderAWatcherIsHistoryGoneAndAListResyncs) {
   ASSERT_TRUE(w.status.ok()) << w.status.message;
   ASSERT_EQ(w.events.size(), 1u);
   EXPECT_EQ(w.events[0].lease.subnet, c.subnet);
+}
+
+// Answers of concurrent requests arrive in any order, so a lower revision than one already seen
+// is normal on a busy Store; it must never be taken for a store reset.
+TEST_F(EtcdV3StoreTest, ConcurrentRequestsOfOneStoreAreNotAReset) {
+  std::vector<std::thread> threads;
+  std::atomic<int> failures{0};
+  std::string first_failure;
+  std::mutex mu;
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 40; ++i) {
+        Lease l = make_lease("10.6." + std::to_string(t * 40 + i) + ".0/24", "10.0.0.1");
+        Lease out;
+        Status s = store_->create_lease(l, 60s, &out);
+        LeaseList list;
+        if (s.ok() && (i % 8) == 0) s = store_->list_leases(&list);
+        if (!s.ok() && failures++ == 0) {
+          std::lock_guard lock(mu);
+          first_failure = s.message;
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(failures.load(), 0) << first_failure;
 }
 
 TEST_F(EtcdV3StoreTest, DeadFirstEndpointFailsOverQuickly) {
