@@ -59,6 +59,12 @@ std::string EtcdV3Store::token() {
   return token_;
 }
 
+bool EtcdV3Store::needs_authentication() {
+  if (http_.options().username.empty()) return false;
+  std::lock_guard lock(mu_);
+  return !authenticated_;
+}
+
 Status EtcdV3Store::authenticate() {
   const EtcdOptions& o = http_.options();
   HttpRequest req;
@@ -75,12 +81,14 @@ Status EtcdV3Store::authenticate() {
   if (resp.status == 200 && j.is_object() && j.contains("token") && j["token"].is_string()) {
     std::lock_guard lock(mu_);
     token_ = j["token"].get<std::string>();
+    authenticated_ = true;
     return Status::Ok();
   }
   if (err && err->code == etcd3::kGrpcFailedPrecondition &&
       err->message.find("not enabled") != std::string::npos) {
     std::lock_guard lock(mu_);
     token_.clear();  // authentication is off in this etcd: plain requests work
+    authenticated_ = true;
     return Status::Ok();
   }
   return Status::Error(StoreCode::kUnavailable,
@@ -93,8 +101,8 @@ Status EtcdV3Store::call(const std::string& path, const json& body, bool one_sho
                          bool check) {
   const bool with_auth = !http_.options().username.empty();
   for (int attempt = 0;; ++attempt) {
-    if (with_auth && attempt == 0 && token().empty()) {
-      // First call (or auth was off): get a token; harmless when auth is not enabled.
+    if (attempt == 0 && needs_authentication()) {
+      // First call: get a token (or learn that auth is off).
       if (Status a = authenticate(); !a.ok()) return a;
     }
     HttpRequest req;

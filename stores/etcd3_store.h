@@ -111,6 +111,7 @@ class EtcdV3Store : public Store {
               etcd3::json* out, bool check = true);
   Status authenticate();
   std::string token();
+  bool needs_authentication();  // username set and no authenticate() yet
   // Store-reset detection on one response header (see the top): a changed cluster id is a
   // reset; a lower revision is one only if a linearizable read started afterwards confirms it.
   Status check_header(const etcd3::Header& h);
@@ -143,6 +144,7 @@ class EtcdV3Store : public Store {
 
   std::mutex mu_;  // guards everything below
   std::string token_;
+  bool authenticated_ = false;  // authenticate() succeeded once (a token, or auth is off)
   uint64_t cluster_id_ = 0;    // 0 = no answer yet
   uint64_t max_revision_ = 0;  // highest header revision seen
   std::unordered_map<int64_t, Clock::time_point> expiries_;  // v3 lease id -> expiry

@@ -125,7 +125,7 @@ WatchResult EtcdV3Store::watch_leases(uint64_t after_revision, std::chrono::mill
     req.path = "/v3/watch";
     req.json_body = json{{"create_request", create}}.dump();
     req.basic_auth = false;
-    if (with_auth && token().empty()) {
+    if (attempt == 0 && needs_authentication()) {
       if (Status a = authenticate(); !a.ok()) {
         r.status = a;
         return r;
