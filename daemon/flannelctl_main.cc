@@ -9,6 +9,11 @@
 //   flannelctl [flags] reserve SUBNET PUBLIC_IP   (a lease with no TTL)
 //   flannelctl cni-config [--name=N] [--cni-version=V] [--subnet-file=P] [--data-dir=P]
 //                                                 (a 10-flannel.conflist on stdout; no store)
+//   flannelctl [flags] migrate --to=etcdv3|etcdv2|sqlite:PATH [--force]
+//                      (copies the config and the reservations to another store)
+//
+// With the default -store=etcd and nothing written yet, `config set` writes to the v2 keys API
+// when it answers and to v3 otherwise (see stores/etcd_detect_store.h); -store=etcdv3 forces v3.
 //
 // Exit status: 0 done, 1 the store refused or failed, 2 bad usage or bad input.
 #include <cstring>
@@ -44,7 +49,12 @@ constexpr const char* kCommands =
     "  cni-config [--name=cbr0] [--cni-version=1.0.0] [--subnet-file=/run/flannel/subnet.env]\n"
     "             [--data-dir=/var/lib/cni/flannel]\n"
     "                             print a 10-flannel.conflist (flannel + portmap) for\n"
-    "                             /etc/cni/net.d; needs no store\n";
+    "                             /etc/cni/net.d; needs no store\n"
+    "  migrate --to=TARGET [--force]\n"
+    "                             copy the config and the reservations (leases without TTL) to\n"
+    "                             TARGET: etcdv3, etcdv2 (same -etcd-* flags) or sqlite:PATH;\n"
+    "                             live leases stay behind (their agents re-create them); an\n"
+    "                             existing config in TARGET is kept unless --force\n";
 
 struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
@@ -62,6 +72,7 @@ IP4Net parse_subnet_arg(const std::string& text) {
 
 std::string expires_in(const Lease& l) {
   if (!l.expiration) return "never";
+  if (*l.expiration == kUnknownExpiration) return "unknown";  // etcd v3 list: see store.h
   auto secs = std::chrono::duration_cast<std::chrono::seconds>(*l.expiration - Clock::now()).count();
   if (secs < 0) secs = 0;
   std::ostringstream s;
@@ -84,7 +95,11 @@ nlohmann::ordered_json lease_json(const Lease& l) {
   j["subnet"] = l.subnet.str();
   j["key"] = subnet_key(l.subnet);
   j["value"] = nlohmann::ordered_json::parse(encode_lease_attrs(l.attrs));
-  j["expiration"] = l.expiration ? nlohmann::ordered_json(rfc3339(*l.expiration)) : nullptr;
+  if (l.expiration && *l.expiration == kUnknownExpiration) {
+    j["expiration"] = "unknown";
+  } else {
+    j["expiration"] = l.expiration ? nlohmann::ordered_json(rfc3339(*l.expiration)) : nullptr;
+  }
   j["revision"] = l.revision;
   return j;
 }
@@ -221,12 +236,71 @@ int cmd_cni_config(const std::vector<std::string>& a) {
   return 0;
 }
 
+int cmd_migrate(Store& from, const Options& o, const std::vector<std::string>& a) {
+  std::string to;
+  bool force = false;
+  for (size_t i = 1; i < a.size(); ++i) {
+    if (a[i] == "--force" || a[i] == "-force") {
+      force = true;
+    } else if (a[i].starts_with("--to=") || a[i].starts_with("-to=")) {
+      to = a[i].substr(a[i].find('=') + 1);
+    } else {
+      throw UsageError("unknown migrate option \"" + a[i] + "\"");
+    }
+  }
+  if (to.empty() || to == "etcd") {
+    throw UsageError("usage: migrate --to=etcdv3|etcdv2|sqlite:PATH [--force]");
+  }
+  auto target = open_store(parse_store_spec(to), etcd_options(o), o.etcd_prefix);
+
+  std::string config;
+  Status s = from.get_config(&config);
+  if (s.code == StoreCode::kNotFound) throw std::runtime_error("no network config in " + from.describe() + " to migrate");
+  if (!s.ok()) store_failure("reading the config", s);
+  std::string existing;
+  s = target->get_config(&existing);
+  if (s.ok() && !force) {
+    throw std::runtime_error(target->describe() + " already has a network config (" + existing +
+                             "); nothing was changed. Use --force to overwrite it");
+  }
+  if (!s.ok() && s.code != StoreCode::kNotFound) store_failure("reading the target's config", s);
+  LeaseList list;
+  s = from.list_leases(&list);
+  if (!s.ok()) store_failure("listing subnets", s);
+  for (const auto& w : list.warnings) std::cerr << "warning: skipped malformed entry: " << w << "\n";
+
+  s = target->set_config(config);
+  if (!s.ok()) store_failure("writing the config to " + target->describe(), s);
+  int copied = 0, present = 0, live = 0;
+  for (const auto& l : list.leases) {
+    if (l.expiration) {
+      ++live;
+      continue;
+    }
+    Lease created;
+    s = target->create_lease(l, std::chrono::seconds(0), &created);
+    if (s.code == StoreCode::kConflict) {
+      ++present;
+      std::cerr << "reservation " << l.subnet.str() << ": already leased in the target, kept as it is\n";
+      continue;
+    }
+    if (!s.ok()) store_failure("copying reservation " + l.subnet.str(), s);
+    ++copied;
+  }
+  std::cerr << "migrated to " << target->describe() << ": config, " << copied << " reservation(s)"
+            << (present ? ", " + std::to_string(present) + " already there" : "") << "; " << live
+            << " live lease(s) left to be re-created by their agents\n";
+  return 0;
+}
+
 int run(int argc, char** argv) {
   const std::map<std::string, std::string> env = environment_map(environ);
 
   Options o;  // reuse flanneld's defaults for the store flags
   FlagSet flags("flannelctl");
-  flags.add_string("store", &o.store, "lease store: \"etcd\" (the -etcd-* flags) or \"sqlite:PATH\"");
+  flags.add_string("store", &o.store,
+                   "lease store: \"etcd\" (the -etcd-* flags; v2 or v3 API, whichever holds the "
+                   "config), \"etcdv2\", \"etcdv3\" or \"sqlite:PATH\"");
   flags.add_string("etcd-endpoints", &o.etcd_endpoints, "a comma-delimited list of etcd endpoints");
   flags.add_string("etcd-prefix", &o.etcd_prefix, "etcd prefix");
   flags.add_string("etcd-keyfile", &o.etcd_keyfile, "SSL key file used to secure etcd communication");
@@ -250,6 +324,7 @@ int run(int argc, char** argv) {
     if (args[0] == "config") return cmd_config(*store, args);
     if (args[0] == "subnets") return cmd_subnets(*store, args);
     if (args[0] == "reserve") return cmd_reserve(*store, args);
+    if (args[0] == "migrate") return cmd_migrate(*store, o, args);
     throw UsageError("unknown command \"" + args[0] + "\"");
   } catch (const FlagError& e) {
     std::cerr << "flannelctl: " << e.what() << "\nRun 'flannelctl -help' for usage.\n";

@@ -97,7 +97,8 @@ int run(int argc, char** argv) {
 
   std::unique_ptr<Store> store;
   try {
-    store = open_store(parse_store_spec(opts->store), etcd_options(*opts), opts->etcd_prefix);
+    store = open_store(parse_store_spec(opts->store), etcd_options(*opts), opts->etcd_prefix,
+                       [](const std::string& line) { FLOG_INFO("{}", line); });
   } catch (const std::exception& e) {
     FLOG_ERROR("Cannot open the store: {}", e.what());
     return 1;

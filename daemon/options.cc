@@ -75,8 +75,9 @@ void declare_flags(FlagSet& fs, Options& o) {
   fs.add_bool("iptables-forward-rules", &o.iptables_forward_rules,
               "add default accept rules to FORWARD chain in iptables");
   fs.add_string("store", &o.store,
-                "where the network config and leases live: \"etcd\" (the -etcd-* flags) or "
-                "\"sqlite:PATH\" (one SQLite file shared by the agents of one host)");
+                "where the network config and leases live: \"etcd\" (the -etcd-* flags; the v2 or "
+                "v3 API, whichever holds the config), \"etcdv2\" or \"etcdv3\" (that API only), "
+                "or \"sqlite:PATH\" (one SQLite file shared by the agents of one host)");
   // glog
   fs.add_int("v", &o.log.v, "log level for V logs");
   fs.add_string("vmodule", &o.log.vmodule,

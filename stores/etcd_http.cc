@@ -62,6 +62,8 @@ class Attach {
 };
 
 struct Sink {
+  const std::function<bool(std::string_view)>* stream_done = nullptr;  // may be null
+  bool stream_stopped = false;  // stream_done said enough: the write error is ours
   std::string body;
   std::optional<uint64_t> etcd_index;
   std::string cluster_id;                             // X-Etcd-Cluster-Id
@@ -77,6 +79,10 @@ size_t on_body(char* data, size_t size, size_t n, void* user) {
     return 0;  // aborts the transfer with CURLE_WRITE_ERROR
   }
   sink->body.append(data, len);
+  if (sink->stream_done && *sink->stream_done && (*sink->stream_done)(sink->body)) {
+    sink->stream_stopped = true;
+    return 0;  // ends the transfer (CURLE_WRITE_ERROR), reported as a complete response
+  }
   return len;
 }
 
@@ -276,6 +282,13 @@ HttpClient::Attempt HttpClient::attempt(Conn& conn, const std::string& endpoint,
 
   if (req.method == "GET") {
     curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+  } else if (req.method == "POST") {
+    const std::string& body = req.json_body.empty() ? req.form_body : req.json_body;
+    curl_easy_setopt(e, CURLOPT_POST, 1L);
+    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body.c_str());
+    add_header(req.json_body.empty() ? "Content-Type: application/x-www-form-urlencoded"
+                                     : "Content-Type: application/json");
   } else {
     curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req.method.c_str());
     if (!req.form_body.empty()) {
@@ -284,7 +297,13 @@ HttpClient::Attempt HttpClient::attempt(Conn& conn, const std::string& endpoint,
       add_header("Content-Type: application/x-www-form-urlencoded");
     }
   }
+  std::string auth_header;
+  if (!req.authorization.empty()) {
+    auth_header = "Authorization: " + req.authorization;
+    add_header(auth_header.c_str());
+  }
   curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers.get());
+  if (req.stream_done) a.sink.stream_done = &req.stream_done;
   if (req.one_shot) {
     // A fresh connection: libcurl silently resends a request once when a reused keep-alive
     // connection turns out dead, which for a compare-and-swap could replay an applied write.
@@ -297,7 +316,7 @@ HttpClient::Attempt HttpClient::attempt(Conn& conn, const std::string& endpoint,
     curl_easy_setopt(e, CURLOPT_SSLKEY, options_.keyfile.c_str());
     curl_easy_setopt(e, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
   }
-  if (!options_.username.empty()) {
+  if (req.basic_auth && !options_.username.empty()) {
     curl_easy_setopt(e, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
     curl_easy_setopt(e, CURLOPT_USERNAME, options_.username.c_str());
     curl_easy_setopt(e, CURLOPT_PASSWORD, options_.password.c_str());
@@ -386,6 +405,7 @@ HttpClient::Attempt HttpClient::attempt(Conn& conn, const std::string& endpoint,
   while (CURLMsg* msg = curl_multi_info_read(m, &left)) {
     if (msg->msg == CURLMSG_DONE && msg->easy_handle == e) rc = msg->data.result;
   }
+  if (rc == CURLE_WRITE_ERROR && a.sink.stream_stopped) rc = CURLE_OK;  // we ended the stream
   if (rc != CURLE_OK) {
     long sent = 0;
     curl_easy_getinfo(e, CURLINFO_REQUEST_SIZE, &sent);

@@ -1,4 +1,4 @@
-// EtcdHttp: the HTTP(S) client under EtcdStore. libcurl, endpoint failover, TLS, basic auth,
+// EtcdHttp: the HTTP(S) client under EtcdStore (v2 keys API) and EtcdV3Store (v3 JSON gateway). libcurl, endpoint failover, TLS, basic auth,
 // timeouts and cancellation; it knows nothing of keys or leases.
 //
 // Failover (as the etcd v2 Go client that flannel v0.11 uses): endpoints are tried in order
@@ -46,11 +46,20 @@
 namespace flannel::etcd {
 
 struct HttpRequest {
-  std::string method = "GET";  // GET, PUT, DELETE
+  std::string method = "GET";  // GET, PUT, DELETE, POST
   std::string path;            // "/v2/keys/coreos.com/network/config", already escaped
   std::string query;           // "quorum=true&recursive=false" (no '?'), may be empty
   std::string form_body;       // application/x-www-form-urlencoded body, sent when non-empty
+  std::string json_body;       // application/json body (v3 gateway), sent when non-empty
   bool one_shot = false;       // see "Retry safety" above
+  // Basic auth from EtcdOptions::username/password (the v2 API). The v3 gateway authenticates
+  // with a token instead: basic_auth = false and `authorization` = the token ("" = none).
+  bool basic_auth = true;
+  std::string authorization;  // sent as "Authorization: <value>" when non-empty
+  // Streaming body (the v3 watch): called with the whole body received so far after every
+  // chunk; returning true ends the transfer there and it counts as a complete response (the
+  // connection is closed, not reused). Combine with `deadline` for a stream that may stay quiet.
+  std::function<bool(std::string_view body)> stream_done;
   // Long-poll: the attempt deadline is this instead of request_timeout, and the request fails
   // over (it is a GET) but does not count as a dead endpoint when the deadline passes.
   std::optional<std::chrono::steady_clock::time_point> deadline;

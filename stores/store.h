@@ -1,8 +1,9 @@
 // Store: where the network config and the subnet leases of a cluster live.
 //
-// One abstract interface, two real implementations: EtcdStore (etcd v2 keys API over HTTP(S),
-// byte-compatible with flannel v0.11 agents sharing the same etcd) and SqliteStore (one SQLite
-// file shared by many processes on one host). The daemon and flannelctl only see this header.
+// One abstract interface, three real implementations: EtcdStore (etcd v2 keys API over HTTP(S),
+// byte-compatible with flannel v0.11 agents sharing the same etcd), EtcdV3Store (etcd v3 API
+// through its JSON gateway, byte-compatible with current flannel) and SqliteStore (one SQLite
+// file shared by many processes on one host). EtcdDetectStore picks one of the two etcd ones. The daemon and flannelctl only see this header.
 //
 // Data model: a config string at `<prefix>/config`, and a flat set of leases keyed by subnet
 // (`<prefix>/subnets/A.B.C.D-N`). Every write gets a new, strictly increasing store revision;
@@ -73,6 +74,10 @@ struct Status {
 
 // Printable name of a code ("not found", "conflict", ...), for logs.
 const char* to_string(StoreCode code);
+
+// Lease::expiration of a lease that does expire but whose time the store did not read (etcd v3
+// lists: see stores/etcd3_store.h). Present, so it is never taken for a reservation.
+inline constexpr Clock::time_point kUnknownExpiration = Clock::time_point::max();
 
 struct LeaseList {
   std::vector<Lease> leases;        // every well-formed lease, in no particular order

@@ -66,6 +66,8 @@ void AgentTest::set_config(const std::string& json) {
   std::string out;
   int rc = store_->kind() == LabStore::Kind::kEtcd
                ? store_->etcdctl({"set", store_->prefix() + "/config", json}, &out)
+           : store_->kind() == LabStore::Kind::kEtcdV3
+               ? store_->etcdctl({"put", store_->prefix() + "/config", json}, &out)
                : store_->ctl({"config", "set", "--force", json}, &out);
   ASSERT_EQ(rc, 0) << out;
 }
@@ -78,8 +80,10 @@ std::optional<IP4Net> AgentTest::wait_subnet(int i, std::chrono::milliseconds ti
 
 std::string AgentTest::lease_value(const IP4Net& subnet) {
   std::string out;
-  if (store_->kind() == LabStore::Kind::kEtcd) {
-    if (store_->etcdctl({"get", store_->prefix() + "/subnets/" + subnet_key(subnet)}, &out) != 0) return "";
+  if (store_->is_etcd()) {
+    std::vector<std::string> get{"get", store_->prefix() + "/subnets/" + subnet_key(subnet)};
+    if (store_->kind() == LabStore::Kind::kEtcdV3) get.push_back("--print-value-only");
+    if (store_->etcdctl(get, &out) != 0) return "";
     while (!out.empty() && out.back() == '\n') out.pop_back();
     return out;
   }

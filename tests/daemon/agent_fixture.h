@@ -34,7 +34,8 @@ class AgentTest : public ::testing::TestWithParam<LabStore::Kind> {
   Process& agent(int i) { return *agents_.at(i); }
   void stop_agent(int i);  // SIGTERM; expects exit 0 within 1 s
 
-  // Writes the network config the way the seeds do (etcdctl set for etcd, flannelctl for SQLite).
+  // Writes the network config the way the seeds do (etcdctl set for etcd, flannelctl for SQLite;
+  // ETCDCTL_API=3 etcdctl put for etcd without v2).
   void set_config(const std::string& json);
 
   // Polls until host i's subnet file exists; returns FLANNEL_SUBNET's network (or nullopt).

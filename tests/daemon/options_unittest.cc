@@ -287,6 +287,8 @@ TEST(OptionsTest, IfaceRegexMustCompile) {
 
 TEST(OptionsTest, StoreFlag) {
   EXPECT_EQ(parse({"-store=sqlite:/tmp/lab.db"}).store, "sqlite:/tmp/lab.db");
+  EXPECT_EQ(parse({"-store=etcdv2"}).store, "etcdv2");
+  EXPECT_EQ(parse({"-store=etcdv3"}).store, "etcdv3");
   std::string err = error_of({"-store=redis"});
   EXPECT_EQ(err.rfind("invalid value \"redis\" for flag -store: ", 0), 0u) << err;
 }

@@ -39,6 +39,10 @@ class StoreHarness {
   virtual std::chrono::milliseconds reset_notice_bound() const {
     return std::chrono::milliseconds(2000);
   }
+  // Called after more than history_limit() lease events were written, for stores whose history
+  // is not bounded by a count: etcd v3 keeps every revision until compacted, so its harness
+  // compacts here (as a cluster's auto-compaction would). Stores with a fixed window: nothing.
+  virtual void drop_history() {}
 };
 
 struct ContractParam {

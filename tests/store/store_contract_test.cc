@@ -398,6 +398,7 @@ TEST_P(StoreContract, WatchFromLostHistorySaysSoAndListResyncs) {
     ASSERT_TRUE(IsOk(writer->create_lease(make_lease("10.5.20.0/24", "192.168.0.20"), 60s, &c)));
     ASSERT_TRUE(IsOk(writer->delete_lease(c.subnet, c.revision)));
   }
+  harness_->drop_history();
 
   WatchResult r = watcher->watch_leases(start.revision, 2s, std::stop_token{});
   ASSERT_TRUE(HasCode(r.status, StoreCode::kHistoryGone));

@@ -194,6 +194,16 @@ EtcdServer& EtcdServer::shared_tls() {
   return server;
 }
 
+EtcdServer& EtcdServer::shared_v3() {
+  static EtcdServer server(Options{.enable_v2 = false});
+  return server;
+}
+
+EtcdServer& EtcdServer::shared_v3_tls() {
+  static EtcdServer server(Options{.tls = true, .enable_v2 = false});
+  return server;
+}
+
 void EtcdServer::make_certs() {
   const std::string log = dir_ + "/openssl.log";
   auto run = [&](std::vector<std::string> argv) {
@@ -266,7 +276,7 @@ void EtcdServer::launch() {
       "--initial-advertise-peer-urls=" + peer,
       "--initial-cluster=flannel-test=" + peer,
       "--initial-cluster-state=new",
-      "--enable-v2=true",
+      options_.enable_v2 ? "--enable-v2=true" : "--enable-v2=false",
       // One member: a short election timeout makes it leader within milliseconds.
       "--heartbeat-interval=10",
       "--election-timeout=100",
@@ -303,9 +313,15 @@ bool EtcdServer::wait_ready(SteadyClock::time_point deadline, std::string* why) 
     // /health says a leader exists; the v2 GET says the v2 API is on.
     RawResponse health = raw("GET", "/health");
     if (health.status == 200 && health.body.find("true") != std::string::npos) {
-      RawResponse v2 = raw("GET", "/v2/keys/?quorum=true");
-      if (v2.status == 200) return true;
-      *why = "v2 keys API answers " + std::to_string(v2.status) + " " + v2.body + v2.error;
+      if (!options_.enable_v2) {
+        RawResponse v3 = raw("POST", "/v3/kv/range", R"({"key":"AA=="})");
+        if (v3.status == 200) return true;
+        *why = "v3 gateway answers " + std::to_string(v3.status) + " " + v3.body + v3.error;
+      } else {
+        RawResponse v2 = raw("GET", "/v2/keys/?quorum=true");
+        if (v2.status == 200) return true;
+        *why = "v2 keys API answers " + std::to_string(v2.status) + " " + v2.body + v2.error;
+      }
     } else {
       *why = health.status ? "health " + health.body : health.error;
     }

@@ -1,4 +1,5 @@
-// EtcdServer: a real etcd (etcd-server 3.4, v2 API enabled) for tests, on loopback.
+// EtcdServer: a real etcd (etcd-server 3.4, v2 API enabled unless asked not to) for tests, on
+// loopback.
 //
 // Each EtcdServer starts its own etcd process on free 127.0.0.1 ports with a fresh data dir in
 // a temp directory, waits until it answers (polling with a deadline), and on destruction stops it
@@ -32,6 +33,9 @@ class EtcdServer {
  public:
   struct Options {
     bool tls = false;  // https with --client-cert-auth
+    // false: etcd without --enable-v2 (as etcd 3.5/3.6 run by default): only the v3 API (and
+    // its /v3 JSON gateway) answers, so nothing can pass through v2 by accident.
+    bool enable_v2 = true;
     std::chrono::milliseconds start_timeout{20000};
   };
 
@@ -45,6 +49,9 @@ class EtcdServer {
   // Process-wide instances, started on first use and stopped at exit.
   static EtcdServer& shared();
   static EtcdServer& shared_tls();
+  // The same with the v2 API disabled (enable_v2 = false), for the etcd v3 store.
+  static EtcdServer& shared_v3();
+  static EtcdServer& shared_v3_tls();
 
   // "http://127.0.0.1:PORT" or "https://127.0.0.1:PORT".
   const std::string& endpoint() const { return endpoint_; }

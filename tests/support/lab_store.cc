@@ -11,7 +11,13 @@ namespace flannel::testing {
 #define FLANNEL_BIN_DIR ""
 #endif
 
-std::string to_string(LabStore::Kind kind) { return kind == LabStore::Kind::kEtcd ? "Etcd" : "Sqlite"; }
+std::string to_string(LabStore::Kind kind) {
+  switch (kind) {
+    case LabStore::Kind::kEtcd: return "Etcd";
+    case LabStore::Kind::kEtcdV3: return "EtcdV3";
+    default: return "Sqlite";
+  }
+}
 
 LabStore::LabStore(Kind kind, const Lab& lab, const std::string& dir, const std::string& prefix)
     : kind_(kind), hub_(lab.hub()), dir_(dir), prefix_(prefix) {
@@ -26,7 +32,8 @@ LabStore::LabStore(Kind kind, const Lab& lab, const std::string& dir, const std:
 void LabStore::start_etcd() {
   std::string data = dir_ + "/etcd-data";
   etcd_ = std::make_unique<Process>(Process::Spec{
-      {"etcd", "--name=lab", "--data-dir=" + data, "--enable-v2=true",
+      {"etcd", "--name=lab", "--data-dir=" + data,
+       kind_ == Kind::kEtcd ? "--enable-v2=true" : "--enable-v2=false",
        "--listen-client-urls=" + endpoint_, "--advertise-client-urls=" + endpoint_,
        "--listen-peer-urls=http://127.0.0.1:2380",
        "--initial-advertise-peer-urls=http://127.0.0.1:2380",
@@ -35,7 +42,10 @@ void LabStore::start_etcd() {
       {},
       hub_,
       dir_ + "/etcd.log"});
-  bool up = wait_until([&] { return etcdctl({"ls", "/"}) == 0 || !etcd_->running(); },
+  bool up = wait_until([&] {
+    return (kind_ == Kind::kEtcd ? etcdctl({"ls", "/"}) : etcdctl3({"get", "/"})) == 0 ||
+           !etcd_->running();
+  },
                        std::chrono::seconds(20));
   if (!up || !etcd_->running()) {
     throw std::runtime_error("etcd did not start in " + hub_ + ": " + etcd_->output());
@@ -73,12 +83,20 @@ int LabStore::ctl(const std::vector<std::string>& args, std::string* out) const 
   std::vector<std::string> argv{std::string(FLANNEL_BIN_DIR) + "/flannelctl"};
   for (const auto& f : flags()) argv.push_back(f);
   argv.insert(argv.end(), args.begin(), args.end());
-  return run_command(argv, out, kind_ == Kind::kEtcd ? hub_ : "");
+  return run_command(argv, out, is_etcd() ? hub_ : "");
 }
 
 int LabStore::etcdctl(const std::vector<std::string>& args, std::string* out) const {
-  if (kind_ != Kind::kEtcd) throw std::logic_error("etcdctl on a SQLite lab store");
+  if (!is_etcd()) throw std::logic_error("etcdctl on a SQLite lab store");
+  if (kind_ == Kind::kEtcdV3) return etcdctl3(args, out);
   std::vector<std::string> argv{"env", "ETCDCTL_API=2", "etcdctl", "--endpoints=" + endpoint_};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_command(argv, out, hub_);
+}
+
+int LabStore::etcdctl3(const std::vector<std::string>& args, std::string* out) const {
+  if (!is_etcd()) throw std::logic_error("etcdctl on a SQLite lab store");
+  std::vector<std::string> argv{"env", "ETCDCTL_API=3", "etcdctl", "--endpoints=" + endpoint_};
   argv.insert(argv.end(), args.begin(), args.end());
   return run_command(argv, out, hub_);
 }

@@ -17,7 +17,9 @@ namespace flannel::testing {
 
 class LabStore {
  public:
-  enum class Kind { kSqlite, kEtcd };
+  // kEtcd: etcd with the v2 API enabled (the seeds' etcdctl set); kEtcdV3: etcd without it
+  // (as etcd 3.5/3.6 run by default), written with ETCDCTL_API=3 etcdctl put.
+  enum class Kind { kSqlite, kEtcd, kEtcdV3 };
 
   // Starts etcd in lab.hub() for kEtcd (throws with etcd's log if it does not come up), or
   // picks a fresh SQLite file in `dir` for kSqlite. `prefix` is the -etcd-prefix to use.
@@ -33,8 +35,11 @@ class LabStore {
 
   // Runs `flannelctl <flags> args...`; returns the exit code, output (stdout+stderr) in *out.
   int ctl(const std::vector<std::string>& args, std::string* out = nullptr) const;
-  // Runs `etcdctl --endpoints=... args...` with ETCDCTL_API=2 (kEtcd only).
+  // Runs `etcdctl --endpoints=... args...` with ETCDCTL_API=2 (kEtcd) or 3 (kEtcdV3).
   int etcdctl(const std::vector<std::string>& args, std::string* out = nullptr) const;
+  // Runs `etcdctl` with ETCDCTL_API=3 on either etcd kind.
+  int etcdctl3(const std::vector<std::string>& args, std::string* out = nullptr) const;
+  bool is_etcd() const { return kind_ != Kind::kSqlite; }
 
   // The disaster the agents must heal from: every key is lost. etcd: stopped, its data dir
   // deleted, started again on the same address (returns once it answers). SQLite: the file and
@@ -54,7 +59,7 @@ class LabStore {
 };
 
 std::string to_string(LabStore::Kind kind);
-// So gtest prints "Sqlite"/"Etcd" instead of a byte dump of the parameter.
+// So gtest prints "Sqlite"/"Etcd"/"EtcdV3" instead of a byte dump of the parameter.
 inline void PrintTo(LabStore::Kind kind, std::ostream* os) { *os << to_string(kind); }
 
 }  // namespace flannel::testing
