@@ -56,6 +56,8 @@ class HostGwBackend : public Backend {
   size_t reconciled_routes() const { return reconciled_; }
   // True when peer routes point at nexthop objects (false: inline gateways, the fallback).
   bool uses_nexthops() const { return use_nexthops_; }
+  // Kernel write requests sent so far (a restart onto a correct kernel sends none).
+  size_t kernel_writes() const { return nl_ ? nl_->batched_requests() : 0; }
 
  private:
   Route4 route_for(const Lease& peer) const;

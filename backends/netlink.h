@@ -141,6 +141,9 @@ class NetlinkSession {
   // A second socket of the same namespace, used only by NetlinkBatch (its sequence numbers run
   // independently of the one-request-one-ack operations below).
   nl_sock* batch_sock() const { return batch_sock_; }
+  // Requests sent through NetlinkBatch on this session so far (tests: "a restart writes nothing").
+  size_t batched_requests() const { return batched_; }
+  void count_batched(size_t n) { batched_ += n; }
 
   // ---- link (`ip link`) ----
   // `ip link show`: every link, in kernel index order.
@@ -227,6 +230,7 @@ class NetlinkSession {
  private:
   nl_sock* sock_ = nullptr;
   nl_sock* batch_sock_ = nullptr;
+  size_t batched_ = 0;
 };
 
 // True if `e` reports that the object was not there (ENOENT, ESRCH, ENODEV from the kernel).

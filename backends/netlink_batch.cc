@@ -134,6 +134,7 @@ void NetlinkBatch::fdb_delete(int index, const MacAddr& mac, IP4 dst, size_t tag
 
 std::vector<NetlinkBatch::Failure> NetlinkBatch::commit() {
   std::vector<Failure> failures;
+  session_.count_batched(queue_.size());
   for (size_t begin = 0; begin < queue_.size(); begin += window_)
     commit_window(begin, std::min(queue_.size(), begin + window_), &failures);
   queue_.clear();

@@ -90,6 +90,8 @@ class VxlanBackend : public Backend {
   size_t reconciled_entries() const { return reconciled_; }
   // True when overlay routes point at nexthop objects (false: inline gateways, the fallback).
   bool uses_nexthops() const { return use_nexthops_; }
+  // Kernel write requests sent so far (a restart onto a correct kernel sends none).
+  size_t kernel_writes() const { return nl_ ? nl_->batched_requests() : 0; }
 
  private:
   struct Peer {
