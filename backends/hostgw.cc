@@ -1,6 +1,10 @@
 #include "backends/hostgw.h"
 
+#include <set>
+
 #include "backends/batch_errors.h"
+#include "backends/netlink_batch.h"
+#include "backends/peer_nexthops.h"
 
 namespace flannel {
 
@@ -38,7 +42,9 @@ void HostGwBackend::lease_acquired(const Lease& ours) {
 }
 
 Route4 HostGwBackend::route_for(const Lease& peer) const {
-  return Route4{peer.subnet, peer.attrs.public_ip, iface_.index, false};
+  Route4 r{peer.subnet, peer.attrs.public_ip, iface_.index, false};
+  if (use_nexthops_) r.nhid = kHostGwNexthops.id_for(config_.network, peer.subnet).value_or(0);
+  return r;
 }
 
 void HostGwBackend::sync(const std::vector<Lease>& peers) {
@@ -51,6 +57,21 @@ void HostGwBackend::sync(const std::vector<Lease>& peers) {
 
 void HostGwBackend::apply(const std::vector<PeerEvent>& batch) { apply_batch(batch, false); }
 
+void HostGwBackend::choose_route_form(bool nexthop_dump_ok, const std::string& why) {
+  if (form_chosen_) return;
+  form_chosen_ = true;
+  if (!nexthop_objects_enabled_by_env()) {
+    use_nexthops_ = false;
+    note("host-gw: nexthop objects disabled by FLANNEL_NEXTHOP_OBJECTS; routes use inline "
+         "gateways");
+  } else if (!nexthop_dump_ok) {
+    use_nexthops_ = false;
+    note("host-gw: the kernel refuses nexthop objects (" + why + "); routes use inline gateways");
+  } else {
+    use_nexthops_ = true;
+  }
+}
+
 void HostGwBackend::apply_batch(const std::vector<PeerEvent>& batch, bool full) {
   BatchErrors errors;
   // One dump per batch: lets a restart skip every route that is already right, and gives the
@@ -61,8 +82,25 @@ void HostGwBackend::apply_batch(const std::vector<PeerEvent>& batch, bool full) 
   } catch (const NetlinkError& e) {
     throw BackendError(std::string("host-gw: cannot read the routing table: ") + e.what());
   }
+  // Our nexthops (sync only: apply() writes without comparing). The first dump also decides
+  // between nexthop objects and inline gateways.
+  std::map<uint32_t, Nexthop4> nexthops;
+  bool have_nexthops = false;
+  if (full || !form_chosen_) {
+    try {
+      nexthops = owned_nexthops(*nl_, kHostGwNexthops);
+      have_nexthops = true;
+      choose_route_form(true, "");
+    } catch (const NetlinkError& e) {
+      choose_route_form(false, e.what());
+    }
+  }
 
-  for (const PeerEvent& ev : batch) {
+  NetlinkBatch nb(*nl_);
+  std::vector<bool> failed(batch.size(), false);
+  std::set<uint32_t> wanted_ids;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const PeerEvent& ev = batch[i];
     const Lease& peer = ev.lease;
     if (peer.attrs.backend_type != "host-gw") {
       ++skipped_;
@@ -73,11 +111,18 @@ void HostGwBackend::apply_batch(const std::vector<PeerEvent>& batch, bool full) 
     Route4 want = route_for(peer);
     try {
       if (ev.type == PeerEvent::Type::kAdded) {
+        if (want.nhid) {
+          Nexthop4 nh{want.nhid, want.gw, want.oif, false};
+          wanted_ids.insert(nh.id);
+          auto it = nexthops.find(nh.id);
+          if (it == nexthops.end() || !same_nexthop(it->second, nh)) nb.nexthop_replace(nh, i);
+        }
         auto it = kernel.find(want.dst);
-        bool same = it != kernel.end() && it->second.gw == want.gw && it->second.oif == want.oif &&
-                    !it->second.onlink;
+        bool same = it != kernel.end() && it->second.nhid == want.nhid &&
+                    it->second.gw == want.gw && it->second.oif == want.oif &&
+                    !it->second.onlink && (!want.nhid || it->second.protocol == kRtprotBoot);
         if (!same) {
-          nl_->route_replace(want);
+          nb.route_replace(want, i);
           want.protocol = kRtprotBoot;
           kernel[want.dst] = want;
         }
@@ -86,33 +131,53 @@ void HostGwBackend::apply_batch(const std::vector<PeerEvent>& batch, bool full) 
         routes_.erase(peer.subnet);
         auto it = kernel.find(want.dst);
         if (it != kernel.end() && it->second.gw == want.gw && it->second.oif == want.oif) {
-          try {
-            nl_->route_delete(want);
-          } catch (const NetlinkError& e) {
-            if (!is_not_found(e)) throw;
-          }
+          nb.route_delete(it->second, i);
           kernel.erase(it);
+        }
+        if (want.nhid && (!have_nexthops || nexthops.count(want.nhid))) {
+          nb.nexthop_delete(want.nhid, i);
+          nexthops.erase(want.nhid);
         }
       }
     } catch (const std::exception& e) {
+      failed[i] = true;
       errors.add(ev, e.what());
     }
   }
 
+  // Startup reconciliation: routes and nexthops that look like ours but no lease holds.
+  std::vector<std::string> stale;  // what each stale removal (tag batch.size() + k) is
   if (full) {
     for (const auto& [dst, r] : kernel) {
       bool ours_looking = r.protocol == kRtprotBoot && r.oif == iface_.index && !r.gw.is_zero() &&
                           config_.network.contains(dst) && dst != config_.network;
       if (!ours_looking || routes_.count(dst) || (own_ && dst == *own_)) continue;
-      try {
-        nl_->route_delete(r);
-        ++reconciled_;
-        note("host-gw: removed stale route " + dst.str() + " via " + r.gw.str() +
-             " (no lease holds it any more)");
-      } catch (const NetlinkError& e) {
-        if (!is_not_found(e)) errors.add(std::string("removing stale route: ") + e.what());
-      }
+      nb.route_delete(r, batch.size() + stale.size());
+      stale.push_back("route " + dst.str() + " via " + r.gw.str());
     }
+    for (const auto& [id, nh] : nexthops) {
+      if (wanted_ids.count(id)) continue;
+      nb.nexthop_delete(id, batch.size() + stale.size());
+      stale.push_back("nexthop " + nh.str());
+    }
+  }
+
+  std::vector<bool> stale_failed(stale.size(), false);
+  for (const auto& f : nb.commit()) {
+    if (f.tag < batch.size()) {
+      if (failed[f.tag]) continue;  // one reason per peer: the first
+      failed[f.tag] = true;
+      errors.add(batch[f.tag], f.message());
+      if (batch[f.tag].type == PeerEvent::Type::kAdded) routes_.erase(batch[f.tag].lease.subnet);
+    } else {
+      stale_failed[f.tag - batch.size()] = true;
+      errors.add("removing stale " + stale[f.tag - batch.size()] + ": " + f.message());
+    }
+  }
+  for (size_t k = 0; k < stale.size(); ++k) {
+    if (stale_failed[k]) continue;
+    ++reconciled_;
+    note("host-gw: removed stale " + stale[k] + " (no lease holds it any more)");
   }
   errors.throw_if_any(batch.size());
 }
@@ -124,17 +189,29 @@ void HostGwBackend::check() {
   } catch (const NetlinkError& e) {
     throw BackendError(std::string("host-gw: cannot read the routing table: ") + e.what());
   }
-  BatchErrors errors;
+  NetlinkBatch nb(*nl_);
+  std::vector<IP4Net> restoring;
   for (const auto& [dst, want] : routes_) {
     auto it = kernel.find(dst);
-    if (it != kernel.end() && it->second.gw == want.gw && it->second.oif == want.oif) continue;
-    try {
-      nl_->route_replace(want);
-      note("host-gw: restored route " + dst.str() + " via " + want.gw.str() +
-           " (it was missing or changed)");
-    } catch (const std::exception& e) {
-      errors.add(std::string("restoring route ") + dst.str() + ": " + e.what());
-    }
+    if (it != kernel.end() && it->second.gw == want.gw && it->second.oif == want.oif &&
+        it->second.nhid == want.nhid)
+      continue;
+    if (want.nhid) nb.nexthop_replace(Nexthop4{want.nhid, want.gw, want.oif, false},
+                                      restoring.size());
+    nb.route_replace(want, restoring.size());
+    restoring.push_back(dst);
+  }
+  BatchErrors errors;
+  std::vector<bool> failed(restoring.size(), false);
+  for (const auto& f : nb.commit()) {
+    if (failed[f.tag]) continue;
+    failed[f.tag] = true;
+    errors.add(std::string("restoring route ") + restoring[f.tag].str() + ": " + f.message());
+  }
+  for (size_t k = 0; k < restoring.size(); ++k) {
+    if (failed[k]) continue;
+    note("host-gw: restored route " + restoring[k].str() + " via " +
+         routes_.at(restoring[k]).gw.str() + " (it was missing or changed)");
   }
   errors.throw_if_any(routes_.size());
 }

@@ -2,9 +2,14 @@
 // every host is a router for its pods, and each peer's subnet is routed via the peer's PublicIP
 // on the external interface, so all hosts must share one L2 network.
 //
-//   per peer (BackendType "host-gw"):  ip route replace <subnet> via <PublicIP> dev <ext iface>
-//                                       (table main, protocol boot)
-//   peer removed:                       ip route del <subnet> via <PublicIP> dev <ext iface>
+//   per peer (BackendType "host-gw"):  ip nexthop replace id <ID> via <PublicIP> dev <ext iface>
+//                                       ip route replace <subnet> nhid <ID>  (table main,
+//                                       protocol boot; `ip route` shows via and dev)
+//   peer removed:                       ip route del <subnet>; ip nexthop del id <ID>
+//
+// Nexthop ids and the fallback to v0.11's inline form (`ip route replace <subnet> via
+// <PublicIP> dev <ext iface>`: kernels without nexthop objects, or FLANNEL_NEXTHOP_OBJECTS=off)
+// are described in peer_nexthops.h. Requests of one batch are pipelined (netlink_batch.h).
 //
 // Lease attrs: {"PublicIP":"<ext addr>","BackendType":"host-gw"}; MTU = the ext interface MTU.
 // Requires ExtAddr == IfaceAddr (a host behind NAT cannot be a next hop).
@@ -47,11 +52,17 @@ class HostGwBackend : public Backend {
 
   // Peers ignored because their BackendType is not "host-gw" (since construction).
   size_t skipped_peers() const { return skipped_; }
-  // Stale routes removed by startup reconciliation.
+  // Stale routes and nexthops removed by startup reconciliation.
   size_t reconciled_routes() const { return reconciled_; }
+  // True when peer routes point at nexthop objects (false: inline gateways, the fallback).
+  bool uses_nexthops() const { return use_nexthops_; }
+  // Kernel write requests sent so far (a restart onto a correct kernel sends none).
+  size_t kernel_writes() const { return nl_ ? nl_->batched_requests() : 0; }
 
  private:
   Route4 route_for(const Lease& peer) const;
+  // Decides once between nexthop objects and inline gateways (one note either way it falls back).
+  void choose_route_form(bool nexthop_dump_ok, const std::string& why);
   // One pass over `batch`; `full` (sync) also removes our stale routes not in routes_.
   void apply_batch(const std::vector<PeerEvent>& batch, bool full);
 
@@ -60,6 +71,8 @@ class HostGwBackend : public Backend {
   ExternalInterface iface_;
   std::optional<IP4Net> own_;
   std::map<IP4Net, Route4> routes_;  // the routes we maintain, by peer subnet
+  bool form_chosen_ = false;
+  bool use_nexthops_ = false;
   size_t skipped_ = 0;
   size_t reconciled_ = 0;
 };

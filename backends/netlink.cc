@@ -51,6 +51,22 @@ MacAddr to_mac(const nl_addr* a) {
 
 std::string dev(int index) { return "dev " + std::to_string(index); }
 
+void send_and_ack(nl_sock* sock, nl_msg* msg, const std::string& what) {
+  if (int err = nl_send_auto(sock, msg); err < 0) fail(what, err);
+  if (int err = nl_wait_for_ack(sock); err < 0) fail(what, err);
+}
+
+void dump(nl_sock* sock, int type, const void* hdr, size_t hdr_len, const std::string& what,
+          int (*on_msg)(nl_msg*, void*), void* arg) {
+  CbPtr cb(nl_cb_clone(nl_socket_get_cb(sock)));
+  if (!cb) fail_alloc(what);
+  nl_cb_set(cb.get(), NL_CB_VALID, NL_CB_CUSTOM, on_msg, arg);
+  // nl_send_simple wants a non-const payload pointer; it only copies it.
+  if (int err = nl_send_simple(sock, type, NLM_F_DUMP, const_cast<void*>(hdr), hdr_len); err < 0)
+    fail(what, err);
+  if (int err = nl_recvmsgs(sock, cb.get()); err < 0) fail(what, err);
+}
+
 }  // namespace nl
 
 using namespace nl;
@@ -115,6 +131,7 @@ std::string MacAddr::str() const {
 
 std::string Route4::str() const {
   std::string s = dst.str();
+  if (nhid) s += " nhid " + std::to_string(nhid);
   if (!gw.is_zero()) s += " via " + gw.str();
   if (oif) s += " " + nl::dev(oif);
   if (onlink) s += " onlink";
@@ -125,17 +142,35 @@ bool is_not_found(const NetlinkError& e) {
   return e.code() == NLE_OBJ_NOTFOUND || e.code() == NLE_NODEV || e.code() == NLE_NOADDR;
 }
 
-NetlinkSession::NetlinkSession() {
-  sock_ = nl_socket_alloc();
-  if (!sock_) throw NetlinkError("netlink: cannot allocate socket", NLE_NOMEM);
-  if (int err = nl_connect(sock_, NETLINK_ROUTE); err < 0) {
-    nl_socket_free(sock_);
-    sock_ = nullptr;
+namespace {
+
+nl_sock* open_route_socket() {
+  nl_sock* s = nl_socket_alloc();
+  if (!s) throw NetlinkError("netlink: cannot allocate socket", NLE_NOMEM);
+  if (int err = nl_connect(s, NETLINK_ROUTE); err < 0) {
+    nl_socket_free(s);
     fail("connect", err);
   }
+  return s;
+}
+
+}  // namespace
+
+NetlinkSession::NetlinkSession() {
+  sock_ = open_route_socket();
+  try {
+    batch_sock_ = open_route_socket();
+  } catch (...) {
+    nl_socket_free(sock_);
+    throw;
+  }
+  // Batches match acks by sequence number themselves; room for a window of acks.
+  nl_socket_disable_seq_check(batch_sock_);
+  nl_socket_set_buffer_size(batch_sock_, 1 << 20, 1 << 20);
 }
 
 NetlinkSession::~NetlinkSession() {
+  if (batch_sock_) nl_socket_free(batch_sock_);
   if (sock_) nl_socket_free(sock_);  // also closes
 }
 

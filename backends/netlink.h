@@ -9,7 +9,9 @@
 // error number (NLE_*) for callers that need to tell "not found" or "exists" apart.
 //
 // Implementation is split by object: netlink.cc (session, dumps), netlink_link.cc (link, addr,
-// vxlan), netlink_route.cc (route), netlink_neigh.cc (neigh, fdb).
+// vxlan), netlink_route.cc (route), netlink_neigh.cc (neigh, fdb), netlink_nexthop.cc (nexthop
+// objects, `ip nexthop`), netlink_batch.{h,cc} (pipelined requests: many per sendmsg, acks
+// matched back by sequence number).
 #pragma once
 
 #include <array>
@@ -69,14 +71,30 @@ struct Addr4Info {
 
 // One IPv4 route of the main table with a single next hop. Writes always use table main,
 // protocol boot, scope universe, type unicast and no metric, as flannel does (facts §3.0).
+// A route through a nexthop object (nhid != 0) is written with RTA_NH_ID only; gw/oif/onlink
+// then describe the nexthop (the kernel reports them in dumps, nexthop_compat_mode=1, so
+// `ip route` still shows "via" and "dev").
 struct Route4 {
   IP4Net dst;          // the destination network (host bits as given)
   IP4 gw;              // 0.0.0.0 = no gateway (a directly connected route)
   int oif = 0;         // output link index; 0 = let the kernel pick from the gateway
   bool onlink = false; // RTNH_F_ONLINK: the gateway is reachable on oif without a covering route
   int protocol = 3;    // filled by routes4()/route_get(); writes always send RTPROT_BOOT (3)
-  std::string str() const;  // "10.5.34.0/24 via 10.250.0.2 dev 2 onlink", for messages
+  uint32_t nhid = 0;   // RTA_NH_ID: the nexthop object the route points at; 0 = inline gateway
+  std::string str() const;  // "10.5.34.0/24 nhid 7 via 10.250.0.2 dev 2 onlink", for messages
   bool operator==(const Route4&) const = default;
+};
+
+// A nexthop object (`ip nexthop`, RTM_NEWNEXTHOP, kernel >= 5.3): a single IPv4 gateway on one
+// link. Writes always use protocol boot; groups and blackholes are not modelled (dumps skip them).
+struct Nexthop4 {
+  uint32_t id = 0;
+  IP4 gw;
+  int oif = 0;
+  bool onlink = false;
+  int protocol = 3;  // filled by nexthops4(); writes always send RTPROT_BOOT (3)
+  std::string str() const;  // "id 7 via 10.250.0.2 dev 2 onlink"
+  bool operator==(const Nexthop4&) const = default;
 };
 
 // A neighbour (ARP) entry: `ip neigh` on one link.
@@ -120,6 +138,12 @@ class NetlinkSession {
   NetlinkSession& operator=(const NetlinkSession&) = delete;
 
   nl_sock* sock() const { return sock_; }
+  // A second socket of the same namespace, used only by NetlinkBatch (its sequence numbers run
+  // independently of the one-request-one-ack operations below).
+  nl_sock* batch_sock() const { return batch_sock_; }
+  // Requests sent through NetlinkBatch on this session so far (tests: "a restart writes nothing").
+  size_t batched_requests() const { return batched_; }
+  void count_batched(size_t n) { batched_ += n; }
 
   // ---- link (`ip link`) ----
   // `ip link show`: every link, in kernel index order.
@@ -161,12 +185,14 @@ class NetlinkSession {
 
   // ---- route (`ip route`, main table) ----
   // `ip route show` (main table, IPv4, unicast, single next hop; multipath routes are skipped).
+  // Routes through a nexthop object carry its id in nhid.
   std::vector<Route4> routes4();
   // `ip route add` (fails with NLE_EXIST if the route exists).
   void route_add(const Route4& r);
   // `ip route replace`.
   void route_replace(const Route4& r);
-  // `ip route del`: matches dst, and gw and oif when set, in any protocol and scope. Throws
+  // `ip route del`: matches dst, and nhid, or else gw and oif, when set, in any protocol and
+  // scope (the kernel does not match a nexthop-object route by gw/oif). Throws
   // NetlinkError with code() == NLE_OBJ_NOTFOUND when no route matches.
   void route_delete(const Route4& r);
   // `ip route get DST`: the route the kernel would use (all tables, policy routing applied).
@@ -175,6 +201,15 @@ class NetlinkSession {
   // `ip route show default` (main table): the oif of the first IPv4 default route; nullopt when
   // there is none. Throws if that route has no single output interface (multipath).
   std::optional<int> default_route_ifindex();
+
+  // ---- nexthop (`ip nexthop`) ----
+  // `ip -4 nexthop show`: single-gateway IPv4 nexthop objects. Throws NetlinkError (code()
+  // NLE_OPNOTSUPP on kernels without nexthop objects) when the kernel refuses the dump.
+  std::vector<Nexthop4> nexthops4();
+  // `ip nexthop replace id ID via GW dev X [onlink] proto boot`.
+  void nexthop_replace(const Nexthop4& nh);
+  // `ip nexthop del id ID` (routes using it go with it). NLE_OBJ_NOTFOUND when absent.
+  void nexthop_delete(uint32_t id);
 
   // ---- neigh (`ip neigh`) ----
   // `ip -4 neigh show dev X`.
@@ -194,6 +229,8 @@ class NetlinkSession {
 
  private:
   nl_sock* sock_ = nullptr;
+  nl_sock* batch_sock_ = nullptr;
+  size_t batched_ = 0;
 };
 
 // True if `e` reports that the object was not there (ENOENT, ESRCH, ENODEV from the kernel).

@@ -11,6 +11,9 @@
 #include <netlink/route/neighbour.h>
 #include <netlink/route/route.h>
 
+#include <netlink/msg.h>
+#include <netlink/attr.h>
+
 #include <memory>
 #include <string>
 
@@ -46,6 +49,29 @@ using RtAddrPtr = std::unique_ptr<rtnl_addr, RtAddrDeleter>;
 using RoutePtr = std::unique_ptr<rtnl_route, RouteDeleter>;
 using NexthopPtr = std::unique_ptr<rtnl_nexthop, NexthopDeleter>;
 using NeighPtr = std::unique_ptr<rtnl_neigh, NeighDeleter>;
+struct MsgDeleter {
+  void operator()(nl_msg* m) const { nlmsg_free(m); }
+};
+using MsgPtr = std::unique_ptr<nl_msg, MsgDeleter>;
+struct CbDeleter {
+  void operator()(nl_cb* c) const { nl_cb_put(c); }
+};
+using CbPtr = std::unique_ptr<nl_cb, CbDeleter>;
+
+// ---- request builders: one place per object, shared by the session (one request, one ack) and
+// NetlinkBatch (many requests, acks collected afterwards). Each returns a complete request
+// message (no sequence number yet); `what` names it in errors ("route replace 10.5.3.0/24 ...").
+enum class Op { kAdd, kReplace, kDelete };
+MsgPtr route_request(const Route4& r, Op op, const std::string& what);
+MsgPtr neigh_request(int index, IP4 dst, const MacAddr* mac, Op op, const std::string& what);
+MsgPtr fdb_request(int index, const MacAddr& mac, IP4 dst, Op op, const std::string& what);
+MsgPtr nexthop_request(const Nexthop4& nh, Op op, const std::string& what);
+MsgPtr nexthop_delete_request(uint32_t id, const std::string& what);
+// Sends one request on `sock` and waits for its ack; throws NetlinkError "netlink <what>: ...".
+void send_and_ack(nl_sock* sock, nl_msg* msg, const std::string& what);
+// Sends a dump request (type, header struct) and calls `on_msg` for every answer.
+void dump(nl_sock* sock, int type, const void* hdr, size_t hdr_len, const std::string& what,
+          int (*on_msg)(nl_msg*, void*), void* arg);
 
 // Throws NetlinkError "netlink <what>: <libnl reason>" keeping the (positive) libnl code.
 [[noreturn]] void fail(const std::string& what, int err);

@@ -1,4 +1,5 @@
-// `ip neigh` (IPv4 ARP entries) and `bridge fdb` (VXLAN forwarding entries) over libnl-route-3.
+// `ip neigh` (IPv4 ARP entries) and `bridge fdb` (VXLAN forwarding entries) over libnl-route-3:
+// the request builders (shared with NetlinkBatch), the one-shot operations and the dumps.
 #include <linux/neighbour.h>
 #include <linux/rtnetlink.h>
 #include <sys/socket.h>
@@ -45,7 +46,42 @@ NeighPtr make_fdb(int index, const MacAddr& mac, IP4 dst, const std::string& wha
   return n;
 }
 
+MsgPtr neigh_message(rtnl_neigh* n, Op op, const std::string& what) {
+  nl_msg* raw = nullptr;
+  int err = op == Op::kDelete ? rtnl_neigh_build_delete_request(n, 0, &raw)
+                              : rtnl_neigh_build_add_request(
+                                    n, op == Op::kAdd ? NLM_F_CREATE | NLM_F_EXCL
+                                                      : NLM_F_CREATE | NLM_F_REPLACE, &raw);
+  if (err < 0) fail(what, err);
+  return MsgPtr(raw);
+}
+
 }  // namespace
+
+namespace nl {
+
+MsgPtr neigh_request(int index, IP4 dst, const MacAddr* mac, Op op, const std::string& what) {
+  NeighPtr n = alloc_neigh(what);
+  if (op != Op::kDelete) {
+    // First: some libnl releases' rtnl_neigh_set_type() overwrites the attribute mask.
+    rtnl_neigh_set_type(n.get(), RTN_UNICAST);
+  }
+  rtnl_neigh_set_ifindex(n.get(), index);
+  if (int err = rtnl_neigh_set_dst(n.get(), make_addr4(dst).get()); err < 0) fail(what, err);
+  if (op != Op::kDelete) {
+    if (mac) rtnl_neigh_set_lladdr(n.get(), make_mac(*mac).get());
+    rtnl_neigh_set_state(n.get(), NUD_PERMANENT);
+  }
+  return neigh_message(n.get(), op, what);
+}
+
+MsgPtr fdb_request(int index, const MacAddr& mac, IP4 dst, Op op, const std::string& what) {
+  NeighPtr n = make_fdb(index, mac, dst, what);
+  if (op != Op::kDelete) rtnl_neigh_set_state(n.get(), NUD_PERMANENT);
+  return neigh_message(n.get(), op, what);
+}
+
+}  // namespace nl
 
 std::vector<Neigh4> NetlinkSession::neighs4(int index) {
   std::vector<Neigh4> out;
@@ -61,23 +97,12 @@ std::vector<Neigh4> NetlinkSession::neighs4(int index) {
 void NetlinkSession::neigh_replace(int index, IP4 dst, const MacAddr& mac) {
   std::string what = "neigh replace " + dst.str() + " lladdr " + mac.str() + " " + dev(index) +
                      " nud permanent";
-  NeighPtr n = alloc_neigh(what);
-  // First: some libnl releases' rtnl_neigh_set_type() overwrites the attribute mask.
-  rtnl_neigh_set_type(n.get(), RTN_UNICAST);
-  rtnl_neigh_set_ifindex(n.get(), index);
-  if (int err = rtnl_neigh_set_dst(n.get(), make_addr4(dst).get()); err < 0) fail(what, err);
-  rtnl_neigh_set_lladdr(n.get(), make_mac(mac).get());
-  rtnl_neigh_set_state(n.get(), NUD_PERMANENT);
-  if (int err = rtnl_neigh_add(sock_, n.get(), NLM_F_CREATE | NLM_F_REPLACE); err < 0)
-    fail(what, err);
+  send_and_ack(sock_, neigh_request(index, dst, &mac, Op::kReplace, what).get(), what);
 }
 
 void NetlinkSession::neigh_delete(int index, IP4 dst) {
   std::string what = "neigh del " + dst.str() + " " + dev(index);
-  NeighPtr n = alloc_neigh(what);
-  rtnl_neigh_set_ifindex(n.get(), index);
-  if (int err = rtnl_neigh_set_dst(n.get(), make_addr4(dst).get()); err < 0) fail(what, err);
-  if (int err = rtnl_neigh_delete(sock_, n.get(), 0); err < 0) fail(what, err);
+  send_and_ack(sock_, neigh_request(index, dst, nullptr, Op::kDelete, what).get(), what);
 }
 
 std::vector<FdbEntry> NetlinkSession::fdbs(int index) {
@@ -98,16 +123,12 @@ std::vector<FdbEntry> NetlinkSession::fdbs(int index) {
 void NetlinkSession::fdb_replace(int index, const MacAddr& mac, IP4 dst) {
   std::string what = "fdb replace " + mac.str() + " " + dev(index) + " dst " + dst.str() +
                      " self permanent";
-  NeighPtr n = make_fdb(index, mac, dst, what);
-  rtnl_neigh_set_state(n.get(), NUD_PERMANENT);
-  if (int err = rtnl_neigh_add(sock_, n.get(), NLM_F_CREATE | NLM_F_REPLACE); err < 0)
-    fail(what, err);
+  send_and_ack(sock_, fdb_request(index, mac, dst, Op::kReplace, what).get(), what);
 }
 
 void NetlinkSession::fdb_delete(int index, const MacAddr& mac, IP4 dst) {
   std::string what = "fdb del " + mac.str() + " " + dev(index) + " dst " + dst.str() + " self";
-  NeighPtr n = make_fdb(index, mac, dst, what);
-  if (int err = rtnl_neigh_delete(sock_, n.get(), 0); err < 0) fail(what, err);
+  send_and_ack(sock_, fdb_request(index, mac, dst, Op::kDelete, what).get(), what);
 }
 
 }  // namespace flannel

@@ -1,6 +1,9 @@
 // `ip route` (IPv4, main table) over libnl-route-3, with flannel's message defaults (facts §3.0):
 // table main, protocol boot, scope universe, type unicast, no metric.
+#include <arpa/inet.h>
 #include <linux/rtnetlink.h>
+
+#include <cstring>
 
 #include "backends/netlink.h"
 #include "backends/netlink_internal.h"
@@ -38,6 +41,7 @@ RoutePtr build_route(const Route4& in, const std::string& what) {
   rtnl_route_set_type(r.get(), RTN_UNICAST);
   if (int err = rtnl_route_set_dst(r.get(), make_addr4(in.dst.ip, in.dst.prefix).get()); err < 0)
     fail(what, err);
+  if (in.nhid) return r;  // the nexthop object says where; RTA_NH_ID is added to the message
   NexthopPtr nh(rtnl_route_nh_alloc());
   if (!nh) fail_alloc(what);
   if (in.oif) rtnl_route_nh_set_ifindex(nh.get(), in.oif);
@@ -47,40 +51,80 @@ RoutePtr build_route(const Route4& in, const std::string& what) {
   return r;
 }
 
+// One RTM_NEWROUTE answer of a dump -> Route4, keeping what libnl-route-3 3.7 drops (RTA_NH_ID).
+int on_route(nl_msg* msg, void* arg) {
+  auto* out = static_cast<std::vector<Route4>*>(arg);
+  nlmsghdr* h = nlmsg_hdr(msg);
+  if (h->nlmsg_type != RTM_NEWROUTE || !nlmsg_valid_hdr(h, sizeof(rtmsg))) return NL_OK;
+  const auto* rtm = static_cast<const rtmsg*>(nlmsg_data(h));
+  if (rtm->rtm_family != AF_INET || rtm->rtm_type != RTN_UNICAST) return NL_OK;
+  nlattr* tb[RTA_MAX + 1];
+  if (nlmsg_parse(h, sizeof(rtmsg), tb, RTA_MAX, nullptr) < 0) return NL_OK;
+  uint32_t table = tb[RTA_TABLE] ? nla_get_u32(tb[RTA_TABLE]) : rtm->rtm_table;
+  if (table != RT_TABLE_MAIN || tb[RTA_MULTIPATH]) return NL_OK;
+  auto ip_of = [](nlattr* a) {
+    uint32_t be = 0;
+    if (a && nla_len(a) == 4) std::memcpy(&be, nla_data(a), 4);
+    return IP4{ntohl(be)};
+  };
+  Route4 r;
+  r.dst.ip = ip_of(tb[RTA_DST]);
+  r.dst.prefix = rtm->rtm_dst_len;
+  r.gw = ip_of(tb[RTA_GATEWAY]);
+  r.oif = tb[RTA_OIF] ? static_cast<int>(nla_get_u32(tb[RTA_OIF])) : 0;
+  r.onlink = (rtm->rtm_flags & RTNH_F_ONLINK) != 0;
+  r.protocol = rtm->rtm_protocol;
+  r.nhid = tb[RTA_NH_ID] ? nla_get_u32(tb[RTA_NH_ID]) : 0;
+  out->push_back(r);
+  return NL_OK;
+}
+
 }  // namespace
 
-std::vector<Route4> NetlinkSession::routes4() {
-  nl_cache* raw = nullptr;
-  if (int err = rtnl_route_alloc_cache(sock_, AF_INET, 0, &raw); err < 0) fail("route show", err);
-  CachePtr cache(raw);
-  std::vector<Route4> out;
-  for (nl_object* o = nl_cache_get_first(raw); o; o = nl_cache_get_next(o)) {
-    auto* r = reinterpret_cast<rtnl_route*>(o);
-    if (rtnl_route_get_table(r) != RT_TABLE_MAIN || rtnl_route_get_type(r) != RTN_UNICAST) continue;
-    if (auto r4 = to_route4(r)) out.push_back(*r4);
+namespace nl {
+
+MsgPtr route_request(const Route4& r, Op op, const std::string& what) {
+  RoutePtr route = build_route(r, what);
+  nl_msg* raw = nullptr;
+  int err = 0;
+  if (op == Op::kDelete) {
+    // As flannel's delete message: any protocol, scope NOWHERE (= any scope) in table main.
+    rtnl_route_set_protocol(route.get(), 0);
+    rtnl_route_set_scope(route.get(), RT_SCOPE_NOWHERE);
+    err = rtnl_route_build_del_request(route.get(), 0, &raw);
+  } else {
+    err = rtnl_route_build_add_request(route.get(), op == Op::kAdd ? NLM_F_EXCL : NLM_F_REPLACE,
+                                       &raw);
   }
+  if (err < 0) fail(what, err);
+  MsgPtr msg(raw);
+  if (r.nhid && nla_put_u32(msg.get(), RTA_NH_ID, r.nhid) < 0) fail_alloc(what);
+  return msg;
+}
+
+}  // namespace nl
+
+std::vector<Route4> NetlinkSession::routes4() {
+  std::vector<Route4> out;
+  rtmsg hdr{};
+  hdr.rtm_family = AF_INET;
+  dump(sock_, RTM_GETROUTE, &hdr, sizeof(hdr), "route show", on_route, &out);
   return out;
 }
 
 void NetlinkSession::route_add(const Route4& r) {
   std::string what = "route add " + r.str();
-  RoutePtr route = build_route(r, what);
-  if (int err = rtnl_route_add(sock_, route.get(), NLM_F_EXCL); err < 0) fail(what, err);
+  send_and_ack(sock_, route_request(r, Op::kAdd, what).get(), what);
 }
 
 void NetlinkSession::route_replace(const Route4& r) {
   std::string what = "route replace " + r.str();
-  RoutePtr route = build_route(r, what);
-  if (int err = rtnl_route_add(sock_, route.get(), NLM_F_REPLACE); err < 0) fail(what, err);
+  send_and_ack(sock_, route_request(r, Op::kReplace, what).get(), what);
 }
 
 void NetlinkSession::route_delete(const Route4& r) {
   std::string what = "route del " + r.str();
-  RoutePtr route = build_route(r, what);
-  // As flannel's delete message: any protocol, scope NOWHERE (= any scope) in table main.
-  rtnl_route_set_protocol(route.get(), 0);
-  rtnl_route_set_scope(route.get(), RT_SCOPE_NOWHERE);
-  if (int err = rtnl_route_delete(sock_, route.get(), 0); err < 0) fail(what, err);
+  send_and_ack(sock_, route_request(r, Op::kDelete, what).get(), what);
 }
 
 Route4 NetlinkSession::route_get(IP4 dst) {

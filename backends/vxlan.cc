@@ -10,6 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "backends/batch_errors.h"
+#include "backends/netlink_batch.h"
+#include "backends/peer_nexthops.h"
 #include "core/json_util.h"
 
 namespace flannel {
@@ -70,14 +72,6 @@ uint64_t fnv1a(uint64_t h, const void* data, size_t n) {
     h *= 1099511628211ULL;
   }
   return h;
-}
-
-void ignore_not_found(const std::function<void()>& op) {
-  try {
-    op();
-  } catch (const NetlinkError& e) {
-    if (!is_not_found(e)) throw;
-  }
 }
 
 }  // namespace
@@ -143,13 +137,16 @@ struct VxlanBackend::KernelView {
   std::map<IP4, MacAddr> neighs;                  // permanent entries only
   std::set<std::pair<MacAddr, IP4>> fdb;          // permanent entries only
   std::map<IP4Net, Route4> routes;                // oif == device
+  std::map<uint32_t, Nexthop4> nexthops;          // of our id range (any device)
 };
 
 VxlanBackend::VxlanBackend() = default;
 VxlanBackend::~VxlanBackend() = default;
 
 Route4 VxlanBackend::overlay_route(const IP4Net& subnet) const {
-  return Route4{subnet, subnet.network().ip, index_, true};
+  Route4 r{subnet, subnet.network().ip, index_, true};
+  if (use_nexthops_) r.nhid = kVxlanNexthops.id_for(config_.network, subnet).value_or(0);
+  return r;
 }
 
 BackendSetup VxlanBackend::setup(const Config& config, const ExternalInterface& iface) {
@@ -252,54 +249,50 @@ bool VxlanBackend::on_link(IP4 addr) {
   }
 }
 
-void VxlanBackend::add_peer(const Lease& peer, KernelView* kv) {
+void VxlanBackend::queue_add(const Lease& peer, KernelView* kv, NetlinkBatch* nb, size_t tag,
+                             Undo* undo) {
   MacAddr mac = decode_vtep_mac(peer.attrs.backend_data);
   const IP4 pub = peer.attrs.public_ip;
   const IP4 gw = peer.subnet.network().ip;
   std::optional<Peer> old;
   if (auto it = peers_.find(peer.subnet); it != peers_.end()) old = it->second;
+  undo->subnet = peer.subnet;
+  undo->old = old;
 
   if (vx_.direct_routing && on_link(pub)) {
-    nl_->route_replace(Route4{peer.subnet, pub, 0, false});
+    nb->route_replace(Route4{peer.subnet, pub, 0, false}, tag);
     if (old && !old->direct) {  // was encapsulated: its ARP and FDB entries are now unused
-      ignore_not_found([&] { nl_->neigh_delete(index_, gw); });
-      ignore_not_found([&] { nl_->fdb_delete(index_, old->mac, old->public_ip); });
+      nb->neigh_delete(index_, gw, tag);
+      nb->fdb_delete(index_, old->mac, old->public_ip, tag);
+      if (old->nhid) nb->nexthop_delete(old->nhid, tag);
     }
-    peers_[peer.subnet] = Peer{mac, pub, true};
+    peers_[peer.subnet] = Peer{mac, pub, true, 0};
+    undo->added = peers_[peer.subnet];
     return;
   }
 
   auto neigh = kv->loaded ? kv->neighs.find(gw) : kv->neighs.end();
-  if (neigh == kv->neighs.end() || neigh->second != mac) nl_->neigh_replace(index_, gw, mac);
-  if (!kv->loaded || !kv->fdb.count({mac, pub})) {
-    try {
-      nl_->fdb_replace(index_, mac, pub);
-    } catch (...) {
-      ignore_not_found([&] { nl_->neigh_delete(index_, gw); });
-      throw;
-    }
-  }
+  if (neigh == kv->neighs.end() || neigh->second != mac) nb->neigh_replace(index_, gw, mac, tag);
+  if (!kv->loaded || !kv->fdb.count({mac, pub})) nb->fdb_replace(index_, mac, pub, tag);
   Route4 want = overlay_route(peer.subnet);
+  if (want.nhid) {
+    Nexthop4 nh{want.nhid, want.gw, want.oif, true};
+    auto it = kv->loaded ? kv->nexthops.find(nh.id) : kv->nexthops.end();
+    if (it == kv->nexthops.end() || !same_nexthop(it->second, nh)) nb->nexthop_replace(nh, tag);
+  }
   auto route = kv->loaded ? kv->routes.find(peer.subnet) : kv->routes.end();
-  bool route_ok = route != kv->routes.end() && route->second.gw == want.gw &&
-                  route->second.oif == want.oif && route->second.onlink;
-  if (!route_ok) {
-    try {
-      nl_->route_replace(want);
-    } catch (...) {
-      ignore_not_found([&] { nl_->neigh_delete(index_, gw); });
-      ignore_not_found([&] { nl_->fdb_delete(index_, mac, pub); });
-      throw;
-    }
-  }
+  bool route_ok = route != kv->routes.end() && route->second.nhid == want.nhid &&
+                  route->second.gw == want.gw && route->second.oif == want.oif &&
+                  route->second.onlink && route->second.protocol == kRtprotBoot;
+  if (!route_ok) nb->route_replace(want, tag);
   // v0.11 left the old FDB entry behind when a subnet's MAC or PublicIP changed (§7.11).
-  if (old && !old->direct && (old->mac != mac || old->public_ip != pub)) {
-    ignore_not_found([&] { nl_->fdb_delete(index_, old->mac, old->public_ip); });
-  }
-  peers_[peer.subnet] = Peer{mac, pub, false};
+  if (old && !old->direct && (old->mac != mac || old->public_ip != pub))
+    nb->fdb_delete(index_, old->mac, old->public_ip, tag);
+  peers_[peer.subnet] = Peer{mac, pub, false, want.nhid};
+  undo->added = peers_[peer.subnet];
 }
 
-void VxlanBackend::remove_peer(const Lease& peer, KernelView* /*kv*/) {
+void VxlanBackend::queue_remove(const Lease& peer, NetlinkBatch* nb, size_t tag) {
   const IP4 pub = peer.attrs.public_ip;
   const IP4 gw = peer.subnet.network().ip;
   std::optional<Peer> known;
@@ -308,7 +301,7 @@ void VxlanBackend::remove_peer(const Lease& peer, KernelView* /*kv*/) {
 
   bool direct = known ? known->direct : (vx_.direct_routing && on_link(pub));
   if (direct) {
-    ignore_not_found([&] { nl_->route_delete(Route4{peer.subnet, pub, 0, false}); });
+    nb->route_delete(Route4{peer.subnet, pub, 0, false}, tag);
     return;
   }
   std::optional<MacAddr> mac;
@@ -317,50 +310,49 @@ void VxlanBackend::remove_peer(const Lease& peer, KernelView* /*kv*/) {
   } catch (const ParseError&) {
     if (known) mac = known->mac;
   }
-  // Try all three, report the first failure.
-  std::string first_error;
-  auto attempt = [&](const std::function<void()>& op) {
-    try {
-      ignore_not_found(op);
-    } catch (const std::exception& e) {
-      if (first_error.empty()) first_error = e.what();
-    }
-  };
-  attempt([&] { nl_->neigh_delete(index_, gw); });
-  if (mac) attempt([&] { nl_->fdb_delete(index_, *mac, pub); });
-  attempt([&] { nl_->route_delete(overlay_route(peer.subnet)); });
-  if (!first_error.empty()) throw BackendError(first_error);
+  nb->neigh_delete(index_, gw, tag);
+  if (mac) nb->fdb_delete(index_, *mac, pub, tag);
+  // Both route forms: an inline route (fallback, or left by v0.11) is matched by gw and oif; a
+  // route through our nexthop goes with its nexthop.
+  Route4 inline_route = overlay_route(peer.subnet);
+  uint32_t nhid = inline_route.nhid ? inline_route.nhid : (known ? known->nhid : 0);
+  inline_route.nhid = 0;
+  nb->route_delete(inline_route, tag);
+  if (nhid) nb->nexthop_delete(nhid, tag);
 }
 
-void VxlanBackend::reconcile(KernelView* kv, BatchErrors* errors) {
+void VxlanBackend::queue_reconcile(KernelView* kv, NetlinkBatch* nb, size_t first_tag,
+                                   std::vector<std::string>* stale) {
   std::set<IP4> gws;
   std::set<std::pair<MacAddr, IP4>> fdb;
+  std::set<uint32_t> ids;
   for (const auto& [subnet, p] : peers_) {
     if (p.direct) continue;
     gws.insert(subnet.network().ip);
     fdb.insert({p.mac, p.public_ip});
+    if (p.nhid) ids.insert(p.nhid);
   }
-  auto remove = [&](const std::string& what, const std::function<void()>& op) {
-    try {
-      ignore_not_found(op);
-      ++reconciled_;
-    } catch (const std::exception& e) {
-      errors->add("removing stale " + what + ": " + e.what());
-    }
+  auto tag = [&](std::string what) {
+    stale->push_back(std::move(what));
+    return first_tag + stale->size() - 1;
   };
   for (const auto& [dst, r] : kv->routes) {
     if (auto it = peers_.find(dst); it != peers_.end() && !it->second.direct) continue;
     if (r.protocol != kRtprotBoot || !config_.network.contains(dst)) continue;
-    remove("route " + r.str(), [&] { nl_->route_delete(r); });
+    nb->route_delete(r, tag("route " + r.str()));
   }
   for (const auto& [ip, mac] : kv->neighs) {
     if (gws.count(ip)) continue;
-    remove("neighbour " + ip.str(), [&] { nl_->neigh_delete(index_, ip); });
+    nb->neigh_delete(index_, ip, tag("neighbour " + ip.str()));
   }
   for (const auto& entry : kv->fdb) {
     if (fdb.count(entry) || entry.first.is_zero()) continue;
-    remove("fdb entry " + entry.first.str() + " dst " + entry.second.str(),
-           [&] { nl_->fdb_delete(index_, entry.first, entry.second); });
+    nb->fdb_delete(index_, entry.first, entry.second,
+                   tag("fdb entry " + entry.first.str() + " dst " + entry.second.str()));
+  }
+  for (const auto& [id, nh] : kv->nexthops) {
+    if (ids.count(id)) continue;
+    nb->nexthop_delete(id, tag("nexthop " + nh.str()));
   }
 }
 
@@ -378,9 +370,31 @@ void VxlanBackend::apply(const std::vector<PeerEvent>& batch) {
   apply_batch(batch, false);
 }
 
+void VxlanBackend::choose_route_form(bool nexthop_dump_ok, const std::string& why) {
+  if (form_chosen_) return;
+  form_chosen_ = true;
+  use_nexthops_ = false;
+  if (!nexthop_objects_enabled_by_env()) {
+    note("vxlan: nexthop objects disabled by FLANNEL_NEXTHOP_OBJECTS; routes use inline "
+         "gateways");
+  } else if (!nexthop_dump_ok) {
+    note("vxlan: the kernel refuses nexthop objects (" + why + "); routes use inline gateways");
+  } else {
+    use_nexthops_ = true;
+  }
+}
+
 void VxlanBackend::apply_batch(const std::vector<PeerEvent>& batch, bool full) {
   BatchErrors errors;
   KernelView kv;
+  if (full || !form_chosen_) {
+    try {
+      kv.nexthops = owned_nexthops(*nl_, kVxlanNexthops);
+      choose_route_form(true, "");
+    } catch (const NetlinkError& e) {
+      choose_route_form(false, e.what());
+    }
+  }
   if (full) {
     // A sync: read what the device holds once, so entries that are already right are not
     // rewritten (a restart changes nothing) and stale ones can go.
@@ -397,7 +411,11 @@ void VxlanBackend::apply_batch(const std::vector<PeerEvent>& batch, bool full) {
     }
   }
 
-  for (const PeerEvent& ev : batch) {
+  NetlinkBatch nb(*nl_);
+  std::vector<bool> failed(batch.size(), false);
+  std::vector<Undo> undo(batch.size());
+  for (size_t i = 0; i < batch.size(); ++i) {
+    const PeerEvent& ev = batch[i];
     const Lease& peer = ev.lease;
     if (peer.attrs.backend_type != "vxlan") {
       ++skipped_;
@@ -407,18 +425,46 @@ void VxlanBackend::apply_batch(const std::vector<PeerEvent>& batch, bool full) {
     }
     try {
       if (ev.type == PeerEvent::Type::kAdded) {
-        add_peer(peer, &kv);
+        queue_add(peer, &kv, &nb, i, &undo[i]);
       } else {
-        remove_peer(peer, &kv);
+        queue_remove(peer, &nb, i);
       }
     } catch (const std::exception& e) {
+      failed[i] = true;
       errors.add(ev, e.what());
     }
   }
 
-  if (full) {
-    if (kv.loaded) reconcile(&kv, &errors);
+  std::vector<std::string> stale;  // tag batch.size() + k: what the k-th stale removal is
+  if (full && kv.loaded) queue_reconcile(&kv, &nb, batch.size(), &stale);
+
+  std::vector<bool> stale_failed(stale.size(), false);
+  NetlinkBatch cleanup(*nl_);
+  for (const auto& f : nb.commit()) {
+    if (f.tag >= batch.size()) {
+      stale_failed[f.tag - batch.size()] = true;
+      errors.add("removing stale " + stale[f.tag - batch.size()] + ": " + f.message());
+      continue;
+    }
+    if (failed[f.tag]) continue;  // one reason per peer: the first
+    failed[f.tag] = true;
+    errors.add(batch[f.tag], f.message());
+    const Undo& u = undo[f.tag];
+    if (batch[f.tag].type != PeerEvent::Type::kAdded || !u.added) continue;
+    // A half-programmed peer: take out what this batch may have added, forget it as v0.11 does.
+    if (!u.added->direct) {
+      IP4 gw = u.subnet.network().ip;
+      cleanup.neigh_delete(index_, gw, f.tag);
+      cleanup.fdb_delete(index_, u.added->mac, u.added->public_ip, f.tag);
+      if (u.added->nhid) cleanup.nexthop_delete(u.added->nhid, f.tag);
+    }
+    if (u.old) peers_[u.subnet] = *u.old;
+    else peers_.erase(u.subnet);
   }
+  for (const auto& f : cleanup.commit())
+    errors.add(batch[f.tag], "cleaning up after the failure: " + f.message());
+  for (size_t k = 0; k < stale.size(); ++k)
+    if (!stale_failed[k]) ++reconciled_;
   errors.throw_if_any(batch.size());
 }
 

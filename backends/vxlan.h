@@ -4,9 +4,14 @@
 //
 //   ip neigh replace <peer subnet .0> lladdr <peer VtepMAC> dev flannel.1 nud permanent
 //   bridge fdb replace <peer VtepMAC> dev flannel.1 dst <peer PublicIP> self permanent
-//   ip route replace <peer subnet> via <peer subnet .0> dev flannel.1 onlink
+//   ip nexthop replace id <ID> via <peer subnet .0> dev flannel.1 onlink
+//   ip route replace <peer subnet> nhid <ID>     (`ip route` shows via .0 dev flannel.1 onlink)
 //
-// (in that order; a failed FDB step removes the neighbour, a failed route step removes both).
+// (in that order, pipelined with the other peers' requests, netlink_batch.h; when any step of a
+// peer fails, its neighbour, FDB entry and nexthop are removed again). Nexthop ids and the
+// fallback to v0.11's inline route (`ip route replace <peer subnet> via <peer subnet .0> dev
+// flannel.1 onlink`: kernels without nexthop objects, or FLANNEL_NEXTHOP_OBJECTS=off) are
+// described in peer_nexthops.h.
 // With DirectRouting, a peer whose PublicIP is on-link (its `ip route get` has no gateway) gets
 // `ip route replace <subnet> via <PublicIP>` instead, with no encapsulation.
 //
@@ -33,6 +38,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "backends/backend.h"
 #include "backends/netlink.h"
@@ -80,22 +86,39 @@ class VxlanBackend : public Backend {
   size_t skipped_peers() const { return skipped_; }
   // Why setup() deleted and re-created an existing device ("" if it was reused or new).
   const std::string& recreated_because() const { return recreated_because_; }
-  // Stale neighbour/FDB/route entries removed by startup reconciliation.
+  // Stale neighbour/FDB/route/nexthop entries removed by startup reconciliation.
   size_t reconciled_entries() const { return reconciled_; }
+  // True when overlay routes point at nexthop objects (false: inline gateways, the fallback).
+  bool uses_nexthops() const { return use_nexthops_; }
+  // Kernel write requests sent so far (a restart onto a correct kernel sends none).
+  size_t kernel_writes() const { return nl_ ? nl_->batched_requests() : 0; }
 
  private:
   struct Peer {
     MacAddr mac;
     IP4 public_ip;
     bool direct = false;
+    uint32_t nhid = 0;  // the nexthop object of the overlay route; 0 = inline gateway
   };
   struct KernelView;  // one dump of the device's neighbours, FDB and routes
+  // What queue_add() changed in peers_, to put back if the kernel refuses the peer.
+  struct Undo {
+    IP4Net subnet;
+    std::optional<Peer> old;
+    std::optional<Peer> added;
+  };
 
   void ensure_device();
   bool on_link(IP4 addr);
-  void add_peer(const Lease& peer, KernelView* kv);
-  void remove_peer(const Lease& peer, KernelView* kv);
-  void reconcile(KernelView* kv, class BatchErrors* errors);
+  // Queue the requests of one peer event (tag = its index in the batch); peers_ is updated at
+  // once and put back by apply_batch() from `undo` when the kernel refuses a request.
+  void queue_add(const Lease& peer, KernelView* kv, class NetlinkBatch* nb, size_t tag,
+                 Undo* undo);
+  void queue_remove(const Lease& peer, class NetlinkBatch* nb, size_t tag);
+  // Queue the removal of entries no peer wants; each gets tag first_tag + its index in *stale.
+  void queue_reconcile(KernelView* kv, class NetlinkBatch* nb, size_t first_tag,
+                       std::vector<std::string>* stale);
+  void choose_route_form(bool nexthop_dump_ok, const std::string& why);
   // One pass over `batch`; `full` (sync) reads the device once and removes what peers_ lacks.
   void apply_batch(const std::vector<PeerEvent>& batch, bool full);
   Route4 overlay_route(const IP4Net& subnet) const;
@@ -110,6 +133,8 @@ class VxlanBackend : public Backend {
   MacAddr mac_;
   std::optional<IP4Net> own_;
   std::map<IP4Net, Peer> peers_;
+  bool form_chosen_ = false;
+  bool use_nexthops_ = false;
   size_t skipped_ = 0;
   size_t reconciled_ = 0;
   std::string recreated_because_;

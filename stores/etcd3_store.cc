@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <stdexcept>
 
-#include "stores/etcd_store.h"  // etcd::clean_prefix
+#include "stores/key_prefix.h"
 
 namespace flannel {
 
@@ -42,7 +42,7 @@ std::unique_ptr<EtcdV3Store> EtcdV3Store::open(const EtcdOptions& options) {
 }
 
 EtcdV3Store::EtcdV3Store(const EtcdOptions& options)
-    : http_(options), prefix_(etcd::clean_prefix(options.prefix)) {
+    : http_(options), prefix_(normalize_key_prefix(options.prefix)) {
   config_key_ = prefix_ + "/config";
   subnets_dir_ = prefix_ + "/subnets/";
   subnets_end_ = etcd3::prefix_range_end(subnets_dir_);

@@ -21,6 +21,7 @@ class EtcdV3Harness : public StoreHarness {
   // etcd v3 keeps every revision until compacted; drop_history() compacts after this many.
   size_t history_limit() const override { return 10; }
   void drop_history() override { v3_compact(server_); }
+  void wipe_and_restart() override { server_.wipe_and_restart(); }
 
  private:
   EtcdServer& server_;

@@ -1,0 +1,77 @@
+// NetlinkBatch: pipelined netlink requests. Requests (routes, nexthops, neighbours, FDB entries)
+// are queued with a caller's tag (e.g. the index of the peer they belong to); commit() sends
+// them in order, many per sendmsg (a window of up to window() messages, one iovec each), then
+// collects the acks of that window and matches them back to the request by sequence number. So
+// a failure names its request and tag, and every other request is still applied: the kernel
+// handles the messages of one sendmsg one after another and acks each.
+//
+// Uses the session's batch_sock() (same namespace as the session). Not thread-safe; one batch
+// at a time per session. Every queued message is owned by the batch (freed on commit() or
+// destruction).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backends/netlink.h"
+
+struct nl_msg;
+
+namespace flannel {
+
+class NetlinkBatch {
+ public:
+  // One request the kernel refused (or whose ack was lost with the socket's error).
+  struct Failure {
+    size_t tag = 0;    // as given when queued
+    std::string what;  // "route replace 10.5.3.0/24 nhid ... via ... dev 4"
+    int code = 0;      // libnl's NLE_* (positive)
+    // "netlink <what>: <libnl reason>", as NetlinkError messages read.
+    std::string message() const;
+  };
+
+  // Messages per sendmsg and per ack collection. The default fits the ack burst in the socket
+  // buffer; FLANNEL_NETLINK_WINDOW overrides it (1 = one round trip per request, the old way,
+  // kept for benchmarks).
+  static constexpr size_t kDefaultWindow = 256;
+  static size_t window_from_env();
+
+  explicit NetlinkBatch(NetlinkSession& session, size_t window = window_from_env());
+  ~NetlinkBatch();
+  NetlinkBatch(const NetlinkBatch&) = delete;
+  NetlinkBatch& operator=(const NetlinkBatch&) = delete;
+
+  // Queue one request each; the same semantics as the NetlinkSession operation of that name.
+  // Deletes of objects already gone are not failures. Throw NetlinkError only when the message
+  // cannot be built (out of memory, invalid address).
+  void route_replace(const Route4& r, size_t tag);
+  void route_delete(const Route4& r, size_t tag);
+  void nexthop_replace(const Nexthop4& nh, size_t tag);
+  void nexthop_delete(uint32_t id, size_t tag);
+  void neigh_replace(int index, IP4 dst, const MacAddr& mac, size_t tag);
+  void neigh_delete(int index, IP4 dst, size_t tag);
+  void fdb_replace(int index, const MacAddr& mac, IP4 dst, size_t tag);
+  void fdb_delete(int index, const MacAddr& mac, IP4 dst, size_t tag);
+
+  size_t size() const;
+  bool empty() const { return size() == 0; }
+
+  // Sends everything queued and waits for every ack. Returns the failed requests in queue order
+  // (empty: all applied); the queue is empty afterwards. A socket error (e.g. a lost ack burst)
+  // is reported as a failure of each request of that window whose ack had not arrived.
+  std::vector<Failure> commit();
+
+ private:
+  struct Request;
+  void push(nl_msg* msg, std::string what, size_t tag, bool is_delete);
+  void commit_window(size_t begin, size_t end, std::vector<Failure>* failures);
+
+  NetlinkSession& session_;
+  size_t window_;
+  std::vector<Request> queue_;
+};
+
+}  // namespace flannel
