@@ -8,6 +8,7 @@ PACKAGES=(
   libsqlite3-dev nlohmann-json3-dev libcurl4-openssl-dev libnl-3-dev libnl-route-3-dev
   libspdlog-dev libgtest-dev libgmock-dev libbenchmark-dev
   etcd-server etcd-client iproute2 iptables iperf3 iputils-ping openssl procps curl sqlite3
+  libssl-dev wireguard-go wireguard-tools tcpdump
 )
 
 missing=()
