@@ -131,6 +131,7 @@ BackendSetup WireguardBackend::setup(const Config& config, const ExternalInterfa
 void WireguardBackend::start_device() {
   if (!wg_) wg_ = std::make_unique<WireguardGo>(kDevice);
   wg_->start();
+  fresh_device_ = true;
   UapiSet set;
   set.private_key = private_key_;
   set.listen_port = cfg_.listen_port;
@@ -255,8 +256,26 @@ void WireguardBackend::reconcile() {
     }
   }
   if (set.peers.empty()) return;  // everything is right: the device is not touched
+  // A new device (start, or wireguard-go restarted) has no sessions, while the peers still hold
+  // sessions with its previous incarnation and would only notice after ~15 s of failed sends.
+  // Turning persistent keepalive on makes the device send a keepalive, i.e. a handshake, to each
+  // peer right away; with keepalive configured off it is switched off again straight after.
+  const bool kick = fresh_device_;
+  fresh_device_ = false;
+  UapiSet restore;
+  if (kick && cfg_.keepalive_seconds == 0) {
+    for (auto& p : set.peers) {
+      if (p.remove) continue;
+      p.keepalive = 1;
+      UapiPeerSet off;
+      off.public_key = p.public_key;
+      off.keepalive = 0;
+      restore.peers.push_back(off);
+    }
+  }
   try {
     client().set(set);
+    if (!restore.peers.empty()) client().set(restore);
   } catch (const UapiError& e) {
     throw BackendError(std::string("wireguard: failed to configure device ") + kDevice + ": " + e.what());
   }

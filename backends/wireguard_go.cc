@@ -54,6 +54,7 @@ void WireguardGo::start() {
   // We chose userspace on purpose; wireguard-go otherwise refuses to run beside the kernel module.
   env_strings.emplace_back("WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1");
   env_strings.emplace_back("LOG_LEVEL=error");
+  env_strings.emplace_back("WG_PROCESS_FOREGROUND=1");  // as its own -f re-exec; also skips the banner
   std::vector<char*> envp;
   for (auto& s : env_strings) envp.push_back(s.data());
   envp.push_back(nullptr);
