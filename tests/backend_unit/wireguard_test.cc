@@ -226,7 +226,7 @@ TEST(WireguardUapi, RendersSetRequests) {
   s.peers.push_back(r);
   EXPECT_EQ(render_uapi_set(s),
             "set=1\n"
-            "private_key=" + std::string(32, '0').replace(0, 64, "0101010101010101010101010101010101010101010101010101010101010101") + "\n"
+            "private_key=0101010101010101010101010101010101010101010101010101010101010101\n"
             "listen_port=51820\n"
             "replace_peers=true\n"
             "public_key=0202020202020202020202020202020202020202020202020202020202020202\n"
@@ -319,6 +319,29 @@ TEST(WireguardMetrics, RendersPerPeerFigures) {
   EXPECT_NE(text.find("flannel_wireguard_device_restarts_total 2\n"), std::string::npos);
   size_t first = text.find("last_handshake_age_seconds{");
   EXPECT_EQ(text.find("last_handshake_age_seconds{", first + 1), std::string::npos);  // none for "never"
+}
+
+// Leases the backend must not configure are skipped with a line naming them, before any device
+// I/O (so this needs no device: nothing is sent when every lease is skipped).
+TEST(WireguardBackend, SkipsLeasesWithoutValidKeyOrOfAnotherType) {
+  WireguardBackend b;
+  std::vector<std::string> notes;
+  b.set_notify([&](const std::string& l) { notes.push_back(l); });
+  Lease bad;
+  bad.subnet = IP4Net::parse("10.5.34.0/24");
+  bad.attrs.public_ip = IP4::parse("10.250.0.2");
+  bad.attrs.backend_type = "wireguard";
+  bad.attrs.backend_data = R"({"PublicKey":"not-a-key","Port":51820})";
+  Lease other = bad;
+  other.subnet = IP4Net::parse("10.5.35.0/24");
+  other.attrs.backend_type = "vxlan";
+  other.attrs.backend_data = R"({"VtepMAC":"82:4b:b6:2f:54:4e"})";
+  EXPECT_NO_THROW(b.apply({{PeerEvent::Type::kAdded, bad}, {PeerEvent::Type::kAdded, other},
+                           {PeerEvent::Type::kRemoved, other}}));
+  ASSERT_EQ(notes.size(), 2u);
+  EXPECT_EQ(notes[0], "wireguard: skipping peer 10.5.34.0/24: BackendData has no valid PublicKey (a base64 "
+                      "32-byte key): {\"PublicKey\":\"not-a-key\",\"Port\":51820}");
+  EXPECT_EQ(notes[1], "Ignoring non-wireguard subnet 10.5.35.0/24: type=vxlan");
 }
 
 TEST(WireguardBackend, Registered) {
