@@ -118,6 +118,10 @@ BackendSetup WireguardBackend::setup(const Config& config, const ExternalInterfa
   }
   impl_ = choose_implementation();
   start_device();
+  // A reused key means peers may still hold sessions with our previous device: handshake with
+  // them at once. A new key: nobody knows us yet, and a handshake now would only be dropped and
+  // then hold our first packets until its 5 s retry.
+  fresh_device_ = !created;
 
   BackendSetup out;
   out.attrs.public_ip = iface.ext_addr;
@@ -131,7 +135,6 @@ BackendSetup WireguardBackend::setup(const Config& config, const ExternalInterfa
 void WireguardBackend::start_device() {
   if (!wg_) wg_ = std::make_unique<WireguardGo>(kDevice);
   wg_->start();
-  fresh_device_ = true;
   UapiSet set;
   set.private_key = private_key_;
   set.listen_port = cfg_.listen_port;
@@ -256,8 +259,9 @@ void WireguardBackend::reconcile() {
     }
   }
   if (set.peers.empty()) return;  // everything is right: the device is not touched
-  // A new device (start, or wireguard-go restarted) has no sessions, while the peers still hold
-  // sessions with its previous incarnation and would only notice after ~15 s of failed sends.
+  // A new device (wireguard-go restarted, or the agent restarted with its old key) has no
+  // sessions, while the peers still hold sessions with its previous incarnation and would only
+  // notice after ~15 s of failed sends.
   // Turning persistent keepalive on makes the device send a keepalive, i.e. a handshake, to each
   // peer right away; with keepalive configured off it is switched off again straight after.
   const bool kick = fresh_device_;
@@ -332,6 +336,7 @@ void WireguardBackend::check() {
   if (!why) return;
   note(std::string("wireguard: wireguard-go for ") + kDevice + " " + *why + "; restarting it");
   start_device();
+  fresh_device_ = true;  // the peers' sessions are with the dead process: handshake at once
   configure_link();
   reconcile();
   note(std::string("wireguard: wireguard-go for ") + kDevice + " restarted (pid " +

@@ -97,7 +97,7 @@ class WireguardBackend : public Backend {
   WgImplementation impl_ = WgImplementation::kUserspace;
   std::unique_ptr<WireguardGo> wg_;
   std::optional<Lease> ours_;
-  bool fresh_device_ = false;  // started since the last reconcile: peers get a handshake at once
+  bool fresh_device_ = false;  // peers get a handshake at the next reconcile (see reconcile())
 
   mutable std::mutex mu_;            // guards want_ and by_subnet_ (peer_stats reads them)
   std::map<WgKey, Peer> want_;       // the peers the device should have
