@@ -333,8 +333,10 @@ void WireguardBackend::apply(const std::vector<PeerEvent>& batch) {
 void WireguardBackend::check() {
   if (!wg_) return;
   auto why = wg_->exited();
-  if (!why) return;
-  note(std::string("wireguard: wireguard-go for ") + kDevice + " " + *why + "; restarting it");
+  if (!why && wg_->pid() > 0) return;  // running
+  // Died, or the last restart failed (retried every check until it works).
+  note(std::string("wireguard: wireguard-go for ") + kDevice + " " +
+       (why ? *why : std::string("is not running (the last start failed)")) + "; restarting it");
   start_device();
   fresh_device_ = true;  // the peers' sessions are with the dead process: handshake at once
   configure_link();

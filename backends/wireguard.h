@@ -64,7 +64,9 @@ class WireguardBackend : public Backend {
   std::chrono::seconds check_interval() const override { return std::chrono::seconds(1); }
   void check() override;
 
-  // Thread-safe (the metrics handler may call it while the agent works). Throws BackendError.
+  // For /metrics; thread-safe (the HTTP thread may call it while the agent works). Throws
+  // BackendError when the device cannot be read. The daemon hook is one line in its /metrics
+  // handler: if (auto* wg = dynamic_cast<const WireguardBackend*>(backend)) body += wg->metrics_text();
   std::vector<WgPeerStats> peer_stats() const;
   int device_restarts() const { return wg_ ? wg_->restarts() : 0; }
   std::string metrics_text() const { return render_wireguard_metrics(peer_stats(), device_restarts()); }

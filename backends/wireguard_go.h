@@ -10,6 +10,7 @@
 
 #include <sys/types.h>
 
+#include <atomic>
 #include <optional>
 #include <string>
 
@@ -41,7 +42,7 @@ class WireguardGo {
   std::string binary_;
   pid_t pid_ = -1;
   int starts_ = 0;
-  int restarts_ = 0;
+  std::atomic<int> restarts_ = 0;  // read by the metrics thread
 };
 
 }  // namespace flannel
