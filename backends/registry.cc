@@ -7,6 +7,7 @@
 #include "backends/hostgw.h"
 #include "backends/udp.h"
 #include "backends/vxlan.h"
+#include "backends/wireguard.h"
 
 namespace flannel {
 
@@ -18,12 +19,13 @@ std::unique_ptr<Backend> make_backend(const std::string& type) {
   if (lower == "udp") return std::make_unique<UdpBackend>();
   if (lower == "host-gw") return std::make_unique<HostGwBackend>();
   if (lower == "vxlan") return std::make_unique<VxlanBackend>();
+  if (lower == "wireguard") return std::make_unique<WireguardBackend>();
   if (lower == "ipip") {
     throw BackendError("backend type \"" + type +
-                       "\" is not implemented yet (implemented: alloc, udp, vxlan, host-gw)");
+                       "\" is not implemented yet (implemented: alloc, udp, vxlan, host-gw, wireguard)");
   }
   throw BackendError("unknown backend type: " + type +
-                     " (valid: alloc, udp, vxlan, host-gw)");
+                     " (valid: alloc, udp, vxlan, host-gw, wireguard)");
 }
 
 }  // namespace flannel

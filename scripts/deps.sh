@@ -9,6 +9,7 @@ PACKAGES=(
   libspdlog-dev libgtest-dev libgmock-dev libbenchmark-dev
   etcd-server etcd-client iproute2 iptables iperf3 iputils-ping openssl procps curl sqlite3
   containernetworking-plugins
+  libssl-dev wireguard-go wireguard-tools tcpdump
 )
 
 missing=()

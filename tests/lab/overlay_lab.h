@@ -13,6 +13,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -69,14 +70,17 @@ class OverlayLab {
 
   // Starts flanneld on host i (0-based) inside its namespace.
   void start(int i) {
-    daemons_[i] = std::make_unique<Process>(Process::Spec{
-        {std::string(FLANNEL_BIN_DIR) + "/flanneld", "-store=sqlite:" + db_,
-         "-subnet-file=" + subnet_file(i), "-iface=eth0", "-healthz-port=0"},
-        {},
-        {},
-        host(i).netns,
-        log_file(i)});
+    Process::Spec spec{{std::string(FLANNEL_BIN_DIR) + "/flanneld", "-store=sqlite:" + db_,
+                        "-subnet-file=" + subnet_file(i), "-iface=eth0", "-healthz-port=0"},
+                       {},
+                       {},
+                       host(i).netns,
+                       log_file(i)};
+    if (customize_start) customize_start(i, spec);
+    daemons_[i] = std::make_unique<Process>(std::move(spec));
   }
+  // Optional: adjusts the flanneld command of host i before start (a wrapper, environment).
+  std::function<void(int i, Process::Spec& spec)> customize_start;
   void start_all() {
     for (int i = 0; i < size(); ++i) start(i);
   }

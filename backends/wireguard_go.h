@@ -1,0 +1,48 @@
+// WireguardGo: supervises one `wireguard-go -f <device>` child (Debian's userspace WireGuard).
+// The child creates the TUN device and its UAPI socket /var/run/wireguard/<device>.sock; both go
+// away when it exits. The child gets SIGTERM if the thread that started it dies
+// (PR_SET_PDEATHSIG), and the destructor stops it (SIGTERM, then SIGKILL after 2 s) and removes
+// a socket file it left, so no process or socket outlives the agent.
+//
+// Restarting is the owner's job: exited() reports a death (and why) without blocking; the owner
+// calls start() again and re-applies the whole device configuration.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <optional>
+#include <string>
+
+namespace flannel {
+
+class WireguardGo {
+ public:
+  explicit WireguardGo(std::string device, std::string binary = "wireguard-go");
+  ~WireguardGo();
+  WireguardGo(const WireguardGo&) = delete;
+  WireguardGo& operator=(const WireguardGo&) = delete;
+
+  // Starts the child and waits (up to 5 s) until its UAPI socket accepts connections. Throws
+  // BackendError with the reason (binary missing, early exit status) otherwise.
+  void start();
+  // Non-blocking: if the child has exited since start(), reaps it and returns why
+  // ("exited with status 1", "killed by signal 9"); nullopt while it runs (or was never started).
+  std::optional<std::string> exited();
+  // SIGTERM, wait up to 2 s, SIGKILL; removes a leftover socket. Idempotent.
+  void stop();
+
+  pid_t pid() const { return pid_; }
+  const std::string& device() const { return device_; }
+  std::string socket_path() const;
+  int restarts() const { return restarts_; }
+
+ private:
+  std::string device_;
+  std::string binary_;
+  pid_t pid_ = -1;
+  int starts_ = 0;
+  std::atomic<int> restarts_ = 0;  // read by the metrics thread
+};
+
+}  // namespace flannel
