@@ -480,7 +480,7 @@ Status EtcdV3Store::write_lease(const Lease& lease, std::chrono::seconds ttl,
     }
     if (old != 0 && old != id) revoke(old);  // as flannel leaves it to expire; we clean up
   }
-  *out = std::move(w);
+  if (out) *out = std::move(w);  // callers may pass nullptr when they do not need it
   return Status::Ok();
 }
 

@@ -46,9 +46,27 @@ WatchResult EtcdV3Store::watch_leases(uint64_t after_revision, std::chrono::mill
     auto res = msg.find("result");
     if (res == msg.end() || !res->is_object()) return;
     try {
-      if (Status s = check_header(etcd3::parse_header(*res)); !s.ok()) {
+      const etcd3::Header h = etcd3::parse_header(*res);
+      if (Status s = check_header(h); !s.ok()) {
         st.status = s;
         return;
+      }
+      if (h.revision != 0 && h.revision < after_revision) {
+        // Our cursor is ahead of this answer. A lagging member catches up; a store that is
+        // behind by a linearizable read lost the history the cursor came from (a reset this
+        // Store already reported through another call): list again rather than wait.
+        json range = etcd3::range_request(config_key_);
+        range["count_only"] = true;
+        json now;
+        if (call("/v3/kv/range", range, false, &now, /*check=*/false).ok() &&
+            etcd3::parse_header(now).revision < after_revision) {
+          st.status = Status::Error(
+              StoreCode::kHistoryGone,
+              "etcd watch: revision " + std::to_string(after_revision) +
+                  " is ahead of the store's revision " + std::to_string(h.revision) +
+                  " (the store was reset); list the leases again");
+          return;
+        }
       }
       if (uint64_t compacted = etcd3::get_uint(*res, "compact_revision"); compacted != 0) {
         st.status = Status::Error(
