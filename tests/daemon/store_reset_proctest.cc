@@ -1,4 +1,5 @@
-// A cluster whose store lost its data converges by itself: three flanneld on vxlan in a
+// A cluster whose store lost its data converges by itself (SQLite, etcd v2, etcd v3 with the v2
+// API off; the v3 case is also the three-host vxlan mesh over v3-only etcd): three flanneld on vxlan in a
 // namespace lab, pods pinging across hosts; the store is wiped under them (etcd stopped, data
 // dir deleted, restarted; or the SQLite file deleted and a new one created), the config is
 // written again as a restore would, and a fourth host joins after the reset. Every agent must
@@ -116,7 +117,9 @@ TEST_P(StoreResetTest, AgentsReRegisterAndConvergeAfterTheStoreIsWiped) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, StoreResetTest,
-                         ::testing::Values(LabStore::Kind::kSqlite, LabStore::Kind::kEtcd), KindName);
+                         ::testing::Values(LabStore::Kind::kSqlite, LabStore::Kind::kEtcd,
+                                           LabStore::Kind::kEtcdV3),
+                         KindName);
 
 }  // namespace
 }  // namespace flannel::testing
