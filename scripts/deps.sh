@@ -8,6 +8,9 @@ PACKAGES=(
   libsqlite3-dev nlohmann-json3-dev libcurl4-openssl-dev libnl-3-dev libnl-route-3-dev
   libspdlog-dev libgtest-dev libgmock-dev libbenchmark-dev
   etcd-server etcd-client iproute2 iptables iperf3 iputils-ping openssl procps curl sqlite3
+  # build matrix (Clang), fuzzing (libFuzzer + sanitizer runtimes), the Debian package and its
+  # checks (cpack's shlibdeps, lintian, systemd-analyze, dpkg --root)
+  clang libclang-rt-14-dev dpkg-dev lintian systemd gzip
 )
 
 missing=()
