@@ -15,13 +15,16 @@ set(CPACK_PACKAGE_VENDOR "the flannel-cpp authors")
 set(CPACK_PACKAGE_CONTACT "${FLANNEL_DEB_MAINTAINER}")
 set(CPACK_PACKAGE_VERSION "${PROJECT_VERSION}")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "flannel v0.11 compatible overlay network agent")
-set(CPACK_PACKAGE_DESCRIPTION
-    "flanneld gives every host of a cluster its own subnet of one overlay network, records the \
-lease in etcd (v2 API) or a shared SQLite file, and programs vxlan, host-gw or udp routing so \
-containers on different hosts reach each other. It is a drop-in for flannel v0.11: the same \
-flags, etcd keys, subnet.env and mk-docker-opts.sh output. The package installs the \
-flanneld.service unit, the flanneld-start wrapper reading /etc/default/flanneld (or \
-/etc/sysconfig/flanneld) and a docker.service drop-in; it does not start the service.")
+# The extended description, wrapped for dpkg (lines under 80 columns).
+string(JOIN "\n" CPACK_PACKAGE_DESCRIPTION
+  "flanneld gives every host of a cluster its own subnet of one overlay"
+  "network, records the lease in etcd (v2 API) or a shared SQLite file, and"
+  "programs vxlan, host-gw or udp routing so containers on different hosts"
+  "reach each other. It is a drop-in for flannel v0.11: the same flags, etcd"
+  "keys, subnet.env and mk-docker-opts.sh output."
+  "The package installs the flanneld.service unit, the flanneld-start wrapper"
+  "reading /etc/default/flanneld (or /etc/sysconfig/flanneld) and a"
+  "docker.service drop-in; it does not start the service.")
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
 set(CPACK_STRIP_FILES ON)
 set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
