@@ -348,11 +348,14 @@ void VxlanBackend::reconcile(KernelView* kv, BatchErrors* errors) {
   for (const auto& [dst, r] : kv->routes) {
     if (auto it = peers_.find(dst); it != peers_.end() && !it->second.direct) continue;
     if (r.protocol != kRtprotBoot || !config_.network.contains(dst)) continue;
-    remove("route " + r.str(), [&] { nl_->route_delete(r); });
+    // Clang 14 cannot capture structured bindings (a C++20 feature): capture a reference.
+    const auto& route = r;
+    remove("route " + route.str(), [&] { nl_->route_delete(route); });
   }
   for (const auto& [ip, mac] : kv->neighs) {
     if (gws.count(ip)) continue;
-    remove("neighbour " + ip.str(), [&] { nl_->neigh_delete(index_, ip); });
+    const auto& addr = ip;
+    remove("neighbour " + addr.str(), [&] { nl_->neigh_delete(index_, addr); });
   }
   for (const auto& entry : kv->fdb) {
     if (fdb.count(entry) || entry.first.is_zero()) continue;

@@ -316,6 +316,8 @@ TEST(OptionsTest, LeftoverArgumentsAreErrors) {
             "unexpected argument \"x\" after the flags (flanneld takes no positional "
             "arguments; flag values need -name=value or -name value)");
   EXPECT_EQ(error_of({"-ip-masq", "--"}), "(no error)");
+  // Control characters are escaped: the error stays one line (found by tests/fuzz/flags_fuzz.cc).
+  EXPECT_EQ(error_of({"eth0\n"}).rfind("unexpected argument \"eth0\\n\" after the flags", 0), 0u);
 }
 
 TEST(OptionsTest, GoErrorsPassThrough) {
