@@ -4,6 +4,9 @@
 # Paths are Debian's whatever CMAKE_INSTALL_PREFIX the tree was configured with: cpack installs
 # with the prefix /usr, and install_dist.cmake generates the unit and flanneld-start for it.
 # tests/package/ builds, lints and inspects the package (ctest -L package).
+# Everything installed goes into the package: a new program (e.g. a CNI plugin) needs only its
+# install rule, `install(TARGETS <target> RUNTIME DESTINATION lib/cni)` for /usr/lib/cni/, and
+# its path added to tests/package/expected_files.txt.
 set(FLANNEL_LICENSE "not chosen yet; until the project chooses one, no license is granted"
     CACHE STRING "License named in the package's copyright file")
 set(FLANNEL_DEB_MAINTAINER "flannel-cpp maintainers <flannel-cpp@users.noreply.github.com>"
