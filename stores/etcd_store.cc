@@ -100,8 +100,16 @@ std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_v
     return std::nullopt;
   }
   if (pos != s.size()) return std::nullopt;
-  auto tp = sys_days{ymd} + hours{h} + minutes{mi} + seconds{sec} + frac - offset;
-  return time_point_cast<system_clock::duration>(tp);
+  // In seconds first: system_clock counts nanoseconds in 64 bits (years 1678..2261), and a year
+  // such as 9999 overflowed the conversion (undefined behaviour; found by
+  // tests/fuzz/etcd_v2_fuzz.cc). Outside that range the time is clamped: an expiration that far
+  // in the future is "never" and that far in the past is "long gone", which is what it means.
+  sys_seconds whole = sys_days{ymd} + hours{h} + minutes{mi} + seconds{sec} - offset;
+  constexpr auto kMax = duration_cast<seconds>(system_clock::duration::max()) - seconds{1};
+  constexpr auto kMin = duration_cast<seconds>(system_clock::duration::min()) + seconds{1};
+  if (whole.time_since_epoch() > kMax) return system_clock::time_point::max();
+  if (whole.time_since_epoch() < kMin) return system_clock::time_point::min();
+  return time_point_cast<system_clock::duration>(whole) + duration_cast<system_clock::duration>(frac);
 }
 
 }  // namespace etcd
