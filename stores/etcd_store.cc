@@ -102,13 +102,12 @@ std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_v
   if (pos != s.size()) return std::nullopt;
   // In seconds first: system_clock counts nanoseconds in 64 bits (years 1678..2261), and a year
   // such as 9999 overflowed the conversion (undefined behaviour; found by
-  // tests/fuzz/etcd_v2_fuzz.cc). Outside that range the time is clamped: an expiration that far
-  // in the future is "never" and that far in the past is "long gone", which is what it means.
+  // tests/fuzz/etcd_v2_fuzz.cc). A time outside that range is not one etcd writes for a lease
+  // (now + TTL), and clamping it would only move the overflow to whoever subtracts from it.
   sys_seconds whole = sys_days{ymd} + hours{h} + minutes{mi} + seconds{sec} - offset;
   constexpr auto kMax = duration_cast<seconds>(system_clock::duration::max()) - seconds{1};
   constexpr auto kMin = duration_cast<seconds>(system_clock::duration::min()) + seconds{1};
-  if (whole.time_since_epoch() > kMax) return system_clock::time_point::max();
-  if (whole.time_since_epoch() < kMin) return system_clock::time_point::min();
+  if (whole.time_since_epoch() > kMax || whole.time_since_epoch() < kMin) return std::nullopt;
   return time_point_cast<system_clock::duration>(whole) + duration_cast<system_clock::duration>(frac);
 }
 
