@@ -38,5 +38,8 @@ std::string compact(std::string_view raw, bool html = true);
 // A user-facing description of an nlohmann parse error: the message without the library's
 // "[json.exception...]" tag, plus the byte offset, e.g. "syntax error ... (at byte 12)".
 std::string describe(const nlohmann::json::parse_error& e);
+// The same for the other errors json::parse throws: a number too large for a double
+// ("number overflow parsing '19e8285'", out_of_range.406; found by tests/fuzz/config_fuzz.cc).
+std::string describe(const nlohmann::json::exception& e);
 
 }  // namespace flannel::json_util
