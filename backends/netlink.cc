@@ -130,11 +130,13 @@ std::string MacAddr::str() const {
 }
 
 std::string Route4::str() const {
+  // Appended piece by piece: `s += " via " + gw.str()` trips GCC 12's -Wrestrict false positive
+  // at -O3 (the inlined operator+(const char*, string&&) insert), which -Werror turns fatal.
   std::string s = dst.str();
-  if (nhid) s += " nhid " + std::to_string(nhid);
-  if (!gw.is_zero()) s += " via " + gw.str();
-  if (oif) s += " " + nl::dev(oif);
-  if (onlink) s += " onlink";
+  if (nhid) s.append(" nhid ").append(std::to_string(nhid));
+  if (!gw.is_zero()) s.append(" via ").append(gw.str());
+  if (oif) s.append(" ").append(nl::dev(oif));
+  if (onlink) s.append(" onlink");
   return s;
 }
 

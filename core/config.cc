@@ -94,6 +94,8 @@ Config parse_config(std::string_view text) {
     doc = json::parse(text);
   } catch (const json::parse_error& e) {
     fail("invalid network config JSON: " + json_util::describe(e));
+  } catch (const json::exception& e) {  // e.g. a number too large for a double
+    fail("invalid network config JSON: " + json_util::describe(e));
   }
   if (!doc.is_object()) {
     fail(std::string("network config must be a JSON object like {\"Network\":\"10.5.0.0/16\"}, got ") +

@@ -178,14 +178,19 @@ std::string compact(std::string_view raw, bool html) {
   return out;
 }
 
-std::string describe(const nlohmann::json::parse_error& e) {
+std::string describe(const nlohmann::json::exception& e) {
   std::string msg = e.what();
   // "[json.exception.parse_error.101] parse error at line 1, column 5: ..." -> drop the tag.
   if (!msg.empty() && msg[0] == '[') {
     size_t close = msg.find("] ");
     if (close != std::string::npos) msg.erase(0, close + 2);
   }
-  return msg + " (at byte " + std::to_string(e.byte) + ")";
+  return msg;
+}
+
+std::string describe(const nlohmann::json::parse_error& e) {
+  return describe(static_cast<const nlohmann::json::exception&>(e)) + " (at byte " +
+         std::to_string(e.byte) + ")";
 }
 
 IntField decode_int_field(std::string_view raw, int64_t lo, int64_t hi) {

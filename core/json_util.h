@@ -48,5 +48,8 @@ IntField decode_int_field(std::string_view raw, int64_t lo, int64_t hi);
 // A user-facing description of an nlohmann parse error: the message without the library's
 // "[json.exception...]" tag, plus the byte offset, e.g. "syntax error ... (at byte 12)".
 std::string describe(const nlohmann::json::parse_error& e);
+// The same for the other errors json::parse throws: a number too large for a double
+// ("number overflow parsing '19e8285'", out_of_range.406; found by tests/fuzz/config_fuzz.cc).
+std::string describe(const nlohmann::json::exception& e);
 
 }  // namespace flannel::json_util

@@ -83,6 +83,8 @@ LeaseAttrs decode_lease_attrs(std::string_view json) {
     doc = nlohmann::json::parse(json);
   } catch (const nlohmann::json::parse_error& e) {
     throw ParseError("invalid lease JSON: " + json_util::describe(e));
+  } catch (const nlohmann::json::exception& e) {  // e.g. a number too large for a double
+    throw ParseError("invalid lease JSON: " + json_util::describe(e));
   }
   if (!doc.is_object()) {
     throw ParseError("invalid lease JSON: expected an object like {\"PublicIP\":\"10.0.0.1\"}, got " +

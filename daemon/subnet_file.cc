@@ -27,7 +27,11 @@ void write_file_atomic(const std::string& path, const std::string& content, unsi
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw std::runtime_error("cannot create directory " + dir.string() + ": " + ec.message());
-  std::string tmpl = (dir / ("." + target.filename().string() + ".XXXXXX")).string();
+  // Appended piece by piece: `"." + name + ".XXXXXX"` trips GCC 12's -Wrestrict false positive
+  // at -O3 (the inlined operator+(const char*, string&&) insert).
+  std::string temp_name = ".";
+  temp_name.append(target.filename().string()).append(".XXXXXX");
+  std::string tmpl = (dir / temp_name).string();
   int fd = ::mkstemp(tmpl.data());
   if (fd < 0) fail("cannot create temp file for", path);
   auto cleanup = [&] {

@@ -10,6 +10,9 @@ PACKAGES=(
   etcd-server etcd-client iproute2 iptables iperf3 iputils-ping openssl procps curl sqlite3
   containernetworking-plugins
   libssl-dev wireguard-go wireguard-tools tcpdump
+  # build matrix (Clang), fuzzing (libFuzzer + sanitizer runtimes), the Debian package and its
+  # checks (cpack's shlibdeps, lintian, systemd-analyze, dpkg --root)
+  clang libclang-rt-14-dev dpkg-dev lintian systemd gzip
 )
 
 missing=()

@@ -9,11 +9,17 @@
 #include <nlohmann/json.hpp>
 
 #include "stores/key_prefix.h"
+#include "stores/etcd_decode.h"
 
 namespace flannel {
 
 using etcd::HttpRequest;
 using etcd::HttpResponse;
+using etcd::index_field;
+using etcd::is_dir;
+using etcd::lease_subnet;
+using etcd::node_to_lease;
+using etcd::str_field;
 using nlohmann::json;
 
 namespace etcd {
@@ -75,8 +81,15 @@ std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_v
     return std::nullopt;
   }
   if (pos != s.size()) return std::nullopt;
-  auto tp = sys_days{ymd} + hours{h} + minutes{mi} + seconds{sec} + frac - offset;
-  return time_point_cast<system_clock::duration>(tp);
+  // In seconds first: system_clock counts nanoseconds in 64 bits (years 1678..2261), and a year
+  // such as 9999 overflowed the conversion (undefined behaviour; found by
+  // tests/fuzz/etcd_v2_fuzz.cc). A time outside that range is not one etcd writes for a lease
+  // (now + TTL), and clamping it would only move the overflow to whoever subtracts from it.
+  sys_seconds whole = sys_days{ymd} + hours{h} + minutes{mi} + seconds{sec} - offset;
+  constexpr auto kMax = duration_cast<seconds>(system_clock::duration::max()) - seconds{1};
+  constexpr auto kMin = duration_cast<seconds>(system_clock::duration::min()) + seconds{1};
+  if (whole.time_since_epoch() > kMax || whole.time_since_epoch() < kMin) return std::nullopt;
+  return time_point_cast<system_clock::duration>(whole) + duration_cast<system_clock::duration>(frac);
 }
 
 }  // namespace etcd
@@ -96,39 +109,10 @@ constexpr std::chrono::milliseconds kQuietProof{250};
 // How long a watch waits before polling again a member whose index is behind ours.
 constexpr std::chrono::milliseconds kLagPause{100};
 
-// etcd v2 error codes (etcd/error/error.go).
-constexpr int kEcodeKeyNotFound = 100;
-constexpr int kEcodeTestFailed = 101;
-constexpr int kEcodeNodeExist = 105;
-constexpr int kEcodeUnauthorized = 110;
-constexpr int kEcodeEventIndexCleared = 401;
-
-struct EtcdError {
-  int code = 0;  // 0 = the body was not an etcd error
-  std::string message;
-  std::string cause;
-  std::optional<uint64_t> index;
-};
-
-EtcdError parse_error(const std::string& body) {
-  EtcdError err;
-  json j = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (!j.is_object()) return err;
-  if (auto it = j.find("errorCode"); it != j.end() && it->is_number_integer()) {
-    err.code = it->get<int>();
-  }
-  if (auto it = j.find("message"); it != j.end() && it->is_string()) err.message = *it;
-  if (auto it = j.find("cause"); it != j.end() && it->is_string()) err.cause = *it;
-  if (auto it = j.find("index"); it != j.end() && it->is_number_unsigned()) {
-    err.index = it->get<uint64_t>();
-  }
-  return err;
-}
-
 // Turns a non-transport answer that is not a success into a Status. `key` is the etcd key the
 // request was about, for the message.
 Status error_status(const HttpResponse& resp, const std::string& key) {
-  EtcdError err = parse_error(resp.body);
+  etcd::ErrorBody err = etcd::decode_error(resp.body);
   std::string msg = "etcd " + resp.endpoint + ": " + key + ": ";
   if (err.code == 0) {
     std::string text = resp.body.substr(0, 200);
@@ -146,17 +130,17 @@ Status error_status(const HttpResponse& resp, const std::string& key) {
   msg += " [errorCode " + std::to_string(err.code) + "]";
   StoreCode code = StoreCode::kUnavailable;
   switch (err.code) {
-    case kEcodeKeyNotFound:
+    case etcd::kEcodeKeyNotFound:
       code = StoreCode::kNotFound;
       break;
-    case kEcodeTestFailed:
-    case kEcodeNodeExist:
+    case etcd::kEcodeTestFailed:
+    case etcd::kEcodeNodeExist:
       code = StoreCode::kConflict;
       break;
-    case kEcodeEventIndexCleared:
+    case etcd::kEcodeEventIndexCleared:
       code = StoreCode::kHistoryGone;
       break;
-    case kEcodeUnauthorized:
+    case etcd::kEcodeUnauthorized:
       // Unavailable, not invalid: the daemon keeps retrying while an operator fixes the
       // credentials or the etcd roles.
       msg += " (check -etcd-username/-etcd-password and the user's etcd roles)";
@@ -184,76 +168,6 @@ Status parse_body(const HttpResponse& resp, json* out) {
         "etcd " + resp.endpoint + ": response is not etcd JSON: " + resp.body.substr(0, 200));
   }
   return Status::Ok();
-}
-
-std::string str_field(const json& node, const char* name) {
-  auto it = node.find(name);
-  return it != node.end() && it->is_string() ? it->get<std::string>() : std::string();
-}
-
-uint64_t index_field(const json& node, const char* name) {
-  auto it = node.find(name);
-  return it != node.end() && it->is_number_unsigned() ? it->get<uint64_t>() : 0;
-}
-
-bool is_dir(const json& node) {
-  auto it = node.find("dir");
-  return it != node.end() && it->is_boolean() && it->get<bool>();
-}
-
-// The lease named by `key` if it is a direct child of `dir` whose name is a canonical subnet key
-// ("10.5.34.0-24"). Otherwise nullopt and *why says what is wrong.
-std::optional<IP4Net> lease_subnet(const std::string& dir, const std::string& key,
-                                   std::string* why) {
-  if (!key.starts_with(dir + "/") || key.find('/', dir.size() + 1) != std::string::npos) {
-    *why = "not a direct child of " + dir;
-    return std::nullopt;
-  }
-  std::string_view name = std::string_view(key).substr(dir.size() + 1);
-  std::optional<IP4Net> subnet;
-  try {
-    subnet = parse_subnet_key(name);
-  } catch (const std::exception&) {
-    subnet.reset();
-  }
-  if (!subnet) {
-    *why = "the name is not a subnet key like 10.5.34.0-24";
-    return std::nullopt;
-  }
-  if (subnet_key(*subnet) != name) {
-    // flannel's regex would find a subnet inside e.g. "x10.5.34.0-24", but every write we make
-    // goes to the canonical key, so such a lease could never be renewed or deleted.
-    *why = "the name is not the canonical key " + subnet_key(*subnet);
-    return std::nullopt;
-  }
-  return subnet;
-}
-
-// Fills a lease from an etcd node (key checked by the caller). false + *why when malformed.
-bool node_to_lease(const json& node, const IP4Net& subnet, Lease* out, std::string* why) {
-  if (is_dir(node)) {
-    *why = "it is a directory";
-    return false;
-  }
-  Lease lease;
-  lease.subnet = subnet;
-  try {
-    lease.attrs = decode_lease_attrs(str_field(node, "value"));
-  } catch (const std::exception& e) {
-    *why = std::string("bad lease value: ") + e.what();
-    return false;
-  }
-  std::string exp = str_field(node, "expiration");
-  if (!exp.empty()) {
-    lease.expiration = etcd::parse_rfc3339(exp);
-    if (!lease.expiration) {
-      *why = "bad expiration '" + exp + "'";
-      return false;
-    }
-  }
-  lease.revision = index_field(node, "modifiedIndex");
-  *out = std::move(lease);
-  return true;
 }
 
 std::string ttl_form(std::chrono::seconds ttl, const std::string& value) {
@@ -388,8 +302,8 @@ Status EtcdStore::list_leases(LeaseList* out) {
   if (resp.outcome != HttpResponse::Outcome::kOk) return transport_status(resp);
   LeaseList list;
   if (resp.status != 200) {
-    EtcdError err = parse_error(resp.body);
-    if (err.code == kEcodeKeyNotFound) {
+    etcd::ErrorBody err = etcd::decode_error(resp.body);
+    if (err.code == etcd::kEcodeKeyNotFound) {
       // No lease was ever written: an empty list, watched from the index of this answer.
       list.revision = err.index.value_or(resp.etcd_index.value_or(0));
       *out = std::move(list);

@@ -88,7 +88,8 @@ class EtcdStore : public Store {
 
 namespace etcd {
 // Parses an RFC 3339 timestamp as etcd writes node.expiration ("2019-01-02T15:04:05.123456789Z",
-// or with a "+01:00" offset). nullopt when it does not parse.
+// or with a "+01:00" offset). nullopt when it does not parse or lies outside
+// what system_clock holds (years 1678..2261).
 std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_view text);
 }  // namespace etcd
 

@@ -216,6 +216,16 @@ TEST(FlagsTest, UnknownFlag) {
             "flag provided but not defined: -logtostderr");
 }
 
+// Found by tests/fuzz/flags_fuzz.cc: a control character in an unknown or malformed argument
+// is quoted, so the error stays one line.
+TEST(FlagsTest, ControlCharactersInUnknownFlagsAreQuoted) {
+  Fixture f;
+  EXPECT_EQ(parse_error(f, Args{"-etcd-endpoint\n"}),
+            "flag provided but not defined: -\"etcd-endpoint\\n\"");
+  Fixture g;
+  EXPECT_EQ(parse_error(g, Args{"-=\x01"}), "bad flag syntax: \"-=\\x01\"");
+}
+
 TEST(FlagsTest, MissingValue) {
   Fixture f;
   EXPECT_EQ(parse_error(f, Args{"-iface"}), "flag needs an argument: -iface");

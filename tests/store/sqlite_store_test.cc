@@ -262,6 +262,9 @@ TEST(SqliteStore, EventsFromAnotherProcessArriveWithin100ms) {
   // However the test ends: closing `go` makes the writer exit; then reap it.
   int writer_status = -1;
   struct Reap {
+    // A constructor, not aggregate init: Clang 14 has no parenthesized aggregate init (emplace).
+    Reap(int& go, int done, pid_t child, int& child_status)
+        : go_fd(go), done_fd(done), pid(child), status(child_status) {}
     int& go_fd;
     int done_fd;
     pid_t pid;

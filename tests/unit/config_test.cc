@@ -133,6 +133,10 @@ TEST(Config, BadJsonReportsPosition) {
   EXPECT_NE(error_of("").find("invalid network config JSON"), std::string::npos);
   EXPECT_EQ(error_of("[1]"), "network config must be a JSON object like {\"Network\":\"10.5.0.0/16\"}, got array");
   EXPECT_THROW(parse_config("nope"), ParseError);  // ConfigError is a ParseError
+  // A number too large for a double is nlohmann's out_of_range, not a parse_error: it must still
+  // be a ConfigError (found by tests/fuzz/config_fuzz.cc; it escaped as another exception).
+  EXPECT_EQ(error_of(R"({"Network":"10.0.0.0/8","SubnetLen":19e8285})"),
+            "invalid network config JSON: number overflow parsing '19e8285'");
 }
 
 TEST(Config, SubnetCount) {

@@ -90,6 +90,9 @@ TEST(LeaseCodec, DecodeErrorsNameTheProblem) {
   expect_decode_error("", "invalid lease JSON");
   expect_decode_error(R"({"PublicIP":"1.2.3.4")", "at byte");
   expect_decode_error("[1]", "expected an object");
+  // nlohmann's out_of_range (not a parse_error) must still be a ParseError (as in config_fuzz).
+  expect_decode_error(R"({"PublicIP":"1.2.3.4","BackendData":{"x":1e99999}})",
+                      "invalid lease JSON: number overflow parsing '1e99999'");
   expect_decode_error("{}", "PublicIP is missing");
   expect_decode_error(R"({"PublicIP":"1.2.3"})", "PublicIP \"1.2.3\" is not an IPv4");
   expect_decode_error(R"({"PublicIP":null})", "PublicIP null");
