@@ -26,8 +26,8 @@ inline ::testing::AssertionResult HasCode(const Status& s, StoreCode want) {
          << "expected " << to_string(want) << ", got " << to_string(s.code) << ": " << s.message;
 }
 
-inline Lease make_lease(const char* subnet, const char* public_ip, const char* type = "",
-                        const char* data = "") {
+inline Lease make_lease(const std::string& subnet, const std::string& public_ip,
+                        const std::string& type = "", const std::string& data = "") {
   Lease l;
   l.subnet = IP4Net::parse(subnet);
   l.attrs.public_ip = IP4::parse(public_ip);

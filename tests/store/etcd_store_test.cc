@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "stores/etcd_store.h"
+#include "tests/store/contract_util.h"
 #include "tests/support/etcd_server.h"
 #include "tests/support/loopback.h"
 
@@ -40,37 +41,12 @@ std::string form_escape(const std::string& s) {
   return out;
 }
 
-Lease make_lease(const std::string& cidr, const std::string& ip, const std::string& type = "",
-                 const std::string& data = "") {
-  Lease l;
-  l.subnet = IP4Net::parse(cidr);
-  l.attrs.public_ip = IP4::parse(ip);
-  l.attrs.backend_type = type;
-  l.attrs.backend_data = data;
-  return l;
-}
-
 long long ms_since(SteadyClock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - t).count();
 }
 
 // A loopback TCP port that refuses connections: bound, never listened on, closed.
 int closed_port() { return EtcdServer::free_port(); }
-
-// A loopback socket that accepts connections (the kernel completes the handshake) but never
-// answers: a hung server.
-class SilentServer {
- public:
-  SilentServer() {
-    fd_ = bind_loopback(&port_);
-  }
-  ~SilentServer() { ::close(fd_); }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-
- private:
-  int fd_ = -1;
-  int port_ = 0;
-};
 
 class EtcdStoreTest : public ::testing::Test {
  protected:

@@ -11,6 +11,7 @@
 
 #include "stores/etcd3_store.h"
 #include "tests/store/etcdv3_support.h"
+#include "tests/store/contract_util.h"
 #include "tests/support/etcd_server.h"
 #include "tests/support/loopback.h"
 #include "tests/support/process.h"
@@ -25,16 +26,6 @@ using SteadyClock = std::chrono::steady_clock;
 // What current flannel (v0.13+) writes for a vxlan lease, byte for byte.
 constexpr char kFlannelValue[] =
     R"({"PublicIP":"10.37.7.195","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VtepMAC":"82:4b:b6:2f:54:4e"}})";
-
-Lease make_lease(const std::string& cidr, const std::string& ip, const std::string& type = "",
-                 const std::string& data = "") {
-  Lease l;
-  l.subnet = IP4Net::parse(cidr);
-  l.attrs.public_ip = IP4::parse(ip);
-  l.attrs.backend_type = type;
-  l.attrs.backend_data = data;
-  return l;
-}
 
 long long ms_since(SteadyClock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - t).count();
@@ -56,18 +47,6 @@ int etcdctl(const EtcdServer& server, const std::vector<std::string>& args, std:
 int64_t raw_grant(const EtcdServer& server, int ttl) {
   return etcd3::get_int(v3_call(server, "/v3/lease/grant", {{"TTL", std::to_string(ttl)}}), "ID");
 }
-
-// A socket that accepts connections and never answers: a hung etcd.
-class SilentServer {
- public:
-  SilentServer() { fd_ = bind_loopback(&port_); }
-  ~SilentServer() { ::close(fd_); }
-  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
-
- private:
-  int fd_ = -1;
-  int port_ = 0;
-};
 
 class EtcdV3StoreTest : public ::testing::Test {
  protected:
