@@ -103,6 +103,15 @@ TEST_P(StoreResetTest, AgentsReRegisterAndConvergeAfterTheStoreIsWiped) {
     }
   }
 
+  // Let the ping run on after the reset too (a fast reset can be over within two pings).
+  auto replies = [&] {
+    std::string text = read_file(dir_ + "/ping.log");
+    size_t n = 0;
+    for (size_t at = text.find("bytes from"); at != std::string::npos; at = text.find("bytes from", at + 1)) ++n;
+    return n;
+  };
+  const size_t before = replies();
+  EXPECT_TRUE(wait_until([&] { return replies() >= before + 5; }, 5s)) << "the ping stopped answering";
   ping.signal(SIGINT);
   ASSERT_TRUE(ping.wait(3s));
   std::string out = read_file(dir_ + "/ping.log");
