@@ -15,6 +15,7 @@
 #include <chrono>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -38,6 +39,10 @@ struct ExternalInterface {
   int mtu = 0;
   IP4 iface_addr;    // the address tunnels bind to / source from
   IP4 ext_addr;      // the address advertised in the lease (-public-ip, else iface_addr)
+  // Dual stack: the interface's IPv6 address and the one advertised (-public-ipv6, else the
+  // interface's); nullopt when IPv6 is off or the interface has none.
+  std::optional<IP6> iface_v6_addr;
+  std::optional<IP6> ext_v6_addr;
 };
 
 // What setup() reports: the attrs to publish in our lease and the MTU for subnet.env.

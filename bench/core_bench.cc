@@ -39,7 +39,7 @@ void BM_AllocateNewSubnet(benchmark::State& state) {
 BENCHMARK(BM_AllocateNewSubnet)->Arg(10)->Arg(1000)->Arg(10000);
 
 void BM_LeaseEncode(benchmark::State& state) {
-  LeaseAttrs a{IP4::parse("10.37.7.195"), "vxlan", R"({"VtepMAC":"82:4b:b6:2f:54:4e"})"};
+  LeaseAttrs a{IP4::parse("10.37.7.195"), "vxlan", R"({"VtepMAC":"82:4b:b6:2f:54:4e"})", {}, ""};
   for (auto _ : state) benchmark::DoNotOptimize(encode_lease_attrs(a));
 }
 BENCHMARK(BM_LeaseEncode);

@@ -27,6 +27,14 @@ struct Config {
   IP4 subnet_max;       // last allocatable subnet address (default: the last subnet)
   std::string backend_type;  // lowercased Backend.Type; "udp" when Backend is absent
   std::string backend_json;  // the whole Backend object as compact raw JSON, "" if absent
+  // Dual stack (current flannel's EnableIPv4 / EnableIPv6 / IPv6Network / IPv6SubnetLen /
+  // IPv6SubnetMin / IPv6SubnetMax); the ipv6_* fields mean something only when enable_ipv6.
+  bool enable_ipv4 = true;
+  bool enable_ipv6 = false;
+  IP6Net ipv6_network;
+  int ipv6_subnet_len = 0;
+  IP6 ipv6_subnet_min;
+  IP6 ipv6_subnet_max;
 
   // One line for logs: "Network=10.5.0.0/16 SubnetLen=24 SubnetMin=10.5.1.0
   // SubnetMax=10.5.255.0 Backend=vxlan".

@@ -24,6 +24,10 @@ struct LeaseAttrs {
   IP4 public_ip;
   std::string backend_type;  // "" = absent (udp and alloc write none)
   std::string backend_data;  // raw JSON, "" = absent
+  // Dual stack (current flannel), last so positional initialisers of the v0.11 fields still work:
+  // the host's IPv6 underlay address (nullopt = none) and the raw JSON for the IPv6 side ("" = absent).
+  std::optional<IP6> public_ipv6;
+  std::string backend_v6_data;
   bool operator==(const LeaseAttrs&) const = default;
 };
 
@@ -35,6 +39,8 @@ struct Lease {
   // The store's revision of the last write to this key (etcd modifiedIndex, SQLite row
   // revision). 0 = unknown / not yet written. Used for compare-and-swap on renew and delete.
   uint64_t revision = 0;
+  // Dual stack: the IPv6 subnet leased beside the IPv4 one; nullopt = IPv4 only (v0.11 format).
+  std::optional<IP6Net> ipv6_subnet;
   bool operator==(const Lease&) const = default;
 };
 

@@ -191,7 +191,7 @@ Status SqliteStore::write_lease(const Lease& lease, std::chrono::seconds ttl, bo
           .run();
     }
     txn.commit();
-    if (out) *out = Lease{lease.subnet, decode_lease_attrs(value), from_unix_ms(expiration), rev};
+    if (out) *out = Lease{lease.subnet, decode_lease_attrs(value), from_unix_ms(expiration), rev, lease.ipv6_subnet};
     return Status::Ok();
   });
 }

@@ -23,7 +23,11 @@ namespace {
 using namespace std::chrono_literals;
 using Op = MemoryStore::Op;
 
-constexpr const char* kConfig = R"({"Network":"10.5.0.0/16","Backend":{"Type":"vxlan"}})";
+// Our own subnet is allocated from 10.5.100.0 up, so it never collides with the peers the cases
+// write by hand (10.5.7.0 ... 10.5.15.0); a collision would turn "a peer appears" into "our own
+// lease was overwritten" (the allocator picks at random among the first 100 free subnets).
+constexpr const char* kConfig =
+    R"({"Network":"10.5.0.0/16","SubnetMin":"10.5.100.0","Backend":{"Type":"vxlan"}})";
 
 Lease peer(const char* subnet, const char* ip) {
   Lease l;

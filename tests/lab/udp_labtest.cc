@@ -90,7 +90,7 @@ TEST(UdpBackendConfig, PublishesPublicIpOnlyAndMtuMinus28) {
   auto backend = make_backend("UDP");
   EXPECT_EQ(backend->type(), "udp");
   EXPECT_TRUE(backend->wants_peers());
-  ExternalInterface iface{"eth0", 2, 1500, IP4::parse("10.250.0.1"), IP4::parse("192.0.2.7")};
+  ExternalInterface iface{"eth0", 2, 1500, IP4::parse("10.250.0.1"), IP4::parse("192.0.2.7"), {}, {}};
   BackendSetup s = backend->setup(udp_config(R"({"Type":"udp","Port":9000})"), iface);
   EXPECT_EQ(s.mtu, 1472);
   EXPECT_EQ(encode_lease_attrs(s.attrs), R"({"PublicIP":"192.0.2.7"})");  // ExtAddr, no BackendType

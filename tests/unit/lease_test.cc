@@ -36,20 +36,20 @@ TEST(SubnetKey, RejectsNonSubnets) {
 }
 
 TEST(LeaseCodec, EncodesExactlyLikeFlannel) {
-  LeaseAttrs vx{IP4::parse("10.37.7.195"), "vxlan", R"({"VtepMAC":"82:4b:b6:2f:54:4e"})"};
+  LeaseAttrs vx{IP4::parse("10.37.7.195"), "vxlan", R"({"VtepMAC":"82:4b:b6:2f:54:4e"})", {}, ""};
   EXPECT_EQ(encode_lease_attrs(vx),
             R"({"PublicIP":"10.37.7.195","BackendType":"vxlan","BackendData":{"VtepMAC":"82:4b:b6:2f:54:4e"}})");
-  EXPECT_EQ(encode_lease_attrs({IP4::parse("10.37.7.195"), "", ""}), R"({"PublicIP":"10.37.7.195"})");
-  EXPECT_EQ(encode_lease_attrs({IP4::parse("10.37.7.195"), "host-gw", ""}),
+  EXPECT_EQ(encode_lease_attrs({IP4::parse("10.37.7.195"), "", "", {}, ""}), R"({"PublicIP":"10.37.7.195"})");
+  EXPECT_EQ(encode_lease_attrs({IP4::parse("10.37.7.195"), "host-gw", "", {}, ""}),
             R"({"PublicIP":"10.37.7.195","BackendType":"host-gw"})");
-  EXPECT_EQ(encode_lease_attrs({IP4{}, "", ""}), R"({"PublicIP":"0.0.0.0"})");
+  EXPECT_EQ(encode_lease_attrs({IP4{}, "", "", {}, ""}), R"({"PublicIP":"0.0.0.0"})");
 }
 
 TEST(LeaseCodec, EncodeCompactsAndEscapesLikeGo) {
-  LeaseAttrs a{IP4::parse("1.2.3.4"), "a<b\"\n", "{ \"K\" : [1, 2],\n \"S\": \"x y<\" }"};
+  LeaseAttrs a{IP4::parse("1.2.3.4"), "a<b\"\n", "{ \"K\" : [1, 2],\n \"S\": \"x y<\" }", {}, ""};
   EXPECT_EQ(encode_lease_attrs(a),
             R"({"PublicIP":"1.2.3.4","BackendType":"a\u003cb\"\n","BackendData":{"K":[1,2],"S":"x y\u003c"}})");
-  EXPECT_THROW(encode_lease_attrs({IP4{}, "", "{bad"}), std::invalid_argument);
+  EXPECT_THROW(encode_lease_attrs({IP4{}, "", "{bad", {}, ""}), std::invalid_argument);
 }
 
 TEST(LeaseCodec, DecodesRoundTrip) {
@@ -61,7 +61,7 @@ TEST(LeaseCodec, DecodesRoundTrip) {
   EXPECT_EQ(a.backend_data, R"({"VtepMAC":"82:4b:b6:2f:54:4e"})");
   EXPECT_EQ(encode_lease_attrs(a), vx);
   LeaseAttrs u = decode_lease_attrs(R"({"PublicIP":"10.37.7.195"})");
-  EXPECT_EQ(u, (LeaseAttrs{IP4::parse("10.37.7.195"), "", ""}));
+  EXPECT_EQ(u, (LeaseAttrs{IP4::parse("10.37.7.195"), "", "", {}, ""}));
 }
 
 TEST(LeaseCodec, DecodeIsCaseInsensitiveAndTolerant) {
