@@ -125,6 +125,42 @@ KeyValue parse_kv(const json& kv) {
   return out;
 }
 
+bool get_true(const json& object, const char* field) {
+  if (!object.is_object()) return false;
+  auto it = object.find(field);
+  return it != object.end() && it->is_boolean() && it->get<bool>();
+}
+
+std::string get_string(const json& object, const char* field) {
+  if (!object.is_object()) return "";
+  auto it = object.find(field);
+  return it != object.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+WatchEvent parse_watch_event(const json& event) {
+  if (!event.is_object()) throw std::invalid_argument("watch event is not an object");
+  WatchEvent out;
+  if (auto t = event.find("type"); t != event.end() && !t->is_null()) {
+    if (t->is_string() && (*t == "PUT" || *t == "DELETE")) {
+      out.is_delete = *t == "DELETE";
+    } else if (t->is_number_integer() && (*t == 0 || *t == 1)) {
+      out.is_delete = *t == 1;
+    } else {
+      throw std::invalid_argument("watch event type " + t->dump() + " is neither PUT nor DELETE");
+    }
+  }
+  auto kv = event.find("kv");
+  out.kv = parse_kv(kv == event.end() ? json::object() : *kv);
+  if (auto prev = event.find("prev_kv"); prev != event.end() && prev->is_object()) {
+    try {
+      out.prev_lease = get_int(*prev, "lease");
+    } catch (const std::invalid_argument&) {
+      out.prev_lease = 0;
+    }
+  }
+  return out;
+}
+
 json range_request(std::string_view key, std::string_view range_end) {
   json j = {{"key", base64_encode(key)}};
   if (!range_end.empty()) j["range_end"] = base64_encode(range_end);

@@ -47,6 +47,24 @@ struct KeyValue {
 // Throws std::invalid_argument when a field is malformed (not base64, not an integer).
 KeyValue parse_kv(const json& kv);
 
+// A boolean field ("succeeded" of a txn, "canceled" of a watch response): true only when it is
+// the JSON value true (absent, null or any other type is false). Never throws.
+bool get_true(const json& object, const char* field);
+
+// A string field; "" when absent, null or not a string. Never throws.
+std::string get_string(const json& object, const char* field);
+
+// One event of a WatchResponse ("events"[i]): {"type": "DELETE"?, "kv": {...}, "prev_kv": {...}?}.
+struct WatchEvent {
+  bool is_delete = false;  // type "DELETE" (or 1); absent, "PUT" or 0 is a put
+  KeyValue kv;
+  // The v3 lease the key had before this event (prev_kv.lease); 0 when none or unreadable.
+  int64_t prev_lease = 0;
+};
+// Throws std::invalid_argument when the event is not an object, its kv is malformed or its type
+// is neither PUT nor DELETE; the caller skips such an event with a warning.
+WatchEvent parse_watch_event(const json& event);
+
 // Request bodies.
 json range_request(std::string_view key, std::string_view range_end = {});
 json put_request(std::string_view key, std::string_view value, int64_t lease, bool prev_kv);

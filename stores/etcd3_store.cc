@@ -453,7 +453,7 @@ Status EtcdV3Store::write_lease(const Lease& lease, std::chrono::seconds ttl,
     // expires on its own if unused.
     return s;
   }
-  if (!r.value("succeeded", false)) {
+  if (!etcd3::get_true(r, "succeeded")) {
     if (id != 0) revoke(id);
     if (renew && !has_kvs(first_response(r, "response_range"))) {
       return Status::Error(StoreCode::kNotFound, "no lease for " + lease.subnet.str() +
@@ -507,7 +507,13 @@ Status EtcdV3Store::delete_lease(const IP4Net& subnet, uint64_t expected_revisio
     if (Status s = call("/v3/kv/deleterange", etcd3::range_request(key), true, &r); !s.ok()) {
       return s;
     }
-    if (etcd3::get_int(r, "deleted") == 0) {
+    int64_t deleted = 0;
+    try {
+      deleted = etcd3::get_int(r, "deleted");
+    } catch (const std::exception& e) {
+      return Status::Error(StoreCode::kInvalid, "etcd deleterange " + key + ": " + e.what());
+    }
+    if (deleted == 0) {
       return Status::Error(StoreCode::kNotFound, "no lease for " + subnet.str() + " (" + key + ")");
     }
     return Status::Ok();
@@ -519,7 +525,7 @@ Status EtcdV3Store::delete_lease(const IP4Net& subnet, uint64_t expected_revisio
       {"failure", json::array({json{{"request_range", etcd3::range_request(key)}}})},
   };
   if (Status s = call("/v3/kv/txn", txn, true, &r); !s.ok()) return s;
-  if (r.value("succeeded", false)) return Status::Ok();
+  if (etcd3::get_true(r, "succeeded")) return Status::Ok();
   if (!has_kvs(first_response(r, "response_range"))) {
     return Status::Error(StoreCode::kNotFound, "no lease for " + subnet.str() + " (" + key + ")");
   }

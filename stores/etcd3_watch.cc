@@ -79,25 +79,26 @@ WatchResult EtcdV3Store::watch_leases(uint64_t after_revision, std::chrono::mill
       st.status = Status::Error(StoreCode::kInvalid, std::string("etcd watch: ") + e.what());
       return;
     }
-    if (res->value("canceled", false)) {
+    if (etcd3::get_true(*res, "canceled")) {
       st.status = Status::Error(StoreCode::kUnavailable,
-                                "etcd cancelled the watch: " + res->value("cancel_reason", ""));
+                                "etcd cancelled the watch: " + etcd3::get_string(*res, "cancel_reason"));
       return;
     }
     auto events = res->find("events");
     if (events == res->end() || !events->is_array()) return;
     for (const json& ev : *events) {
-      etcd3::KeyValue kv;
+      etcd3::WatchEvent event;
       try {
-        kv = etcd3::parse_kv(ev.value("kv", json::object()));
+        event = etcd3::parse_watch_event(ev);
       } catch (const std::exception& e) {
         r.warnings.push_back(std::string("skipped unreadable watch event: ") + e.what());
         continue;
       }
+      const etcd3::KeyValue& kv = event.kv;
       r.revision = std::max<uint64_t>(r.revision, static_cast<uint64_t>(kv.mod_revision));
       std::string why;
       LeaseEvent out;
-      if (ev.value("type", "PUT") == "DELETE") {
+      if (event.is_delete) {
         out.type = LeaseEventType::kRemoved;
         if (!subnet_of(kv.key, &out.lease.subnet, &why)) {
           r.warnings.push_back("skipped removal: " + why);
@@ -106,17 +107,9 @@ WatchResult EtcdV3Store::watch_leases(uint64_t after_revision, std::chrono::mill
         out.lease.revision = static_cast<uint64_t>(kv.mod_revision);
         // Expired = the key's v3 lease is gone (etcd deleted the key because it expired, or
         // someone revoked it); an explicit delete leaves the lease alive.
-        int64_t prev_lease = 0;
-        try {
-          if (auto prev = ev.find("prev_kv"); prev != ev.end() && prev->is_object()) {
-            prev_lease = etcd3::get_int(*prev, "lease");
-          }
-        } catch (const std::exception&) {
-          prev_lease = 0;
-        }
-        if (prev_lease != 0) {
+        if (event.prev_lease != 0) {
           std::optional<Clock::time_point> expiry;
-          out.expired = lease_expiry(prev_lease, &expiry).ok() && !expiry;
+          out.expired = lease_expiry(event.prev_lease, &expiry).ok() && !expiry;
         }
       } else if (Status failed; !lease_of(kv, /*ask=*/true, &out.lease, &why, &failed)) {
         if (!failed.ok()) {  // etcd did not answer timetolive: retry this event later

@@ -1,7 +1,7 @@
 // Fuzzes the decoding of etcd v2 answers (stores/etcd_decode.h) as EtcdStore does it for a lease
 // listing (node.nodes[]), a single lease (node) and a watch event (node, prevNode), plus an
 // error body: arbitrary bytes must give leases, warnings or errors, never a crash or a throw.
-// An etcd v3 store gets its own target next to this one (etcd_v3_fuzz.cc, its own decoder).
+// The etcd v3 gateway's answers have their own target next to this one (etcd_v3_fuzz.cc).
 #include <cstddef>
 #include <cstdint>
 #include <string>
