@@ -37,6 +37,8 @@
 #include <string_view>
 #include <vector>
 
+#include "core/environment.h"  // environment_map (for apply_env and parse_flanneld_options)
+
 namespace flannel {
 
 // A mistake in the command line or the environment, or a flag value that fails validation.
@@ -140,9 +142,6 @@ bool parse_go_bool(std::string_view text);
 // Go's strconv.ParseInt(text, 0, 64) for an int: optional sign, "0x"/"0X" hex, leading "0"
 // octal, else decimal. Throws std::invalid_argument("parse error") or ("value out of range").
 int parse_go_int(std::string_view text);
-
-// The process environment as a map (for apply_env and parse_flanneld_options).
-std::map<std::string, std::string> environment_map(const char* const* envp);
 
 // Go's %q for the strings quoted in messages: printable ASCII and UTF-8 bytes as is, '"' and
 // '\\' escaped, control bytes as \n \t \r or \xNN. The one quoting helper of the daemon.

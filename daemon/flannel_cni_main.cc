@@ -4,21 +4,18 @@
 // See daemon/cni_plugin.h for the commands and core/cni_config.h for the config it derives.
 #include <unistd.h>
 
-#include <cstring>
 #include <iostream>
 #include <iterator>
 #include <map>
 #include <string>
 
+#include "core/environment.h"
 #include "daemon/cni_plugin.h"
 
 extern char** environ;
 
 int main() {
-  std::map<std::string, std::string> env;
-  for (char** e = environ; e && *e; ++e)
-    if (const char* eq = std::strchr(*e, '='))
-      env[std::string(*e, static_cast<size_t>(eq - *e))] = std::string(eq + 1);
+  const std::map<std::string, std::string> env = flannel::environment_map(environ);
   std::string input;
   // VERSION may come without stdin; every other command has the config there.
   auto cmd = env.find("CNI_COMMAND");
