@@ -357,6 +357,25 @@ void WireguardBackend::check() {
        ", configuration re-applied");
 }
 
+std::vector<WgPeerStats> wg_peer_stats(const UapiDevice& dev,
+                                       const std::function<std::optional<IP4Net>(const WgKey&)>& subnet_of,
+                                       double now_unix) {
+  std::vector<WgPeerStats> out;
+  for (const auto& p : dev.peers) {
+    WgPeerStats s;
+    s.public_key = p.public_key.base64();
+    if (auto net = subnet_of(p.public_key)) s.subnet = *net;
+    if (p.last_handshake_sec > 0) {
+      s.handshake_age_seconds = std::max(0.0, now_unix - (static_cast<double>(p.last_handshake_sec) +
+                                                          static_cast<double>(p.last_handshake_nsec) / 1e9));
+    }
+    s.rx_bytes = p.rx_bytes;
+    s.tx_bytes = p.tx_bytes;
+    out.push_back(s);
+  }
+  return out;
+}
+
 std::vector<WgPeerStats> WireguardBackend::peer_stats() const {
   if (!dev_) return {};
   UapiDevice dev;
@@ -366,21 +385,15 @@ std::vector<WgPeerStats> WireguardBackend::peer_stats() const {
     throw BackendError(std::string("wireguard: failed to read device ") + kDevice + ": " + e.what());
   }
   const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-  std::vector<WgPeerStats> out;
   std::lock_guard lock(mu_);
-  for (const auto& p : dev.peers) {
-    WgPeerStats s;
-    s.public_key = p.public_key.base64();
-    if (auto it = want_.find(p.public_key); it != want_.end()) s.subnet = it->second.subnet;
-    if (p.last_handshake_sec > 0) {
-      s.handshake_age_seconds = std::max(0.0, now - (static_cast<double>(p.last_handshake_sec) +
-                                                     static_cast<double>(p.last_handshake_nsec) / 1e9));
-    }
-    s.rx_bytes = p.rx_bytes;
-    s.tx_bytes = p.tx_bytes;
-    out.push_back(s);
-  }
-  return out;
+  return wg_peer_stats(
+      dev,
+      [this](const WgKey& k) -> std::optional<IP4Net> {
+        auto it = want_.find(k);
+        if (it == want_.end()) return std::nullopt;
+        return it->second.subnet;
+      },
+      now);
 }
 
 }  // namespace flannel

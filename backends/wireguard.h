@@ -25,6 +25,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -51,6 +52,11 @@ struct WgPeerStats {
 // Prometheus text for the stats: flannel_wireguard_peer_{last_handshake_age_seconds,rx_bytes,
 // tx_bytes}{peer="<subnet>",public_key="..."} and flannel_wireguard_device_restarts_total.
 std::string render_wireguard_metrics(const std::vector<WgPeerStats>& stats, int restarts);
+// The per-peer figures of a device answer (from either implementation): handshake age against
+// now_unix (seconds since the epoch), bytes, and the lease subnet subnet_of() knows for the key.
+std::vector<WgPeerStats> wg_peer_stats(const UapiDevice& dev,
+                                       const std::function<std::optional<IP4Net>(const WgKey&)>& subnet_of,
+                                       double now_unix);
 
 class WireguardBackend : public Backend {
  public:
