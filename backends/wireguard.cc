@@ -58,8 +58,12 @@ WireguardBackend::~WireguardBackend() {
   if (impl_ == WgImplementation::kKernel && dev_) {  // as flannel: the device goes with the agent
     try {
       NetlinkSession nl;
-      if (auto l = nl.link_by_name(kDevice)) nl.link_delete(l->index);
-    } catch (const std::exception&) {
+      if (auto l = nl.link_by_name(kDevice)) {
+        nl.link_delete(l->index);
+        note(std::string("Removed wireguard device ") + kDevice);
+      }
+    } catch (const std::exception& e) {
+      note(std::string("wireguard: failed to remove device ") + kDevice + ": " + e.what());
     }
   }
 }
