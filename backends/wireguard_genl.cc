@@ -147,7 +147,11 @@ std::string endpoint_text(const nlattr* a) {
     if (sa.sin6_family == AF_INET6) {
       IP6 ip;
       std::memcpy(ip.bytes.data(), &sa.sin6_addr, 16);
-      return "[" + ip.str() + "]:" + std::to_string(ntohs(sa.sin6_port));
+      std::string out = "[";  // piece by piece: GCC 12 -O3 -Wrestrict false positive on "[" + s
+      out += ip.str();
+      out += "]:";
+      out += std::to_string(ntohs(sa.sin6_port));
+      return out;
     }
   }
   throw UapiError("generic netlink GET_DEVICE: a peer endpoint of " + std::to_string(nla_len(a)) +
