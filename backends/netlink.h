@@ -160,6 +160,10 @@ class NetlinkSession {
   void link_set_address(int index, const MacAddr& mac);
   // `ip link del dev X`. Deleting a link that is already gone is not an error.
   void link_delete(int index);
+  // `ip link add NAME type KIND [mtu MTU]` for a kind that needs no further attributes
+  // ("wireguard"). Throws NetlinkError: code() NLE_EXIST if NAME exists, NLE_OPNOTSUPP when the
+  // kernel does not know KIND (its module is missing). Returns the new link's index.
+  int link_add(const std::string& name, const std::string& kind, int mtu = 0);
 
   // ---- vxlan (`ip link add NAME type vxlan ...`) ----
   // `ip link add NAME type vxlan id VNI dev LINK local LOCAL [dstport PORT] [gbp] [nolearning]

@@ -103,6 +103,21 @@ void NetlinkSession::link_delete(int index) {
   if (err < 0) fail(what, err);
 }
 
+int NetlinkSession::link_add(const std::string& name, const std::string& kind, int mtu) {
+  std::string what = "link add " + name + " type " + kind;
+  LinkPtr link(rtnl_link_alloc());
+  if (!link) fail_alloc(what);
+  rtnl_link_set_name(link.get(), name.c_str());
+  int err = rtnl_link_set_type(link.get(), kind.c_str());
+  if (err < 0) fail(what, err);
+  if (mtu > 0) rtnl_link_set_mtu(link.get(), static_cast<unsigned>(mtu));
+  err = rtnl_link_add(sock_, link.get(), NLM_F_CREATE | NLM_F_EXCL);
+  if (err < 0) fail(what, err);
+  auto created = link_by_name(name);
+  if (!created) throw NetlinkError("netlink " + what + ": the link vanished right after creation");
+  return created->index;
+}
+
 int NetlinkSession::vxlan_add(const VxlanLink& spec) {
   std::string what = "link add " + spec.name + " type vxlan id " + std::to_string(spec.vni);
   LinkPtr link(rtnl_link_vxlan_alloc());

@@ -1,11 +1,11 @@
 #include "backends/wireguard.h"
 
-#include <netlink/route/link.h>
+#include <netlink/errno.h>
 
 #include <set>
 
 #include "backends/netlink.h"
-#include "backends/netlink_internal.h"
+#include "backends/wireguard_genl.h"
 
 namespace flannel {
 namespace {
@@ -13,20 +13,15 @@ namespace {
 // Tries `ip link add flannel-wg type wireguard`: true (and the link is deleted again) when the
 // kernel has WireGuard, false when it does not know the kind (no module).
 bool kernel_wireguard_available(NetlinkSession& nl, const std::string& name) {
-  struct LinkFree {
-    void operator()(rtnl_link* l) const { rtnl_link_put(l); }
-  };
-  std::unique_ptr<rtnl_link, LinkFree> link(rtnl_link_alloc());
-  if (!link) throw BackendError("wireguard: out of memory probing for kernel WireGuard");
-  rtnl_link_set_name(link.get(), name.c_str());
-  if (rtnl_link_set_type(link.get(), "wireguard") < 0) return false;
-  int err = rtnl_link_add(nl.sock(), link.get(), NLM_F_CREATE | NLM_F_EXCL);
-  if (err < 0) {
-    if (err == -NLE_OPNOTSUPP || err == -NLE_NOADDR || err == -NLE_INVAL) return false;
+  int index = 0;
+  try {
+    index = nl.link_add(name, "wireguard");
+  } catch (const NetlinkError& e) {
+    if (e.code() == NLE_OPNOTSUPP || e.code() == NLE_NOADDR || e.code() == NLE_INVAL) return false;
     throw BackendError("wireguard: probing for kernel WireGuard (ip link add " + name +
-                       " type wireguard) failed: " + nl_geterror(err));
+                       " type wireguard) failed: " + e.what());
   }
-  if (auto l = nl.link_by_name(name)) nl.link_delete(l->index);
+  nl.link_delete(index);
   return true;
 }
 
@@ -52,7 +47,7 @@ std::string render_wireguard_metrics(const std::vector<WgPeerStats>& stats, int 
   out += "# HELP flannel_wireguard_peer_tx_bytes Bytes sent to the peer by the device.\n";
   out += "# TYPE flannel_wireguard_peer_tx_bytes counter\n";
   for (const auto& s : stats) out += "flannel_wireguard_peer_tx_bytes" + labels(s) + " " + std::to_string(s.tx_bytes) + "\n";
-  out += "# HELP flannel_wireguard_device_restarts_total wireguard-go restarts after it died.\n";
+  out += "# HELP flannel_wireguard_device_restarts_total Device restarts: wireguard-go died, or the kernel device was deleted.\n";
   out += "# TYPE flannel_wireguard_device_restarts_total counter\n";
   out += "flannel_wireguard_device_restarts_total " + std::to_string(restarts) + "\n";
   return out;
@@ -60,30 +55,30 @@ std::string render_wireguard_metrics(const std::vector<WgPeerStats>& stats, int 
 
 WireguardBackend::~WireguardBackend() {
   if (wg_) wg_->stop();
+  if (impl_ == WgImplementation::kKernel && dev_) {  // as flannel: the device goes with the agent
+    try {
+      NetlinkSession nl;
+      if (auto l = nl.link_by_name(kDevice)) {
+        nl.link_delete(l->index);
+        note(std::string("Removed wireguard device ") + kDevice);
+      }
+    } catch (const std::exception& e) {
+      note(std::string("wireguard: failed to remove device ") + kDevice + ": " + e.what());
+    }
+  }
 }
 
 WgImplementation WireguardBackend::choose_implementation() {
-  if (cfg_.implementation == WgImplementation::kUserspace) {
-    note("wireguard: using userspace WireGuard (wireguard-go), as configured");
-    return WgImplementation::kUserspace;
-  }
-  NetlinkSession nl;
-  bool kernel = kernel_wireguard_available(nl, kDevice);
-  if (cfg_.implementation == WgImplementation::kKernel) {
-    if (!kernel) {
-      throw BackendError(
-          "kernel WireGuard not available on this host (no wireguard module); use "
-          "\"Implementation\":\"userspace\" in the Backend config (Debian's wireguard-go)");
-    }
-    throw BackendError(
-        "kernel WireGuard is present, but configuring it over generic netlink is not implemented in "
-        "this build; use \"Implementation\":\"userspace\" (or \"auto\")");
-  }
-  note(kernel ? "wireguard: the kernel has WireGuard, but this build configures only wireguard-go "
-                "(kernel generic netlink not implemented); using userspace WireGuard (wireguard-go)"
-              : "wireguard: no kernel WireGuard on this host (no wireguard module); using userspace "
-                "WireGuard (wireguard-go)");
-  return WgImplementation::kUserspace;
+  std::string why;
+  auto impl = choose_wg_implementation(
+      cfg_.implementation,
+      [] {
+        NetlinkSession nl;
+        return kernel_wireguard_available(nl, kDevice);
+      },
+      &why);
+  note(why);
+  return impl;
 }
 
 BackendSetup WireguardBackend::setup(const Config& config, const ExternalInterface& iface) {
@@ -133,17 +128,28 @@ BackendSetup WireguardBackend::setup(const Config& config, const ExternalInterfa
 }
 
 void WireguardBackend::start_device() {
-  if (!wg_) wg_ = std::make_unique<WireguardGo>(kDevice);
-  wg_->start();
+  if (impl_ == WgImplementation::kKernel) {
+    try {  // `ip link add flannel-wg type wireguard mtu <mtu>`
+      NetlinkSession nl;
+      if (!nl.link_by_name(kDevice)) nl.link_add(kDevice, "wireguard", mtu_);
+    } catch (const NetlinkError& e) {
+      throw BackendError(std::string("wireguard: failed to create device ") + kDevice + ": " + e.what());
+    }
+    if (!dev_) dev_ = std::make_unique<GenlDeviceClient>(kDevice);
+  } else {
+    if (!wg_) wg_ = std::make_unique<WireguardGo>(kDevice);
+    wg_->start();
+    if (!dev_) dev_ = std::make_unique<UapiDeviceClient>(kDevice);
+  }
   UapiSet set;
   set.private_key = private_key_;
   set.listen_port = cfg_.listen_port;
   set.replace_peers = true;  // as flannel's initial config: peers left on the device go
   try {
-    client().set(set);
+    dev_->set(set);
     NetlinkSession nl;
     auto link = nl.link_by_name(kDevice);
-    if (!link) throw BackendError(std::string("wireguard: wireguard-go created no ") + kDevice + " device");
+    if (!link) throw BackendError(std::string("wireguard: no ") + kDevice + " device after starting it");
     nl.link_set_mtu(link->index, mtu_);
   } catch (const UapiError& e) {
     throw BackendError(std::string("wireguard: failed to configure device ") + kDevice + ": " + e.what());
@@ -226,7 +232,7 @@ void WireguardBackend::sync(const std::vector<Lease>& peers) {
 void WireguardBackend::reconcile() {
   UapiDevice dev;
   try {
-    dev = client().get();
+    dev = dev_->get();
   } catch (const UapiError& e) {
     throw BackendError(std::string("wireguard: failed to read device ") + kDevice + ": " + e.what());
   }
@@ -278,8 +284,8 @@ void WireguardBackend::reconcile() {
     }
   }
   try {
-    client().set(set);
-    if (!restore.peers.empty()) client().set(restore);
+    dev_->set(set);
+    if (!restore.peers.empty()) dev_->set(restore);
   } catch (const UapiError& e) {
     throw BackendError(std::string("wireguard: failed to configure device ") + kDevice + ": " + e.what());
   }
@@ -324,50 +330,74 @@ void WireguardBackend::apply(const std::vector<PeerEvent>& batch) {
   }
   if (set.peers.empty()) return;
   try {
-    client().set(set);
+    dev_->set(set);
   } catch (const UapiError& e) {
     throw BackendError(std::string("wireguard: failed to configure device ") + kDevice + ": " + e.what());
   }
 }
 
 void WireguardBackend::check() {
-  if (!wg_) return;
-  auto why = wg_->exited();
-  if (!why && wg_->pid() > 0) return;  // running
-  // Died, or the last restart failed (retried every check until it works).
-  note(std::string("wireguard: wireguard-go for ") + kDevice + " " +
-       (why ? *why : std::string("is not running (the last start failed)")) + "; restarting it");
+  if (!dev_) return;
+  if (impl_ == WgImplementation::kKernel) {
+    {
+      NetlinkSession nl;
+      if (nl.link_by_name(kDevice)) return;  // the kernel device cannot die, only be deleted
+    }
+    note(std::string("wireguard: kernel device ") + kDevice + " is gone (deleted by someone); recreating it");
+    ++kernel_recreations_;
+  } else {
+    auto why = wg_->exited();
+    if (!why && wg_->pid() > 0) return;  // running
+    // Died, or the last restart failed (retried every check until it works).
+    note(std::string("wireguard: wireguard-go for ") + kDevice + " " +
+         (why ? *why : std::string("is not running (the last start failed)")) + "; restarting it");
+  }
   start_device();
-  fresh_device_ = true;  // the peers' sessions are with the dead process: handshake at once
+  fresh_device_ = true;  // the peers' sessions are with the old device: handshake at once
   configure_link();
   reconcile();
-  note(std::string("wireguard: wireguard-go for ") + kDevice + " restarted (pid " +
-       std::to_string(wg_->pid()) + "), configuration re-applied");
+  note(std::string("wireguard: ") + kDevice + " " +
+       (wg_ ? "restarted (wireguard-go pid " + std::to_string(wg_->pid()) + ")" : std::string("recreated")) +
+       ", configuration re-applied");
 }
 
-std::vector<WgPeerStats> WireguardBackend::peer_stats() const {
-  UapiDevice dev;
-  try {
-    dev = client().get();
-  } catch (const UapiError& e) {
-    throw BackendError(std::string("wireguard: failed to read device ") + kDevice + ": " + e.what());
-  }
-  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+std::vector<WgPeerStats> wg_peer_stats(const UapiDevice& dev,
+                                       const std::function<std::optional<IP4Net>(const WgKey&)>& subnet_of,
+                                       double now_unix) {
   std::vector<WgPeerStats> out;
-  std::lock_guard lock(mu_);
   for (const auto& p : dev.peers) {
     WgPeerStats s;
     s.public_key = p.public_key.base64();
-    if (auto it = want_.find(p.public_key); it != want_.end()) s.subnet = it->second.subnet;
+    if (auto net = subnet_of(p.public_key)) s.subnet = *net;
     if (p.last_handshake_sec > 0) {
-      s.handshake_age_seconds = std::max(0.0, now - (static_cast<double>(p.last_handshake_sec) +
-                                                     static_cast<double>(p.last_handshake_nsec) / 1e9));
+      s.handshake_age_seconds = std::max(0.0, now_unix - (static_cast<double>(p.last_handshake_sec) +
+                                                          static_cast<double>(p.last_handshake_nsec) / 1e9));
     }
     s.rx_bytes = p.rx_bytes;
     s.tx_bytes = p.tx_bytes;
     out.push_back(s);
   }
   return out;
+}
+
+std::vector<WgPeerStats> WireguardBackend::peer_stats() const {
+  if (!dev_) return {};
+  UapiDevice dev;
+  try {
+    dev = dev_->get();
+  } catch (const UapiError& e) {
+    throw BackendError(std::string("wireguard: failed to read device ") + kDevice + ": " + e.what());
+  }
+  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  std::lock_guard lock(mu_);
+  return wg_peer_stats(
+      dev,
+      [this](const WgKey& k) -> std::optional<IP4Net> {
+        auto it = want_.find(k);
+        if (it == want_.end()) return std::nullopt;
+        return it->second.subnet;
+      },
+      now);
 }
 
 }  // namespace flannel

@@ -7,18 +7,25 @@
 // {"PublicKey":"<base64>","Port":<ListenPort>}. The private key lives in /run/flannel/wgkey
 // (WIREGUARD_KEY_FILE), created once and reused, so a restart keeps the public key.
 //
-// Implementation (backend config field, see wireguard_config.h): "userspace" runs Debian's
-// wireguard-go for the device (WireguardGo, supervised from check(): a dead child is logged with
-// its exit status, restarted, and the whole configuration re-applied) and configures it over its
-// UAPI socket; "kernel" needs the wireguard module and generic-netlink configuration, which is not
-// implemented yet (a clear error); "auto" probes the module and uses userspace.
+// Implementation (backend config field, see wireguard_config.h; choose_wg_implementation()):
+// "kernel" creates the device with `ip link add flannel-wg type wireguard` (rtnetlink) and
+// configures it over generic netlink (GenlDeviceClient); check() recreates and reconfigures it if
+// someone deletes it. "userspace" runs Debian's wireguard-go for the device (WireguardGo,
+// supervised from check(): a dead child is logged with its exit status, restarted, and the whole
+// configuration re-applied) and configures it over its UAPI socket (UapiDeviceClient). Both
+// clients implement WgDevice (wireguard_device.h), so the peer logic below is one. "auto" probes
+// the kernel (creating and deleting a wireguard link) and picks kernel if it can, else userspace;
+// "kernel" on a host without the module is a clear error. The device is deleted on exit in both
+// modes (wireguard-go takes its TUN device along; the kernel link is deleted), as flannel does.
 //
 // IPv6 (dual stack) is not built yet: Mode "ipv6" is refused; the places where flannel-wg-v6
 // (ListenPortV6, <v6 subnet>/128, route IPv6Network) and the v6 allowed IPs / endpoint go are
 // marked "IPv6:" in wireguard.cc.
 #pragma once
 
+#include <atomic>
 #include <chrono>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -30,7 +37,7 @@
 #include "backends/wireguard_config.h"
 #include "backends/wireguard_go.h"
 #include "backends/wireguard_key.h"
-#include "backends/wireguard_uapi.h"
+#include "backends/wireguard_device.h"
 
 namespace flannel {
 
@@ -45,6 +52,11 @@ struct WgPeerStats {
 // Prometheus text for the stats: flannel_wireguard_peer_{last_handshake_age_seconds,rx_bytes,
 // tx_bytes}{peer="<subnet>",public_key="..."} and flannel_wireguard_device_restarts_total.
 std::string render_wireguard_metrics(const std::vector<WgPeerStats>& stats, int restarts);
+// The per-peer figures of a device answer (from either implementation): handshake age against
+// now_unix (seconds since the epoch), bytes, and the lease subnet subnet_of() knows for the key.
+std::vector<WgPeerStats> wg_peer_stats(const UapiDevice& dev,
+                                       const std::function<std::optional<IP4Net>(const WgKey&)>& subnet_of,
+                                       double now_unix);
 
 class WireguardBackend : public Backend {
  public:
@@ -53,7 +65,7 @@ class WireguardBackend : public Backend {
   static constexpr int kOverhead = 80;  // 40 (IPv6 header, the larger case) + 8 UDP + 32 WireGuard
 
   WireguardBackend() = default;
-  ~WireguardBackend() override;  // stops wireguard-go: the device goes away, as flannel deletes it
+  ~WireguardBackend() override;  // stops wireguard-go / deletes the kernel link, as flannel deletes it
 
   std::string type() const override { return "wireguard"; }
   BackendSetup setup(const Config& config, const ExternalInterface& iface) override;
@@ -68,7 +80,7 @@ class WireguardBackend : public Backend {
   // BackendError when the device cannot be read. The daemon hook is one line in its /metrics
   // handler: if (auto* wg = dynamic_cast<const WireguardBackend*>(backend)) body += wg->metrics_text();
   std::vector<WgPeerStats> peer_stats() const;
-  int device_restarts() const { return wg_ ? wg_->restarts() : 0; }
+  int device_restarts() const { return wg_ ? wg_->restarts() : kernel_recreations_.load(); }
   std::string metrics_text() const { return render_wireguard_metrics(peer_stats(), device_restarts()); }
 
   const WgConfig& wg_config() const { return cfg_; }
@@ -84,10 +96,9 @@ class WireguardBackend : public Backend {
   std::optional<std::pair<WgKey, Peer>> peer_of(const Lease& l, std::string* why) const;
   UapiPeerSet peer_set(const WgKey& key, const Peer& p) const;
   WgImplementation choose_implementation();
-  void start_device();        // wireguard-go + private key, listen port, replace_peers
+  void start_device();        // the device (kernel link or wireguard-go) + private key, listen port, replace_peers
   void configure_link();      // MTU, address, up, route (after lease_acquired)
   void reconcile();           // the device's peers := want_, touching only what differs
-  UapiClient client() const { return UapiClient(uapi_socket_path(kDevice)); }
 
   Config config_;
   ExternalInterface iface_;
@@ -97,7 +108,9 @@ class WireguardBackend : public Backend {
   std::optional<WgKey> psk_;
   int mtu_ = 0;
   WgImplementation impl_ = WgImplementation::kUserspace;
-  std::unique_ptr<WireguardGo> wg_;
+  std::unique_ptr<WireguardGo> wg_;  // userspace only
+  std::unique_ptr<WgDevice> dev_;    // set by the first start_device(), then fixed (peer_stats reads it)
+  std::atomic<int> kernel_recreations_ = 0;
   std::optional<Lease> ours_;
   bool fresh_device_ = false;  // peers get a handshake at the next reconcile (see reconcile())
 

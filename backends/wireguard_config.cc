@@ -59,6 +59,30 @@ std::string to_string(WgImplementation impl) {
   }
 }
 
+WgImplementation choose_wg_implementation(WgImplementation configured,
+                                          const std::function<bool()>& kernel_has_wireguard, std::string* why) {
+  if (configured == WgImplementation::kUserspace) {
+    *why = "wireguard: using userspace WireGuard (wireguard-go), as configured (\"Implementation\":\"userspace\")";
+    return WgImplementation::kUserspace;
+  }
+  const bool kernel = kernel_has_wireguard();
+  if (configured == WgImplementation::kKernel) {
+    if (!kernel) {
+      throw BackendError(
+          "kernel WireGuard not available on this host (no wireguard module); use "
+          "\"Implementation\":\"userspace\" (Debian's wireguard-go) or \"auto\" in the Backend config");
+    }
+    *why = "wireguard: using kernel WireGuard (generic netlink), as configured (\"Implementation\":\"kernel\")";
+    return WgImplementation::kKernel;
+  }
+  if (kernel) {
+    *why = "wireguard: the kernel has WireGuard; using kernel WireGuard (generic netlink)";
+    return WgImplementation::kKernel;
+  }
+  *why = "wireguard: no kernel WireGuard on this host (no wireguard module); using userspace WireGuard (wireguard-go)";
+  return WgImplementation::kUserspace;
+}
+
 WgConfig decode_wireguard_config(const std::string& backend_json) {
   WgConfig c;
   if (backend_json.empty()) return c;

@@ -8,6 +8,7 @@
 //   Implementation ("auto" | "kernel" | "userspace", default "auto"): which WireGuard to use.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -16,6 +17,13 @@ namespace flannel {
 
 enum class WgImplementation { kAuto, kKernel, kUserspace };
 std::string to_string(WgImplementation impl);
+
+// Which WireGuard runs the device, for the configured Implementation: "userspace" -> wireguard-go
+// (the probe is not called); "kernel" -> kernel WireGuard, or BackendError naming the fix when
+// kernel_has_wireguard() says no; "auto" -> kernel when kernel_has_wireguard(), else wireguard-go.
+// Returns kKernel or kUserspace and sets *why to the log line that says which and why.
+WgImplementation choose_wg_implementation(WgImplementation configured,
+                                          const std::function<bool()>& kernel_has_wireguard, std::string* why);
 
 struct WgConfig {
   static constexpr int kDefaultListenPort = 51820;

@@ -9,6 +9,7 @@
 // (`unshare -m` + mount), which also guarantees no socket survives the host: the tmpfs goes with
 // the namespace. The test inspects a device with `nsenter -t <flanneld> -m -n wg show`.
 #include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -253,6 +254,42 @@ TEST_F(WireguardLab, SupervisorRestartsWireguardGoAndLeavingPeerIsRemoved) {
         return true;
       },
       5s));
+}
+
+// "Implementation":"kernel" on this kernel, which has no wireguard module: flanneld stops with the
+// clear error and leaves nothing behind: no flannel-wg link, no wireguard-go, no lease. (Kernel
+// mode itself cannot run here; its messages are unit-tested in wireguard_genl_test.cc.)
+TEST(WireguardKernelMode, ForcedWithoutTheModuleFailsClearlyLeavingNothing) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  std::filesystem::create_directories("/run/wireguard");
+  OverlayLab lab("wgk", R"({"Network":"10.5.0.0/16","Backend":{"Type":"wireguard","Implementation":"kernel"}})", 1);
+  if (run_command({"ip", "link", "add", "wgprobe0", "type", "wireguard"}, nullptr, lab.host(0).netns) == 0) {
+    GTEST_SKIP() << "this kernel has WireGuard: kernel mode would start";
+  }
+  private_wireguard_dirs(lab);
+  lab.start(0);
+  auto rc = lab.daemon(0)->wait(15s);
+  ASSERT_TRUE(rc.has_value()) << "flanneld kept running with kernel WireGuard forced on a kernel without it";
+  EXPECT_NE(*rc, 0);
+  std::string log = read_file(lab.log_file(0));
+  EXPECT_NE(log.find("kernel WireGuard not available on this host (no wireguard module); use "
+                     "\"Implementation\":\"userspace\" (Debian's wireguard-go) or \"auto\" in the Backend config"),
+            std::string::npos)
+      << log;
+  EXPECT_EQ(lab.ip(0, {"-o", "link", "show"}).find("flannel-wg"), std::string::npos) << lab.ip(0, {"link", "show"});
+  EXPECT_TRUE(lab.leases().empty());
+  // No wireguard-go in the host's network namespace.
+  struct stat netns {};
+  ASSERT_EQ(::stat(("/run/netns/" + lab.host(0).netns).c_str(), &netns), 0);
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator("/proc", ec)) {
+    std::ifstream in(e.path() / "comm");
+    std::string comm;
+    struct stat ns {};
+    if (in >> comm && comm == "wireguard-go" && ::stat((e.path() / "ns/net").c_str(), &ns) == 0) {
+      EXPECT_NE(ns.st_ino, netns.st_ino) << "wireguard-go " << e.path() << " runs in the lab host";
+    }
+  }
 }
 
 // iperf3 (TCP, 2 s) and ping RTT between pods on two hosts for wireguard (wireguard-go), udp and
