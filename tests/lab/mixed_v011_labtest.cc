@@ -302,8 +302,9 @@ TEST_P(MixedV011Lab, MeshPingsAndTheV011LeaseIsLeftAlone) {
     auto node = old.lease_node();
     EXPECT_EQ(node.at("key"), std::string(kPrefix) + "/subnets/" + old.key_name()) << when;
     EXPECT_EQ(node.at("value"), old.value()) << when;
-    EXPECT_EQ(node.at("modifiedIndex"), old.created_index()) << when << ": rewritten: " << node.dump();
-    EXPECT_EQ(node.at("createdIndex"), old.created_index()) << when;
+    EXPECT_EQ(node.at("modifiedIndex").get<int64_t>(), old.created_index())
+        << when << ": rewritten: " << node.dump();
+    EXPECT_EQ(node.at("createdIndex").get<int64_t>(), old.created_index()) << when;
     ASSERT_TRUE(node.contains("ttl") && node.contains("expiration")) << when << ": " << node.dump();
     EXPECT_GT(node["ttl"].get<int64_t>(), 86400 - 600) << when;
     EXPECT_LE(node["ttl"].get<int64_t>(), 86400) << when;
