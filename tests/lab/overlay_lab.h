@@ -3,8 +3,12 @@
 // host running inside that host's namespace, and one pod per host on its cni0 bridge, so a test
 // can check routes, devices and real pings between pods on different hosts.
 //
+// With a LabStore::Kind of kEtcd the hosts share a real etcd (v2 keys API) in the lab's hub
+// namespace instead (10.250.0.254:2379, tests/support/lab_store.h), as a cluster that also holds
+// flannel v0.11 hosts runs; store() gives the test that etcd.
+//
 // Everything is torn down on every path: the flanneld processes (SIGTERM, then SIGKILL by
-// Process), the namespaces (Lab) and the temp dir.
+// Process), etcd, the namespaces (Lab) and the temp dir.
 #pragma once
 
 #include <gtest/gtest.h>
@@ -24,6 +28,7 @@
 
 #include "core/ip.h"
 #include "tests/support/lab.h"
+#include "tests/support/lab_store.h"
 #include "tests/support/process.h"
 
 #ifndef FLANNEL_BIN_DIR
@@ -36,11 +41,14 @@ using namespace std::chrono_literals;
 
 class OverlayLab {
  public:
-  OverlayLab(const std::string& tag, const std::string& config_json, int hosts) {
+  OverlayLab(const std::string& tag, const std::string& config_json, int hosts,
+             LabStore::Kind store = LabStore::Kind::kSqlite) {
     cleanup_stale_labs();
     db_ = dir_.path + "/store.db";
     lab_ = std::make_unique<Lab>(tag);
     for (int i = 0; i < hosts; ++i) lab_->add_host();
+    if (store != LabStore::Kind::kSqlite)
+      store_ = std::make_unique<LabStore>(store, *lab_, dir_.path, "/coreos.com/network");
     std::string out;
     int rc = ctl({"config", "set", config_json}, &out);
     if (rc != 0) throw std::runtime_error("flannelctl config set failed: " + out);
@@ -51,6 +59,7 @@ class OverlayLab {
   ~OverlayLab() {
     for (auto& d : daemons_) stop(d);
     daemons_.clear();
+    store_.reset();  // etcd runs in the hub namespace: stop it before the namespace goes
     lab_.reset();  // deletes every namespace, taking devices and routes with them
   }
 
@@ -61,7 +70,16 @@ class OverlayLab {
   std::string subnet_file(int i) const { return dir() + "/h" + std::to_string(i + 1) + ".env"; }
   std::string log_file(int i) const { return dir() + "/h" + std::to_string(i + 1) + ".log"; }
 
+  // The etcd store (nullptr with the default SQLite file).
+  const LabStore* store() const { return store_.get(); }
+  // The flanneld/flannelctl flags that select the shared store.
+  std::vector<std::string> store_flags() const {
+    if (store_) return store_->flags();
+    return {"-store=sqlite:" + db_};
+  }
+
   int ctl(const std::vector<std::string>& args, std::string* out = nullptr) const {
+    if (store_) return store_->ctl(args, out);
     std::vector<std::string> argv{std::string(FLANNEL_BIN_DIR) + "/flannelctl",
                                   "-store=sqlite:" + db_};
     argv.insert(argv.end(), args.begin(), args.end());
@@ -70,8 +88,11 @@ class OverlayLab {
 
   // Starts flanneld on host i (0-based) inside its namespace.
   void start(int i) {
-    Process::Spec spec{{std::string(FLANNEL_BIN_DIR) + "/flanneld", "-store=sqlite:" + db_,
-                        "-subnet-file=" + subnet_file(i), "-iface=eth0", "-healthz-port=0"},
+    std::vector<std::string> argv{std::string(FLANNEL_BIN_DIR) + "/flanneld"};
+    for (const auto& f : store_flags()) argv.push_back(f);
+    argv.push_back("-subnet-file=" + subnet_file(i));
+    for (const char* f : {"-iface=eth0", "-healthz-port=0"}) argv.push_back(f);
+    Process::Spec spec{std::move(argv),
                        {},
                        {},
                        host(i).netns,
@@ -224,6 +245,7 @@ class OverlayLab {
   TempDir dir_;
   std::string db_;
   std::unique_ptr<Lab> lab_;
+  std::unique_ptr<LabStore> store_;
   std::vector<std::unique_ptr<Process>> daemons_;
   std::vector<IP4Net> subnets_;
   std::vector<Lab::Pod> pods_;
