@@ -175,10 +175,12 @@ BackendSetup VxlanBackend::setup(const Config& config, const ExternalInterface& 
   mtu_ = iface.mtu - kEncapOverhead;
   if (!config.enable_ipv4 && !config.enable_ipv6)
     throw BackendError("vxlan: neither EnableIPv4 nor EnableIPv6 is set; enable at least one");
-  if (config.enable_ipv6 && mtu_ < 1280) {
+  mtu6_ = iface.mtu - kEncapOverhead6;
+  if (config.enable_ipv6 && mtu6_ < 1280) {
     throw BackendError("vxlan: the MTU of " + iface.name + " (" + std::to_string(iface.mtu) +
-                       ") leaves " + std::to_string(mtu_) +
-                       " bytes after the 50-byte VXLAN encapsulation; IPv6 needs at least 1280");
+                       ") leaves " + std::to_string(mtu6_) +
+                       " bytes after the 70-byte VXLAN-over-IPv6 encapsulation; IPv6 needs at "
+                       "least 1280");
   }
   if (mtu_ < 68) {
     throw BackendError("vxlan: the MTU of " + iface.name + " (" + std::to_string(iface.mtu) +
@@ -206,7 +208,7 @@ BackendSetup VxlanBackend::setup(const Config& config, const ExternalInterface& 
     out.attrs.backend_v6_data =
         "{\"VNI\":" + std::to_string(vx_.vni) + ",\"VtepMAC\":\"" + mac6_.str() + "\"}";
   }
-  out.mtu = mtu_;
+  out.mtu = config.enable_ipv6 ? mtu6_ : mtu_;
   return out;
 }
 

@@ -33,7 +33,7 @@
 //
 // Dual stack (current flannel, facts §2.6; vxlan_v6.cc): with EnableIPv6 a second device
 // flannel-v6.<VNI> (same VNI, Port, GBP, learning off; local = the ext IPv6 address, dev = the
-// external interface; accept_ra 0; its own stable MAC; MTU as flannel.<VNI>) carries the IPv6
+// external interface; accept_ra 0; its own stable MAC; MTU ext - 70) carries the IPv6
 // subnets. The lease gets PublicIPv6 and BackendV6Data {"VNI":n,"VtepMAC":".."}; the device
 // gets <own v6 subnet address>/128; per peer with an IPv6Subnet:
 //
@@ -45,6 +45,10 @@
 // requests and reconciled on sync() the same way. A peer whose BackendV6Data or PublicIPv6 is
 // missing or bad keeps its IPv4 entries and gets no IPv6 ones (one note). EnableIPv4 false: no
 // flannel.<VNI> and no BackendData; only the IPv6 half runs.
+// MTU: current flannel asks for ext - 50 on both devices; the kernel caps a vxlan device over
+// IPv6 at ext - 70 (it clamps at creation and refuses more later), so flannel-v6.<VNI> gets
+// ext - 70, and with IPv6 on the MTU reported for subnet.env is ext - 70 too, so full-size pod
+// packets of either family fit (current flannel reports ext - 50).
 //
 // Thread safety: as Backend (one caller at a time).
 #pragma once
@@ -87,6 +91,7 @@ MacAddr decode_vtep_mac(const std::string& backend_data);
 class VxlanBackend : public Backend {
  public:
   static constexpr int kEncapOverhead = 50;  // outer IPv4 20 + UDP 8 + VXLAN 8 + Ethernet 14
+  static constexpr int kEncapOverhead6 = 70;  // outer IPv6 40 + UDP 8 + VXLAN 8 + Ethernet 14
 
   VxlanBackend();
   ~VxlanBackend() override;  // the device and its entries stay: restarts are hitless
@@ -180,7 +185,8 @@ class VxlanBackend : public Backend {
   VxlanConfig vx_;
   std::string name_;
   int index_ = 0;
-  int mtu_ = 0;
+  int mtu_ = 0;   // flannel.<VNI>: ext MTU - 50
+  int mtu6_ = 0;  // flannel-v6.<VNI>: ext MTU - 70 (the kernel refuses more)
   MacAddr mac_;
   std::optional<IP4Net> own_;
   std::map<IP4Net, Peer> peers_;

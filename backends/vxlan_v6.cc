@@ -51,7 +51,7 @@ void VxlanBackend::ensure_device6() {
   want.gbp = vx_.gbp;
   want.mac = stable_vtep_mac6(vx_.vni, *iface_.ext_v6_addr,
                               iface_.iface_v6_addr.value_or(*iface_.ext_v6_addr));
-  want.mtu = mtu_;
+  want.mtu = mtu6_;
 
   if (auto existing = nl_->link_by_name(name6_)) {
     std::string why;  // "" = reuse it
@@ -70,7 +70,7 @@ void VxlanBackend::ensure_device6() {
     }
     if (why.empty()) {
       index6_ = existing->index;
-      if (existing->mtu != mtu_) nl_->link_set_mtu(index6_, mtu_);
+      if (existing->mtu != mtu6_) nl_->link_set_mtu(index6_, mtu6_);
       return;
     }
     recreated_because_ = why;
