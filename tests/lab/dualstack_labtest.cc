@@ -7,7 +7,9 @@
 // tests/backend_unit/dualstack_test.cc.)
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -56,7 +58,11 @@ struct Node {
 
 class DualStack {
  public:
-  DualStack(const std::string& tag, const Config& config, int hosts) : config_(config) {
+  // `v4_only_hosts`: hosts (0-based) that run an IPv4-only config, as a v0.11 host would: no
+  // IPv6 subnet, PublicIPv6 or BackendV6Data in their lease.
+  DualStack(const std::string& tag, const Config& config, int hosts,
+            const std::vector<int>& v4_only_hosts = {})
+      : config_(config) {
     cleanup_stale_labs();
     lab_ = std::make_unique<Lab>(tag);
     for (int i = 0; i < hosts; ++i) lab_->add_host();
@@ -71,10 +77,18 @@ class DualStack {
       auto eth = nl.link_by_name("eth0");
       if (!eth) throw std::runtime_error("no eth0 in " + h.netns);
       ExternalInterface ext{"eth0", eth->index, eth->mtu, h.addr, h.addr, h.addr6, h.addr6};
-      BackendSetup s = n.backend->setup(config, ext);
-      mtu_ = s.mtu;
+      bool v4_only = std::find(v4_only_hosts.begin(), v4_only_hosts.end(), i) != v4_only_hosts.end();
+      Config host_config = config;
+      if (v4_only) {
+        host_config.enable_ipv6 = false;
+        ext.iface_v6_addr.reset();
+        ext.ext_v6_addr.reset();
+        v4_only_.push_back(i);
+      }
+      BackendSetup s = n.backend->setup(host_config, ext);
+      if (!v4_only) mtu_ = s.mtu;
       n.lease.subnet = config.enable_ipv4 ? v4_subnet(i + 1) : IP4Net{};
-      n.lease.ipv6_subnet = v6_subnet(i + 1);
+      if (!v4_only) n.lease.ipv6_subnet = v6_subnet(i + 1);
       n.lease.attrs = s.attrs;
       n.backend->lease_acquired(n.lease);
     }
@@ -107,7 +121,8 @@ class DualStack {
     for (int i = 0; i < size(); ++i) {
       IP4Net gw4{IP4{v4_subnet(i + 1).ip.value + 1}, 24};
       if (!config_.enable_ipv4) gw4 = IP4Net{IP4::parse("10.99." + std::to_string(i + 1) + ".1"), 24};
-      IP6Net gw6{IP6::parse("fc00:0:0:" + std::to_string(i + 1) + "::1"), 64};
+      std::optional<IP6Net> gw6 = IP6Net{IP6::parse("fc00:0:0:" + std::to_string(i + 1) + "::1"), 64};
+      if (std::find(v4_only_.begin(), v4_only_.end(), i) != v4_only_.end()) gw6.reset();
       pods_.push_back(lab_->add_pod(lab_->hosts()[i], gw4, gw6));
     }
   }
@@ -163,6 +178,7 @@ class DualStack {
   std::unique_ptr<Lab> lab_;
   std::vector<Node> nodes_;
   std::vector<Lab::Pod> pods_;
+  std::vector<int> v4_only_;
   int mtu_ = 0;
 };
 
@@ -287,6 +303,25 @@ TEST(DualStackLab, VxlanIpv6Only) {
   EXPECT_EQ(ds.mtu(), 1430);
   EXPECT_EQ(ds.node(0).lease.attrs.backend_data, "");
   EXPECT_NE(ds.node(0).lease.attrs.backend_v6_data, "");
+}
+
+// A v0.11-style IPv4-only host (lease without any IPv6 part) beside two dual-stack hosts: IPv4
+// pods ping across all three, IPv6 pods between the dual-stack two, and nobody gets IPv6 entries
+// for the IPv4-only host.
+TEST(DualStackLab, VxlanMixedWithAnIpv4OnlyHost) {
+  DualStack ds("dsmx", dual_config("vxlan"), 3, {2});
+  ds.sync_all();
+  ds.add_pods();
+  auto failed = ds.ping_matrix(false);
+  ASSERT_TRUE(failed.empty()) << failed.size() << " of 6 pings failed\n" << ds.dump();
+  EXPECT_TRUE(ds.ping(0, 1, true)) << ds.dump();
+  EXPECT_TRUE(ds.ping(1, 0, true)) << ds.dump();
+  EXPECT_FALSE(ds.node(2).lease.ipv6_subnet.has_value());
+  EXPECT_EQ(ds.node(2).lease.attrs.backend_v6_data, "");
+  std::string links = ds.ip(2, {"-o", "link", "show"});
+  EXPECT_FALSE(contains(links, "flannel-v6.1")) << links;
+  EXPECT_TRUE(ds.ip(0, {"-6", "route", "show", "fc00:0:0:3::/64"}).empty());
+  EXPECT_TRUE(ds.node(0).notes.empty()) << ds.node(0).notes.front();
 }
 
 TEST(DualStackLab, HostGwThreeHostsPingBothFamiliesCheckAndLeave) {
