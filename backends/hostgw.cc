@@ -16,7 +16,14 @@ HostGwBackend::HostGwBackend() = default;
 HostGwBackend::~HostGwBackend() = default;  // routes stay: restarts must not disturb traffic
 
 BackendSetup HostGwBackend::setup(const Config& config, const ExternalInterface& iface) {
-  if (iface.ext_addr != iface.iface_addr) {
+  if (!config.enable_ipv4 && !config.enable_ipv6)
+    throw BackendError("host-gw: neither EnableIPv4 nor EnableIPv6 is set; enable at least one");
+  if (config.enable_ipv6 && !iface.ext_v6_addr) {
+    throw BackendError("host-gw: EnableIPv6 is set but " + iface.name +
+                       " has no IPv6 address for peers to route to; give it one or set "
+                       "-public-ipv6");
+  }
+  if (config.enable_ipv4 && iface.ext_addr != iface.iface_addr) {
     throw BackendError("your PublicIP (" + iface.ext_addr.str() + ") differs from interface IP (" +
                        iface.iface_addr.str() +
                        "), meaning that probably you're on a NAT, which is not supported by "
@@ -32,6 +39,7 @@ BackendSetup HostGwBackend::setup(const Config& config, const ExternalInterface&
   BackendSetup out;
   out.attrs.public_ip = iface.ext_addr;
   out.attrs.backend_type = "host-gw";
+  if (config.enable_ipv6) out.attrs.public_ipv6 = iface.ext_v6_addr;
   out.mtu = iface.mtu;
   return out;
 }
@@ -39,6 +47,13 @@ BackendSetup HostGwBackend::setup(const Config& config, const ExternalInterface&
 void HostGwBackend::lease_acquired(const Lease& ours) {
   own_ = ours.subnet;
   routes_.erase(ours.subnet);
+  if (config_.enable_ipv6) {
+    if (!ours.ipv6_subnet)
+      throw BackendError("host-gw: IPv6 is enabled but the lease " + ours.subnet.str() +
+                         " has no IPv6");
+    own6_ = ours.ipv6_subnet->network();
+    routes6_.erase(*own6_);
+  }
 }
 
 Route4 HostGwBackend::route_for(const Lease& peer) const {
@@ -49,6 +64,7 @@ Route4 HostGwBackend::route_for(const Lease& peer) const {
 
 void HostGwBackend::sync(const std::vector<Lease>& peers) {
   routes_.clear();
+  routes6_.clear();
   std::vector<PeerEvent> batch;
   batch.reserve(peers.size());
   for (const auto& p : peers) batch.push_back({PeerEvent::Type::kAdded, p});
@@ -76,17 +92,21 @@ void HostGwBackend::apply_batch(const std::vector<PeerEvent>& batch, bool full) 
   BatchErrors errors;
   // One dump per batch: lets a restart skip every route that is already right, and gives the
   // startup reconciliation its view of the table.
+  const bool v4 = config_.enable_ipv4, v6 = config_.enable_ipv6;
   std::map<IP4Net, Route4> kernel;
   try {
-    for (auto& r : nl_->routes4()) kernel.emplace(r.dst, r);  // first route per dst, as flannel
+    if (v4)
+      for (auto& r : nl_->routes4()) kernel.emplace(r.dst, r);  // first route per dst, as flannel
   } catch (const NetlinkError& e) {
     throw BackendError(std::string("host-gw: cannot read the routing table: ") + e.what());
   }
+  std::map<IP6Net, Route6> kernel6;
+  if (v6) kernel6 = load_routes6();
   // Our nexthops (sync only: apply() writes without comparing). The first dump also decides
   // between nexthop objects and inline gateways.
   std::map<uint32_t, Nexthop4> nexthops;
   bool have_nexthops = false;
-  if (full || !form_chosen_) {
+  if (v4 && (full || !form_chosen_)) {
     try {
       nexthops = owned_nexthops(*nl_, kHostGwNexthops);
       have_nexthops = true;
@@ -108,6 +128,15 @@ void HostGwBackend::apply_batch(const std::vector<PeerEvent>& batch, bool full) 
            ") with BackendType \"" + peer.attrs.backend_type + "\"; every host must use host-gw");
       continue;
     }
+    if (v6 && peer.ipv6_subnet) {
+      try {
+        queue_peer6(ev, &kernel6, &nb, i);
+      } catch (const std::exception& e) {
+        failed[i] = true;
+        errors.add(ev, "IPv6 subnet " + peer.ipv6_subnet->str() + ": " + e.what());
+      }
+    }
+    if (!v4) continue;
     Route4 want = route_for(peer);
     try {
       if (ev.type == PeerEvent::Type::kAdded) {
@@ -147,6 +176,7 @@ void HostGwBackend::apply_batch(const std::vector<PeerEvent>& batch, bool full) 
 
   // Startup reconciliation: routes and nexthops that look like ours but no lease holds.
   std::vector<std::string> stale;  // what each stale removal (tag batch.size() + k) is
+  if (full && v6) queue_reconcile6(kernel6, &nb, batch.size(), &stale);
   if (full) {
     for (const auto& [dst, r] : kernel) {
       bool ours_looking = r.protocol == kRtprotBoot && r.oif == iface_.index && !r.gw.is_zero() &&
@@ -168,7 +198,10 @@ void HostGwBackend::apply_batch(const std::vector<PeerEvent>& batch, bool full) 
       if (failed[f.tag]) continue;  // one reason per peer: the first
       failed[f.tag] = true;
       errors.add(batch[f.tag], f.message());
-      if (batch[f.tag].type == PeerEvent::Type::kAdded) routes_.erase(batch[f.tag].lease.subnet);
+      if (batch[f.tag].type == PeerEvent::Type::kAdded) {
+        routes_.erase(batch[f.tag].lease.subnet);
+        if (batch[f.tag].lease.ipv6_subnet) routes6_.erase(batch[f.tag].lease.ipv6_subnet->network());
+      }
     } else {
       stale_failed[f.tag - batch.size()] = true;
       errors.add("removing stale " + stale[f.tag - batch.size()] + ": " + f.message());
@@ -190,7 +223,7 @@ void HostGwBackend::check() {
     throw BackendError(std::string("host-gw: cannot read the routing table: ") + e.what());
   }
   NetlinkBatch nb(*nl_);
-  std::vector<IP4Net> restoring;
+  std::vector<std::string> restoring;  // "10.5.3.0/24 via 10.250.0.3", by tag
   for (const auto& [dst, want] : routes_) {
     auto it = kernel.find(dst);
     if (it != kernel.end() && it->second.gw == want.gw && it->second.oif == want.oif &&
@@ -199,21 +232,21 @@ void HostGwBackend::check() {
     if (want.nhid) nb.nexthop_replace(Nexthop4{want.nhid, want.gw, want.oif, false},
                                       restoring.size());
     nb.route_replace(want, restoring.size());
-    restoring.push_back(dst);
+    restoring.push_back(dst.str() + " via " + want.gw.str());
   }
+  if (config_.enable_ipv6) queue_check6(&nb, &restoring);
   BatchErrors errors;
   std::vector<bool> failed(restoring.size(), false);
   for (const auto& f : nb.commit()) {
     if (failed[f.tag]) continue;
     failed[f.tag] = true;
-    errors.add(std::string("restoring route ") + restoring[f.tag].str() + ": " + f.message());
+    errors.add(std::string("restoring route ") + restoring[f.tag] + ": " + f.message());
   }
   for (size_t k = 0; k < restoring.size(); ++k) {
     if (failed[k]) continue;
-    note("host-gw: restored route " + restoring[k].str() + " via " +
-         routes_.at(restoring[k]).gw.str() + " (it was missing or changed)");
+    note("host-gw: restored route " + restoring[k] + " (it was missing or changed)");
   }
-  errors.throw_if_any(routes_.size());
+  errors.throw_if_any(routes_.size() + routes6_.size());
 }
 
 }  // namespace flannel

@@ -20,12 +20,21 @@
 // destination inside the cluster Network. Routes already correct are left untouched, so a restart
 // causes no change in the kernel.
 //
+// Dual stack (current flannel, facts §2.7; hostgw_v6.cc): with EnableIPv6 the lease carries
+// PublicIPv6 and every peer with an IPv6Subnet and a PublicIPv6 gets
+// `ip -6 route replace <peer v6 subnet> via <peer PublicIPv6> dev <ext iface>` (inline gateway,
+// protocol boot), in the same batch as its IPv4 route; sync() reconciles them (stale routes of
+// protocol boot via the ext iface inside IPv6Network are removed) and check() re-adds missing
+// ones. EnableIPv4 false: no IPv4 routes and no NAT guard.
+//
 // Thread safety: as Backend (one caller at a time).
 #pragma once
 
 #include <map>
 #include <memory>
 #include <optional>
+#include <string>
+#include <vector>
 
 #include "backends/backend.h"
 #include "backends/netlink.h"
@@ -65,12 +74,23 @@ class HostGwBackend : public Backend {
   void choose_route_form(bool nexthop_dump_ok, const std::string& why);
   // One pass over `batch`; `full` (sync) also removes our stale routes not in routes_.
   void apply_batch(const std::vector<PeerEvent>& batch, bool full);
+  // The IPv6 half (hostgw_v6.cc). kernel6: the main table's v6 routes by dst (first per dst).
+  std::map<IP6Net, Route6> load_routes6();
+  // Queues the v6 route of one peer event; false (and a note) when the peer has no usable v6.
+  void queue_peer6(const PeerEvent& ev, std::map<IP6Net, Route6>* kernel6,
+                   class NetlinkBatch* nb, size_t tag);
+  void queue_reconcile6(const std::map<IP6Net, Route6>& kernel6, class NetlinkBatch* nb,
+                        size_t first_tag, std::vector<std::string>* stale);
+  // check() for the v6 routes: queues repairs, names them in *restoring (tags continue it).
+  void queue_check6(class NetlinkBatch* nb, std::vector<std::string>* restoring);
 
   std::unique_ptr<NetlinkSession> nl_;
   Config config_;
   ExternalInterface iface_;
   std::optional<IP4Net> own_;
   std::map<IP4Net, Route4> routes_;  // the routes we maintain, by peer subnet
+  std::optional<IP6Net> own6_;
+  std::map<IP6Net, Route6> routes6_;  // the IPv6 routes we maintain, by peer v6 subnet
   bool form_chosen_ = false;
   bool use_nexthops_ = false;
   size_t skipped_ = 0;

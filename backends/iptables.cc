@@ -123,7 +123,8 @@ int delete_except(const Iptables& ipt, const std::vector<IptablesRule>& candidat
   return n;
 }
 
-std::vector<IptablesRule> both_masq_variants(const IP4Net& network, const IP4Net& subnet) {
+template <typename Net>
+std::vector<IptablesRule> both_masq_variants(const Net& network, const Net& subnet) {
   auto rules = masq_rules(network, subnet, false);
   for (auto& r : masq_rules(network, subnet, true)) rules.push_back(std::move(r));
   return rules;
@@ -135,10 +136,12 @@ std::vector<IptablesRule> both_masq_variants(const IP4Net& network, const IP4Net
 
 std::string IptablesRule::str() const { return "-t " + table + " " + chain + " " + join(spec); }
 
-std::vector<IptablesRule> masq_rules(const IP4Net& network, const IP4Net& lease_subnet,
-                                     bool random_fully) {
-  const std::string n = network.network().str();
-  const std::string s = lease_subnet.network().str();
+namespace {
+
+// The masq set of one family, from the network and subnet in text form and the family's
+// multicast range (which must not be masqueraded).
+std::vector<IptablesRule> masq_rule_set(const std::string& n, const std::string& s,
+                                        const char* multicast, bool random_fully) {
   std::vector<std::string> masq = {"-j", "MASQUERADE"};
   if (random_fully) masq.push_back("--random-fully");
   auto rule = [&](std::vector<std::string> match, const std::vector<std::string>& target) {
@@ -147,18 +150,39 @@ std::vector<IptablesRule> masq_rules(const IP4Net& network, const IP4Net& lease_
   };
   return {
       rule({"-s", n, "-d", n}, {"-j", "RETURN"}),
-      rule({"-s", n, "!", "-d", "224.0.0.0/4"}, masq),
+      rule({"-s", n, "!", "-d", multicast}, masq),
       rule({"!", "-s", n, "-d", s}, {"-j", "RETURN"}),
       rule({"!", "-s", n, "-d", n}, masq),
   };
 }
 
-std::vector<IptablesRule> forward_rules(const IP4Net& network) {
-  const std::string n = network.network().str();
+std::vector<IptablesRule> forward_rule_set(const std::string& n) {
   return {
       IptablesRule{"filter", "FORWARD", {"-s", n, "-j", "ACCEPT"}},
       IptablesRule{"filter", "FORWARD", {"-d", n, "-j", "ACCEPT"}},
   };
+}
+
+}  // namespace
+
+std::vector<IptablesRule> masq_rules(const IP4Net& network, const IP4Net& lease_subnet,
+                                     bool random_fully) {
+  return masq_rule_set(network.network().str(), lease_subnet.network().str(), "224.0.0.0/4",
+                       random_fully);
+}
+
+std::vector<IptablesRule> masq_rules(const IP6Net& network, const IP6Net& lease_subnet,
+                                     bool random_fully) {
+  return masq_rule_set(network.network().str(), lease_subnet.network().str(), "ff00::/8",
+                       random_fully);
+}
+
+std::vector<IptablesRule> forward_rules(const IP4Net& network) {
+  return forward_rule_set(network.network().str());
+}
+
+std::vector<IptablesRule> forward_rules(const IP6Net& network) {
+  return forward_rule_set(network.network().str());
 }
 
 std::vector<std::string> iptables_args(IptablesOp op, const IptablesRule& rule, int position) {
@@ -265,6 +289,14 @@ Iptables::Iptables(std::vector<std::string> command, std::chrono::milliseconds t
     : command_(std::move(command)), timeout_(timeout) {
   if (command_.empty() || command_[0].empty())
     throw std::invalid_argument("Iptables: the command must name a program");
+}
+
+bool Iptables::ipv6() const {
+  for (const auto& a : command_) {
+    std::string_view v = a;
+    if (v == "ip6tables" || (v.size() > 10 && v.substr(v.size() - 10) == "/ip6tables")) return true;
+  }
+  return false;
 }
 
 std::string Iptables::command_str() const { return join(command_); }
@@ -429,10 +461,11 @@ RandomFullySupport Iptables::random_fully_support() const {
     return {false, text + " is older than " + kRandomFullyMinVersion.str() +
                        ", which added MASQUERADE --random-fully"};
   }
-  // A TEST-NET-1 rule (RFC 5737) that no one installs; -C changes nothing.
+  // A TEST-NET-1 rule (RFC 5737; for ip6tables the RFC 3849 documentation prefix) that no one
+  // installs; -C changes nothing.
+  const char* probe_addr = ipv6() ? "2001:db8::1/128" : "192.0.2.1/32";
   IptablesRule probe{"nat", "POSTROUTING",
-                     {"-s", "192.0.2.1/32", "-d", "192.0.2.1/32", "-j", "MASQUERADE",
-                      "--random-fully"}};
+                     {"-s", probe_addr, "-d", probe_addr, "-j", "MASQUERADE", "--random-fully"}};
   auto r = run(iptables_args(IptablesOp::kCheck, probe));
   if (random_fully_probe_accepted(r.exit_code, r.err))
     return {true, text + " accepts MASQUERADE --random-fully"};
@@ -578,22 +611,53 @@ void RuleKeeper::run_thread(std::chrono::milliseconds period, Listener listener)
 
 // ---- Recycling -------------------------------------------------------------------------------
 
-int recycle_old_masq(const Iptables& iptables, const IP4Net& old_network, const IP4Net& old_subnet,
-                     const IP4Net& new_network, const IP4Net& new_subnet, bool new_random_fully) {
+namespace {
+
+template <typename Net>
+int recycle_masq(const Iptables& iptables, const Net& old_network, const Net& old_subnet,
+                 const Net& new_network, const Net& new_subnet, bool new_random_fully) {
   // When nothing changed, every old rule of the same variant is kept below; the other variant
   // (another --random-fully decision) still goes.
   return delete_except(iptables, both_masq_variants(old_network, old_subnet),
                        masq_rules(new_network, new_subnet, new_random_fully));
 }
 
+template <typename Net>
+int recycle_forward(const Iptables& iptables, const Net& old_network, const Net& new_network) {
+  if (old_network.network() == new_network.network()) return 0;
+  return delete_except(iptables, forward_rules(old_network), forward_rules(new_network));
+}
+
+}  // namespace
+
+int recycle_old_masq(const Iptables& iptables, const IP4Net& old_network, const IP4Net& old_subnet,
+                     const IP4Net& new_network, const IP4Net& new_subnet, bool new_random_fully) {
+  return recycle_masq(iptables, old_network, old_subnet, new_network, new_subnet,
+                      new_random_fully);
+}
+
+int recycle_old_masq(const Iptables& iptables, const IP6Net& old_network, const IP6Net& old_subnet,
+                     const IP6Net& new_network, const IP6Net& new_subnet, bool new_random_fully) {
+  return recycle_masq(iptables, old_network, old_subnet, new_network, new_subnet,
+                      new_random_fully);
+}
+
 int delete_old_masq(const Iptables& iptables, const IP4Net& old_network, const IP4Net& old_subnet) {
+  return delete_except(iptables, both_masq_variants(old_network, old_subnet), empty_rules());
+}
+
+int delete_old_masq(const Iptables& iptables, const IP6Net& old_network, const IP6Net& old_subnet) {
   return delete_except(iptables, both_masq_variants(old_network, old_subnet), empty_rules());
 }
 
 int recycle_old_forward(const Iptables& iptables, const IP4Net& old_network,
                         const IP4Net& new_network) {
-  if (old_network.network() == new_network.network()) return 0;
-  return delete_except(iptables, forward_rules(old_network), forward_rules(new_network));
+  return recycle_forward(iptables, old_network, new_network);
+}
+
+int recycle_old_forward(const Iptables& iptables, const IP6Net& old_network,
+                        const IP6Net& new_network) {
+  return recycle_forward(iptables, old_network, new_network);
 }
 
 }  // namespace flannel

@@ -80,6 +80,14 @@ std::vector<IptablesRule> masq_rules(const IP4Net& network, const IP4Net& lease_
 // The two filter FORWARD rules of `--iptables-forward-rules`: -s N -j ACCEPT, -d N -j ACCEPT.
 std::vector<IptablesRule> forward_rules(const IP4Net& network);
 
+// Dual stack: the same sets for ip6tables (IPv6Network and our IPv6 subnet), with ff00::/8 in
+// place of 224.0.0.0/4. They mirror this agent's IPv4 rules (v0.11's, in POSTROUTING and
+// FORWARD, no comments); current flannel puts its v6 rules in its own FLANNEL-POSTRTG /
+// FLANNEL-FWD chains with comments and a kube-proxy mark rule (facts §2.8).
+std::vector<IptablesRule> masq_rules(const IP6Net& network, const IP6Net& lease_subnet,
+                                     bool random_fully);
+std::vector<IptablesRule> forward_rules(const IP6Net& network);
+
 // ---- Building blocks (pure) ------------------------------------------------------------------
 
 enum class IptablesOp { kCheck, kInsert, kAppend, kDelete };
@@ -173,6 +181,8 @@ class Iptables {
 
   // The command line, for messages: "iptables".
   std::string command_str() const;
+  // True when the program is ip6tables (the --random-fully probe then uses an IPv6 rule).
+  bool ipv6() const;
 
  private:
   [[noreturn]] void fail(const std::vector<std::string>& args, const Result& r) const;
@@ -282,5 +292,12 @@ int delete_old_masq(const Iptables& iptables, const IP4Net& old_network, const I
 // Returns the number deleted. Throws IptablesError.
 int recycle_old_forward(const Iptables& iptables, const IP4Net& old_network,
                         const IP4Net& new_network);
+
+// The same three for the IPv6 rules (run them on an ip6tables Iptables).
+int recycle_old_masq(const Iptables& iptables, const IP6Net& old_network, const IP6Net& old_subnet,
+                     const IP6Net& new_network, const IP6Net& new_subnet, bool new_random_fully);
+int delete_old_masq(const Iptables& iptables, const IP6Net& old_network, const IP6Net& old_subnet);
+int recycle_old_forward(const Iptables& iptables, const IP6Net& old_network,
+                        const IP6Net& new_network);
 
 }  // namespace flannel

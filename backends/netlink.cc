@@ -30,6 +30,20 @@ AddrPtr make_addr4(IP4 ip, int prefix) {
   return a;
 }
 
+AddrPtr make_addr6(const IP6& ip, int prefix) {
+  AddrPtr a(nl_addr_build(AF_INET6, ip.bytes.data(), 16));
+  if (!a) fail_alloc("address " + ip.str());
+  nl_addr_set_prefixlen(a.get(), prefix);
+  return a;
+}
+
+std::optional<IP6> to_ip6(const nl_addr* a) {
+  if (!a || nl_addr_get_len(a) != 16) return std::nullopt;
+  IP6 ip;
+  std::memcpy(ip.bytes.data(), nl_addr_get_binary_addr(a), 16);
+  return ip;
+}
+
 AddrPtr make_mac(const MacAddr& mac) {
   AddrPtr a(nl_addr_build(AF_LLC, mac.bytes.data(), mac.bytes.size()));
   if (!a) fail_alloc("lladdr " + mac.str());
@@ -140,6 +154,14 @@ std::string Route4::str() const {
   return s;
 }
 
+std::string Route6::str() const {
+  std::string s = dst.str();
+  if (gw != IP6{}) s.append(" via ").append(gw.str());
+  if (oif) s.append(" ").append(nl::dev(oif));
+  if (onlink) s.append(" onlink");
+  return s;
+}
+
 bool is_not_found(const NetlinkError& e) {
   return e.code() == NLE_OBJ_NOTFOUND || e.code() == NLE_NODEV || e.code() == NLE_NOADDR;
 }
@@ -194,6 +216,28 @@ std::vector<Addr4Info> NetlinkSession::addrs4() {
 std::vector<Addr4Info> NetlinkSession::addrs4(int index) {
   std::vector<Addr4Info> out;
   for (auto& a : addrs4())
+    if (a.index == index) out.push_back(a);
+  return out;
+}
+
+std::vector<Addr6Info> NetlinkSession::addrs6() {
+  nl_cache* raw = nullptr;
+  if (int err = rtnl_addr_alloc_cache(sock_, &raw); err < 0) fail("addr show", err);
+  CachePtr cache(raw);
+  std::vector<Addr6Info> out;
+  for (nl_object* o = nl_cache_get_first(raw); o; o = nl_cache_get_next(o)) {
+    auto* a = reinterpret_cast<rtnl_addr*>(o);
+    if (rtnl_addr_get_family(a) != AF_INET6) continue;
+    auto local = to_ip6(rtnl_addr_get_local(a));
+    if (!local) continue;
+    out.push_back({rtnl_addr_get_ifindex(a), *local, rtnl_addr_get_prefixlen(a)});
+  }
+  return out;
+}
+
+std::vector<Addr6Info> NetlinkSession::addrs6(int index) {
+  std::vector<Addr6Info> out;
+  for (auto& a : addrs6())
     if (a.index == index) out.push_back(a);
   return out;
 }

@@ -97,6 +97,34 @@ struct Nexthop4 {
   bool operator==(const Nexthop4&) const = default;
 };
 
+// One IPv6 route of the main table with a single inline next hop (no nexthop objects: the
+// v6 peers of a cluster are few enough that the O(n) insert does not matter, and it keeps the
+// v6 path identical to current flannel's). Same write defaults as Route4.
+struct Route6 {
+  IP6Net dst;
+  IP6 gw;              // :: = no gateway
+  int oif = 0;
+  bool onlink = false;
+  int protocol = 3;    // filled by routes6()/route_get(); writes always send RTPROT_BOOT (3)
+  std::string str() const;  // "fc00:0:0:2::/64 via fc00:0:0:2:: dev 5 onlink"
+  bool operator==(const Route6&) const = default;
+};
+
+struct Addr6Info {
+  int index = 0;
+  IP6 addr;
+  int prefix = 0;
+  bool operator==(const Addr6Info&) const = default;
+};
+
+// An IPv6 neighbour (NDP) entry: `ip -6 neigh` on one link.
+struct Neigh6 {
+  int index = 0;
+  IP6 dst;
+  MacAddr mac;
+  int state = 0;  // NUD_*
+};
+
 // A neighbour (ARP) entry: `ip neigh` on one link.
 struct Neigh4 {
   int index = 0;
@@ -110,6 +138,7 @@ struct FdbEntry {
   int index = 0;
   MacAddr mac;
   IP4 dst;        // 0.0.0.0 when the entry has no IPv4 NDA_DST
+  std::optional<IP6> dst6;  // the NDA_DST when it is an IPv6 address (a flannel-v6.N entry)
   int state = 0;  // NUD_*
   unsigned flags = 0;  // NTF_*
 };
@@ -120,6 +149,7 @@ struct VxlanLink {
   uint32_t vni = 0;
   int link_index = 0;  // the underlying (external) link; 0 = none
   IP4 local;           // source address of the tunnel; 0 = unset
+  std::optional<IP6> local6;  // IPv6 source address (flannel-v6.N); set instead of local
   IP4 group;           // multicast group / default remote; 0 = unset (flannel never sets it)
   int port = 0;        // UDP destination port; 0 = kernel default (8472)
   bool gbp = false;
@@ -186,6 +216,18 @@ class NetlinkSession {
   // link, as flannel's EnsureV4AddressOnLink: a single different address is removed first;
   // several addresses are an error (the operator has to remove the extra ones).
   void ensure_v4_address(int index, const IP4Net& addr);
+  // `ip -6 addr show [dev X]` (link-local fe80::/10 addresses included).
+  std::vector<Addr6Info> addrs6();
+  std::vector<Addr6Info> addrs6(int index);
+  // `ip -6 addr add A/N dev X nodad`, `ip -6 addr del A/N dev X`.
+  void addr_add(int index, const IP6Net& addr);
+  void addr_delete(int index, const IP6Net& addr);
+  // As ensure_v4_address for the link's global IPv6 addresses (flannel's
+  // EnsureV6AddressOnLink); the kernel's own link-local address is left alone.
+  void ensure_v6_address(int index, const IP6Net& addr);
+  // Writes net.ipv6.conf.<name>.accept_ra = 0 (through /proc/sys of the calling thread's
+  // namespace, which must be the session's), as flannel does for flannel-v6.N.
+  static void disable_accept_ra(const std::string& name);
 
   // ---- route (`ip route`, main table) ----
   // `ip route show` (main table, IPv4, unicast, single next hop; multipath routes are skipped).
@@ -205,6 +247,13 @@ class NetlinkSession {
   // `ip route show default` (main table): the oif of the first IPv4 default route; nullopt when
   // there is none. Throws if that route has no single output interface (multipath).
   std::optional<int> default_route_ifindex();
+  // `ip -6 route show` (main table, unicast, single next hop), and the same operations as
+  // for Route4.
+  std::vector<Route6> routes6();
+  void route_add(const Route6& r);
+  void route_replace(const Route6& r);
+  void route_delete(const Route6& r);
+  Route6 route_get(const IP6& dst);
 
   // ---- nexthop (`ip nexthop`) ----
   // `ip -4 nexthop show`: single-gateway IPv4 nexthop objects. Throws NetlinkError (code()
@@ -222,6 +271,11 @@ class NetlinkSession {
   void neigh_replace(int index, IP4 dst, const MacAddr& mac);
   // `ip neigh del DST dev X`. Throws with code() == NLE_OBJ_NOTFOUND when absent.
   void neigh_delete(int index, IP4 dst);
+  // `ip -6 neigh show dev X`, `ip -6 neigh replace DST lladdr MAC dev X nud permanent`,
+  // `ip -6 neigh del DST dev X`.
+  std::vector<Neigh6> neighs6(int index);
+  void neigh_replace(int index, const IP6& dst, const MacAddr& mac);
+  void neigh_delete(int index, const IP6& dst);
 
   // ---- fdb (`bridge fdb`) ----
   // `bridge fdb show dev X` (entries of any kind on that link).
@@ -230,6 +284,9 @@ class NetlinkSession {
   void fdb_replace(int index, const MacAddr& mac, IP4 dst);
   // `bridge fdb del MAC dev X dst DST self`. Throws with code() == NLE_OBJ_NOTFOUND when absent.
   void fdb_delete(int index, const MacAddr& mac, IP4 dst);
+  // The same with an IPv6 dst (entries of flannel-v6.N).
+  void fdb_replace(int index, const MacAddr& mac, const IP6& dst);
+  void fdb_delete(int index, const MacAddr& mac, const IP6& dst);
 
  private:
   nl_sock* sock_ = nullptr;

@@ -115,6 +115,40 @@ void NetlinkBatch::neigh_replace(int index, IP4 dst, const MacAddr& mac, size_t 
        false);
 }
 
+void NetlinkBatch::route_replace(const Route6& r, size_t tag) {
+  std::string what = "route replace " + r.str();
+  push(route6_request(r, Op::kReplace, what).release(), std::move(what), tag, false);
+}
+
+void NetlinkBatch::route_delete(const Route6& r, size_t tag) {
+  std::string what = "route del " + r.str();
+  push(route6_request(r, Op::kDelete, what).release(), std::move(what), tag, true);
+}
+
+void NetlinkBatch::neigh_replace(int index, const IP6& dst, const MacAddr& mac, size_t tag) {
+  std::string what = "neigh replace " + dst.str() + " lladdr " + mac.str() + " " + dev(index) +
+                     " nud permanent";
+  push(neigh6_request(index, dst, &mac, Op::kReplace, what).release(), std::move(what), tag,
+       false);
+}
+
+void NetlinkBatch::neigh_delete(int index, const IP6& dst, size_t tag) {
+  std::string what = "neigh del " + dst.str() + " " + dev(index);
+  push(neigh6_request(index, dst, nullptr, Op::kDelete, what).release(), std::move(what), tag,
+       true);
+}
+
+void NetlinkBatch::fdb_replace(int index, const MacAddr& mac, const IP6& dst, size_t tag) {
+  std::string what = "fdb replace " + mac.str() + " " + dev(index) + " dst " + dst.str() +
+                     " self permanent";
+  push(fdb6_request(index, mac, dst, Op::kReplace, what).release(), std::move(what), tag, false);
+}
+
+void NetlinkBatch::fdb_delete(int index, const MacAddr& mac, const IP6& dst, size_t tag) {
+  std::string what = "fdb del " + mac.str() + " " + dev(index) + " dst " + dst.str() + " self";
+  push(fdb6_request(index, mac, dst, Op::kDelete, what).release(), std::move(what), tag, true);
+}
+
 void NetlinkBatch::neigh_delete(int index, IP4 dst, size_t tag) {
   std::string what = "neigh del " + dst.str() + " " + dev(index);
   push(neigh_request(index, dst, nullptr, Op::kDelete, what).release(), std::move(what), tag,

@@ -55,6 +55,13 @@ class NetlinkBatch {
   void neigh_delete(int index, IP4 dst, size_t tag);
   void fdb_replace(int index, const MacAddr& mac, IP4 dst, size_t tag);
   void fdb_delete(int index, const MacAddr& mac, IP4 dst, size_t tag);
+  // IPv6 (flannel-v6.N, host-gw v6 routes).
+  void route_replace(const Route6& r, size_t tag);
+  void route_delete(const Route6& r, size_t tag);
+  void neigh_replace(int index, const IP6& dst, const MacAddr& mac, size_t tag);
+  void neigh_delete(int index, const IP6& dst, size_t tag);
+  void fdb_replace(int index, const MacAddr& mac, const IP6& dst, size_t tag);
+  void fdb_delete(int index, const MacAddr& mac, const IP6& dst, size_t tag);
 
   size_t size() const;
   bool empty() const { return size() == 0; }

@@ -65,6 +65,10 @@ enum class Op { kAdd, kReplace, kDelete };
 MsgPtr route_request(const Route4& r, Op op, const std::string& what);
 MsgPtr neigh_request(int index, IP4 dst, const MacAddr* mac, Op op, const std::string& what);
 MsgPtr fdb_request(int index, const MacAddr& mac, IP4 dst, Op op, const std::string& what);
+MsgPtr route6_request(const Route6& r, Op op, const std::string& what);
+MsgPtr neigh6_request(int index, const IP6& dst, const MacAddr* mac, Op op,
+                      const std::string& what);
+MsgPtr fdb6_request(int index, const MacAddr& mac, const IP6& dst, Op op, const std::string& what);
 MsgPtr nexthop_request(const Nexthop4& nh, Op op, const std::string& what);
 MsgPtr nexthop_delete_request(uint32_t id, const std::string& what);
 // Sends one request on `sock` and waits for its ack; throws NetlinkError "netlink <what>: ...".
@@ -80,6 +84,10 @@ void dump(nl_sock* sock, int type, const void* hdr, size_t hdr_len, const std::s
 
 // An AF_INET nl_addr holding `ip` with prefix length `prefix`.
 AddrPtr make_addr4(IP4 ip, int prefix = 32);
+// An AF_INET6 nl_addr holding `ip` with prefix length `prefix`.
+AddrPtr make_addr6(const IP6& ip, int prefix = 128);
+// The IPv6 address in `a`, or nullopt when `a` is null or not 16 bytes.
+std::optional<IP6> to_ip6(const nl_addr* a);
 // An AF_LLC nl_addr holding `mac`.
 AddrPtr make_mac(const MacAddr& mac);
 // The IPv4 address in `a`, or nullopt when `a` is null or not 4 bytes.

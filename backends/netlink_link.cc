@@ -1,7 +1,10 @@
 // `ip link`, `ip addr` and `ip link ... type vxlan` over libnl-route-3.
 #include <arpa/inet.h>
 #include <linux/if.h>
+#include <linux/if_addr.h>
 #include <netlink/route/link/vxlan.h>
+
+#include <fstream>
 
 #include "backends/netlink.h"
 #include "backends/netlink_internal.h"
@@ -129,7 +132,8 @@ int NetlinkSession::vxlan_add(const VxlanLink& spec) {
   check(rtnl_link_vxlan_set_id(link.get(), spec.vni));
   if (spec.link_index > 0)
     check(rtnl_link_vxlan_set_link(link.get(), static_cast<uint32_t>(spec.link_index)));
-  if (!spec.local.is_zero()) check(rtnl_link_vxlan_set_local(link.get(), make_addr4(spec.local).get()));
+  if (spec.local6) check(rtnl_link_vxlan_set_local(link.get(), make_addr6(*spec.local6).get()));
+  else if (!spec.local.is_zero()) check(rtnl_link_vxlan_set_local(link.get(), make_addr4(spec.local).get()));
   if (!spec.group.is_zero()) check(rtnl_link_vxlan_set_group(link.get(), make_addr4(spec.group).get()));
   check(rtnl_link_vxlan_set_ttl(link.get(), 0));
   check(rtnl_link_vxlan_set_tos(link.get(), 0));
@@ -168,6 +172,7 @@ std::optional<VxlanLink> NetlinkSession::vxlan_show(const std::string& name) {
   if (rtnl_link_vxlan_get_local(link.get(), &raw) == 0) {
     AddrPtr a(raw);  // libnl builds a new address for us
     v.local = to_ip4(a.get()).value_or(IP4{});
+    v.local6 = to_ip6(a.get());
   }
   raw = nullptr;
   if (rtnl_link_vxlan_get_group(link.get(), &raw) == 0) {
@@ -196,7 +201,63 @@ RtAddrPtr make_rtaddr(int index, const IP4Net& addr, const std::string& what) {
   return a;
 }
 
+RtAddrPtr make_rtaddr6(int index, const IP6Net& addr, const std::string& what) {
+  RtAddrPtr a(rtnl_addr_alloc());
+  if (!a) fail_alloc(what);
+  rtnl_addr_set_ifindex(a.get(), index);
+  rtnl_addr_set_family(a.get(), AF_INET6);
+  if (int err = rtnl_addr_set_local(a.get(), make_addr6(addr.ip, addr.prefix).get()); err < 0)
+    fail(what, err);
+  rtnl_addr_set_prefixlen(a.get(), addr.prefix);
+  return a;
+}
+
+bool link_local(const IP6& ip) { return ip.bytes[0] == 0xfe && (ip.bytes[1] & 0xc0) == 0x80; }
+
+std::string addr6_str(const IP6& ip, int prefix) { return ip.str() + "/" + std::to_string(prefix); }
+
 }  // namespace
+
+void NetlinkSession::addr_add(int index, const IP6Net& addr) {
+  std::string what = "addr add " + addr6_str(addr.ip, addr.prefix) + " " + dev(index) + " nodad";
+  RtAddrPtr a = make_rtaddr6(index, addr, what);
+  // nodad: usable at once as a source (flannel waits out DAD; nothing else answers on the
+  // overlay device anyway).
+  rtnl_addr_set_flags(a.get(), IFA_F_NODAD);
+  if (int err = rtnl_addr_add(sock_, a.get(), 0); err < 0) fail(what, err);
+}
+
+void NetlinkSession::addr_delete(int index, const IP6Net& addr) {
+  std::string what = "addr del " + addr6_str(addr.ip, addr.prefix) + " " + dev(index);
+  RtAddrPtr a = make_rtaddr6(index, addr, what);
+  if (int err = rtnl_addr_delete(sock_, a.get(), 0); err < 0) fail(what, err);
+}
+
+void NetlinkSession::ensure_v6_address(int index, const IP6Net& addr) {
+  std::vector<Addr6Info> existing;
+  for (const auto& a : addrs6(index))
+    if (!link_local(a.addr)) existing.push_back(a);
+  if (existing.size() > 1) {
+    std::string list;
+    for (auto& a : existing) list += (list.empty() ? "" : ", ") + addr6_str(a.addr, a.prefix);
+    throw NetlinkError("link " + std::to_string(index) + " has incompatible IPv6 addresses (" +
+                       list + "); remove the additional addresses and try again");
+  }
+  if (existing.size() == 1) {
+    const Addr6Info& cur = existing.front();
+    if (cur.addr == addr.ip && cur.prefix == addr.prefix) return;
+    addr_delete(index, IP6Net{cur.addr, cur.prefix});
+  }
+  addr_add(index, addr);
+}
+
+void NetlinkSession::disable_accept_ra(const std::string& name) {
+  std::string path = "/proc/sys/net/ipv6/conf/" + name + "/accept_ra";
+  std::ofstream f(path);
+  f << "0\n";
+  f.flush();
+  if (!f) throw NetlinkError("sysctl " + path + " = 0: cannot write (is IPv6 enabled on " + name + "?)");
+}
 
 void NetlinkSession::addr_add(int index, const IP4Net& addr) {
   std::string what = "addr add " + addr.str() + " " + dev(index);

@@ -34,12 +34,13 @@ void for_each_neigh(nl_sock* sock, int index, bool with_fdb, const std::string& 
   }
 }
 
-// A neighbour object for an FDB entry: family AF_BRIDGE, NTF_SELF, lladdr MAC, NDA_DST dst.
-NeighPtr make_fdb(int index, const MacAddr& mac, IP4 dst, const std::string& what) {
+// A neighbour object for an FDB entry: family AF_BRIDGE, NTF_SELF, lladdr MAC, NDA_DST dst
+// (an IPv4 or IPv6 nl_addr).
+NeighPtr make_fdb(int index, const MacAddr& mac, nl_addr* dst, const std::string& what) {
   NeighPtr n = alloc_neigh(what);
   rtnl_neigh_set_ifindex(n.get(), index);
   // set_dst adopts the address family; switch to AF_BRIDGE only afterwards.
-  if (int err = rtnl_neigh_set_dst(n.get(), make_addr4(dst).get()); err < 0) fail(what, err);
+  if (int err = rtnl_neigh_set_dst(n.get(), dst); err < 0) fail(what, err);
   rtnl_neigh_set_family(n.get(), AF_BRIDGE);
   rtnl_neigh_set_lladdr(n.get(), make_mac(mac).get());
   rtnl_neigh_set_flags(n.get(), NTF_SELF);
@@ -60,14 +61,14 @@ MsgPtr neigh_message(rtnl_neigh* n, Op op, const std::string& what) {
 
 namespace nl {
 
-MsgPtr neigh_request(int index, IP4 dst, const MacAddr* mac, Op op, const std::string& what) {
+MsgPtr neigh_request(int index, nl_addr* dst, const MacAddr* mac, Op op, const std::string& what) {
   NeighPtr n = alloc_neigh(what);
   if (op != Op::kDelete) {
     // First: some libnl releases' rtnl_neigh_set_type() overwrites the attribute mask.
     rtnl_neigh_set_type(n.get(), RTN_UNICAST);
   }
   rtnl_neigh_set_ifindex(n.get(), index);
-  if (int err = rtnl_neigh_set_dst(n.get(), make_addr4(dst).get()); err < 0) fail(what, err);
+  if (int err = rtnl_neigh_set_dst(n.get(), dst); err < 0) fail(what, err);
   if (op != Op::kDelete) {
     if (mac) rtnl_neigh_set_lladdr(n.get(), make_mac(*mac).get());
     rtnl_neigh_set_state(n.get(), NUD_PERMANENT);
@@ -75,8 +76,23 @@ MsgPtr neigh_request(int index, IP4 dst, const MacAddr* mac, Op op, const std::s
   return neigh_message(n.get(), op, what);
 }
 
+MsgPtr neigh_request(int index, IP4 dst, const MacAddr* mac, Op op, const std::string& what) {
+  return neigh_request(index, make_addr4(dst).get(), mac, op, what);
+}
+
+MsgPtr neigh6_request(int index, const IP6& dst, const MacAddr* mac, Op op,
+                      const std::string& what) {
+  return neigh_request(index, make_addr6(dst).get(), mac, op, what);
+}
+
 MsgPtr fdb_request(int index, const MacAddr& mac, IP4 dst, Op op, const std::string& what) {
-  NeighPtr n = make_fdb(index, mac, dst, what);
+  NeighPtr n = make_fdb(index, mac, make_addr4(dst).get(), what);
+  if (op != Op::kDelete) rtnl_neigh_set_state(n.get(), NUD_PERMANENT);
+  return neigh_message(n.get(), op, what);
+}
+
+MsgPtr fdb6_request(int index, const MacAddr& mac, const IP6& dst, Op op, const std::string& what) {
+  NeighPtr n = make_fdb(index, mac, make_addr6(dst).get(), what);
   if (op != Op::kDelete) rtnl_neigh_set_state(n.get(), NUD_PERMANENT);
   return neigh_message(n.get(), op, what);
 }
@@ -113,6 +129,7 @@ std::vector<FdbEntry> NetlinkSession::fdbs(int index) {
     e.index = index;
     e.mac = to_mac(rtnl_neigh_get_lladdr(n));
     e.dst = to_ip4(rtnl_neigh_get_dst(n)).value_or(IP4{});
+    e.dst6 = to_ip6(rtnl_neigh_get_dst(n));
     e.state = rtnl_neigh_get_state(n);
     e.flags = rtnl_neigh_get_flags(n);
     out.push_back(e);
@@ -129,6 +146,39 @@ void NetlinkSession::fdb_replace(int index, const MacAddr& mac, IP4 dst) {
 void NetlinkSession::fdb_delete(int index, const MacAddr& mac, IP4 dst) {
   std::string what = "fdb del " + mac.str() + " " + dev(index) + " dst " + dst.str() + " self";
   send_and_ack(sock_, fdb_request(index, mac, dst, Op::kDelete, what).get(), what);
+}
+
+std::vector<Neigh6> NetlinkSession::neighs6(int index) {
+  std::vector<Neigh6> out;
+  for_each_neigh(sock_, index, false, "neigh -6 show " + dev(index), [&](rtnl_neigh* n) {
+    if (rtnl_neigh_get_family(n) != AF_INET6) return;
+    auto dst = to_ip6(rtnl_neigh_get_dst(n));
+    if (!dst) return;
+    out.push_back({index, *dst, to_mac(rtnl_neigh_get_lladdr(n)), rtnl_neigh_get_state(n)});
+  });
+  return out;
+}
+
+void NetlinkSession::neigh_replace(int index, const IP6& dst, const MacAddr& mac) {
+  std::string what = "neigh replace " + dst.str() + " lladdr " + mac.str() + " " + dev(index) +
+                     " nud permanent";
+  send_and_ack(sock_, neigh6_request(index, dst, &mac, Op::kReplace, what).get(), what);
+}
+
+void NetlinkSession::neigh_delete(int index, const IP6& dst) {
+  std::string what = "neigh del " + dst.str() + " " + dev(index);
+  send_and_ack(sock_, neigh6_request(index, dst, nullptr, Op::kDelete, what).get(), what);
+}
+
+void NetlinkSession::fdb_replace(int index, const MacAddr& mac, const IP6& dst) {
+  std::string what = "fdb replace " + mac.str() + " " + dev(index) + " dst " + dst.str() +
+                     " self permanent";
+  send_and_ack(sock_, fdb6_request(index, mac, dst, Op::kReplace, what).get(), what);
+}
+
+void NetlinkSession::fdb_delete(int index, const MacAddr& mac, const IP6& dst) {
+  std::string what = "fdb del " + mac.str() + " " + dev(index) + " dst " + dst.str() + " self";
+  send_and_ack(sock_, fdb6_request(index, mac, dst, Op::kDelete, what).get(), what);
 }
 
 }  // namespace flannel

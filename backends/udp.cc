@@ -135,6 +135,12 @@ UdpBackend::~UdpBackend() {
 
 BackendSetup UdpBackend::setup(const Config& config, const ExternalInterface& iface) {
   port_ = decode_udp_port(config.backend_json);
+  if (config.enable_ipv6) {
+    throw BackendError("the udp backend carries IPv4 only; set EnableIPv6 to false or use vxlan "
+                       "or host-gw");
+  }
+  if (!config.enable_ipv4)
+    throw BackendError("the udp backend carries IPv4 only; EnableIPv4 must stay true with it");
   mtu_ = iface.mtu - kEncapOverhead;
   if (mtu_ < 68) {  // the IPv4 minimum (RFC 791)
     throw BackendError("udp backend: the MTU of " + iface.name + " (" + std::to_string(iface.mtu) +

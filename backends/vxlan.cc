@@ -117,6 +117,20 @@ MacAddr stable_vtep_mac(int vni, IP4 iface_addr, IP4 public_ip) {
   return m;
 }
 
+MacAddr stable_vtep_mac6(int vni, const IP6& local, const IP6& public_ip) {
+  uint64_t h = 14695981039346656037ULL;
+  static const char kTag[] = "flannel-vxlan-v6-vtep";
+  h = fnv1a(h, kTag, sizeof(kTag) - 1);
+  uint8_t v[4] = {uint8_t(vni >> 24), uint8_t(vni >> 16), uint8_t(vni >> 8), uint8_t(vni)};
+  h = fnv1a(h, v, 4);
+  h = fnv1a(h, local.bytes.data(), local.bytes.size());
+  h = fnv1a(h, public_ip.bytes.data(), public_ip.bytes.size());
+  MacAddr m;
+  for (int i = 0; i < 6; ++i) m.bytes[i] = static_cast<uint8_t>(h >> (8 * i));
+  m.bytes[0] = static_cast<uint8_t>((m.bytes[0] & 0xfc) | 0x02);  // locally administered, unicast
+  return m;
+}
+
 MacAddr decode_vtep_mac(const std::string& backend_data) {
   if (backend_data.empty()) throw ParseError("the lease has no BackendData (VtepMAC)");
   nlohmann::json doc = nlohmann::json::parse(backend_data, nullptr, /*allow_exceptions=*/false);
@@ -159,6 +173,15 @@ BackendSetup VxlanBackend::setup(const Config& config, const ExternalInterface& 
                        ", longer than the kernel's 15 characters; use a VNI below 10000000");
   }
   mtu_ = iface.mtu - kEncapOverhead;
+  if (!config.enable_ipv4 && !config.enable_ipv6)
+    throw BackendError("vxlan: neither EnableIPv4 nor EnableIPv6 is set; enable at least one");
+  mtu6_ = iface.mtu - kEncapOverhead6;
+  if (config.enable_ipv6 && mtu6_ < 1280) {
+    throw BackendError("vxlan: the MTU of " + iface.name + " (" + std::to_string(iface.mtu) +
+                       ") leaves " + std::to_string(mtu6_) +
+                       " bytes after the 70-byte VXLAN-over-IPv6 encapsulation; IPv6 needs at "
+                       "least 1280");
+  }
   if (mtu_ < 68) {
     throw BackendError("vxlan: the MTU of " + iface.name + " (" + std::to_string(iface.mtu) +
                        ") leaves " + std::to_string(mtu_) +
@@ -166,18 +189,26 @@ BackendSetup VxlanBackend::setup(const Config& config, const ExternalInterface& 
   }
   try {
     nl_ = std::make_unique<NetlinkSession>();
-    ensure_device();
-    auto li = nl_->link_by_index(index_);
-    if (!li) throw BackendError("vxlan: device " + name_ + " vanished right after setup");
-    mac_ = li->mac;
+    if (config.enable_ipv4) {
+      ensure_device();
+      auto li = nl_->link_by_index(index_);
+      if (!li) throw BackendError("vxlan: device " + name_ + " vanished right after setup");
+      mac_ = li->mac;
+    }
   } catch (const NetlinkError& e) {
     throw BackendError("vxlan: cannot set up device " + name_ + ": " + e.what());
   }
+  if (config.enable_ipv6) setup6();
   BackendSetup out;
   out.attrs.public_ip = iface.ext_addr;
   out.attrs.backend_type = "vxlan";
-  out.attrs.backend_data = "{\"VtepMAC\":\"" + mac_.str() + "\"}";
-  out.mtu = mtu_;
+  if (config.enable_ipv4) out.attrs.backend_data = "{\"VtepMAC\":\"" + mac_.str() + "\"}";
+  if (config.enable_ipv6) {
+    out.attrs.public_ipv6 = iface.ext_v6_addr;
+    out.attrs.backend_v6_data =
+        "{\"VNI\":" + std::to_string(vx_.vni) + ",\"VtepMAC\":\"" + mac6_.str() + "\"}";
+  }
+  out.mtu = config.enable_ipv6 ? mtu6_ : mtu_;
   return out;
 }
 
@@ -224,6 +255,8 @@ void VxlanBackend::ensure_device() {
 
 void VxlanBackend::lease_acquired(const Lease& ours) {
   if (!nl_) throw BackendError("vxlan: lease_acquired() before setup()");
+  if (v6()) lease_acquired6(ours);
+  if (!v4()) return;
   try {
     auto li = nl_->link_by_index(index_);
     if (!li || li->name != name_) ensure_device();  // deleted behind our back since setup()
@@ -359,6 +392,7 @@ void VxlanBackend::queue_reconcile(KernelView* kv, NetlinkBatch* nb, size_t firs
 void VxlanBackend::sync(const std::vector<Lease>& peers) {
   if (!nl_) throw BackendError("vxlan: sync() before setup()");
   peers_.clear();
+  peers6_.clear();
   std::vector<PeerEvent> batch;
   batch.reserve(peers.size());
   for (const auto& p : peers) batch.push_back({PeerEvent::Type::kAdded, p});
@@ -387,7 +421,8 @@ void VxlanBackend::choose_route_form(bool nexthop_dump_ok, const std::string& wh
 void VxlanBackend::apply_batch(const std::vector<PeerEvent>& batch, bool full) {
   BatchErrors errors;
   KernelView kv;
-  if (full || !form_chosen_) {
+  KernelView6 kv6;
+  if (v4() && (full || !form_chosen_)) {
     try {
       kv.nexthops = owned_nexthops(*nl_, kVxlanNexthops);
       choose_route_form(true, "");
@@ -395,7 +430,14 @@ void VxlanBackend::apply_batch(const std::vector<PeerEvent>& batch, bool full) {
       choose_route_form(false, e.what());
     }
   }
-  if (full) {
+  if (full && v6()) {
+    try {
+      load_kernel6(&kv6);
+    } catch (const NetlinkError& e) {
+      errors.add(std::string("reading the state of ") + name6_ + ": " + e.what());
+    }
+  }
+  if (full && v4()) {
     // A sync: read what the device holds once, so entries that are already right are not
     // rewritten (a restart changes nothing) and stale ones can go.
     try {
@@ -423,20 +465,35 @@ void VxlanBackend::apply_batch(const std::vector<PeerEvent>& batch, bool full) {
            ") with BackendType \"" + peer.attrs.backend_type + "\"; every host must use vxlan");
       continue;
     }
-    try {
-      if (ev.type == PeerEvent::Type::kAdded) {
-        queue_add(peer, &kv, &nb, i, &undo[i]);
-      } else {
-        queue_remove(peer, &nb, i);
+    if (v4()) {
+      try {
+        if (ev.type == PeerEvent::Type::kAdded) {
+          queue_add(peer, &kv, &nb, i, &undo[i]);
+        } else {
+          queue_remove(peer, &nb, i);
+        }
+      } catch (const std::exception& e) {
+        failed[i] = true;
+        errors.add(ev, e.what());
       }
-    } catch (const std::exception& e) {
-      failed[i] = true;
-      errors.add(ev, e.what());
+    }
+    if (v6() && peer.ipv6_subnet) {
+      try {
+        if (ev.type == PeerEvent::Type::kAdded) {
+          queue_add6(peer, &kv6, &nb, i, &undo[i]);
+        } else {
+          queue_remove6(peer, &nb, i);
+        }
+      } catch (const std::exception& e) {
+        if (!failed[i]) errors.add(ev, "IPv6 subnet " + peer.ipv6_subnet->str() + ": " + e.what());
+        failed[i] = true;
+      }
     }
   }
 
   std::vector<std::string> stale;  // tag batch.size() + k: what the k-th stale removal is
   if (full && kv.loaded) queue_reconcile(&kv, &nb, batch.size(), &stale);
+  if (full && kv6.loaded) queue_reconcile6(&kv6, &nb, batch.size(), &stale);
 
   std::vector<bool> stale_failed(stale.size(), false);
   NetlinkBatch cleanup(*nl_);
@@ -450,7 +507,9 @@ void VxlanBackend::apply_batch(const std::vector<PeerEvent>& batch, bool full) {
     failed[f.tag] = true;
     errors.add(batch[f.tag], f.message());
     const Undo& u = undo[f.tag];
-    if (batch[f.tag].type != PeerEvent::Type::kAdded || !u.added) continue;
+    if (batch[f.tag].type != PeerEvent::Type::kAdded) continue;
+    undo6(u, &cleanup, f.tag);
+    if (!u.added) continue;
     // A half-programmed peer: take out what this batch may have added, forget it as v0.11 does.
     if (!u.added->direct) {
       IP4 gw = u.subnet.network().ip;

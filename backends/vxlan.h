@@ -31,13 +31,34 @@
 //    device that belong to no current peer are removed (§7.11). Entries already correct are left
 //    untouched, so a restart causes no change in the kernel.
 //
+// Dual stack (current flannel, facts §2.6; vxlan_v6.cc): with EnableIPv6 a second device
+// flannel-v6.<VNI> (same VNI, Port, GBP, learning off; local = the ext IPv6 address, dev = the
+// external interface; accept_ra 0; its own stable MAC; MTU ext - 70) carries the IPv6
+// subnets. The lease gets PublicIPv6 and BackendV6Data {"VNI":n,"VtepMAC":".."}; the device
+// gets <own v6 subnet address>/128; per peer with an IPv6Subnet:
+//
+//   ip -6 neigh replace <peer v6 subnet addr> lladdr <peer v6 VtepMAC> dev flannel-v6.1 nud permanent
+//   bridge fdb replace <peer v6 VtepMAC> dev flannel-v6.1 dst <peer PublicIPv6> self permanent
+//   ip -6 route replace <peer v6 subnet> via <peer v6 subnet addr> dev flannel-v6.1 onlink
+//
+// (inline gateways: no nexthop objects for IPv6), pipelined in the same batch as the IPv4
+// requests and reconciled on sync() the same way. A peer whose BackendV6Data or PublicIPv6 is
+// missing or bad keeps its IPv4 entries and gets no IPv6 ones (one note). EnableIPv4 false: no
+// flannel.<VNI> and no BackendData; only the IPv6 half runs.
+// MTU: current flannel asks for ext - 50 on both devices; the kernel caps a vxlan device over
+// IPv6 at ext - 70 (it clamps at creation and refuses more later), so flannel-v6.<VNI> gets
+// ext - 70, and with IPv6 on the MTU reported for subnet.env is ext - 70 too, so full-size pod
+// packets of either family fit (current flannel reports ext - 50).
+//
 // Thread safety: as Backend (one caller at a time).
 #pragma once
 
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backends/backend.h"
@@ -60,6 +81,8 @@ VxlanConfig decode_vxlan_config(const std::string& backend_json);
 // The VTEP MAC this host uses for `vni`: locally administered unicast, a hash of VNI, IfaceAddr
 // and PublicIP (so two hosts behind NAT sharing an IfaceAddr still differ).
 MacAddr stable_vtep_mac(int vni, IP4 iface_addr, IP4 public_ip);
+// The same for flannel-v6.<VNI>, from its local and public IPv6 addresses.
+MacAddr stable_vtep_mac6(int vni, const IP6& local, const IP6& public_ip);
 
 // The peer's VtepMAC from its BackendData (key case-insensitive, any form Go's ParseMAC takes).
 // Throws ParseError when absent or invalid.
@@ -68,6 +91,7 @@ MacAddr decode_vtep_mac(const std::string& backend_data);
 class VxlanBackend : public Backend {
  public:
   static constexpr int kEncapOverhead = 50;  // outer IPv4 20 + UDP 8 + VXLAN 8 + Ethernet 14
+  static constexpr int kEncapOverhead6 = 70;  // outer IPv6 40 + UDP 8 + VXLAN 8 + Ethernet 14
 
   VxlanBackend();
   ~VxlanBackend() override;  // the device and its entries stay: restarts are hitless
@@ -83,6 +107,9 @@ class VxlanBackend : public Backend {
 
   const std::string& device() const { return name_; }
   const MacAddr& vtep_mac() const { return mac_; }
+  // flannel-v6.<VNI> and its MAC ("" and zero when IPv6 is off).
+  const std::string& device6() const { return name6_; }
+  const MacAddr& vtep_mac6() const { return mac6_; }
   size_t skipped_peers() const { return skipped_; }
   // Why setup() deleted and re-created an existing device ("" if it was reused or new).
   const std::string& recreated_because() const { return recreated_because_; }
@@ -100,12 +127,27 @@ class VxlanBackend : public Backend {
     bool direct = false;
     uint32_t nhid = 0;  // the nexthop object of the overlay route; 0 = inline gateway
   };
-  struct KernelView;  // one dump of the device's neighbours, FDB and routes
-  // What queue_add() changed in peers_, to put back if the kernel refuses the peer.
+  struct Peer6 {
+    MacAddr mac;
+    IP6 public_ip;
+    bool direct = false;
+  };
+  struct KernelView;   // one dump of the device's neighbours, FDB and routes
+  struct KernelView6 {  // the same for flannel-v6.<VNI>
+    bool loaded = false;
+    std::map<IP6, MacAddr> neighs;              // permanent entries only
+    std::set<std::pair<MacAddr, IP6>> fdb;      // permanent entries only
+    std::map<IP6Net, Route6> routes;            // oif == flannel-v6.<VNI>
+  };
+  // What queue_add()/queue_add6() changed in peers_/peers6_, to put back if the kernel refuses
+  // the peer.
   struct Undo {
     IP4Net subnet;
     std::optional<Peer> old;
     std::optional<Peer> added;
+    IP6Net subnet6;
+    std::optional<Peer6> old6;
+    std::optional<Peer6> added6;
   };
 
   void ensure_device();
@@ -119,6 +161,20 @@ class VxlanBackend : public Backend {
   void queue_reconcile(KernelView* kv, class NetlinkBatch* nb, size_t first_tag,
                        std::vector<std::string>* stale);
   void choose_route_form(bool nexthop_dump_ok, const std::string& why);
+  // The IPv6 half (vxlan_v6.cc), same roles as the IPv4 functions above.
+  void setup6();
+  void ensure_device6();
+  void lease_acquired6(const Lease& ours);
+  bool on_link6(const IP6& addr);
+  void load_kernel6(KernelView6* kv);
+  void queue_add6(const Lease& peer, KernelView6* kv, class NetlinkBatch* nb, size_t tag,
+                  Undo* undo);
+  void queue_remove6(const Lease& peer, class NetlinkBatch* nb, size_t tag);
+  void queue_reconcile6(KernelView6* kv, class NetlinkBatch* nb, size_t first_tag,
+                        std::vector<std::string>* stale);
+  void undo6(const Undo& u, class NetlinkBatch* cleanup, size_t tag);
+  bool v4() const { return config_.enable_ipv4; }
+  bool v6() const { return config_.enable_ipv6; }
   // One pass over `batch`; `full` (sync) reads the device once and removes what peers_ lacks.
   void apply_batch(const std::vector<PeerEvent>& batch, bool full);
   Route4 overlay_route(const IP4Net& subnet) const;
@@ -129,10 +185,16 @@ class VxlanBackend : public Backend {
   VxlanConfig vx_;
   std::string name_;
   int index_ = 0;
-  int mtu_ = 0;
+  int mtu_ = 0;   // flannel.<VNI>: ext MTU - 50
+  int mtu6_ = 0;  // flannel-v6.<VNI>: ext MTU - 70 (the kernel refuses more)
   MacAddr mac_;
   std::optional<IP4Net> own_;
   std::map<IP4Net, Peer> peers_;
+  std::string name6_;
+  int index6_ = 0;
+  MacAddr mac6_;
+  std::optional<IP6Net> own6_;
+  std::map<IP6Net, Peer6> peers6_;
   bool form_chosen_ = false;
   bool use_nexthops_ = false;
   size_t skipped_ = 0;

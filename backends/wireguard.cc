@@ -83,6 +83,10 @@ WgImplementation WireguardBackend::choose_implementation() {
 
 BackendSetup WireguardBackend::setup(const Config& config, const ExternalInterface& iface) {
   cfg_ = decode_wireguard_config(config.backend_json);
+  if (config.enable_ipv6) {
+    throw BackendError("the wireguard backend of this agent carries IPv4 only; set EnableIPv6 to "
+                       "false or use vxlan or host-gw");
+  }
   if (cfg_.mode == "ipv6") {
     throw BackendError("wireguard Mode \"ipv6\" needs IPv6, which this agent does not support yet "
                        "(dual stack is not built); use separate, auto or ipv4");

@@ -1,5 +1,7 @@
 #include "tests/support/lab.h"
 
+#include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -22,6 +24,7 @@ Lab::Lab(const std::string& tag) {
     must({"ip", "link", "set", "lo", "up"}, hub_);
     must({"ip", "link", "add", "br0", "type", "bridge"}, hub_);
     must({"ip", "addr", "add", "10.250.0.254/24", "dev", "br0"}, hub_);
+    must({"ip", "-6", "addr", "add", "fd00:250::fe/64", "dev", "br0", "nodad"}, hub_);
     must({"ip", "link", "set", "br0", "up"}, hub_);
   } catch (...) {
     for (const auto& ns : namespaces_) run_command({"ip", "netns", "del", ns});
@@ -48,7 +51,9 @@ void Lab::must(const std::vector<std::string>& argv, const std::string& netns) {
 const Lab::Host& Lab::add_host() {
   int i = static_cast<int>(hosts_.size()) + 1;
   if (i > 250) throw std::runtime_error("lab: at most 250 hosts");
-  Host h{prefix_ + "-h" + std::to_string(i), IP4{(10u << 24) | (250u << 16) | unsigned(i)}};
+  IP6 addr6 = IP6::parse("fd00:250::");
+  addr6.bytes[15] = static_cast<uint8_t>(i);
+  Host h{prefix_ + "-h" + std::to_string(i), IP4{(10u << 24) | (250u << 16) | unsigned(i)}, addr6};
   must({"ip", "netns", "add", h.netns});
   namespaces_.push_back(h.netns);
   // std::string("v") + ...: `"v" + std::to_string(i)` trips GCC 12's -Wrestrict false positive
@@ -60,15 +65,23 @@ const Lab::Host& Lab::add_host() {
   must({"ip", "addr", "add", h.addr.str() + "/24", "dev", "eth0"}, h.netns);
   must({"ip", "link", "set", "eth0", "up"}, h.netns);
   must({"ip", "route", "add", "default", "via", "10.250.0.254"}, h.netns);
+  must({"ip", "-6", "addr", "add", h.addr6.str() + "/64", "dev", "eth0", "nodad"}, h.netns);
+  must({"ip", "-6", "route", "add", "default", "via", "fd00:250::fe"}, h.netns);
   hosts_.push_back(h);
   return hosts_.back();
 }
 
-Lab::Pod Lab::add_pod(const Host& host, const IP4Net& gateway) {
+Lab::Pod Lab::add_pod(const Host& host, const IP4Net& gateway,
+                      const std::optional<IP6Net>& gateway6) {
   std::string out;
   if (run_command({"ip", "link", "show", "cni0"}, &out, host.netns) != 0) {
     must({"ip", "link", "add", "cni0", "type", "bridge"}, host.netns);
     must({"ip", "addr", "add", gateway.str(), "dev", "cni0"}, host.netns);
+    if (gateway6) {
+      must({"ip", "-6", "addr", "add", gateway6->ip.str() + "/" + std::to_string(gateway6->prefix),
+            "dev", "cni0", "nodad"}, host.netns);
+      must({"sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"}, host.netns);
+    }
     must({"ip", "link", "set", "cni0", "up"}, host.netns);
     must({"sysctl", "-qw", "net.ipv4.ip_forward=1"}, host.netns);
   }
@@ -76,7 +89,7 @@ Lab::Pod Lab::add_pod(const Host& host, const IP4Net& gateway) {
   int on_host = 0;
   for (const auto& p : pod_hosts_) on_host += p == host.netns;
   pod_hosts_.push_back(host.netns);
-  Pod pod{prefix_ + "-p" + std::to_string(k), IP4{gateway.ip.value + 1 + unsigned(on_host)}};
+  Pod pod{prefix_ + "-p" + std::to_string(k), IP4{gateway.ip.value + 1 + unsigned(on_host)}, std::nullopt};
   must({"ip", "netns", "add", pod.netns});
   namespaces_.push_back(pod.netns);
   std::string host_side = std::string("p") + std::to_string(k);  // -Wrestrict: see add_host
@@ -88,7 +101,37 @@ Lab::Pod Lab::add_pod(const Host& host, const IP4Net& gateway) {
        pod.netns);
   must({"ip", "link", "set", "eth0", "up"}, pod.netns);
   must({"ip", "route", "add", "default", "via", gateway.ip.str()}, pod.netns);
+  if (gateway6) {
+    IP6 a = gateway6->ip;
+    unsigned add = 1 + unsigned(on_host);
+    for (int b = 15; b >= 0 && add; --b) {  // a + add, carrying
+      unsigned v = a.bytes[b] + (add & 0xff);
+      a.bytes[b] = static_cast<uint8_t>(v);
+      add = (add >> 8) + (v >> 8);
+    }
+    pod.addr6 = a;
+    must({"ip", "-6", "addr", "add", a.str() + "/" + std::to_string(gateway6->prefix), "dev",
+          "eth0", "nodad"}, pod.netns);
+    must({"ip", "-6", "route", "add", "default", "via", gateway6->ip.str()}, pod.netns);
+  }
   return pod;
+}
+
+EnterNetns::EnterNetns(const std::string& netns) {
+  home_ = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (home_ < 0) throw std::runtime_error("lab: cannot open our own netns");
+  int fd = ::open(("/var/run/netns/" + netns).c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0 || ::setns(fd, CLONE_NEWNET) != 0) {
+    if (fd >= 0) ::close(fd);
+    ::close(home_);
+    throw std::runtime_error("lab: cannot enter netns " + netns);
+  }
+  ::close(fd);
+}
+
+EnterNetns::~EnterNetns() {
+  if (::setns(home_, CLONE_NEWNET) != 0) std::perror("lab: cannot return to our netns");
+  ::close(home_);
 }
 
 void cleanup_stale_labs() {

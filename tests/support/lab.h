@@ -2,7 +2,9 @@
 //
 //   hub namespace  <prefix>-hub : bridge br0 10.250.0.254/24
 //   host i         <prefix>-hI  : eth0 10.250.0.I/24 (veth to the hub bridge), default route
-//                                 via 10.250.0.254, lo up
+//                                 via 10.250.0.254, lo up; IPv6 underlay too: eth0
+//                                 fd00:250::I/64 (ULA, hex I, nodad), default route via
+//                                 fd00:250::fe (the hub's br0)
 //
 // Every address and route lives inside namespaces the lab creates; nothing touches the root
 // namespace. Names start with "fl<pid>-<tag>" so parallel test processes never collide, and
@@ -10,6 +12,7 @@
 // destructor deletes every namespace it made, also when the test failed.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +25,7 @@ class Lab {
   struct Host {
     std::string netns;  // namespace name, for Process::Spec::netns and `ip netns exec`
     IP4 addr;           // eth0 address, 10.250.0.I
+    IP6 addr6;          // eth0 IPv6 address, fd00:250::I
   };
 
   // Throws std::runtime_error with the failing command's output if setup fails.
@@ -35,11 +39,15 @@ class Lab {
   // A pod on `host`: the host gets bridge cni0 carrying `gateway` (FLANNEL_SUBNET, e.g.
   // 10.5.34.1/24) and IP forwarding on; a new namespace gets eth0 on that bridge with the next
   // address (10.5.34.2, .3, ...) and a default route via the gateway. Returns the pod.
+  // With `gateway6` (FLANNEL_IPV6_SUBNET, e.g. fc00:0:0:1::1/64) cni0 also carries that,
+  // IPv6 forwarding is on and the pod gets the next IPv6 address and a v6 default route.
   struct Pod {
     std::string netns;
     IP4 addr;
+    std::optional<IP6> addr6;
   };
-  Pod add_pod(const Host& host, const IP4Net& gateway);
+  Pod add_pod(const Host& host, const IP4Net& gateway,
+              const std::optional<IP6Net>& gateway6 = std::nullopt);
   const std::vector<Host>& hosts() const { return hosts_; }
   const std::string& hub() const { return hub_; }
   const std::string& prefix() const { return prefix_; }
@@ -53,6 +61,19 @@ class Lab {
   int pods_ = 0;
   std::vector<std::string> pod_hosts_;  // host netns of each pod, in creation order
   std::vector<std::string> namespaces_;
+};
+
+// Moves the calling thread into the named namespace until destroyed (so netlink sockets and
+// /proc/sys/net opened meanwhile belong to it); throws std::runtime_error if it cannot.
+class EnterNetns {
+ public:
+  explicit EnterNetns(const std::string& netns);
+  ~EnterNetns();
+  EnterNetns(const EnterNetns&) = delete;
+  EnterNetns& operator=(const EnterNetns&) = delete;
+
+ private:
+  int home_ = -1;
 };
 
 // Deletes namespaces named fl<PID>-* whose PID is not a live process.
