@@ -47,6 +47,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 #include "stores/open_store.h"
@@ -106,6 +107,23 @@ long status_kb(pid_t pid, const std::string& field) {
   while (std::getline(in, line))
     if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
   return -1;
+}
+
+// The process's user and system CPU time so far, in ms.
+std::pair<double, double> cpu_ms(pid_t pid) {
+  std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+  std::istringstream in(stat.substr(stat.rfind(')') + 2));
+  std::string field;
+  double utime = 0, stime = 0;
+  for (int i = 3; in >> field; ++i) {  // field 3 is the state
+    if (i == 14) utime = std::stod(field);
+    if (i == 15) {
+      stime = std::stod(field);
+      break;
+    }
+  }
+  double tick = 1000.0 / static_cast<double>(sysconf(_SC_CLK_TCK));
+  return {utime * tick, stime * tick};
 }
 
 // Counts, per peer index, the routes, IPv4 neighbours and bridge FDB entries announced in one
@@ -268,6 +286,7 @@ bool write_leases(const LabStore& ls, const Lab& lab, size_t from, size_t to,
 struct RunResult {
   double start_ms = -1, env_ms = -1;  // process start / subnet.env -> all in the kernel
   long rss_kb = -1, anon_kb = -1;
+  double user_ms = 0, sys_ms = 0;  // the agent's CPU time until then
 };
 
 std::vector<std::string> agent_argv(const LabStore& store, const std::string& env_file) {
@@ -351,14 +370,16 @@ void bench(LabStore::Kind kind, const std::string& type, size_t peers, int runs,
     std::this_thread::sleep_for(500ms);
     res.rss_kb = status_kb(p.pid(), "VmRSS");
     res.anon_kb = status_kb(p.pid(), "RssAnon");
+    std::tie(res.user_ms, res.sys_ms) = cpu_ms(p.pid());
     // Cross-check with a dump: the peers' routes (main table, proto boot) are all there.
     std::string routes;
     run_command({"sh", "-c", "ip route show proto boot | grep -c '^10\\.'"}, &routes, host.netns);
     if (std::stoul(routes) < peers)
       std::fprintf(stderr, "%s: dump shows %s routes, expected %zu\n", name.c_str(), routes.c_str(), peers);
     results.push_back(res);
-    std::fprintf(stderr, "%s run %d: start->all %.0f ms, subnet.env->all %.0f ms, RSS %.1f MB (anon %.1f)\n",
-                 name.c_str(), r + 1, res.start_ms, res.env_ms, res.rss_kb / 1024.0, res.anon_kb / 1024.0);
+    std::fprintf(stderr, "%s run %d: start->all %.0f ms, subnet.env->all %.0f ms, RSS %.1f MB (anon %.1f), "
+                 "agent CPU user %.0f ms sys %.0f ms\n", name.c_str(), r + 1, res.start_ms, res.env_ms,
+                 res.rss_kb / 1024.0, res.anon_kb / 1024.0, res.user_ms, res.sys_ms);
 
     auto own = own_subnet(env_file);
     if (r == runs - 1 && events > 0) {
@@ -405,17 +426,20 @@ void bench(LabStore::Kind kind, const std::string& type, size_t peers, int runs,
       open_lab_store(store)->delete_lease(*own);
     }
   }
-  std::vector<double> start, env, rss, anon;
+  std::vector<double> start, env, rss, anon, user, sys;
   for (const auto& r : results) {
+    user.push_back(r.user_ms);
+    sys.push_back(r.sys_ms);
     start.push_back(r.start_ms);
     env.push_back(r.env_ms);
     rss.push_back(r.rss_kb / 1024.0);
     anon.push_back(r.anon_kb / 1024.0);
   }
   std::printf("%-11s %zu peers: start -> all in kernel median %.0f ms (min %.0f, max %.0f); subnet.env -> all "
-              "%.0f ms; RSS after sync %.1f MB (anon %.1f MB)  (runs=%zu)\n",
+              "%.0f ms; RSS after sync %.1f MB (anon %.1f MB); agent CPU user %.0f ms, sys %.0f ms  (runs=%zu)\n",
               name.c_str(), peers, percentile(start, 0.5), percentile(start, 0), percentile(start, 1),
-              percentile(env, 0.5), percentile(rss, 0.5), percentile(anon, 0.5), results.size());
+              percentile(env, 0.5), percentile(rss, 0.5), percentile(anon, 0.5), percentile(user, 0.5),
+              percentile(sys, 0.5), results.size());
   std::fflush(stdout);
 }
 
