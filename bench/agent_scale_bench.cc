@@ -18,7 +18,9 @@
 //
 // Usage (root, from the build dir):
 //   agent_scale_bench [--peers N] [--runs R] [--events E] [--stores sqlite,etcd]
-//                     [--backends vxlan,host-gw]       (defaults 10000, 3, 1000, both, both)
+//                     [--backends vxlan,host-gw] [--smaps]  (defaults 10000, 3, 1000, both, both)
+// --smaps prints the agent's mappings holding >= 512 kB after each sync. AGENT_SCALE_BENCH_KEEP=1
+// keeps the directory with the agents' logs.
 // Times are medians of R runs (a fresh lab host each); the events run once, after the last run.
 //
 // Namespaces are fl<pid>-* (Lab), removed on exit and by cleanup_stale_labs(); leases live in
@@ -35,6 +37,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -107,6 +110,31 @@ long status_kb(pid_t pid, const std::string& field) {
   while (std::getline(in, line))
     if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
   return -1;
+}
+
+// The mappings of `pid` holding at least 512 kB of RSS, largest first ("<rss kB> <name>").
+std::string big_mappings(pid_t pid) {
+  std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/smaps"));
+  std::vector<std::pair<long, std::string>> maps;
+  std::string line, name;
+  while (std::getline(in, line)) {
+    if (!line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) && line.find('-') < 16) {
+      std::istringstream f(line);
+      std::string range, perms, off, dev, inode;
+      f >> range >> perms >> off >> dev >> inode;
+      std::getline(f, name);
+      name.erase(0, name.find_first_not_of(' '));
+      if (name.empty()) name = "[anon]";
+      name += " " + perms;
+    } else if (line.rfind("Rss:", 0) == 0) {
+      maps.emplace_back(std::stol(line.substr(4)), name);
+    }
+  }
+  std::sort(maps.rbegin(), maps.rend());
+  std::string out;
+  for (const auto& [kb, n] : maps)
+    if (kb >= 512) out += "    " + std::to_string(kb) + " kB " + n + "\n";
+  return out;
 }
 
 // The process's user and system CPU time so far, in ms.
@@ -289,8 +317,14 @@ struct RunResult {
   double user_ms = 0, sys_ms = 0;  // the agent's CPU time until then
 };
 
+// AGENT_SCALE_BENCH_WRAP (e.g. "heaptrack -o /tmp/agent"): a command the agent runs under.
 std::vector<std::string> agent_argv(const LabStore& store, const std::string& env_file) {
-  std::vector<std::string> argv{std::string(FLANNEL_BIN_DIR) + "/flanneld"};
+  std::vector<std::string> argv;
+  if (const char* wrap = getenv("AGENT_SCALE_BENCH_WRAP")) {
+    std::istringstream in(wrap);
+    for (std::string w; in >> w;) argv.push_back(w);
+  }
+  argv.push_back(std::string(FLANNEL_BIN_DIR) + "/flanneld");
   for (const auto& f : store.flags()) argv.push_back(f);
   argv.push_back("-subnet-file=" + env_file);
   argv.push_back("-iface=eth0");
@@ -323,6 +357,8 @@ std::vector<double> applied_ms(const std::string& log) {
   }
   return out;
 }
+
+bool smaps = false;  // --smaps: print the agent's big mappings after each sync
 
 void bench(LabStore::Kind kind, const std::string& type, size_t peers, int runs, size_t events,
            const std::string& dir) {
@@ -371,6 +407,8 @@ void bench(LabStore::Kind kind, const std::string& type, size_t peers, int runs,
     res.rss_kb = status_kb(p.pid(), "VmRSS");
     res.anon_kb = status_kb(p.pid(), "RssAnon");
     std::tie(res.user_ms, res.sys_ms) = cpu_ms(p.pid());
+    if (smaps) std::fprintf(stderr, "%s mappings >= 512 kB RSS after the sync:\n%s", name.c_str(),
+                            big_mappings(p.pid()).c_str());
     // Cross-check with a dump: the peers' routes (main table, proto boot) are all there.
     std::string routes;
     run_command({"sh", "-c", "ip route show proto boot | grep -c '^10\\.'"}, &routes, host.netns);
@@ -457,8 +495,14 @@ int main(int argc, char** argv) {
   size_t peers = 10000, events = 1000;
   int runs = 3;
   std::vector<std::string> stores{"sqlite", "etcd"}, backends{"vxlan", "host-gw"};
-  for (int i = 1; i + 1 < argc; i += 2) {
-    std::string a = argv[i], v = argv[i + 1];
+  for (int i = 1; i < argc; i += 2) {
+    std::string a = argv[i];
+    if (a == "--smaps") {
+      smaps = true;
+      --i;
+      continue;
+    }
+    std::string v = i + 1 < argc ? argv[i + 1] : "";
     if (a == "--peers") peers = std::stoul(v);
     else if (a == "--runs") runs = std::stoi(v);
     else if (a == "--events") events = std::stoul(v);
@@ -466,7 +510,7 @@ int main(int argc, char** argv) {
     else if (a == "--backends") backends = split(v);
     else {
       std::fprintf(stderr, "agent_scale_bench: unknown option %s (valid: --peers --runs --events "
-                           "--stores --backends)\n", a.c_str());
+                           "--stores --backends --smaps)\n", a.c_str());
       return 2;
     }
   }
@@ -491,6 +535,7 @@ int main(int argc, char** argv) {
       }
     }
   }
-  std::filesystem::remove_all(dir);
+  if (getenv("AGENT_SCALE_BENCH_KEEP")) std::fprintf(stderr, "kept %s\n", dir.c_str());
+  else std::filesystem::remove_all(dir);
   return 0;
 }

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "core/subnet_env.h"
+#include "daemon/heap.h"
 #include "daemon/logging.h"
 #include "daemon/sd_notify.h"
 #include "daemon/subnet_file.h"
@@ -182,7 +183,13 @@ Status Agent::resync() {
   }
   auto diff = peers_.resync(list.leases);
   FLOG_V(1, "Resync: {} peers, {} changes", peers_.size(), diff.size());
+  list = LeaseList();
+  diff.clear();
+  diff.shrink_to_fit();
   sync_backend();
+  // A full sync is rare (start, lost history, store reset) and its transient memory large.
+  if (long released = release_free_heap(); released > 0)
+    FLOG_V(1, "Released {} kB of free heap after the sync", released / 1024);
   return s;
 }
 
