@@ -5,6 +5,7 @@
 #include <set>
 
 #include "core/subnet_env.h"
+#include "daemon/heap.h"
 #include "daemon/logging.h"
 #include "daemon/sd_notify.h"
 #include "daemon/subnet_file.h"
@@ -182,7 +183,13 @@ Status Agent::resync() {
   }
   auto diff = peers_.resync(list.leases);
   FLOG_V(1, "Resync: {} peers, {} changes", peers_.size(), diff.size());
+  list = LeaseList();
+  diff.clear();
+  diff.shrink_to_fit();
   sync_backend();
+  // A full sync is rare (start, lost history, store reset) and its transient memory large.
+  if (long released = release_free_heap(); released > 0)
+    FLOG_V(1, "Released {} kB of free heap after the sync", released / 1024);
   return s;
 }
 
@@ -202,7 +209,7 @@ void Agent::sync_backend() {
   }
 }
 
-void Agent::send_to_backend(const std::vector<PeerEvent>& batch) {
+void Agent::send_to_backend(const std::vector<PeerEvent>& batch, Steady::time_point arrived) {
   metrics_.peers = peers_.size();
   if (batch.empty() || !backend_->wants_peers()) return;
   size_t added = std::count_if(batch.begin(), batch.end(),
@@ -216,7 +223,12 @@ void Agent::send_to_backend(const std::vector<PeerEvent>& batch) {
     FLOG_ERROR("Backend {} failed to apply {} peer changes: {}; a full sync follows",
                backend_->type(), batch.size(), e.what());
     next_sync_retry_ = Clock::now() + duration_cast<Clock::duration>(settings_.retry_pause);
+    return;
   }
+  auto took = duration<double>(Steady::now() - arrived).count();
+  metrics_.peer_apply_seconds.observe(took);
+  FLOG_V(2, "Peer changes applied in {} us ({} changes, from the watch answer to the last ack)",
+         static_cast<long>(took * 1e6), batch.size());
 }
 
 void Agent::holding(std::stop_token stop) {
@@ -257,11 +269,12 @@ void Agent::holding(std::stop_token stop) {
       auto until = duration_cast<milliseconds>(*deadline - Clock::now());
       wait = std::clamp(until, milliseconds(1), wait);
     }
-    on_watch(store_.watch_leases(cursor_, wait, stop), stop);
+    WatchResult w = store_.watch_leases(cursor_, wait, stop);
+    on_watch(w, Steady::now(), stop);
   }
 }
 
-void Agent::on_watch(const WatchResult& w, std::stop_token stop) {
+void Agent::on_watch(const WatchResult& w, Steady::time_point arrived, std::stop_token stop) {
   for (const auto& warning : w.warnings) {
     metrics_.malformed_entries++;
     FLOG_WARNING("Ignoring bad subnet event: {}", warning);
@@ -279,7 +292,7 @@ void Agent::on_watch(const WatchResult& w, std::stop_token stop) {
           others.push_back(ev);
         }
       }
-      send_to_backend(peers_.apply(others));
+      send_to_backend(peers_.apply(others), arrived);
       if (lost) on_lease_lost("has been revoked or taken over", stop);
       return;
     }

@@ -85,7 +85,9 @@ class Agent {
   void holding(std::stop_token stop);
 
   // --- one handler per input (kHolding) ---
-  void on_watch(const WatchResult& w, std::stop_token stop);
+  // `arrived`: when the watch call returned with `w` (the start of the peer-apply latency).
+  void on_watch(const WatchResult& w, std::chrono::steady_clock::time_point arrived,
+                std::stop_token stop);
   void on_renew_due(std::stop_token stop);
   void on_lease_check_due(std::stop_token stop);
   void on_backend_check_due();
@@ -104,7 +106,8 @@ class Agent {
   // Lists the leases and hands the backend the full peer set. Returns the store status.
   Status resync();
   void sync_backend();
-  void send_to_backend(const std::vector<PeerEvent>& batch);
+  void send_to_backend(const std::vector<PeerEvent>& batch,
+                       std::chrono::steady_clock::time_point arrived);
   // Our lease as read back from the store (lease check, after lost history): adopts a rewrite
   // with our attrs, reports loss otherwise. Returns false if the lease was lost or the store reset.
   // `missing_is_reset`: a missing lease is handled as a store reset rather than a lost lease.

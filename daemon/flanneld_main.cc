@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "daemon/agent.h"
+#include "daemon/heap.h"
 #include "daemon/http_server.h"
 #include "daemon/iface.h"
 #include "daemon/logging.h"
@@ -72,6 +73,7 @@ int run(int argc, char** argv) {
     std::cerr << "flanneld: " << e.what() << "\n";
     return 2;
   }
+  shrink_netlink_messages();
   std::stop_source stop;
   start_signal_thread(stop);
   FLOG_INFO("flanneld {} starting", FLANNEL_VERSION);

@@ -13,6 +13,30 @@ void emit(std::ostringstream& out, const char* name, const char* type, const cha
 
 }  // namespace
 
+void LatencyHistogram::observe(double seconds) {
+  size_t i = 0;
+  while (i < kBounds.size() && seconds > kBounds[i]) ++i;
+  buckets_[i]++;
+  count_++;
+  double sum = sum_.load();
+  while (!sum_.compare_exchange_weak(sum, sum + seconds)) {
+  }
+}
+
+std::string LatencyHistogram::render(const char* name, const char* help) const {
+  std::ostringstream o;
+  o << "# HELP " << name << ' ' << help << "\n# TYPE " << name << " histogram\n";
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < kBounds.size(); ++i) {
+    cumulative += buckets_[i].load();
+    o << name << "_bucket{le=\"" << kBounds[i] << "\"} " << cumulative << '\n';
+  }
+  cumulative += buckets_[kBounds.size()].load();
+  o << name << "_bucket{le=\"+Inf\"} " << cumulative << '\n';
+  o << name << "_sum " << sum_.load() << '\n' << name << "_count " << cumulative << '\n';
+  return o.str();
+}
+
 std::string Metrics::render() const {
   std::ostringstream o;
   emit(o, "flannel_ready", "gauge", "1 when the lease is held and the subnet file written.",
@@ -41,6 +65,10 @@ std::string Metrics::render() const {
   exp << lease_expiry_seconds.load();
   emit(o, "flannel_lease_expiry_timestamp_seconds", "gauge",
        "Unix time our lease expires (0 = no expiry).", exp.str());
+  o << peer_apply_seconds.render(
+      "flannel_peer_apply_seconds",
+      "Agent time per watch answer with peer changes: from the store's answer (decoded) to the "
+      "backend's last netlink ack.");
   return o.str();
 }
 

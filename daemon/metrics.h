@@ -2,11 +2,28 @@
 // Updated from the agent thread, read from the HTTP thread: every field is atomic.
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <cstdint>
 #include <string>
 
 namespace flannel {
+
+// A Prometheus histogram of durations in seconds with fixed buckets (0.25 ms .. 1 s).
+class LatencyHistogram {
+ public:
+  static constexpr std::array<double, 10> kBounds{0.00025, 0.0005, 0.001, 0.0025, 0.005,
+                                                  0.01,    0.025,  0.1,   0.25,   1.0};
+  void observe(double seconds);
+  // `name`_bucket{le=...} (cumulative), `name`_sum, `name`_count with HELP and TYPE lines.
+  std::string render(const char* name, const char* help) const;
+  uint64_t count() const { return count_.load(); }
+
+ private:
+  std::array<std::atomic<uint64_t>, kBounds.size() + 1> buckets_{};  // last: +Inf only
+  std::atomic<uint64_t> count_{0};
+  std::atomic<double> sum_{0};
+};
 
 struct Metrics {
   std::atomic<bool> ready{false};  // mirrors Agent::ready() for rendering; never read as state
@@ -21,6 +38,9 @@ struct Metrics {
   std::atomic<uint64_t> malformed_entries{0};  // skipped malformed leases/events
   std::atomic<uint64_t> peers{0};              // other hosts' leases currently known
   std::atomic<double> lease_expiry_seconds{0};  // unix time our lease expires (0 = none)
+  // Agent time of one watch answer with peer changes: from the watch call's return (events
+  // decoded) until the backend's last netlink ack for them.
+  LatencyHistogram peer_apply_seconds;
 
   std::string render() const;
 };

@@ -1,6 +1,5 @@
 #include "stores/etcd_http.h"
 
-#include <curl/curl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -10,6 +9,8 @@
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
+
+#include "stores/curl_lib.h"
 
 namespace flannel::etcd {
 
@@ -23,33 +24,26 @@ constexpr long kKeepAliveSeconds = 30;  // as the Go client's dialer
 // Hard cap on a response body; a lease list of 100k leases is ~10 MB.
 constexpr size_t kMaxBody = 256u << 20;
 
-// curl_global_init is not guaranteed thread-safe on every build: do it exactly once.
-void global_init() {
-  static std::once_flag once;
-  std::call_once(once, [] {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-      throw std::runtime_error("etcd: libcurl global initialisation failed");
-    }
-  });
-}
+// libcurl, loaded (and globally initialised) on first use: stores/curl_lib.h.
+const CurlLib& curl() { return curl_lib(); }
 
 struct EasyDeleter {
-  void operator()(CURL* e) const { curl_easy_cleanup(e); }
+  void operator()(CURL* e) const { curl().easy_cleanup(e); }
 };
 struct MultiDeleter {
-  void operator()(CURLM* m) const { curl_multi_cleanup(m); }
+  void operator()(CURLM* m) const { curl().multi_cleanup(m); }
 };
 struct SlistDeleter {
-  void operator()(curl_slist* l) const { curl_slist_free_all(l); }
+  void operator()(curl_slist* l) const { curl().slist_free_all(l); }
 };
 
 // Adds an easy handle to a multi handle for the lifetime of one transfer. Removing an unfinished
 // transfer closes its connection, which is what aborting a long-poll needs.
 class Attach {
  public:
-  Attach(CURLM* m, CURL* e) : m_(m), e_(e) { added_ = curl_multi_add_handle(m_, e_) == CURLM_OK; }
+  Attach(CURLM* m, CURL* e) : m_(m), e_(e) { added_ = curl().multi_add_handle(m_, e_) == CURLM_OK; }
   ~Attach() {
-    if (added_) curl_multi_remove_handle(m_, e_);
+    if (added_) curl().multi_remove_handle(m_, e_);
   }
   Attach(const Attach&) = delete;
   Attach& operator=(const Attach&) = delete;
@@ -192,7 +186,7 @@ struct HttpClient::Attempt {
 };
 
 HttpClient::HttpClient(EtcdOptions options) : options_(std::move(options)) {
-  global_init();
+  curl_lib();  // loads libcurl now: a missing library is an error of opening the store
   if (options_.endpoints.empty()) {
     throw std::invalid_argument("etcd: no endpoints given (-etcd-endpoints)");
   }
@@ -230,8 +224,8 @@ HttpClient::ConnPtr HttpClient::acquire() {
     }
   }
   auto c = std::make_unique<Conn>();
-  c->multi.reset(curl_multi_init());
-  c->easy.reset(curl_easy_init());
+  c->multi.reset(curl().multi_init());
+  c->easy.reset(curl().easy_init());
   if (!c->multi || !c->easy) throw std::runtime_error("etcd: libcurl handle allocation failed");
   return c;
 }
@@ -246,54 +240,54 @@ HttpClient::Attempt HttpClient::attempt(Conn& conn, const std::string& endpoint,
   Attempt a;
   CURL* e = conn.easy.get();
   CURLM* m = conn.multi.get();
-  curl_easy_reset(e);  // keeps the connection cache of `m`, drops every option
+  curl().easy_reset(e);  // keeps the connection cache of `m`, drops every option
 
   std::string url = endpoint + req.path;
   if (!req.query.empty()) url += "?" + req.query;
   char errbuf[CURL_ERROR_SIZE] = {0};
   std::unique_ptr<curl_slist, SlistDeleter> headers;
   auto add_header = [&headers](const char* h) {
-    curl_slist* l = curl_slist_append(headers.get(), h);
+    curl_slist* l = curl().slist_append(headers.get(), h);
     if (l) {
       (void)headers.release();
       headers.reset(l);
     }
   };
 
-  curl_easy_setopt(e, CURLOPT_URL, url.c_str());
-  curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  curl_easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
-  curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-  curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
-  curl_easy_setopt(e, CURLOPT_MAXREDIRS, kMaxRedirects);
-  curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.dial_timeout.count()));
-  curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-  curl_easy_setopt(e, CURLOPT_TCP_KEEPIDLE, kKeepAliveSeconds);
-  curl_easy_setopt(e, CURLOPT_TCP_KEEPINTVL, kKeepAliveSeconds);
-  curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-  curl_easy_setopt(e, CURLOPT_WRITEDATA, &a.sink);
-  curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-  curl_easy_setopt(e, CURLOPT_HEADERDATA, &a.sink);
-  curl_easy_setopt(e, CURLOPT_USERAGENT, "flannel-cpp");
+  curl().easy_setopt(e, CURLOPT_URL, url.c_str());
+  curl().easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+  curl().easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
+  curl().easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl().easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  curl().easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
+  curl().easy_setopt(e, CURLOPT_MAXREDIRS, kMaxRedirects);
+  curl().easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.dial_timeout.count()));
+  curl().easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl().easy_setopt(e, CURLOPT_TCP_KEEPIDLE, kKeepAliveSeconds);
+  curl().easy_setopt(e, CURLOPT_TCP_KEEPINTVL, kKeepAliveSeconds);
+  curl().easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+  curl().easy_setopt(e, CURLOPT_WRITEDATA, &a.sink);
+  curl().easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+  curl().easy_setopt(e, CURLOPT_HEADERDATA, &a.sink);
+  curl().easy_setopt(e, CURLOPT_USERAGENT, "flannel-cpp");
   // HTTP/1.1 like the Go client of flannel v0.11 (no h2 with a custom TLS config).
-  curl_easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
+  curl().easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
   add_header("Expect:");  // never wait for 100-continue
 
   if (req.method == "GET") {
-    curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    curl().easy_setopt(e, CURLOPT_HTTPGET, 1L);
   } else if (req.method == "POST") {
     const std::string& body = req.json_body.empty() ? req.form_body : req.json_body;
-    curl_easy_setopt(e, CURLOPT_POST, 1L);
-    curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
-    curl_easy_setopt(e, CURLOPT_POSTFIELDS, body.c_str());
+    curl().easy_setopt(e, CURLOPT_POST, 1L);
+    curl().easy_setopt(e, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+    curl().easy_setopt(e, CURLOPT_POSTFIELDS, body.c_str());
     add_header(req.json_body.empty() ? "Content-Type: application/x-www-form-urlencoded"
                                      : "Content-Type: application/json");
   } else {
-    curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, req.method.c_str());
+    curl().easy_setopt(e, CURLOPT_CUSTOMREQUEST, req.method.c_str());
     if (!req.form_body.empty()) {
-      curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE, static_cast<long>(req.form_body.size()));
-      curl_easy_setopt(e, CURLOPT_POSTFIELDS, req.form_body.c_str());
+      curl().easy_setopt(e, CURLOPT_POSTFIELDSIZE, static_cast<long>(req.form_body.size()));
+      curl().easy_setopt(e, CURLOPT_POSTFIELDS, req.form_body.c_str());
       add_header("Content-Type: application/x-www-form-urlencoded");
     }
   }
@@ -302,24 +296,24 @@ HttpClient::Attempt HttpClient::attempt(Conn& conn, const std::string& endpoint,
     auth_header = "Authorization: " + req.authorization;
     add_header(auth_header.c_str());
   }
-  curl_easy_setopt(e, CURLOPT_HTTPHEADER, headers.get());
+  curl().easy_setopt(e, CURLOPT_HTTPHEADER, headers.get());
   if (req.stream_done) a.sink.stream_done = &req.stream_done;
   if (req.one_shot) {
     // A fresh connection: libcurl silently resends a request once when a reused keep-alive
     // connection turns out dead, which for a compare-and-swap could replay an applied write.
-    curl_easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
+    curl().easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
   }
 
-  if (!options_.cafile.empty()) curl_easy_setopt(e, CURLOPT_CAINFO, options_.cafile.c_str());
+  if (!options_.cafile.empty()) curl().easy_setopt(e, CURLOPT_CAINFO, options_.cafile.c_str());
   if (!options_.certfile.empty()) {
-    curl_easy_setopt(e, CURLOPT_SSLCERT, options_.certfile.c_str());
-    curl_easy_setopt(e, CURLOPT_SSLKEY, options_.keyfile.c_str());
-    curl_easy_setopt(e, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
+    curl().easy_setopt(e, CURLOPT_SSLCERT, options_.certfile.c_str());
+    curl().easy_setopt(e, CURLOPT_SSLKEY, options_.keyfile.c_str());
+    curl().easy_setopt(e, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
   }
   if (req.basic_auth && !options_.username.empty()) {
-    curl_easy_setopt(e, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
-    curl_easy_setopt(e, CURLOPT_USERNAME, options_.username.c_str());
-    curl_easy_setopt(e, CURLOPT_PASSWORD, options_.password.c_str());
+    curl().easy_setopt(e, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
+    curl().easy_setopt(e, CURLOPT_USERNAME, options_.username.c_str());
+    curl().easy_setopt(e, CURLOPT_PASSWORD, options_.password.c_str());
   }
 
   const bool long_poll = req.deadline.has_value();
@@ -334,7 +328,7 @@ HttpClient::Attempt HttpClient::attempt(Conn& conn, const std::string& endpoint,
   // runs after the removal).
   struct ResetOnExit {
     CURL* e;
-    ~ResetOnExit() { curl_easy_reset(e); }
+    ~ResetOnExit() { curl().easy_reset(e); }
   } reset_on_exit{e};
   Attach attach(m, e);
   if (!attach.ok()) {
@@ -343,15 +337,15 @@ HttpClient::Attempt HttpClient::attempt(Conn& conn, const std::string& endpoint,
     return a;
   }
   // Wakes curl_multi_poll below from whichever thread requests the stop.
-  std::stop_callback wake(stop, [m] { curl_multi_wakeup(m); });
+  std::stop_callback wake(stop, [m] { curl().multi_wakeup(m); });
 
   int running = 1;
   bool headers_judged = false;
   for (;;) {
-    CURLMcode mc = curl_multi_perform(m, &running);
+    CURLMcode mc = curl().multi_perform(m, &running);
     if (mc != CURLM_OK) {
       a.kind = Attempt::Kind::kTransport;
-      a.error = curl_multi_strerror(mc);
+      a.error = curl().multi_strerror(mc);
       return a;
     }
     if (running == 0) break;
@@ -360,7 +354,7 @@ HttpClient::Attempt HttpClient::attempt(Conn& conn, const std::string& endpoint,
       if (req.reject_headers(a.sink.etcd_index, a.sink.cluster_id)) {
         a.kind = Attempt::Kind::kTimeout;
         a.headers_rejected = true;
-        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &a.status);
+        curl().easy_getinfo(e, CURLINFO_RESPONSE_CODE, &a.status);
         return a;
       }
     }
@@ -378,10 +372,10 @@ HttpClient::Attempt HttpClient::attempt(Conn& conn, const std::string& endpoint,
     }
     if (now >= deadline) {
       long sent = 0;
-      curl_easy_getinfo(e, CURLINFO_REQUEST_SIZE, &sent);
+      curl().easy_getinfo(e, CURLINFO_REQUEST_SIZE, &sent);
       if (long_poll) {
         a.kind = Attempt::Kind::kTimeout;
-        curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &a.status);  // 0 if no headers yet
+        curl().easy_getinfo(e, CURLINFO_RESPONSE_CODE, &a.status);  // 0 if no headers yet
       } else {
         a.kind = Attempt::Kind::kTransport;
         a.error = "no answer within " + std::to_string(options_.request_timeout.count()) + " ms";
@@ -392,29 +386,29 @@ HttpClient::Attempt HttpClient::attempt(Conn& conn, const std::string& endpoint,
     auto next = long_poll && !a.sink.headers_at ? std::min(deadline, headers_deadline) : deadline;
     auto wait = std::chrono::ceil<std::chrono::milliseconds>(next - now).count();
     wait = std::clamp<long long>(wait, 1, 1000);
-    mc = curl_multi_poll(m, nullptr, 0, static_cast<int>(wait), nullptr);
+    mc = curl().multi_poll(m, nullptr, 0, static_cast<int>(wait), nullptr);
     if (mc != CURLM_OK) {
       a.kind = Attempt::Kind::kTransport;
-      a.error = curl_multi_strerror(mc);
+      a.error = curl().multi_strerror(mc);
       return a;
     }
   }
 
   CURLcode rc = CURLE_OK;
   int left = 0;
-  while (CURLMsg* msg = curl_multi_info_read(m, &left)) {
+  while (CURLMsg* msg = curl().multi_info_read(m, &left)) {
     if (msg->msg == CURLMSG_DONE && msg->easy_handle == e) rc = msg->data.result;
   }
   if (rc == CURLE_WRITE_ERROR && a.sink.stream_stopped) rc = CURLE_OK;  // we ended the stream
   if (rc != CURLE_OK) {
     long sent = 0;
-    curl_easy_getinfo(e, CURLINFO_REQUEST_SIZE, &sent);
+    curl().easy_getinfo(e, CURLINFO_REQUEST_SIZE, &sent);
     a.kind = Attempt::Kind::kTransport;
     a.request_sent = sent > 0;
     if (a.sink.too_big) {
       a.error = "response larger than " + std::to_string(kMaxBody >> 20) + " MB";
     } else {
-      a.error = errbuf[0] ? std::string(errbuf) : std::string(curl_easy_strerror(rc));
+      a.error = errbuf[0] ? std::string(errbuf) : std::string(curl().easy_strerror(rc));
       while (!a.error.empty() && (a.error.back() == '\n' || a.error.back() == '\r')) {
         a.error.pop_back();
       }
@@ -429,7 +423,7 @@ HttpClient::Attempt HttpClient::attempt(Conn& conn, const std::string& endpoint,
     }
     return a;
   }
-  curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &a.status);
+  curl().easy_getinfo(e, CURLINFO_RESPONSE_CODE, &a.status);
   a.kind = Attempt::Kind::kResponse;
   return a;
 }

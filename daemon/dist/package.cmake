@@ -36,8 +36,10 @@ set(CPACK_DEBIAN_PACKAGE_VERSION "${PROJECT_VERSION}")
 set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
-# Run, not linked: iptables (masquerade/forward rules). Debian's flannel ships /usr/bin/flanneld.
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "iptables")
+# Run, not linked: iptables (masquerade/forward rules); libcurl, loaded by the etcd stores when
+# one is used (stores/curl_lib.h; 7.68 for curl_multi_wakeup). Debian's flannel ships
+# /usr/bin/flanneld.
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "iptables, libcurl4 (>= 7.68.0)")
 set(CPACK_DEBIAN_PACKAGE_CONFLICTS "flannel")
 set(CPACK_DEBIAN_PACKAGE_CONTROL_STRICT_PERMISSION ON)
 

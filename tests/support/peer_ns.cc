@@ -56,14 +56,14 @@ std::string PeerNs::run(std::vector<std::string> argv) const {
   return out;
 }
 
-PeerNs::Enter::Enter(const PeerNs& ns) {
+PeerNs::Enter::Enter(const std::string& netns) {
   home_ = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
   if (home_ < 0) throw std::runtime_error("peer ns: cannot open our own netns");
-  int fd = ::open(("/var/run/netns/" + ns.name()).c_str(), O_RDONLY | O_CLOEXEC);
+  int fd = ::open(("/var/run/netns/" + netns).c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0 || ::setns(fd, CLONE_NEWNET) != 0) {
     if (fd >= 0) ::close(fd);
     ::close(home_);
-    throw std::runtime_error("peer ns: cannot enter " + ns.name());
+    throw std::runtime_error("peer ns: cannot enter " + netns);
   }
   ::close(fd);
 }

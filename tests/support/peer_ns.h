@@ -37,7 +37,9 @@ class PeerNs {
   // Moves the calling thread into the namespace until destroyed.
   class Enter {
    public:
-    explicit Enter(const PeerNs& ns);
+    explicit Enter(const PeerNs& ns) : Enter(ns.name()) {}
+    // Any namespace under /var/run/netns (a Lab host or hub, for example).
+    explicit Enter(const std::string& netns);
     ~Enter();
     Enter(const Enter&) = delete;
     Enter& operator=(const Enter&) = delete;
