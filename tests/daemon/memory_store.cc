@@ -48,7 +48,7 @@ Status MemoryStore::list_leases(LeaseList* out) {
   return Status::Ok();
 }
 
-Status MemoryStore::get_lease(const IP4Net& subnet, Lease* out) {
+Status MemoryStore::get_lease(const LeaseKey& subnet, Lease* out) {
   std::lock_guard lock(mu_);
   if (auto s = intercept(Op::kGetLease)) return *s;
   auto it = leases_.find(subnet);
@@ -92,7 +92,7 @@ Status MemoryStore::renew_lease(const Lease& lease, std::chrono::seconds ttl, Le
   return Status::Ok();
 }
 
-Status MemoryStore::delete_lease(const IP4Net& subnet, uint64_t expected_revision) {
+Status MemoryStore::delete_lease(const LeaseKey& subnet, uint64_t expected_revision) {
   std::lock_guard lock(mu_);
   if (auto s = intercept(Op::kDelete)) return *s;
   auto it = leases_.find(subnet);
