@@ -85,6 +85,9 @@ int Agent::run(std::stop_token stop) {
     backend_ = make_backend_(config_->backend_type);
     backend_->set_notify([](const std::string& line) { FLOG_INFO("{}", line); });
     setup_ = backend_->setup(*config_, iface_);
+    // With IPv6 on, the lease always advertises PublicIPv6 (a backend that writes no IPv6 data
+    // of its own, e.g. alloc, still says where the host is).
+    if (config_->enable_ipv6 && !setup_.attrs.public_ipv6) setup_.attrs.public_ipv6 = iface_.ext_v6_addr;
   } catch (const std::exception& e) {
     FLOG_ERROR("Error registering network: {}", e.what());
     set_state(AgentState::kStopping);
