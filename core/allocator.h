@@ -27,6 +27,12 @@ class AllocError : public std::runtime_error {
 // (no host bits), inside Network, and SubnetMin <= address <= SubnetMax. (v0.11 checks only the
 // range and the prefix; the extra checks reject leases left over from a different Network.)
 bool is_compatible(const Config& config, const IP4Net& subnet);
+// The same for an IPv6 subnet against the IPv6 fields (false when IPv6 is off).
+bool is_compatible_ipv6(const Config& config, const IP6Net& subnet);
+// A whole lease key (current flannel's rule, facts 1.6): the v4 part compatible when IPv4 is on
+// (and the 0.0.0.0/0 placeholder when it is off); the v6 part present exactly when IPv6 is on,
+// and then compatible.
+bool is_compatible_key(const Config& config, const LeaseKey& key);
 
 struct Allocation {
   enum class Source {
@@ -35,7 +41,9 @@ struct Allocation {
     kNew,       // picked at random among the first <= 100 free subnets: create it
   };
   Source source = Source::kNew;
-  IP4Net subnet;
+  IP4Net subnet;  // kNoIPv4Subnet when IPv4 is off
+  std::optional<IP6Net> ipv6_subnet;  // set exactly when IPv6 is on
+  LeaseKey key() const { return LeaseKey{subnet, ipv6_subnet}; }
   // For kExisting, the lease being reused (its revision is the CAS guard for the renewal, and an
   // absent expiration marks a reservation, which must stay without TTL). nullopt otherwise.
   std::optional<Lease> existing;
@@ -50,17 +58,22 @@ struct Allocation {
   std::string reason;
 };
 
-// Decides which subnet this host (public_ip) should hold, given every lease in the store.
-//  1. Reuse: a compatible lease holding public_ip (the one equal to previous_subnet if several,
-//     else the first in `existing` order).
-//  2. Previous: previous_subnet (from subnet.env, network address) if it is compatible and no
-//     lease overlaps it. A previous subnet held by another host is never taken (v0.11 took it).
-//  3. New: walk SubnetMin..SubnetMax in SubnetLen steps, skip candidates overlapping any lease
-//     (of any prefix length), collect the first 100 free ones, pick one uniformly with `rng`.
-// Throws AllocError when step 3 finds nothing. O(n log n) in the number of leases; the walk
-// jumps over leased ranges, so it does not depend on the size of the network.
+// Decides which subnet(s) this host (public_ip) should hold, given every lease in the store.
+// "Ours" means holding public_ip; with IPv4 off, holding public_ipv6 instead (every IPv6-only
+// host advertises PublicIP 0.0.0.0).
+//  1. Reuse: a compatible (is_compatible_key) lease of ours (the one equal to previous if
+//     several, else the first in `existing` order).
+//  2. Previous: `previous` (from subnet.env: FLANNEL_SUBNET and FLANNEL_IPV6_SUBNET, network
+//     addresses; v4 part kNoIPv4Subnet with IPv4 off) if it is compatible and no lease overlaps
+//     either part. A previous subnet held by another host is never taken (v0.11 took it).
+//  3. New: per enabled family, walk Min..Max in SubnetLen steps, skip candidates overlapping any
+//     lease (of any prefix length), collect the first 100 free ones, pick one uniformly with
+//     `rng` (the two families independently, as current flannel).
+// Throws AllocError naming the family when step 3 finds nothing. O(n log n) in the number of
+// leases; the walk jumps over leased ranges, so it does not depend on the size of the network.
 Allocation allocate_subnet(const Config& config, const std::vector<Lease>& existing, IP4 public_ip,
-                           std::optional<IP4Net> previous_subnet, std::mt19937_64& rng);
+                           std::optional<LeaseKey> previous, std::mt19937_64& rng,
+                           std::optional<IP6> public_ipv6 = std::nullopt);
 
 // How many free candidates step 3 collects before choosing (flannel's value).
 inline constexpr size_t kAllocCandidates = 100;

@@ -37,7 +37,10 @@ struct Config {
   IP6 ipv6_subnet_max;
 
   // One line for logs: "Network=10.5.0.0/16 SubnetLen=24 SubnetMin=10.5.1.0
-  // SubnetMax=10.5.255.0 Backend=vxlan".
+  // SubnetMax=10.5.255.0 Backend=vxlan". With IPv6 on, the IPv6 fields follow the IPv4 ones
+  // ("... IPv6Network=fc00::/48 IPv6SubnetLen=64 IPv6SubnetMin=fc00:0:0:1:: IPv6SubnetMax=
+  // fc00:0:0:ffff:: Backend=vxlan"); with IPv4 off the IPv4 fields are replaced by
+  // "EnableIPv4=false".
   std::string str() const;
   bool operator==(const Config&) const = default;
 };
@@ -47,10 +50,19 @@ struct Config {
 //   SubnetMin absent -> Network + one subnet (the first subnet is skipped);
 //   SubnetMax absent -> the last subnet of Network.
 // An explicit "SubnetMin":"0.0.0.0" is taken literally (v0.11 treated it as unset).
+// Dual stack, as current flannel: EnableIPv4 (default true) and EnableIPv6 (default false), at
+// least one of them true. The IPv4 fields are checked only when EnableIPv4 (otherwise they are
+// ignored and stay zero). With EnableIPv6, IPv6Network is mandatory and
+//   IPv6SubnetLen 0/absent -> 64 when the IPv6Network prefix P6 <= 62, P6 + 2 for P6 in 63..124,
+//   error above; explicit values must be <= 126 and >= P6 + 2;
+//   IPv6SubnetMin / IPv6SubnetMax (null = absent) default like SubnetMin / SubnetMax.
+// The IPv6 fields are ignored when EnableIPv6 is false.
 // Throws ConfigError on invalid JSON (message includes the byte offset) or an invalid config.
 Config parse_config(std::string_view json);
 
 // Number of subnets of length subnet_len from subnet_min to subnet_max inclusive (0 if min > max).
 uint64_t subnet_count(const Config& config);
+// Same for the IPv6 range (0 if IPv6 is off or min > max), saturating at UINT64_MAX.
+uint64_t ipv6_subnet_count(const Config& config);
 
 }  // namespace flannel

@@ -324,4 +324,7 @@ std::vector<IP6Net> IP6Net::subnets(int len, size_t limit) const {
   return out;
 }
 
+U128 ip6_to_u128(const IP6& ip) { return to_u128(ip); }
+IP6 ip6_from_u128(U128 v) { return from_u128(v); }
+
 }  // namespace flannel

@@ -78,6 +78,11 @@ struct IP4Net {
   auto operator<=>(const IP4Net&) const = default;
 };
 
+// IPv6 address arithmetic: the address as a 128-bit number (network order = most significant).
+using U128 = unsigned __int128;
+U128 ip6_to_u128(const IP6& ip);
+IP6 ip6_from_u128(U128 v);
+
 // An IPv6 network; same semantics as IP4Net with prefixes 0..128.
 struct IP6Net {
   IP6 ip;

@@ -33,13 +33,43 @@ size_t match_key_at(std::string_view key, size_t i) {
   return p - i;
 }
 
-}  // namespace
-
-std::string subnet_key(const IP4Net& subnet) {
-  return subnet.ip.str() + "-" + std::to_string(subnet.prefix);
+// Current flannel's IPv6 part "([a-f\d:]+)-(\d+)$" of the key, after the "&". Prefix lengths
+// are ParseUint(s, 10, 7): at most 127.
+std::optional<IP6Net> parse_v6_part(std::string_view part) {
+  size_t dash = part.rfind('-');
+  if (dash == std::string_view::npos || dash == 0 || dash + 1 == part.size()) return std::nullopt;
+  std::string_view addr = part.substr(0, dash), len = part.substr(dash + 1);
+  for (char c : addr) {
+    if (!is_digit(c) && !(c >= 'a' && c <= 'f') && c != ':') return std::nullopt;
+  }
+  int n = 0;
+  for (char c : len) {
+    if (!is_digit(c)) return std::nullopt;
+    n = n * 10 + (c - '0');
+    if (n > 127) return std::nullopt;
+  }
+  auto ip = IP6::try_parse(addr);
+  if (!ip) return std::nullopt;
+  return IP6Net{*ip, n};
 }
 
-std::optional<IP4Net> parse_subnet_key(std::string_view key) {
+}  // namespace
+
+std::string LeaseKey::str() const {
+  if (!ipv6_subnet) return subnet.str();
+  if (!has_ipv4()) return ipv6_subnet->str();
+  return subnet.str() + " " + ipv6_subnet->str();
+}
+
+std::string subnet_key(const LeaseKey& key) {
+  std::string out = key.subnet.ip.str() + "-" + std::to_string(key.subnet.prefix);
+  if (key.ipv6_subnet) {
+    out += "&" + key.ipv6_subnet->ip.str() + "-" + std::to_string(key.ipv6_subnet->prefix);
+  }
+  return out;
+}
+
+std::optional<LeaseKey> parse_subnet_key(std::string_view key) {
   // Like flannel's unanchored regex, take the leftmost match. A match can only start at a digit
   // that does not follow another digit (otherwise the match one to the left would be leftmost).
   for (size_t i = 0; i < key.size(); ++i) {
@@ -57,22 +87,41 @@ std::optional<IP4Net> parse_subnet_key(std::string_view key) {
       n = n * 10 + (c - '0');
       if (n > 32) return std::nullopt;
     }
-    return IP4Net{*ip, n};
+    LeaseKey out{IP4Net{*ip, n}};
+    if (i + len < key.size() && key[i + len] == '&') {
+      out.ipv6_subnet = parse_v6_part(key.substr(i + len + 1));
+      if (!out.ipv6_subnet) return std::nullopt;
+    }
+    return out;
   }
   return std::nullopt;
 }
 
-std::string encode_lease_attrs(const LeaseAttrs& attrs) {
-  std::string out = "{\"PublicIP\":\"" + attrs.public_ip.str() + "\"";
-  if (!attrs.backend_type.empty()) out += ",\"BackendType\":" + json_util::go_quote(attrs.backend_type);
-  if (!attrs.backend_data.empty()) {
-    // Go compacts and HTML-escapes a json.RawMessage when marshalling; invalid raw JSON is a
-    // programming error in the backend that produced it, never user input.
-    if (!nlohmann::json::accept(attrs.backend_data)) {
-      throw std::invalid_argument("lease BackendData is not valid JSON: " + attrs.backend_data);
-    }
-    out += ",\"BackendData\":" + json_util::compact(attrs.backend_data);
+namespace {
+
+// Go compacts and HTML-escapes a json.RawMessage when marshalling; invalid raw JSON is a
+// programming error in the backend that produced it, never user input.
+std::string raw_member(const char* name, const std::string& raw) {
+  if (!nlohmann::json::accept(raw)) {
+    throw std::invalid_argument(std::string("lease ") + name + " is not valid JSON: " + raw);
   }
+  return std::string(",\"") + name + "\":" + json_util::compact(raw);
+}
+
+}  // namespace
+
+std::string encode_lease_attrs(const LeaseAttrs& attrs) {
+  // Current flannel's form only when there is something IPv6 to say: IPv4-only leases stay
+  // byte-identical to v0.11's.
+  const bool v6 = attrs.public_ipv6.has_value() || !attrs.backend_v6_data.empty();
+  std::string out = "{\"PublicIP\":\"" + attrs.public_ip.str() + "\"";
+  if (v6) {
+    out += ",\"PublicIPv6\":";
+    out += attrs.public_ipv6 ? "\"" + attrs.public_ipv6->str() + "\"" : std::string("null");
+  }
+  if (!attrs.backend_type.empty()) out += ",\"BackendType\":" + json_util::go_quote(attrs.backend_type);
+  if (!attrs.backend_data.empty()) out += raw_member("BackendData", attrs.backend_data);
+  if (!attrs.backend_v6_data.empty()) out += raw_member("BackendV6Data", attrs.backend_v6_data);
   out += "}";
   return out;
 }
@@ -92,11 +141,13 @@ LeaseAttrs decode_lease_attrs(std::string_view json) {
   }
   // Walk the raw members in document order: Go matches names case-insensitively and the last
   // matching member wins; BackendData must keep its raw text.
-  std::optional<std::string_view> public_ip, backend_type, backend_data;
+  std::optional<std::string_view> public_ip, public_ipv6, backend_type, backend_data, backend_v6_data;
   for (const auto& m : json_util::object_members(json)) {
     if (json_util::iequals(m.key, "PublicIP")) public_ip = m.value;
+    else if (json_util::iequals(m.key, "PublicIPv6")) public_ipv6 = m.value;
     else if (json_util::iequals(m.key, "BackendType")) backend_type = m.value;
     else if (json_util::iequals(m.key, "BackendData")) backend_data = m.value;
+    else if (json_util::iequals(m.key, "BackendV6Data")) backend_v6_data = m.value;
   }
   LeaseAttrs attrs;
   if (!public_ip) throw ParseError("invalid lease JSON: PublicIP is missing");
@@ -117,8 +168,21 @@ LeaseAttrs decode_lease_attrs(std::string_view json) {
                        " is not a string");
     }
   }
-  // A null BackendData is treated as absent.
+  if (public_ipv6) {
+    auto v = nlohmann::json::parse(*public_ipv6);
+    std::optional<IP6> ip6;
+    if (v.is_string()) ip6 = IP6::try_parse(v.get<std::string>());
+    if (!v.is_null() && !ip6) {
+      throw ParseError("invalid lease JSON: PublicIPv6 " + std::string(*public_ipv6) +
+                       " is neither null nor an IPv6 address string like \"2001:db8::10\"");
+    }
+    attrs.public_ipv6 = ip6;
+  }
+  // A null BackendData / BackendV6Data is treated as absent.
   if (backend_data && *backend_data != "null") attrs.backend_data = json_util::compact(*backend_data, false);
+  if (backend_v6_data && *backend_v6_data != "null") {
+    attrs.backend_v6_data = json_util::compact(*backend_v6_data, false);
+  }
   return attrs;
 }
 

@@ -4,15 +4,15 @@
 
 namespace flannel {
 
-void PeerCache::set_own(std::optional<IP4Net> own) {
+void PeerCache::set_own(std::optional<LeaseKey> own) {
   own_ = own;
   if (own_) peers_.erase(*own_);
 }
 
 void PeerCache::upsert(const Lease& lease, std::vector<PeerEvent>* out) {
-  auto it = peers_.find(lease.subnet);
+  auto it = peers_.find(lease.key());
   if (it == peers_.end()) {
-    peers_.emplace(lease.subnet, lease);
+    peers_.emplace(lease.key(), lease);
     out->push_back({PeerEvent::Type::kAdded, lease});
     return;
   }
@@ -26,10 +26,10 @@ void PeerCache::upsert(const Lease& lease, std::vector<PeerEvent>* out) {
 std::vector<PeerEvent> PeerCache::apply(const std::vector<LeaseEvent>& events) {
   std::vector<PeerEvent> out;
   for (const auto& ev : events) {
-    if (own_ && ev.lease.subnet == *own_) continue;
+    if (own_ && ev.lease.key() == *own_) continue;
     if (ev.type == LeaseEventType::kAdded) {
       upsert(ev.lease, &out);
-    } else if (auto it = peers_.find(ev.lease.subnet); it != peers_.end()) {
+    } else if (auto it = peers_.find(ev.lease.key()); it != peers_.end()) {
       out.push_back({PeerEvent::Type::kRemoved, it->second});
       peers_.erase(it);
     }
@@ -39,10 +39,10 @@ std::vector<PeerEvent> PeerCache::apply(const std::vector<LeaseEvent>& events) {
 
 std::vector<PeerEvent> PeerCache::resync(const std::vector<Lease>& snapshot) {
   std::vector<PeerEvent> removed, added;
-  std::set<IP4Net> present;
+  std::set<LeaseKey> present;
   for (const auto& l : snapshot) {
-    if (own_ && l.subnet == *own_) continue;
-    present.insert(l.subnet);
+    if (own_ && l.key() == *own_) continue;
+    present.insert(l.key());
   }
   for (auto it = peers_.begin(); it != peers_.end();) {
     if (!present.count(it->first)) {
@@ -53,7 +53,7 @@ std::vector<PeerEvent> PeerCache::resync(const std::vector<Lease>& snapshot) {
     }
   }
   for (const auto& l : snapshot) {
-    if (own_ && l.subnet == *own_) continue;
+    if (own_ && l.key() == *own_) continue;
     upsert(l, &added);
   }
   // upsert() may emit a removal for a changed peer; keep all removals ahead of additions.

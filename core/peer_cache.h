@@ -3,7 +3,9 @@
 // Fixes two v0.11 weaknesses (facts §7.5-6): a resync diffs full attributes (a peer whose
 // VtepMAC or PublicIP changed is removed with its old attrs and added with the new ones), and a
 // renewal that changes nothing but the expiration produces no backend work. Our own subnet is
-// never passed to the backend. Pure logic, no I/O.
+// never passed to the backend. Peers are identified by their whole lease key (IPv4 subnet and,
+// for dual-stack and IPv6-only leases, IPv6 subnet): `10.5.1.0-24` and `10.5.1.0-24&fc00::-64`
+// are two different peers, and IPv6-only leases all share the v4 part 0.0.0.0/0. Pure logic.
 #pragma once
 
 #include <map>
@@ -16,8 +18,8 @@ namespace flannel {
 
 class PeerCache {
  public:
-  // Events for `own` (our subnet) are dropped; change it when the lease moves.
-  void set_own(std::optional<IP4Net> own);
+  // Events for `own` (our lease key) are dropped; change it when the lease moves.
+  void set_own(std::optional<LeaseKey> own);
 
   // Applies incremental store events and returns what the backend must do, in order.
   std::vector<PeerEvent> apply(const std::vector<LeaseEvent>& events);
@@ -27,13 +29,13 @@ class PeerCache {
   std::vector<PeerEvent> resync(const std::vector<Lease>& snapshot);
 
   size_t size() const { return peers_.size(); }
-  const std::map<IP4Net, Lease>& peers() const { return peers_; }
+  const std::map<LeaseKey, Lease>& peers() const { return peers_; }
 
  private:
   void upsert(const Lease& lease, std::vector<PeerEvent>* out);
 
-  std::optional<IP4Net> own_;
-  std::map<IP4Net, Lease> peers_;
+  std::optional<LeaseKey> own_;
+  std::map<LeaseKey, Lease> peers_;
 };
 
 }  // namespace flannel

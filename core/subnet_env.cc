@@ -48,9 +48,22 @@ SubnetEnv make_subnet_env(const IP4Net& network, const IP4Net& lease_subnet, int
   return SubnetEnv{network, IP4Net{lease_subnet.first_host(), lease_subnet.prefix}, mtu, ipmasq};
 }
 
+SubnetEnv make_subnet_env(const Config& config, const LeaseKey& lease, int mtu, bool ipmasq) {
+  SubnetEnv e = make_subnet_env(config.network, lease.subnet, mtu, ipmasq);
+  e.ipv4 = config.enable_ipv4;
+  if (config.enable_ipv6 && lease.ipv6_subnet) {
+    e.ipv6_network = config.ipv6_network;
+    e.ipv6_subnet = IP6Net{lease.ipv6_subnet->first_host(), lease.ipv6_subnet->prefix};
+  }
+  return e;
+}
+
 std::string render_subnet_env(const SubnetEnv& e) {
-  return "FLANNEL_NETWORK=" + e.network.str() + "\nFLANNEL_SUBNET=" + e.subnet.str() +
-         "\nFLANNEL_MTU=" + std::to_string(e.mtu) + "\nFLANNEL_IPMASQ=" + (e.ipmasq ? "true" : "false") + "\n";
+  std::string out;
+  if (e.ipv4) out += "FLANNEL_NETWORK=" + e.network.str() + "\nFLANNEL_SUBNET=" + e.subnet.str() + "\n";
+  if (e.ipv6_network) out += "FLANNEL_IPV6_NETWORK=" + e.ipv6_network->str() + "\n";
+  if (e.ipv6_subnet) out += "FLANNEL_IPV6_SUBNET=" + e.ipv6_subnet->str() + "\n";
+  return out + "FLANNEL_MTU=" + std::to_string(e.mtu) + "\nFLANNEL_IPMASQ=" + (e.ipmasq ? "true" : "false") + "\n";
 }
 
 std::map<std::string, std::string> parse_env_file(std::string_view text) {
@@ -89,6 +102,27 @@ std::optional<IP4Net> cidr_from_env(const std::map<std::string, std::string>& en
 std::optional<IP4Net> previous_subnet_from_env(const std::map<std::string, std::string>& env,
                                                std::string* warning) {
   return cidr_from_env(env, "FLANNEL_SUBNET", warning);
+}
+
+std::optional<IP6Net> cidr6_from_env(const std::map<std::string, std::string>& env, const std::string& key,
+                                     std::string* warning) {
+  auto it = env.find(key);
+  if (it == env.end() || it->second.empty()) return std::nullopt;
+  if (auto n = IP6Net::try_parse(it->second)) return n;
+  if (warning) {
+    *warning = "ignoring " + key + "=\"" + it->second + "\": not an IPv6 CIDR like fc00:0:0:1::1/64";
+  }
+  return std::nullopt;
+}
+
+std::optional<LeaseKey> previous_key_from_env(const std::map<std::string, std::string>& env,
+                                              const Config& config, std::string* warning) {
+  std::string w4, w6;
+  std::optional<IP4Net> v4 = config.enable_ipv4 ? previous_subnet_from_env(env, &w4) : std::nullopt;
+  std::optional<IP6Net> v6 = config.enable_ipv6 ? cidr6_from_env(env, "FLANNEL_IPV6_SUBNET", &w6) : std::nullopt;
+  if (warning) *warning = w4.empty() ? w6 : w6.empty() ? w4 : w4 + "; " + w6;
+  if (config.enable_ipv4 ? !v4 : !v6) return std::nullopt;
+  return LeaseKey{v4 ? *v4 : kNoIPv4Subnet, v6};
 }
 
 }  // namespace flannel

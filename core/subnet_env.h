@@ -8,7 +8,9 @@
 #include <string>
 #include <string_view>
 
+#include "core/config.h"
 #include "core/ip.h"
+#include "core/lease.h"
 
 namespace flannel {
 
@@ -17,13 +19,22 @@ struct SubnetEnv {
   IP4Net subnet;   // host part kept: first host of the lease and its prefix, e.g. 10.5.34.1/24
   int mtu = 0;
   bool ipmasq = false;
+  // Dual stack (current flannel): written only when set; `ipv4` false leaves out the IPv4 lines.
+  std::optional<IP6Net> ipv6_network{};  // config IPv6Network, e.g. fc00::/48
+  std::optional<IP6Net> ipv6_subnet{};  // host part kept, e.g. fc00:0:0:1::1/64
+  bool ipv4 = true;
 };
 
 // The SubnetEnv for a lease: subnet = lease's first host / lease prefix (10.5.34.0/24 -> 10.5.34.1/24).
 SubnetEnv make_subnet_env(const IP4Net& network, const IP4Net& lease_subnet, int mtu, bool ipmasq);
+// The same for a lease of either or both families under `config` (IPv6 lines only when
+// config.enable_ipv6, IPv4 lines only when config.enable_ipv4).
+SubnetEnv make_subnet_env(const Config& config, const LeaseKey& lease, int mtu, bool ipmasq);
 
 // Exactly the four lines v0.11 writes, e.g.
 // "FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.34.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n"
+// With IPv6, current flannel's order: FLANNEL_NETWORK, FLANNEL_SUBNET (if IPv4),
+// FLANNEL_IPV6_NETWORK, FLANNEL_IPV6_SUBNET (if IPv6), FLANNEL_MTU, FLANNEL_IPMASQ.
 std::string render_subnet_env(const SubnetEnv& env);
 
 // Parses a dotenv file the way godotenv (which v0.11 uses to read it back) does, for the forms
@@ -45,5 +56,17 @@ std::optional<IP4Net> cidr_from_env(const std::map<std::string, std::string>& en
 // cidr_from_env(env, "FLANNEL_SUBNET", warning): the subnet this host held before a restart.
 std::optional<IP4Net> previous_subnet_from_env(const std::map<std::string, std::string>& env,
                                                std::string* warning = nullptr);
+
+// The IPv6 CIDR under `key` (e.g. FLANNEL_IPV6_SUBNET), normalised to its network address; as
+// cidr_from_env otherwise.
+std::optional<IP6Net> cidr6_from_env(const std::map<std::string, std::string>& env,
+                                     const std::string& key, std::string* warning = nullptr);
+
+// The lease key this host held before a restart, for `config`'s families: FLANNEL_SUBNET (or
+// the 0.0.0.0/0 placeholder when IPv4 is off) and FLANNEL_IPV6_SUBNET if present. nullopt when
+// the file names no subnet of an enabled family. Whether it fits the config is the allocator's
+// call (a missing IPv6 part with IPv6 on makes it incompatible, as in current flannel).
+std::optional<LeaseKey> previous_key_from_env(const std::map<std::string, std::string>& env,
+                                              const Config& config, std::string* warning = nullptr);
 
 }  // namespace flannel

@@ -78,10 +78,17 @@ int Agent::run(std::stop_token stop) {
     return 0;
   }
   FLOG_INFO("Network config: {}", config_->str());
+  if (!prepare_interface()) {
+    set_state(AgentState::kStopping);
+    return 1;
+  }
   try {
     backend_ = make_backend_(config_->backend_type);
     backend_->set_notify([](const std::string& line) { FLOG_INFO("{}", line); });
     setup_ = backend_->setup(*config_, iface_);
+    // With IPv6 on, the lease always advertises PublicIPv6 (a backend that writes no IPv6 data
+    // of its own, e.g. alloc, still says where the host is).
+    if (config_->enable_ipv6 && !setup_.attrs.public_ipv6) setup_.attrs.public_ipv6 = iface_.ext_v6_addr;
   } catch (const std::exception& e) {
     FLOG_ERROR("Error registering network: {}", e.what());
     set_state(AgentState::kStopping);
@@ -96,7 +103,7 @@ int Agent::run(std::stop_token stop) {
   next_backend_check_ = every(backend_->check_interval());
   next_lease_check_ = every(settings_.lease_check_interval);
   set_state(AgentState::kAcquiring);
-  if (!establish(previous.subnet, stop)) {
+  if (!establish(previous_key_, stop)) {
     set_state(AgentState::kStopping);
     return stop.stop_requested() ? 0 : 1;
   }
@@ -105,20 +112,61 @@ int Agent::run(std::stop_token stop) {
   return 0;
 }
 
-bool Agent::establish(std::optional<IP4Net> previous, std::stop_token stop) {
+bool Agent::prepare_interface() {
+  if (config_->enable_ipv6 && config_->backend_type == "udp") {
+    FLOG_ERROR("The udp backend is IPv4 only but the network config has EnableIPv6 true: use the "
+               "vxlan or host-gw backend for IPv6, or set EnableIPv6 to false");
+    return false;
+  }
+  if (!config_->enable_ipv4) iface_.ext_addr = IP4{};  // current flannel advertises PublicIP 0.0.0.0
+  if (!config_->enable_ipv6) {  // nothing IPv6 is advertised or configured
+    iface_.iface_v6_addr.reset();
+    iface_.ext_v6_addr.reset();
+    return true;
+  }
+  if (!iface_.iface_v6_addr && settings_.find_iface_v6) {
+    try {
+      iface_.iface_v6_addr = settings_.find_iface_v6(iface_);
+    } catch (const std::exception& e) {
+      FLOG_ERROR("Cannot read the IPv6 addresses of interface {}: {}", iface_.name, e.what());
+      return false;
+    }
+  }
+  if (!iface_.iface_v6_addr && !iface_.ext_v6_addr) {
+    FLOG_ERROR("failed to find IPv6 address for interface {} (EnableIPv6 is true: give {} a global "
+               "or link-local IPv6 address that is not deprecated, or set -public-ipv6)",
+               iface_.name, iface_.name);
+    return false;
+  }
+  if (!iface_.iface_v6_addr) iface_.iface_v6_addr = iface_.ext_v6_addr;
+  if (iface_.ext_v6_addr) {
+    FLOG_INFO("Using {} as external IPv6 address (interface IPv6 address {})", iface_.ext_v6_addr->str(),
+              iface_.iface_v6_addr->str());
+  } else {
+    iface_.ext_v6_addr = iface_.iface_v6_addr;
+    FLOG_INFO("Defaulting external IPv6 address to interface IPv6 address ({})", iface_.ext_v6_addr->str());
+  }
+  return true;
+}
+
+bool Agent::establish(std::optional<LeaseKey> previous, std::stop_token stop) {
   auto lease = keeper_.acquire(*config_, setup_.attrs, previous, stop);
   if (!lease) return false;
-  std::optional<IP4Net> old;
-  if (lease_.subnet.prefix != 0) old = lease_.subnet;
+  std::optional<LeaseKey> old;
+  if (lease_.key() != LeaseKey{}) old = lease_.key();
   lease_ = *lease;
-  FLOG_INFO("Lease acquired: {}", lease_.subnet.str());
-  if (old && *old != lease_.subnet) {
-    FLOG_WARNING("Subnet changed from {} to {}", old->str(), lease_.subnet.str());
+  FLOG_INFO("Lease acquired: {}", lease_.key().str());
+  if (old && *old != lease_.key()) {
+    FLOG_WARNING("Subnet changed from {} to {}", old->str(), lease_.key().str());
   }
-  peers_.set_own(lease_.subnet);
+  peers_.set_own(lease_.key());
   try {
     backend_->lease_acquired(lease_);
-    net_rules_->apply(config_->network, lease_.subnet);  // rules in place before subnet.env
+    // rules in place before subnet.env: iptables only with IPv4 on (an IPv6-only lease's v4 part
+    // is the 0.0.0.0/0 placeholder), ip6tables when the lease has an IPv6 subnet
+    std::optional<IP6Net> network6;
+    if (config_->enable_ipv6) network6 = config_->ipv6_network;
+    net_rules_->apply(config_->network, lease_.subnet, network6, lease_.ipv6_subnet, config_->enable_ipv4);
     write_subnet_file();
   } catch (const std::exception& e) {
     FLOG_ERROR("{}", e.what());
@@ -145,7 +193,7 @@ bool Agent::establish(std::optional<IP4Net> previous, std::stop_token stop) {
 }
 
 void Agent::write_subnet_file() {
-  SubnetEnv env = make_subnet_env(config_->network, lease_.subnet, setup_.mtu, settings_.ip_masq);
+  SubnetEnv env = make_subnet_env(*config_, lease_.key(), setup_.mtu, settings_.ip_masq);
   try {
     write_file_atomic(settings_.subnet_file, render_subnet_env(env));
   } catch (const std::exception& e) {
@@ -162,6 +210,14 @@ void Agent::lease_updated() {
   }
 }
 
+void Agent::count_peers() {
+  metrics_.peers = peers_.size();
+  uint64_t v6 = 0;
+  for (const auto& [key, lease] : peers_.peers())
+    if (key.ipv6_subnet) ++v6;
+  metrics_.ipv6_peers = v6;
+}
+
 Status Agent::resync() {
   LeaseList list;
   Status s = store_.list_leases(&list);
@@ -176,8 +232,8 @@ Status Agent::resync() {
   }
   cursor_ = list.revision;
   if (reset_grace_until_) {  // keep the peers that have not re-registered yet
-    std::set<IP4Net> listed;
-    for (const auto& l : list.leases) listed.insert(l.subnet);
+    std::set<LeaseKey> listed;
+    for (const auto& l : list.leases) listed.insert(l.key());
     for (const auto& [subnet, lease] : peers_.peers())
       if (!listed.count(subnet)) list.leases.push_back(lease);
   }
@@ -194,7 +250,7 @@ Status Agent::resync() {
 }
 
 void Agent::sync_backend() {
-  metrics_.peers = peers_.size();
+  count_peers();
   next_sync_retry_.reset();
   if (!backend_->wants_peers()) return;
   std::vector<Lease> all;
@@ -210,7 +266,7 @@ void Agent::sync_backend() {
 }
 
 void Agent::send_to_backend(const std::vector<PeerEvent>& batch, Steady::time_point arrived) {
-  metrics_.peers = peers_.size();
+  count_peers();
   if (batch.empty() || !backend_->wants_peers()) return;
   size_t added = std::count_if(batch.begin(), batch.end(),
                                [](const PeerEvent& e) { return e.type == PeerEvent::Type::kAdded; });
@@ -286,7 +342,7 @@ void Agent::on_watch(const WatchResult& w, Steady::time_point arrived, std::stop
       std::vector<LeaseEvent> others;
       bool lost = false;
       for (const auto& ev : w.events) {
-        if (ev.lease.subnet == lease_.subnet) {
+        if (ev.lease.key() == lease_.key()) {
           if (!check_own_event(ev)) lost = true;
         } else {
           others.push_back(ev);
@@ -363,7 +419,7 @@ void Agent::on_lease_check_due(std::stop_token stop) {
 
 bool Agent::verify_own_lease(std::stop_token stop, const char* when, bool missing_is_reset) {
   Lease mine;
-  Status s = store_.get_lease(lease_.subnet, &mine);
+  Status s = store_.get_lease(lease_.key(), &mine);
   if (s.code == StoreCode::kStoreReset) {
     on_store_reset("checking our lease: " + s.message, stop);
     return false;
@@ -382,7 +438,7 @@ bool Agent::verify_own_lease(std::stop_token stop, const char* when, bool missin
   }
   if (!s.ok()) {  // transport trouble or a malformed value: look again at the next check
     metrics_.store_errors++;
-    FLOG_WARNING("Cannot check lease {} ({}): {}", lease_.subnet.str(), to_string(s.code), s.message);
+    FLOG_WARNING("Cannot check lease {} ({}): {}", lease_.key().str(), to_string(s.code), s.message);
     if (s.code == StoreCode::kUnavailable) after_outage_ = true;
     return false;
   }
@@ -413,14 +469,14 @@ void Agent::on_backend_check_due() {
 void Agent::on_lease_lost(const std::string& why, std::stop_token stop) {
   if (state() != AgentState::kLost) metrics_.leases_lost++;
   set_state(AgentState::kLost);
-  FLOG_WARNING("Lease {} {}; re-acquiring", lease_.subnet.str(), why);
-  if (!establish(lease_.subnet, stop) && !stop.stop_requested()) set_state(AgentState::kLost);
+  FLOG_WARNING("Lease {} {}; re-acquiring", lease_.key().str(), why);
+  if (!establish(lease_.key(), stop) && !stop.stop_requested()) set_state(AgentState::kLost);
 }
 
 void Agent::on_store_reset(const std::string& where, std::stop_token stop) {
   metrics_.store_resets++;
   const auto started = Steady::now();
-  const IP4Net old = lease_.subnet;
+  const LeaseKey old = lease_.key();
   FLOG_WARNING("Store {} was reset (it lost its data or was replaced; noticed while {}); "
                "re-registering", store_.describe(), where);
   set_state(AgentState::kWaitingForConfig);
@@ -438,14 +494,14 @@ void Agent::on_store_reset(const std::string& where, std::stop_token stop) {
     return;
   }
   auto ms = duration_cast<milliseconds>(Steady::now() - started).count();
-  if (lease_.subnet == old) {
+  if (lease_.key() == old) {
     FLOG_INFO("Store reset handled: lease {} re-registered (same subnet), {} peers resynced in {} ms "
               "(peers not re-registered yet stay programmed for {} s)",
-              lease_.subnet.str(), peers_.size(), ms, duration_cast<seconds>(settings_.reset_grace).count());
+              lease_.key().str(), peers_.size(), ms, duration_cast<seconds>(settings_.reset_grace).count());
   } else {
     FLOG_WARNING("Store reset handled: subnet {} was taken, now holding {}; {} peers resynced in {} ms "
                  "(peers not re-registered yet stay programmed for {} s)",
-                 old.str(), lease_.subnet.str(), peers_.size(), ms,
+                 old.str(), lease_.key().str(), peers_.size(), ms,
                  duration_cast<seconds>(settings_.reset_grace).count());
   }
 }

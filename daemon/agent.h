@@ -54,6 +54,9 @@ struct AgentSettings {
   // removes those that never came back.
   std::chrono::milliseconds reset_grace{120000};
   std::string config_key;  // for logs: "<prefix>/config"
+  // The chosen interface's IPv6 address (facts 2.4), asked only when the config enables IPv6
+  // and -public-ipv6 is not set; nullopt = it has none. Unset = no lookup (tests).
+  std::function<std::optional<IP6>(const ExternalInterface&)> find_iface_v6;
 };
 
 enum class AgentState { kWaitingForConfig, kAcquiring, kHolding, kLost, kStopping };
@@ -78,10 +81,15 @@ class Agent {
  private:
   // --- states ---
   std::optional<Config> wait_for_config(std::stop_token stop);
+  // Reads subnet.env of the previous run: the PreviousRun for the rules, and previous_key_.
   PreviousRun read_previous_run();
+  // After the config is read: the IPv6 side of iface_ (cleared with IPv6 off; looked up with
+  // settings_.find_iface_v6 unless -public-ipv6 gave one), and IPv6 + udp refused. False (logged)
+  // if the config cannot run on this host.
+  bool prepare_interface();
   // kAcquiring: acquire (same subnet as `previous` if it is free), backend, rules, subnet file,
   // then a full peer sync. False if stopped or a fatal local error (logged).
-  bool establish(std::optional<IP4Net> previous, std::stop_token stop);
+  bool establish(std::optional<LeaseKey> previous, std::stop_token stop);
   void holding(std::stop_token stop);
 
   // --- one handler per input (kHolding) ---
@@ -106,6 +114,7 @@ class Agent {
   // Lists the leases and hands the backend the full peer set. Returns the store status.
   Status resync();
   void sync_backend();
+  void count_peers();  // metrics: peers, ipv6_peers
   void send_to_backend(const std::vector<PeerEvent>& batch,
                        std::chrono::steady_clock::time_point arrived);
   // Our lease as read back from the store (lease check, after lost history): adopts a rewrite
@@ -128,6 +137,7 @@ class Agent {
   std::unique_ptr<NetRules> net_rules_;
   BackendSetup setup_;
   Lease lease_;
+  std::optional<LeaseKey> previous_key_;  // from subnet.env, for the first acquisition
   bool notified_ = false;  // READY=1 sent to systemd
 
   std::atomic<AgentState> state_{AgentState::kWaitingForConfig};

@@ -47,11 +47,14 @@ PreviousRun Agent::read_previous_run() {
     if (!text) return prev;
     auto env = parse_env_file(*text);
     std::string warning;
-    prev.subnet = previous_subnet_from_env(env, &warning);
+    prev.subnet = previous_subnet_from_env(env);
+    previous_key_ = previous_key_from_env(env, *config_, &warning);
     if (!warning.empty()) FLOG_WARNING("Ignoring previous subnet in {}: {}", settings_.subnet_file, warning);
     prev.network = cidr_from_env(env, "FLANNEL_NETWORK");
     prev.ip_masq = env.count("FLANNEL_IPMASQ") && env.at("FLANNEL_IPMASQ") == "true";
-    if (prev.subnet) FLOG_INFO("Found previous subnet {} in {}", prev.subnet->str(), settings_.subnet_file);
+    prev.ipv6_network = cidr6_from_env(env, "FLANNEL_IPV6_NETWORK");
+    prev.ipv6_subnet = cidr6_from_env(env, "FLANNEL_IPV6_SUBNET");
+    if (previous_key_) FLOG_INFO("Found previous subnet {} in {}", previous_key_->str(), settings_.subnet_file);
   } catch (const std::exception& e) {
     FLOG_WARNING("Ignoring unreadable subnet file {}: {}", settings_.subnet_file, e.what());
   }

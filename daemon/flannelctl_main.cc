@@ -60,14 +60,47 @@ struct UsageError : std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-IP4Net parse_subnet_arg(const std::string& text) {
+LeaseKey parse_subnet_arg(const std::string& text) {
   if (auto net = IP4Net::try_parse(text)) {
     if (net->network().ip != IP4Net::parse_keep_host(text).ip)
       throw UsageError("subnet " + text + " has host bits set; did you mean " + net->str() + "?");
     return *net;
   }
   if (auto key = parse_subnet_key(text); key && subnet_key(*key) == text) return *key;
-  throw UsageError("invalid subnet \"" + text + "\": expected A.B.C.D/N or A.B.C.D-N, e.g. 10.5.34.0/24");
+  throw UsageError("invalid subnet \"" + text + "\": expected A.B.C.D/N, A.B.C.D-N, a dual-stack key "
+                   "A.B.C.D-N&IPV6-M, or (get and rm) an IPv6 subnet, e.g. 10.5.34.0/24 or "
+                   "10.5.34.0-24&fc00:0:0:1::-64");
+}
+
+// `subnets get|rm` argument: an IPv4 subnet or lease key as above, or an IPv6 subnet. A
+// dual-stack lease is found by either of its subnets: when the exact key is not in the store,
+// the one lease whose IPv4 (or IPv6) subnet matches is used.
+LeaseKey resolve_subnet_arg(Store& store, const std::string& text) {
+  std::optional<IP6Net> v6;
+  std::optional<LeaseKey> key;
+  if (auto n = IP6Net::try_parse(text)) {
+    if (n->network() != IP6Net{n->ip, n->prefix})
+      throw UsageError("subnet " + text + " has host bits set; did you mean " + n->network().str() + "?");
+    v6 = *n;
+  } else {
+    key = parse_subnet_arg(text);
+    Lease l;
+    if (store.get_lease(*key, &l).code != StoreCode::kNotFound || key->ipv6_subnet) return *key;
+  }
+  LeaseList list;
+  Status s = store.list_leases(&list);
+  if (!s.ok()) return key ? *key : LeaseKey{kNoIPv4Subnet, v6};
+  std::vector<LeaseKey> found;
+  for (const auto& l : list.leases) {
+    if (v6 ? l.ipv6_subnet == v6 : (l.subnet == key->subnet && l.key().has_ipv4())) found.push_back(l.key());
+  }
+  if (found.size() == 1) return found[0];
+  if (found.size() > 1) {
+    std::string all;
+    for (const auto& k : found) all += (all.empty() ? "" : ", ") + subnet_key(k);
+    throw UsageError("several leases hold " + text + " (" + all + "); name one by its key");
+  }
+  return key ? *key : LeaseKey{kNoIPv4Subnet, v6};
 }
 
 std::string expires_in(const Lease& l) {
@@ -92,8 +125,9 @@ std::string rfc3339(Clock::time_point t) {
 
 nlohmann::ordered_json lease_json(const Lease& l) {
   nlohmann::ordered_json j;
-  j["subnet"] = l.subnet.str();
-  j["key"] = subnet_key(l.subnet);
+  j["subnet"] = l.key().has_ipv4() ? nlohmann::ordered_json(l.subnet.str()) : nullptr;
+  if (l.ipv6_subnet) j["ipv6_subnet"] = l.ipv6_subnet->str();
+  j["key"] = subnet_key(l.key());
   j["value"] = nlohmann::ordered_json::parse(encode_lease_attrs(l.attrs));
   if (l.expiration && *l.expiration == kUnknownExpiration) {
     j["expiration"] = "unknown";
@@ -147,25 +181,34 @@ int cmd_subnets(Store& store, const std::vector<std::string>& a) {
     if (!s.ok()) store_failure("listing subnets", s);
     for (const auto& w : list.warnings) std::cerr << "warning: skipped malformed entry: " << w << "\n";
     std::sort(list.leases.begin(), list.leases.end(),
-              [](const Lease& x, const Lease& y) { return x.subnet < y.subnet; });
+              [](const Lease& x, const Lease& y) { return x.key() < y.key(); });
     if (json) {
       nlohmann::ordered_json out = nlohmann::ordered_json::array();
       for (const auto& l : list.leases) out.push_back(lease_json(l));
       std::cout << out.dump(2) << "\n";
       return 0;
     }
-    std::cout << std::left << std::setw(20) << "SUBNET" << std::setw(17) << "PUBLIC IP"
-              << std::setw(10) << "BACKEND" << std::setw(40) << "BACKEND DATA" << "EXPIRES IN\n";
+    // The IPv6 columns only when some lease has IPv6: an IPv4-only cluster's table is unchanged.
+    const bool v6 = std::any_of(list.leases.begin(), list.leases.end(),
+                                [](const Lease& l) { return l.ipv6_subnet || l.attrs.public_ipv6; });
+    std::cout << std::left << std::setw(20) << "SUBNET";
+    if (v6) std::cout << std::setw(26) << "IPV6 SUBNET";
+    std::cout << std::setw(17) << "PUBLIC IP";
+    if (v6) std::cout << std::setw(26) << "PUBLIC IPV6";
+    std::cout << std::setw(10) << "BACKEND" << std::setw(40) << "BACKEND DATA" << "EXPIRES IN\n";
     for (const auto& l : list.leases) {
-      std::cout << std::setw(20) << l.subnet.str() << std::setw(17) << l.attrs.public_ip.str()
-                << std::setw(10) << (l.attrs.backend_type.empty() ? "-" : l.attrs.backend_type)
+      std::cout << std::setw(20) << (l.key().has_ipv4() ? l.subnet.str() : "-");
+      if (v6) std::cout << std::setw(26) << (l.ipv6_subnet ? l.ipv6_subnet->str() : "-");
+      std::cout << std::setw(17) << l.attrs.public_ip.str();
+      if (v6) std::cout << std::setw(26) << (l.attrs.public_ipv6 ? l.attrs.public_ipv6->str() : "-");
+      std::cout << std::setw(10) << (l.attrs.backend_type.empty() ? "-" : l.attrs.backend_type)
                 << std::setw(40) << (l.attrs.backend_data.empty() ? "-" : l.attrs.backend_data)
                 << expires_in(l) << "\n";
     }
     return 0;
   }
   if (a.size() == 3 && (a[1] == "get" || a[1] == "rm")) {
-    IP4Net subnet = parse_subnet_arg(a[2]);
+    const LeaseKey subnet = resolve_subnet_arg(store, a[2]);
     if (a[1] == "get") {
       Lease l;
       Status s = store.get_lease(subnet, &l);
@@ -186,16 +229,18 @@ int cmd_subnets(Store& store, const std::vector<std::string>& a) {
 int cmd_reserve(Store& store, const std::vector<std::string>& a) {
   if (a.size() != 3) throw UsageError("usage: reserve SUBNET PUBLIC_IP");
   Lease l;
-  l.subnet = parse_subnet_arg(a[1]);
+  const LeaseKey key = parse_subnet_arg(a[1]);
+  l.subnet = key.subnet;
+  l.ipv6_subnet = key.ipv6_subnet;
   auto ip = IP4::try_parse(a[2]);
   if (!ip) throw UsageError("invalid PUBLIC_IP \"" + a[2] + "\": expected an IPv4 address such as 10.0.0.5");
   l.attrs.public_ip = *ip;
   Lease created;
   Status s = store.create_lease(l, std::chrono::seconds(0), &created);
   if (s.code == StoreCode::kConflict)
-    throw std::runtime_error(l.subnet.str() + " is already leased; remove it first with: flannelctl subnets rm " + l.subnet.str());
-  if (!s.ok()) store_failure("reserving " + l.subnet.str(), s);
-  std::cerr << "reserved " << l.subnet.str() << " for " << ip->str() << "\n";
+    throw std::runtime_error(key.str() + " is already leased; remove it first with: flannelctl subnets rm " + subnet_key(key));
+  if (!s.ok()) store_failure("reserving " + key.str(), s);
+  std::cerr << "reserved " << key.str() << " for " << ip->str() << "\n";
   return 0;
 }
 

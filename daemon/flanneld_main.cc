@@ -14,6 +14,7 @@
 #include "daemon/heap.h"
 #include "daemon/http_server.h"
 #include "daemon/iface.h"
+#include "daemon/iface6.h"
 #include "daemon/logging.h"
 #include "daemon/metrics.h"
 #include "daemon/options.h"
@@ -107,7 +108,10 @@ int run(int argc, char** argv) {
   }
   FLOG_INFO("Using store {}", store->describe());
 
+  if (!opts->public_ipv6.empty()) iface.ext_v6_addr = IP6::parse(opts->public_ipv6);
+
   AgentSettings settings;
+  settings.find_iface_v6 = [](const ExternalInterface& i) { return preferred_ipv6(i.index, read_ipv6_addrs()); };
   settings.subnet_file = opts->subnet_file;
   settings.ip_masq = opts->ip_masq;
   settings.iptables_forward_rules = opts->iptables_forward_rules;

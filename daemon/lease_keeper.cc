@@ -19,9 +19,14 @@ LeaseKeeper::LeaseKeeper(Store& store, Metrics& metrics, std::chrono::seconds tt
     : store_(store), metrics_(metrics), ttl_(ttl), rng_(std::random_device{}()) {}
 
 std::optional<Lease> LeaseKeeper::acquire(const Config& config, const LeaseAttrs& attrs,
-                                          std::optional<IP4Net> previous,
+                                          std::optional<LeaseKey> previous,
                                           std::stop_token stop) {
-  FLOG_INFO("Picking subnet in range {} ... {}", config.subnet_min.str(), config.subnet_max.str());
+  if (config.enable_ipv4) {
+    FLOG_INFO("Picking subnet in range {} ... {}", config.subnet_min.str(), config.subnet_max.str());
+  }
+  if (config.enable_ipv6) {
+    FLOG_INFO("Picking IPv6 subnet in range {} ... {}", config.ipv6_subnet_min.str(), config.ipv6_subnet_max.str());
+  }
   for (int attempt = 1; !stop.stop_requested(); ++attempt) {
     std::chrono::milliseconds retry_after{0};
     if (auto lease = try_acquire(config, attrs, previous, &retry_after)) {
@@ -34,7 +39,7 @@ std::optional<Lease> LeaseKeeper::acquire(const Config& config, const LeaseAttrs
 }
 
 std::optional<Lease> LeaseKeeper::try_acquire(const Config& config, const LeaseAttrs& attrs,
-                                              std::optional<IP4Net> previous,
+                                              std::optional<LeaseKey> previous,
                                               std::chrono::milliseconds* retry_after) {
   using namespace std::chrono;
   // A lost race is retried at once, but with a little jitter so N racers spread out.
@@ -60,7 +65,7 @@ std::optional<Lease> LeaseKeeper::try_acquire(const Config& config, const LeaseA
 
   Allocation a;
   try {
-    a = allocate_subnet(config, list.leases, attrs.public_ip, previous, rng_);
+    a = allocate_subnet(config, list.leases, attrs.public_ip, previous, rng_, attrs.public_ipv6);
   } catch (const AllocError& e) {
     FLOG_ERROR("{}; retrying in 10s (free a subnet with: flannelctl subnets rm SUBNET)", e.what());
     *retry_after = seconds(10);
@@ -71,17 +76,18 @@ std::optional<Lease> LeaseKeeper::try_acquire(const Config& config, const LeaseA
   // Stale leases of ours: incompatible with the config, or duplicates of the one we keep.
   for (const auto* group : {&a.incompatible, &a.duplicates}) {
     for (const auto& old : *group) {
-      Status s = store_.delete_lease(old.subnet, old.revision);
+      Status s = store_.delete_lease(old.key(), old.revision);
       if (s.ok()) {
-        FLOG_INFO("Deleted stale lease {} of this host", old.subnet.str());
+        FLOG_INFO("Deleted stale lease {} of this host", old.key().str());
       } else if (s.code != StoreCode::kNotFound) {
-        FLOG_WARNING("Cannot delete stale lease {}: {}", old.subnet.str(), s.message);
+        FLOG_WARNING("Cannot delete stale lease {}: {}", old.key().str(), s.message);
       }
     }
   }
 
   Lease want;
   want.subnet = a.subnet;
+  want.ipv6_subnet = a.ipv6_subnet;
   want.attrs = attrs;
   Lease got;
   Status s;
@@ -96,11 +102,11 @@ std::optional<Lease> LeaseKeeper::try_acquire(const Config& config, const LeaseA
   if (s.ok()) return got;
   if (s.code == StoreCode::kConflict || s.code == StoreCode::kNotFound ||
       s.code == StoreCode::kStoreReset) {
-    FLOG_INFO("Subnet {} was taken or changed while acquiring it; trying again", a.subnet.str());
+    FLOG_INFO("Subnet {} was taken or changed while acquiring it; trying again", a.key().str());
     *retry_after = jitter();
   } else {
     metrics_.store_errors++;
-    FLOG_WARNING("Cannot write lease {} ({}): {}; retrying in 1s", a.subnet.str(),
+    FLOG_WARNING("Cannot write lease {} ({}): {}; retrying in 1s", a.key().str(),
                  to_string(s.code), s.message);
     *retry_after = seconds(1);
   }

@@ -28,7 +28,7 @@ class LeaseKeeper {
   // Blocks until a lease is held, or `stop` fires (nullopt). Store outages and a full network
   // are retried with backoff and logged; they never make the agent exit.
   std::optional<Lease> acquire(const Config& config, const LeaseAttrs& attrs,
-                               std::optional<IP4Net> previous, std::stop_token stop);
+                               std::optional<LeaseKey> previous, std::stop_token stop);
 
   // Renews `lease` (CAS on its revision) with a fresh TTL. On success *lease is updated.
   // kNotFound / kConflict mean the lease is no longer ours.
@@ -39,7 +39,7 @@ class LeaseKeeper {
  private:
   // One attempt: list, decide, write. Returns the lease, or nullopt with *retry_after set.
   std::optional<Lease> try_acquire(const Config& config, const LeaseAttrs& attrs,
-                                   std::optional<IP4Net> previous,
+                                   std::optional<LeaseKey> previous,
                                    std::chrono::milliseconds* retry_after);
 
   Store& store_;

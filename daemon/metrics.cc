@@ -60,6 +60,8 @@ std::string Metrics::render() const {
   emit(o, "flannel_malformed_entries_total", "counter", "Malformed leases or events skipped.",
        malformed_entries.load());
   emit(o, "flannel_peers", "gauge", "Other hosts' leases currently known.", peers.load());
+  emit(o, "flannel_ipv6_peers", "gauge", "Other hosts' leases currently known that hold an IPv6 subnet.",
+       ipv6_peers.load());
   std::ostringstream exp;
   exp.precision(15);
   exp << lease_expiry_seconds.load();

@@ -37,6 +37,7 @@ struct Metrics {
   std::atomic<uint64_t> store_resets{0};       // the store lost its data and we re-registered
   std::atomic<uint64_t> malformed_entries{0};  // skipped malformed leases/events
   std::atomic<uint64_t> peers{0};              // other hosts' leases currently known
+  std::atomic<uint64_t> ipv6_peers{0};         // ... of which with an IPv6 subnet (dual stack)
   std::atomic<double> lease_expiry_seconds{0};  // unix time our lease expires (0 = none)
   // Agent time of one watch answer with peer changes: from the watch call's return (events
   // decoded) until the backend's last netlink ack for them.

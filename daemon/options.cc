@@ -54,6 +54,8 @@ void declare_flags(FlagSet& fs, Options& o) {
                 "filename where env variables (subnet, MTU, ... ) will be written to");
   fs.add_string("public-ip", &o.public_ip,
                 "IP accessible by other nodes for inter-host communication");
+  fs.add_string("public-ipv6", &o.public_ipv6,
+                "IPv6 accessible by other nodes for inter-host communication");
   fs.add_int("subnet-lease-renew-margin", &o.subnet_lease_renew_margin,
              "subnet lease renewal margin, in minutes, ranging from 1 to 1439");
   fs.add_bool("ip-masq", &o.ip_masq,
@@ -172,6 +174,11 @@ void validate_options(const Options& o) {
     fail(o, "public-ip", o.public_ip,
          "not an IPv4 address (use a dotted quad such as 10.0.0.5, or leave it unset to use the "
          "address of the chosen interface)");
+  }
+  if (!o.public_ipv6.empty() && !IP6::try_parse(o.public_ipv6)) {
+    fail(o, "public-ipv6", o.public_ipv6,
+         "not an IPv6 address (use e.g. 2001:db8::10, or leave it unset to use the IPv6 address of "
+         "the chosen interface; it is used only when the network config has EnableIPv6 true)");
   }
   if (!o.healthz_ip.empty() && !IP4::try_parse(o.healthz_ip) && !IP6::try_parse(o.healthz_ip)) {
     fail(o, "healthz-ip", o.healthz_ip,

@@ -37,6 +37,7 @@ struct Options {
   std::vector<std::string> iface;        // names or IPv4 addresses, tried in order
   std::vector<std::string> iface_regex;  // tried after every iface value
   std::string public_ip;                 // "" = the chosen interface's address
+  std::string public_ipv6;               // "" = the chosen interface's IPv6 address (EnableIPv6)
   // lease and subnet file
   std::string subnet_file = "/run/flannel/subnet.env";
   int subnet_lease_renew_margin = 60;  // minutes, 1..1439

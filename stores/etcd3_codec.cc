@@ -199,6 +199,8 @@ std::optional<GatewayError> parse_error(const json& body) {
 
 std::string encode_lease_value(const LeaseAttrs& attrs) {
   std::string v11 = encode_lease_attrs(attrs);
+  // With IPv6 attrs, core already writes current flannel's form (PublicIPv6 after PublicIP).
+  if (attrs.public_ipv6 || !attrs.backend_v6_data.empty()) return v11;
   // encode_lease_attrs starts with {"PublicIP":"A.B.C.D" and PublicIP is always present.
   const std::string head = "{\"PublicIP\":\"" + attrs.public_ip.str() + "\"";
   if (!v11.starts_with(head)) {

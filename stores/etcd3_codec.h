@@ -87,8 +87,9 @@ constexpr int kGrpcUnauthenticated = 16;
 
 // The value current flannel writes for a lease: Go's json.Marshal of its LeaseAttrs, i.e. the
 // v0.11 JSON with "PublicIPv6":null after PublicIP, e.g.
-// {"PublicIP":"10.0.0.1","PublicIPv6":null,"BackendType":"vxlan","BackendData":{...}}.
-// Reading uses core's decode_lease_attrs (unknown keys such as PublicIPv6 are ignored).
+// {"PublicIP":"10.0.0.1","PublicIPv6":null,"BackendType":"vxlan","BackendData":{...}};
+// with IPv6 attrs, PublicIPv6 holds the address and BackendV6Data follows BackendData.
+// Reading uses core's decode_lease_attrs.
 std::string encode_lease_value(const LeaseAttrs& attrs);
 
 }  // namespace flannel::etcd3

@@ -311,11 +311,11 @@ Status EtcdV3Store::expiration_for(int64_t lease_id, bool ask,
   return Status::Ok();
 }
 
-std::string EtcdV3Store::lease_key(const IP4Net& subnet) const {
+std::string EtcdV3Store::lease_key(const LeaseKey& subnet) const {
   return subnets_dir_ + subnet_key(subnet);
 }
 
-bool EtcdV3Store::subnet_of(const std::string& key, IP4Net* subnet, std::string* why) const {
+bool EtcdV3Store::subnet_of(const std::string& key, LeaseKey* subnet, std::string* why) const {
   std::string_view name(key);
   if (name.starts_with(subnets_dir_)) {
     name.remove_prefix(subnets_dir_.size());
@@ -325,16 +325,18 @@ bool EtcdV3Store::subnet_of(const std::string& key, IP4Net* subnet, std::string*
       return true;
     }
   }
-  *why = "key \"" + key + "\" is not a lease (want " + subnets_dir_ + "A.B.C.D-N";
-  if (key.find('&') != std::string::npos) *why += "; dual-stack leases are not supported";
-  *why += ")";
+  *why = "key \"" + key + "\" is not a lease (want " + subnets_dir_ + "A.B.C.D-N or " + subnets_dir_ +
+         "A.B.C.D-N&<ipv6>-M, canonical and in lowercase)";
   return false;
 }
 
 bool EtcdV3Store::lease_of(const etcd3::KeyValue& kv, bool ask, Lease* out, std::string* why,
                            Status* failed) {
   Lease l;
-  if (!subnet_of(kv.key, &l.subnet, why)) return false;
+  LeaseKey k;
+  if (!subnet_of(kv.key, &k, why)) return false;
+  l.subnet = k.subnet;
+  l.ipv6_subnet = k.ipv6_subnet;
   try {
     l.attrs = decode_lease_attrs(kv.value);
   } catch (const std::exception& e) {
@@ -409,7 +411,7 @@ Status EtcdV3Store::list_leases(LeaseList* out) {
   return Status::Ok();
 }
 
-Status EtcdV3Store::get_lease(const IP4Net& subnet, Lease* out) {
+Status EtcdV3Store::get_lease(const LeaseKey& subnet, Lease* out) {
   json r;
   const std::string key = lease_key(subnet);
   if (Status s = call("/v3/kv/range", etcd3::range_request(key), false, &r); !s.ok()) return s;
@@ -434,7 +436,7 @@ Status EtcdV3Store::write_lease(const Lease& lease, std::chrono::seconds ttl,
     return Status::Error(StoreCode::kInvalid,
                          "ttl " + std::to_string(ttl.count()) + " s: must be 0 or positive");
   }
-  const std::string key = lease_key(lease.subnet);
+  const std::string key = lease_key(lease.key());
   int64_t id = 0;
   Clock::time_point expires{};
   if (ttl.count() > 0) {
@@ -456,13 +458,13 @@ Status EtcdV3Store::write_lease(const Lease& lease, std::chrono::seconds ttl,
   if (!etcd3::get_true(r, "succeeded")) {
     if (id != 0) revoke(id);
     if (renew && !has_kvs(first_response(r, "response_range"))) {
-      return Status::Error(StoreCode::kNotFound, "no lease for " + lease.subnet.str() +
+      return Status::Error(StoreCode::kNotFound, "no lease for " + lease.key().str() +
                                                      " any more (" + key + "): it expired or was deleted");
     }
     return Status::Error(StoreCode::kConflict,
-                         renew ? "lease " + lease.subnet.str() + " was changed since revision " +
+                         renew ? "lease " + lease.key().str() + " was changed since revision " +
                                      std::to_string(lease.revision) + " (" + key + ")"
-                               : "lease " + lease.subnet.str() + " already exists (" + key + ")");
+                               : "lease " + lease.key().str() + " already exists (" + key + ")");
   }
   Lease w = lease;
   w.expiration = id != 0 ? std::optional<Clock::time_point>(expires) : std::nullopt;
@@ -485,22 +487,22 @@ Status EtcdV3Store::write_lease(const Lease& lease, std::chrono::seconds ttl,
 }
 
 Status EtcdV3Store::create_lease(const Lease& lease, std::chrono::seconds ttl, Lease* created) {
-  return write_lease(lease, ttl, etcd3::compare_equal(lease_key(lease.subnet), "VERSION", 0),
+  return write_lease(lease, ttl, etcd3::compare_equal(lease_key(lease.key()), "VERSION", 0),
                      /*renew=*/false, created);
 }
 
 Status EtcdV3Store::renew_lease(const Lease& lease, std::chrono::seconds ttl, Lease* renewed) {
   if (lease.revision == 0) {
-    return Status::Error(StoreCode::kInvalid, "renew of " + lease.subnet.str() +
+    return Status::Error(StoreCode::kInvalid, "renew of " + lease.key().str() +
                                                   ": revision 0 (the lease was never read)");
   }
   return write_lease(lease, ttl,
-                     etcd3::compare_equal(lease_key(lease.subnet), "MOD",
+                     etcd3::compare_equal(lease_key(lease.key()), "MOD",
                                           static_cast<int64_t>(lease.revision)),
                      /*renew=*/true, renewed);
 }
 
-Status EtcdV3Store::delete_lease(const IP4Net& subnet, uint64_t expected_revision) {
+Status EtcdV3Store::delete_lease(const LeaseKey& subnet, uint64_t expected_revision) {
   const std::string key = lease_key(subnet);
   json r;
   if (expected_revision == 0) {

@@ -53,9 +53,9 @@
 // which may run ahead of events still to come in the stream). An idle watch keeps its cursor:
 // the gateway gives no progress notice without a bidirectional stream.
 //
+// Dual-stack keys "10.5.34.0-24&fc00::-64" (current flannel's) are leases like any other.
 // Malformed entries under `<prefix>/subnets/` (a key that is not a canonical subnet name, a
-// value that is not lease JSON, a dual-stack key "10.5.34.0-24&fc00::-64" which this agent cannot
-// represent) are skipped with a warning in list and watch, the watch cursor moves past them, and
+// value that is not lease JSON) are skipped with a warning in list and watch, the watch cursor moves past them, and
 // they are never deleted.
 //
 // Auth: with EtcdOptions::username set, a token from /v3/auth/authenticate is sent as the
@@ -91,10 +91,10 @@ class EtcdV3Store : public Store {
   Status get_config(std::string* json) override;
   Status set_config(const std::string& json) override;
   Status list_leases(LeaseList* out) override;
-  Status get_lease(const IP4Net& subnet, Lease* out) override;
+  Status get_lease(const LeaseKey& subnet, Lease* out) override;
   Status create_lease(const Lease& lease, std::chrono::seconds ttl, Lease* created) override;
   Status renew_lease(const Lease& lease, std::chrono::seconds ttl, Lease* renewed) override;
-  Status delete_lease(const IP4Net& subnet, uint64_t expected_revision = 0) override;
+  Status delete_lease(const LeaseKey& subnet, uint64_t expected_revision = 0) override;
   WatchResult watch_leases(uint64_t after_revision, std::chrono::milliseconds timeout,
                            std::stop_token stop) override;
 
@@ -128,10 +128,10 @@ class EtcdV3Store : public Store {
   void forget(int64_t id);
   // Lease from a key-value under subnets_dir_; false with *why when malformed, false with
   // *failed when asking etcd for the expiration failed.
-  bool subnet_of(const std::string& key, IP4Net* subnet, std::string* why) const;
+  bool subnet_of(const std::string& key, LeaseKey* subnet, std::string* why) const;
   bool lease_of(const etcd3::KeyValue& kv, bool ask, Lease* out, std::string* why,
                 Status* failed);
-  std::string lease_key(const IP4Net& subnet) const;
+  std::string lease_key(const LeaseKey& subnet) const;
   // Shared by create and renew: grant, txn [compare] put, failure branch reads the key.
   Status write_lease(const Lease& lease, std::chrono::seconds ttl, const etcd3::json& compare,
                      bool renew, Lease* out);

@@ -100,10 +100,13 @@ WatchResult EtcdV3Store::watch_leases(uint64_t after_revision, std::chrono::mill
       LeaseEvent out;
       if (event.is_delete) {
         out.type = LeaseEventType::kRemoved;
-        if (!subnet_of(kv.key, &out.lease.subnet, &why)) {
+        LeaseKey k;
+        if (!subnet_of(kv.key, &k, &why)) {
           r.warnings.push_back("skipped removal: " + why);
           continue;
         }
+        out.lease.subnet = k.subnet;
+        out.lease.ipv6_subnet = k.ipv6_subnet;
         out.lease.revision = static_cast<uint64_t>(kv.mod_revision);
         // Expired = the key's v3 lease is gone (etcd deleted the key because it expired, or
         // someone revoked it); an explicit delete leaves the lease alive.

@@ -38,21 +38,21 @@ bool is_dir(const json& node) {
   return it != node.end() && it->is_boolean() && it->get<bool>();
 }
 
-std::optional<IP4Net> lease_subnet(const std::string& dir, const std::string& key,
+std::optional<LeaseKey> lease_subnet(const std::string& dir, const std::string& key,
                                    std::string* why) {
   if (!key.starts_with(dir + "/") || key.find('/', dir.size() + 1) != std::string::npos) {
     *why = "not a direct child of " + dir;
     return std::nullopt;
   }
   std::string_view name = std::string_view(key).substr(dir.size() + 1);
-  std::optional<IP4Net> subnet;
+  std::optional<LeaseKey> subnet;
   try {
     subnet = parse_subnet_key(name);
   } catch (const std::exception&) {
     subnet.reset();
   }
   if (!subnet) {
-    *why = "the name is not a subnet key like 10.5.34.0-24";
+    *why = "the name is not a subnet key like 10.5.34.0-24 or 10.5.34.0-24&fc00:0:0:1::-64";
     return std::nullopt;
   }
   if (subnet_key(*subnet) != name) {
@@ -64,13 +64,14 @@ std::optional<IP4Net> lease_subnet(const std::string& dir, const std::string& ke
   return subnet;
 }
 
-bool node_to_lease(const json& node, const IP4Net& subnet, Lease* out, std::string* why) {
+bool node_to_lease(const json& node, const LeaseKey& subnet, Lease* out, std::string* why) {
   if (is_dir(node)) {
     *why = "it is a directory";
     return false;
   }
   Lease lease;
-  lease.subnet = subnet;
+  lease.subnet = subnet.subnet;
+  lease.ipv6_subnet = subnet.ipv6_subnet;
   try {
     lease.attrs = decode_lease_attrs(str_field(node, "value"));
   } catch (const std::exception& e) {

@@ -90,7 +90,7 @@ Status EtcdDetectStore::set_config(const std::string& json) {
 }
 
 Status EtcdDetectStore::list_leases(LeaseList* out) { return target().list_leases(out); }
-Status EtcdDetectStore::get_lease(const IP4Net& subnet, Lease* out) {
+Status EtcdDetectStore::get_lease(const LeaseKey& subnet, Lease* out) {
   return target().get_lease(subnet, out);
 }
 Status EtcdDetectStore::create_lease(const Lease& lease, std::chrono::seconds ttl, Lease* out) {
@@ -99,7 +99,7 @@ Status EtcdDetectStore::create_lease(const Lease& lease, std::chrono::seconds tt
 Status EtcdDetectStore::renew_lease(const Lease& lease, std::chrono::seconds ttl, Lease* out) {
   return target().renew_lease(lease, ttl, out);
 }
-Status EtcdDetectStore::delete_lease(const IP4Net& subnet, uint64_t expected_revision) {
+Status EtcdDetectStore::delete_lease(const LeaseKey& subnet, uint64_t expected_revision) {
   return target().delete_lease(subnet, expected_revision);
 }
 WatchResult EtcdDetectStore::watch_leases(uint64_t after_revision,

@@ -202,7 +202,7 @@ std::string EtcdStore::url_path(const std::string& key) const {
   return "/v2/keys" + etcd::escape_path(key);
 }
 
-std::string EtcdStore::lease_key(const IP4Net& subnet) const {
+std::string EtcdStore::lease_key(const LeaseKey& subnet) const {
   return subnets_dir_ + "/" + subnet_key(subnet);
 }
 
@@ -344,7 +344,7 @@ Status EtcdStore::list_leases(LeaseList* out) {
   return Status::Ok();
 }
 
-Status EtcdStore::get_lease(const IP4Net& subnet, Lease* out) {
+Status EtcdStore::get_lease(const LeaseKey& subnet, Lease* out) {
   HttpRequest req;
   req.path = url_path(lease_key(subnet));
   req.query = "quorum=true&recursive=false&sorted=false";
@@ -369,14 +369,14 @@ Status EtcdStore::write_lease(const Lease& lease, std::chrono::seconds ttl,
   }
   HttpRequest req;
   req.method = "PUT";
-  req.path = url_path(lease_key(lease.subnet));
+  req.path = url_path(lease_key(lease.key()));
   req.query = query;
   req.form_body = ttl_form(ttl, encode_lease_attrs(lease.attrs));
   req.one_shot = one_shot;
   HttpResponse resp;
   if (Status s = exchange(req, &resp); !s.ok()) return s;
   if (resp.outcome != HttpResponse::Outcome::kOk) return transport_status(resp);
-  if (resp.status != 200 && resp.status != 201) return error_status(resp, lease_key(lease.subnet));
+  if (resp.status != 200 && resp.status != 201) return error_status(resp, lease_key(lease.key()));
   json body;
   if (Status s = parse_body(resp, &body); !s.ok()) return s;
   const json node = body.value("node", json::object());
@@ -402,13 +402,13 @@ Status EtcdStore::renew_lease(const Lease& lease, std::chrono::seconds ttl, Leas
   if (lease.revision == 0) {
     // prevIndex=0 means "no condition" to etcd: that would be v0.11's unconditional PUT.
     return Status::Error(StoreCode::kInvalid,
-                         "renew of " + lease.subnet.str() + " needs the lease's revision");
+                         "renew of " + lease.key().str() + " needs the lease's revision");
   }
   return write_lease(lease, ttl, "prevIndex=" + std::to_string(lease.revision),
                      /*one_shot=*/true, renewed);
 }
 
-Status EtcdStore::delete_lease(const IP4Net& subnet, uint64_t expected_revision) {
+Status EtcdStore::delete_lease(const LeaseKey& subnet, uint64_t expected_revision) {
   HttpRequest req;
   req.method = "DELETE";
   req.path = url_path(lease_key(subnet));
@@ -558,7 +558,7 @@ WatchResult EtcdStore::watch_leases(uint64_t after_revision, std::chrono::millis
     }
 
     std::string why;
-    std::optional<IP4Net> subnet = lease_subnet(subnets_dir_, key, &why);
+    std::optional<LeaseKey> subnet = lease_subnet(subnets_dir_, key, &why);
     if (!body.is_object() || action.empty()) {
       why = "not an etcd event";
       subnet.reset();
@@ -567,7 +567,8 @@ WatchResult EtcdStore::watch_leases(uint64_t after_revision, std::chrono::millis
       LeaseEvent ev;
       if (removal) {
         ev.type = LeaseEventType::kRemoved;
-        ev.lease.subnet = *subnet;
+        ev.lease.subnet = subnet->subnet;
+        ev.lease.ipv6_subnet = subnet->ipv6_subnet;
         ev.lease.revision = index;
         ev.expired = action == "expire";
         result.events.push_back(std::move(ev));

@@ -52,10 +52,10 @@ class EtcdStore : public Store {
   Status get_config(std::string* json) override;
   Status set_config(const std::string& json) override;
   Status list_leases(LeaseList* out) override;
-  Status get_lease(const IP4Net& subnet, Lease* out) override;
+  Status get_lease(const LeaseKey& subnet, Lease* out) override;
   Status create_lease(const Lease& lease, std::chrono::seconds ttl, Lease* created) override;
   Status renew_lease(const Lease& lease, std::chrono::seconds ttl, Lease* renewed) override;
-  Status delete_lease(const IP4Net& subnet, uint64_t expected_revision = 0) override;
+  Status delete_lease(const LeaseKey& subnet, uint64_t expected_revision = 0) override;
   WatchResult watch_leases(uint64_t after_revision, std::chrono::milliseconds timeout,
                            std::stop_token stop) override;
 
@@ -67,7 +67,7 @@ class EtcdStore : public Store {
   explicit EtcdStore(const EtcdOptions& options);
   // "/v2/keys/<prefix>/<rel>", escaped for a URL.
   std::string url_path(const std::string& key) const;
-  std::string lease_key(const IP4Net& subnet) const;
+  std::string lease_key(const LeaseKey& subnet) const;
   Status write_lease(const Lease& lease, std::chrono::seconds ttl, const std::string& query,
                      bool one_shot, Lease* out);
 

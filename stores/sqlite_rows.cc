@@ -116,7 +116,8 @@ std::optional<std::string> decode_row(const std::string& key, const std::string&
   auto subnet = parse_subnet_key(key);
   if (!subnet) return "lease key '" + key + "' does not name a subnet";
   try {
-    out->subnet = *subnet;
+    out->subnet = subnet->subnet;
+    out->ipv6_subnet = subnet->ipv6_subnet;
     out->attrs = decode_lease_attrs(value);
     out->expiration = from_unix_ms(expiration);
     out->revision = static_cast<uint64_t>(revision);
@@ -159,7 +160,8 @@ EventBatch read_events(Db& db, const std::string& path, const std::string& prefi
         ev.expired = action == "expire";
         auto subnet = parse_subnet_key(key);
         if (subnet) {
-          ev.lease.subnet = *subnet;
+          ev.lease.subnet = subnet->subnet;
+          ev.lease.ipv6_subnet = subnet->ipv6_subnet;
           ev.lease.revision = static_cast<uint64_t>(rev);
         } else {
           bad = "lease key '" + key + "' does not name a subnet";

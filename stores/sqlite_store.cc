@@ -131,7 +131,7 @@ Status SqliteStore::list_leases(LeaseList* out) {
   });
 }
 
-Status SqliteStore::get_lease(const IP4Net& subnet, Lease* out) {
+Status SqliteStore::get_lease(const LeaseKey& subnet, Lease* out) {
   const std::string key = subnet_key(subnet);
   return locked([&](Db& db) {
     try_sweep(db, options_.history_limit, options_.prefix, options_.busy_timeout);
@@ -154,7 +154,7 @@ Status SqliteStore::get_lease(const IP4Net& subnet, Lease* out) {
 
 Status SqliteStore::write_lease(const Lease& lease, std::chrono::seconds ttl, bool insert,
                                 const Precondition& precondition, Lease* out) {
-  const std::string key = subnet_key(lease.subnet);
+  const std::string key = subnet_key(lease.key());
   return locked([&](Db& db) {
     // Inside locked(): throws for invalid BackendData. *out gets the attrs as stored
     // (BackendData compacted), exactly what get_lease and watchers will see.
@@ -197,7 +197,7 @@ Status SqliteStore::write_lease(const Lease& lease, std::chrono::seconds ttl, bo
 }
 
 Status SqliteStore::create_lease(const Lease& lease, std::chrono::seconds ttl, Lease* created) {
-  const std::string where = "sqlite " + options_.path + ": lease " + subnet_key(lease.subnet);
+  const std::string where = "sqlite " + options_.path + ": lease " + subnet_key(lease.key());
   return write_lease(lease, ttl, /*insert=*/true, [&](std::optional<uint64_t> stored) {
     if (stored) return Status::Error(StoreCode::kConflict, where + " already exists");
     return Status::Ok();
@@ -205,7 +205,7 @@ Status SqliteStore::create_lease(const Lease& lease, std::chrono::seconds ttl, L
 }
 
 Status SqliteStore::renew_lease(const Lease& lease, std::chrono::seconds ttl, Lease* renewed) {
-  const std::string where = "sqlite " + options_.path + ": lease " + subnet_key(lease.subnet);
+  const std::string where = "sqlite " + options_.path + ": lease " + subnet_key(lease.key());
   return write_lease(lease, ttl, /*insert=*/false, [&](std::optional<uint64_t> stored) {
     if (!stored) return Status::Error(StoreCode::kNotFound, where + " is gone (deleted or expired)");
     if (*stored != lease.revision) {
@@ -218,7 +218,7 @@ Status SqliteStore::renew_lease(const Lease& lease, std::chrono::seconds ttl, Le
   }, renewed);
 }
 
-Status SqliteStore::delete_lease(const IP4Net& subnet, uint64_t expected_revision) {
+Status SqliteStore::delete_lease(const LeaseKey& subnet, uint64_t expected_revision) {
   const std::string key = subnet_key(subnet);
   return locked([&](Db& db) {
     Txn txn(db, Txn::Mode::kImmediate);

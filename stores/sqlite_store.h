@@ -81,10 +81,10 @@ class SqliteStore : public Store {
   Status get_config(std::string* json) override;
   Status set_config(const std::string& json) override;
   Status list_leases(LeaseList* out) override;
-  Status get_lease(const IP4Net& subnet, Lease* out) override;
+  Status get_lease(const LeaseKey& subnet, Lease* out) override;
   Status create_lease(const Lease& lease, std::chrono::seconds ttl, Lease* created) override;
   Status renew_lease(const Lease& lease, std::chrono::seconds ttl, Lease* renewed) override;
-  Status delete_lease(const IP4Net& subnet, uint64_t expected_revision = 0) override;
+  Status delete_lease(const LeaseKey& subnet, uint64_t expected_revision = 0) override;
   WatchResult watch_leases(uint64_t after_revision, std::chrono::milliseconds timeout,
                            std::stop_token stop) override;
 

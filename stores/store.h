@@ -118,7 +118,7 @@ class Store {
   // Lists all leases and the revision they were read at.
   virtual Status list_leases(LeaseList* out) = 0;
   // Reads one lease. kNotFound if absent; kInvalid (with the reason) if its value is malformed.
-  virtual Status get_lease(const IP4Net& subnet, Lease* out) = 0;
+  virtual Status get_lease(const LeaseKey& subnet, Lease* out) = 0;
 
   // Creates the lease only if no lease exists for lease.subnet (compare-and-swap on absence).
   // ttl == 0 means no expiry (a reservation). On success *created holds the stored lease with
@@ -133,7 +133,7 @@ class Store {
 
   // Deletes the lease for `subnet`. If expected_revision != 0, only if the stored revision
   // matches (kConflict otherwise). kNotFound if absent.
-  virtual Status delete_lease(const IP4Net& subnet, uint64_t expected_revision = 0) = 0;
+  virtual Status delete_lease(const LeaseKey& subnet, uint64_t expected_revision = 0) = 0;
 
   // Waits for lease changes after `after_revision` (exclusive) and returns them, blocking at
   // most `timeout`. Returns early with kCancelled when `stop` is requested (promptly: within

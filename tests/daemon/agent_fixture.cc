@@ -78,7 +78,7 @@ std::optional<IP4Net> AgentTest::wait_subnet(int i, std::chrono::milliseconds ti
   return previous_subnet_from_env(parse_env_file(read_file(path)));
 }
 
-std::string AgentTest::lease_value(const IP4Net& subnet) {
+std::string AgentTest::lease_value(const LeaseKey& subnet) {
   std::string out;
   if (store_->is_etcd()) {
     std::vector<std::string> get{"get", store_->prefix() + "/subnets/" + subnet_key(subnet)};
@@ -87,7 +87,7 @@ std::string AgentTest::lease_value(const IP4Net& subnet) {
     while (!out.empty() && out.back() == '\n') out.pop_back();
     return out;
   }
-  if (store_->ctl({"subnets", "get", subnet.str()}, &out) != 0) return "";
+  if (store_->ctl({"subnets", "get", subnet_key(subnet)}, &out) != 0) return "";
   return nlohmann::ordered_json::parse(out)["value"].dump();
 }
 

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/ip.h"
+#include "core/lease.h"
 #include "tests/support/lab.h"
 #include "tests/support/lab_store.h"
 #include "tests/support/process.h"
@@ -41,7 +42,7 @@ class AgentTest : public ::testing::TestWithParam<LabStore::Kind> {
   // Polls until host i's subnet file exists; returns FLANNEL_SUBNET's network (or nullopt).
   std::optional<IP4Net> wait_subnet(int i, std::chrono::milliseconds timeout = std::chrono::seconds(10));
   // The stored lease value JSON for `subnet`, read with etcdctl (etcd) or flannelctl (SQLite).
-  std::string lease_value(const IP4Net& subnet);
+  std::string lease_value(const LeaseKey& subnet);
   // Every lease subnet in the store.
   std::vector<IP4Net> lease_subnets();
   // HTTP GET inside host i's namespace with curl; returns the status code (0 = no answer).

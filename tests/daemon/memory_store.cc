@@ -48,7 +48,7 @@ Status MemoryStore::list_leases(LeaseList* out) {
   return Status::Ok();
 }
 
-Status MemoryStore::get_lease(const IP4Net& subnet, Lease* out) {
+Status MemoryStore::get_lease(const LeaseKey& subnet, Lease* out) {
   std::lock_guard lock(mu_);
   if (auto s = intercept(Op::kGetLease)) return *s;
   auto it = leases_.find(subnet);
@@ -63,7 +63,7 @@ uint64_t MemoryStore::write(const Lease& lease, std::chrono::seconds ttl, Lease*
   l.revision = ++revision_;
   l.expiration.reset();
   if (ttl.count() > 0) l.expiration = Clock::now() + ttl;
-  leases_[l.subnet] = l;
+  leases_[l.key()] = l;
   if (seen) record({LeaseEventType::kAdded, l, false});
   if (stored) *stored = l;
   return l.revision;
@@ -77,7 +77,7 @@ void MemoryStore::record(LeaseEvent ev) {
 Status MemoryStore::create_lease(const Lease& lease, std::chrono::seconds ttl, Lease* created) {
   std::lock_guard lock(mu_);
   if (auto s = intercept(Op::kCreate)) return *s;
-  if (leases_.count(lease.subnet)) return Status::Error(StoreCode::kConflict, "exists");
+  if (leases_.count(lease.key())) return Status::Error(StoreCode::kConflict, "exists");
   write(lease, ttl, created);
   return Status::Ok();
 }
@@ -85,14 +85,14 @@ Status MemoryStore::create_lease(const Lease& lease, std::chrono::seconds ttl, L
 Status MemoryStore::renew_lease(const Lease& lease, std::chrono::seconds ttl, Lease* renewed) {
   std::lock_guard lock(mu_);
   if (auto s = intercept(Op::kRenew)) return *s;
-  auto it = leases_.find(lease.subnet);
+  auto it = leases_.find(lease.key());
   if (it == leases_.end()) return Status::Error(StoreCode::kNotFound, "gone");
   if (it->second.revision != lease.revision) return Status::Error(StoreCode::kConflict, "replaced");
   write(lease, ttl, renewed);
   return Status::Ok();
 }
 
-Status MemoryStore::delete_lease(const IP4Net& subnet, uint64_t expected_revision) {
+Status MemoryStore::delete_lease(const LeaseKey& subnet, uint64_t expected_revision) {
   std::lock_guard lock(mu_);
   if (auto s = intercept(Op::kDelete)) return *s;
   auto it = leases_.find(subnet);
@@ -102,7 +102,8 @@ Status MemoryStore::delete_lease(const IP4Net& subnet, uint64_t expected_revisio
   }
   leases_.erase(it);
   LeaseEvent ev{LeaseEventType::kRemoved, {}, false};
-  ev.lease.subnet = subnet;
+  ev.lease.subnet = subnet.subnet;
+  ev.lease.ipv6_subnet = subnet.ipv6_subnet;
   ev.lease.revision = ++revision_;
   record(ev);
   return Status::Ok();
@@ -152,11 +153,12 @@ Lease MemoryStore::put_lease(Lease lease, std::chrono::seconds ttl, bool seen) {
   return stored;
 }
 
-void MemoryStore::remove_lease(const IP4Net& subnet, bool seen) {
+void MemoryStore::remove_lease(const LeaseKey& subnet, bool seen) {
   std::lock_guard lock(mu_);
   if (!leases_.erase(subnet)) return;
   LeaseEvent ev{LeaseEventType::kRemoved, {}, false};
-  ev.lease.subnet = subnet;
+  ev.lease.subnet = subnet.subnet;
+  ev.lease.ipv6_subnet = subnet.ipv6_subnet;
   ev.lease.revision = ++revision_;
   if (seen) record(ev);
 }
@@ -193,7 +195,7 @@ void MemoryStore::fail_next(Op op, Status status) {
   failures_.emplace(op, std::move(status));
 }
 
-std::optional<Lease> MemoryStore::lease(const IP4Net& subnet) const {
+std::optional<Lease> MemoryStore::lease(const LeaseKey& subnet) const {
   std::lock_guard lock(mu_);
   auto it = leases_.find(subnet);
   if (it == leases_.end()) return std::nullopt;

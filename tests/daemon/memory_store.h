@@ -26,10 +26,10 @@ class MemoryStore : public Store {
   Status get_config(std::string* json) override;
   Status set_config(const std::string& json) override;
   Status list_leases(LeaseList* out) override;
-  Status get_lease(const IP4Net& subnet, Lease* out) override;
+  Status get_lease(const LeaseKey& subnet, Lease* out) override;
   Status create_lease(const Lease& lease, std::chrono::seconds ttl, Lease* created) override;
   Status renew_lease(const Lease& lease, std::chrono::seconds ttl, Lease* renewed) override;
-  Status delete_lease(const IP4Net& subnet, uint64_t expected_revision = 0) override;
+  Status delete_lease(const LeaseKey& subnet, uint64_t expected_revision = 0) override;
   WatchResult watch_leases(uint64_t after_revision, std::chrono::milliseconds timeout,
                            std::stop_token stop) override;
 
@@ -40,7 +40,7 @@ class MemoryStore : public Store {
   // or a loss only a read-back can notice).
   Lease put_lease(Lease lease, std::chrono::seconds ttl = std::chrono::seconds(3600),
                   bool seen = true);
-  void remove_lease(const IP4Net& subnet, bool seen = true);
+  void remove_lease(const LeaseKey& subnet, bool seen = true);
   // Forgets the event history: a watch from before now answers kHistoryGone.
   void drop_history();
   // Loses every lease (and the config unless keep_config), restarts revisions from 1, and makes
@@ -52,7 +52,7 @@ class MemoryStore : public Store {
   // which then reports kStoreReset: a reset at an exact step of the agent.
   void wipe_at(Op op, size_t skip);
 
-  std::optional<Lease> lease(const IP4Net& subnet) const;
+  std::optional<Lease> lease(const LeaseKey& subnet) const;
   size_t calls(Op op) const;
 
  private:
@@ -64,7 +64,7 @@ class MemoryStore : public Store {
   mutable std::mutex mu_;
   std::condition_variable_any changed_;
   std::optional<std::string> config_;
-  std::map<IP4Net, Lease> leases_;
+  std::map<LeaseKey, Lease> leases_;  // by the whole key, as the real stores
   uint64_t revision_ = 10;
   uint64_t oldest_kept_ = 0;  // watch from below this -> kHistoryGone
   std::deque<LeaseEvent> history_;

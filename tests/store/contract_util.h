@@ -81,9 +81,9 @@ inline std::vector<LeaseEvent> watch_until(
   return events;
 }
 
-inline const Lease* find_lease(const LeaseList& list, const IP4Net& subnet) {
+inline const Lease* find_lease(const LeaseList& list, const LeaseKey& key) {
   for (const auto& l : list.leases) {
-    if (l.subnet == subnet) return &l;
+    if (l.key() == key) return &l;
   }
   return nullptr;
 }

@@ -153,7 +153,7 @@ TEST(Allocator, ExhaustionNamesTheRange) {
     FAIL();
   } catch (const AllocError& e) {
     EXPECT_STREQ(e.what(),
-                 "network exhausted: all 3 subnets of 10.5.0.0/28 between SubnetMin 10.5.0.4 and "
+                 "IPv4 network exhausted: all 3 subnets of 10.5.0.0/28 between SubnetMin 10.5.0.4 and "
                  "SubnetMax 10.5.0.12 are leased (3 leases in the store)");
   }
   // One freed slot is found even at the very end.
