@@ -2,6 +2,8 @@
 // dumps used by interface selection (links, addresses, default route).
 #include "backends/netlink.h"
 
+#include <linux/if_addr.h>
+
 #include <arpa/inet.h>
 #include <linux/rtnetlink.h>
 
@@ -230,7 +232,8 @@ std::vector<Addr6Info> NetlinkSession::addrs6() {
     if (rtnl_addr_get_family(a) != AF_INET6) continue;
     auto local = to_ip6(rtnl_addr_get_local(a));
     if (!local) continue;
-    out.push_back({rtnl_addr_get_ifindex(a), *local, rtnl_addr_get_prefixlen(a)});
+    out.push_back({rtnl_addr_get_ifindex(a), *local, rtnl_addr_get_prefixlen(a),
+                   (rtnl_addr_get_flags(a) & IFA_F_DEPRECATED) != 0});
   }
   return out;
 }

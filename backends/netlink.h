@@ -111,9 +111,10 @@ struct Route6 {
 };
 
 struct Addr6Info {
-  int index = 0;
+  int index = 0;  // link index
   IP6 addr;
   int prefix = 0;
+  bool deprecated = false;  // IFA_F_DEPRECATED (preferred lifetime over)
   bool operator==(const Addr6Info&) const = default;
 };
 

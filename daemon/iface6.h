@@ -7,24 +7,19 @@
 #include <optional>
 #include <vector>
 
+#include "backends/netlink.h"  // Addr6Info, NetlinkSession::addrs6()
 #include "core/ip.h"
 
 namespace flannel {
 
-struct Addr6Info {
-  int index = 0;  // link index
-  IP6 addr;
-  int prefix = 0;
-  bool deprecated = false;  // IFA_F_DEPRECATED (preferred lifetime over)
-};
 
 // The interface's IPv6 address: the first non-deprecated global unicast address (fc00::/7
 // included, as Go's IsGlobalUnicast) in dump order, else the first non-deprecated link-local
 // (fe80::/10) one; nullopt if it has neither.
 std::optional<IP6> preferred_ipv6(int index, const std::vector<Addr6Info>& addrs);
 
-// Every IPv6 address of the current network namespace, in netlink dump order. Throws
-// NetlinkError when the dump fails.
+// Every IPv6 address of the current network namespace, in netlink dump order
+// (NetlinkSession::addrs6()). Throws NetlinkError when the dump fails.
 std::vector<Addr6Info> read_ipv6_addrs();
 
 }  // namespace flannel
