@@ -29,7 +29,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   } catch (const flannel::ParseError&) {
   }
   if (auto subnet = flannel::parse_subnet_key(text)) {
-    FUZZ_CHECK(subnet->prefix <= 32);
+    FUZZ_CHECK(subnet->subnet.prefix <= 32);
     auto again = flannel::parse_subnet_key(flannel::subnet_key(*subnet));
     FUZZ_CHECK(again && *again == *subnet);
   }
