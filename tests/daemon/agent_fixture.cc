@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <iostream>
 
 #include <nlohmann/json.hpp>
 
@@ -74,7 +75,20 @@ void AgentTest::set_config(const std::string& json) {
 
 std::optional<IP4Net> AgentTest::wait_subnet(int i, std::chrono::milliseconds timeout) {
   std::string path = subnet_file(i);
-  if (!wait_until([&] { return std::filesystem::exists(path); }, timeout)) return std::nullopt;
+  if (!wait_until([&] { return std::filesystem::exists(path); }, timeout)) {
+    // Said at once, before the assertion's own message: CI shows the lines around a failure,
+    // and the whole logs TearDown prints may be cut away.
+    std::string log = agents_.count(i) ? agents_.at(i)->output() : "";
+    size_t from = log.size();
+    for (int lines = 0; lines <= 8 && from > 0; ++lines) {
+      size_t nl = from >= 2 ? log.rfind('\n', from - 2) : std::string::npos;
+      from = nl == std::string::npos ? 0 : nl + 1;
+    }
+    std::cerr << "wait_subnet: host " << i << " wrote no subnet file within " << timeout.count()
+              << " ms; flanneld " << (agents_.count(i) && agents_.at(i)->running() ? "running" : "not running")
+              << "; the end of its log:\n" << log.substr(from) << std::flush;
+    return std::nullopt;
+  }
   return previous_subnet_from_env(parse_env_file(read_file(path)));
 }
 
