@@ -28,17 +28,20 @@ std::optional<nlohmann::json> member(const std::string& json, const char* key, s
 
 int int_in(const std::string& json, const char* key, int def, int lo, int hi, const char* example) {
   std::string raw;
-  auto v = member(json, key, &raw);
-  if (!v) return def;
-  if (!v->is_number_integer()) {
-    decode_error(std::string(key) + " must be an integer like " + example + ", got " + raw);
+  if (!member(json, key, &raw)) return def;
+  auto f = json_util::decode_int_field(raw, lo, hi);
+  switch (f.kind) {
+    case json_util::IntField::Kind::kNull:
+      return def;
+    case json_util::IntField::Kind::kNotInteger:
+      decode_error(std::string(key) + " must be an integer like " + example + ", got " + raw);
+    case json_util::IntField::Kind::kOutOfRange:
+      decode_error(std::string(key) + " must be between " + std::to_string(lo) + " and " +
+                   std::to_string(hi) + ", got " + raw);
+    case json_util::IntField::Kind::kOk:
+      break;
   }
-  if (v->is_number_unsigned() ? v->get<uint64_t>() > static_cast<uint64_t>(hi) || v->get<uint64_t>() < static_cast<uint64_t>(lo)
-                              : v->get<int64_t>() < lo) {
-    decode_error(std::string(key) + " must be between " + std::to_string(lo) + " and " +
-                 std::to_string(hi) + ", got " + raw);
-  }
-  return static_cast<int>(v->get<int64_t>());
+  return static_cast<int>(f.value);
 }
 
 std::string string_of(const std::string& json, const char* key, const std::string& def) {
