@@ -153,6 +153,23 @@ MsgPtr route6_request(const Route6& r, Op op, const std::string& what) {
 
 }  // namespace nl
 
+namespace {
+
+// One route request of either family, answered by one ack ("route add 10.5.1.0/24 via ...").
+MsgPtr request_for(const Route4& r, Op op, const std::string& what) { return route_request(r, op, what); }
+MsgPtr request_for(const Route6& r, Op op, const std::string& what) { return route6_request(r, op, what); }
+
+template <class R>
+void send_route(nl_sock* sock, const R& r, Op op, const char* verb) {
+  std::string what = "route ";
+  what += verb;
+  what += ' ';
+  what += r.str();
+  send_and_ack(sock, request_for(r, op, what).get(), what);
+}
+
+}  // namespace
+
 std::vector<Route4> NetlinkSession::routes4() {
   std::vector<Route4> out;
   rtmsg hdr{};
@@ -161,20 +178,11 @@ std::vector<Route4> NetlinkSession::routes4() {
   return out;
 }
 
-void NetlinkSession::route_add(const Route4& r) {
-  std::string what = "route add " + r.str();
-  send_and_ack(sock_, route_request(r, Op::kAdd, what).get(), what);
-}
+void NetlinkSession::route_add(const Route4& r) { send_route(sock_, r, Op::kAdd, "add"); }
 
-void NetlinkSession::route_replace(const Route4& r) {
-  std::string what = "route replace " + r.str();
-  send_and_ack(sock_, route_request(r, Op::kReplace, what).get(), what);
-}
+void NetlinkSession::route_replace(const Route4& r) { send_route(sock_, r, Op::kReplace, "replace"); }
 
-void NetlinkSession::route_delete(const Route4& r) {
-  std::string what = "route del " + r.str();
-  send_and_ack(sock_, route_request(r, Op::kDelete, what).get(), what);
-}
+void NetlinkSession::route_delete(const Route4& r) { send_route(sock_, r, Op::kDelete, "del"); }
 
 Route4 NetlinkSession::route_get(IP4 dst) {
   std::string what = "route get " + dst.str();
@@ -194,20 +202,11 @@ std::vector<Route6> NetlinkSession::routes6() {
   return out;
 }
 
-void NetlinkSession::route_add(const Route6& r) {
-  std::string what = "route add " + r.str();
-  send_and_ack(sock_, route6_request(r, Op::kAdd, what).get(), what);
-}
+void NetlinkSession::route_add(const Route6& r) { send_route(sock_, r, Op::kAdd, "add"); }
 
-void NetlinkSession::route_replace(const Route6& r) {
-  std::string what = "route replace " + r.str();
-  send_and_ack(sock_, route6_request(r, Op::kReplace, what).get(), what);
-}
+void NetlinkSession::route_replace(const Route6& r) { send_route(sock_, r, Op::kReplace, "replace"); }
 
-void NetlinkSession::route_delete(const Route6& r) {
-  std::string what = "route del " + r.str();
-  send_and_ack(sock_, route6_request(r, Op::kDelete, what).get(), what);
-}
+void NetlinkSession::route_delete(const Route6& r) { send_route(sock_, r, Op::kDelete, "del"); }
 
 Route6 NetlinkSession::route_get(const IP6& dst) {
   std::string what = "route get " + dst.str();
