@@ -1,8 +1,6 @@
 #include "backends/wireguard_key.h"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -13,6 +11,7 @@
 #include <memory>
 
 #include "backends/backend.h"
+#include "backends/crypto_lib.h"
 #include "backends/unique_fd.h"
 
 namespace flannel {
@@ -33,7 +32,7 @@ int hex_value(char c) {
 }
 
 struct PkeyFree {
-  void operator()(EVP_PKEY* k) const { EVP_PKEY_free(k); }
+  void operator()(EVP_PKEY* k) const { crypto_lib().pkey_free(k); }
 };
 
 std::string sys_error(const std::string& what) { return what + ": " + std::strerror(errno); }
@@ -100,7 +99,7 @@ std::string WgKey::hex() const {
 
 WgKey WgKey::generate_private() {
   WgKey k;
-  if (RAND_bytes(k.bytes.data(), static_cast<int>(k.bytes.size())) != 1) {
+  if (crypto_lib().rand_bytes(k.bytes.data(), static_cast<int>(k.bytes.size())) != 1) {
     throw BackendError("wireguard: cannot generate a private key: OpenSSL RAND_bytes failed");
   }
   // The Curve25519 clamping `wg genkey` (and wgtypes.GeneratePrivateKey) apply.
@@ -111,11 +110,12 @@ WgKey WgKey::generate_private() {
 }
 
 WgKey WgKey::public_key() const {
+  const CryptoLib& crypto = crypto_lib();
   std::unique_ptr<EVP_PKEY, PkeyFree> pkey(
-      EVP_PKEY_new_raw_private_key(EVP_PKEY_X25519, nullptr, bytes.data(), bytes.size()));
+      crypto.new_raw_private_key(EVP_PKEY_X25519, nullptr, bytes.data(), bytes.size()));
   WgKey pub;
   size_t len = pub.bytes.size();
-  if (!pkey || EVP_PKEY_get_raw_public_key(pkey.get(), pub.bytes.data(), &len) != 1 || len != 32) {
+  if (!pkey || crypto.get_raw_public_key(pkey.get(), pub.bytes.data(), &len) != 1 || len != 32) {
     throw BackendError("wireguard: cannot derive the public key (OpenSSL X25519 failed)");
   }
   return pub;

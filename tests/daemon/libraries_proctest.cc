@@ -1,7 +1,8 @@
 // What a running flanneld maps: libcurl (and the chain Debian builds it with: OpenSSL's libssl,
 // GnuTLS, LDAP, SSH2) is loaded only when an etcd store is used (stores/curl_lib.h), so an agent
-// on the SQLite store never maps it. Read from /proc/PID/maps of a real agent holding its lease.
-// (libcrypto is OpenSSL's too, but the wireguard backend's key code links it directly.)
+// on the SQLite store never maps it; OpenSSL's libcrypto is loaded only by the wireguard backend's
+// key code (backends/crypto_lib.h), so an agent on another backend and the SQLite store maps no
+// OpenSSL at all. Read from /proc/PID/maps of a real agent holding its lease.
 #include <sstream>
 #include <string>
 #include <vector>
@@ -42,6 +43,7 @@ TEST_P(AgentTest, LibcurlIsMappedOnlyWithAnEtcdStore) {
     std::string all;
     for (const auto& l : libs) all += l + "\n";
     EXPECT_TRUE(libs.empty()) << "a SQLite agent maps:\n" << all;
+    EXPECT_TRUE(mapped(agent(1).pid(), {"libcrypto"}).empty()) << "an alloc agent on SQLite maps OpenSSL";
   }
 }
 

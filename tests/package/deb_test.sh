@@ -54,7 +54,7 @@ field() { dpkg-deb -f "$deb" "$1"; }
 [ "$(field Package)" = flannel-cpp ] || fail "Package is '$(field Package)', want flannel-cpp"
 [ "$(field Version)" = "$version-1" ] || fail "Version is '$(field Version)', want $version-1"
 depends=$(field Depends)
-for lib in libc6 libstdc++6 libcurl4 libsqlite3-0 libnl-3-200 libnl-route-3-200 libnl-genl-3-200 iptables; do
+for lib in libc6 libstdc++6 libcurl4 libssl3 libsqlite3-0 libnl-3-200 libnl-route-3-200 libnl-genl-3-200 iptables; do
   [[ "$depends" == *"$lib"* ]] || fail "Depends lacks $lib (shlibdeps not run?): $depends"
 done
 ok "control: $(field Package) $(field Version); Depends: $depends"
