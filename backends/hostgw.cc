@@ -1,5 +1,6 @@
 #include "backends/hostgw.h"
 
+#include <optional>
 #include <set>
 
 #include "backends/batch_errors.h"
@@ -90,26 +91,30 @@ void HostGwBackend::choose_route_form(bool nexthop_dump_ok, const std::string& w
 
 void HostGwBackend::apply_batch(const std::vector<PeerEvent>& batch, bool full) {
   BatchErrors errors;
-  // One dump per batch: lets a restart skip every route that is already right, and gives the
-  // startup reconciliation its view of the table.
   const bool v4 = config_.enable_ipv4, v6 = config_.enable_ipv6;
-  std::map<IP4Net, Route4> kernel;
-  try {
-    if (v4)
-      for (auto& r : nl_->routes4()) kernel.emplace(r.dst, r);  // first route per dst, as flannel
-  } catch (const NetlinkError& e) {
-    throw BackendError(std::string("host-gw: cannot read the routing table: ") + e.what());
+  // A full sync reads the kernel once: routes already right are skipped (a restart changes
+  // nothing) and the reconciliation sees the table. Single events do not read it (one dump of
+  // 10,000 routes costs tens of ms): they write from routes_ / routes6_, the record of what we
+  // programmed, as vxlan does; check() and the next sync catch what someone else changed.
+  std::optional<std::map<IP4Net, Route4>> kernel;
+  std::optional<std::map<IP6Net, Route6>> kernel6;
+  if (full && v4) {
+    try {
+      kernel.emplace();
+      for (auto& r : nl_->routes4()) kernel->emplace(r.dst, r);  // first route per dst, as flannel
+    } catch (const NetlinkError& e) {
+      throw BackendError(std::string("host-gw: cannot read the routing table: ") + e.what());
+    }
   }
-  std::map<IP6Net, Route6> kernel6;
-  if (v6) kernel6 = load_routes6();
-  // Our nexthops (sync only: apply() writes without comparing). The first dump also decides
+  if (full && v6) kernel6 = load_routes6();
+  // Our nexthops (sync only: events write without comparing). The first dump also decides
   // between nexthop objects and inline gateways.
   std::map<uint32_t, Nexthop4> nexthops;
   bool have_nexthops = false;
   if (v4 && (full || !form_chosen_)) {
     try {
       nexthops = owned_nexthops(*nl_, kHostGwNexthops);
-      have_nexthops = true;
+      have_nexthops = full;
       choose_route_form(true, "");
     } catch (const NetlinkError& e) {
       choose_route_form(false, e.what());
@@ -130,43 +135,20 @@ void HostGwBackend::apply_batch(const std::vector<PeerEvent>& batch, bool full) 
     }
     if (v6 && peer.ipv6_subnet) {
       try {
-        queue_peer6(ev, &kernel6, &nb, i);
+        queue_peer6(ev, kernel6 ? &*kernel6 : nullptr, &nb, i);
       } catch (const std::exception& e) {
         failed[i] = true;
         errors.add(ev, "IPv6 subnet " + peer.ipv6_subnet->str() + ": " + e.what());
       }
     }
     if (!v4) continue;
-    Route4 want = route_for(peer);
     try {
       if (ev.type == PeerEvent::Type::kAdded) {
-        if (want.nhid) {
-          Nexthop4 nh{want.nhid, want.gw, want.oif, false};
-          wanted_ids.insert(nh.id);
-          auto it = nexthops.find(nh.id);
-          if (it == nexthops.end() || !same_nexthop(it->second, nh)) nb.nexthop_replace(nh, i);
-        }
-        auto it = kernel.find(want.dst);
-        bool same = it != kernel.end() && it->second.nhid == want.nhid &&
-                    it->second.gw == want.gw && it->second.oif == want.oif &&
-                    !it->second.onlink && (!want.nhid || it->second.protocol == kRtprotBoot);
-        if (!same) {
-          nb.route_replace(want, i);
-          want.protocol = kRtprotBoot;
-          kernel[want.dst] = want;
-        }
-        routes_[want.dst] = want;
+        queue_add4(peer, kernel ? &*kernel : nullptr, have_nexthops ? &nexthops : nullptr,
+                   &wanted_ids, &nb, i);
       } else {
-        routes_.erase(peer.subnet);
-        auto it = kernel.find(want.dst);
-        if (it != kernel.end() && it->second.gw == want.gw && it->second.oif == want.oif) {
-          nb.route_delete(it->second, i);
-          kernel.erase(it);
-        }
-        if (want.nhid && (!have_nexthops || nexthops.count(want.nhid))) {
-          nb.nexthop_delete(want.nhid, i);
-          nexthops.erase(want.nhid);
-        }
+        queue_remove4(peer, kernel ? &*kernel : nullptr, have_nexthops ? &nexthops : nullptr,
+                      &nb, i);
       }
     } catch (const std::exception& e) {
       failed[i] = true;
@@ -176,15 +158,17 @@ void HostGwBackend::apply_batch(const std::vector<PeerEvent>& batch, bool full) 
 
   // Startup reconciliation: routes and nexthops that look like ours but no lease holds.
   std::vector<std::string> stale;  // what each stale removal (tag batch.size() + k) is
-  if (full && v6) queue_reconcile6(kernel6, &nb, batch.size(), &stale);
-  if (full) {
-    for (const auto& [dst, r] : kernel) {
+  if (kernel6) queue_reconcile6(*kernel6, &nb, batch.size(), &stale);
+  if (kernel) {
+    for (const auto& [dst, r] : *kernel) {
       bool ours_looking = r.protocol == kRtprotBoot && r.oif == iface_.index && !r.gw.is_zero() &&
                           config_.network.contains(dst) && dst != config_.network;
       if (!ours_looking || routes_.count(dst) || (own_ && dst == *own_)) continue;
       nb.route_delete(r, batch.size() + stale.size());
       stale.push_back("route " + dst.str() + " via " + r.gw.str());
     }
+  }
+  if (have_nexthops) {
     for (const auto& [id, nh] : nexthops) {
       if (wanted_ids.count(id)) continue;
       nb.nexthop_delete(id, batch.size() + stale.size());
@@ -213,6 +197,69 @@ void HostGwBackend::apply_batch(const std::vector<PeerEvent>& batch, bool full) 
     note("host-gw: removed stale " + stale[k] + " (no lease holds it any more)");
   }
   errors.throw_if_any(batch.size());
+}
+
+void HostGwBackend::queue_add4(const Lease& peer, std::map<IP4Net, Route4>* kernel,
+                               const std::map<uint32_t, Nexthop4>* nexthops,
+                               std::set<uint32_t>* wanted_ids, NetlinkBatch* nb, size_t tag) {
+  Route4 want = route_for(peer);
+  if (want.nhid) {
+    Nexthop4 nh{want.nhid, want.gw, want.oif, false};
+    wanted_ids->insert(nh.id);
+    bool same = false;
+    if (nexthops) {
+      auto it = nexthops->find(nh.id);
+      same = it != nexthops->end() && same_nexthop(it->second, nh);
+    }
+    if (!same) nb->nexthop_replace(nh, tag);
+  }
+  if (kernel) {
+    auto it = kernel->find(want.dst);
+    bool same = it != kernel->end() && it->second.nhid == want.nhid &&
+                it->second.gw == want.gw && it->second.oif == want.oif && !it->second.onlink &&
+                (!want.nhid || it->second.protocol == kRtprotBoot);
+    if (!same) {
+      nb->route_replace(want, tag);
+      want.protocol = kRtprotBoot;
+      (*kernel)[want.dst] = want;
+    }
+  } else {
+    // An event: a replace is idempotent and O(1) with a nexthop object, so it is always sent;
+    // a new PublicIP thus replaces the route (and its nexthop) in place.
+    nb->route_replace(want, tag);
+    want.protocol = kRtprotBoot;
+  }
+  routes_[want.dst] = want;
+}
+
+void HostGwBackend::queue_remove4(const Lease& peer, std::map<IP4Net, Route4>* kernel,
+                                  std::map<uint32_t, Nexthop4>* nexthops, NetlinkBatch* nb,
+                                  size_t tag) {
+  Route4 want = route_for(peer);
+  std::optional<Route4> known;
+  if (auto it = routes_.find(peer.subnet); it != routes_.end()) known = it->second;
+  routes_.erase(peer.subnet);
+  if (kernel) {
+    auto it = kernel->find(want.dst);
+    if (it != kernel->end() && it->second.gw == want.gw && it->second.oif == want.oif) {
+      nb->route_delete(it->second, tag);
+      kernel->erase(it);
+    }
+  } else if (known) {
+    // What we programmed: the kernel matches the delete on its nexthop id (or its gateway and
+    // device), so a route someone else put there since is left alone.
+    nb->route_delete(*known, tag);
+  } else {
+    // Not in our record (added before a failure, or never): the lease's route in either form.
+    Route4 inline_route = want;
+    inline_route.nhid = 0;
+    nb->route_delete(inline_route, tag);
+  }
+  uint32_t nhid = known && known->nhid ? known->nhid : want.nhid;
+  if (nhid && (!nexthops || nexthops->count(nhid))) {
+    nb->nexthop_delete(nhid, tag);
+    if (nexthops) nexthops->erase(nhid);
+  }
 }
 
 void HostGwBackend::check() {

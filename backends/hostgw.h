@@ -20,6 +20,13 @@
 // destination inside the cluster Network. Routes already correct are left untouched, so a restart
 // causes no change in the kernel.
 //
+// The kernel is read only by a full sync (and the 10 s check()): single peer events are applied
+// from the backend's own record of the routes it programmed (routes_, routes6_), so an event
+// costs its own requests and not a dump of the whole table (10,000 routes: ~40 ms). An added
+// peer's nexthop and route are always replaced (idempotent); a removed peer's route is deleted
+// as recorded (the kernel matches nexthop id, or gateway and device, so a route someone else put
+// in its place stays). A route changed or deleted by hand is put back by check() or the next sync.
+//
 // Dual stack (current flannel, facts §2.7; hostgw_v6.cc): with EnableIPv6 the lease carries
 // PublicIPv6 and every peer with an IPv6Subnet and a PublicIPv6 gets
 // `ip -6 route replace <peer v6 subnet> via <peer PublicIPv6> dev <ext iface>` (inline gateway,
@@ -33,6 +40,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -72,11 +80,21 @@ class HostGwBackend : public Backend {
   Route4 route_for(const Lease& peer) const;
   // Decides once between nexthop objects and inline gateways (one note either way it falls back).
   void choose_route_form(bool nexthop_dump_ok, const std::string& why);
-  // One pass over `batch`; `full` (sync) also removes our stale routes not in routes_.
+  // One pass over `batch`. `full` (sync) reads the kernel's routes and our nexthops once,
+  // skips what is already right and removes our stale routes and nexthops not in routes_;
+  // otherwise (events) nothing is read: the requests follow from the event and routes_.
   void apply_batch(const std::vector<PeerEvent>& batch, bool full);
+  // The IPv4 requests of one peer event. kernel / nexthops: the sync's dumps (updated as
+  // requests are queued), null for events; wanted_ids collects the nexthop ids in use.
+  void queue_add4(const Lease& peer, std::map<IP4Net, Route4>* kernel,
+                  const std::map<uint32_t, Nexthop4>* nexthops, std::set<uint32_t>* wanted_ids,
+                  class NetlinkBatch* nb, size_t tag);
+  void queue_remove4(const Lease& peer, std::map<IP4Net, Route4>* kernel,
+                     std::map<uint32_t, Nexthop4>* nexthops, class NetlinkBatch* nb, size_t tag);
   // The IPv6 half (hostgw_v6.cc). kernel6: the main table's v6 routes by dst (first per dst).
   std::map<IP6Net, Route6> load_routes6();
-  // Queues the v6 route of one peer event; false (and a note) when the peer has no usable v6.
+  // Queues the v6 route of one peer event (a note when the peer has no usable v6). kernel6:
+  // the sync's dump, null for events (then routes6_ says what to delete).
   void queue_peer6(const PeerEvent& ev, std::map<IP6Net, Route6>* kernel6,
                    class NetlinkBatch* nb, size_t tag);
   void queue_reconcile6(const std::map<IP6Net, Route6>& kernel6, class NetlinkBatch* nb,

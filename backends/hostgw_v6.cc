@@ -36,11 +36,15 @@ void HostGwBackend::queue_peer6(const PeerEvent& ev, std::map<IP6Net, Route6>* k
       return;
     }
     Route6 want{subnet, *peer.attrs.public_ipv6, iface_.index, false};
-    auto it = kernel6->find(subnet);
-    if (it == kernel6->end() || !same_route(it->second, want)) {
-      nb->route_replace(want, tag);
+    bool same = false;
+    if (kernel6) {
+      auto it = kernel6->find(subnet);
+      same = it != kernel6->end() && same_route(it->second, want);
+    }
+    if (!same) {
+      nb->route_replace(want, tag);  // events: always (idempotent)
       want.protocol = kRtprotBoot;
-      (*kernel6)[subnet] = want;
+      if (kernel6) (*kernel6)[subnet] = want;
     }
     routes6_[subnet] = want;
     return;
@@ -48,10 +52,15 @@ void HostGwBackend::queue_peer6(const PeerEvent& ev, std::map<IP6Net, Route6>* k
   std::optional<Route6> known;
   if (auto it = routes6_.find(subnet); it != routes6_.end()) known = it->second;
   routes6_.erase(subnet);
-  std::optional<IP6> gw = peer.attrs.public_ipv6;
-  if (!gw && known) gw = known->gw;
+  std::optional<IP6> gw = known ? std::optional<IP6>(known->gw) : peer.attrs.public_ipv6;
+  if (!gw) return;
+  if (!kernel6) {
+    // An event: the kernel deletes only a route with this gateway and device (absent: no error).
+    nb->route_delete(Route6{subnet, *gw, iface_.index, false}, tag);
+    return;
+  }
   auto it = kernel6->find(subnet);
-  if (gw && it != kernel6->end() && it->second.gw == *gw && it->second.oif == iface_.index) {
+  if (it != kernel6->end() && it->second.gw == *gw && it->second.oif == iface_.index) {
     nb->route_delete(it->second, tag);
     kernel6->erase(it);
   }

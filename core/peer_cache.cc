@@ -6,13 +6,20 @@ namespace flannel {
 
 void PeerCache::set_own(std::optional<LeaseKey> own) {
   own_ = own;
-  if (own_) peers_.erase(*own_);
+  if (!own_) return;
+  if (auto it = peers_.find(*own_); it != peers_.end()) erase(it);
+}
+
+std::map<LeaseKey, Lease>::iterator PeerCache::erase(std::map<LeaseKey, Lease>::iterator it) {
+  if (it->first.ipv6_subnet) --ipv6_peers_;
+  return peers_.erase(it);
 }
 
 void PeerCache::upsert(const Lease& lease, std::vector<PeerEvent>* out) {
   auto it = peers_.find(lease.key());
   if (it == peers_.end()) {
     peers_.emplace(lease.key(), lease);
+    if (lease.ipv6_subnet) ++ipv6_peers_;
     out->push_back({PeerEvent::Type::kAdded, lease});
     return;
   }
@@ -31,7 +38,7 @@ std::vector<PeerEvent> PeerCache::apply(const std::vector<LeaseEvent>& events) {
       upsert(ev.lease, &out);
     } else if (auto it = peers_.find(ev.lease.key()); it != peers_.end()) {
       out.push_back({PeerEvent::Type::kRemoved, it->second});
-      peers_.erase(it);
+      erase(it);
     }
   }
   return out;
@@ -47,7 +54,7 @@ std::vector<PeerEvent> PeerCache::resync(const std::vector<Lease>& snapshot) {
   for (auto it = peers_.begin(); it != peers_.end();) {
     if (!present.count(it->first)) {
       removed.push_back({PeerEvent::Type::kRemoved, it->second});
-      it = peers_.erase(it);
+      it = erase(it);
     } else {
       ++it;
     }

@@ -29,13 +29,17 @@ class PeerCache {
   std::vector<PeerEvent> resync(const std::vector<Lease>& snapshot);
 
   size_t size() const { return peers_.size(); }
+  // Peers whose lease has an IPv6 subnet (kept up to date, O(1)).
+  size_t ipv6_peers() const { return ipv6_peers_; }
   const std::map<LeaseKey, Lease>& peers() const { return peers_; }
 
  private:
   void upsert(const Lease& lease, std::vector<PeerEvent>* out);
+  std::map<LeaseKey, Lease>::iterator erase(std::map<LeaseKey, Lease>::iterator it);
 
   std::optional<LeaseKey> own_;
   std::map<LeaseKey, Lease> peers_;
+  size_t ipv6_peers_ = 0;
 };
 
 }  // namespace flannel

@@ -212,10 +212,7 @@ void Agent::lease_updated() {
 
 void Agent::count_peers() {
   metrics_.peers = peers_.size();
-  uint64_t v6 = 0;
-  for (const auto& [key, lease] : peers_.peers())
-    if (key.ipv6_subnet) ++v6;
-  metrics_.ipv6_peers = v6;
+  metrics_.ipv6_peers = peers_.ipv6_peers();  // kept by the cache: no pass over the peers per event
 }
 
 Status Agent::resync() {

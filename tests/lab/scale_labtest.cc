@@ -336,5 +336,109 @@ TEST(ScaleLabErrors, NetlinkBatchMatchesEveryErrorToItsRequest) {
   EXPECT_EQ(present, 300 - bad.size());
 }
 
+// host-gw's single events read no kernel state (only a full sync dumps the table): they write
+// from the backend's record of what it programmed. These pin down what that must keep: a new
+// peer, a peer whose PublicIP changed (as one added event, and as the remove + add the agent's
+// peer cache sends), a removed peer with its nexthop, a route someone else put in a removed
+// peer's place left alone, and hand edits repaired by the next full sync. Nexthop objects on and
+// off (FLANNEL_NEXTHOP_OBJECTS).
+class HostGwEventsLab : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override { cleanup_stale_labs(); }
+  bool nexthops() const { return GetParam() == "on"; }
+};
+
+TEST_P(HostGwEventsLab, SingleEventsAddMoveAndRemovePeersFromTheRecord) {
+  ScopedEnv env("FLANNEL_NEXTHOP_OBJECTS", GetParam().c_str());
+  PeerNs ns("he");
+  auto all = synthetic_peers(201, "host-gw");
+  std::vector<Lease> peers(all.begin(), all.begin() + 200);
+  Agent a(ns, "host-gw");
+  a.sync(peers);
+  expect_routes(ns, peers, "host-gw", nexthops());
+
+  // A new peer.
+  a.backend->apply({{PeerEvent::Type::kAdded, all[200]}});
+  peers.push_back(all[200]);
+  expect_routes(ns, peers, "host-gw", nexthops());
+
+  // Peer 5's PublicIP changes, told as one added event; peer 6's as remove old + add new.
+  Lease moved5 = peers[5], moved6 = peers[6];
+  moved5.attrs.public_ip = IP4::parse("172.31.200.5");
+  moved6.attrs.public_ip = IP4::parse("172.31.200.6");
+  a.backend->apply({{PeerEvent::Type::kAdded, moved5}});
+  a.backend->apply({{PeerEvent::Type::kRemoved, peers[6]}, {PeerEvent::Type::kAdded, moved6}});
+  peers[5] = moved5;
+  peers[6] = moved6;
+  expect_routes(ns, peers, "host-gw", nexthops());
+  EXPECT_NE(ns.run({"ip", "route", "show", moved5.subnet.str()}).find("via 172.31.200.5 dev eth0"),
+            std::string::npos);
+  if (nexthops()) {
+    uint32_t id = *kHostGwNexthops.id_for(IP4Net::parse("10.0.0.0/8"), moved5.subnet);
+    EXPECT_NE(ns.run({"ip", "nexthop", "show", "id", std::to_string(id)})
+                  .find("via 172.31.200.5 dev eth0"), std::string::npos);
+  }
+
+  // Peer 7 leaves: its route and nexthop go.
+  const Lease gone = peers[7];
+  a.backend->apply({{PeerEvent::Type::kRemoved, gone}});
+  peers.erase(peers.begin() + 7);
+  EXPECT_EQ(ns.run({"ip", "route", "show", gone.subnet.str()}), "");
+  expect_routes(ns, peers, "host-gw", nexthops());  // also counts the nexthops left
+
+  // Peer 8 leaves after an operator routed its subnet elsewhere: that route is not ours to delete.
+  const Lease rerouted = peers[7];  // was peer 8
+  ns.run({"ip", "route", "replace", rerouted.subnet.str(), "via", "172.31.200.8", "dev", "eth0",
+          "proto", "static"});
+  a.backend->apply({{PeerEvent::Type::kRemoved, rerouted}});
+  peers.erase(peers.begin() + 7);
+  EXPECT_NE(ns.run({"ip", "route", "show", rerouted.subnet.str()}).find("via 172.31.200.8"),
+            std::string::npos) << "the operator's route was removed";
+  expect_routes(ns, peers, "host-gw", nexthops());
+
+  // A removed peer the backend never programmed (e.g. its add failed): its route, if the lease's,
+  // goes all the same.
+  Lease unknown = all[200];
+  unknown.subnet = IP4Net::parse("10.250.0.0/24");
+  unknown.attrs.public_ip = IP4::parse("172.31.200.9");
+  ns.run({"ip", "route", "add", "10.250.0.0/24", "via", "172.31.200.9", "dev", "eth0"});
+  a.backend->apply({{PeerEvent::Type::kRemoved, unknown}});
+  EXPECT_EQ(ns.run({"ip", "route", "show", "10.250.0.0/24"}), "");
+}
+
+TEST_P(HostGwEventsLab, RoutesChangedOrDeletedByHandAreRepairedByTheNextFullSync) {
+  ScopedEnv env("FLANNEL_NEXTHOP_OBJECTS", GetParam().c_str());
+  PeerNs ns("hr");
+  auto peers = synthetic_peers(200, "host-gw");
+  Agent a(ns, "host-gw");
+  a.sync(peers);
+  expect_routes(ns, peers, "host-gw", nexthops());
+
+  ns.run({"ip", "route", "del", peers[3].subnet.str()});
+  ns.run({"ip", "route", "replace", peers[4].subnet.str(), "via", "172.31.200.4", "dev", "eth0"});
+  size_t expected = 2;  // the two routes
+  if (nexthops()) {  // a deleted nexthop takes its route with it: both come back
+    uint32_t id = *kHostGwNexthops.id_for(IP4Net::parse("10.0.0.0/8"), peers[5].subnet);
+    ns.run({"ip", "nexthop", "del", "id", std::to_string(id)});
+    ASSERT_EQ(ns.run({"ip", "route", "show", peers[5].subnet.str()}), "");
+    expected += 2;
+  }
+  // An event for another peer does not read the table (nor repair it).
+  auto more = synthetic_peers(201, "host-gw");
+  a.backend->apply({{PeerEvent::Type::kAdded, more[200]}});
+  peers.push_back(more[200]);
+
+  size_t writes = a.kernel_writes();
+  a.sync(peers);
+  expect_routes(ns, peers, "host-gw", nexthops());
+  EXPECT_EQ(a.kernel_writes() - writes, expected) << "a sync rewrites only what differs";
+}
+
+INSTANTIATE_TEST_SUITE_P(NexthopObjects, HostGwEventsLab, ::testing::Values("on", "off"),
+                         [](const auto& info) {
+                           return info.param == "on" ? std::string("Nexthops")
+                                                     : std::string("Inline");
+                         });
+
 }  // namespace
 }  // namespace flannel::testing

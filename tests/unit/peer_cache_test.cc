@@ -77,5 +77,32 @@ TEST(PeerCache, ResyncDiffsFullAttributesRemovalsFirst) {
   EXPECT_EQ(c.size(), 3u);
 }
 
+// The agent's flannel_ipv6_peers gauge reads this count on every event, so the cache keeps it
+// as peers come and go (by event, by resync, as our own lease) instead of a pass over all peers.
+TEST(PeerCache, Ipv6PeerCountFollowsAddsRemovalsResyncsAndOwnLease) {
+  auto dual = [](const char* subnet, const char* subnet6) {
+    Lease l = lease(subnet, "10.0.0.9");
+    l.ipv6_subnet = IP6Net::parse(subnet6);
+    return l;
+  };
+  PeerCache c;
+  c.apply({added(dual("10.5.2.0/24", "fc00:0:0:2::/64")), added(lease("10.5.3.0/24", "10.0.0.3")),
+           added(dual("10.5.4.0/24", "fc00:0:0:4::/64"))});
+  EXPECT_EQ(c.ipv6_peers(), 2u);
+  c.apply({added(dual("10.5.2.0/24", "fc00:0:0:2::/64"))});  // a renewal: still one peer
+  EXPECT_EQ(c.ipv6_peers(), 2u);
+  LeaseEvent gone{LeaseEventType::kRemoved, dual("10.5.4.0/24", "fc00:0:0:4::/64"), false};
+  c.apply({gone});
+  EXPECT_EQ(c.ipv6_peers(), 1u);
+  c.set_own(LeaseKey{IP4Net::parse("10.5.2.0/24"), IP6Net::parse("fc00:0:0:2::/64")});
+  EXPECT_EQ(c.ipv6_peers(), 0u);
+  EXPECT_EQ(c.size(), 1u);
+  c.resync({dual("10.5.6.0/24", "fc00:0:0:6::/64"), dual("10.5.7.0/24", "fc00:0:0:7::/64")});
+  EXPECT_EQ(c.ipv6_peers(), 2u);
+  c.resync({lease("10.5.3.0/24", "10.0.0.3")});
+  EXPECT_EQ(c.ipv6_peers(), 0u);
+  EXPECT_EQ(c.size(), 1u);
+}
+
 }  // namespace
 }  // namespace flannel
