@@ -54,7 +54,8 @@ TEST_P(FlannelctlTest, ReservationIsAdoptedByItsHostAndKeepsNoTtl) {
 }
 
 // Dual-stack leases (one key holding both subnets, "A.B.C.D-N&IPV6-M"): `subnets get` and `rm`
-// take the whole key, the IPv6 subnet or the IPv4 subnet of such a lease.
+// take the whole key, the IPv6 subnet or the IPv4 subnet of such a lease; an IPv6 subnet with
+// host bits set is a usage error (it used to be rounded down silently).
 TEST_P(FlannelctlTest, DualStackLeasesByKeyOrEitherSubnet) {
   set_config(R"({"Network":"172.30.0.0/16","EnableIPv6":true,"IPv6Network":"fc00:30::/48","Backend":{"Type":"alloc"}})");
   std::string out;
@@ -98,6 +99,11 @@ TEST_P(FlannelctlTest, DualStackLeasesByKeyOrEitherSubnet) {
   EXPECT_NE(out.find("no lease for 172.30.50.0/24 fc00:30:0:99::/64"), std::string::npos) << out;
   EXPECT_EQ(store_->ctl({"subnets", "get", "172.30.50.0-24&FC00:30:0:50::-64"}, &out), 2) << out;
   EXPECT_NE(out.find("invalid subnet \"172.30.50.0-24&FC00:30:0:50::-64\""), std::string::npos) << out;
+
+  // An IPv6 subnet with host bits set is refused, not rounded down to a lease it then deletes.
+  EXPECT_EQ(store_->ctl({"subnets", "rm", "fc00:30:0:50::5/64"}, &out), 2) << out;
+  EXPECT_NE(out.find("has host bits set"), std::string::npos) << out;
+  ASSERT_EQ(store_->ctl({"subnets", "get", rkey}, &out), 0) << out;
 
   // rm by the whole key, and by the IPv6 subnet (the agent is stopped first: it would re-create it).
   ASSERT_EQ(store_->ctl({"subnets", "rm", rkey}, &out), 0) << out;
