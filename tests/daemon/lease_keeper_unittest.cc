@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <set>
+#include <utility>
 
 #include "tests/daemon/memory_store.h"
 
