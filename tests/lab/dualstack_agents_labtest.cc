@@ -89,6 +89,9 @@ class KernelChanges {
     std::string changes;
     for (size_t k = from; k < lines.size() && !contains(lines[k], kEnd); ++k) {
       const std::string& line = lines[k];
+      // The kernel's own local-table routes for IPv6 link-local addresses finishing DAD on
+      // young devices (eth0, cni0, the pod ports, flannel*) are not the agent's doing.
+      if (contains(line, "table local") && contains(line, "fe80::")) continue;
       if (line.rfind("[ROUTE]", 0) == 0 || line.rfind("[NEXTHOP]", 0) == 0 ||
           (line.rfind("[NEIGH]", 0) == 0 && contains(line, "PERMANENT")))
         changes += line + "\n";
