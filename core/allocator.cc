@@ -200,4 +200,16 @@ Allocation allocate_subnet(const Config& c, const std::vector<Lease>& existing, 
   return a;
 }
 
+std::optional<Lease> earlier_rival(const Lease& mine, const std::vector<Lease>& leases) {
+  const LeaseKey key = mine.key();
+  std::optional<Lease> rival;
+  for (const auto& l : leases) {
+    if (l.key() == key || l.revision == 0 || l.revision >= mine.revision) continue;
+    const bool v4 = key.has_ipv4() && l.key().has_ipv4() && l.subnet.overlaps(mine.subnet);
+    const bool v6 = key.ipv6_subnet && l.ipv6_subnet && l.ipv6_subnet->overlaps(*key.ipv6_subnet);
+    if ((v4 || v6) && (!rival || l.revision < rival->revision)) rival = l;
+  }
+  return rival;
+}
+
 }  // namespace flannel

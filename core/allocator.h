@@ -75,6 +75,15 @@ Allocation allocate_subnet(const Config& config, const std::vector<Lease>& exist
                            std::optional<LeaseKey> previous, std::mt19937_64& rng,
                            std::optional<IP6> public_ipv6 = std::nullopt);
 
+// A lease key with an IPv6 part ("A-N&B-M", or "0.0.0.0-0&B-M" IPv6-only) is created only if
+// that exact key is absent, so two hosts creating at once can end up holding the same IPv4 or
+// the same IPv6 subnet under different keys (and a v0.11 host the same IPv4 subnet under its
+// plain key). The agent lists again after such a create: this returns a lease other than
+// `mine` that holds one of its subnets (an IPv4 part counts only when both keys have one) and
+// was written before it (lower revision), i.e. `mine` lost the race and must go. A rival
+// written after `mine` is not returned: that host finds `mine` the same way and yields.
+std::optional<Lease> earlier_rival(const Lease& mine, const std::vector<Lease>& leases);
+
 // How many free candidates step 3 collects before choosing (flannel's value).
 inline constexpr size_t kAllocCandidates = 100;
 

@@ -30,15 +30,43 @@ void PeerCache::upsert(const Lease& lease, std::vector<PeerEvent>* out) {
   it->second = lease;  // a renewal only refreshes expiration and revision
 }
 
+namespace {
+
+// True if the two keys share their IPv4 subnet (both having one) or their IPv6 subnet.
+bool share_a_subnet(const LeaseKey& a, const LeaseKey& b) {
+  return (a.has_ipv4() && b.has_ipv4() && a.subnet.overlaps(b.subnet)) ||
+         (a.ipv6_subnet && b.ipv6_subnet && a.ipv6_subnet->overlaps(*b.ipv6_subnet));
+}
+
+}  // namespace
+
 std::vector<PeerEvent> PeerCache::apply(const std::vector<LeaseEvent>& events) {
   std::vector<PeerEvent> out;
+  std::set<LeaseKey> removed;
   for (const auto& ev : events) {
     if (own_ && ev.lease.key() == *own_) continue;
     if (ev.type == LeaseEventType::kAdded) {
       upsert(ev.lease, &out);
     } else if (auto it = peers_.find(ev.lease.key()); it != peers_.end()) {
       out.push_back({PeerEvent::Type::kRemoved, it->second});
+      removed.insert(it->first);
       erase(it);
+    }
+  }
+  // Two leases can hold one subnet for a moment (two hosts created "A&B" and "C&B" at once; the
+  // later deletes its lease). Removing one makes the backend delete that subnet's route and
+  // entries, so the peer still holding it is added again, after everything else. Only keys with
+  // an IPv6 part can share a subnet with a different key (plain IPv4 keys are unique in the
+  // store), so a cluster without IPv6 leases never scans the peers here.
+  bool dual_removed = false;
+  for (const auto& gone : removed) dual_removed = dual_removed || gone.ipv6_subnet.has_value();
+  if (removed.empty() || (!dual_removed && ipv6_peers_ == 0)) return out;
+  for (const auto& [key, lease] : peers_) {
+    for (const auto& gone : removed) {
+      if (share_a_subnet(key, gone)) {
+        out.push_back({PeerEvent::Type::kAdded, lease});
+        break;
+      }
     }
   }
   return out;

@@ -21,7 +21,9 @@ class PeerCache {
   // Events for `own` (our lease key) are dropped; change it when the lease moves.
   void set_own(std::optional<LeaseKey> own);
 
-  // Applies incremental store events and returns what the backend must do, in order.
+  // Applies incremental store events and returns what the backend must do, in order. A peer
+  // that shares an IPv4 or IPv6 subnet with a removed one is added again at the end (the
+  // removal took the shared subnet's route with it).
   std::vector<PeerEvent> apply(const std::vector<LeaseEvent>& events);
 
   // Replaces the cache with a full snapshot (start, or after history was lost) and returns the

@@ -23,6 +23,7 @@
 #include <iterator>
 #include <map>
 #include <sstream>
+#include <string_view>
 
 #include <nlohmann/json.hpp>
 
@@ -79,7 +80,8 @@ LeaseKey resolve_subnet_arg(Store& store, const std::string& text) {
   std::optional<IP6Net> v6;
   std::optional<LeaseKey> key;
   if (auto n = IP6Net::try_parse(text)) {
-    if (n->network() != IP6Net{n->ip, n->prefix})
+    // try_parse clears the host bits: compare with the address as written
+    if (IP6::try_parse(std::string_view(text).substr(0, text.find('/'))) != n->ip)
       throw UsageError("subnet " + text + " has host bits set; did you mean " + n->network().str() + "?");
     v6 = *n;
   } else {

@@ -98,6 +98,10 @@ std::optional<Lease> LeaseKeeper::try_acquire(const Config& config, const LeaseA
     s = store_.renew_lease(want, ttl, &got);
   } else {
     s = store_.create_lease(want, ttl_, &got);
+    if (s.ok() && got.ipv6_subnet && lost_race(got)) {
+      *retry_after = jitter();
+      return std::nullopt;
+    }
   }
   if (s.ok()) return got;
   if (s.code == StoreCode::kConflict || s.code == StoreCode::kNotFound ||
@@ -111,6 +115,26 @@ std::optional<Lease> LeaseKeeper::try_acquire(const Config& config, const LeaseA
     *retry_after = seconds(1);
   }
   return std::nullopt;
+}
+
+bool LeaseKeeper::lost_race(const Lease& created) {
+  LeaseList list;
+  if (Status s = store_.list_leases(&list); !s.ok()) {
+    FLOG_WARNING("Cannot list leases to check that no other host took {} at the same time ({}): {}",
+                 created.key().str(), to_string(s.code), s.message);
+    return false;
+  }
+  auto rival = earlier_rival(created, list.leases);
+  if (!rival) return false;
+  FLOG_WARNING("Lease {} collides with {} (PublicIP {}), created just before it by another host; "
+               "deleting ours and picking again",
+               created.key().str(), rival->key().str(), rival->attrs.public_ip.str());
+  Status s = store_.delete_lease(created.key(), created.revision);
+  if (!s.ok() && s.code != StoreCode::kNotFound) {
+    metrics_.store_errors++;
+    FLOG_WARNING("Cannot delete lease {} ({}): {}", created.key().str(), to_string(s.code), s.message);
+  }
+  return true;
 }
 
 Status LeaseKeeper::renew(Lease* lease) {

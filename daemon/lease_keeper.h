@@ -3,6 +3,8 @@
 // Acquisition lists the leases, asks core's allocator what to hold, and performs the writes it
 // asks for with compare-and-swap, so racing agents never end with the same subnet and no agent
 // ever takes over another host's lease (the v0.11 bugs in facts §7.1-3 are not reproduced).
+// A key with an IPv6 part is checked after its create (a store compares whole keys only, and two
+// hosts can create "A&B" and "A&C" at once): the later of two holders of a subnet yields.
 // Renewal is a CAS on the revision we last wrote: if someone replaced, deleted or let the lease
 // expire, the renewal fails and the caller re-acquires instead of resurrecting it.
 //
@@ -41,6 +43,10 @@ class LeaseKeeper {
   std::optional<Lease> try_acquire(const Config& config, const LeaseAttrs& attrs,
                                    std::optional<LeaseKey> previous,
                                    std::chrono::milliseconds* retry_after);
+
+  // After creating a key with an IPv6 part: true if another host created one holding the same
+  // IPv4 or IPv6 subnet just before (core earlier_rival); ours is then deleted (logged).
+  bool lost_race(const Lease& created);
 
   Store& store_;
   Metrics& metrics_;

@@ -7,6 +7,7 @@
 
 #include "daemon/options.h"
 
+#include <algorithm>
 #include <ostream>
 #include <regex>
 #include <stdexcept>
@@ -175,10 +176,18 @@ void validate_options(const Options& o) {
          "not an IPv4 address (use a dotted quad such as 10.0.0.5, or leave it unset to use the "
          "address of the chosen interface)");
   }
-  if (!o.public_ipv6.empty() && !IP6::try_parse(o.public_ipv6)) {
-    fail(o, "public-ipv6", o.public_ipv6,
-         "not an IPv6 address (use e.g. 2001:db8::10, or leave it unset to use the IPv6 address of "
-         "the chosen interface; it is used only when the network config has EnableIPv6 true)");
+  if (!o.public_ipv6.empty()) {
+    const auto ip6 = IP6::try_parse(o.public_ipv6);
+    const std::string why =
+        " (use e.g. 2001:db8::10, or leave it unset to use the IPv6 address of the chosen "
+        "interface; it is used only when the network config has EnableIPv6 true)";
+    if (!ip6) fail(o, "public-ipv6", o.public_ipv6, "not an IPv6 address" + why);
+    // ::ffff:a.b.c.d is an IPv4 address in IPv6 clothing: no IPv6 peer can reach it, and its
+    // mixed notation in the lease is rejected by current flannel's parser.
+    const bool v4_mapped = std::all_of(ip6->bytes.begin(), ip6->bytes.begin() + 10,
+                                       [](uint8_t b) { return b == 0; }) &&
+                           ip6->bytes[10] == 0xff && ip6->bytes[11] == 0xff;
+    if (v4_mapped) fail(o, "public-ipv6", o.public_ipv6, "an IPv4-mapped address, not an IPv6 one" + why);
   }
   if (!o.healthz_ip.empty() && !IP4::try_parse(o.healthz_ip) && !IP6::try_parse(o.healthz_ip)) {
     fail(o, "healthz-ip", o.healthz_ip,

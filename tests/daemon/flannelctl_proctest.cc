@@ -53,6 +53,69 @@ TEST_P(FlannelctlTest, ReservationIsAdoptedByItsHostAndKeepsNoTtl) {
   EXPECT_NE(out.find("no lease"), std::string::npos) << out;
 }
 
+// Dual-stack leases (one key holding both subnets, "A.B.C.D-N&IPV6-M"): `subnets get` and `rm`
+// take the whole key, the IPv6 subnet or the IPv4 subnet of such a lease; an IPv6 subnet with
+// host bits set is a usage error (it used to be rounded down silently).
+TEST_P(FlannelctlTest, DualStackLeasesByKeyOrEitherSubnet) {
+  set_config(R"({"Network":"172.30.0.0/16","EnableIPv6":true,"IPv6Network":"fc00:30::/48","Backend":{"Type":"alloc"}})");
+  std::string out;
+  // A reservation under a dual-stack key.
+  const std::string rkey = "172.30.50.0-24&fc00:30:0:50::-64";
+  ASSERT_EQ(store_->ctl({"reserve", rkey, "10.250.0.9"}, &out), 0) << out;
+  ASSERT_EQ(store_->ctl({"subnets", "get", rkey}, &out), 0) << out;
+  auto lease = nlohmann::json::parse(out);
+  EXPECT_EQ(lease["key"], rkey) << out;
+  EXPECT_EQ(lease["subnet"], "172.30.50.0/24") << out;
+  EXPECT_EQ(lease["ipv6_subnet"], "fc00:30:0:50::/64") << out;
+  EXPECT_EQ(lease["value"].dump(), R"({"PublicIP":"10.250.0.9"})") << out;
+  for (const char* by : {"fc00:30:0:50::/64", "172.30.50.0/24", "172.30.50.0-24"}) {
+    ASSERT_EQ(store_->ctl({"subnets", "get", by}, &out), 0) << by << ": " << out;
+    EXPECT_EQ(nlohmann::json::parse(out)["key"], rkey) << by << ": " << out;
+  }
+
+  // An agent's lease: found by its IPv6 subnet, read back with PublicIPv6.
+  start_agent(1, {"-public-ipv6=2001:db8::1"});
+  ASSERT_TRUE(wait_subnet(1)) << agent(1).output();
+  ASSERT_EQ(store_->ctl({"subnets", "list", "--json"}, &out), 0) << out;
+  std::string akey, a6;
+  for (const auto& l : nlohmann::json::parse(out))
+    if (l["key"] != rkey) {
+      akey = l["key"].get<std::string>();
+      a6 = l["ipv6_subnet"].get<std::string>();
+    }
+  ASSERT_NE(akey.find('&'), std::string::npos) << out;
+  ASSERT_EQ(store_->ctl({"subnets", "get", a6}, &out), 0) << out;
+  lease = nlohmann::json::parse(out);
+  EXPECT_EQ(lease["key"], akey) << out;
+  EXPECT_EQ(lease["value"]["PublicIPv6"], "2001:db8::1") << out;
+
+  // Bad or unknown IPv6 arguments.
+  EXPECT_EQ(store_->ctl({"subnets", "get", "fc00:30:0:50::1/64"}, &out), 2) << out;
+  EXPECT_NE(out.find("fc00:30:0:50::1/64 has host bits set; did you mean fc00:30:0:50::/64?"),
+            std::string::npos) << out;
+  EXPECT_EQ(store_->ctl({"subnets", "get", "fc00:30:0:99::/64"}, &out), 1) << out;
+  EXPECT_NE(out.find("no lease for"), std::string::npos) << out;
+  EXPECT_EQ(store_->ctl({"subnets", "rm", "172.30.50.0-24&fc00:30:0:99::-64"}, &out), 1) << out;
+  EXPECT_NE(out.find("no lease for 172.30.50.0/24 fc00:30:0:99::/64"), std::string::npos) << out;
+  EXPECT_EQ(store_->ctl({"subnets", "get", "172.30.50.0-24&FC00:30:0:50::-64"}, &out), 2) << out;
+  EXPECT_NE(out.find("invalid subnet \"172.30.50.0-24&FC00:30:0:50::-64\""), std::string::npos) << out;
+
+  // An IPv6 subnet with host bits set is refused, not rounded down to a lease it then deletes.
+  EXPECT_EQ(store_->ctl({"subnets", "rm", "fc00:30:0:50::5/64"}, &out), 2) << out;
+  EXPECT_NE(out.find("has host bits set"), std::string::npos) << out;
+  ASSERT_EQ(store_->ctl({"subnets", "get", rkey}, &out), 0) << out;
+
+  // rm by the whole key, and by the IPv6 subnet (the agent is stopped first: it would re-create it).
+  ASSERT_EQ(store_->ctl({"subnets", "rm", rkey}, &out), 0) << out;
+  EXPECT_NE(out.find("deleted 172.30.50.0/24 fc00:30:0:50::/64"), std::string::npos) << out;
+  EXPECT_EQ(store_->ctl({"subnets", "get", rkey}, &out), 1) << out;
+  stop_agent(1);
+  ASSERT_EQ(store_->ctl({"subnets", "rm", a6}, &out), 0) << out;
+  EXPECT_EQ(store_->ctl({"subnets", "get", akey}, &out), 1) << out;
+  ASSERT_EQ(store_->ctl({"subnets", "list", "--json"}, &out), 0) << out;
+  EXPECT_TRUE(nlohmann::json::parse(out).empty()) << out;
+}
+
 TEST_P(FlannelctlTest, BadUsageExitsTwoWithAHint) {
   std::string out;
   EXPECT_EQ(store_->ctl({"frobnicate"}, &out), 2);

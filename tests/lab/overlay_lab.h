@@ -7,6 +7,9 @@
 // namespace instead (10.250.0.254:2379, tests/support/lab_store.h), as a cluster that also holds
 // flannel v0.11 hosts runs; store() gives the test that etcd.
 //
+// With a dual-stack config (EnableIPv6) wait_subnet() also reads FLANNEL_IPV6_SUBNET, add_pods()
+// gives each pod an IPv6 address too, and ping6()/ping_matrix(true) test that family.
+//
 // Everything is torn down on every path: the flanneld processes (SIGTERM, then SIGKILL by
 // Process), etcd, the namespaces (Lab) and the temp dir.
 #pragma once
@@ -19,6 +22,7 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <sstream>
 #include <string>
@@ -54,6 +58,7 @@ class OverlayLab {
     if (rc != 0) throw std::runtime_error("flannelctl config set failed: " + out);
     daemons_.resize(hosts);
     subnets_.resize(hosts);
+    subnets6_.resize(hosts);
   }
 
   ~OverlayLab() {
@@ -123,16 +128,25 @@ class OverlayLab {
     if (!ok) throw std::runtime_error("no subnet file from host " + std::to_string(i + 1) +
                                       "; flanneld log:\n" + read_file(log_file(i)));
     subnets_[i] = IP4Net::parse_keep_host(subnet);
+    subnets6_[i].reset();
+    std::string subnet6 = env_value(read_file(subnet_file(i)), "FLANNEL_IPV6_SUBNET");
+    if (!subnet6.empty()) subnets6_[i] = IP6Net::parse(subnet6);  // network form
     return subnets_[i];
   }
   // The lease subnet of host i (network address form), after wait_subnet().
   IP4Net lease(int i) const { return subnets_[i].network(); }
+  // The IPv6 lease subnet of host i (network form), when its subnet file has one.
+  std::optional<IP6Net> lease6(int i) const { return subnets6_[i]; }
   // The FLANNEL_MTU of host i.
   int mtu(int i) const { return std::stoi(env_value(read_file(subnet_file(i)), "FLANNEL_MTU")); }
 
-  // Adds one pod per host, on FLANNEL_SUBNET's gateway.
+  // Adds one pod per host, on FLANNEL_SUBNET's gateway (and FLANNEL_IPV6_SUBNET's, if any).
   void add_pods() {
-    for (int i = 0; i < size(); ++i) pods_.push_back(lab_->add_pod(host(i), subnets_[i]));
+    for (int i = 0; i < size(); ++i) {
+      std::optional<IP6Net> gw6;
+      if (subnets6_[i]) gw6 = IP6Net{subnets6_[i]->first_host(), subnets6_[i]->prefix};
+      pods_.push_back(lab_->add_pod(host(i), subnets_[i], gw6));
+    }
   }
   const Lab::Pod& pod(int i) const { return pods_[i]; }
 
@@ -140,6 +154,11 @@ class OverlayLab {
   std::string route(int i, const IP4Net& dst) const {
     std::string out;
     run_command({"ip", "route", "show", dst.str()}, &out, host(i).netns);
+    return out;
+  }
+  std::string route(int i, const IP6Net& dst) const {
+    std::string out;
+    run_command({"ip", "-6", "route", "show", dst.str()}, &out, host(i).netns);
     return out;
   }
   // `ip <args...>` in host i's namespace; returns the output.
@@ -151,13 +170,16 @@ class OverlayLab {
     return out;
   }
 
-  // Waits until every host has a route to every other host's lease.
+  // Waits until every host has a route to every other host's lease (both families when both
+  // hosts have an IPv6 subnet).
   bool wait_full_mesh(std::chrono::milliseconds timeout = 15s) const {
     return wait_until(
         [&] {
           for (int i = 0; i < size(); ++i)
             for (int j = 0; j < size(); ++j)
-              if (i != j && route(i, lease(j)).empty()) return false;
+              if (i != j && (route(i, lease(j)).empty() ||
+                             (subnets6_[i] && subnets6_[j] && route(i, *subnets6_[j]).empty())))
+                return false;
           return true;
         },
         timeout);
@@ -172,12 +194,24 @@ class OverlayLab {
     }
     return false;
   }
-  // Pings every ordered pair of pods on different hosts; returns the failed pairs ("1->2").
-  std::vector<std::string> ping_matrix() const {
+  // The same over IPv6 (pods made with an IPv6 subnet; the first packet may wait for ND).
+  bool ping6(int i, int j, int attempts = 3) const {
+    if (!pods_[j].addr6) return false;
+    for (int a = 0; a < attempts; ++a) {
+      if (run_command({"ping", "-6", "-c", "1", "-W", "1", pods_[j].addr6->str()}, nullptr,
+                      pods_[i].netns) == 0)
+        return true;
+    }
+    return false;
+  }
+  // Pings every ordered pair of pods on different hosts (IPv6 with `v6`); returns the failed
+  // pairs ("1->2").
+  std::vector<std::string> ping_matrix(bool v6 = false) const {
     std::vector<std::string> failed;
     for (int i = 0; i < size(); ++i)
       for (int j = 0; j < size(); ++j)
-        if (i != j && !ping(i, j)) failed.push_back(std::to_string(i + 1) + "->" + std::to_string(j + 1));
+        if (i != j && !(v6 ? ping6(i, j) : ping(i, j)))
+          failed.push_back(std::to_string(i + 1) + "->" + std::to_string(j + 1));
     return failed;
   }
 
@@ -199,6 +233,7 @@ class OverlayLab {
       s += "---- host " + std::to_string(i + 1) + " (" + host(i).netns + ")\n";
       s += ip(i, {"-d", "link", "show"});
       s += ip(i, {"route", "show"});
+      s += ip(i, {"-6", "route", "show"});
       s += ip(i, {"neigh", "show"});
       s += "---- flanneld log\n" + read_file(log_file(i));
     }
@@ -248,6 +283,7 @@ class OverlayLab {
   std::unique_ptr<LabStore> store_;
   std::vector<std::unique_ptr<Process>> daemons_;
   std::vector<IP4Net> subnets_;
+  std::vector<std::optional<IP6Net>> subnets6_;
   std::vector<Lab::Pod> pods_;
 };
 

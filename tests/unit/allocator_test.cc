@@ -204,5 +204,42 @@ TEST(Allocator, ThousandLeases) {
   EXPECT_EQ(a.subnet, leases[500].subnet);
 }
 
+// Two hosts that create "A&B" and "A&C" (or "A&B" and "D&B") at once both succeed: the store
+// compares whole keys. The later writer finds the earlier one and yields.
+TEST(Allocator, EarlierRivalHoldsOneOfOurSubnets) {
+  auto mk = [](const char* v4, const char* v6, uint64_t rev) {
+    Lease l;
+    l.subnet = IP4Net::parse(v4);
+    if (v6) l.ipv6_subnet = IP6Net::parse(v6);
+    l.attrs.public_ip = IP4::parse("10.250.0.9");
+    l.revision = rev;
+    return l;
+  };
+  const Lease mine = mk("10.5.7.0/24", "fc00:0:0:7::/64", 20);
+  EXPECT_FALSE(earlier_rival(mine, {mine}));
+  // Same IPv6 subnet, other IPv4 subnet, written before: we lost.
+  auto r = earlier_rival(mine, {mk("10.5.9.0/24", "fc00:0:0:7::/64", 19), mine});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->subnet, IP4Net::parse("10.5.9.0/24"));
+  // Same IPv4 subnet (a dual-stack rival, or a v0.11 host's plain key), written before.
+  EXPECT_TRUE(earlier_rival(mine, {mk("10.5.7.0/24", "fc00:0:0:8::/64", 5)}));
+  EXPECT_TRUE(earlier_rival(mine, {mk("10.5.7.0/24", nullptr, 5)}));
+  // Written after ours: that host yields, not us. Unknown revision: no order, no verdict.
+  EXPECT_FALSE(earlier_rival(mine, {mk("10.5.9.0/24", "fc00:0:0:7::/64", 21)}));
+  EXPECT_FALSE(earlier_rival(mine, {mk("10.5.9.0/24", "fc00:0:0:7::/64", 0)}));
+  // Nothing shared.
+  EXPECT_FALSE(earlier_rival(mine, {mk("10.5.8.0/24", "fc00:0:0:8::/64", 3)}));
+  // The earliest of several rivals is named.
+  r = earlier_rival(mine, {mk("10.5.7.0/24", nullptr, 15), mk("10.5.9.0/24", "fc00:0:0:7::/64", 12)});
+  ASSERT_TRUE(r);
+  EXPECT_EQ(r->revision, 12u);
+  // IPv6-only keys (IPv4 part 0.0.0.0/0) collide on the IPv6 part only.
+  Lease v6only = mk("0.0.0.0/0", "fc00:0:0:7::/64", 20);
+  EXPECT_FALSE(earlier_rival(v6only, {mk("0.0.0.0/0", "fc00:0:0:8::/64", 3), mk("10.5.1.0/24", nullptr, 4)}));
+  EXPECT_TRUE(earlier_rival(v6only, {mk("10.5.1.0/24", "fc00:0:0:7::/64", 3)}));
+  // The same whole key is the store's business (its create fails), not a rival.
+  EXPECT_FALSE(earlier_rival(v6only, {mk("0.0.0.0/0", "fc00:0:0:7::/64", 3)}));
+}
+
 }  // namespace
 }  // namespace flannel
