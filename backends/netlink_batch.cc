@@ -216,7 +216,8 @@ void NetlinkBatch::send_window() {
   if (sent < 0) {
     fail_pending(-sent);
   } else {
-    CbPtr cb(nl_cb_clone(nl_socket_get_cb(sock)));
+    CbPtr base(nl_socket_get_cb(sock));  // a new reference (nl_cb_get): put back when done
+    CbPtr cb(nl_cb_clone(base.get()));
     if (!cb) {
       fail_pending(NLE_NOMEM);
     } else {

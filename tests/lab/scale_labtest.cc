@@ -67,7 +67,9 @@ class ChangeMonitor {
   // Notifications queued so far; -1 if the socket overflowed (certainly many).
   long drain() {
     long count = 0;
-    nl_cb* cb = nl_cb_clone(nl_socket_get_cb(sk_));
+    nl_cb* base = nl_socket_get_cb(sk_);  // a new reference (nl_cb_get)
+    nl_cb* cb = nl_cb_clone(base);
+    nl_cb_put(base);
     nl_cb_set(cb, NL_CB_VALID, NL_CB_CUSTOM,
               [](nl_msg*, void* arg) -> int { ++*static_cast<long*>(arg); return NL_OK; }, &count);
     for (;;) {
