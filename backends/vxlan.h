@@ -55,7 +55,6 @@
 
 #include <map>
 #include <memory>
-#include <memory_resource>
 #include <optional>
 #include <set>
 #include <string>
@@ -190,16 +189,12 @@ class VxlanBackend : public Backend {
   int mtu6_ = 0;  // flannel-v6.<VNI>: ext MTU - 70 (the kernel refuses more)
   MacAddr mac_;
   std::optional<IP4Net> own_;
-  // The per-peer records live in pages of their own: a sync allocates them one per peer between
-  // that peer's netlink messages, and from the general heap each record would keep one freed
-  // message's page resident (10,000 peers: ~3 MB of holes around 0.6 MB of records).
-  std::pmr::unsynchronized_pool_resource peer_pool_;
-  std::pmr::map<IP4Net, Peer> peers_{&peer_pool_};
+  std::map<IP4Net, Peer> peers_;
   std::string name6_;
   int index6_ = 0;
   MacAddr mac6_;
   std::optional<IP6Net> own6_;
-  std::pmr::map<IP6Net, Peer6> peers6_{&peer_pool_};
+  std::map<IP6Net, Peer6> peers6_;
   bool form_chosen_ = false;
   bool use_nexthops_ = false;
   size_t skipped_ = 0;
