@@ -74,7 +74,8 @@ void send_and_ack(nl_sock* sock, nl_msg* msg, const std::string& what) {
 
 void dump(nl_sock* sock, int type, const void* hdr, size_t hdr_len, const std::string& what,
           int (*on_msg)(nl_msg*, void*), void* arg) {
-  CbPtr cb(nl_cb_clone(nl_socket_get_cb(sock)));
+  CbPtr base(nl_socket_get_cb(sock));  // a new reference: put back when done, or the socket's
+  CbPtr cb(nl_cb_clone(base.get()));   // callbacks outlive nl_socket_free (a leak at exit)
   if (!cb) fail_alloc(what);
   nl_cb_set(cb.get(), NL_CB_VALID, NL_CB_CUSTOM, on_msg, arg);
   // nl_send_simple wants a non-const payload pointer; it only copies it.

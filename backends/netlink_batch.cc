@@ -1,5 +1,5 @@
 // NetlinkBatch: requests built by the per-object builders (netlink_internal.h), sent a window at
-// a time with nl_send_iovec (one sendmsg, one iovec per message) and acknowledged through
+// a time as soon as the window is full (and the rest on commit) with nl_send_iovec (one sendmsg, one iovec per message) and acknowledged through
 // nl_recvmsgs callbacks that match each ack or error to its request by sequence number.
 #include "backends/netlink_batch.h"
 
@@ -77,15 +77,16 @@ NetlinkBatch::NetlinkBatch(NetlinkSession& session, size_t window)
 
 NetlinkBatch::~NetlinkBatch() = default;
 
-size_t NetlinkBatch::size() const { return queue_.size(); }
-
 void NetlinkBatch::push(nl_msg* msg, std::string what, size_t tag, bool is_delete) {
   Request r;
   r.msg.reset(msg);
   r.what = std::move(what);
   r.tag = tag;
   r.is_delete = is_delete;
+  if (queue_.capacity() < window_) queue_.reserve(window_);
   queue_.push_back(std::move(r));
+  ++requests_;
+  if (queue_.size() >= window_) send_window();
 }
 
 void NetlinkBatch::route_replace(const Route4& r, size_t tag) {
@@ -167,20 +168,20 @@ void NetlinkBatch::fdb_delete(int index, const MacAddr& mac, IP4 dst, size_t tag
 }
 
 std::vector<NetlinkBatch::Failure> NetlinkBatch::commit() {
+  if (!queue_.empty()) send_window();
+  requests_ = 0;
   std::vector<Failure> failures;
-  session_.count_batched(queue_.size());
-  for (size_t begin = 0; begin < queue_.size(); begin += window_)
-    commit_window(begin, std::min(queue_.size(), begin + window_), &failures);
-  queue_.clear();
+  failures.swap(failures_);
   return failures;
 }
 
-void NetlinkBatch::commit_window(size_t begin, size_t end, std::vector<Failure>* failures) {
+void NetlinkBatch::send_window() {
   nl_sock* sock = session_.batch_sock();
-  const size_t n = end - begin;
+  const size_t n = queue_.size();
+  session_.count_batched(n);
   std::vector<iovec> iov(n);
   for (size_t i = 0; i < n; ++i) {
-    nl_msg* msg = queue_[begin + i].msg.get();
+    nl_msg* msg = queue_[i].msg.get();
     nl_complete_msg(sock, msg);  // our port id, the next sequence number, NLM_F_REQUEST|ACK
     nlmsghdr* h = nlmsg_hdr(msg);
     iov[i].iov_base = h;
@@ -188,10 +189,10 @@ void NetlinkBatch::commit_window(size_t begin, size_t end, std::vector<Failure>*
   }
 
   Window w;
-  w.failures = failures;
-  w.requests = &queue_[begin];
+  w.failures = &failures_;
+  w.requests = queue_.data();
   w.count = n;
-  w.first_seq = nlmsg_hdr(queue_[begin].msg.get())->nlmsg_seq;
+  w.first_seq = nlmsg_hdr(queue_[0].msg.get())->nlmsg_seq;
   w.pending = n;
   w.settle = [](Window* win, size_t index, int code) {
     auto* r = static_cast<Request*>(win->requests) + index;
@@ -202,20 +203,21 @@ void NetlinkBatch::commit_window(size_t begin, size_t end, std::vector<Failure>*
   };
 
   auto fail_pending = [&](int code) {
-    for (size_t i = begin; i < end; ++i) {
-      if (!queue_[i].done) {
-        queue_[i].done = true;
-        queue_[i].code = code;
+    for (auto& r : queue_) {
+      if (!r.done) {
+        r.done = true;
+        r.code = code;
       }
     }
     w.pending = 0;
   };
 
-  int sent = nl_send_iovec(sock, queue_[begin].msg.get(), iov.data(), static_cast<unsigned>(n));
+  int sent = nl_send_iovec(sock, queue_[0].msg.get(), iov.data(), static_cast<unsigned>(n));
   if (sent < 0) {
     fail_pending(-sent);
   } else {
-    CbPtr cb(nl_cb_clone(nl_socket_get_cb(sock)));
+    CbPtr base(nl_socket_get_cb(sock));  // a new reference (nl_cb_get): put back when done
+    CbPtr cb(nl_cb_clone(base.get()));
     if (!cb) {
       fail_pending(NLE_NOMEM);
     } else {
@@ -232,11 +234,11 @@ void NetlinkBatch::commit_window(size_t begin, size_t end, std::vector<Failure>*
     }
   }
 
-  for (size_t i = begin; i < end; ++i) {
-    const Request& r = queue_[i];
+  for (auto& r : queue_) {
     if (r.code == 0 || (r.is_delete && not_found_code(r.code))) continue;
-    failures->push_back(Failure{r.tag, r.what, r.code});
+    failures_.push_back(Failure{r.tag, std::move(r.what), r.code});
   }
+  queue_.clear();  // frees the window's messages; the capacity stays for the next window
 }
 
 }  // namespace flannel

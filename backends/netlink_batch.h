@@ -1,13 +1,20 @@
 // NetlinkBatch: pipelined netlink requests. Requests (routes, nexthops, neighbours, FDB entries)
-// are queued with a caller's tag (e.g. the index of the peer they belong to); commit() sends
-// them in order, many per sendmsg (a window of up to window() messages, one iovec each), then
-// collects the acks of that window and matches them back to the request by sequence number. So
-// a failure names its request and tag, and every other request is still applied: the kernel
-// handles the messages of one sendmsg one after another and acks each.
+// are queued with a caller's tag (e.g. the index of the peer they belong to). As soon as a window
+// of window() messages is queued it is sent, many per sendmsg (one iovec each), its acks are
+// collected and matched back to their requests by sequence number, and its messages are freed;
+// commit() sends the last, partial window and returns every failure of the batch. So a failure
+// names its request and tag, every other request is still applied (the kernel handles the
+// messages of one sendmsg one after another and acks each), and at most one window of messages
+// is alive at a time, however many requests a full sync makes (memory: a sync of 10,000 vxlan
+// peers no longer holds 30,000 messages whose freed chunks end up pinned between the peer
+// records allocated meanwhile).
+//
+// Requests are therefore applied in queue order while the batch is still being filled: a caller
+// must not expect the kernel to be unchanged until commit().
 //
 // Uses the session's batch_sock() (same namespace as the session). Not thread-safe; one batch
-// at a time per session. Every queued message is owned by the batch (freed on commit() or
-// destruction).
+// at a time per session. Every queued message is owned by the batch (freed once its window is
+// acknowledged, on commit() or on destruction).
 #pragma once
 
 #include <cstddef>
@@ -63,22 +70,27 @@ class NetlinkBatch {
   void fdb_replace(int index, const MacAddr& mac, const IP6& dst, size_t tag);
   void fdb_delete(int index, const MacAddr& mac, const IP6& dst, size_t tag);
 
-  size_t size() const;
+  // Requests queued since the last commit(), including those already sent with a full window.
+  size_t size() const { return requests_; }
   bool empty() const { return size() == 0; }
 
-  // Sends everything queued and waits for every ack. Returns the failed requests in queue order
-  // (empty: all applied); the queue is empty afterwards. A socket error (e.g. a lost ack burst)
-  // is reported as a failure of each request of that window whose ack had not arrived.
+  // Sends what is still queued and waits for every ack. Returns the failed requests of the whole
+  // batch (since the last commit) in queue order (empty: all applied); the batch is empty
+  // afterwards. A socket error (e.g. a lost ack burst) is reported as a failure of each request
+  // of that window whose ack had not arrived.
   std::vector<Failure> commit();
 
  private:
   struct Request;
   void push(nl_msg* msg, std::string what, size_t tag, bool is_delete);
-  void commit_window(size_t begin, size_t end, std::vector<Failure>* failures);
+  // Sends queue_ as one window, appends its failures to failures_, empties queue_.
+  void send_window();
 
   NetlinkSession& session_;
   size_t window_;
-  std::vector<Request> queue_;
+  std::vector<Request> queue_;      // not sent yet: at most window_
+  std::vector<Failure> failures_;  // of the windows sent since the last commit()
+  size_t requests_ = 0;            // queued since the last commit()
 };
 
 }  // namespace flannel

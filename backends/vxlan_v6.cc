@@ -150,8 +150,7 @@ void VxlanBackend::queue_add6(const Lease& peer, KernelView6* kv, NetlinkBatch* 
       nb->neigh_delete(index6_, gw, tag);
       nb->fdb_delete(index6_, old->mac, old->public_ip, tag);
     }
-    peers6_[subnet] = Peer6{mac, pub, true};
-    undo->added6 = peers6_[subnet];
+    undo->added6 = peers6_.insert_or_assign(subnet, Peer6{mac, pub, true}).first->second;
     return;
   }
 
@@ -166,8 +165,7 @@ void VxlanBackend::queue_add6(const Lease& peer, KernelView6* kv, NetlinkBatch* 
   if (!route_ok) nb->route_replace(want, tag);
   if (old && !old->direct && (old->mac != mac || old->public_ip != pub))
     nb->fdb_delete(index6_, old->mac, old->public_ip, tag);
-  peers6_[subnet] = Peer6{mac, pub, false};
-  undo->added6 = peers6_[subnet];
+  undo->added6 = peers6_.insert_or_assign(subnet, Peer6{mac, pub, false}).first->second;
 }
 
 void VxlanBackend::queue_remove6(const Lease& peer, NetlinkBatch* nb, size_t tag) {
@@ -230,7 +228,7 @@ void VxlanBackend::undo6(const Undo& u, NetlinkBatch* cleanup, size_t tag) {
     cleanup->neigh_delete(index6_, subnet_addr(u.subnet6), tag);
     cleanup->fdb_delete(index6_, u.added6->mac, u.added6->public_ip, tag);
   }
-  if (u.old6) peers6_[u.subnet6] = *u.old6;
+  if (u.old6) peers6_.insert_or_assign(u.subnet6, *u.old6);
   else peers6_.erase(u.subnet6);
 }
 

@@ -246,7 +246,9 @@ class KernelWatch {
   }
 
   void loop() {
-    nl_cb* cb = nl_cb_clone(nl_socket_get_cb(sk_));
+    nl_cb* base = nl_socket_get_cb(sk_);  // a new reference (nl_cb_get)
+    nl_cb* cb = nl_cb_clone(base);
+    nl_cb_put(base);
     nl_cb_set(cb, NL_CB_VALID, NL_CB_CUSTOM, &KernelWatch::on_msg, this);
     pollfd p{nl_socket_get_fd(sk_), POLLIN, 0};
     while (!stop_) {

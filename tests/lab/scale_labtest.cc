@@ -67,7 +67,9 @@ class ChangeMonitor {
   // Notifications queued so far; -1 if the socket overflowed (certainly many).
   long drain() {
     long count = 0;
-    nl_cb* cb = nl_cb_clone(nl_socket_get_cb(sk_));
+    nl_cb* base = nl_socket_get_cb(sk_);  // a new reference (nl_cb_get)
+    nl_cb* cb = nl_cb_clone(base);
+    nl_cb_put(base);
     nl_cb_set(cb, NL_CB_VALID, NL_CB_CUSTOM,
               [](nl_msg*, void* arg) -> int { ++*static_cast<long*>(arg); return NL_OK; }, &count);
     for (;;) {
@@ -439,6 +441,39 @@ INSTANTIATE_TEST_SUITE_P(NexthopObjects, HostGwEventsLab, ::testing::Values("on"
                            return info.param == "on" ? std::string("Nexthops")
                                                      : std::string("Inline");
                          });
+
+// Memory: a full window is sent (and its messages freed) as soon as it is queued, so a sync holds
+// at most one window of messages; its failures still come back from commit(), with their tags.
+TEST(ScaleLabErrors, NetlinkBatchSendsEachWindowAsSoonAsItIsFull) {
+  cleanup_stale_labs();
+  PeerNs ns("sw");
+  PeerNs::Enter in(ns);
+  NetlinkSession nl;
+  int eth0 = static_cast<int>(if_nametoindex("eth0"));
+  auto boot_routes_here = [&] {
+    size_t n = 0;
+    for (const auto& r : nl.routes4()) n += r.protocol == 3;
+    return n;
+  };
+  NetlinkBatch batch(nl, 64);
+  const size_t bad = 70;  // in the second window
+  for (size_t i = 0; i < 2 * 64 + 10; ++i) {
+    Route4 r{IP4Net{IP4{(10u << 24) | uint32_t(i << 8)}, 24},
+             i == bad ? IP4::parse("192.0.2.1") : IP4::parse("172.31.0.9"), eth0, false};
+    batch.route_replace(r, 500 + i);
+  }
+  EXPECT_EQ(batch.size(), 2u * 64 + 10);
+  EXPECT_EQ(boot_routes_here(), 2u * 64 - 1);  // two windows applied before commit()
+  EXPECT_EQ(nl.batched_requests(), 2u * 64);
+  auto failures = batch.commit();
+  ASSERT_EQ(failures.size(), 1u);
+  EXPECT_EQ(failures[0].tag, 500 + bad);
+  EXPECT_NE(failures[0].message().find("via 192.0.2.1"), std::string::npos)
+      << failures[0].message();
+  EXPECT_TRUE(batch.empty());
+  EXPECT_EQ(boot_routes_here(), 2u * 64 + 10 - 1);
+  EXPECT_TRUE(batch.commit().empty());  // nothing left over from the first commit
+}
 
 }  // namespace
 }  // namespace flannel::testing
