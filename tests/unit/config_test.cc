@@ -1,6 +1,7 @@
 #include "core/config.h"
 
 #include <gtest/gtest.h>
+#include "tests/unit/config_error.h"
 
 namespace flannel {
 namespace {
@@ -11,16 +12,6 @@ std::string range(const Config& c) {
 
 std::string cfg(const std::string& network, const std::string& extra = "") {
   return "{\"Network\":\"" + network + "\"" + extra + "}";
-}
-
-// Returns the error text, or "" when the config parsed.
-std::string error_of(std::string_view json) {
-  try {
-    parse_config(json);
-    return "";
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
 }
 
 TEST(Config, DefaultsMatchV011Examples) {

@@ -10,18 +10,10 @@
 #include "core/lease.h"
 #include "core/peer_cache.h"
 #include "core/subnet_env.h"
+#include "tests/unit/config_error.h"
 
 namespace flannel {
 namespace {
-
-std::string error_of(std::string_view json) {
-  try {
-    parse_config(json);
-    return "";
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-}
 
 std::string range6(const Config& c) {
   return std::to_string(c.ipv6_subnet_len) + " " + c.ipv6_subnet_min.str() + " " + c.ipv6_subnet_max.str();
