@@ -53,6 +53,7 @@
 #include <tuple>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "stores/open_store.h"
 #include "tests/support/lab.h"
 #include "tests/support/lab_store.h"
@@ -63,6 +64,8 @@ using namespace flannel;
 using namespace flannel::testing;
 using SteadyClock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
+
+using namespace flannel::bench_util;
 
 namespace {
 
@@ -96,20 +99,6 @@ long peer_index(uint32_t addr_host_order) {
 
 double ms_between(SteadyClock::time_point a, SteadyClock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
-}
-
-double percentile(std::vector<double> v, double p) {
-  if (v.empty()) return -1;
-  std::sort(v.begin(), v.end());
-  return v[static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5)];
-}
-
-long status_kb(pid_t pid, const std::string& field) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
-  return -1;
 }
 
 // The mappings of `pid` holding at least 512 kB of RSS, largest first ("<rss kB> <name>").

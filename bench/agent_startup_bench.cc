@@ -21,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "tests/support/lab.h"
 #include "tests/support/lab_store.h"
 #include "tests/support/process.h"
@@ -28,6 +29,8 @@
 using namespace flannel::testing;
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
+
+using namespace flannel::bench_util;
 
 namespace {
 
@@ -51,19 +54,6 @@ bool wait_file(const std::string& path, std::chrono::milliseconds timeout) {
 }
 
 // A field of /proc/PID/status in kB ("VmRSS", "RssAnon"), -1 if absent.
-long status_kb(pid_t pid, const std::string& field) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(in, line))
-    if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
-  return -1;
-}
-
-double percentile(std::vector<double> v, double p) {
-  std::sort(v.begin(), v.end());
-  return v[static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5)];
-}
-
 void bench_store(LabStore::Kind kind, int runs, const std::string& dir) {
   Lab lab("b");
   const auto& host = lab.add_host();

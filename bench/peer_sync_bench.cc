@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "backends/hostgw.h"
 #include "backends/vxlan.h"
 #include "core/config.h"
@@ -37,15 +38,12 @@ using namespace flannel;
 using namespace flannel::testing;
 using SteadyClock = std::chrono::steady_clock;
 
+using namespace flannel::bench_util;
+
 namespace {
 
 double ms_since(SteadyClock::time_point t0) {
   return std::chrono::duration<double, std::milli>(SteadyClock::now() - t0).count();
-}
-
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
 }
 
 struct Mode {

@@ -11,6 +11,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "stores/etcd3_store.h"
 #include "stores/etcd_store.h"
 #include "tests/support/etcd_server.h"
@@ -19,12 +20,9 @@ using namespace flannel;
 using namespace flannel::testing;
 using SteadyClock = std::chrono::steady_clock;
 
-namespace {
+using namespace flannel::bench_util;
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
+namespace {
 
 bool fill(Store& store, int leases) {
   constexpr int kThreads = 4;
