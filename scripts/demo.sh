@@ -60,7 +60,9 @@ BACKEND=${BACKEND:-vxlan}
 
 ip netns add $PREFIX-hub
 ip -n $PREFIX-hub link set lo up
-ip -n $PREFIX-hub link add br0 type bridge
+# A fixed MAC: a bridge without one takes its lowest port MAC, and a host that joins later can
+# change it under the ARP entries of the others.
+ip -n $PREFIX-hub link add br0 address 02:fa:00:00:00:fe type bridge
 ip -n $PREFIX-hub addr add 10.250.0.254/24 dev br0
 ip -n $PREFIX-hub link set br0 up
 for i in $(seq 1 $HOSTS); do
@@ -110,7 +112,7 @@ if [ "$BACKEND" != "alloc" ]; then
     gw=$(. "$STATE/h$i.env"; echo "$FLANNEL_SUBNET")
     pod=$PREFIX-pod$i
     ip netns add "$pod"
-    ip -n $PREFIX-h$i link add cni0 type bridge
+    ip -n $PREFIX-h$i link add cni0 address 02:fa:00:00:01:fe type bridge
     ip -n $PREFIX-h$i addr add "$gw" dev cni0
     ip -n $PREFIX-h$i link set cni0 up
     ip netns exec $PREFIX-h$i sysctl -qw net.ipv4.ip_forward=1

@@ -87,6 +87,25 @@ std::optional<IP4Net> AgentTest::wait_subnet(int i, std::chrono::milliseconds ti
     std::cerr << "wait_subnet: host " << i << " wrote no subnet file within " << timeout.count()
               << " ms; flanneld " << (agents_.count(i) && agents_.at(i)->running() ? "running" : "not running")
               << "; the end of its log:\n" << log.substr(from) << std::flush;
+    if (lab_ && agents_.count(i)) {  // is it the path to the store, or the agent?
+      const std::string& ns = host(i).netns;
+      std::string out;
+      auto show = [&](const std::vector<std::string>& argv, const std::string& in) {
+        out.clear();
+        int rc = run_command(argv, &out, in);
+        std::cerr << "  [" << (in == ns ? "host" : "hub") << "] " << argv[0] << " " << argv[1] << " ... (rc "
+                  << rc << "):\n" << out;
+      };
+      show({"ping", "-c", "1", "-W", "1", "10.250.0.254"}, ns);
+      show({"ip", "neigh", "show"}, ns);
+      show({"ip", "-s", "link", "show", "eth0"}, ns);
+      show({"ss", "-tan"}, ns);
+      show({"ip", "neigh", "show"}, lab_->hub());
+      show({"bridge", "fdb", "show", "br0"}, lab_->hub());
+      show({"ip", "-d", "link", "show"}, lab_->hub());
+      show({"ss", "-tanl"}, lab_->hub());
+      std::cerr << std::flush;
+    }
     return std::nullopt;
   }
   return previous_subnet_from_env(parse_env_file(read_file(path)));

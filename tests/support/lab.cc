@@ -22,7 +22,10 @@ Lab::Lab(const std::string& tag) {
     must({"ip", "netns", "add", hub_});
     namespaces_.push_back(hub_);
     must({"ip", "link", "set", "lo", "up"}, hub_);
-    must({"ip", "link", "add", "br0", "type", "bridge"}, hub_);
+    // A fixed MAC: a bridge without one takes the lowest MAC of its ports and changes it when a
+    // lower one joins, and hosts whose ARP entry still holds the old MAC lose the hub (and the
+    // store in it) until that entry expires, up to 45 s (seen as "host 2 got no lease" on CI).
+    must({"ip", "link", "add", "br0", "address", "02:fa:00:00:00:fe", "type", "bridge"}, hub_);
     must({"ip", "addr", "add", "10.250.0.254/24", "dev", "br0"}, hub_);
     must({"ip", "-6", "addr", "add", "fd00:250::fe/64", "dev", "br0", "nodad"}, hub_);
     must({"ip", "link", "set", "br0", "up"}, hub_);
@@ -75,7 +78,8 @@ Lab::Pod Lab::add_pod(const Host& host, const IP4Net& gateway,
                       const std::optional<IP6Net>& gateway6) {
   std::string out;
   if (run_command({"ip", "link", "show", "cni0"}, &out, host.netns) != 0) {
-    must({"ip", "link", "add", "cni0", "type", "bridge"}, host.netns);
+    // A fixed MAC, like br0 in the hub: the second pod's port must not change the gateway's.
+    must({"ip", "link", "add", "cni0", "address", "02:fa:00:00:01:fe", "type", "bridge"}, host.netns);
     must({"ip", "addr", "add", gateway.str(), "dev", "cni0"}, host.netns);
     if (gateway6) {
       must({"ip", "-6", "addr", "add", gateway6->ip.str() + "/" + std::to_string(gateway6->prefix),
