@@ -150,7 +150,8 @@ bool Agent::prepare_interface() {
 }
 
 bool Agent::establish(std::optional<LeaseKey> previous, std::stop_token stop) {
-  auto lease = keeper_.acquire(*config_, setup_.attrs, previous, stop);
+  LeaseList seen;
+  auto lease = keeper_.acquire(*config_, setup_.attrs, previous, stop, &seen);
   if (!lease) return false;
   std::optional<LeaseKey> old;
   if (lease_.key() != LeaseKey{}) old = lease_.key();
@@ -179,16 +180,11 @@ bool Agent::establish(std::optional<LeaseKey> previous, std::stop_token stop) {
     std::string err;
     if (!sd_notify("READY=1", &err)) FLOG_WARNING("Cannot notify systemd: {}", err);
   }
-  // The full peer set; until a list succeeds the watch cannot start either.
-  for (Status s = resync(); !s.ok(); s = resync()) {
-    if (s.code == StoreCode::kStoreReset) {
-      // The store lost its data right after our write: list the new one at once, and read our
-      // lease back first thing in kHolding (the reset is reported only once).
-      next_lease_check_ = Clock::now();
-      continue;
-    }
-    if (!sleep_unless_stopped(stop, settings_.retry_pause)) return true;
-  }
+  // The full peer set from the list the lease was chosen from: no second list of every lease.
+  // The watch continues from that list's revision, so whatever changed since (our own write
+  // included) arrives as events, and a store reset right after our write is the first watch's
+  // answer (kStoreReset).
+  sync_peers(std::move(seen));
   return true;
 }
 
@@ -223,6 +219,11 @@ Status Agent::resync() {
     FLOG_WARNING("Cannot list leases ({}): {}", to_string(s.code), s.message);
     return s;
   }
+  sync_peers(std::move(list));
+  return s;
+}
+
+void Agent::sync_peers(LeaseList list) {
   for (const auto& w : list.warnings) {
     metrics_.malformed_entries++;
     FLOG_WARNING("Ignoring bad subnet node: {}", w);
@@ -243,7 +244,6 @@ Status Agent::resync() {
   // A full sync is rare (start, lost history, store reset) and its transient memory large.
   if (long released = release_free_heap(); released > 0)
     FLOG_V(1, "Released {} kB of free heap after the sync", released / 1024);
-  return s;
 }
 
 void Agent::sync_backend() {

@@ -113,6 +113,8 @@ class Agent {
   void write_subnet_file();
   // Lists the leases and hands the backend the full peer set. Returns the store status.
   Status resync();
+  // The peer set becomes `list` (the watch continues from its revision); the backend gets it all.
+  void sync_peers(LeaseList list);
   void sync_backend();
   void count_peers();  // metrics: peers, ipv6_peers
   void send_to_backend(const std::vector<PeerEvent>& batch,

@@ -1,5 +1,6 @@
 #include "daemon/lease_keeper.h"
 
+#include <algorithm>
 #include <condition_variable>
 #include <mutex>
 
@@ -20,7 +21,7 @@ LeaseKeeper::LeaseKeeper(Store& store, Metrics& metrics, std::chrono::seconds tt
 
 std::optional<Lease> LeaseKeeper::acquire(const Config& config, const LeaseAttrs& attrs,
                                           std::optional<LeaseKey> previous,
-                                          std::stop_token stop) {
+                                          std::stop_token stop, LeaseList* seen) {
   if (config.enable_ipv4) {
     FLOG_INFO("Picking subnet in range {} ... {}", config.subnet_min.str(), config.subnet_max.str());
   }
@@ -29,7 +30,7 @@ std::optional<Lease> LeaseKeeper::acquire(const Config& config, const LeaseAttrs
   }
   for (int attempt = 1; !stop.stop_requested(); ++attempt) {
     std::chrono::milliseconds retry_after{0};
-    if (auto lease = try_acquire(config, attrs, previous, &retry_after)) {
+    if (auto lease = try_acquire(config, attrs, previous, &retry_after, seen)) {
       metrics_.lease_acquisitions++;
       return lease;
     }
@@ -40,7 +41,8 @@ std::optional<Lease> LeaseKeeper::acquire(const Config& config, const LeaseAttrs
 
 std::optional<Lease> LeaseKeeper::try_acquire(const Config& config, const LeaseAttrs& attrs,
                                               std::optional<LeaseKey> previous,
-                                              std::chrono::milliseconds* retry_after) {
+                                              std::chrono::milliseconds* retry_after,
+                                              LeaseList* seen) {
   using namespace std::chrono;
   // A lost race is retried at once, but with a little jitter so N racers spread out.
   auto jitter = [&] { return milliseconds(std::uniform_int_distribution<int>(1, 20)(rng_)); };
@@ -103,7 +105,19 @@ std::optional<Lease> LeaseKeeper::try_acquire(const Config& config, const LeaseA
       return std::nullopt;
     }
   }
-  if (s.ok()) return got;
+  if (s.ok()) {
+    if (seen) {
+      list.warnings.clear();  // logged and counted above
+      // Our stale leases (deleted above) are not peers.
+      std::erase_if(list.leases, [&](const Lease& l) {
+        auto same = [&](const Lease& o) { return o.key() == l.key(); };
+        return std::any_of(a.incompatible.begin(), a.incompatible.end(), same) ||
+               std::any_of(a.duplicates.begin(), a.duplicates.end(), same);
+      });
+      *seen = std::move(list);
+    }
+    return got;
+  }
   if (s.code == StoreCode::kConflict || s.code == StoreCode::kNotFound ||
       s.code == StoreCode::kStoreReset) {
     FLOG_INFO("Subnet {} was taken or changed while acquiring it; trying again", a.key().str());

@@ -28,9 +28,12 @@ class LeaseKeeper {
   LeaseKeeper(Store& store, Metrics& metrics, std::chrono::seconds ttl);
 
   // Blocks until a lease is held, or `stop` fires (nullopt). Store outages and a full network
-  // are retried with backoff and logged; they never make the agent exit.
+  // are retried with backoff and logged; they never make the agent exit. With `seen`, it gets
+  // the list the lease was chosen from (read before our write: a watch from its revision
+  // brings everything since, our own write included), so a caller need not list again.
   std::optional<Lease> acquire(const Config& config, const LeaseAttrs& attrs,
-                               std::optional<LeaseKey> previous, std::stop_token stop);
+                               std::optional<LeaseKey> previous, std::stop_token stop,
+                               LeaseList* seen = nullptr);
 
   // Renews `lease` (CAS on its revision) with a fresh TTL. On success *lease is updated.
   // kNotFound / kConflict mean the lease is no longer ours.
@@ -42,7 +45,7 @@ class LeaseKeeper {
   // One attempt: list, decide, write. Returns the lease, or nullopt with *retry_after set.
   std::optional<Lease> try_acquire(const Config& config, const LeaseAttrs& attrs,
                                    std::optional<LeaseKey> previous,
-                                   std::chrono::milliseconds* retry_after);
+                                   std::chrono::milliseconds* retry_after, LeaseList* seen);
 
   // After creating a key with an IPv6 part: true if another host created one holding the same
   // IPv4 or IPv6 subnet just before (core earlier_rival); ours is then deleted (logged).

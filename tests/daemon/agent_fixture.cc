@@ -98,11 +98,9 @@ std::optional<IP4Net> AgentTest::wait_subnet(int i, std::chrono::milliseconds ti
       };
       show({"ping", "-c", "1", "-W", "1", "10.250.0.254"}, ns);
       show({"ip", "neigh", "show"}, ns);
-      show({"ip", "-s", "link", "show", "eth0"}, ns);
       show({"ss", "-tan"}, ns);
       show({"ip", "neigh", "show"}, lab_->hub());
-      show({"bridge", "fdb", "show", "br0"}, lab_->hub());
-      show({"ip", "-d", "link", "show"}, lab_->hub());
+      show({"ip", "-br", "link", "show"}, lab_->hub());
       show({"ss", "-tanl"}, lab_->hub());
       std::cerr << std::flush;
     }

@@ -287,14 +287,30 @@ TEST_F(AgentStateMachine, AResetReportedByTheLeaseCheckIsHandledLikeOneFromTheWa
   EXPECT_TRUE(store_has_ours(mine));
 }
 
-TEST_F(AgentStateMachine, AResetRightAfterOurWriteIsCaughtByAnImmediateLeaseCheck) {
-  store_.wipe_at(Op::kList, 1);  // the agent's first peer list, just after it created its lease
+TEST_F(AgentStateMachine, AResetRightAfterOurWriteIsCaughtByTheFirstWatch) {
+  store_.wipe_at(Op::kWatch, 0);  // the agent's first watch, just after it created its lease
   start_holding();
   IP4Net mine = own();
-  // The periodic check is off (interval 0), yet the lease is read back once and re-created.
-  ASSERT_TRUE(eventually([&] { return store_has_ours(mine) && agent_->ready(); }));
-  EXPECT_EQ(store_.calls(Op::kGetLease), 1u);
-  EXPECT_EQ(metrics_.leases_lost.load(), 1u);
+  // The periodic check is off (interval 0), yet the lease is re-created, with the same subnet.
+  ASSERT_TRUE(eventually([&] { return metrics_.store_resets.load() == 1 && store_has_ours(mine) && agent_->ready(); }));
+  EXPECT_EQ(own(), mine);
+  EXPECT_EQ(acquisitions(), 2u);
+  EXPECT_EQ(store_.calls(Op::kList), 2u);  // one per acquisition, no second list for the peers
+}
+
+TEST_F(AgentStateMachine, TheFirstPeerSetIsTheListTheLeaseWasChosenFrom) {
+  store_.put_lease(peer("10.5.7.0/24", "10.250.0.7"));
+  store_.put_lease(peer("10.5.8.0/24", "10.250.0.8"));
+  start_holding();
+  EXPECT_EQ(journal_->peer_set(), (std::set<IP4Net>{IP4Net::parse("10.5.7.0/24"), IP4Net::parse("10.5.8.0/24")}));
+  EXPECT_EQ(store_.calls(Op::kList), 1u);  // 10,000 peers are listed and decoded once, not twice
+  // The watch continues from that list's revision: our own write is its echo, not a loss,
+  // and what comes after it arrives.
+  store_.put_lease(peer("10.5.9.0/24", "10.250.0.9"));
+  ASSERT_TRUE(eventually([&] { return journal_->peer_set().count(IP4Net::parse("10.5.9.0/24")) == 1; }));
+  EXPECT_EQ(metrics_.leases_lost.load(), 0u);
+  EXPECT_EQ(acquisitions(), 1u);
+  EXPECT_EQ(store_.calls(Op::kList), 1u);
 }
 
 TEST_F(AgentStateMachine, TheLeaseCheckNoticesASilentLoss) {
