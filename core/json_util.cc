@@ -84,17 +84,23 @@ std::vector<RawMember> object_members(std::string_view s) {
     if (i >= s.size() || s[i] != ':') break;
     i = skip_ws(s, i + 1);
     size_t value_end = skip_value(s, i);
-    std::string key;
-    try {
-      key = nlohmann::json::parse(key_raw).get<std::string>();
-    } catch (const nlohmann::json::exception&) {
-      key = std::string(key_raw);  // unreachable for validated input
-    }
-    out.push_back(RawMember{std::move(key), s.substr(i, value_end - i)});
+    std::optional<std::string> key = string_value(key_raw);
+    out.push_back(RawMember{key ? std::move(*key) : std::string(key_raw), s.substr(i, value_end - i)});
     i = skip_ws(s, value_end);
     if (i < s.size() && s[i] == ',') i = skip_ws(s, i + 1);
   }
   return out;
+}
+
+std::optional<std::string> string_value(std::string_view raw) {
+  if (raw.size() < 2 || raw.front() != '"' || raw.back() != '"') return std::nullopt;
+  if (raw.find('\\') == std::string_view::npos) return std::string(raw.substr(1, raw.size() - 2));
+  try {
+    auto v = nlohmann::json::parse(raw);
+    if (v.is_string()) return v.get<std::string>();
+  } catch (const nlohmann::json::exception&) {
+  }
+  return std::nullopt;  // unreachable for validated input
 }
 
 bool iequals(std::string_view a, std::string_view b) {

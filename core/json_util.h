@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -24,6 +25,10 @@ struct RawMember {
 // can apply Go's "last one wins"). Precondition: `json` is valid JSON whose top-level value is an
 // object (check with nlohmann first); behaviour on other input is unspecified but memory-safe.
 std::vector<RawMember> object_members(std::string_view json);
+
+// The content of `raw`, one JSON value of a document already parsed (so valid), if it is a
+// string; nullopt for any other type. A string without escapes is taken as it is, unparsed.
+std::optional<std::string> string_value(std::string_view raw);
 
 // ASCII case-insensitive equality, the folding Go's decoder applies to struct field names.
 bool iequals(std::string_view a, std::string_view b);

@@ -157,28 +157,26 @@ LeaseAttrs decode_lease_attrs(std::string_view json) {
   }
   LeaseAttrs attrs;
   if (!public_ip) throw ParseError("invalid lease JSON: PublicIP is missing");
-  auto ip_value = nlohmann::json::parse(*public_ip);
+  // Values of the document parsed above: strings without escapes are read as they are.
   std::optional<IP4> ip;
-  if (ip_value.is_string()) ip = IP4::try_parse(ip_value.get<std::string>());
+  if (auto text = json_util::string_value(*public_ip)) ip = IP4::try_parse(*text);
   if (!ip) {
     throw ParseError("invalid lease JSON: PublicIP " + std::string(*public_ip) +
                      " is not an IPv4 dotted quad string like \"10.0.0.1\"");
   }
   attrs.public_ip = *ip;
   if (backend_type) {
-    auto t = nlohmann::json::parse(*backend_type);
-    if (t.is_string()) {
-      attrs.backend_type = t.get<std::string>();
-    } else if (!t.is_null()) {
+    if (auto text = json_util::string_value(*backend_type)) {
+      attrs.backend_type = std::move(*text);
+    } else if (*backend_type != "null") {
       throw ParseError("invalid lease JSON: BackendType " + std::string(*backend_type) +
                        " is not a string");
     }
   }
   if (public_ipv6) {
-    auto v = nlohmann::json::parse(*public_ipv6);
     std::optional<IP6> ip6;
-    if (v.is_string()) ip6 = IP6::try_parse(v.get<std::string>());
-    if (!v.is_null() && !ip6) {
+    if (auto text = json_util::string_value(*public_ipv6)) ip6 = IP6::try_parse(*text);
+    if (*public_ipv6 != "null" && !ip6) {
       throw ParseError("invalid lease JSON: PublicIPv6 " + std::string(*public_ipv6) +
                        " is neither null nor an IPv6 address string like \"2001:db8::10\"");
     }

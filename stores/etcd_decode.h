@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -48,5 +49,19 @@ std::optional<LeaseKey> lease_subnet(const std::string& dir, const std::string& 
 // expiration (RFC 3339), modifiedIndex = revision. false + *why when malformed.
 bool node_to_lease(const nlohmann::json& node, const LeaseKey& subnet, Lease* out,
                    std::string* why);
+
+// A recursive GET of the subnets directory `dir`, decoded as it is read (nlohmann's SAX
+// interface): only one child node at a time is a JSON value, never the tree of the whole answer
+// (10,000 leases: ~2 MB of text, a tree many times that). Same results as parsing the body and
+// passing each of node.nodes[] to lease_subnet and node_to_lease (a bad child is a warning, as
+// "ignoring bad subnet node KEY: WHY"); duplicate keys resolve as the tree would (last wins).
+// No leases or warnings unless the answer is an object whose node is a directory.
+struct LeaseListBody {
+  bool json_object = false;  // false: not JSON, or not an object (the caller says so)
+  bool node_is_dir = false;  // the answer's node is a directory (else: not a listing)
+  std::vector<Lease> leases;
+  std::vector<std::string> warnings;
+};
+LeaseListBody decode_lease_list(std::string_view body, const std::string& dir);
 
 }  // namespace flannel::etcd

@@ -160,13 +160,14 @@ Status transport_status(const HttpResponse& resp) {
 }
 
 // Parses a 2xx JSON body; kInvalid naming the endpoint when it is not JSON.
+Status not_etcd_json(const HttpResponse& resp) {
+  return Status::Error(StoreCode::kInvalid,
+                       "etcd " + resp.endpoint + ": response is not etcd JSON: " + resp.body.substr(0, 200));
+}
+
 Status parse_body(const HttpResponse& resp, json* out) {
   *out = json::parse(resp.body, nullptr, /*allow_exceptions=*/false);
-  if (out->is_discarded() || !out->is_object()) {
-    return Status::Error(
-        StoreCode::kInvalid,
-        "etcd " + resp.endpoint + ": response is not etcd JSON: " + resp.body.substr(0, 200));
-  }
+  if (out->is_discarded() || !out->is_object()) return not_etcd_json(resp);
   return Status::Ok();
 }
 
@@ -311,35 +312,20 @@ Status EtcdStore::list_leases(LeaseList* out) {
     }
     return error_status(resp, subnets_dir_);
   }
-  json body;
-  if (Status s = parse_body(resp, &body); !s.ok()) return s;
+  // Decoded as it is read: no JSON tree of every lease (etcd_list_decode.cc).
+  etcd::LeaseListBody body = etcd::decode_lease_list(resp.body, subnets_dir_);
+  if (!body.json_object) return not_etcd_json(resp);
   if (!resp.etcd_index) {
     return Status::Error(StoreCode::kInvalid,
                          "etcd " + resp.endpoint + ": answer has no X-Etcd-Index header");
   }
   list.revision = *resp.etcd_index;
-  // By reference: a copy (json::value) would double the tree of a 10,000-lease answer.
-  static const json kNoNode = json::object();
-  auto found = body.find("node");
-  const json& node = found != body.end() ? *found : kNoNode;
-  if (!is_dir(node)) {
+  if (!body.node_is_dir) {
     return Status::Error(StoreCode::kInvalid, "etcd " + resp.endpoint + ": " + subnets_dir_ +
                                                   " is a value, not a directory of leases");
   }
-  if (auto it = node.find("nodes"); it != node.end() && it->is_array()) {
-    list.leases.reserve(it->size());
-    for (const json& child : *it) {
-      std::string key = child.is_object() ? str_field(child, "key") : std::string();
-      std::string why;
-      Lease lease;
-      auto subnet = lease_subnet(subnets_dir_, key, &why);
-      if (subnet && node_to_lease(child, *subnet, &lease, &why)) {
-        list.leases.push_back(std::move(lease));
-      } else {
-        list.warnings.push_back("ignoring bad subnet node " + key + ": " + why);
-      }
-    }
-  }
+  list.leases = std::move(body.leases);
+  list.warnings = std::move(body.warnings);
   *out = std::move(list);
   return Status::Ok();
 }

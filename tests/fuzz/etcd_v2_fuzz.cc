@@ -1,6 +1,7 @@
 // Fuzzes the decoding of etcd v2 answers (stores/etcd_decode.h) as EtcdStore does it for a lease
-// listing (node.nodes[]), a single lease (node) and a watch event (node, prevNode), plus an
-// error body: arbitrary bytes must give leases, warnings or errors, never a crash or a throw.
+// listing (node.nodes[], decoded as it is read, which must agree with a tree of the answer), a
+// single lease (node) and a watch event (node, prevNode), plus an error body: arbitrary bytes
+// must give leases, warnings or errors, never a crash or a throw.
 // The etcd v3 gateway's answers have their own target next to this one (etcd_v3_fuzz.cc).
 #include <cstddef>
 #include <cstdint>
@@ -12,6 +13,7 @@
 #include "stores/etcd_decode.h"
 #include "stores/etcd_store.h"
 #include "tests/fuzz/fuzz_check.h"
+#include "tests/store/etcd_list_reference.h"
 
 namespace etcd = flannel::etcd;
 using nlohmann::json;
@@ -39,6 +41,11 @@ void decode_node(const json& node) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);
+  // The listing decoded as it is read agrees with the tree it replaced.
+  etcd::LeaseListBody sax = etcd::decode_lease_list(text, kDir);
+  etcd::LeaseListBody tree = etcd::testing::decode_lease_list_with_a_tree(text, kDir);
+  FUZZ_CHECK(sax.json_object == tree.json_object && sax.node_is_dir == tree.node_is_dir);
+  FUZZ_CHECK(sax.leases == tree.leases && sax.warnings == tree.warnings);
   (void)etcd::decode_error(text);
   (void)etcd::parse_rfc3339(text);
   json body = json::parse(text, nullptr, /*allow_exceptions=*/false);

@@ -38,6 +38,16 @@ TEST(JsonUtil, ObjectMembersInDocumentOrder) {
   EXPECT_FALSE(iequals("PublicIP", "PublicIPs"));
 }
 
+TEST(JsonUtil, StringValueReadsStringsOnlyAndDecodesEscapes) {
+  EXPECT_EQ(string_value(R"("10.0.0.1")"), "10.0.0.1");
+  EXPECT_EQ(string_value(R"("")"), "");
+  EXPECT_EQ(string_value(R"("a\u0041\"\\")"), "aA\"\\");
+  EXPECT_EQ(string_value("\"\xc3\xa9\""), "\xc3\xa9");
+  for (const char* other : {"null", "7", "true", "[\"a\"]", R"({"a":"b"})", "\""}) {
+    EXPECT_EQ(string_value(other), std::nullopt) << other;
+  }
+}
+
 TEST(JsonUtil, DescribeGivesByteOffset) {
   try {
     auto j = nlohmann::json::parse("{\"a\":}");
