@@ -5,7 +5,8 @@
 //                             neighbour and FDB entry) is in the agent's namespace
 //   subnet.env -> all         from the subnet file appearing (lease held, written just before the
 //                             first list) to the same point: list + decode + backend sync
-//   RSS after sync            VmRSS and RssAnon of the agent 0.5 s after the last entry appeared
+//   RSS after sync            VmRSS and RssAnon of the agent 0.5 s after the last entry appeared,
+//                             and its peak (VmHWM: the list, decode and sync's transient memory)
 //   one new peer              then E single leases written one at a time, each waited for in the
 //                             kernel: the agent's own time per event (watch answer returned ->
 //                             last netlink ack; its -v=2 "Peer changes applied in N us" line, the
@@ -304,7 +305,7 @@ bool write_leases(const LabStore& ls, const Lab& lab, size_t from, size_t to,
 
 struct RunResult {
   double start_ms = -1, env_ms = -1;  // process start / subnet.env -> all in the kernel
-  long rss_kb = -1, anon_kb = -1;
+  long rss_kb = -1, anon_kb = -1, peak_kb = -1;
   double user_ms = 0, sys_ms = 0;  // the agent's CPU time until then
 };
 
@@ -397,6 +398,7 @@ void bench(LabStore::Kind kind, const std::string& type, size_t peers, int runs,
     std::this_thread::sleep_for(500ms);
     res.rss_kb = status_kb(p.pid(), "VmRSS");
     res.anon_kb = status_kb(p.pid(), "RssAnon");
+    res.peak_kb = status_kb(p.pid(), "VmHWM");
     std::tie(res.user_ms, res.sys_ms) = cpu_ms(p.pid());
     if (smaps) std::fprintf(stderr, "%s mappings >= 512 kB RSS after the sync:\n%s", name.c_str(),
                             big_mappings(p.pid()).c_str());
@@ -406,9 +408,10 @@ void bench(LabStore::Kind kind, const std::string& type, size_t peers, int runs,
     if (std::stoul(routes) < peers)
       std::fprintf(stderr, "%s: dump shows %s routes, expected %zu\n", name.c_str(), routes.c_str(), peers);
     results.push_back(res);
-    std::fprintf(stderr, "%s run %d: start->all %.0f ms, subnet.env->all %.0f ms, RSS %.1f MB (anon %.1f), "
-                 "agent CPU user %.0f ms sys %.0f ms\n", name.c_str(), r + 1, res.start_ms, res.env_ms,
-                 res.rss_kb / 1024.0, res.anon_kb / 1024.0, res.user_ms, res.sys_ms);
+    std::fprintf(stderr, "%s run %d: start->all %.0f ms, subnet.env->all %.0f ms, RSS %.1f MB (anon %.1f, "
+                 "peak %.1f), agent CPU user %.0f ms sys %.0f ms\n", name.c_str(), r + 1, res.start_ms,
+                 res.env_ms, res.rss_kb / 1024.0, res.anon_kb / 1024.0, res.peak_kb / 1024.0, res.user_ms,
+                 res.sys_ms);
 
     auto own = own_subnet(env_file);
     if (r == runs - 1 && events > 0) {
@@ -455,7 +458,7 @@ void bench(LabStore::Kind kind, const std::string& type, size_t peers, int runs,
       open_lab_store(store)->delete_lease(*own);
     }
   }
-  std::vector<double> start, env, rss, anon, user, sys;
+  std::vector<double> start, env, rss, anon, peak, user, sys;
   for (const auto& r : results) {
     user.push_back(r.user_ms);
     sys.push_back(r.sys_ms);
@@ -463,11 +466,14 @@ void bench(LabStore::Kind kind, const std::string& type, size_t peers, int runs,
     env.push_back(r.env_ms);
     rss.push_back(r.rss_kb / 1024.0);
     anon.push_back(r.anon_kb / 1024.0);
+    peak.push_back(r.peak_kb / 1024.0);
   }
   std::printf("%-11s %zu peers: start -> all in kernel median %.0f ms (min %.0f, max %.0f); subnet.env -> all "
-              "%.0f ms; RSS after sync %.1f MB (anon %.1f MB); agent CPU user %.0f ms, sys %.0f ms  (runs=%zu)\n",
+              "%.0f ms; RSS after sync %.1f MB (anon %.1f MB, peak %.1f MB); agent CPU user %.0f ms, sys %.0f ms  "
+              "(runs=%zu)\n",
               name.c_str(), peers, percentile(start, 0.5), percentile(start, 0), percentile(start, 1),
-              percentile(env, 0.5), percentile(rss, 0.5), percentile(anon, 0.5), percentile(user, 0.5),
+              percentile(env, 0.5), percentile(rss, 0.5), percentile(anon, 0.5), percentile(peak, 0.5),
+              percentile(user, 0.5),
               percentile(sys, 0.5), results.size());
   std::fflush(stdout);
 }
