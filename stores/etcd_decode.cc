@@ -1,6 +1,7 @@
 #include "stores/etcd_decode.h"
 
 #include <exception>
+#include <utility>
 
 #include "stores/etcd_store.h"  // etcd::parse_rfc3339
 
@@ -89,6 +90,18 @@ bool node_to_lease(const json& node, const LeaseKey& subnet, Lease* out, std::st
   lease.revision = index_field(node, "modifiedIndex");
   *out = std::move(lease);
   return true;
+}
+
+void add_listed_node(const json& child, const std::string& dir, LeaseListBody* out) {
+  std::string key = child.is_object() ? str_field(child, "key") : std::string();
+  std::string why;
+  Lease lease;
+  auto subnet = lease_subnet(dir, key, &why);
+  if (subnet && node_to_lease(child, *subnet, &lease, &why)) {
+    out->leases.push_back(std::move(lease));
+  } else {
+    out->warnings.push_back("ignoring bad subnet node " + key + ": " + why);
+  }
 }
 
 }  // namespace flannel::etcd

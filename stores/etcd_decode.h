@@ -63,5 +63,7 @@ struct LeaseListBody {
   std::vector<std::string> warnings;
 };
 LeaseListBody decode_lease_list(std::string_view body, const std::string& dir);
+// One child of a listing into `out`: a lease, or the warning that says why it is not one.
+void add_listed_node(const nlohmann::json& child, const std::string& dir, LeaseListBody* out);
 
 }  // namespace flannel::etcd

@@ -125,17 +125,7 @@ class ListHandler : public nlohmann::json_sax<json> {
     return &slot;
   }
 
-  void emit(const json& child) {
-    std::string key = child.is_object() ? str_field(child, "key") : std::string();
-    std::string why;
-    Lease lease;
-    auto subnet = lease_subnet(dir_, key, &why);
-    if (subnet && node_to_lease(child, *subnet, &lease, &why)) {
-      out_.leases.push_back(std::move(lease));
-    } else {
-      out_.warnings.push_back("ignoring bad subnet node " + key + ": " + why);
-    }
-  }
+  void emit(const json& child) { add_listed_node(child, dir_, &out_); }
 
   // A repeated "node": the tree keeps the last one only.
   void restart() {

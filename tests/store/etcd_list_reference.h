@@ -1,6 +1,7 @@
 // The lease listing decoded the way EtcdStore did before etcd::decode_lease_list: a JSON tree of
-// the whole answer, then lease_subnet and node_to_lease per child of node.nodes[]. The reference
-// that the SAX decoder must agree with (its unit test, and the etcd v2 fuzz target).
+// the whole answer, then each child of node.nodes[] (add_listed_node, as the SAX decoder does
+// with each child it builds). The reference that the SAX decoder's walk of the answer must agree
+// with (its unit test, and the etcd v2 fuzz target).
 #pragma once
 
 #include <string>
@@ -21,17 +22,7 @@ inline LeaseListBody decode_lease_list_with_a_tree(std::string_view text, const 
   out.node_is_dir = is_dir(node);
   if (!out.node_is_dir) return out;
   if (auto it = node.find("nodes"); it != node.end() && it->is_array()) {
-    for (const nlohmann::json& child : *it) {
-      std::string key = child.is_object() ? str_field(child, "key") : std::string();
-      std::string why;
-      Lease lease;
-      auto subnet = lease_subnet(dir, key, &why);
-      if (subnet && node_to_lease(child, *subnet, &lease, &why)) {
-        out.leases.push_back(std::move(lease));
-      } else {
-        out.warnings.push_back("ignoring bad subnet node " + key + ": " + why);
-      }
-    }
+    for (const nlohmann::json& child : *it) add_listed_node(child, dir, &out);
   }
   return out;
 }
