@@ -3,8 +3,8 @@
 //
 //   start -> all in kernel    fork of flanneld until every peer's route (vxlan: also its
 //                             neighbour and FDB entry) is in the agent's namespace
-//   subnet.env -> all         from the subnet file appearing (lease held, written just before the
-//                             first list) to the same point: list + decode + backend sync
+//   subnet.env -> all         from the subnet file appearing (lease held) to the same point: the
+//                             peer set (the list the lease was chosen from) and the backend sync
 //   RSS after sync            VmRSS and RssAnon of the agent 0.5 s after the last entry appeared,
 //                             and its peak (VmHWM: the list, decode and sync's transient memory)
 //   one new peer              then E single leases written one at a time, each waited for in the
