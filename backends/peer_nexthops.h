@@ -24,7 +24,7 @@
 #include <map>
 #include <vector>
 
-#include "backends/netlink.h"
+#include "backends/netlink/netlink.h"
 #include "core/ip.h"
 
 namespace flannel {

@@ -2,12 +2,12 @@
 #include <algorithm>
 #include <cctype>
 
-#include "backends/alloc.h"
+#include "backends/alloc/alloc.h"
 #include "backends/backend.h"
-#include "backends/hostgw.h"
-#include "backends/udp.h"
-#include "backends/vxlan.h"
-#include "backends/wireguard.h"
+#include "backends/hostgw/hostgw.h"
+#include "backends/udp/udp.h"
+#include "backends/vxlan/vxlan.h"
+#include "backends/wireguard/wireguard.h"
 
 namespace flannel {
 

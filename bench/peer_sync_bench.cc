@@ -27,8 +27,8 @@
 #include <vector>
 
 #include "bench/bench_util.h"
-#include "backends/hostgw.h"
-#include "backends/vxlan.h"
+#include "backends/hostgw/hostgw.h"
+#include "backends/vxlan/vxlan.h"
 #include "core/config.h"
 #include "tests/support/lab.h"
 #include "tests/support/peer_ns.h"

@@ -1,6 +1,6 @@
 // store_list_bench: listing 10,000 leases through the Store, etcd v3 versus etcd v2, each on its
 // own real etcd on loopback (v3: v2 API disabled). The v3 list is one range request (no
-// timetolive per lease: see stores/etcd3_store.h); the v2 list one recursive GET.
+// timetolive per lease: see stores/etcd/v3_store.h); the v2 list one recursive GET.
 //
 // Usage: store_list_bench [leases=10000] [runs=10]
 #include <algorithm>
@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "bench/bench_util.h"
-#include "stores/etcd3_store.h"
-#include "stores/etcd_store.h"
+#include "stores/etcd/v3_store.h"
+#include "stores/etcd/v2_store.h"
 #include "tests/support/etcd_server.h"
 
 using namespace flannel;

@@ -20,8 +20,7 @@ cmake --build build -j "$jobs"
 
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DFLANNEL_SANITIZE=ON \
       -DFLANNEL_BUILD_BENCH=OFF -DFLANNEL_WERROR=ON >/dev/null
-cmake --build build-asan -j "$jobs" --target unit_tests daemon_unit_tests contract_sqlite_test contract_etcd_test contract_etcdv3_test \
-      cni_unit_tests backend_unit_tests
+cmake --build build-asan -j "$jobs" --target sanitized_tests
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
    ctest --output-on-failure -j "$jobs" --timeout 300 -L 'unit|store')
 

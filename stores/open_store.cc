@@ -2,10 +2,10 @@
 
 #include <stdexcept>
 
-#include "stores/etcd3_store.h"
-#include "stores/etcd_detect_store.h"
-#include "stores/etcd_store.h"
-#include "stores/sqlite_store.h"
+#include "stores/etcd/v3_store.h"
+#include "stores/etcd/detect_store.h"
+#include "stores/etcd/v2_store.h"
+#include "stores/sqlite/sqlite_store.h"
 
 namespace flannel {
 

@@ -76,7 +76,7 @@ struct Status {
 const char* to_string(StoreCode code);
 
 // Lease::expiration of a lease that does expire but whose time the store did not read (etcd v3
-// lists: see stores/etcd3_store.h). Present, so it is never taken for a reservation.
+// lists: see stores/etcd/v3_store.h). Present, so it is never taken for a reservation.
 inline constexpr Clock::time_point kUnknownExpiration = Clock::time_point::max();
 
 struct LeaseList {

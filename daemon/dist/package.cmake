@@ -37,8 +37,8 @@ set(CPACK_DEBIAN_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_PACKAGE_PRIORITY optional)
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 # Run, not linked: iptables (masquerade/forward rules); libcurl, loaded by the etcd stores when
-# one is used (stores/curl_lib.h; 7.68 for curl_multi_wakeup); libssl3 (OpenSSL's libcrypto.so.3),
-# loaded by the wireguard backend for its keys (backends/crypto_lib.h). Debian's flannel ships
+# one is used (stores/etcd/curl_lib.h; 7.68 for curl_multi_wakeup); libssl3 (OpenSSL's libcrypto.so.3),
+# loaded by the wireguard backend for its keys (backends/wireguard/crypto_lib.h). Debian's flannel ships
 # /usr/bin/flanneld.
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "iptables, libcurl4 (>= 7.68.0), libssl3")
 set(CPACK_DEBIAN_PACKAGE_CONFLICTS "flannel")

@@ -7,8 +7,8 @@
 #include <filesystem>
 #include <thread>
 
-#include "daemon/agent.h"
-#include "stores/sqlite_store.h"
+#include "daemon/agent/agent.h"
+#include "stores/sqlite/sqlite_store.h"
 #include "tests/support/process.h"
 
 namespace flannel::testing {

@@ -13,7 +13,7 @@
 #include <sstream>
 #include <thread>
 
-#include "daemon/agent.h"
+#include "daemon/agent/agent.h"
 #include "tests/daemon/memory_store.h"
 #include "tests/daemon/recording_backend.h"
 

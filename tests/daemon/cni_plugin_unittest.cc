@@ -2,7 +2,7 @@
 // the delegate exec, with a stand-in delegate (a shell script in a temp CNI_PATH dir that records
 // its stdin and CNI_COMMAND and prints what the test tells it to). The real bridge/host-local
 // run in tests/lab/cni_labtest.cc.
-#include "daemon/cni_plugin.h"
+#include "daemon/cni/plugin.h"
 
 #include <gtest/gtest.h>
 #include <stdlib.h>

@@ -11,7 +11,7 @@
 
 #include "core/lease.h"
 #include "core/subnet_env.h"
-#include "stores/sqlite_store.h"
+#include "stores/sqlite/sqlite_store.h"
 #include "tests/daemon/agent_fixture.h"
 
 namespace flannel::testing {

@@ -2,7 +2,7 @@
 #include <gtest/gtest.h>
 #include <net/if.h>
 
-#include "daemon/iface.h"
+#include "daemon/agent/iface.h"
 
 namespace flannel {
 namespace {

@@ -2,7 +2,7 @@
 // only refuses an existing *whole* key, so "A&B" and "C&B" can both be created. The keeper lists
 // again after creating a key with an IPv6 part; the later writer deletes its lease and picks
 // again, the earlier keeps its own (MemoryStore stands in for the other host's writes).
-#include "daemon/lease_keeper.h"
+#include "daemon/agent/lease_keeper.h"
 
 #include <gtest/gtest.h>
 

@@ -1,7 +1,7 @@
 // What a running flanneld maps: libcurl (and the chain Debian builds it with: OpenSSL's libssl,
-// GnuTLS, LDAP, SSH2) is loaded only when an etcd store is used (stores/curl_lib.h), so an agent
+// GnuTLS, LDAP, SSH2) is loaded only when an etcd store is used (stores/etcd/curl_lib.h), so an agent
 // on the SQLite store never maps it; OpenSSL's libcrypto is loaded only by the wireguard backend's
-// key code (backends/crypto_lib.h), so an agent on another backend and the SQLite store maps no
+// key code (backends/wireguard/crypto_lib.h), so an agent on another backend and the SQLite store maps no
 // OpenSSL at all. Read from /proc/PID/maps of a real agent holding its lease.
 #include <sstream>
 #include <string>

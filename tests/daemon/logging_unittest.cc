@@ -6,7 +6,7 @@
 #endif
 
 // Logging: glog line layout, severities, -v / -vmodule gating, log files named like glog's.
-#include "daemon/logging.h"
+#include "daemon/common/logging.h"
 
 #include <gtest/gtest.h>
 #include <spdlog/sinks/ostream_sink.h>

@@ -1,6 +1,6 @@
 // flanneld options: v0.11 names and defaults, FLANNELD_* environment, validation messages, and
 // the front-door behaviour (help, version, exit codes).
-#include "daemon/options.h"
+#include "daemon/common/options.h"
 
 #include <gtest/gtest.h>
 

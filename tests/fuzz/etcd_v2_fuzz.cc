@@ -1,4 +1,4 @@
-// Fuzzes the decoding of etcd v2 answers (stores/etcd_decode.h) as EtcdStore does it for a lease
+// Fuzzes the decoding of etcd v2 answers (stores/etcd/v2_decode.h) as EtcdStore does it for a lease
 // listing (node.nodes[], decoded as it is read, which must agree with a tree of the answer), a
 // single lease (node) and a watch event (node, prevNode), plus an error body: arbitrary bytes
 // must give leases, warnings or errors, never a crash or a throw.
@@ -10,10 +10,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "stores/etcd_decode.h"
-#include "stores/etcd_store.h"
+#include "stores/etcd/v2_decode.h"
+#include "stores/etcd/v2_store.h"
 #include "tests/fuzz/fuzz_check.h"
-#include "tests/store/etcd_list_reference.h"
+#include "tests/stores/etcd/v2_list_reference.h"
 
 namespace etcd = flannel::etcd;
 using nlohmann::json;

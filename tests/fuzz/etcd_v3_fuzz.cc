@@ -1,4 +1,4 @@
-// Fuzzes the decoding of etcd v3 gateway answers (stores/etcd3_codec.h) as EtcdV3Store does it:
+// Fuzzes the decoding of etcd v3 gateway answers (stores/etcd/v3_codec.h) as EtcdV3Store does it:
 // the input is one answer body (a range with kvs, a txn with responses, a lease grant or
 // timetolive, a deleterange, an error) and also, line by line, a watch stream
 // ({"result": {...events...}} or {"error": {...}} per line). Arbitrary bytes must give values,
@@ -14,7 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/lease.h"
-#include "stores/etcd3_codec.h"
+#include "stores/etcd/v3_codec.h"
 #include "tests/fuzz/fuzz_check.h"
 
 namespace etcd3 = flannel::etcd3;

@@ -1,4 +1,4 @@
-// Fuzzes flanneld's flag parser (daemon/options.h, daemon/flags.h): the input is split at NUL
+// Fuzzes flanneld's flag parser (daemon/common/options.h, core/flags.h): the input is split at NUL
 // bytes into argv words, and after a second NUL-NUL into KEY=VALUE environment entries. Every
 // input must give Options or a FlagError with a one-line message, never a crash.
 #include <cstddef>
@@ -8,8 +8,8 @@
 #include <string_view>
 #include <vector>
 
-#include "daemon/flags.h"
-#include "daemon/options.h"
+#include "core/flags.h"
+#include "daemon/common/options.h"
 #include "tests/fuzz/fuzz_check.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -1,5 +1,5 @@
-// Fuzzes the udp backend's packet path (core/ipv4_packet.h, core/ip4_prefix_table.h) the way
-// backends/udp_proxy.cc walks it for each packet read from the TUN device: parse the header,
+// Fuzzes the udp backend's packet path (backends/udp/ipv4_packet.h, backends/udp/ip4_prefix_table.h) the way
+// backends/udp/udp_proxy.cc walks it for each packet read from the TUN device: parse the header,
 // look the destination up in the peer table (LPM), answer "net unreachable" or "TTL exceeded"
 // with an ICMP error, else decrement the TTL. The first input byte chooses how many of the next
 // 5-byte records (address, prefix length) fill the table; the rest is the packet.
@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "core/ip.h"
-#include "core/ip4_prefix_table.h"
-#include "core/ipv4_packet.h"
+#include "backends/udp/ip4_prefix_table.h"
+#include "backends/udp/ipv4_packet.h"
 #include "tests/fuzz/fuzz_check.h"
 
 namespace ipv4 = flannel::ipv4;

@@ -19,7 +19,7 @@
 #include <tuple>
 #include <vector>
 
-#include "backends/iptables.h"
+#include "backends/rules/iptables.h"
 #include "core/lease.h"
 #include "tests/lab/overlay_lab.h"
 

@@ -4,7 +4,7 @@
 // Also: IPv6-only vxlan, a second sync that changes nothing in the kernel, a peer that leaves
 // is removed from both families, a peer with a bad BackendV6Data is skipped (IPv4 kept), and
 // host-gw's route check re-adds a deleted IPv6 route. (udp and wireguard refusing EnableIPv6:
-// tests/backend_unit/dualstack_test.cc.)
+// tests/backends/dualstack_test.cc.)
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -15,9 +15,9 @@
 #include <vector>
 
 #include "backends/backend.h"
-#include "backends/hostgw.h"
-#include "backends/netlink.h"
-#include "backends/vxlan.h"
+#include "backends/hostgw/hostgw.h"
+#include "backends/netlink/netlink.h"
+#include "backends/vxlan/vxlan.h"
 #include "core/config.h"
 #include "tests/support/lab.h"
 #include "tests/support/process.h"

@@ -12,8 +12,8 @@
 #include <string>
 #include <vector>
 
-#include "backends/iptables.h"
-#include "daemon/net_rules.h"
+#include "backends/rules/iptables.h"
+#include "daemon/agent/net_rules.h"
 #include "tests/support/lab.h"
 #include "tests/support/process.h"
 

@@ -1,6 +1,6 @@
-// iptables rules (backends/iptables.h). Two parts:
+// iptables rules (backends/rules/iptables.h). Two parts:
 //  - IptablesRules.*: pure rule/argv building, parsing and insert planning, plus the keeper's
-//    argument checks; they run no iptables at all (they live here, not in tests/unit, because
+//    argument checks; they run no iptables at all (they live here, not in tests/core/, because
 //    backends/ is not linked into unit_tests).
 //  - IptablesLab.*: real iptables (nft backend) inside a fresh lab host namespace. Every iptables
 //    command of these tests runs in that namespace (`ip netns exec NS iptables` for the code under
@@ -19,7 +19,7 @@
 #include <thread>
 #include <vector>
 
-#include "backends/iptables.h"
+#include "backends/rules/iptables.h"
 #include "core/ip.h"
 #include "tests/support/lab.h"
 #include "tests/support/process.h"

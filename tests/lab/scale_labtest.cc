@@ -18,10 +18,10 @@
 
 #include <nlohmann/json.hpp>
 
-#include "backends/hostgw.h"
-#include "backends/netlink_batch.h"
+#include "backends/hostgw/hostgw.h"
+#include "backends/netlink/batch.h"
 #include "backends/peer_nexthops.h"
-#include "backends/vxlan.h"
+#include "backends/vxlan/vxlan.h"
 #include "core/config.h"
 #include "tests/support/lab.h"
 #include "tests/support/peer_ns.h"

@@ -28,9 +28,9 @@
 #include <nlohmann/json.hpp>
 
 #include "backends/backend.h"
-#include "backends/udp.h"
+#include "backends/udp/udp.h"
 #include "backends/unique_fd.h"
-#include "core/ipv4_packet.h"
+#include "backends/udp/ipv4_packet.h"
 #include "core/lease.h"
 #include "core/subnet_env.h"
 #include "tests/support/lab.h"

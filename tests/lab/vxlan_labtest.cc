@@ -5,7 +5,7 @@
 // entries of leases that vanished while it was down.
 #include <gtest/gtest.h>
 
-#include "backends/vxlan.h"
+#include "backends/vxlan/vxlan.h"
 #include "tests/lab/overlay_lab.h"
 
 namespace flannel::testing {

@@ -1,0 +1,663 @@
+#include "backends/rules/iptables.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <sstream>
+#include <stdexcept>
+
+#include "backends/unique_fd.h"
+
+extern char** environ;
+
+namespace flannel {
+namespace {
+
+using SteadyClock = std::chrono::steady_clock;
+
+std::string join(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : " ") + x;
+  return s;
+}
+
+std::string first_line(std::string_view text) {
+  while (!text.empty() && (text.front() == '\n' || text.front() == ' ')) text.remove_prefix(1);
+  return std::string(text.substr(0, text.find('\n')));
+}
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
+// The messages iptables (and go-iptables' IsNotExist) use for "that rule is not there".
+bool says_not_exist(std::string_view err) {
+  return err.find("does a matching rule exist") != std::string_view::npos ||
+         err.find("Bad rule") != std::string_view::npos ||
+         err.find("No chain/target/match by that name") != std::string_view::npos;
+}
+
+// Resolves a program name the way the daemon's environment may not: PATH first, then the sbin
+// directories a minimal PATH (cron, some units) leaves out. "" if not found.
+std::string resolve_program(const std::string& name) {
+  if (name.find('/') != std::string::npos) return ::access(name.c_str(), X_OK) == 0 ? name : "";
+  const char* path = std::getenv("PATH");
+  std::stringstream ss(path ? path : "");
+  std::string dir;
+  std::vector<std::string> dirs;
+  while (std::getline(ss, dir, ':')) dirs.push_back(dir.empty() ? "." : dir);
+  for (const char* d : {"/usr/sbin", "/sbin", "/usr/bin", "/bin"}) dirs.emplace_back(d);
+  for (const auto& d : dirs) {
+    std::string cand = d + "/" + name;
+    if (::access(cand.c_str(), X_OK) == 0) return cand;
+  }
+  return "";
+}
+
+void must_posix(int rc, const std::string& what) {
+  if (rc != 0) {
+    throw IptablesError("cannot run iptables: " + what + ": " + std::strerror(rc),
+                        IptablesError::Kind::kNotInstalled);
+  }
+}
+
+// RAII for posix_spawn's two attribute objects.
+struct SpawnSetup {
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attr;
+  SpawnSetup() {
+    must_posix(posix_spawn_file_actions_init(&actions), "posix_spawn_file_actions_init");
+    if (int rc = posix_spawnattr_init(&attr); rc != 0) {
+      posix_spawn_file_actions_destroy(&actions);
+      must_posix(rc, "posix_spawnattr_init");
+    }
+  }
+  ~SpawnSetup() {
+    posix_spawnattr_destroy(&attr);
+    posix_spawn_file_actions_destroy(&actions);
+  }
+  SpawnSetup(const SpawnSetup&) = delete;
+  SpawnSetup& operator=(const SpawnSetup&) = delete;
+};
+
+const std::vector<IptablesRule>& empty_rules() {
+  static const std::vector<IptablesRule> none;
+  return none;
+}
+
+bool contains(const std::vector<IptablesRule>& set, const IptablesRule& r) {
+  return std::find(set.begin(), set.end(), r) != set.end();
+}
+
+// -D of `rule`, tolerating a --random-fully variant this iptables cannot even parse (exit 2):
+// such a rule cannot have been added by this userspace. Returns 1 if deleted, else 0.
+int remove_variant(const Iptables& ipt, const IptablesRule& rule) {
+  bool rf = std::find(rule.spec.begin(), rule.spec.end(), "--random-fully") != rule.spec.end();
+  if (rf) {
+    auto r = ipt.run(iptables_args(IptablesOp::kDelete, rule));
+    if (r.exit_code == 0) return 1;
+    if (r.exit_code == 2 || (r.exit_code == 1 && says_not_exist(r.err))) return 0;
+  }
+  return ipt.remove(rule) ? 1 : 0;
+}
+
+// Deletes each of `candidates` not in `keep` (duplicates in candidates are tried once).
+int delete_except(const Iptables& ipt, const std::vector<IptablesRule>& candidates,
+                  const std::vector<IptablesRule>& keep) {
+  int n = 0;
+  std::vector<IptablesRule> done;
+  for (const auto& r : candidates) {
+    if (contains(keep, r) || contains(done, r)) continue;
+    done.push_back(r);
+    n += remove_variant(ipt, r);
+  }
+  return n;
+}
+
+template <typename Net>
+std::vector<IptablesRule> both_masq_variants(const Net& network, const Net& subnet) {
+  auto rules = masq_rules(network, subnet, false);
+  for (auto& r : masq_rules(network, subnet, true)) rules.push_back(std::move(r));
+  return rules;
+}
+
+}  // namespace
+
+// ---- Rules -----------------------------------------------------------------------------------
+
+std::string IptablesRule::str() const { return "-t " + table + " " + chain + " " + join(spec); }
+
+namespace {
+
+// The masq set of one family, from the network and subnet in text form and the family's
+// multicast range (which must not be masqueraded).
+std::vector<IptablesRule> masq_rule_set(const std::string& n, const std::string& s,
+                                        const char* multicast, bool random_fully) {
+  std::vector<std::string> masq = {"-j", "MASQUERADE"};
+  if (random_fully) masq.push_back("--random-fully");
+  auto rule = [&](std::vector<std::string> match, const std::vector<std::string>& target) {
+    match.insert(match.end(), target.begin(), target.end());
+    return IptablesRule{"nat", "POSTROUTING", std::move(match)};
+  };
+  return {
+      rule({"-s", n, "-d", n}, {"-j", "RETURN"}),
+      rule({"-s", n, "!", "-d", multicast}, masq),
+      rule({"!", "-s", n, "-d", s}, {"-j", "RETURN"}),
+      rule({"!", "-s", n, "-d", n}, masq),
+  };
+}
+
+std::vector<IptablesRule> forward_rule_set(const std::string& n) {
+  return {
+      IptablesRule{"filter", "FORWARD", {"-s", n, "-j", "ACCEPT"}},
+      IptablesRule{"filter", "FORWARD", {"-d", n, "-j", "ACCEPT"}},
+  };
+}
+
+}  // namespace
+
+std::vector<IptablesRule> masq_rules(const IP4Net& network, const IP4Net& lease_subnet,
+                                     bool random_fully) {
+  return masq_rule_set(network.network().str(), lease_subnet.network().str(), "224.0.0.0/4",
+                       random_fully);
+}
+
+std::vector<IptablesRule> masq_rules(const IP6Net& network, const IP6Net& lease_subnet,
+                                     bool random_fully) {
+  return masq_rule_set(network.network().str(), lease_subnet.network().str(), "ff00::/8",
+                       random_fully);
+}
+
+std::vector<IptablesRule> forward_rules(const IP4Net& network) {
+  return forward_rule_set(network.network().str());
+}
+
+std::vector<IptablesRule> forward_rules(const IP6Net& network) {
+  return forward_rule_set(network.network().str());
+}
+
+std::vector<std::string> iptables_args(IptablesOp op, const IptablesRule& rule, int position) {
+  std::vector<std::string> a = {"--wait", "-t", rule.table};
+  switch (op) {
+    case IptablesOp::kCheck: a.push_back("-C"); break;
+    case IptablesOp::kInsert: a.push_back("-I"); break;
+    case IptablesOp::kAppend: a.push_back("-A"); break;
+    case IptablesOp::kDelete: a.push_back("-D"); break;
+  }
+  a.push_back(rule.chain);
+  if (op == IptablesOp::kInsert) {
+    if (position < 1) {
+      throw std::invalid_argument("iptables insert position must be >= 1, got " +
+                                  std::to_string(position));
+    }
+    a.push_back(std::to_string(position));
+  }
+  a.insert(a.end(), rule.spec.begin(), rule.spec.end());
+  return a;
+}
+
+std::string IptablesVersion::str() const {
+  return std::to_string(major) + "." + std::to_string(minor) + "." + std::to_string(patch);
+}
+
+std::optional<IptablesVersion> parse_iptables_version(std::string_view text) {
+  for (size_t i = text.find('v'); i != std::string_view::npos; i = text.find('v', i + 1)) {
+    int parts[3] = {0, 0, 0};
+    size_t p = i + 1;
+    bool ok = true;
+    for (int k = 0; k < 3 && ok; ++k) {
+      size_t start = p;
+      int value = 0;
+      while (p < text.size() && text[p] >= '0' && text[p] <= '9' && p - start < 6) {
+        value = value * 10 + (text[p] - '0');
+        ++p;
+      }
+      if (p == start) ok = false;
+      parts[k] = value;
+      if (ok && k < 2) {
+        if (p < text.size() && text[p] == '.') ++p;
+        else ok = false;
+      }
+    }
+    if (ok) return IptablesVersion{parts[0], parts[1], parts[2]};
+  }
+  return std::nullopt;
+}
+
+bool random_fully_probe_accepted(int exit_code, std::string_view err) {
+  if (exit_code == 0) return true;
+  return exit_code == 1 && (err.find("does a matching rule exist") != std::string_view::npos ||
+                            err.find("Bad rule") != std::string_view::npos);
+}
+
+std::vector<std::optional<int>> listed_positions(std::string_view list_output,
+                                                 const std::vector<IptablesRule>& rules) {
+  std::vector<std::optional<int>> pos(rules.size());
+  std::istringstream in{std::string(list_output)};
+  std::string line;
+  int n = 0;
+  while (std::getline(in, line)) {
+    if (line.rfind("-A ", 0) != 0) continue;
+    ++n;
+    std::istringstream words(line);
+    std::vector<std::string> tokens;
+    for (std::string w; words >> w;) tokens.push_back(w);
+    if (tokens.size() < 2) continue;
+    for (size_t i = 0; i < rules.size(); ++i) {
+      if (pos[i] || tokens[1] != rules[i].chain) continue;
+      if (std::equal(tokens.begin() + 2, tokens.end(), rules[i].spec.begin(), rules[i].spec.end()))
+        pos[i] = n;
+    }
+  }
+  return pos;
+}
+
+std::vector<InsertStep> plan_inserts(const std::vector<bool>& present,
+                                     const std::vector<std::optional<int>>& position) {
+  if (present.size() != position.size())
+    throw std::invalid_argument("plan_inserts: present and position differ in size");
+  std::vector<std::optional<int>> at = position;
+  std::vector<InsertStep> steps;
+  int after = 0;  // the lowest place taken by an earlier rule of the set (0 = none)
+  for (size_t i = 0; i < present.size(); ++i) {
+    if (present[i]) {
+      if (at[i]) after = std::max(after, *at[i]);
+      continue;
+    }
+    int p = after + 1;
+    steps.push_back({i, p});
+    for (auto& a : at)
+      if (a && *a >= p) ++*a;
+    at[i] = p;
+    after = p;
+  }
+  return steps;
+}
+
+// ---- Iptables --------------------------------------------------------------------------------
+
+Iptables::Iptables(std::vector<std::string> command, std::chrono::milliseconds timeout)
+    : command_(std::move(command)), timeout_(timeout) {
+  if (command_.empty() || command_[0].empty())
+    throw std::invalid_argument("Iptables: the command must name a program");
+}
+
+bool Iptables::ipv6() const {
+  for (const auto& a : command_) {
+    std::string_view v = a;
+    if (v == "ip6tables" || (v.size() > 10 && v.substr(v.size() - 10) == "/ip6tables")) return true;
+  }
+  return false;
+}
+
+std::string Iptables::command_str() const { return join(command_); }
+
+Iptables::Result Iptables::run(const std::vector<std::string>& args) const {
+  std::string exe = resolve_program(command_[0]);
+  if (exe.empty()) {
+    const char* path = std::getenv("PATH");
+    throw IptablesError("cannot run " + command_[0] + ": not found in PATH (" +
+                            (path ? path : "") +
+                            ") nor /usr/sbin, /sbin; install the iptables package",
+                        IptablesError::Kind::kNotInstalled);
+  }
+  std::vector<std::string> argv_s = command_;
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& a : argv_s) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  int out_p[2], err_p[2];
+  if (::pipe2(out_p, O_CLOEXEC) != 0) must_posix(errno, "pipe");
+  UniqueFd out_r(out_p[0]), out_w(out_p[1]);
+  if (::pipe2(err_p, O_CLOEXEC) != 0) must_posix(errno, "pipe");
+  UniqueFd err_r(err_p[0]), err_w(err_p[1]);
+
+  pid_t pid = -1;
+  {
+    SpawnSetup s;
+    must_posix(posix_spawn_file_actions_addopen(&s.actions, 0, "/dev/null", O_RDONLY, 0),
+               "spawn actions");
+    must_posix(posix_spawn_file_actions_adddup2(&s.actions, out_w.get(), 1), "spawn actions");
+    must_posix(posix_spawn_file_actions_adddup2(&s.actions, err_w.get(), 2), "spawn actions");
+    // The daemon blocks SIGINT/SIGTERM for sigwait and may ignore SIGPIPE: give the child the
+    // defaults back, so it can be killed and sees broken pipes like any command.
+    sigset_t none, defaults;
+    sigemptyset(&none);
+    sigemptyset(&defaults);
+    for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD}) sigaddset(&defaults, sig);
+    must_posix(posix_spawnattr_setsigmask(&s.attr, &none), "spawn attrs");
+    must_posix(posix_spawnattr_setsigdefault(&s.attr, &defaults), "spawn attrs");
+    must_posix(posix_spawnattr_setflags(&s.attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF),
+               "spawn attrs");
+    if (int rc = posix_spawn(&pid, exe.c_str(), &s.actions, &s.attr, argv.data(), environ);
+        rc != 0) {
+      throw IptablesError("cannot run " + exe + ": " + std::strerror(rc),
+                          IptablesError::Kind::kNotInstalled);
+    }
+  }
+  out_w.reset();
+  err_w.reset();
+
+  Result res;
+  const auto deadline = SteadyClock::now() + timeout_;
+  bool timed_out = false;
+  pollfd fds[2] = {{out_r.get(), POLLIN, 0}, {err_r.get(), POLLIN, 0}};
+  std::string* sinks[2] = {&res.out, &res.err};
+  int open_fds = 2;
+  char buf[4096];
+  while (open_fds > 0) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
+    if (left.count() <= 0) {
+      timed_out = true;
+      break;
+    }
+    int rc = ::poll(fds, 2, static_cast<int>(std::min<int64_t>(left.count(), 1000)));
+    if (rc < 0 && errno != EINTR) break;
+    for (int i = 0; i < 2; ++i) {
+      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
+      if (n > 0) {
+        sinks[i]->append(buf, static_cast<size_t>(n));
+      } else if (n == 0 || errno != EINTR) {
+        fds[i].fd = -1;
+        --open_fds;
+      }
+    }
+  }
+  int status = 0;
+  while (!timed_out) {
+    pid_t r = ::waitpid(pid, &status, WNOHANG);
+    if (r == pid) break;
+    if (r < 0 && errno != EINTR) {
+      status = 0xff00;  // cannot happen for our own child; report exit 255 rather than hang
+      break;
+    }
+    if (SteadyClock::now() >= deadline) timed_out = true;
+    else ::usleep(1000);
+  }
+  if (timed_out) {
+    ::kill(pid, SIGKILL);
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+  }
+  if (timed_out) {
+    throw IptablesError("`" + join(argv_s) + "` did not finish within " +
+                            std::to_string(timeout_.count()) +
+                            " ms and was killed (is another process holding the xtables lock?)",
+                        IptablesError::Kind::kTimeout);
+  }
+  res.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  return res;
+}
+
+void Iptables::fail(const std::vector<std::string>& args, const Result& r) const {
+  std::string err = trim(r.err.empty() ? r.out : r.err);
+  throw IptablesError("`" + command_str() + " " + join(args) + "` failed (exit " +
+                          std::to_string(r.exit_code) + ")" + (err.empty() ? "" : ": " + err),
+                      IptablesError::Kind::kFailed);
+}
+
+bool Iptables::exists(const IptablesRule& rule) const {
+  auto args = iptables_args(IptablesOp::kCheck, rule);
+  auto r = run(args);
+  if (r.exit_code == 0) return true;
+  if (r.exit_code == 1) return false;
+  fail(args, r);
+}
+
+void Iptables::insert(const IptablesRule& rule, int position) const {
+  auto args = iptables_args(IptablesOp::kInsert, rule, position);
+  if (auto r = run(args); r.exit_code != 0) fail(args, r);
+}
+
+void Iptables::append(const IptablesRule& rule) const {
+  auto args = iptables_args(IptablesOp::kAppend, rule);
+  if (auto r = run(args); r.exit_code != 0) fail(args, r);
+}
+
+bool Iptables::remove(const IptablesRule& rule) const {
+  auto args = iptables_args(IptablesOp::kDelete, rule);
+  auto r = run(args);
+  if (r.exit_code == 0) return true;
+  if (r.exit_code == 1 && says_not_exist(r.err)) return false;
+  fail(args, r);
+}
+
+std::string Iptables::list(const std::string& table, const std::string& chain) const {
+  std::vector<std::string> args = {"--wait", "-t", table, "-S", chain};
+  auto r = run(args);
+  if (r.exit_code != 0) fail(args, r);
+  return r.out;
+}
+
+std::string Iptables::version() const {
+  std::vector<std::string> args = {"--version"};
+  auto r = run(args);
+  if (r.exit_code != 0) fail(args, r);
+  return first_line(r.out);
+}
+
+RandomFullySupport Iptables::random_fully_support() const {
+  std::string text;
+  try {
+    text = version();
+  } catch (const IptablesError& e) {
+    if (e.kind() != IptablesError::Kind::kFailed) throw;
+    return {false, e.what()};
+  }
+  auto v = parse_iptables_version(text);
+  if (!v) return {false, "cannot read a version in `" + command_str() + " --version`: " + text};
+  if (*v < kRandomFullyMinVersion) {
+    return {false, text + " is older than " + kRandomFullyMinVersion.str() +
+                       ", which added MASQUERADE --random-fully"};
+  }
+  // A TEST-NET-1 rule (RFC 5737; for ip6tables the RFC 3849 documentation prefix) that no one
+  // installs; -C changes nothing.
+  const char* probe_addr = ipv6() ? "2001:db8::1/128" : "192.0.2.1/32";
+  IptablesRule probe{"nat", "POSTROUTING",
+                     {"-s", probe_addr, "-d", probe_addr, "-j", "MASQUERADE", "--random-fully"}};
+  auto r = run(iptables_args(IptablesOp::kCheck, probe));
+  if (random_fully_probe_accepted(r.exit_code, r.err))
+    return {true, text + " accepts MASQUERADE --random-fully"};
+  return {false, text + " does not accept MASQUERADE --random-fully: " +
+                     first_line(r.err.empty() ? r.out : r.err)};
+}
+
+// ---- RuleKeeper ------------------------------------------------------------------------------
+
+RuleKeeper::RuleKeeper(Iptables iptables, std::string name, std::vector<IptablesRule> rules)
+    : iptables_(std::move(iptables)), name_(std::move(name)), rules_(std::move(rules)) {}
+
+RuleKeeper::~RuleKeeper() { stop(); }
+
+std::vector<RuleKeeper::Inserted> RuleKeeper::ensure() {
+  std::lock_guard lock(ops_mu_);
+  return ensure_locked();
+}
+
+std::vector<RuleKeeper::Inserted> RuleKeeper::ensure_locked() {
+  std::vector<Inserted> inserted;
+  // Chains in order of first appearance; each is planned on its own.
+  std::vector<std::pair<std::string, std::string>> chains;
+  for (const auto& r : rules_) {
+    std::pair<std::string, std::string> c{r.table, r.chain};
+    if (std::find(chains.begin(), chains.end(), c) == chains.end()) chains.push_back(c);
+  }
+  for (const auto& [table, chain] : chains) {
+    std::vector<IptablesRule> set;
+    for (const auto& r : rules_)
+      if (r.table == table && r.chain == chain) set.push_back(r);
+    // -C is the truth for presence; the listing only says where present rules sit. So a listing
+    // we fail to match can misplace a new rule but never make us add a duplicate.
+    std::vector<bool> present;
+    bool all = true;
+    for (const auto& r : set) {
+      present.push_back(iptables_.exists(r));
+      all = all && present.back();
+    }
+    if (all) continue;
+    auto positions = listed_positions(iptables_.list(table, chain), set);
+    for (const auto& step : plan_inserts(present, positions)) {
+      iptables_.insert(set[step.rule], step.position);
+      inserted.push_back({set[step.rule], step.position});
+    }
+  }
+  return inserted;
+}
+
+int RuleKeeper::remove() {
+  stop();
+  std::lock_guard lock(ops_mu_);
+  int n = 0;
+  for (const auto& r : rules_) n += iptables_.remove(r) ? 1 : 0;
+  return n;
+}
+
+void RuleKeeper::set_rules(std::vector<IptablesRule> rules) {
+  std::lock_guard lock(ops_mu_);
+  std::vector<IptablesRule> old = std::exchange(rules_, std::move(rules));
+  ensure_locked();
+  for (const auto& r : old)
+    if (!contains(rules_, r)) iptables_.remove(r);
+}
+
+std::vector<IptablesRule> RuleKeeper::rules() const {
+  std::lock_guard lock(ops_mu_);
+  return rules_;
+}
+
+RuleKeeperStats RuleKeeper::stats() const {
+  std::lock_guard lock(ops_mu_);
+  return stats_;
+}
+
+void RuleKeeper::start(std::chrono::milliseconds period, Listener listener) {
+  if (period < std::chrono::seconds(1)) {
+    throw std::invalid_argument(
+        name_ + ": iptables resync period must be at least 1 second, got " +
+        std::to_string(period.count()) + " ms (a period of 0 would busy-loop; set -iptables-resync "
+        "to 1 or more)");
+  }
+  std::lock_guard lock(stop_mu_);
+  if (thread_.joinable()) throw std::logic_error(name_ + ": RuleKeeper::start called twice");
+  stopping_ = false;
+  thread_ = std::thread([this, period, l = std::move(listener)] { run_thread(period, l); });
+}
+
+void RuleKeeper::stop() {
+  std::thread t;
+  {
+    std::lock_guard lock(stop_mu_);
+    stopping_ = true;
+    t = std::move(thread_);
+  }
+  stop_cv_.notify_all();
+  if (t.joinable()) t.join();
+}
+
+void RuleKeeper::run_thread(std::chrono::milliseconds period, Listener listener) {
+  std::string reported_error;  // the failure last reported, so a persisting one is logged once
+  auto report = [&](ResyncEvent::Kind kind, std::string message) {
+    if (listener) listener(ResyncEvent{kind, std::move(message)});
+  };
+  for (;;) {
+    {
+      std::unique_lock lock(stop_mu_);
+      if (stop_cv_.wait_for(lock, period, [this] { return stopping_; })) return;
+    }
+    std::vector<Inserted> inserted;
+    std::string error;
+    {
+      std::lock_guard lock(ops_mu_);
+      ++stats_.passes;
+      try {
+        inserted = ensure_locked();
+        stats_.rules_restored += inserted.size();
+        stats_.last_error.clear();
+      } catch (const std::exception& e) {
+        ++stats_.failures;
+        stats_.last_error = error = e.what();
+      }
+    }
+    if (!error.empty()) {
+      if (error != reported_error) {
+        report(ResyncEvent::Kind::kFailed,
+               name_ + ": cannot check iptables rules: " + error + " (retrying every " +
+                   std::to_string(period.count() / 1000) + " s)");
+        reported_error = error;
+      }
+      continue;
+    }
+    if (!reported_error.empty()) {
+      report(ResyncEvent::Kind::kRecovered, name_ + ": iptables rules checked fine again");
+      reported_error.clear();
+    }
+    for (const auto& i : inserted) {
+      report(ResyncEvent::Kind::kRestored, name_ + ": restored missing iptables rule at position " +
+                                               std::to_string(i.position) + ": " + i.rule.str());
+    }
+  }
+}
+
+// ---- Recycling -------------------------------------------------------------------------------
+
+namespace {
+
+template <typename Net>
+int recycle_masq(const Iptables& iptables, const Net& old_network, const Net& old_subnet,
+                 const Net& new_network, const Net& new_subnet, bool new_random_fully) {
+  // When nothing changed, every old rule of the same variant is kept below; the other variant
+  // (another --random-fully decision) still goes.
+  return delete_except(iptables, both_masq_variants(old_network, old_subnet),
+                       masq_rules(new_network, new_subnet, new_random_fully));
+}
+
+template <typename Net>
+int recycle_forward(const Iptables& iptables, const Net& old_network, const Net& new_network) {
+  if (old_network.network() == new_network.network()) return 0;
+  return delete_except(iptables, forward_rules(old_network), forward_rules(new_network));
+}
+
+}  // namespace
+
+int recycle_old_masq(const Iptables& iptables, const IP4Net& old_network, const IP4Net& old_subnet,
+                     const IP4Net& new_network, const IP4Net& new_subnet, bool new_random_fully) {
+  return recycle_masq(iptables, old_network, old_subnet, new_network, new_subnet,
+                      new_random_fully);
+}
+
+int recycle_old_masq(const Iptables& iptables, const IP6Net& old_network, const IP6Net& old_subnet,
+                     const IP6Net& new_network, const IP6Net& new_subnet, bool new_random_fully) {
+  return recycle_masq(iptables, old_network, old_subnet, new_network, new_subnet,
+                      new_random_fully);
+}
+
+int delete_old_masq(const Iptables& iptables, const IP4Net& old_network, const IP4Net& old_subnet) {
+  return delete_except(iptables, both_masq_variants(old_network, old_subnet), empty_rules());
+}
+
+int delete_old_masq(const Iptables& iptables, const IP6Net& old_network, const IP6Net& old_subnet) {
+  return delete_except(iptables, both_masq_variants(old_network, old_subnet), empty_rules());
+}
+
+int recycle_old_forward(const Iptables& iptables, const IP4Net& old_network,
+                        const IP4Net& new_network) {
+  return recycle_forward(iptables, old_network, new_network);
+}
+
+int recycle_old_forward(const Iptables& iptables, const IP6Net& old_network,
+                        const IP6Net& new_network) {
+  return recycle_forward(iptables, old_network, new_network);
+}
+
+}  // namespace flannel

@@ -1,0 +1,130 @@
+#include "daemon/agent/iface.h"
+
+#include <regex>
+#include <stdexcept>
+
+namespace flannel {
+namespace {
+
+bool is_link_local(IP4 a) { return (a.value >> 16) == 0xA9FE; }  // 169.254/16
+bool is_global_unicast(IP4 a) {
+  if (a.value == 0 || a.value == 0xFFFFFFFFu) return false;
+  if ((a.value >> 24) == 127) return false;         // loopback
+  if ((a.value >> 28) == 0xE) return false;         // multicast 224/4
+  return !is_link_local(a);
+}
+
+const LinkInfo* find_link(const std::vector<LinkInfo>& links, int index) {
+  for (const auto& l : links)
+    if (l.index == index) return &l;
+  return nullptr;
+}
+
+ExternalInterface make(const LinkInfo& link, IP4 addr, const IfaceRequest& req) {
+  if (link.mtu <= 0) {
+    throw std::runtime_error("interface " + link.name + " reports MTU " +
+                             std::to_string(link.mtu) + "; cannot derive the overlay MTU");
+  }
+  ExternalInterface e;
+  e.name = link.name;
+  e.index = link.index;
+  e.mtu = link.mtu;
+  e.iface_addr = addr;
+  e.ext_addr = req.public_ip.value_or(addr);
+  return e;
+}
+
+std::string known_interfaces(const std::vector<LinkInfo>& links) {
+  std::string s;
+  for (const auto& l : links) s += (s.empty() ? "" : ", ") + l.name;
+  return s;
+}
+
+}  // namespace
+
+std::optional<IP4> preferred_ipv4(int index, const std::vector<Addr4Info>& addrs) {
+  std::optional<IP4> link_local;
+  for (const auto& a : addrs) {
+    if (a.index != index) continue;
+    if (is_global_unicast(a.addr)) return a.addr;
+    if (is_link_local(a.addr)) link_local = a.addr;
+  }
+  return link_local;
+}
+
+ExternalInterface select_external_interface(const std::vector<LinkInfo>& links,
+                                            const std::vector<Addr4Info>& addrs,
+                                            std::optional<int> default_route_index,
+                                            const IfaceRequest& req,
+                                            std::vector<std::string>* notes) {
+  auto note = [&](std::string s) {
+    if (notes) notes->push_back(std::move(s));
+  };
+  if (req.ifaces.empty() && req.regexes.empty()) {
+    if (!default_route_index) {
+      throw std::runtime_error(
+          "no default route to pick the external interface from; pass -iface=NAME or "
+          "-iface=ADDRESS (interfaces: " + known_interfaces(links) + ")");
+    }
+    const LinkInfo* link = find_link(links, *default_route_index);
+    if (!link) throw std::runtime_error("default route points at unknown interface index " +
+                                        std::to_string(*default_route_index));
+    auto ip = preferred_ipv4(link->index, addrs);
+    if (!ip) throw std::runtime_error("default route interface " + link->name +
+                                      " has no IPv4 address; pass -iface");
+    return make(*link, *ip, req);
+  }
+  for (const auto& want : req.ifaces) {
+    if (auto ip = IP4::try_parse(want)) {
+      bool found = false;
+      for (const auto& a : addrs) {
+        if (a.addr != *ip) continue;
+        if (const LinkInfo* link = find_link(links, a.index)) return make(*link, *ip, req);
+        found = true;
+      }
+      note("-iface=" + want + ": " + (found ? "its interface vanished" : "no interface has this address"));
+      continue;
+    }
+    bool matched = false;
+    for (const auto& l : links) {
+      if (l.name != want) continue;
+      matched = true;
+      if (auto ip = preferred_ipv4(l.index, addrs)) return make(l, *ip, req);
+      note("-iface=" + want + ": interface has no IPv4 address");
+    }
+    if (!matched) note("-iface=" + want + ": no such interface");
+  }
+  for (const auto& pattern : req.regexes) {
+    std::regex re;
+    try {
+      re = std::regex(pattern);
+    } catch (const std::regex_error& e) {
+      throw std::runtime_error("-iface-regex=" + pattern + ": invalid regular expression: " +
+                               e.what());
+    }
+    for (const auto& l : links) {  // first pass: the preferred address
+      auto ip = preferred_ipv4(l.index, addrs);
+      if (ip && std::regex_search(ip->str(), re)) return make(l, *ip, req);
+    }
+    for (const auto& l : links) {  // second pass: the name
+      if (!std::regex_search(l.name, re)) continue;
+      if (auto ip = preferred_ipv4(l.index, addrs)) return make(l, *ip, req);
+      note("-iface-regex=" + pattern + ": " + l.name + " has no IPv4 address");
+    }
+    note("-iface-regex=" + pattern + ": no interface or address matches");
+  }
+  throw std::runtime_error("none of the requested interfaces could be used (interfaces: " +
+                           known_interfaces(links) + ")");
+}
+
+ExternalInterface lookup_external_interface(const IfaceRequest& req,
+                                            std::vector<std::string>* notes) {
+  NetlinkSession nl;
+  auto links = nl.links();
+  auto addrs = nl.addrs4();
+  std::optional<int> def;
+  if (req.ifaces.empty() && req.regexes.empty()) def = nl.default_route_ifindex();
+  return select_external_interface(links, addrs, def, req, notes);
+}
+
+}  // namespace flannel

@@ -1,0 +1,38 @@
+// Choosing the external interface (flannel's LookupExtIface): -iface by name or address, then
+// -iface-regex, else the interface of the default route; -public-ip overrides the advertised
+// address. The choice itself is a pure function of the links and addresses, so it is unit
+// tested without a kernel; lookup_external_interface() reads them over netlink.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "backends/backend.h"
+#include "backends/netlink/netlink.h"
+
+namespace flannel {
+
+struct IfaceRequest {
+  std::vector<std::string> ifaces;   // -iface values, in order (name or IPv4 address)
+  std::vector<std::string> regexes;  // -iface-regex values, tried after all -iface values
+  std::optional<IP4> public_ip;      // -public-ip
+};
+
+// The interface's preferred IPv4: the first global unicast address in dump order, else the last
+// link-local (169.254/16) one; nullopt if it has neither.
+std::optional<IP4> preferred_ipv4(int index, const std::vector<Addr4Info>& addrs);
+
+// Picks the interface. `notes` receives one line per rejected candidate (logged by the caller).
+// Throws std::runtime_error naming what was asked for and what exists when nothing matches.
+ExternalInterface select_external_interface(const std::vector<LinkInfo>& links,
+                                            const std::vector<Addr4Info>& addrs,
+                                            std::optional<int> default_route_index,
+                                            const IfaceRequest& req,
+                                            std::vector<std::string>* notes);
+
+// Reads links, addresses and the default route of the current network namespace and selects.
+ExternalInterface lookup_external_interface(const IfaceRequest& req,
+                                            std::vector<std::string>* notes);
+
+}  // namespace flannel

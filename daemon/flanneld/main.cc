@@ -1,0 +1,151 @@
+// flanneld: parse flags, pick the interface, open the store, serve health, run the agent.
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <stop_token>
+#include <thread>
+
+#include "daemon/agent/agent.h"
+#include "daemon/agent/heap.h"
+#include "daemon/agent/http_server.h"
+#include "daemon/agent/iface.h"
+#include "daemon/agent/iface6.h"
+#include "daemon/common/logging.h"
+#include "daemon/agent/metrics.h"
+#include "daemon/common/options.h"
+#include "daemon/agent/sd_notify.h"
+#include "stores/open_store.h"
+
+extern char** environ;
+
+namespace flannel {
+namespace {
+
+sigset_t stop_signals() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGTERM);
+  return set;
+}
+
+// SIGINT/SIGTERM request a clean stop; a second one kills at once (as v0.11 does). The signals
+// are blocked at the top of main, before any thread exists (the log flusher is one), so only
+// this thread ever receives them.
+void start_signal_thread(std::stop_source stop) {
+  sigset_t set = stop_signals();
+  std::thread([set, stop]() mutable {
+    int sig = 0;
+    if (sigwait(&set, &sig) != 0) return;
+    FLOG_INFO("Received {}, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    stop.request_stop();
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
+    for (;;) pause();
+  }).detach();
+}
+
+HttpResponse health(const Agent& agent, const Metrics& metrics, const std::string& path) {
+  if (path == "/healthz") return {200, "flanneld is running"};
+  if (path == "/readyz") {
+    if (agent.ready()) return {200, "ready"};
+    return {503, "not ready: no lease held or subnet file not written yet"};
+  }
+  if (path == "/metrics") return {200, metrics.render(), "text/plain; version=0.0.4"};
+  return {404, "404 page not found\n"};
+}
+
+int run(int argc, char** argv) {
+  sigset_t signals = stop_signals();
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // inherited by every thread started later
+  int code = 0;
+  auto opts =
+      parse_flanneld_command_line(argc, argv, environment_map(environ), std::cerr, &code);
+  if (!opts) return code;
+  try {
+    setup_logging(opts->log);
+  } catch (const std::exception& e) {
+    std::cerr << "flanneld: " << e.what() << "\n";
+    return 2;
+  }
+  shrink_netlink_messages();
+  std::stop_source stop;
+  start_signal_thread(stop);
+  FLOG_INFO("flanneld {} starting", FLANNEL_VERSION);
+  for (const auto& s : opts->settings) FLOG_V(1, "flag {}", s.name + "=" + s.value);
+
+  IfaceRequest req{opts->iface, opts->iface_regex, std::nullopt};
+  if (!opts->public_ip.empty()) req.public_ip = IP4::parse(opts->public_ip);
+  ExternalInterface iface;
+  try {
+    std::vector<std::string> notes;
+    iface = lookup_external_interface(req, &notes);
+    for (const auto& n : notes) FLOG_INFO("Could not use {}", n);
+  } catch (const std::exception& e) {
+    FLOG_ERROR("Failed to find any valid interface to use: {}", e.what());
+    return 1;
+  }
+  FLOG_INFO("Using interface with name {} and address {}", iface.name, iface.iface_addr.str());
+  if (req.public_ip) {
+    FLOG_INFO("Using {} as external address", iface.ext_addr.str());
+  } else {
+    FLOG_INFO("Defaulting external address to interface address ({})", iface.ext_addr.str());
+  }
+
+  std::unique_ptr<Store> store;
+  try {
+    store = open_store(parse_store_spec(opts->store), etcd_options(*opts), opts->etcd_prefix,
+                       [](const std::string& line) { FLOG_INFO("{}", line); });
+  } catch (const std::exception& e) {
+    FLOG_ERROR("Cannot open the store: {}", e.what());
+    return 1;
+  }
+  FLOG_INFO("Using store {}", store->describe());
+
+  if (!opts->public_ipv6.empty()) iface.ext_v6_addr = IP6::parse(opts->public_ipv6);
+
+  AgentSettings settings;
+  settings.find_iface_v6 = [](const ExternalInterface& i) { return preferred_ipv6(i.index, read_ipv6_addrs()); };
+  settings.subnet_file = opts->subnet_file;
+  settings.ip_masq = opts->ip_masq;
+  settings.iptables_forward_rules = opts->iptables_forward_rules;
+  settings.iptables_resync = std::chrono::seconds(opts->iptables_resync);
+  settings.renew_margin = std::chrono::minutes(opts->subnet_lease_renew_margin);
+  std::string prefix = opts->etcd_prefix;
+  while (prefix.size() > 1 && prefix.back() == '/') prefix.pop_back();
+  settings.config_key = prefix + "/config";
+  settings.lease_check_interval = std::chrono::seconds(opts->lease_check_interval);
+  Metrics metrics;
+  Agent agent(settings, *store, iface, metrics);
+
+  std::unique_ptr<HttpServer> http;
+  if (opts->healthz_port > 0) {
+    try {
+      http = std::make_unique<HttpServer>(opts->healthz_ip, opts->healthz_port,
+                                          [&agent, &metrics](const std::string&, const std::string& path) {
+                                            return health(agent, metrics, path);
+                                          });
+      FLOG_INFO("Serving /healthz, /readyz and /metrics on {}:{}", opts->healthz_ip, http->port());
+    } catch (const std::exception& e) {
+      FLOG_ERROR("{}", e.what());
+      return 1;
+    }
+  }
+  int rc = agent.run(stop.get_token());
+  sd_notify("STOPPING=1");
+  if (rc == 0) FLOG_INFO("Exiting cleanly...");
+  http.reset();
+  shutdown_logging();
+  return rc;
+}
+
+}  // namespace
+}  // namespace flannel
+
+int main(int argc, char** argv) { return flannel::run(argc, argv); }
