@@ -50,7 +50,6 @@ Agent::Agent(AgentSettings settings, Store& store, ExternalInterface iface, Metr
       make_backend_(std::move(backends)),
       keeper_(store, metrics, settings_.lease_ttl) {}
 
-
 void Agent::set_state(AgentState s) {
   // Readers never see a state with a stale readiness: not ready before leaving kHolding.
   const bool ready = s == AgentState::kHolding;
@@ -296,12 +295,14 @@ AgentEvent Agent::verify_own_lease(StoreCall call, const char* when) {
   switch (event) {
     case AgentEvent::kOk: return adopt_or_lose(mine);
     case AgentEvent::kLeaseLost: return lease_lost(when);
-    case AgentEvent::kStoreReset:
-      return store_reset("checking our lease: " +
-                         (s.code == StoreCode::kStoreReset ? s.message : std::string("it ") + when));
+    case AgentEvent::kStoreReset: {
+      std::string why = s.code == StoreCode::kStoreReset ? s.message : std::string("it ") + when;
+      return store_reset("checking our lease: " + why);
+    }
     default:  // transport trouble or a malformed value: look again (kOutage: before the watch)
       metrics_.store_errors++;
-      FLOG_WARNING("Cannot check lease {} ({}): {}", lease_.key().str(), to_string(s.code), s.message);
+      FLOG_WARNING("Cannot check lease {} ({}): {}", lease_.key().str(), to_string(s.code),
+                   s.message);
       return event;
   }
 }
@@ -328,7 +329,9 @@ AgentEvent Agent::store_back(std::stop_token stop) {
   if (event == AgentEvent::kOk) {
     Status s = resync();
     event = classify(StoreCall::kListAfterOutage, s.code);
-    if (event == AgentEvent::kStoreReset) return store_reset("listing after an outage: " + s.message);
+    if (event == AgentEvent::kStoreReset) {
+      return store_reset("listing after an outage: " + s.message);
+    }
   }
   if (event == AgentEvent::kOutage && !sleep_unless_stopped(stop, settings_.retry_pause)) {
     return AgentEvent::kStop;
@@ -371,7 +374,8 @@ AgentEvent Agent::watch(std::stop_token stop) {
 
 AgentEvent Agent::apply_watch(const WatchResult& w, Steady::time_point arrived) {
   if (w.status.code != StoreCode::kOk) {  // timed out (maybe with the store's progress), cancelled
-    if (w.status.code == StoreCode::kTimeout && w.revision > hold_.cursor) hold_.cursor = w.revision;
+    const bool progress = w.status.code == StoreCode::kTimeout && w.revision > hold_.cursor;
+    if (progress) hold_.cursor = w.revision;
     return AgentEvent::kOk;
   }
   hold_.cursor = w.revision;

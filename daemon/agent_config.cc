@@ -20,8 +20,9 @@ AgentEvent Agent::read_config(std::stop_token stop) {
                             AgentEvent::kRetry, stop);
     default:
       metrics_.store_errors++;
-      return config_problem("Cannot read network config from " + store_.describe() + ": " + s.message,
-                            AgentEvent::kOutage, stop);
+      return config_problem(
+          "Cannot read network config from " + store_.describe() + ": " + s.message,
+          AgentEvent::kOutage, stop);
   }
   Config config;
   try {
@@ -34,7 +35,8 @@ AgentEvent Agent::read_config(std::stop_token stop) {
   return rereg_ ? reread(std::move(config)) : start_with(std::move(config));
 }
 
-AgentEvent Agent::config_problem(const std::string& problem, AgentEvent event, std::stop_token stop) {
+AgentEvent Agent::config_problem(const std::string& problem, AgentEvent event,
+                                 std::stop_token stop) {
   // Each distinct problem once at warning level, repeats only at -v 1.
   if (problem != config_problem_) {
     FLOG_WARNING("{}", problem);
@@ -51,7 +53,8 @@ AgentEvent Agent::reread(Config config) {
                  "switch backends", config.backend_type, config_->backend_type);
   }
   config_ = std::move(config);
-  hold_.reset_grace_until = Clock::now() + std::chrono::duration_cast<Clock::duration>(settings_.reset_grace);
+  auto grace = std::chrono::duration_cast<Clock::duration>(settings_.reset_grace);
+  hold_.reset_grace_until = Clock::now() + grace;
   return AgentEvent::kOk;
 }
 

@@ -23,7 +23,8 @@ std::string read_source(const std::string& path) {
 
 // The first run of lines starting with `prefix + "|"` after `from`, without `prefix`, each with
 // its '\n'. Empty if there is none.
-std::string table_after(const std::string& text, const std::string& from, const std::string& prefix) {
+std::string table_after(const std::string& text, const std::string& from,
+                        const std::string& prefix) {
   std::istringstream in(text.substr(std::min(text.find(from), text.size())));
   std::string line, table;
   while (std::getline(in, line)) {
@@ -57,13 +58,16 @@ TEST(AgentStates, EveryStateButStoppingIsLeftOnStopAndNothingLeavesStopping) {
   std::set<AgentState> from;
   for (const auto& t : agent_transitions()) from.insert(t.state);
   EXPECT_EQ(from.count(AgentState::kStopping), 0u);
-  for (auto s : from) EXPECT_EQ(transition(s, AgentEvent::kStop), AgentState::kStopping) << to_string(s);
+  for (auto s : from) {
+    EXPECT_EQ(transition(s, AgentEvent::kStop), AgentState::kStopping) << to_string(s);
+  }
   EXPECT_EQ(from.size(), 4u);
 }
 
 TEST(AgentStates, TheTableSaysWhereALostLeaseAndAStoreResetLead) {
   EXPECT_EQ(transition(AgentState::kHolding, AgentEvent::kLeaseLost), AgentState::kLost);
-  EXPECT_EQ(transition(AgentState::kHolding, AgentEvent::kStoreReset), AgentState::kWaitingForConfig);
+  EXPECT_EQ(transition(AgentState::kHolding, AgentEvent::kStoreReset),
+            AgentState::kWaitingForConfig);
   EXPECT_EQ(transition(AgentState::kHolding, AgentEvent::kOutage), AgentState::kHolding);
   EXPECT_EQ(transition(AgentState::kAcquiring, AgentEvent::kFatal), AgentState::kStopping);
   EXPECT_EQ(transition(AgentState::kLost, AgentEvent::kOk), AgentState::kHolding);
@@ -71,8 +75,8 @@ TEST(AgentStates, TheTableSaysWhereALostLeaseAndAStoreResetLead) {
 
 TEST(AgentStates, AnOkAndAResetMeanTheSameToEveryCall) {
   for (auto call : {StoreCall::kGetConfig, StoreCall::kRenew, StoreCall::kCheckLease,
-                    StoreCall::kCheckLeaseAfterOutage, StoreCall::kList, StoreCall::kListAfterOutage,
-                    StoreCall::kWatch}) {
+                    StoreCall::kCheckLeaseAfterOutage, StoreCall::kList,
+                    StoreCall::kListAfterOutage, StoreCall::kWatch}) {
     EXPECT_EQ(classify(call, StoreCode::kOk), AgentEvent::kOk);
     EXPECT_EQ(classify(call, StoreCode::kStoreReset), AgentEvent::kStoreReset);
   }
@@ -84,7 +88,8 @@ TEST(AgentStates, NotFoundMeansWhatTheCallAskedFor) {
   EXPECT_EQ(classify(StoreCall::kRenew, StoreCode::kConflict), AgentEvent::kLeaseLost);
   EXPECT_EQ(classify(StoreCall::kCheckLease, StoreCode::kNotFound), AgentEvent::kLeaseLost);
   // A wiped store that already wrote past our index shows itself only this way.
-  EXPECT_EQ(classify(StoreCall::kCheckLeaseAfterOutage, StoreCode::kNotFound), AgentEvent::kStoreReset);
+  EXPECT_EQ(classify(StoreCall::kCheckLeaseAfterOutage, StoreCode::kNotFound),
+            AgentEvent::kStoreReset);
 }
 
 TEST(AgentStates, TransportTroubleIsAnOutageOnlyWhereTheStoreMayComeBackAsAnother) {
