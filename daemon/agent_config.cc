@@ -1,5 +1,6 @@
-// What the agent reads before it can hold a lease: the network config from the store (waiting
-// until it is present and valid) and what the previous run left in the subnet file.
+// What the agent reads before it can hold a lease: the network config from the store (the step
+// of kWaitingForConfig: one read, then a pause until it is present and valid) and what the
+// previous run left in the subnet file.
 #include "core/subnet_env.h"
 #include "daemon/agent.h"
 #include "daemon/logging.h"
