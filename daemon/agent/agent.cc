@@ -41,17 +41,6 @@ std::optional<Clock::time_point> every(Duration interval) {
 
 }  // namespace
 
-const char* to_string(AgentState state) {
-  switch (state) {
-    case AgentState::kWaitingForConfig: return "waiting for config";
-    case AgentState::kAcquiring: return "acquiring";
-    case AgentState::kHolding: return "holding";
-    case AgentState::kLost: return "lost";
-    case AgentState::kStopping: return "stopping";
-  }
-  return "unknown";
-}
-
 Agent::Agent(AgentSettings settings, Store& store, ExternalInterface iface, Metrics& metrics,
              BackendFactory backends)
     : settings_(std::move(settings)),
@@ -71,17 +60,48 @@ void Agent::set_state(AgentState s) {
 }
 
 int Agent::run(std::stop_token stop) {
-  set_state(AgentState::kWaitingForConfig);
-  config_ = wait_for_config(stop);
-  if (!config_) {
-    set_state(AgentState::kStopping);
-    return 0;
+  AgentState state = AgentState::kWaitingForConfig;
+  set_state(state);
+  while (state != AgentState::kStopping) {
+    state = step(state, stop);
+    set_state(state);
   }
+  return exit_code_;
+}
+
+AgentState Agent::step(AgentState state, std::stop_token stop) {
+  AgentEvent event = stop.stop_requested() ? AgentEvent::kStop : handle(state, stop);
+  if (event == AgentEvent::kFatal) exit_code_ = 1;
+  return transition(state, event);
+}
+
+AgentEvent Agent::handle(AgentState state, std::stop_token stop) {
+  switch (state) {
+    case AgentState::kWaitingForConfig: return read_config(stop);
+    case AgentState::kAcquiring: return acquire(stop);
+    case AgentState::kHolding: return hold(stop);
+    case AgentState::kLost: return reacquire(stop);
+    case AgentState::kStopping: break;
+  }
+  return AgentEvent::kStop;
+}
+
+// --- the first valid config (kWaitingForConfig) ---
+
+AgentEvent Agent::start_with(Config config) {
+  config_ = std::move(config);
   FLOG_INFO("Network config: {}", config_->str());
-  if (!prepare_interface()) {
-    set_state(AgentState::kStopping);
-    return 1;
-  }
+  if (!prepare_interface() || !start_backend()) return AgentEvent::kFatal;
+  PreviousRun previous = read_previous_run();
+  net_rules_ = std::make_unique<NetRules>(
+      NetRulesSettings{settings_.ip_masq, settings_.iptables_forward_rules, settings_.iptables_resync},
+      previous);
+  hold_.next_backend_check = every(backend_->check_interval());
+  hold_.next_lease_check = every(settings_.lease_check_interval);
+  return AgentEvent::kOk;
+}
+
+bool Agent::start_backend() {
   try {
     backend_ = make_backend_(config_->backend_type);
     backend_->set_notify([](const std::string& line) { FLOG_INFO("{}", line); });
@@ -91,25 +111,9 @@ int Agent::run(std::stop_token stop) {
     if (config_->enable_ipv6 && !setup_.attrs.public_ipv6) setup_.attrs.public_ipv6 = iface_.ext_v6_addr;
   } catch (const std::exception& e) {
     FLOG_ERROR("Error registering network: {}", e.what());
-    set_state(AgentState::kStopping);
-    return 1;
+    return false;
   }
-
-  PreviousRun previous = read_previous_run();
-  net_rules_ = std::make_unique<NetRules>(
-      NetRulesSettings{settings_.ip_masq, settings_.iptables_forward_rules, settings_.iptables_resync},
-      previous);
-
-  next_backend_check_ = every(backend_->check_interval());
-  next_lease_check_ = every(settings_.lease_check_interval);
-  set_state(AgentState::kAcquiring);
-  if (!establish(previous_key_, stop)) {
-    set_state(AgentState::kStopping);
-    return stop.stop_requested() ? 0 : 1;
-  }
-  holding(stop);
-  set_state(AgentState::kStopping);
-  return 0;
+  return true;
 }
 
 bool Agent::prepare_interface() {
@@ -149,10 +153,33 @@ bool Agent::prepare_interface() {
   return true;
 }
 
-bool Agent::establish(std::optional<LeaseKey> previous, std::stop_token stop) {
+// --- kAcquiring and kLost ---
+
+AgentEvent Agent::acquire(std::stop_token stop) {
+  AgentEvent event = establish(rereg_ ? std::optional(rereg_->old) : previous_key_, stop);
+  if (event != AgentEvent::kFailed) return event;
+  if (stop.stop_requested()) return AgentEvent::kStop;
+  // At start a local error (backend, rules, subnet file) is the operator's to fix; after a
+  // store reset the agent held a lease before, so it keeps trying as it does for a lost one.
+  return rereg_ ? try_again_later(stop) : AgentEvent::kFatal;
+}
+
+AgentEvent Agent::reacquire(std::stop_token stop) {
+  AgentEvent event = establish(lease_.key(), stop);
+  return event == AgentEvent::kFailed ? try_again_later(stop) : event;
+}
+
+AgentEvent Agent::try_again_later(std::stop_token stop) {
+  rereg_.reset();  // no summary line for a re-registration that failed
+  if (!sleep_unless_stopped(stop, settings_.retry_pause)) return AgentEvent::kStop;
+  FLOG_WARNING("Lease {} is still not held; re-acquiring", lease_.key().str());
+  return AgentEvent::kFailed;
+}
+
+AgentEvent Agent::establish(std::optional<LeaseKey> previous, std::stop_token stop) {
   LeaseList seen;
   auto lease = keeper_.acquire(*config_, setup_.attrs, previous, stop, &seen);
-  if (!lease) return false;
+  if (!lease) return AgentEvent::kStop;
   std::optional<LeaseKey> old;
   if (lease_.key() != LeaseKey{}) old = lease_.key();
   lease_ = *lease;
@@ -162,31 +189,271 @@ bool Agent::establish(std::optional<LeaseKey> previous, std::stop_token stop) {
   }
   peers_.set_own(lease_.key());
   try {
-    backend_->lease_acquired(lease_);
-    // rules in place before subnet.env: iptables only with IPv4 on (an IPv6-only lease's v4 part
-    // is the 0.0.0.0/0 placeholder), ip6tables when the lease has an IPv6 subnet
-    std::optional<IP6Net> network6;
-    if (config_->enable_ipv6) network6 = config_->ipv6_network;
-    net_rules_->apply(config_->network, lease_.subnet, network6, lease_.ipv6_subnet, config_->enable_ipv4);
-    write_subnet_file();
+    install_lease();
   } catch (const std::exception& e) {
     FLOG_ERROR("{}", e.what());
-    return false;
+    return AgentEvent::kFailed;
   }
   lease_updated();
-  set_state(AgentState::kHolding);
+  // The full peer set from the list the lease was chosen from: no second list of every lease.
+  // The watch continues from that list's revision, so whatever changed since (our own write
+  // included) arrives as events, and a store reset right after our write is the first watch's
+  // answer (kStoreReset).
+  hold_.new_peers = std::move(seen);
+  return AgentEvent::kOk;
+}
+
+void Agent::install_lease() {
+  backend_->lease_acquired(lease_);
+  // rules in place before subnet.env: iptables only with IPv4 on (an IPv6-only lease's v4 part
+  // is the 0.0.0.0/0 placeholder), ip6tables when the lease has an IPv6 subnet
+  std::optional<IP6Net> network6;
+  if (config_->enable_ipv6) network6 = config_->ipv6_network;
+  net_rules_->apply(config_->network, lease_.subnet, network6, lease_.ipv6_subnet, config_->enable_ipv4);
+  write_subnet_file();
+}
+
+// --- kHolding ---
+
+AgentEvent Agent::hold(std::stop_token stop) {
+  AgentEvent event = next_input(stop);
+  if (event == AgentEvent::kOutage) hold_.store_down = true;
+  return event;
+}
+
+AgentEvent Agent::next_input(std::stop_token stop) {
+  if (hold_.new_peers) return settle_in();
+  if (due(hold_.next_renew)) return renew();
+  if (due(hold_.next_lease_check)) return check_lease();
+  if (due(hold_.next_backend_check)) return check_backend();
+  if (due(hold_.next_sync_retry)) {
+    sync_backend();
+    return AgentEvent::kOk;
+  }
+  if (hold_.store_down) return store_back(stop);
+  if (due(hold_.reset_grace_until)) return end_reset_grace();
+  return watch(stop);
+}
+
+AgentEvent Agent::settle_in() {
   if (!notified_) {
     notified_ = true;
     std::string err;
     if (!sd_notify("READY=1", &err)) FLOG_WARNING("Cannot notify systemd: {}", err);
   }
-  // The full peer set from the list the lease was chosen from: no second list of every lease.
-  // The watch continues from that list's revision, so whatever changed since (our own write
-  // included) arrives as events, and a store reset right after our write is the first watch's
-  // answer (kStoreReset).
-  sync_peers(std::move(seen));
-  return true;
+  LeaseList list = std::move(*hold_.new_peers);
+  hold_.new_peers.reset();
+  sync_peers(std::move(list));
+  if (rereg_) log_reset_handled();
+  return AgentEvent::kOk;
 }
+
+AgentEvent Agent::renew() {
+  Status s = keeper_.renew(&lease_);
+  switch (classify(StoreCall::kRenew, s.code)) {
+    case AgentEvent::kOk:
+      lease_updated();
+      FLOG_INFO("Lease renewed, new expiration: {}", utc(*lease_.expiration));
+      return AgentEvent::kOk;
+    case AgentEvent::kLeaseLost: return lease_lost("could not be renewed (" + s.message + ")");
+    case AgentEvent::kStoreReset: return store_reset("renewing the lease: " + s.message);
+    default: return renew_later(s);
+  }
+}
+
+// Sooner than the margin: half the time left, between 1 s and 1 min.
+AgentEvent Agent::renew_later(const Status& failure) {
+  metrics_.store_errors++;
+  auto now = Clock::now();
+  auto left = lease_.expiration ? *lease_.expiration - now : Clock::duration(minutes(1));
+  auto wait = std::min<Clock::duration>(minutes(1), std::max<Clock::duration>(left / 2, seconds(1)));
+  FLOG_ERROR("Error renewing lease ({}): {}; retrying in {}s", to_string(failure.code),
+             failure.message, duration_cast<seconds>(wait).count());
+  hold_.next_renew = now + wait;
+  return AgentEvent::kRetry;
+}
+
+AgentEvent Agent::check_lease() {
+  hold_.next_lease_check = every(settings_.lease_check_interval);
+  return verify_own_lease(StoreCall::kCheckLease, "is no longer in the store");
+}
+
+AgentEvent Agent::check_backend() {
+  hold_.next_backend_check = every(backend_->check_interval());
+  try {
+    backend_->check();
+  } catch (const std::exception& e) {
+    FLOG_ERROR("Backend {} check failed: {}", backend_->type(), e.what());
+  }
+  return AgentEvent::kOk;
+}
+
+AgentEvent Agent::verify_own_lease(StoreCall call, const char* when) {
+  Lease mine;
+  Status s = store_.get_lease(lease_.key(), &mine);
+  AgentEvent event = classify(call, s.code);
+  switch (event) {
+    case AgentEvent::kOk: return adopt_or_lose(mine);
+    case AgentEvent::kLeaseLost: return lease_lost(when);
+    case AgentEvent::kStoreReset: {
+      std::string why = s.code == StoreCode::kStoreReset ? s.message : std::string("it ") + when;
+      return store_reset("checking our lease: " + why);
+    }
+    default:  // transport trouble or a malformed value: look again (kOutage: before the watch)
+      metrics_.store_errors++;
+      FLOG_WARNING("Cannot check lease {} ({}): {}", lease_.key().str(), to_string(s.code),
+                   s.message);
+      return event;
+  }
+}
+
+AgentEvent Agent::adopt_or_lose(const Lease& mine) {
+  if (!(mine.attrs == lease_.attrs)) {
+    return lease_lost("was taken over (it now announces " + mine.attrs.public_ip.str() + ")");
+  }
+  if (mine.revision != lease_.revision) {
+    lease_.revision = mine.revision;
+    lease_.expiration = mine.expiration;
+    lease_updated();
+  }
+  return AgentEvent::kOk;
+}
+
+// The first input after an outage: the store may have been replaced in a way its answers cannot
+// show (a wiped etcd that already wrote past our index). Our lease gone means exactly that; else
+// the peers are listed again. Still down: a pause, then this again.
+AgentEvent Agent::store_back(std::stop_token stop) {
+  hold_.store_down = false;
+  AgentEvent event = verify_own_lease(StoreCall::kCheckLeaseAfterOutage,
+                                      "was gone when the store answered again");
+  if (event == AgentEvent::kOk) {
+    Status s = resync();
+    event = classify(StoreCall::kListAfterOutage, s.code);
+    if (event == AgentEvent::kStoreReset) {
+      return store_reset("listing after an outage: " + s.message);
+    }
+  }
+  if (event == AgentEvent::kOutage && !sleep_unless_stopped(stop, settings_.retry_pause)) {
+    return AgentEvent::kStop;
+  }
+  return event;
+}
+
+// The re-registrations are in: forget the peers that never came back.
+AgentEvent Agent::end_reset_grace() {
+  hold_.reset_grace_until.reset();
+  AgentEvent event = classify(StoreCall::kList, resync().code);
+  return event == AgentEvent::kStoreReset ? store_reset("resyncing after a reset") : event;
+}
+
+milliseconds Agent::watch_wait() const {
+  auto wait = settings_.max_watch_wait;
+  for (const auto& deadline : {hold_.next_renew, hold_.next_lease_check, hold_.next_backend_check,
+                               hold_.next_sync_retry, hold_.reset_grace_until}) {
+    if (!deadline) continue;
+    auto until = duration_cast<milliseconds>(*deadline - Clock::now());
+    wait = std::clamp(until, milliseconds(1), wait);
+  }
+  return wait;
+}
+
+AgentEvent Agent::watch(std::stop_token stop) {
+  WatchResult w = store_.watch_leases(hold_.cursor, watch_wait(), stop);
+  const auto arrived = Steady::now();
+  for (const auto& warning : w.warnings) {
+    metrics_.malformed_entries++;
+    FLOG_WARNING("Ignoring bad subnet event: {}", warning);
+  }
+  switch (classify(StoreCall::kWatch, w.status.code)) {
+    case AgentEvent::kOk: return apply_watch(w, arrived);
+    case AgentEvent::kRetry: return relist_behind_history();
+    case AgentEvent::kStoreReset: return store_reset("watch: " + w.status.message);
+    default: return watch_failed(w.status, stop);
+  }
+}
+
+AgentEvent Agent::apply_watch(const WatchResult& w, Steady::time_point arrived) {
+  if (w.status.code != StoreCode::kOk) {  // timed out (maybe with the store's progress), cancelled
+    const bool progress = w.status.code == StoreCode::kTimeout && w.revision > hold_.cursor;
+    if (progress) hold_.cursor = w.revision;
+    return AgentEvent::kOk;
+  }
+  hold_.cursor = w.revision;
+  metrics_.watch_events += w.events.size();
+  std::vector<LeaseEvent> others;
+  bool lost = false;
+  for (const auto& ev : w.events) {
+    if (ev.lease.key() == lease_.key()) {
+      if (!check_own_event(ev)) lost = true;
+    } else {
+      others.push_back(ev);
+    }
+  }
+  send_to_backend(peers_.apply(others), arrived);
+  return lost ? lease_lost("has been revoked or taken over") : AgentEvent::kOk;
+}
+
+AgentEvent Agent::relist_behind_history() {
+  metrics_.watch_resyncs++;
+  FLOG_WARNING("Watch fell behind the store's history (revision {}); resyncing", hold_.cursor);
+  AgentEvent event = classify(StoreCall::kList, resync().code);
+  if (event == AgentEvent::kStoreReset) return store_reset("listing after lost history");
+  if (event != AgentEvent::kOk) return event;
+  return verify_own_lease(StoreCall::kCheckLease, "disappeared while the watch was behind");
+}
+
+AgentEvent Agent::watch_failed(const Status& s, std::stop_token stop) {
+  metrics_.store_errors++;
+  FLOG_WARNING("Watch error ({}): {}; retrying in {} ms", to_string(s.code), s.message,
+               settings_.retry_pause.count());
+  sleep_unless_stopped(stop, settings_.retry_pause);
+  return AgentEvent::kOutage;
+}
+
+bool Agent::check_own_event(const LeaseEvent& ev) {
+  if (ev.type == LeaseEventType::kRemoved) return false;
+  if (ev.lease.revision == lease_.revision) return true;  // the echo of our own write
+  if (ev.lease.attrs == lease_.attrs) {
+    // Rewritten with our attrs by someone else (an admin tool, an old agent's renewal): adopt
+    // the new revision so our next CAS renewal matches.
+    lease_.revision = ev.lease.revision;
+    lease_.expiration = ev.lease.expiration;
+    lease_updated();
+    return true;
+  }
+  return false;
+}
+
+AgentEvent Agent::lease_lost(const std::string& why) {
+  metrics_.leases_lost++;
+  FLOG_WARNING("Lease {} {}; re-acquiring", lease_.key().str(), why);
+  return AgentEvent::kLeaseLost;
+}
+
+AgentEvent Agent::store_reset(const std::string& where) {
+  metrics_.store_resets++;
+  rereg_ = Reregistration{lease_.key(), Steady::now()};
+  FLOG_WARNING("Store {} was reset (it lost its data or was replaced; noticed while {}); "
+               "re-registering", store_.describe(), where);
+  return AgentEvent::kStoreReset;
+}
+
+void Agent::log_reset_handled() {
+  auto ms = duration_cast<milliseconds>(Steady::now() - rereg_->started).count();
+  auto grace = duration_cast<seconds>(settings_.reset_grace).count();
+  if (lease_.key() == rereg_->old) {
+    FLOG_INFO("Store reset handled: lease {} re-registered (same subnet), {} peers resynced in {} ms "
+              "(peers not re-registered yet stay programmed for {} s)",
+              lease_.key().str(), peers_.size(), ms, grace);
+  } else {
+    FLOG_WARNING("Store reset handled: subnet {} was taken, now holding {}; {} peers resynced in {} ms "
+                 "(peers not re-registered yet stay programmed for {} s)",
+                 rereg_->old.str(), lease_.key().str(), peers_.size(), ms, grace);
+  }
+  rereg_.reset();
+}
+
+// --- steps ---
 
 void Agent::write_subnet_file() {
   SubnetEnv env = make_subnet_env(*config_, lease_.key(), setup_.mtu, settings_.ip_masq);
@@ -200,9 +467,9 @@ void Agent::write_subnet_file() {
 
 void Agent::lease_updated() {
   metrics_.lease_expiry_seconds = unix_seconds(lease_.expiration);
-  next_renew_.reset();  // a reservation is never renewed
+  hold_.next_renew.reset();  // a reservation is never renewed
   if (lease_.expiration) {
-    next_renew_ = *lease_.expiration - duration_cast<Clock::duration>(settings_.renew_margin);
+    hold_.next_renew = *lease_.expiration - duration_cast<Clock::duration>(settings_.renew_margin);
   }
 }
 
@@ -228,8 +495,8 @@ void Agent::sync_peers(LeaseList list) {
     metrics_.malformed_entries++;
     FLOG_WARNING("Ignoring bad subnet node: {}", w);
   }
-  cursor_ = list.revision;
-  if (reset_grace_until_) {  // keep the peers that have not re-registered yet
+  hold_.cursor = list.revision;
+  if (hold_.reset_grace_until) {  // keep the peers that have not re-registered yet
     std::set<LeaseKey> listed;
     for (const auto& l : list.leases) listed.insert(l.key());
     for (const auto& [subnet, lease] : peers_.peers())
@@ -248,7 +515,7 @@ void Agent::sync_peers(LeaseList list) {
 
 void Agent::sync_backend() {
   count_peers();
-  next_sync_retry_.reset();
+  hold_.next_sync_retry.reset();
   if (!backend_->wants_peers()) return;
   std::vector<Lease> all;
   all.reserve(peers_.size());
@@ -258,7 +525,7 @@ void Agent::sync_backend() {
   } catch (const std::exception& e) {
     FLOG_ERROR("Backend {} failed to sync {} peers: {}; retrying", backend_->type(), all.size(),
                e.what());
-    next_sync_retry_ = Clock::now() + duration_cast<Clock::duration>(settings_.retry_pause);
+    hold_.next_sync_retry = Clock::now() + duration_cast<Clock::duration>(settings_.retry_pause);
   }
 }
 
@@ -275,232 +542,13 @@ void Agent::send_to_backend(const std::vector<PeerEvent>& batch, Steady::time_po
     // The kernel may now differ from the peer set: a full sync shortly brings it back.
     FLOG_ERROR("Backend {} failed to apply {} peer changes: {}; a full sync follows",
                backend_->type(), batch.size(), e.what());
-    next_sync_retry_ = Clock::now() + duration_cast<Clock::duration>(settings_.retry_pause);
+    hold_.next_sync_retry = Clock::now() + duration_cast<Clock::duration>(settings_.retry_pause);
     return;
   }
   auto took = duration<double>(Steady::now() - arrived).count();
   metrics_.peer_apply_seconds.observe(took);
   FLOG_V(2, "Peer changes applied in {} us ({} changes, from the watch answer to the last ack)",
          static_cast<long>(took * 1e6), batch.size());
-}
-
-void Agent::holding(std::stop_token stop) {
-  const auto check_every = backend_->check_interval();
-  while (!stop.stop_requested()) {
-    if (state() == AgentState::kLost) {  // a failed re-acquire (already logged): again shortly
-      if (!sleep_unless_stopped(stop, settings_.retry_pause)) return;
-      on_lease_lost("is still not held", stop);
-      continue;
-    }
-    if (due(next_renew_)) on_renew_due(stop);
-    if (state() != AgentState::kHolding) continue;
-    if (due(next_lease_check_)) {
-      next_lease_check_ = every(settings_.lease_check_interval);
-      on_lease_check_due(stop);
-      if (state() != AgentState::kHolding) continue;
-    }
-    if (due(next_backend_check_)) {
-      next_backend_check_ = every(check_every);
-      on_backend_check_due();
-    }
-    if (due(next_sync_retry_)) sync_backend();
-    if (after_outage_) {
-      on_store_back(stop);
-      if (after_outage_ && !sleep_unless_stopped(stop, settings_.retry_pause)) return;  // still down
-      if (state() != AgentState::kHolding || after_outage_) continue;
-    }
-    if (due(reset_grace_until_)) {  // the re-registrations are in: forget who never came back
-      reset_grace_until_.reset();
-      if (resync().code == StoreCode::kStoreReset) on_store_reset("resyncing after a reset", stop);
-      continue;
-    }
-
-    auto wait = settings_.max_watch_wait;
-    for (const auto& deadline :
-         {next_renew_, next_lease_check_, next_backend_check_, next_sync_retry_, reset_grace_until_}) {
-      if (!deadline) continue;
-      auto until = duration_cast<milliseconds>(*deadline - Clock::now());
-      wait = std::clamp(until, milliseconds(1), wait);
-    }
-    WatchResult w = store_.watch_leases(cursor_, wait, stop);
-    on_watch(w, Steady::now(), stop);
-  }
-}
-
-void Agent::on_watch(const WatchResult& w, Steady::time_point arrived, std::stop_token stop) {
-  for (const auto& warning : w.warnings) {
-    metrics_.malformed_entries++;
-    FLOG_WARNING("Ignoring bad subnet event: {}", warning);
-  }
-  switch (w.status.code) {
-    case StoreCode::kOk: {
-      cursor_ = w.revision;
-      metrics_.watch_events += w.events.size();
-      std::vector<LeaseEvent> others;
-      bool lost = false;
-      for (const auto& ev : w.events) {
-        if (ev.lease.key() == lease_.key()) {
-          if (!check_own_event(ev)) lost = true;
-        } else {
-          others.push_back(ev);
-        }
-      }
-      send_to_backend(peers_.apply(others), arrived);
-      if (lost) on_lease_lost("has been revoked or taken over", stop);
-      return;
-    }
-    case StoreCode::kTimeout:
-      if (w.revision > cursor_) cursor_ = w.revision;
-      return;
-    case StoreCode::kCancelled:
-      return;
-    case StoreCode::kHistoryGone:
-      metrics_.watch_resyncs++;
-      FLOG_WARNING("Watch fell behind the store's history (revision {}); resyncing", cursor_);
-      if (Status s = resync(); s.code == StoreCode::kStoreReset) {
-        on_store_reset("listing after lost history", stop);
-      } else if (s.ok()) {
-        verify_own_lease(stop, "disappeared while the watch was behind");
-      }
-      return;
-    case StoreCode::kStoreReset:
-      on_store_reset("watch: " + w.status.message, stop);
-      return;
-    default:
-      metrics_.store_errors++;
-      FLOG_WARNING("Watch error ({}): {}; retrying in {} ms", to_string(w.status.code),
-                   w.status.message, settings_.retry_pause.count());
-      after_outage_ = true;
-      sleep_unless_stopped(stop, settings_.retry_pause);
-      return;
-  }
-}
-
-bool Agent::check_own_event(const LeaseEvent& ev) {
-  if (ev.type == LeaseEventType::kRemoved) return false;
-  if (ev.lease.revision == lease_.revision) return true;  // the echo of our own write
-  if (ev.lease.attrs == lease_.attrs) {
-    // Rewritten with our attrs by someone else (an admin tool, an old agent's renewal): adopt
-    // the new revision so our next CAS renewal matches.
-    lease_.revision = ev.lease.revision;
-    lease_.expiration = ev.lease.expiration;
-    lease_updated();
-    return true;
-  }
-  return false;
-}
-
-void Agent::on_renew_due(std::stop_token stop) {
-  Status s = keeper_.renew(&lease_);
-  if (s.ok()) {
-    lease_updated();
-    FLOG_INFO("Lease renewed, new expiration: {}", utc(*lease_.expiration));
-  } else if (s.code == StoreCode::kNotFound || s.code == StoreCode::kConflict) {
-    on_lease_lost("could not be renewed (" + s.message + ")", stop);
-  } else if (s.code == StoreCode::kStoreReset) {
-    on_store_reset("renewing the lease: " + s.message, stop);
-  } else {
-    metrics_.store_errors++;
-    auto now = Clock::now();
-    auto left = lease_.expiration ? *lease_.expiration - now : Clock::duration(minutes(1));
-    auto wait = std::min<Clock::duration>(minutes(1), std::max<Clock::duration>(left / 2, seconds(1)));
-    FLOG_ERROR("Error renewing lease ({}): {}; retrying in {}s", to_string(s.code), s.message,
-               duration_cast<seconds>(wait).count());
-    next_renew_ = now + wait;
-  }
-}
-
-void Agent::on_lease_check_due(std::stop_token stop) {
-  verify_own_lease(stop, "is no longer in the store");
-}
-
-bool Agent::verify_own_lease(std::stop_token stop, const char* when, bool missing_is_reset) {
-  Lease mine;
-  Status s = store_.get_lease(lease_.key(), &mine);
-  if (s.code == StoreCode::kStoreReset) {
-    on_store_reset("checking our lease: " + s.message, stop);
-    return false;
-  }
-  if (s.code == StoreCode::kNotFound) {
-    if (missing_is_reset) {
-      on_store_reset(std::string("checking our lease: it ") + when, stop);
-    } else {
-      on_lease_lost(when, stop);
-    }
-    return false;
-  }
-  if (s.ok() && !(mine.attrs == lease_.attrs)) {
-    on_lease_lost("was taken over (it now announces " + mine.attrs.public_ip.str() + ")", stop);
-    return false;
-  }
-  if (!s.ok()) {  // transport trouble or a malformed value: look again at the next check
-    metrics_.store_errors++;
-    FLOG_WARNING("Cannot check lease {} ({}): {}", lease_.key().str(), to_string(s.code), s.message);
-    if (s.code == StoreCode::kUnavailable) after_outage_ = true;
-    return false;
-  }
-  if (mine.revision != lease_.revision) {
-    lease_.revision = mine.revision;
-    lease_.expiration = mine.expiration;
-    lease_updated();
-  }
-  return true;
-}
-
-void Agent::on_store_back(std::stop_token stop) {
-  after_outage_ = false;
-  if (!verify_own_lease(stop, "was gone when the store answered again", /*missing_is_reset=*/true)) return;
-  Status s = resync();
-  if (s.code == StoreCode::kStoreReset) on_store_reset("listing after an outage: " + s.message, stop);
-  if (s.code == StoreCode::kUnavailable) after_outage_ = true;
-}
-
-void Agent::on_backend_check_due() {
-  try {
-    backend_->check();
-  } catch (const std::exception& e) {
-    FLOG_ERROR("Backend {} check failed: {}", backend_->type(), e.what());
-  }
-}
-
-void Agent::on_lease_lost(const std::string& why, std::stop_token stop) {
-  if (state() != AgentState::kLost) metrics_.leases_lost++;
-  set_state(AgentState::kLost);
-  FLOG_WARNING("Lease {} {}; re-acquiring", lease_.key().str(), why);
-  if (!establish(lease_.key(), stop) && !stop.stop_requested()) set_state(AgentState::kLost);
-}
-
-void Agent::on_store_reset(const std::string& where, std::stop_token stop) {
-  metrics_.store_resets++;
-  const auto started = Steady::now();
-  const LeaseKey old = lease_.key();
-  FLOG_WARNING("Store {} was reset (it lost its data or was replaced; noticed while {}); "
-               "re-registering", store_.describe(), where);
-  set_state(AgentState::kWaitingForConfig);
-  auto config = wait_for_config(stop);
-  if (!config) return;  // stopped
-  if (config->backend_type != config_->backend_type) {
-    FLOG_WARNING("The re-read config names backend {} but this agent runs {}; restart flanneld to "
-                 "switch backends", config->backend_type, config_->backend_type);
-  }
-  config_ = std::move(config);
-  reset_grace_until_ = Clock::now() + duration_cast<Clock::duration>(settings_.reset_grace);
-  set_state(AgentState::kAcquiring);
-  if (!establish(old, stop)) {
-    if (!stop.stop_requested()) set_state(AgentState::kLost);
-    return;
-  }
-  auto ms = duration_cast<milliseconds>(Steady::now() - started).count();
-  if (lease_.key() == old) {
-    FLOG_INFO("Store reset handled: lease {} re-registered (same subnet), {} peers resynced in {} ms "
-              "(peers not re-registered yet stay programmed for {} s)",
-              lease_.key().str(), peers_.size(), ms, duration_cast<seconds>(settings_.reset_grace).count());
-  } else {
-    FLOG_WARNING("Store reset handled: subnet {} was taken, now holding {}; {} peers resynced in {} ms "
-                 "(peers not re-registered yet stay programmed for {} s)",
-                 old.str(), lease_.key().str(), peers_.size(), ms,
-                 duration_cast<seconds>(settings_.reset_grace).count());
-  }
 }
 
 }  // namespace flannel

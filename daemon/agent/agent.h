@@ -1,22 +1,54 @@
-// Agent: the life of one flanneld after its interface and store are chosen, as a state machine.
+// Agent: the life of one flanneld after its interface and store are chosen: it waits for the
+// network config, acquires a lease, sets up the backend, the rules and the subnet file, then
+// holds the lease (renewing and checking it) and keeps the backend's peer set equal to the
+// store's leases until it is stopped. It never deletes or releases the lease on shutdown, so a
+// restart is hitless.
 //
-//   kWaitingForConfig --config valid--> kAcquiring --lease written, backend and subnet file
-//   ready--> kHolding --lease deleted / taken over / renewal refused--> kLost --re-acquired-->
-//   kHolding;  kHolding --store reset--> kWaitingForConfig (re-read) -> kAcquiring (same subnet
-//   if free) -> kHolding;  any state --stop--> kStopping.
+// Thread-safety: run() is called once, on the agent's own thread, and every other method runs
+// there; ready() and state() may be read from any thread (/readyz, /metrics, tests).
 //
-// In kHolding one handler runs per input: a watch result (peer events, our own lease changed,
-// history gone, store reset), renewal due, lease check due (our lease still there and still
-// ours, every lease_check_interval), backend check due, a failed backend sync to retry, stop.
-// The store and the backend are the only I/O; the backend comes from an injected factory, so
-// unit tests drive every branch with an in-memory Store and a recording Backend.
+// The state machine. run() is `state = step(state)` until kStopping; each step handles one input
+// and returns an event (a store answer goes through classify(), agent_states.h), and the next
+// state is the table's (transition()). This block is render_agent_states(), checked by a test:
+//
+// | state | on | next | what is done |
+// |---|---|---|---|
+// | waiting for config | ok | acquiring | at start: backend, rules; after a reset: grace starts |
+// |  | retry | waiting for config | missing or invalid: logged once, read again after a pause |
+// |  | outage | waiting for config | counted, logged, read again after a pause |
+// |  | store reset | waiting for config | read again at once |
+// |  | fatal | stopping | at start: interface or backend unusable: exit 1 |
+// |  | stop | stopping | exit 0 |
+// | acquiring | ok | holding | lease written (CAS), backend, rules, `subnet.env` |
+// |  | failed | lost | after a store reset: a local error, tried again |
+// |  | fatal | stopping | at start: a local error: exit 1 |
+// |  | stop | stopping | exit 0 |
+// | holding | ok | holding | one input handled |
+// |  | retry | holding | renewal sooner; lease read back at the next check |
+// |  | outage | holding | `store_down`: lease read back, peers listed again |
+// |  | lease lost | lost | counted, logged |
+// |  | store reset | waiting for config | counted, logged; our subnet re-registered if still free |
+// |  | stop | stopping | exit 0; lease, `subnet.env`, devices stay |
+// | lost | ok | holding | re-acquired: the same subnet if still free |
+// |  | failed | lost | tried again after a pause |
+// |  | stop | stopping | exit 0 |
+//
+// In kHolding a step handles one input, the first of: the peer set of a new lease (READY=1 the
+// first time, a full sync), renewal due, lease check due (every lease_check_interval), backend
+// check due, a failed backend sync to retry, `store_down`, the end of `reset_grace_until`, else
+// one watch call (peer events, our own lease changed, history gone: list again, store reset).
+// Its data is one struct, Holding, whose two conditions are named fields:
+//   store_down: a watch or a read-back of our lease failed. Before the next watch our lease is
+//     read back (missing means the store was reset) and the peers listed again, every
+//     retry_pause until the store answers.
+//   reset_grace_until: after a store reset, set when the config is read again. Until then
+//     resyncs keep peers the new store does not list yet (their agents re-register meanwhile);
+//     then a full resync removes those that never came back.
 //
 // Peers: the agent alone filters our own subnet out; the backend gets sync(all peers) after the
 // lease is established and after every resync, and apply(changes) for the deltas in between.
-//
-// Readiness is the agent's own flag (ready()): true while the lease is held and the subnet file
-// written. /readyz and /metrics read it; nothing else drives it. The agent never deletes or
-// releases the lease on shutdown, so a restart is hitless.
+// The store and the backend are the only I/O; the backend comes from an injected factory, so
+// unit tests drive every branch with an in-memory Store and a recording Backend.
 #pragma once
 
 #include <atomic>
@@ -30,9 +62,10 @@
 #include "backends/backend.h"
 #include "core/config.h"
 #include "core/peer_cache.h"
+#include "daemon/agent/agent_states.h"
 #include "daemon/agent/lease_keeper.h"
-#include "daemon/agent/metrics.h"
-#include "daemon/agent/net_rules.h"
+#include "daemon/metrics.h"
+#include "daemon/net_rules.h"
 #include "stores/store.h"
 
 namespace flannel {
@@ -59,57 +92,99 @@ struct AgentSettings {
   std::function<std::optional<IP6>(const ExternalInterface&)> find_iface_v6;
 };
 
-enum class AgentState { kWaitingForConfig, kAcquiring, kHolding, kLost, kStopping };
-const char* to_string(AgentState state);
-
 // Creates the backend named by the config's Backend.Type; throws BackendError if unknown.
 using BackendFactory = std::function<std::unique_ptr<Backend>(const std::string& type)>;
 
 class Agent {
  public:
+  // `store` and `metrics` must outlive the Agent.
   Agent(AgentSettings settings, Store& store, ExternalInterface iface, Metrics& metrics,
         BackendFactory backends = make_backend);
 
   // Runs until `stop` fires (returns 0) or a fatal error (logged; returns 1: unknown backend,
-  // backend setup failure, subnet file not writable).
+  // backend setup failure, subnet file not writable, the config cannot run on this host).
   int run(std::stop_token stop);
 
-  // Thread-safe readers, for /readyz, /metrics and tests.
+  // Thread-safe readers, for /readyz, /metrics and tests. ready() is the agent's own flag: true
+  // exactly in kHolding (the lease held and the subnet file written); nothing else drives it.
   bool ready() const { return ready_.load(); }
   AgentState state() const { return state_.load(); }
 
  private:
-  // --- states ---
-  std::optional<Config> wait_for_config(std::stop_token stop);
+  // kHolding's data: its clock, its watch cursor, and its two conditions (see the top).
+  struct Holding {
+    uint64_t cursor = 0;
+    std::optional<Clock::time_point> next_renew, next_lease_check, next_backend_check,
+        next_sync_retry;
+    std::optional<LeaseList> new_peers;  // the list a new lease was chosen from: synced first
+    bool store_down = false;
+    std::optional<Clock::time_point> reset_grace_until;
+  };
+  // A re-registration after a store reset, from kHolding through kWaitingForConfig and
+  // kAcquiring back to kHolding, where one summary line is logged.
+  struct Reregistration {
+    LeaseKey old;  // acquired again if it is free
+    std::chrono::steady_clock::time_point started;
+  };
+
+  // --- the machine ---
+  AgentState step(AgentState state, std::stop_token stop);
+  AgentEvent handle(AgentState state, std::stop_token stop);
+  void set_state(AgentState s);
+
+  // --- kWaitingForConfig (agent_config.cc) ---
+  AgentEvent read_config(std::stop_token stop);
+  // Logs a problem with the config (each distinct one once at warning level), pauses, and
+  // returns `event` (kStop if stopped meanwhile).
+  AgentEvent config_problem(const std::string& problem, AgentEvent event, std::stop_token stop);
+  // The first valid config: interface, backend, rules. kFatal (logged) if they cannot run.
+  AgentEvent start_with(Config config);
+  AgentEvent reread(Config config);  // after a store reset
   // Reads subnet.env of the previous run: the PreviousRun for the rules, and previous_key_.
   PreviousRun read_previous_run();
   // After the config is read: the IPv6 side of iface_ (cleared with IPv6 off; looked up with
   // settings_.find_iface_v6 unless -public-ipv6 gave one), and IPv6 + udp refused. False (logged)
   // if the config cannot run on this host.
   bool prepare_interface();
-  // kAcquiring: acquire (same subnet as `previous` if it is free), backend, rules, subnet file,
-  // then a full peer sync. False if stopped or a fatal local error (logged).
-  bool establish(std::optional<LeaseKey> previous, std::stop_token stop);
-  void holding(std::stop_token stop);
+  bool start_backend();  // false (logged) if the backend is unknown or cannot be set up
 
-  // --- one handler per input (kHolding) ---
+  // --- kAcquiring and kLost ---
+  AgentEvent acquire(std::stop_token stop);
+  AgentEvent reacquire(std::stop_token stop);
+  // Acquires a lease (the same subnet as `previous` if it is free), then backend, rules, subnet
+  // file. kOk, kStop, or kFailed on a local error (logged).
+  AgentEvent establish(std::optional<LeaseKey> previous, std::stop_token stop);
+  void install_lease();  // backend, rules, subnet file; throws on failure
+  AgentEvent try_again_later(std::stop_token stop);
+
+  // --- kHolding: one handler per input ---
+  AgentEvent hold(std::stop_token stop);
+  AgentEvent next_input(std::stop_token stop);
+  AgentEvent settle_in();  // READY=1 the first time, the full peer sync of a new lease
+  AgentEvent renew();
+  AgentEvent renew_later(const Status& failure);
+  AgentEvent check_lease();
+  AgentEvent check_backend();
+  AgentEvent store_back(std::stop_token stop);
+  AgentEvent end_reset_grace();
+  AgentEvent watch(std::stop_token stop);
   // `arrived`: when the watch call returned with `w` (the start of the peer-apply latency).
-  void on_watch(const WatchResult& w, std::chrono::steady_clock::time_point arrived,
-                std::stop_token stop);
-  void on_renew_due(std::stop_token stop);
-  void on_lease_check_due(std::stop_token stop);
-  void on_backend_check_due();
-  // Our lease is gone or no longer ours: kLost, then re-acquire.
-  void on_lease_lost(const std::string& why, std::stop_token stop);
-  // The store lost its data: re-read the config, re-register, resync; one summary line.
-  void on_store_reset(const std::string& where, std::stop_token stop);
-  // The first turn after a failed watch: the store may have been replaced in a way its answers
-  // cannot show (a wiped etcd that already wrote past our index). Our lease gone means exactly
-  // that: handled as a store reset. Otherwise the peers are listed again.
-  void on_store_back(std::stop_token stop);
+  AgentEvent apply_watch(const WatchResult& w, std::chrono::steady_clock::time_point arrived);
+  AgentEvent relist_behind_history();
+  AgentEvent watch_failed(const Status& s, std::stop_token stop);
+  std::chrono::milliseconds watch_wait() const;  // until the next deadline, at most the max
+  // Our lease as read back from the store: adopts a rewrite with our attrs; kLeaseLost if it is
+  // another host's; otherwise what classify(call, ...) says.
+  AgentEvent verify_own_lease(StoreCall call, const char* when);
+  AgentEvent adopt_or_lose(const Lease& mine);
+  // Handles an event about our own subnet; returns false if the lease is lost.
+  bool check_own_event(const LeaseEvent& ev);
+  // Entering kLost / a store reset from kHolding: counted and logged.
+  AgentEvent lease_lost(const std::string& why);
+  AgentEvent store_reset(const std::string& where);
+  void log_reset_handled();
 
   // --- steps ---
-  void set_state(AgentState s);
   void write_subnet_file();
   // Lists the leases and hands the backend the full peer set. Returns the store status.
   Status resync();
@@ -119,12 +194,6 @@ class Agent {
   void count_peers();  // metrics: peers, ipv6_peers
   void send_to_backend(const std::vector<PeerEvent>& batch,
                        std::chrono::steady_clock::time_point arrived);
-  // Our lease as read back from the store (lease check, after lost history): adopts a rewrite
-  // with our attrs, reports loss otherwise. Returns false if the lease was lost or the store reset.
-  // `missing_is_reset`: a missing lease is handled as a store reset rather than a lost lease.
-  bool verify_own_lease(std::stop_token stop, const char* when, bool missing_is_reset = false);
-  // Handles an event about our own subnet; returns false if the lease is lost.
-  bool check_own_event(const LeaseEvent& ev);
   void lease_updated();  // expiration changed: metrics and the renew deadline
 
   AgentSettings settings_;
@@ -141,17 +210,14 @@ class Agent {
   Lease lease_;
   std::optional<LeaseKey> previous_key_;  // from subnet.env, for the first acquisition
   bool notified_ = false;  // READY=1 sent to systemd
+  int exit_code_ = 0;      // 1 after kFatal
 
   std::atomic<AgentState> state_{AgentState::kWaitingForConfig};
   std::atomic<bool> ready_{false};
 
-  // kHolding's clock and cursor.
-  uint64_t cursor_ = 0;
-  std::optional<Clock::time_point> next_renew_, next_lease_check_, next_backend_check_,
-      next_sync_retry_;
-  // While set (after a store reset): resyncs keep peers the new store does not list yet.
-  std::optional<Clock::time_point> reset_grace_until_;
-  bool after_outage_ = false;  // a watch failed: on_store_back() before the next watch
+  std::string config_problem_;  // kWaitingForConfig: the last problem logged
+  std::optional<Reregistration> rereg_;
+  Holding hold_;
 };
 
 }  // namespace flannel

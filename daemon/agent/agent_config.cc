@@ -1,5 +1,6 @@
-// What the agent reads before it can hold a lease: the network config from the store (waiting
-// until it is present and valid) and what the previous run left in the subnet file.
+// What the agent reads before it can hold a lease: the network config from the store (the step
+// of kWaitingForConfig: one read, then a pause until it is present and valid) and what the
+// previous run left in the subnet file.
 #include "core/subnet_env.h"
 #include "daemon/agent/agent.h"
 #include "daemon/common/logging.h"
@@ -7,37 +8,55 @@
 
 namespace flannel {
 
-std::optional<Config> Agent::wait_for_config(std::stop_token stop) {
-  std::string last_problem;
-  while (!stop.stop_requested()) {
-    std::string json;
-    Status s = store_.get_config(&json);
-    std::string problem;
-    if (s.ok()) {
-      try {
-        return parse_config(json);
-      } catch (const ConfigError& e) {
-        problem = "Network config at " + settings_.config_key + " is invalid: " + e.what();
-      }
-    } else if (s.code == StoreCode::kNotFound) {
-      problem = "Network config not found at " + settings_.config_key +
-                "; waiting for it (write it with: flannelctl config set '{\"Network\":\"10.5.0.0/16\"}')";
-    } else if (s.code == StoreCode::kStoreReset) {
-      continue;  // the store re-based on the new data: read again at once
-    } else {
+AgentEvent Agent::read_config(std::stop_token stop) {
+  std::string json;
+  Status s = store_.get_config(&json);
+  switch (classify(StoreCall::kGetConfig, s.code)) {
+    case AgentEvent::kOk: break;
+    case AgentEvent::kStoreReset: return AgentEvent::kStoreReset;  // re-based: read again at once
+    case AgentEvent::kRetry:
+      return config_problem("Network config not found at " + settings_.config_key +
+                                "; waiting for it (write it with: flannelctl config set "
+                                "'{\"Network\":\"10.5.0.0/16\"}')",
+                            AgentEvent::kRetry, stop);
+    default:
       metrics_.store_errors++;
-      problem = "Cannot read network config from " + store_.describe() + ": " + s.message;
-    }
-    // Log each distinct problem once at warning level, repeats only at -v 1.
-    if (problem != last_problem) {
-      FLOG_WARNING("{}", problem);
-      last_problem = problem;
-    } else {
-      FLOG_V(1, "{}", problem);
-    }
-    if (!sleep_unless_stopped(stop, settings_.retry_pause)) break;
+      return config_problem(
+          "Cannot read network config from " + store_.describe() + ": " + s.message,
+          AgentEvent::kOutage, stop);
   }
-  return std::nullopt;
+  Config config;
+  try {
+    config = parse_config(json);
+  } catch (const ConfigError& e) {
+    return config_problem("Network config at " + settings_.config_key + " is invalid: " + e.what(),
+                          AgentEvent::kRetry, stop);
+  }
+  config_problem_.clear();  // the next wait (after a store reset) logs its problems afresh
+  return rereg_ ? reread(std::move(config)) : start_with(std::move(config));
+}
+
+AgentEvent Agent::config_problem(const std::string& problem, AgentEvent event,
+                                 std::stop_token stop) {
+  // Each distinct problem once at warning level, repeats only at -v 1.
+  if (problem != config_problem_) {
+    FLOG_WARNING("{}", problem);
+    config_problem_ = problem;
+  } else {
+    FLOG_V(1, "{}", problem);
+  }
+  return sleep_unless_stopped(stop, settings_.retry_pause) ? event : AgentEvent::kStop;
+}
+
+AgentEvent Agent::reread(Config config) {
+  if (config.backend_type != config_->backend_type) {
+    FLOG_WARNING("The re-read config names backend {} but this agent runs {}; restart flanneld to "
+                 "switch backends", config.backend_type, config_->backend_type);
+  }
+  config_ = std::move(config);
+  auto grace = std::chrono::duration_cast<Clock::duration>(settings_.reset_grace);
+  hold_.reset_grace_until = Clock::now() + grace;
+  return AgentEvent::kOk;
 }
 
 PreviousRun Agent::read_previous_run() {
