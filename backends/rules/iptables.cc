@@ -481,7 +481,7 @@ RuleKeeper::RuleKeeper(Iptables iptables, std::string name, std::vector<Iptables
 RuleKeeper::~RuleKeeper() { stop(); }
 
 std::vector<RuleKeeper::Inserted> RuleKeeper::ensure() {
-  std::lock_guard lock(ops_mu_);
+  MutexLock lock(&ops_mu_);
   return ensure_locked();
 }
 
@@ -517,14 +517,14 @@ std::vector<RuleKeeper::Inserted> RuleKeeper::ensure_locked() {
 
 int RuleKeeper::remove() {
   stop();
-  std::lock_guard lock(ops_mu_);
+  MutexLock lock(&ops_mu_);
   int n = 0;
   for (const auto& r : rules_) n += iptables_.remove(r) ? 1 : 0;
   return n;
 }
 
 void RuleKeeper::set_rules(std::vector<IptablesRule> rules) {
-  std::lock_guard lock(ops_mu_);
+  MutexLock lock(&ops_mu_);
   std::vector<IptablesRule> old = std::exchange(rules_, std::move(rules));
   ensure_locked();
   for (const auto& r : old)
@@ -532,12 +532,12 @@ void RuleKeeper::set_rules(std::vector<IptablesRule> rules) {
 }
 
 std::vector<IptablesRule> RuleKeeper::rules() const {
-  std::lock_guard lock(ops_mu_);
+  MutexLock lock(&ops_mu_);
   return rules_;
 }
 
 RuleKeeperStats RuleKeeper::stats() const {
-  std::lock_guard lock(ops_mu_);
+  MutexLock lock(&ops_mu_);
   return stats_;
 }
 
@@ -548,7 +548,7 @@ void RuleKeeper::start(std::chrono::milliseconds period, Listener listener) {
         std::to_string(period.count()) + " ms (a period of 0 would busy-loop; set -iptables-resync "
         "to 1 or more)");
   }
-  std::lock_guard lock(stop_mu_);
+  MutexLock lock(&stop_mu_);
   if (thread_.joinable()) throw std::logic_error(name_ + ": RuleKeeper::start called twice");
   stopping_ = false;
   thread_ = std::thread([this, period, l = std::move(listener)] { run_thread(period, l); });
@@ -557,7 +557,7 @@ void RuleKeeper::start(std::chrono::milliseconds period, Listener listener) {
 void RuleKeeper::stop() {
   std::thread t;
   {
-    std::lock_guard lock(stop_mu_);
+    MutexLock lock(&stop_mu_);
     stopping_ = true;
     t = std::move(thread_);
   }
@@ -572,13 +572,15 @@ void RuleKeeper::run_thread(std::chrono::milliseconds period, Listener listener)
   };
   for (;;) {
     {
-      std::unique_lock lock(stop_mu_);
-      if (stop_cv_.wait_for(lock, period, [this] { return stopping_; })) return;
+      MutexLock lock(&stop_mu_);
+      if (lock.wait_for(stop_cv_, period, [this]() REQUIRES(stop_mu_) { return stopping_; })) {
+        return;
+      }
     }
     std::vector<Inserted> inserted;
     std::string error;
     {
-      std::lock_guard lock(ops_mu_);
+      MutexLock lock(&ops_mu_);
       ++stats_.passes;
       try {
         inserted = ensure_locked();

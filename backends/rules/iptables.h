@@ -29,7 +29,6 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -38,6 +37,7 @@
 
 #include "backends/backend.h"
 #include "core/ip.h"
+#include "core/thread_annotations.h"
 
 namespace flannel {
 
@@ -232,44 +232,45 @@ class RuleKeeper {
   // moved, so a rule that exists stays in force throughout. Idempotent: a second call inserts
   // nothing. Returns what it inserted. Throws IptablesError; rules inserted before the failure
   // stay (the next call completes the set).
-  std::vector<Inserted> ensure();
+  std::vector<Inserted> ensure() EXCLUDES(ops_mu_);
 
   // Stops the resync thread (it would put them back), then deletes every rule of the set that is
   // present (one copy each). Returns how many. Throws IptablesError.
-  int remove();
+  int remove() EXCLUDES(ops_mu_, stop_mu_);
 
   // Switches to another rule set without a gap: ensures the new rules first, then deletes those
   // of the old set that are not in the new one (e.g. after a lease re-acquired with another
   // subnet). Throws IptablesError; on failure the keeper holds the new set.
-  void set_rules(std::vector<IptablesRule> rules);
-  std::vector<IptablesRule> rules() const;
+  void set_rules(std::vector<IptablesRule> rules) EXCLUDES(ops_mu_);
+  std::vector<IptablesRule> rules() const EXCLUDES(ops_mu_);
 
   // Starts the resync thread: every `period` it runs ensure(), reporting restored rules, failures
   // and recoveries to `listener` (called on that thread; must not call back into this keeper).
   // The first pass runs one period after start: call ensure() yourself first. Throws
   // std::invalid_argument if period < 1 s, std::logic_error if already started.
-  void start(std::chrono::milliseconds period, Listener listener);
+  void start(std::chrono::milliseconds period, Listener listener) EXCLUDES(stop_mu_);
   // Stops and joins the thread; returns as soon as a running iptables command finishes (at once
   // when the thread is waiting). Idempotent.
-  void stop();
+  void stop() EXCLUDES(stop_mu_);
 
-  RuleKeeperStats stats() const;
+  RuleKeeperStats stats() const EXCLUDES(ops_mu_);
 
  private:
-  void run_thread(std::chrono::milliseconds period, Listener listener);
-  std::vector<Inserted> ensure_locked();
+  void run_thread(std::chrono::milliseconds period, Listener listener)
+      EXCLUDES(ops_mu_, stop_mu_);
+  std::vector<Inserted> ensure_locked() REQUIRES(ops_mu_);
 
   const Iptables iptables_;
   const std::string name_;
 
-  mutable std::mutex ops_mu_;  // serialises ensure/remove/set_rules; guards rules_ and stats_
-  std::vector<IptablesRule> rules_;
-  RuleKeeperStats stats_;
+  mutable Mutex ops_mu_;  // also serialises the iptables commands of ensure/remove/set_rules
+  std::vector<IptablesRule> rules_ GUARDED_BY(ops_mu_);
+  RuleKeeperStats stats_ GUARDED_BY(ops_mu_);
 
-  std::mutex stop_mu_;  // guards stopping_
-  std::condition_variable stop_cv_;
-  bool stopping_ = false;
-  std::thread thread_;
+  Mutex stop_mu_;
+  std::condition_variable stop_cv_;  // signalled when stopping_ is set
+  bool stopping_ GUARDED_BY(stop_mu_) = false;
+  std::thread thread_ GUARDED_BY(stop_mu_);
 };
 
 // ---- Recycling rules of a previous run -------------------------------------------------------

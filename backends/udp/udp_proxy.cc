@@ -122,7 +122,7 @@ void UdpProxy::stop() {
 
 void UdpProxy::publish(std::shared_ptr<const Snapshot> snap) {
   {
-    std::lock_guard<std::mutex> lock(snap_mu_);
+    MutexLock lock(&snap_mu_);
     snap_.swap(snap);
   }
   version_.fetch_add(1, std::memory_order_release);
@@ -134,13 +134,17 @@ std::shared_ptr<const UdpProxy::Snapshot> UdpProxy::refresh(std::shared_ptr<cons
   uint64_t v = version_.load(std::memory_order_acquire);
   if (v == *seen && current) return current;
   *seen = v;  // if a writer publishes right now we get the newer table and reload once more
-  std::lock_guard<std::mutex> lock(snap_mu_);
+  return snapshot();
+}
+
+std::shared_ptr<const UdpProxy::Snapshot> UdpProxy::snapshot() const {
+  MutexLock lock(&snap_mu_);
   return snap_;
 }
 
 void UdpProxy::apply(const std::vector<RouteChange>& changes) {
-  std::lock_guard<std::mutex> writer(writer_mu_);
-  auto next = std::make_shared<Snapshot>(*snap_);  // snap_ only changes under writer_mu_
+  MutexLock writer(&writer_mu_);
+  auto next = std::make_shared<Snapshot>(*snapshot());  // snap_ only changes under writer_mu_
   for (const auto& c : changes) {
     IP4Net subnet = c.subnet.network();
     if (c.peer) next->set(subnet, *c.peer);
@@ -150,7 +154,7 @@ void UdpProxy::apply(const std::vector<RouteChange>& changes) {
 }
 
 void UdpProxy::replace_all(const std::vector<std::pair<IP4Net, UdpEndpoint>>& routes) {
-  std::lock_guard<std::mutex> writer(writer_mu_);
+  MutexLock writer(&writer_mu_);
   auto next = std::make_shared<Snapshot>();
   for (const auto& [subnet, peer] : routes) next->set(subnet.network(), peer);
   publish(std::move(next));
@@ -192,12 +196,12 @@ UdpProxyStats UdpProxy::stats() const {
 }
 
 std::string UdpProxy::failure() const {
-  std::lock_guard<std::mutex> lock(failure_mu_);
+  MutexLock lock(&failure_mu_);
   return failure_;
 }
 
 void UdpProxy::fail(const std::string& why) {
-  std::lock_guard<std::mutex> lock(failure_mu_);
+  MutexLock lock(&failure_mu_);
   if (!failure_.empty()) failure_ += "; ";
   failure_ += why;
 }

@@ -29,7 +29,6 @@
 #include <atomic>
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -37,6 +36,7 @@
 
 #include "backends/unique_fd.h"
 #include "core/ip.h"
+#include "core/thread_annotations.h"
 
 namespace flannel {
 
@@ -97,9 +97,9 @@ class UdpProxy {
   void stop();
 
   // Applies `changes` in order and publishes the resulting table as one snapshot.
-  void apply(const std::vector<RouteChange>& changes);
+  void apply(const std::vector<RouteChange>& changes) EXCLUDES(writer_mu_);
   // Replaces the whole table.
-  void replace_all(const std::vector<std::pair<IP4Net, UdpEndpoint>>& routes);
+  void replace_all(const std::vector<std::pair<IP4Net, UdpEndpoint>>& routes) EXCLUDES(writer_mu_);
   // The source address of generated ICMP errors (our lease's network address).
   void set_tun_addr(IP4 addr) { tun_addr_.store(addr.value, std::memory_order_relaxed); }
 
@@ -108,7 +108,7 @@ class UdpProxy {
   size_t route_count() const;
   UdpProxyStats stats() const;
   // "" while both threads run; otherwise why a forwarding thread gave up.
-  std::string failure() const;
+  std::string failure() const EXCLUDES(failure_mu_);
 
  private:
   struct Snapshot;
@@ -121,8 +121,11 @@ class UdpProxy {
   void run_udp_to_tun();
   // Returns the current snapshot if `*seen` is out of date (and updates it), else `current`.
   std::shared_ptr<const Snapshot> refresh(std::shared_ptr<const Snapshot> current, uint64_t* seen) const;
-  void publish(std::shared_ptr<const Snapshot> snap);
-  void fail(const std::string& why);
+  // The current snapshot (a copy of the pointer, taken under snap_mu_).
+  std::shared_ptr<const Snapshot> snapshot() const EXCLUDES(snap_mu_);
+  // Installs `snap`; only the writers (apply, replace_all) call it, one at a time.
+  void publish(std::shared_ptr<const Snapshot> snap) REQUIRES(writer_mu_) EXCLUDES(snap_mu_);
+  void fail(const std::string& why) EXCLUDES(failure_mu_);
   // Writes an ICMP error about `pkt` into the TUN; returns true if one was written.
   bool send_icmp_error(const uint8_t* pkt, size_t len, uint8_t type, uint8_t code, uint8_t* scratch);
   // Writes one IPv4 packet to the TUN (behind a plain virtio-net header in vnet mode).
@@ -136,16 +139,16 @@ class UdpProxy {
   bool udp_gro_ = false;       // UDP_GRO is on: datagrams may carry several packets
   bool udp_gso_ = true;        // UDP_SEGMENT works (cleared on the first refusal)
 
-  std::mutex writer_mu_;        // serializes apply()/replace_all(), the only writers of snap_
-  mutable std::mutex snap_mu_;  // guards snap_ (held only to copy or swap the pointer)
-  std::shared_ptr<const Snapshot> snap_;
+  Mutex writer_mu_;        // serializes apply()/replace_all(), the only writers of snap_
+  mutable Mutex snap_mu_;  // held only to copy or swap the pointer
+  std::shared_ptr<const Snapshot> snap_ GUARDED_BY(snap_mu_);
   std::atomic<uint64_t> version_{1};
 
   std::unique_ptr<TunToUdpCounters> out_;
   std::unique_ptr<UdpToTunCounters> in_;
 
-  mutable std::mutex failure_mu_;
-  std::string failure_;
+  mutable Mutex failure_mu_;
+  std::string failure_ GUARDED_BY(failure_mu_);
 
   std::thread tun_thread_;
   std::thread udp_thread_;

@@ -216,7 +216,7 @@ UapiPeerSet WireguardBackend::peer_set(const WgKey& key, const Peer& p) const {
 
 void WireguardBackend::sync(const std::vector<Lease>& peers) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     want_.clear();
     by_subnet_.clear();
     for (const auto& l : peers) {
@@ -243,7 +243,7 @@ void WireguardBackend::reconcile() {
   UapiSet set;
   size_t added = 0, removed = 0;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     std::map<WgKey, const UapiPeerStatus*> have;
     for (const auto& p : dev.peers) have[p.public_key] = &p;
     for (const auto& [key, peer] : want_) {
@@ -300,7 +300,7 @@ void WireguardBackend::reconcile() {
 void WireguardBackend::apply(const std::vector<PeerEvent>& batch) {
   UapiSet set;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     for (const auto& ev : batch) {
       const Lease& l = ev.lease;
       auto old = by_subnet_.find(l.subnet);
@@ -393,10 +393,10 @@ std::vector<WgPeerStats> WireguardBackend::peer_stats() const {
     throw BackendError(std::string("wireguard: failed to read device ") + kDevice + ": " + e.what());
   }
   const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return wg_peer_stats(
       dev,
-      [this](const WgKey& k) -> std::optional<IP4Net> {
+      [this](const WgKey& k) REQUIRES(mu_) -> std::optional<IP4Net> {  // called under `lock`
         auto it = want_.find(k);
         if (it == want_.end()) return std::nullopt;
         return it->second.subnet;

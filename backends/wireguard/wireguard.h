@@ -28,7 +28,6 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,6 +37,7 @@
 #include "backends/wireguard/wireguard_go.h"
 #include "backends/wireguard/key.h"
 #include "backends/wireguard/device.h"
+#include "core/thread_annotations.h"
 
 namespace flannel {
 
@@ -79,7 +79,7 @@ class WireguardBackend : public Backend {
   // For /metrics; thread-safe (the HTTP thread may call it while the agent works). Throws
   // BackendError when the device cannot be read. The daemon hook is one line in its /metrics
   // handler: if (auto* wg = dynamic_cast<const WireguardBackend*>(backend)) body += wg->metrics_text();
-  std::vector<WgPeerStats> peer_stats() const;
+  std::vector<WgPeerStats> peer_stats() const EXCLUDES(mu_);
   int device_restarts() const { return wg_ ? wg_->restarts() : kernel_recreations_.load(); }
   std::string metrics_text() const { return render_wireguard_metrics(peer_stats(), device_restarts()); }
 
@@ -98,7 +98,7 @@ class WireguardBackend : public Backend {
   WgImplementation choose_implementation();
   void start_device();        // the device (kernel link or wireguard-go) + private key, listen port, replace_peers
   void configure_link();      // MTU, address, up, route (after lease_acquired)
-  void reconcile();           // the device's peers := want_, touching only what differs
+  void reconcile() EXCLUDES(mu_);  // the device's peers := want_, touching only what differs
 
   Config config_;
   ExternalInterface iface_;
@@ -114,9 +114,9 @@ class WireguardBackend : public Backend {
   std::optional<Lease> ours_;
   bool fresh_device_ = false;  // peers get a handshake at the next reconcile (see reconcile())
 
-  mutable std::mutex mu_;            // guards want_ and by_subnet_ (peer_stats reads them)
-  std::map<WgKey, Peer> want_;       // the peers the device should have
-  std::map<IP4Net, WgKey> by_subnet_;
+  mutable Mutex mu_;  // peer_stats reads want_ from the HTTP thread
+  std::map<WgKey, Peer> want_ GUARDED_BY(mu_);  // the peers the device should have
+  std::map<IP4Net, WgKey> by_subnet_ GUARDED_BY(mu_);
 };
 
 }  // namespace flannel

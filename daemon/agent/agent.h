@@ -64,8 +64,8 @@
 #include "core/peer_cache.h"
 #include "daemon/agent/agent_states.h"
 #include "daemon/agent/lease_keeper.h"
-#include "daemon/metrics.h"
-#include "daemon/net_rules.h"
+#include "daemon/agent/metrics.h"
+#include "daemon/agent/net_rules.h"
 #include "stores/store.h"
 
 namespace flannel {

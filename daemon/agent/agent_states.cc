@@ -2,7 +2,7 @@
 
 #include <cstdlib>
 
-#include "daemon/logging.h"
+#include "daemon/common/logging.h"
 
 namespace flannel {
 namespace {

@@ -18,13 +18,13 @@ std::string EtcdDetectStore::describe() const {
 }
 
 Store* EtcdDetectStore::chosen() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return chosen_;
 }
 
 void EtcdDetectStore::choose(Store* store, const char* api, const char* why) {
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     if (chosen_) return;
     chosen_ = store;
   }
@@ -50,7 +50,7 @@ Status EtcdDetectStore::probe(std::string* json) {
                               "/config: v2 keys API " + said(s2) + "; v3 API " + said(s3);
   bool first = false;
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     first = !probe_logged_;
     probe_logged_ = true;
   }

@@ -18,9 +18,9 @@
 
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <string>
 
+#include "core/thread_annotations.h"
 #include "stores/etcd/v3_store.h"
 #include "stores/etcd/v2_store.h"
 #include "stores/store.h"
@@ -45,23 +45,23 @@ class EtcdDetectStore : public Store {
                            std::stop_token stop) override;
 
   // The chosen store, or nullptr while detecting.
-  Store* chosen() const;
+  Store* chosen() const EXCLUDES(mu_);
 
  private:
   EtcdDetectStore(const EtcdOptions& options, StoreLog log);
   // Probes for the config (choosing on success); *json gets it when found.
-  Status probe(std::string* json);
+  Status probe(std::string* json) EXCLUDES(mu_);
   // The chosen store, else the provisional one (see the top).
   Store& target();
-  void choose(Store* store, const char* api, const char* why);
+  void choose(Store* store, const char* api, const char* why) EXCLUDES(mu_);
 
   std::unique_ptr<EtcdStore> v2_;
   std::unique_ptr<EtcdV3Store> v3_;
   StoreLog log_;
   std::string endpoints_;
-  mutable std::mutex mu_;
-  Store* chosen_ = nullptr;
-  bool probe_logged_ = false;
+  mutable Mutex mu_;
+  Store* chosen_ GUARDED_BY(mu_) = nullptr;
+  bool probe_logged_ GUARDED_BY(mu_) = false;
 };
 
 }  // namespace flannel

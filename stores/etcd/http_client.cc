@@ -5,7 +5,6 @@
 #include <algorithm>
 #include <cctype>
 #include <charconv>
-#include <mutex>
 #include <stdexcept>
 
 #include <nlohmann/json.hpp>
@@ -216,7 +215,7 @@ HttpClient::~HttpClient() = default;
 
 HttpClient::ConnPtr HttpClient::acquire() {
   {
-    std::lock_guard lock(pool_mu_);
+    MutexLock lock(&pool_mu_);
     if (!pool_.empty()) {
       ConnPtr c = std::move(pool_.back());
       pool_.pop_back();
@@ -231,7 +230,7 @@ HttpClient::ConnPtr HttpClient::acquire() {
 }
 
 void HttpClient::release(ConnPtr conn) {
-  std::lock_guard lock(pool_mu_);
+  MutexLock lock(&pool_mu_);
   if (pool_.size() < kMaxIdleConns) pool_.push_back(std::move(conn));
 }
 

@@ -35,12 +35,12 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <stop_token>
 #include <string>
 #include <vector>
 
+#include "core/thread_annotations.h"
 #include "stores/open_store.h"
 
 namespace flannel::etcd {
@@ -114,14 +114,14 @@ class HttpClient {
   struct Attempt;
   Attempt attempt(Conn& conn, const std::string& endpoint, const HttpRequest& req,
                   std::stop_token stop);
-  ConnPtr acquire();
-  void release(ConnPtr conn);
+  ConnPtr acquire() EXCLUDES(pool_mu_);
+  void release(ConnPtr conn) EXCLUDES(pool_mu_);
 
   EtcdOptions options_;
   std::vector<std::string> endpoints_;  // trailing '/' removed
   std::atomic<size_t> pinned_{0};
-  std::mutex pool_mu_;
-  std::vector<ConnPtr> pool_;  // idle handles, guarded by pool_mu_
+  Mutex pool_mu_;
+  std::vector<ConnPtr> pool_ GUARDED_BY(pool_mu_);  // idle handles
 };
 
 // Percent-encodes a string for a URL query or form body (RFC 3986 unreserved kept).

@@ -5,12 +5,12 @@
 namespace flannel::etcd {
 
 ResetDetector::Ticket ResetDetector::ticket() const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return {epoch_, highest_};
 }
 
 bool ResetDetector::alarming(const Ticket& t, const Observation& answer) const {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   if (t.epoch != epoch_) return false;
   if (!answer.cluster_id.empty() && !cluster_id_.empty() && answer.cluster_id != cluster_id_) {
     return true;
@@ -39,7 +39,7 @@ bool ResetDetector::cluster_changed(const Observation& o, std::string* why) {
 
 ResetDetector::Verdict ResetDetector::observe(const Ticket& t, const Observation& answer,
                                               std::string* why) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   if (t.epoch != epoch_) return Verdict::kFine;
   if (cluster_changed(answer, why)) return Verdict::kReset;
   if (!answer.index) return Verdict::kFine;
@@ -50,7 +50,7 @@ ResetDetector::Verdict ResetDetector::observe(const Ticket& t, const Observation
 
 ResetDetector::Verdict ResetDetector::confirm(const Ticket& t, const Observation& quorum,
                                               std::string* why) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   if (t.epoch != epoch_) return Verdict::kFine;
   if (cluster_changed(quorum, why)) return Verdict::kReset;
   if (!quorum.index) return Verdict::kFine;

@@ -18,9 +18,10 @@
 #pragma once
 
 #include <cstdint>
-#include <mutex>
 #include <optional>
 #include <string>
+
+#include "core/thread_annotations.h"
 
 namespace flannel::etcd {
 
@@ -43,24 +44,24 @@ class ResetDetector {
     kReset,    // the store was reset; the detector has re-based; *why says how it was noticed
   };
 
-  Ticket ticket() const;
+  Ticket ticket() const EXCLUDES(mu_);
   // A quick look, without recording anything: would observe() say kSuspect or kReset? Lets a
   // long-poll stop waiting for its body as soon as its headers reveal a problem.
-  bool alarming(const Ticket& t, const Observation& answer) const;
+  bool alarming(const Ticket& t, const Observation& answer) const EXCLUDES(mu_);
   // Judges a normal answer to a request sent with `t`.
-  Verdict observe(const Ticket& t, const Observation& answer, std::string* why);
+  Verdict observe(const Ticket& t, const Observation& answer, std::string* why) EXCLUDES(mu_);
   // Judges the quorum read made after kSuspect: kReset or kFine, never kSuspect.
-  Verdict confirm(const Ticket& t, const Observation& quorum, std::string* why);
+  Verdict confirm(const Ticket& t, const Observation& quorum, std::string* why) EXCLUDES(mu_);
 
  private:
-  // Cluster id check and adoption; kReset (and re-base on `o`) when it changed. Holds mu_.
-  bool cluster_changed(const Observation& o, std::string* why);
-  void rebase(const Observation& o);  // holds mu_
+  // Cluster id check and adoption; kReset (and re-base on `o`) when it changed.
+  bool cluster_changed(const Observation& o, std::string* why) REQUIRES(mu_);
+  void rebase(const Observation& o) REQUIRES(mu_);
 
-  mutable std::mutex mu_;
-  uint64_t epoch_ = 0;
-  uint64_t highest_ = 0;    // highest X-Etcd-Index seen in this epoch
-  std::string cluster_id_;  // "" until the first answer that carries one
+  mutable Mutex mu_;
+  uint64_t epoch_ GUARDED_BY(mu_) = 0;
+  uint64_t highest_ GUARDED_BY(mu_) = 0;    // highest X-Etcd-Index seen in this epoch
+  std::string cluster_id_ GUARDED_BY(mu_);  // "" until the first answer that carries one
 };
 
 }  // namespace flannel::etcd

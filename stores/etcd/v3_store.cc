@@ -55,13 +55,13 @@ std::string EtcdV3Store::describe() const {
 }
 
 std::string EtcdV3Store::token() {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return token_;
 }
 
 bool EtcdV3Store::needs_authentication() {
   if (http_.options().username.empty()) return false;
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   return !authenticated_;
 }
 
@@ -79,14 +79,14 @@ Status EtcdV3Store::authenticate() {
   json j = json::parse(resp.body, nullptr, false);
   auto err = etcd3::parse_error(j);
   if (resp.status == 200 && j.is_object() && j.contains("token") && j["token"].is_string()) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     token_ = j["token"].get<std::string>();
     authenticated_ = true;
     return Status::Ok();
   }
   if (err && err->code == etcd3::kGrpcFailedPrecondition &&
       err->message.find("not enabled") != std::string::npos) {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     token_.clear();  // authentication is off in this etcd: plain requests work
     authenticated_ = true;
     return Status::Ok();
@@ -165,7 +165,7 @@ Status EtcdV3Store::call(const std::string& path, const json& body, bool one_sho
 
 Status EtcdV3Store::check_header(const etcd3::Header& h) {
   if (h.cluster_id == 0 && h.revision == 0) return Status::Ok();
-  std::unique_lock lock(mu_);
+  MutexLock lock(&mu_);
   if (cluster_id_ == 0) {
     cluster_id_ = h.cluster_id;
     max_revision_ = std::max(max_revision_, h.revision);
@@ -219,7 +219,7 @@ Status EtcdV3Store::reset_locked(const etcd3::Header& h) {
 }
 
 void EtcdV3Store::remember(int64_t id, Clock::time_point expires) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   if (expiries_.size() >= kMaxRememberedLeases) {
     const auto now = Clock::now();
     std::erase_if(expiries_, [&](const auto& kv) { return kv.second < now; });
@@ -229,7 +229,7 @@ void EtcdV3Store::remember(int64_t id, Clock::time_point expires) {
 }
 
 void EtcdV3Store::forget(int64_t id) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   expiries_.erase(id);
 }
 
@@ -295,7 +295,7 @@ Status EtcdV3Store::expiration_for(int64_t lease_id, bool ask,
     return Status::Ok();
   }
   {
-    std::lock_guard lock(mu_);
+    MutexLock lock(&mu_);
     if (auto it = expiries_.find(lease_id); it != expiries_.end()) {
       *out = it->second;
       return Status::Ok();

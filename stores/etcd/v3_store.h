@@ -67,10 +67,10 @@
 
 #include <cstdint>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <unordered_map>
 
+#include "core/thread_annotations.h"
 #include "stores/etcd/v3_codec.h"
 #include "stores/etcd/http_client.h"
 #include "stores/open_store.h"
@@ -109,23 +109,24 @@ class EtcdV3Store : public Store {
   // `check` = false skips the reset check (the confirmation read of check_header).
   Status call(const std::string& path, const etcd3::json& body, bool one_shot,
               etcd3::json* out, bool check = true);
-  Status authenticate();
-  std::string token();
-  bool needs_authentication();  // username set and no authenticate() yet
+  Status authenticate() EXCLUDES(mu_);
+  std::string token() EXCLUDES(mu_);
+  bool needs_authentication() EXCLUDES(mu_);  // username set and no authenticate() yet
   // Store-reset detection on one response header (see the top): a changed cluster id is a
   // reset; a lower revision is one only if a linearizable read started afterwards confirms it.
-  Status check_header(const etcd3::Header& h);
-  // Re-bases on `h` and describes the reset; mu_ held.
-  Status reset_locked(const etcd3::Header& h);
+  Status check_header(const etcd3::Header& h) EXCLUDES(mu_);
+  // Re-bases on `h` and describes the reset.
+  Status reset_locked(const etcd3::Header& h) REQUIRES(mu_);
   Status grant(std::chrono::seconds ttl, int64_t* id, Clock::time_point* expires);
   void revoke(int64_t id);
   // TTL of a v3 lease via timetolive: its expiry, or nullopt when the lease no longer exists.
   Status lease_expiry(int64_t id, std::optional<Clock::time_point>* expiry);
   // The expiration to report for a key attached to `lease_id` (0 = reservation); `ask` allows
   // one timetolive call for an unknown id (whose failure is returned), else kUnknownExpiry.
-  Status expiration_for(int64_t lease_id, bool ask, std::optional<Clock::time_point>* out);
-  void remember(int64_t id, Clock::time_point expires);
-  void forget(int64_t id);
+  Status expiration_for(int64_t lease_id, bool ask, std::optional<Clock::time_point>* out)
+      EXCLUDES(mu_);
+  void remember(int64_t id, Clock::time_point expires) EXCLUDES(mu_);
+  void forget(int64_t id) EXCLUDES(mu_);
   // Lease from a key-value under subnets_dir_; false with *why when malformed, false with
   // *failed when asking etcd for the expiration failed.
   bool subnet_of(const std::string& key, LeaseKey* subnet, std::string* why) const;
@@ -142,13 +143,14 @@ class EtcdV3Store : public Store {
   std::string subnets_dir_;  // prefix_ + "/subnets/"
   std::string subnets_end_;  // range end of subnets_dir_
 
-  std::mutex mu_;  // guards everything below
-  std::string token_;
-  bool authenticated_ = false;  // authenticate() succeeded once (a token, or auth is off)
-  uint64_t cluster_id_ = 0;    // 0 = no answer yet
-  uint64_t max_revision_ = 0;  // highest header revision seen
-  std::unordered_map<int64_t, Clock::time_point> expiries_;  // v3 lease id -> expiry
-
+  Mutex mu_;
+  std::string token_ GUARDED_BY(mu_);
+  // authenticate() succeeded once (a token, or auth is off)
+  bool authenticated_ GUARDED_BY(mu_) = false;
+  uint64_t cluster_id_ GUARDED_BY(mu_) = 0;    // 0 = no answer yet
+  uint64_t max_revision_ GUARDED_BY(mu_) = 0;  // highest header revision seen
+  // v3 lease id -> expiry
+  std::unordered_map<int64_t, Clock::time_point> expiries_ GUARDED_BY(mu_);
 };
 
 }  // namespace flannel

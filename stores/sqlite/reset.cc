@@ -126,7 +126,7 @@ Status SqliteStore::reopen_locked(const std::string& why) {
   max_revision_ = o.revision;
   ++generation_;
   {
-    std::lock_guard lock(pool_mu_);
+    MutexLock lock(&pool_mu_);
     for (auto& db : watch_pool_) db->keep_wal_on_close();
     watch_pool_.clear();
   }
@@ -138,14 +138,17 @@ Status SqliteStore::reopen_locked(const std::string& why) {
 }
 
 Status SqliteStore::watch_check(uint64_t generation) {
-  std::unique_lock lock(mu_, std::try_to_lock);
-  if (lock.owns_lock()) {
-    try {
-      if (Status s = check_reset_locked(); !s.ok()) return s;
-    } catch (const DbError& e) {
-      return error_status(e.code(), e.what());
-    }
+  if (!mu_.try_lock()) return reopened_since(generation);
+  MutexLock lock(&mu_, std::adopt_lock);
+  try {
+    if (Status s = check_reset_locked(); !s.ok()) return s;
+  } catch (const DbError& e) {
+    return error_status(e.code(), e.what());
   }
+  return reopened_since(generation);
+}
+
+Status SqliteStore::reopened_since(uint64_t generation) const {
   if (generation_.load() != generation) {
     return Status::Error(StoreCode::kHistoryGone,
                          "sqlite " + options_.path +

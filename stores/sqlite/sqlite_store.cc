@@ -65,7 +65,7 @@ Status SqliteStore::error_status(int code, const std::string& what) const {
 
 template <class Op>
 Status SqliteStore::locked(Op&& op) {
-  std::lock_guard lock(mu_);
+  MutexLock lock(&mu_);
   try {
     if (Status s = check_reset_locked(); !s.ok()) return s;
     return op(*db_);

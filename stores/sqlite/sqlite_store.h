@@ -52,10 +52,10 @@
 #include <functional>
 #include <memory>
 #include <optional>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "core/thread_annotations.h"
 #include "stores/open_store.h"
 #include "stores/store.h"
 
@@ -107,18 +107,20 @@ class SqliteStore : public Store {
   static Opened open_file(const SqliteOptions& options);
   SqliteStore(const SqliteOptions& options, Opened opened);
 
-  // Store reset (sqlite_reset.cc). With mu_ held: kStoreReset (after reopening the path) when
-  // the path no longer holds the file and store db_ is on; Ok otherwise. Throws DbError.
-  Status check_reset_locked();
-  Status reopen_locked(const std::string& why);
+  // Store reset (sqlite_reset.cc): kStoreReset (after reopening the path) when the path no
+  // longer holds the file and store db_ is on; Ok otherwise. Throws DbError.
+  Status check_reset_locked() REQUIRES(mu_);
+  Status reopen_locked(const std::string& why) REQUIRES(mu_) EXCLUDES(pool_mu_);
   // For a watch that started at `generation`: runs check_reset_locked() when mu_ is free (an
   // operation holding it does the check itself), then kHistoryGone if the store was reset and
   // reopened since (reported by another call of this object).
-  Status watch_check(uint64_t generation);
+  Status watch_check(uint64_t generation) EXCLUDES(mu_);
+  // kHistoryGone if the store was reset and reopened since `generation`, else Ok.
+  Status reopened_since(uint64_t generation) const;
 
   // Runs `op` on the shared connection under the mutex, turning SQLite failures into a Status.
   template <class Op>
-  Status locked(Op&& op);
+  Status locked(Op&& op) EXCLUDES(mu_);
   Status error_status(int code, const std::string& what) const;
   // The one write path of create_lease and renew_lease: in one BEGIN IMMEDIATE transaction,
   // sweep expired leases, let `precondition` judge the stored revision (nullopt = no row; it
@@ -129,21 +131,21 @@ class SqliteStore : public Store {
                      const Precondition& precondition, Lease* out);
 
   // Watch connections: borrowed for one watch_leases() call, returned afterwards.
-  std::unique_ptr<sqlite::Db> take_watch_db();
+  std::unique_ptr<sqlite::Db> take_watch_db() EXCLUDES(pool_mu_);
   // A connection taken before a reset (generation changed) is closed, not pooled.
-  void return_watch_db(std::unique_ptr<sqlite::Db> db, uint64_t generation);
+  void return_watch_db(std::unique_ptr<sqlite::Db> db, uint64_t generation) EXCLUDES(pool_mu_);
 
   // prefix: as resolved at open (normalize_key_prefix, or an older spelling the file already
   // uses; kept across a reopen after a reset); history_limit >= 1.
   SqliteOptions options_;
-  std::mutex mu_;
-  std::unique_ptr<sqlite::Db> db_;  // guarded by mu_
-  FileId file_;                     // guarded by mu_: the file db_ is on
-  std::string store_id_;            // guarded by mu_
-  uint64_t max_revision_ = 0;       // guarded by mu_: highest revision seen in this file
+  Mutex mu_;
+  std::unique_ptr<sqlite::Db> db_ GUARDED_BY(mu_) PT_GUARDED_BY(mu_);
+  FileId file_ GUARDED_BY(mu_);         // the file db_ is on
+  std::string store_id_ GUARDED_BY(mu_);
+  uint64_t max_revision_ GUARDED_BY(mu_) = 0;  // highest revision seen in this file
   std::atomic<uint64_t> generation_{0};  // bumped by every reopen after a reset
-  std::mutex pool_mu_;
-  std::vector<std::unique_ptr<sqlite::Db>> watch_pool_;  // guarded by pool_mu_
+  Mutex pool_mu_;
+  std::vector<std::unique_ptr<sqlite::Db>> watch_pool_ GUARDED_BY(pool_mu_);
 };
 
 }  // namespace flannel

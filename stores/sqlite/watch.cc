@@ -35,7 +35,7 @@ constexpr auto kFileCheckEvery = std::chrono::milliseconds(250);
 
 std::unique_ptr<Db> SqliteStore::take_watch_db() {
   {
-    std::lock_guard lock(pool_mu_);
+    MutexLock lock(&pool_mu_);
     if (!watch_pool_.empty()) {
       auto db = std::move(watch_pool_.back());
       watch_pool_.pop_back();
@@ -48,7 +48,7 @@ std::unique_ptr<Db> SqliteStore::take_watch_db() {
 }
 
 void SqliteStore::return_watch_db(std::unique_ptr<Db> db, uint64_t generation) {
-  std::lock_guard lock(pool_mu_);
+  MutexLock lock(&pool_mu_);
   if (generation != generation_.load()) {
     db->keep_wal_on_close();  // on the file before the reset
     return;
