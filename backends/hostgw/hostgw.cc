@@ -4,6 +4,7 @@
 #include <set>
 
 #include "backends/batch_errors.h"
+#include "backends/batch_runner.h"
 #include "backends/netlink/batch.h"
 #include "backends/peer_nexthops.h"
 
@@ -89,114 +90,107 @@ void HostGwBackend::choose_route_form(bool nexthop_dump_ok, const std::string& w
   }
 }
 
+// What one pass reads of the kernel. A full sync reads it once: routes already right are skipped
+// (a restart changes nothing) and the reconciliation sees the table. Single events do not read it
+// (one dump of 10,000 routes costs tens of ms): they write from routes_ / routes6_, the record of
+// what we programmed, as vxlan does; check() and the next sync catch what someone else changed.
+struct HostGwBackend::KernelView {
+  std::optional<std::map<IP4Net, Route4>> routes;   // sync only: the main table, first per dst
+  std::optional<std::map<IP6Net, Route6>> routes6;  // sync only
+  std::map<uint32_t, Nexthop4> nexthops;            // our nexthop objects, when have_nexthops
+  bool have_nexthops = false;                       // sync only: events write without comparing
+  std::set<uint32_t> wanted_ids;                    // nexthop ids the batch's peers use
+};
+
 void HostGwBackend::apply_batch(const std::vector<PeerEvent>& batch, bool full) {
-  BatchErrors errors;
+  KernelView kv;
+  read_kernel(full, &kv);
+  BatchRunner run(*nl_, batch, "host-gw", [this](const std::string& line) { note(line); });
+  skipped_ += run.queue_peers([&](size_t i) { queue_peer(batch[i], i, &kv, &run); });
+  queue_stale(&kv, &run);
+  run.commit([&](size_t i) { forget_peer(batch[i]); });
+  for (const auto& what : run.stale_removed()) {
+    ++reconciled_;
+    note("host-gw: removed stale " + what + " (no lease holds it any more)");
+  }
+  run.finish();
+}
+
+void HostGwBackend::read_kernel(bool full, KernelView* kv) {
   const bool v4 = config_.enable_ipv4, v6 = config_.enable_ipv6;
-  // A full sync reads the kernel once: routes already right are skipped (a restart changes
-  // nothing) and the reconciliation sees the table. Single events do not read it (one dump of
-  // 10,000 routes costs tens of ms): they write from routes_ / routes6_, the record of what we
-  // programmed, as vxlan does; check() and the next sync catch what someone else changed.
-  std::optional<std::map<IP4Net, Route4>> kernel;
-  std::optional<std::map<IP6Net, Route6>> kernel6;
   if (full && v4) {
     try {
-      kernel.emplace();
-      for (auto& r : nl_->routes4()) kernel->emplace(r.dst, r);  // first route per dst, as flannel
+      kv->routes.emplace();
+      for (auto& r : nl_->routes4()) kv->routes->emplace(r.dst, r);  // first per dst, as flannel
     } catch (const NetlinkError& e) {
       throw BackendError(std::string("host-gw: cannot read the routing table: ") + e.what());
     }
   }
-  if (full && v6) kernel6 = load_routes6();
-  // Our nexthops (sync only: events write without comparing). The first dump also decides
-  // between nexthop objects and inline gateways.
-  std::map<uint32_t, Nexthop4> nexthops;
-  bool have_nexthops = false;
+  if (full && v6) kv->routes6 = load_routes6();
+  // Our nexthops. The first dump also decides between nexthop objects and inline gateways.
   if (v4 && (full || !form_chosen_)) {
     try {
-      nexthops = owned_nexthops(*nl_, kHostGwNexthops);
-      have_nexthops = full;
+      kv->nexthops = owned_nexthops(*nl_, kHostGwNexthops);
+      kv->have_nexthops = full;
       choose_route_form(true, "");
     } catch (const NetlinkError& e) {
       choose_route_form(false, e.what());
     }
   }
+}
 
-  NetlinkBatch nb(*nl_);
-  std::vector<bool> failed(batch.size(), false);
-  std::set<uint32_t> wanted_ids;
-  for (size_t i = 0; i < batch.size(); ++i) {
-    const PeerEvent& ev = batch[i];
-    const Lease& peer = ev.lease;
-    if (peer.attrs.backend_type != "host-gw") {
-      ++skipped_;
-      note("host-gw: ignoring peer " + peer.subnet.str() + " (" + peer.attrs.public_ip.str() +
-           ") with BackendType \"" + peer.attrs.backend_type + "\"; every host must use host-gw");
-      continue;
-    }
-    if (v6 && peer.ipv6_subnet) {
-      try {
-        queue_peer6(ev, kernel6 ? &*kernel6 : nullptr, &nb, i);
-      } catch (const std::exception& e) {
-        failed[i] = true;
-        errors.add(ev, "IPv6 subnet " + peer.ipv6_subnet->str() + ": " + e.what());
-      }
-    }
-    if (!v4) continue;
+void HostGwBackend::queue_peer(const PeerEvent& ev, size_t tag, KernelView* kv,
+                               BatchRunner* run) {
+  const Lease& peer = ev.lease;
+  if (config_.enable_ipv6 && peer.ipv6_subnet) {
     try {
-      if (ev.type == PeerEvent::Type::kAdded) {
-        queue_add4(peer, kernel ? &*kernel : nullptr, have_nexthops ? &nexthops : nullptr,
-                   &wanted_ids, &nb, i);
-      } else {
-        queue_remove4(peer, kernel ? &*kernel : nullptr, have_nexthops ? &nexthops : nullptr,
-                      &nb, i);
-      }
+      queue_peer6(ev, kv->routes6 ? &*kv->routes6 : nullptr, &run->requests(), tag);
     } catch (const std::exception& e) {
-      failed[i] = true;
-      errors.add(ev, e.what());
+      run->fail(tag, "IPv6 subnet " + peer.ipv6_subnet->str() + ": " + e.what());
     }
   }
+  if (!config_.enable_ipv4) return;
+  auto* kernel = kv->routes ? &*kv->routes : nullptr;
+  auto* nexthops = kv->have_nexthops ? &kv->nexthops : nullptr;
+  try {
+    if (ev.type == PeerEvent::Type::kAdded) {
+      queue_add4(peer, kernel, nexthops, &kv->wanted_ids, &run->requests(), tag);
+    } else {
+      queue_remove4(peer, kernel, nexthops, &run->requests(), tag);
+    }
+  } catch (const std::exception& e) {
+    run->fail(tag, e.what());
+  }
+}
 
-  // Startup reconciliation: routes and nexthops that look like ours but no lease holds.
-  std::vector<std::string> stale;  // what each stale removal (tag batch.size() + k) is
-  if (kernel6) queue_reconcile6(*kernel6, &nb, batch.size(), &stale);
-  if (kernel) {
-    for (const auto& [dst, r] : *kernel) {
+// Startup reconciliation: routes and nexthops that look like ours but no lease holds.
+void HostGwBackend::queue_stale(KernelView* kv, BatchRunner* run) {
+  NetlinkBatch& nb = run->requests();
+  std::vector<std::string>* stale = run->stale();
+  if (kv->routes6) queue_reconcile6(*kv->routes6, &nb, run->first_stale_tag(), stale);
+  if (kv->routes) {
+    for (const auto& [dst, r] : *kv->routes) {
       bool ours_looking = r.protocol == kRtprotBoot && r.oif == iface_.index && !r.gw.is_zero() &&
                           config_.network.contains(dst) && dst != config_.network;
       if (!ours_looking || routes_.count(dst) || (own_ && dst == *own_)) continue;
-      nb.route_delete(r, batch.size() + stale.size());
-      stale.push_back("route " + dst.str() + " via " + r.gw.str());
+      nb.route_delete(r, run->first_stale_tag() + stale->size());
+      stale->push_back("route " + dst.str() + " via " + r.gw.str());
     }
   }
-  if (have_nexthops) {
-    for (const auto& [id, nh] : nexthops) {
-      if (wanted_ids.count(id)) continue;
-      nb.nexthop_delete(id, batch.size() + stale.size());
-      stale.push_back("nexthop " + nh.str());
+  if (kv->have_nexthops) {
+    for (const auto& [id, nh] : kv->nexthops) {
+      if (kv->wanted_ids.count(id)) continue;
+      nb.nexthop_delete(id, run->first_stale_tag() + stale->size());
+      stale->push_back("nexthop " + nh.str());
     }
   }
+}
 
-  std::vector<bool> stale_failed(stale.size(), false);
-  for (const auto& f : nb.commit()) {
-    if (f.tag < batch.size()) {
-      if (failed[f.tag]) continue;  // one reason per peer: the first
-      failed[f.tag] = true;
-      errors.add(batch[f.tag], f.message());
-      if (batch[f.tag].type == PeerEvent::Type::kAdded) {
-        routes_.erase(batch[f.tag].lease.subnet);
-        if (batch[f.tag].lease.ipv6_subnet) routes6_.erase(batch[f.tag].lease.ipv6_subnet->network());
-      }
-    } else {
-      stale_failed[f.tag - batch.size()] = true;
-      errors.add("removing stale " + stale[f.tag - batch.size()] + ": " + f.message());
-    }
-  }
-  for (size_t k = 0; k < stale.size(); ++k) {
-    if (stale_failed[k]) continue;
-    ++reconciled_;
-    note("host-gw: removed stale " + stale[k] + " (no lease holds it any more)");
-  }
-  errors.throw_if_any(batch.size());
+// A peer the kernel refused is forgotten, so check() and the next sync program it again.
+void HostGwBackend::forget_peer(const PeerEvent& ev) {
+  if (ev.type != PeerEvent::Type::kAdded) return;
+  routes_.erase(ev.lease.subnet);
+  if (ev.lease.ipv6_subnet) routes6_.erase(ev.lease.ipv6_subnet->network());
 }
 
 void HostGwBackend::queue_add4(const Lease& peer, std::map<IP4Net, Route4>* kernel,

@@ -84,6 +84,14 @@ class HostGwBackend : public Backend {
   // skips what is already right and removes our stale routes and nexthops not in routes_;
   // otherwise (events) nothing is read: the requests follow from the event and routes_.
   void apply_batch(const std::vector<PeerEvent>& batch, bool full);
+  // The steps of apply_batch(). read_kernel: the sync's dumps (and the route form, once);
+  // queue_peer: the v6 and v4 requests of one event, tagged `tag`; queue_stale: the removals of
+  // what looks like ours but no peer holds (sync only); forget_peer: drops a refused peer.
+  struct KernelView;
+  void read_kernel(bool full, KernelView* kv);
+  void queue_peer(const PeerEvent& ev, size_t tag, KernelView* kv, class BatchRunner* run);
+  void queue_stale(KernelView* kv, class BatchRunner* run);
+  void forget_peer(const PeerEvent& ev);
   // The IPv4 requests of one peer event. kernel / nexthops: the sync's dumps (updated as
   // requests are queued), null for events; wanted_ids collects the nexthop ids in use.
   void queue_add4(const Lease& peer, std::map<IP4Net, Route4>* kernel,

@@ -456,26 +456,171 @@ void UdpProxy::run_tun_to_udp() try {
   fail(std::string("TUN->UDP: ") + e.what());
 }
 
-void UdpProxy::run_udp_to_tun() try {
+// The UDP->TUN side's buffers for one recvmmsg batch, and the steps that turn its datagrams
+// into packets written to the TUN device. Owned by run_udp_to_tun (one thread), allocated once
+// when it starts so the loop allocates nothing.
+class UdpProxy::RxBatch {
+ public:
+  explicit RxBatch(UdpProxy& proxy)
+      : proxy_(proxy), storage_(size_t{kBatch} * kBufSize), merged_(VnetHeader::kLen + kBufSize) {
+    for (int i = 0; i < kBatch; ++i) {
+      iov_[i] = {storage_.data() + size_t(i) * kBufSize, kBufSize};
+    }
+    pkts_.reserve(4096);
+    lens_.reserve(4096);
+  }
+
+  // Up to kBatch datagrams without blocking: recvmmsg's result (-1 with errno).
+  int receive() {
+    for (int i = 0; i < kBatch; ++i) {
+      msgs_[i] = {};
+      msgs_[i].msg_hdr.msg_name = &from_[i];
+      msgs_[i].msg_hdr.msg_namelen = sizeof(sockaddr_in);
+      msgs_[i].msg_hdr.msg_iov = &iov_[i];
+      msgs_[i].msg_hdr.msg_iovlen = 1;
+      msgs_[i].msg_hdr.msg_control = ctrl_[i].buf;
+      msgs_[i].msg_hdr.msg_controllen = sizeof(ctrl_[i].buf);
+    }
+    return ::recvmmsg(proxy_.udp_.get(), msgs_.data(), kBatch, MSG_DONTWAIT, nullptr);
+  }
+
+  // The n datagrams received: the packets of known peers written to the TUN device in arrival
+  // order, the rest counted; the counters published once per batch.
+  void deliver(int n, const Snapshot& snap) {
+    Counts c;
+    pkts_.clear();
+    lens_.clear();
+    for (int i = 0; i < n; ++i) split(i, snap, &c);
+    write_all(&c);
+    c.publish(*proxy_.in_);
+  }
+
+ private:
   struct Control {
     alignas(cmsghdr) char buf[CMSG_SPACE(sizeof(int))];
   };
-  std::vector<uint8_t> storage(size_t{kBatch} * kBufSize);
-  std::vector<uint8_t> merged(VnetHeader::kLen + kBufSize);
-  std::array<mmsghdr, kBatch> msgs{};
-  std::array<iovec, kBatch> iov{};
-  std::array<sockaddr_in, kBatch> from{};
-  std::array<Control, kBatch> ctrl{};
-  for (int i = 0; i < kBatch; ++i) {
-    iov[i] = {storage.data() + size_t(i) * kBufSize, kBufSize};
+  // One batch's counts, published with one atomic add each.
+  struct Counts {
+    uint64_t rx = 0, rx_bytes = 0, tx = 0, tx_bytes = 0, unknown = 0, malformed = 0, werr = 0,
+             gro = 0;
+    void publish(UdpToTunCounters& c) const {
+      bump(c.rx_packets, rx);
+      bump(c.rx_bytes, rx_bytes);
+      bump(c.tx_packets, tx);
+      bump(c.tx_bytes, tx_bytes);
+      bump(c.unknown_source, unknown);
+      bump(c.malformed, malformed);
+      bump(c.write_error, werr);
+      bump(c.gro, gro);
+    }
+  };
+
+  // With UDP GRO a datagram may hold several packets of the segment size the kernel reports;
+  // otherwise it is one packet of `len` bytes.
+  size_t gro_segment(int i, size_t len) {
+    size_t seg = len;
+    if (!proxy_.udp_gro_) return seg;
+    msghdr* hdr = &msgs_[i].msg_hdr;
+    for (cmsghdr* cm = CMSG_FIRSTHDR(hdr); cm; cm = CMSG_NXTHDR(hdr, cm)) {
+      if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO) {
+        int g = 0;
+        std::memcpy(&g, CMSG_DATA(cm), sizeof(g));
+        if (g > 0) seg = size_t(g);
+      }
+    }
+    return seg;
   }
-  std::vector<const uint8_t*> pkts;  // the inner packets of one batch, in arrival order
-  std::vector<size_t> lens;
-  pkts.reserve(4096);
-  lens.reserve(4096);
+
+  // Datagram i into pkts_/lens_: only from a peer's public address (anyone else could inject
+  // packets into the pod network), whole, and each inner packet a valid IPv4 header.
+  void split(int i, const Snapshot& snap, Counts* c) {
+    const size_t len = msgs_[i].msg_len;
+    const uint8_t* buf = storage_.data() + size_t(i) * kBufSize;
+    size_t seg = gro_segment(i, len);
+    const size_t count = seg == 0 || len == 0 ? 1 : (len + seg - 1) / seg;
+    c->rx += count;
+    c->rx_bytes += len;
+    if (from_[i].sin_family != AF_INET ||
+        !snap.sources.contains(ntohl(from_[i].sin_addr.s_addr))) {
+      c->unknown += count;
+      return;
+    }
+    if (msgs_[i].msg_hdr.msg_flags & MSG_TRUNC) {
+      c->malformed += count;
+      return;
+    }
+    if (len == 0) {
+      ++c->malformed;
+      return;
+    }
+    if (seg == 0 || seg > len) seg = len;
+    for (size_t at = 0; at < len; at += seg) {
+      const size_t l = std::min(seg, len - at);
+      ipv4::Header h;
+      if (ipv4::parse_header(buf + at, l, &h) != ipv4::ParseResult::kOk) {
+        ++c->malformed;
+      } else {
+        pkts_.push_back(buf + at);
+        lens_.push_back(h.total_len);
+      }
+    }
+  }
+
+  // Deliver in order; in vnet mode, runs of one TCP flow go in as one GSO packet.
+  void write_all(Counts* c) {
+    for (size_t k = 0; k < pkts_.size();) {
+      const size_t run =
+          proxy_.vnet_ ? ipv4::tcp_coalesce_count(&pkts_[k], &lens_[k], pkts_.size() - k) : 1;
+      if (run >= 2 && write_coalesced(k, run, c)) {
+        k += run;
+        continue;
+      }
+      if (proxy_.write_tun(pkts_[k], lens_[k])) {
+        ++c->tx;
+        c->tx_bytes += lens_[k];
+      } else {
+        ++c->werr;
+      }
+      ++k;
+    }
+  }
+
+  // The `run` packets from k as one GSO packet; false (nothing written) when they cannot be
+  // merged, and they go one by one.
+  bool write_coalesced(size_t k, size_t run, Counts* c) {
+    size_t m = ipv4::tcp_coalesce(&pkts_[k], &lens_[k], run, merged_.data(), merged_.size());
+    if (m == 0) return false;
+    ssize_t w;
+    do {
+      w = ::write(proxy_.tun_.get(), merged_.data(), m);
+    } while (w < 0 && errno == EINTR);
+    if (w < 0) {
+      c->werr += run;
+    } else {
+      ++c->gro;
+      c->tx += run;
+      for (size_t j = k; j < k + run; ++j) c->tx_bytes += lens_[j];
+    }
+    return true;
+  }
+
+  UdpProxy& proxy_;
+  std::vector<uint8_t> storage_;  // kBatch datagram buffers of kBufSize
+  std::vector<uint8_t> merged_;   // one coalesced GSO packet (vnet header + packet)
+  std::array<mmsghdr, kBatch> msgs_{};
+  std::array<iovec, kBatch> iov_{};
+  std::array<sockaddr_in, kBatch> from_{};
+  std::array<Control, kBatch> ctrl_{};
+  std::vector<const uint8_t*> pkts_;  // the inner packets of one batch, in arrival order
+  std::vector<size_t> lens_;
+};
+
+// The UDP->TUN thread: started by start(), one per proxy, until stop() signals stop_fd_ or the
+// socket fails (then fail() records why).
+void UdpProxy::run_udp_to_tun() try {
+  auto batch = std::make_unique<RxBatch>(*this);
   std::shared_ptr<const Snapshot> snap;
   uint64_t seen = 0;
-  UdpToTunCounters& c = *in_;
   pollfd fds[2] = {{udp_.get(), POLLIN, 0}, {stop_fd_.get(), POLLIN, 0}};
 
   for (;;) {
@@ -489,103 +634,13 @@ void UdpProxy::run_udp_to_tun() try {
       fail("UDP->TUN: the UDP socket is invalid");
       return;
     }
-    for (int i = 0; i < kBatch; ++i) {
-      msgs[i] = {};
-      msgs[i].msg_hdr.msg_name = &from[i];
-      msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_in);
-      msgs[i].msg_hdr.msg_iov = &iov[i];
-      msgs[i].msg_hdr.msg_iovlen = 1;
-      msgs[i].msg_hdr.msg_control = ctrl[i].buf;
-      msgs[i].msg_hdr.msg_controllen = sizeof(ctrl[i].buf);
-    }
-    int n = ::recvmmsg(udp_.get(), msgs.data(), kBatch, MSG_DONTWAIT, nullptr);
+    int n = batch->receive();
     if (n < 0) {
-      if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) bump(c.io_errors, 1);
+      if (errno != EINTR && errno != EAGAIN && errno != EWOULDBLOCK) bump(in_->io_errors, 1);
       continue;  // a pending socket error is consumed by the failed call
     }
     snap = refresh(std::move(snap), &seen);
-
-    uint64_t rx = 0, rx_bytes = 0, tx = 0, tx_bytes = 0, unknown = 0, malformed = 0, werr = 0, gro = 0;
-    pkts.clear();
-    lens.clear();
-    for (int i = 0; i < n; ++i) {
-      const size_t len = msgs[i].msg_len;
-      const uint8_t* buf = storage.data() + size_t(i) * kBufSize;
-      size_t seg = len;  // with UDP GRO a datagram may hold several packets of `seg` bytes
-      if (udp_gro_) {
-        for (cmsghdr* cm = CMSG_FIRSTHDR(&msgs[i].msg_hdr); cm; cm = CMSG_NXTHDR(&msgs[i].msg_hdr, cm)) {
-          if (cm->cmsg_level == SOL_UDP && cm->cmsg_type == UDP_GRO) {
-            int g = 0;
-            std::memcpy(&g, CMSG_DATA(cm), sizeof(g));
-            if (g > 0) seg = size_t(g);
-          }
-        }
-      }
-      const size_t count = seg == 0 || len == 0 ? 1 : (len + seg - 1) / seg;
-      rx += count;
-      rx_bytes += len;
-      if (from[i].sin_family != AF_INET ||
-          !snap->sources.contains(ntohl(from[i].sin_addr.s_addr))) {
-        unknown += count;
-        continue;
-      }
-      if (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) {
-        malformed += count;
-        continue;
-      }
-      if (len == 0) {
-        ++malformed;
-        continue;
-      }
-      if (seg == 0 || seg > len) seg = len;
-      for (size_t at = 0; at < len; at += seg) {
-        const size_t l = std::min(seg, len - at);
-        ipv4::Header h;
-        if (ipv4::parse_header(buf + at, l, &h) != ipv4::ParseResult::kOk) {
-          ++malformed;
-        } else {
-          pkts.push_back(buf + at);
-          lens.push_back(h.total_len);
-        }
-      }
-    }
-    // Deliver in order; in vnet mode, runs of one TCP flow go in as one GSO packet.
-    for (size_t k = 0; k < pkts.size();) {
-      const size_t run = vnet_ ? ipv4::tcp_coalesce_count(&pkts[k], &lens[k], pkts.size() - k) : 1;
-      if (run >= 2) {
-        size_t m = ipv4::tcp_coalesce(&pkts[k], &lens[k], run, merged.data(), merged.size());
-        if (m != 0) {
-          ssize_t w;
-          do {
-            w = ::write(tun_.get(), merged.data(), m);
-          } while (w < 0 && errno == EINTR);
-          if (w < 0) {
-            werr += run;
-          } else {
-            ++gro;
-            tx += run;
-            for (size_t j = k; j < k + run; ++j) tx_bytes += lens[j];
-          }
-          k += run;
-          continue;
-        }
-      }
-      if (write_tun(pkts[k], lens[k])) {
-        ++tx;
-        tx_bytes += lens[k];
-      } else {
-        ++werr;
-      }
-      ++k;
-    }
-    bump(c.rx_packets, rx);
-    bump(c.rx_bytes, rx_bytes);
-    bump(c.tx_packets, tx);
-    bump(c.tx_bytes, tx_bytes);
-    bump(c.unknown_source, unknown);
-    bump(c.malformed, malformed);
-    bump(c.write_error, werr);
-    bump(c.gro, gro);
+    batch->deliver(n, *snap);
   }
 } catch (const std::exception& e) {
   fail(std::string("UDP->TUN: ") + e.what());

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "backends/batch_errors.h"
+#include "backends/batch_runner.h"
 #include "backends/netlink/batch.h"
 #include "backends/peer_nexthops.h"
 #include "core/json_util.h"
@@ -418,12 +419,35 @@ void VxlanBackend::choose_route_form(bool nexthop_dump_ok, const std::string& wh
 }
 
 void VxlanBackend::apply_batch(const std::vector<PeerEvent>& batch, bool full) {
-  BatchErrors errors;
+  BatchRunner run(*nl_, batch, "vxlan", [this](const std::string& line) { note(line); });
   KernelView kv;
   KernelView6 kv6;
+  read_kernel(full, &kv, &kv6, &run.errors());
+  std::vector<Undo> undo(batch.size());
+  skipped_ += run.queue_peers(
+      [&](size_t i) { queue_peer(batch[i], i, &kv, &kv6, &undo[i], &run); });
+  if (full && kv.loaded)
+    queue_reconcile(&kv, &run.requests(), run.first_stale_tag(), run.stale());
+  if (full && kv6.loaded)
+    queue_reconcile6(&kv6, &run.requests(), run.first_stale_tag(), run.stale());
+  // Entries of refused peers are taken out in a batch of their own, after the first is committed.
+  NetlinkBatch cleanup(*nl_);
+  run.commit([&](size_t i) {
+    if (batch[i].type == PeerEvent::Type::kAdded) undo_peer(undo[i], &cleanup, i);
+  });
+  for (const auto& f : cleanup.commit())
+    run.errors().add(batch[f.tag], "cleaning up after the failure: " + f.message());
+  reconciled_ += run.stale_removed().size();
+  run.finish();
+}
+
+// What the devices hold. The first pass also decides between nexthop objects and inline
+// gateways. A device that cannot be read is a failure of the batch, not of the whole call: the
+// peers are still written (without comparing) and no stale entry is removed.
+void VxlanBackend::read_kernel(bool full, KernelView* kv, KernelView6* kv6, BatchErrors* errors) {
   if (v4() && (full || !form_chosen_)) {
     try {
-      kv.nexthops = owned_nexthops(*nl_, kVxlanNexthops);
+      kv->nexthops = owned_nexthops(*nl_, kVxlanNexthops);
       choose_route_form(true, "");
     } catch (const NetlinkError& e) {
       choose_route_form(false, e.what());
@@ -431,99 +455,68 @@ void VxlanBackend::apply_batch(const std::vector<PeerEvent>& batch, bool full) {
   }
   if (full && v6()) {
     try {
-      load_kernel6(&kv6);
+      load_kernel6(kv6);
     } catch (const NetlinkError& e) {
-      errors.add(std::string("reading the state of ") + name6_ + ": " + e.what());
+      errors->add(std::string("reading the state of ") + name6_ + ": " + e.what());
     }
   }
   if (full && v4()) {
-    // A sync: read what the device holds once, so entries that are already right are not
-    // rewritten (a restart changes nothing) and stale ones can go.
     try {
-      for (const auto& n : nl_->neighs4(index_))
-        if (n.state & NUD_PERMANENT) kv.neighs[n.dst] = n.mac;
-      for (const auto& f : nl_->fdbs(index_))
-        if ((f.state & NUD_PERMANENT) && !f.dst.is_zero()) kv.fdb.insert({f.mac, f.dst});
-      for (const auto& r : nl_->routes4())
-        if (r.oif == index_) kv.routes.emplace(r.dst, r);
-      kv.loaded = true;
+      load_kernel(kv);
     } catch (const NetlinkError& e) {
-      errors.add(std::string("reading the state of ") + name_ + ": " + e.what());
+      errors->add(std::string("reading the state of ") + name_ + ": " + e.what());
     }
   }
+}
 
-  NetlinkBatch nb(*nl_);
-  std::vector<bool> failed(batch.size(), false);
-  std::vector<Undo> undo(batch.size());
-  for (size_t i = 0; i < batch.size(); ++i) {
-    const PeerEvent& ev = batch[i];
-    const Lease& peer = ev.lease;
-    if (peer.attrs.backend_type != "vxlan") {
-      ++skipped_;
-      note("vxlan: ignoring peer " + peer.subnet.str() + " (" + peer.attrs.public_ip.str() +
-           ") with BackendType \"" + peer.attrs.backend_type + "\"; every host must use vxlan");
-      continue;
-    }
-    if (v4()) {
-      try {
-        if (ev.type == PeerEvent::Type::kAdded) {
-          queue_add(peer, &kv, &nb, i, &undo[i]);
-        } else {
-          queue_remove(peer, &nb, i);
-        }
-      } catch (const std::exception& e) {
-        failed[i] = true;
-        errors.add(ev, e.what());
-      }
-    }
-    if (v6() && peer.ipv6_subnet) {
-      try {
-        if (ev.type == PeerEvent::Type::kAdded) {
-          queue_add6(peer, &kv6, &nb, i, &undo[i]);
-        } else {
-          queue_remove6(peer, &nb, i);
-        }
-      } catch (const std::exception& e) {
-        if (!failed[i]) errors.add(ev, "IPv6 subnet " + peer.ipv6_subnet->str() + ": " + e.what());
-        failed[i] = true;
-      }
+// A sync reads what the device holds once, so entries that are already right are not rewritten
+// (a restart changes nothing) and stale ones can go.
+void VxlanBackend::load_kernel(KernelView* kv) {
+  for (const auto& n : nl_->neighs4(index_))
+    if (n.state & NUD_PERMANENT) kv->neighs[n.dst] = n.mac;
+  for (const auto& f : nl_->fdbs(index_))
+    if ((f.state & NUD_PERMANENT) && !f.dst.is_zero()) kv->fdb.insert({f.mac, f.dst});
+  for (const auto& r : nl_->routes4())
+    if (r.oif == index_) kv->routes.emplace(r.dst, r);
+  kv->loaded = true;
+}
+
+void VxlanBackend::queue_peer(const PeerEvent& ev, size_t tag, KernelView* kv, KernelView6* kv6,
+                              Undo* undo, BatchRunner* run) {
+  const Lease& peer = ev.lease;
+  const bool added = ev.type == PeerEvent::Type::kAdded;
+  if (v4()) {
+    try {
+      if (added) queue_add(peer, kv, &run->requests(), tag, undo);
+      else queue_remove(peer, &run->requests(), tag);
+    } catch (const std::exception& e) {
+      run->fail(tag, e.what());
     }
   }
-
-  std::vector<std::string> stale;  // tag batch.size() + k: what the k-th stale removal is
-  if (full && kv.loaded) queue_reconcile(&kv, &nb, batch.size(), &stale);
-  if (full && kv6.loaded) queue_reconcile6(&kv6, &nb, batch.size(), &stale);
-
-  std::vector<bool> stale_failed(stale.size(), false);
-  NetlinkBatch cleanup(*nl_);
-  for (const auto& f : nb.commit()) {
-    if (f.tag >= batch.size()) {
-      stale_failed[f.tag - batch.size()] = true;
-      errors.add("removing stale " + stale[f.tag - batch.size()] + ": " + f.message());
-      continue;
+  if (v6() && peer.ipv6_subnet) {
+    try {
+      if (added) queue_add6(peer, kv6, &run->requests(), tag, undo);
+      else queue_remove6(peer, &run->requests(), tag);
+    } catch (const std::exception& e) {
+      // One reason per peer: the IPv4 one, when both failed.
+      if (!run->failed(tag))
+        run->fail(tag, "IPv6 subnet " + peer.ipv6_subnet->str() + ": " + e.what());
     }
-    if (failed[f.tag]) continue;  // one reason per peer: the first
-    failed[f.tag] = true;
-    errors.add(batch[f.tag], f.message());
-    const Undo& u = undo[f.tag];
-    if (batch[f.tag].type != PeerEvent::Type::kAdded) continue;
-    undo6(u, &cleanup, f.tag);
-    if (!u.added) continue;
-    // A half-programmed peer: take out what this batch may have added, forget it as v0.11 does.
-    if (!u.added->direct) {
-      IP4 gw = u.subnet.network().ip;
-      cleanup.neigh_delete(index_, gw, f.tag);
-      cleanup.fdb_delete(index_, u.added->mac, u.added->public_ip, f.tag);
-      if (u.added->nhid) cleanup.nexthop_delete(u.added->nhid, f.tag);
-    }
-    if (u.old) peers_.insert_or_assign(u.subnet, *u.old);
-    else peers_.erase(u.subnet);
   }
-  for (const auto& f : cleanup.commit())
-    errors.add(batch[f.tag], "cleaning up after the failure: " + f.message());
-  for (size_t k = 0; k < stale.size(); ++k)
-    if (!stale_failed[k]) ++reconciled_;
-  errors.throw_if_any(batch.size());
+}
+
+// A half-programmed peer: take out what this batch may have added, forget it as v0.11 does.
+void VxlanBackend::undo_peer(const Undo& u, NetlinkBatch* cleanup, size_t tag) {
+  undo6(u, cleanup, tag);
+  if (!u.added) return;
+  if (!u.added->direct) {
+    IP4 gw = u.subnet.network().ip;
+    cleanup->neigh_delete(index_, gw, tag);
+    cleanup->fdb_delete(index_, u.added->mac, u.added->public_ip, tag);
+    if (u.added->nhid) cleanup->nexthop_delete(u.added->nhid, tag);
+  }
+  if (u.old) peers_.insert_or_assign(u.subnet, *u.old);
+  else peers_.erase(u.subnet);
 }
 
 }  // namespace flannel

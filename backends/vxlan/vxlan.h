@@ -178,6 +178,15 @@ class VxlanBackend : public Backend {
   bool v6() const { return config_.enable_ipv6; }
   // One pass over `batch`; `full` (sync) reads the device once and removes what peers_ lacks.
   void apply_batch(const std::vector<PeerEvent>& batch, bool full);
+  // The steps of apply_batch(). read_kernel: the route form (once) and, for a sync, what both
+  // devices hold (load_kernel: flannel.<VNI>), read failures noted in *errors; queue_peer: the v4
+  // and v6 requests of one event, tagged `tag`; undo_peer: puts peers_/peers6_ back for a peer
+  // the kernel refused and queues the removal of what was added for it.
+  void read_kernel(bool full, KernelView* kv, KernelView6* kv6, class BatchErrors* errors);
+  void load_kernel(KernelView* kv);
+  void queue_peer(const PeerEvent& ev, size_t tag, KernelView* kv, KernelView6* kv6, Undo* undo,
+                  class BatchRunner* run);
+  void undo_peer(const Undo& u, class NetlinkBatch* cleanup, size_t tag);
   Route4 overlay_route(const IP4Net& subnet) const;
 
   std::unique_ptr<NetlinkSession> nl_;

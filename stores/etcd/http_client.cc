@@ -234,95 +234,66 @@ void HttpClient::release(ConnPtr conn) {
   if (pool_.size() < kMaxIdleConns) pool_.push_back(std::move(conn));
 }
 
+// One attempt's libcurl transfer on a pooled handle: the options it sets, the loop that drives
+// it to a response, a timeout or a stop, and the reading of its outcome into *a. Lives on the
+// stack of attempt(), declared before the handle is attached: libcurl holds pointers into it
+// (error buffer, header list) and into a->sink until the handle is detached and reset.
+class HttpClient::Transfer {
+ public:
+  Transfer(const HttpClient& client, Conn& conn, const std::string& endpoint,
+           const HttpRequest& req, Attempt* a)
+      : options_(client.options_),
+        e_(conn.easy.get()),
+        m_(conn.multi.get()),
+        endpoint_(endpoint),
+        req_(req),
+        a_(a) {}
+  Transfer(const Transfer&) = delete;
+  Transfer& operator=(const Transfer&) = delete;
+
+  void set_connection_options();
+  void set_method();
+  void set_tls_and_auth();
+  void start_clock();
+  bool drive(const std::stop_token& stop);
+  void read_result();
+
+ private:
+  void add_header(const char* h);
+  bool failed(CURLMcode mc);
+  bool headers_rejected();
+  bool timed_out(SteadyClock::time_point now);
+  int wait_ms(SteadyClock::time_point now) const;
+  std::string describe_failure(CURLcode rc) const;
+
+  const EtcdOptions& options_;
+  CURL* const e_;
+  CURLM* const m_;
+  const std::string& endpoint_;
+  const HttpRequest& req_;
+  Attempt* const a_;
+  std::string url_;
+  char errbuf_[CURL_ERROR_SIZE] = {0};
+  std::unique_ptr<curl_slist, SlistDeleter> headers_;
+  bool long_poll_ = false;
+  SteadyClock::time_point deadline_;
+  SteadyClock::time_point headers_deadline_;
+  bool headers_judged_ = false;  // req.reject_headers was asked (once per attempt)
+};
+
 HttpClient::Attempt HttpClient::attempt(Conn& conn, const std::string& endpoint,
                                         const HttpRequest& req, std::stop_token stop) {
   Attempt a;
   CURL* e = conn.easy.get();
   CURLM* m = conn.multi.get();
   curl().easy_reset(e);  // keeps the connection cache of `m`, drops every option
+  Transfer t(*this, conn, endpoint, req, &a);
+  t.set_connection_options();
+  t.set_method();
+  t.set_tls_and_auth();
+  t.start_clock();
 
-  std::string url = endpoint + req.path;
-  if (!req.query.empty()) url += "?" + req.query;
-  char errbuf[CURL_ERROR_SIZE] = {0};
-  std::unique_ptr<curl_slist, SlistDeleter> headers;
-  auto add_header = [&headers](const char* h) {
-    curl_slist* l = curl().slist_append(headers.get(), h);
-    if (l) {
-      (void)headers.release();
-      headers.reset(l);
-    }
-  };
-
-  curl().easy_setopt(e, CURLOPT_URL, url.c_str());
-  curl().easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-  curl().easy_setopt(e, CURLOPT_ERRORBUFFER, errbuf);
-  curl().easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl().easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
-  curl().easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L);
-  curl().easy_setopt(e, CURLOPT_MAXREDIRS, kMaxRedirects);
-  curl().easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.dial_timeout.count()));
-  curl().easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-  curl().easy_setopt(e, CURLOPT_TCP_KEEPIDLE, kKeepAliveSeconds);
-  curl().easy_setopt(e, CURLOPT_TCP_KEEPINTVL, kKeepAliveSeconds);
-  curl().easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
-  curl().easy_setopt(e, CURLOPT_WRITEDATA, &a.sink);
-  curl().easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
-  curl().easy_setopt(e, CURLOPT_HEADERDATA, &a.sink);
-  curl().easy_setopt(e, CURLOPT_USERAGENT, "flannel-cpp");
-  // HTTP/1.1 like the Go client of flannel v0.11 (no h2 with a custom TLS config).
-  curl().easy_setopt(e, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
-  add_header("Expect:");  // never wait for 100-continue
-
-  if (req.method == "GET") {
-    curl().easy_setopt(e, CURLOPT_HTTPGET, 1L);
-  } else if (req.method == "POST") {
-    const std::string& body = req.json_body.empty() ? req.form_body : req.json_body;
-    curl().easy_setopt(e, CURLOPT_POST, 1L);
-    curl().easy_setopt(e, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
-    curl().easy_setopt(e, CURLOPT_POSTFIELDS, body.c_str());
-    add_header(req.json_body.empty() ? "Content-Type: application/x-www-form-urlencoded"
-                                     : "Content-Type: application/json");
-  } else {
-    curl().easy_setopt(e, CURLOPT_CUSTOMREQUEST, req.method.c_str());
-    if (!req.form_body.empty()) {
-      curl().easy_setopt(e, CURLOPT_POSTFIELDSIZE, static_cast<long>(req.form_body.size()));
-      curl().easy_setopt(e, CURLOPT_POSTFIELDS, req.form_body.c_str());
-      add_header("Content-Type: application/x-www-form-urlencoded");
-    }
-  }
-  std::string auth_header;
-  if (!req.authorization.empty()) {
-    auth_header = "Authorization: " + req.authorization;
-    add_header(auth_header.c_str());
-  }
-  curl().easy_setopt(e, CURLOPT_HTTPHEADER, headers.get());
-  if (req.stream_done) a.sink.stream_done = &req.stream_done;
-  if (req.one_shot) {
-    // A fresh connection: libcurl silently resends a request once when a reused keep-alive
-    // connection turns out dead, which for a compare-and-swap could replay an applied write.
-    curl().easy_setopt(e, CURLOPT_FRESH_CONNECT, 1L);
-  }
-
-  if (!options_.cafile.empty()) curl().easy_setopt(e, CURLOPT_CAINFO, options_.cafile.c_str());
-  if (!options_.certfile.empty()) {
-    curl().easy_setopt(e, CURLOPT_SSLCERT, options_.certfile.c_str());
-    curl().easy_setopt(e, CURLOPT_SSLKEY, options_.keyfile.c_str());
-    curl().easy_setopt(e, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
-  }
-  if (req.basic_auth && !options_.username.empty()) {
-    curl().easy_setopt(e, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
-    curl().easy_setopt(e, CURLOPT_USERNAME, options_.username.c_str());
-    curl().easy_setopt(e, CURLOPT_PASSWORD, options_.password.c_str());
-  }
-
-  const bool long_poll = req.deadline.has_value();
-  const auto start = SteadyClock::now();
-  const auto deadline = long_poll ? *req.deadline : start + options_.request_timeout;
-  // etcd answers a long-poll with its headers at once and only holds back the body; an endpoint
-  // that sends no headers within request_timeout is hung, and the poll moves to the next one.
-  const auto headers_deadline = start + options_.request_timeout;
-
-  // The handle goes back to the pool holding pointers into this frame (error buffer, sink,
+  // The handle goes back to the pool holding pointers into `t` and `a` (error buffer, sink,
   // header list): clear them once the transfer is detached (declared before `attach`, so it
   // runs after the removal).
   struct ResetOnExit {
@@ -335,96 +306,209 @@ HttpClient::Attempt HttpClient::attempt(Conn& conn, const std::string& endpoint,
     a.error = "cannot start the transfer (libcurl)";
     return a;
   }
-  // Wakes curl_multi_poll below from whichever thread requests the stop.
+  // Wakes curl_multi_poll in drive() from whichever thread requests the stop.
   std::stop_callback wake(stop, [m] { curl().multi_wakeup(m); });
+  if (t.drive(stop)) t.read_result();
+  return a;
+}
 
+// Appends to the request's header list (libcurl copies the text).
+void HttpClient::Transfer::add_header(const char* h) {
+  curl_slist* l = curl().slist_append(headers_.get(), h);
+  if (l) {
+    (void)headers_.release();
+    headers_.reset(l);
+  }
+}
+
+// What every request shares: URL, callbacks into a_->sink, connect timeout, TCP keep-alive.
+void HttpClient::Transfer::set_connection_options() {
+  url_ = endpoint_ + req_.path;
+  if (!req_.query.empty()) url_ += "?" + req_.query;
+  curl().easy_setopt(e_, CURLOPT_URL, url_.c_str());
+  curl().easy_setopt(e_, CURLOPT_NOSIGNAL, 1L);
+  curl().easy_setopt(e_, CURLOPT_ERRORBUFFER, errbuf_);
+  curl().easy_setopt(e_, CURLOPT_PROTOCOLS_STR, "http,https");
+  curl().easy_setopt(e_, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  curl().easy_setopt(e_, CURLOPT_FOLLOWLOCATION, 1L);
+  curl().easy_setopt(e_, CURLOPT_MAXREDIRS, kMaxRedirects);
+  curl().easy_setopt(e_, CURLOPT_CONNECTTIMEOUT_MS,
+                     static_cast<long>(options_.dial_timeout.count()));
+  curl().easy_setopt(e_, CURLOPT_TCP_KEEPALIVE, 1L);
+  curl().easy_setopt(e_, CURLOPT_TCP_KEEPIDLE, kKeepAliveSeconds);
+  curl().easy_setopt(e_, CURLOPT_TCP_KEEPINTVL, kKeepAliveSeconds);
+  curl().easy_setopt(e_, CURLOPT_WRITEFUNCTION, on_body);
+  curl().easy_setopt(e_, CURLOPT_WRITEDATA, &a_->sink);
+  curl().easy_setopt(e_, CURLOPT_HEADERFUNCTION, on_header);
+  curl().easy_setopt(e_, CURLOPT_HEADERDATA, &a_->sink);
+  curl().easy_setopt(e_, CURLOPT_USERAGENT, "flannel-cpp");
+  // HTTP/1.1 like the Go client of flannel v0.11 (no h2 with a custom TLS config).
+  curl().easy_setopt(e_, CURLOPT_HTTP_VERSION, static_cast<long>(CURL_HTTP_VERSION_1_1));
+  add_header("Expect:");  // never wait for 100-continue
+}
+
+// Method, body and headers. The bodies are not copied by libcurl: req_ outlives the transfer.
+void HttpClient::Transfer::set_method() {
+  if (req_.method == "GET") {
+    curl().easy_setopt(e_, CURLOPT_HTTPGET, 1L);
+  } else if (req_.method == "POST") {
+    const std::string& body = req_.json_body.empty() ? req_.form_body : req_.json_body;
+    curl().easy_setopt(e_, CURLOPT_POST, 1L);
+    curl().easy_setopt(e_, CURLOPT_POSTFIELDSIZE, static_cast<long>(body.size()));
+    curl().easy_setopt(e_, CURLOPT_POSTFIELDS, body.c_str());
+    add_header(req_.json_body.empty() ? "Content-Type: application/x-www-form-urlencoded"
+                                      : "Content-Type: application/json");
+  } else {
+    curl().easy_setopt(e_, CURLOPT_CUSTOMREQUEST, req_.method.c_str());
+    if (!req_.form_body.empty()) {
+      curl().easy_setopt(e_, CURLOPT_POSTFIELDSIZE, static_cast<long>(req_.form_body.size()));
+      curl().easy_setopt(e_, CURLOPT_POSTFIELDS, req_.form_body.c_str());
+      add_header("Content-Type: application/x-www-form-urlencoded");
+    }
+  }
+  if (!req_.authorization.empty()) {
+    std::string auth_header = "Authorization: " + req_.authorization;
+    add_header(auth_header.c_str());
+  }
+  curl().easy_setopt(e_, CURLOPT_HTTPHEADER, headers_.get());
+  if (req_.stream_done) a_->sink.stream_done = &req_.stream_done;
+  if (req_.one_shot) {
+    // A fresh connection: libcurl silently resends a request once when a reused keep-alive
+    // connection turns out dead, which for a compare-and-swap could replay an applied write.
+    curl().easy_setopt(e_, CURLOPT_FRESH_CONNECT, 1L);
+  }
+}
+
+void HttpClient::Transfer::set_tls_and_auth() {
+  if (!options_.cafile.empty()) curl().easy_setopt(e_, CURLOPT_CAINFO, options_.cafile.c_str());
+  if (!options_.certfile.empty()) {
+    curl().easy_setopt(e_, CURLOPT_SSLCERT, options_.certfile.c_str());
+    curl().easy_setopt(e_, CURLOPT_SSLKEY, options_.keyfile.c_str());
+    curl().easy_setopt(e_, CURLOPT_SSLVERSION, static_cast<long>(CURL_SSLVERSION_TLSv1_2));
+  }
+  if (req_.basic_auth && !options_.username.empty()) {
+    curl().easy_setopt(e_, CURLOPT_HTTPAUTH, static_cast<long>(CURLAUTH_BASIC));
+    curl().easy_setopt(e_, CURLOPT_USERNAME, options_.username.c_str());
+    curl().easy_setopt(e_, CURLOPT_PASSWORD, options_.password.c_str());
+  }
+}
+
+// The attempt's deadlines, from now.
+void HttpClient::Transfer::start_clock() {
+  long_poll_ = req_.deadline.has_value();
+  const auto start = SteadyClock::now();
+  deadline_ = long_poll_ ? *req_.deadline : start + options_.request_timeout;
+  // etcd answers a long-poll with its headers at once and only holds back the body; an endpoint
+  // that sends no headers within request_timeout is hung, and the poll moves to the next one.
+  headers_deadline_ = start + options_.request_timeout;
+}
+
+// Runs the transfer until it completes (true) or ends early (false: *a_ says how: a libcurl
+// failure, headers the caller rejected, a stop, or a deadline).
+bool HttpClient::Transfer::drive(const std::stop_token& stop) {
   int running = 1;
-  bool headers_judged = false;
   for (;;) {
-    CURLMcode mc = curl().multi_perform(m, &running);
-    if (mc != CURLM_OK) {
-      a.kind = Attempt::Kind::kTransport;
-      a.error = curl().multi_strerror(mc);
-      return a;
-    }
-    if (running == 0) break;
-    if (long_poll && req.reject_headers && a.sink.headers_at && !headers_judged) {
-      headers_judged = true;
-      if (req.reject_headers(a.sink.etcd_index, a.sink.cluster_id)) {
-        a.kind = Attempt::Kind::kTimeout;
-        a.headers_rejected = true;
-        curl().easy_getinfo(e, CURLINFO_RESPONSE_CODE, &a.status);
-        return a;
-      }
-    }
+    if (CURLMcode mc = curl().multi_perform(m_, &running); mc != CURLM_OK) return failed(mc);
+    if (running == 0) return true;
+    if (headers_rejected()) return false;
     if (stop.stop_requested()) {
-      a.kind = Attempt::Kind::kCancelled;
-      return a;
+      a_->kind = Attempt::Kind::kCancelled;
+      return false;
     }
     auto now = SteadyClock::now();
-    if (long_poll && now >= headers_deadline && now < deadline && !a.sink.headers_at) {
-      a.kind = Attempt::Kind::kTransport;
-      a.error =
-          "no response headers within " + std::to_string(options_.request_timeout.count()) + " ms";
-      a.request_sent = true;
-      return a;
-    }
-    if (now >= deadline) {
-      long sent = 0;
-      curl().easy_getinfo(e, CURLINFO_REQUEST_SIZE, &sent);
-      if (long_poll) {
-        a.kind = Attempt::Kind::kTimeout;
-        curl().easy_getinfo(e, CURLINFO_RESPONSE_CODE, &a.status);  // 0 if no headers yet
-      } else {
-        a.kind = Attempt::Kind::kTransport;
-        a.error = "no answer within " + std::to_string(options_.request_timeout.count()) + " ms";
-        a.request_sent = sent > 0;
-      }
-      return a;
-    }
-    auto next = long_poll && !a.sink.headers_at ? std::min(deadline, headers_deadline) : deadline;
-    auto wait = std::chrono::ceil<std::chrono::milliseconds>(next - now).count();
-    wait = std::clamp<long long>(wait, 1, 1000);
-    mc = curl().multi_poll(m, nullptr, 0, static_cast<int>(wait), nullptr);
-    if (mc != CURLM_OK) {
-      a.kind = Attempt::Kind::kTransport;
-      a.error = curl().multi_strerror(mc);
-      return a;
-    }
+    if (timed_out(now)) return false;
+    if (CURLMcode mc = curl().multi_poll(m_, nullptr, 0, wait_ms(now), nullptr); mc != CURLM_OK)
+      return failed(mc);
   }
+}
 
+bool HttpClient::Transfer::failed(CURLMcode mc) {
+  a_->kind = Attempt::Kind::kTransport;
+  a_->error = curl().multi_strerror(mc);
+  return false;
+}
+
+// A long-poll's headers are shown to req.reject_headers once, as soon as they are complete; a
+// rejection ends the poll as a timeout (see etcd_reset.h).
+bool HttpClient::Transfer::headers_rejected() {
+  if (!long_poll_ || !req_.reject_headers || !a_->sink.headers_at || headers_judged_) return false;
+  headers_judged_ = true;
+  if (!req_.reject_headers(a_->sink.etcd_index, a_->sink.cluster_id)) return false;
+  a_->kind = Attempt::Kind::kTimeout;
+  a_->headers_rejected = true;
+  curl().easy_getinfo(e_, CURLINFO_RESPONSE_CODE, &a_->status);
+  return true;
+}
+
+// A long-poll without headers by headers_deadline_ is a hung endpoint (a transport failure, so
+// send() fails over); past deadline_ a long-poll timed out (not an error) and anything else
+// failed.
+bool HttpClient::Transfer::timed_out(SteadyClock::time_point now) {
+  if (long_poll_ && now >= headers_deadline_ && now < deadline_ && !a_->sink.headers_at) {
+    a_->kind = Attempt::Kind::kTransport;
+    a_->error =
+        "no response headers within " + std::to_string(options_.request_timeout.count()) + " ms";
+    a_->request_sent = true;
+    return true;
+  }
+  if (now < deadline_) return false;
+  long sent = 0;
+  curl().easy_getinfo(e_, CURLINFO_REQUEST_SIZE, &sent);
+  if (long_poll_) {
+    a_->kind = Attempt::Kind::kTimeout;
+    curl().easy_getinfo(e_, CURLINFO_RESPONSE_CODE, &a_->status);  // 0 if no headers yet
+  } else {
+    a_->kind = Attempt::Kind::kTransport;
+    a_->error = "no answer within " + std::to_string(options_.request_timeout.count()) + " ms";
+    a_->request_sent = sent > 0;
+  }
+  return true;
+}
+
+// How long to sleep in curl_multi_poll: until the next deadline, at most 1 s (a stop also
+// wakes it).
+int HttpClient::Transfer::wait_ms(SteadyClock::time_point now) const {
+  auto next = long_poll_ && !a_->sink.headers_at ? std::min(deadline_, headers_deadline_)
+                                                 : deadline_;
+  auto wait = std::chrono::ceil<std::chrono::milliseconds>(next - now).count();
+  return static_cast<int>(std::clamp<long long>(wait, 1, 1000));
+}
+
+// The completed transfer: a response with its status, or a transport failure.
+void HttpClient::Transfer::read_result() {
   CURLcode rc = CURLE_OK;
   int left = 0;
-  while (CURLMsg* msg = curl().multi_info_read(m, &left)) {
-    if (msg->msg == CURLMSG_DONE && msg->easy_handle == e) rc = msg->data.result;
+  while (CURLMsg* msg = curl().multi_info_read(m_, &left)) {
+    if (msg->msg == CURLMSG_DONE && msg->easy_handle == e_) rc = msg->data.result;
   }
-  if (rc == CURLE_WRITE_ERROR && a.sink.stream_stopped) rc = CURLE_OK;  // we ended the stream
+  if (rc == CURLE_WRITE_ERROR && a_->sink.stream_stopped) rc = CURLE_OK;  // we ended the stream
   if (rc != CURLE_OK) {
     long sent = 0;
-    curl().easy_getinfo(e, CURLINFO_REQUEST_SIZE, &sent);
-    a.kind = Attempt::Kind::kTransport;
-    a.request_sent = sent > 0;
-    if (a.sink.too_big) {
-      a.error = "response larger than " + std::to_string(kMaxBody >> 20) + " MB";
-    } else {
-      a.error = errbuf[0] ? std::string(errbuf) : std::string(curl().easy_strerror(rc));
-      while (!a.error.empty() && (a.error.back() == '\n' || a.error.back() == '\r')) {
-        a.error.pop_back();
-      }
-      if (rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_RECV_ERROR ||
-          rc == CURLE_SEND_ERROR) {
-        if (endpoint.starts_with("https://") && options_.certfile.empty()) {
-          a.error +=
-              " (the server may require a client certificate; none is configured: "
-              "-etcd-certfile/-etcd-keyfile)";
-        }
-      }
-    }
-    return a;
+    curl().easy_getinfo(e_, CURLINFO_REQUEST_SIZE, &sent);
+    a_->kind = Attempt::Kind::kTransport;
+    a_->request_sent = sent > 0;
+    a_->error = describe_failure(rc);
+    return;
   }
-  curl().easy_getinfo(e, CURLINFO_RESPONSE_CODE, &a.status);
-  a.kind = Attempt::Kind::kResponse;
-  return a;
+  curl().easy_getinfo(e_, CURLINFO_RESPONSE_CODE, &a_->status);
+  a_->kind = Attempt::Kind::kResponse;
+}
+
+// libcurl's message for a failed transfer, with a hint when a TLS server probably wanted the
+// client certificate we do not have.
+std::string HttpClient::Transfer::describe_failure(CURLcode rc) const {
+  if (a_->sink.too_big) return "response larger than " + std::to_string(kMaxBody >> 20) + " MB";
+  std::string error = errbuf_[0] ? std::string(errbuf_) : std::string(curl().easy_strerror(rc));
+  while (!error.empty() && (error.back() == '\n' || error.back() == '\r')) error.pop_back();
+  if (rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_RECV_ERROR ||
+      rc == CURLE_SEND_ERROR) {
+    if (endpoint_.starts_with("https://") && options_.certfile.empty()) {
+      error +=
+          " (the server may require a client certificate; none is configured: "
+          "-etcd-certfile/-etcd-keyfile)";
+    }
+  }
+  return error;
 }
 
 HttpResponse HttpClient::send(const HttpRequest& req, std::stop_token stop) {

@@ -112,6 +112,7 @@ class HttpClient {
   using ConnPtr = std::unique_ptr<Conn>;
 
   struct Attempt;
+  class Transfer;  // the libcurl side of one attempt, as named steps (etcd_http.cc)
   Attempt attempt(Conn& conn, const std::string& endpoint, const HttpRequest& req,
                   std::stop_token stop);
   ConnPtr acquire() EXCLUDES(pool_mu_);

@@ -407,192 +407,273 @@ Status EtcdStore::delete_lease(const LeaseKey& subnet, uint64_t expected_revisio
   return Status::Ok();
 }
 
+// One watch_leases() call: a run of long-polls from the cursor until a batch of events, the
+// deadline, a stop or an error. Lives on the caller's stack for that call; the store must
+// outlive it.
+class EtcdStore::Watch {
+ public:
+  Watch(EtcdStore& store, uint64_t after_revision, std::chrono::milliseconds timeout,
+        std::stop_token stop)
+      : store_(store),
+        after_(after_revision),
+        timeout_(timeout),
+        deadline_(SteadyClock::now() + timeout),
+        stop_(std::move(stop)) {
+    r_.revision = after_revision;
+  }
+
+  WatchResult run();
+
+ private:
+  // What to do after one poll: poll again, return the events in hand (status ok), or return r_
+  // as it is (its status says why).
+  enum class Next { kPoll, kBatchDone, kReturn };
+
+  HttpRequest request() const;
+  Next after_response(const HttpResponse& resp);
+  bool store_behind_cursor(const HttpResponse& resp);
+  Next after_lagging_member();
+  Next after_no_answer(const HttpResponse& resp);
+  Next after_empty_answer();
+  Next after_http_error(const HttpResponse& resp);
+  Next take_answer(const HttpResponse& resp);
+  Next lease_dir_removed(const HttpResponse& resp, const std::string& key, uint64_t index);
+  void add_event(const json& body, const json& node, const std::string& action,
+                 const std::string& key, uint64_t index, bool removal);
+  Next after_event(const HttpResponse& resp);
+  Status timed_out() const {
+    return Status::Error(StoreCode::kTimeout,
+                         "no lease change within " + std::to_string(timeout_.count()) + " ms");
+  }
+
+  EtcdStore& store_;
+  const uint64_t after_;
+  const std::chrono::milliseconds timeout_;
+  const SteadyClock::time_point deadline_;
+  const std::stop_token stop_;
+  bool draining_ = false;  // at least one event in hand: only pick up what etcd already has
+  WatchResult r_;
+};
+
 WatchResult EtcdStore::watch_leases(uint64_t after_revision, std::chrono::milliseconds timeout,
                                     std::stop_token stop) {
-  WatchResult result;
-  result.revision = after_revision;
-  const auto deadline = SteadyClock::now() + timeout;
-  bool draining = false;  // at least one event in hand: only pick up what etcd already has
+  return Watch(*this, after_revision, timeout, std::move(stop)).run();
+}
 
+WatchResult EtcdStore::Watch::run() {
   for (;;) {
-    HttpRequest req;
-    req.path = url_path(subnets_dir_);
-    req.query = "recursive=true&wait=true&waitIndex=" + std::to_string(result.revision + 1);
-    req.deadline = draining ? std::min(deadline, SteadyClock::now() + kDrainWindow) : deadline;
-    req.reject_headers = [cursor = result.revision](std::optional<uint64_t> index,
-                                                    const std::string&) {
-      return index && *index < cursor;  // checked below
-    };
     HttpResponse resp;
-    if (Status s = exchange(req, &resp, stop); !s.ok()) {
-      result.events.clear();  // a reset voids them; kUnavailable: re-read from the same cursor
-      result.revision = after_revision;
-      result.status = std::move(s);
-      return result;
+    if (Status s = store_.exchange(request(), &resp, stop_); !s.ok()) {
+      r_.events.clear();  // a reset voids them; kUnavailable: re-read from the same cursor
+      r_.revision = after_;
+      r_.status = std::move(s);
+      return std::move(r_);
     }
-    if (!draining && resp.etcd_index && *resp.etcd_index < result.revision) {
-      // Our cursor is ahead of this member. A lagging member catches up and the poll goes on;
-      // a store that is behind by quorum lost the history our cursor came from (a reset that
-      // this Store object already reported through another call).
-      etcd::Observation quorum;
-      if (quorum_read(&quorum).ok() && quorum.index && *quorum.index < result.revision) {
-        result.status = Status::Error(
-            StoreCode::kHistoryGone,
-            "etcd " + resp.endpoint + ": revision " + std::to_string(result.revision) +
-                " is ahead of the etcd index " + std::to_string(*quorum.index) +
-                " (the store was reset); list the leases again");
-        return result;
-      }
-    }
+    Next next = after_response(resp);
+    if (next == Next::kPoll) continue;
+    if (next == Next::kBatchDone) r_.status = Status::Ok();
+    return std::move(r_);
+  }
+}
 
-    if (resp.headers_rejected) {
-      // Suspicious headers that were neither a reset nor a stale cursor: a lagging member.
-      // Poll again after a pause (it catches up within moments).
-      if (draining) break;
-      std::mutex mu;
-      std::condition_variable_any cv;
-      std::unique_lock lock(mu);
-      cv.wait_for(lock, stop, std::min<SteadyClock::duration>(kLagPause, deadline - SteadyClock::now()),
-                  [] { return false; });
-      if (stop.stop_requested()) {
-        result.status = Status::Error(StoreCode::kCancelled, "watch cancelled");
-        return result;
-      }
-      if (SteadyClock::now() >= deadline) {
-        result.status = Status::Error(
-            StoreCode::kTimeout, "no lease change within " + std::to_string(timeout.count()) + " ms");
-        return result;
-      }
-      continue;
-    }
-    if (draining && resp.outcome != HttpResponse::Outcome::kOk) {
-      break;  // return the batch; a persistent problem shows up on the next call
-    }
-    switch (resp.outcome) {
-      case HttpResponse::Outcome::kOk:
-        break;
-      case HttpResponse::Outcome::kCancelled:
-        result.status = Status::Error(StoreCode::kCancelled, "watch cancelled");
-        return result;
-      case HttpResponse::Outcome::kTimeout:
-        // etcd flushes the headers of a long-poll as soon as its watcher is registered, with
-        // X-Etcd-Index = the cluster index at that moment. Had a lease changed between our
-        // cursor and that index, etcd would have written the event right behind the headers
-        // (it replays it from its history). Headers long past with no body byte therefore mean
-        // no lease changed up to that index, and the cursor may move there. This keeps an idle
-        // watcher inside etcd's 1000-event window while the rest of a shared etcd is busy;
-        // otherwise every poll after a quiet spell would end in kHistoryGone and a full resync.
-        if (resp.status == 200 && resp.body.empty() && resp.etcd_index &&
-            *resp.etcd_index > result.revision && resp.headers_at &&
-            SteadyClock::now() - *resp.headers_at >= kQuietProof) {
-          result.revision = *resp.etcd_index;
-        }
-        result.status =
-            Status::Error(StoreCode::kTimeout,
-                          "no lease change within " + std::to_string(timeout.count()) + " ms");
-        return result;
-      case HttpResponse::Outcome::kTransport:
-        result.status = transport_status(resp);
-        return result;
-    }
+// One long-poll for the next event after the cursor. While draining, it only waits a moment:
+// what etcd already has comes back at once.
+HttpRequest EtcdStore::Watch::request() const {
+  HttpRequest req;
+  req.path = store_.url_path(store_.subnets_dir_);
+  req.query = "recursive=true&wait=true&waitIndex=" + std::to_string(r_.revision + 1);
+  req.deadline = draining_ ? std::min(deadline_, SteadyClock::now() + kDrainWindow) : deadline_;
+  req.reject_headers = [cursor = r_.revision](std::optional<uint64_t> index, const std::string&) {
+    return index && *index < cursor;  // judged by after_response()
+  };
+  return req;
+}
 
-    if (resp.status == 200 && resp.body.empty()) {
-      // etcd closed the long-poll without an event (e.g. its watcher was dropped): reissue it.
-      if (SteadyClock::now() >= deadline) {
-        if (draining) break;
-        result.status = Status::Error(StoreCode::kTimeout, "no lease change");
-        return result;
-      }
-      continue;
-    }
-    if (resp.status != 200) {
-      if (draining) break;
-      result.status = error_status(resp, subnets_dir_);
-      if (result.status.code == StoreCode::kHistoryGone) {
-        result.status.message += ": revision " + std::to_string(after_revision) +
-                                 " is older than etcd's event history; list the leases again";
-      }
-      return result;
-    }
+EtcdStore::Watch::Next EtcdStore::Watch::after_response(const HttpResponse& resp) {
+  if (!draining_ && store_behind_cursor(resp)) return Next::kReturn;
+  if (resp.headers_rejected) return after_lagging_member();
+  if (draining_ && resp.outcome != HttpResponse::Outcome::kOk) {
+    return Next::kBatchDone;  // return the batch; a persistent problem shows up on the next call
+  }
+  if (resp.outcome != HttpResponse::Outcome::kOk) return after_no_answer(resp);
+  if (resp.status == 200 && resp.body.empty()) return after_empty_answer();
+  if (resp.status != 200) return after_http_error(resp);
+  return take_answer(resp);
+}
 
-    json body = json::parse(resp.body, nullptr, /*allow_exceptions=*/false);
-    const json node = body.is_object() ? body.value("node", json::object()) : json::object();
-    const json prev = body.is_object() ? body.value("prevNode", json::object()) : json::object();
-    const std::string action = body.is_object() ? str_field(body, "action") : std::string();
-    const std::string key = str_field(node, "key");
-    uint64_t index = index_field(node, "modifiedIndex");
-    if (index <= result.revision) {
-      // Never happens with a sane etcd; moving on by one keeps a broken answer from stalling us.
-      result.warnings.push_back("etcd " + resp.endpoint +
-                                ": watch answer without a usable "
-                                "modifiedIndex, skipped: " +
-                                resp.body.substr(0, 200));
-      index = result.revision + 1;
-    }
-    const bool removal = action == "delete" || action == "expire" || action == "compareAndDelete";
+// Our cursor is ahead of this member. A lagging member catches up and the poll goes on; a store
+// that is behind by quorum lost the history our cursor came from (a reset that this Store
+// object already reported through another call): true, with r_.status kHistoryGone.
+bool EtcdStore::Watch::store_behind_cursor(const HttpResponse& resp) {
+  if (!resp.etcd_index || *resp.etcd_index >= r_.revision) return false;
+  etcd::Observation quorum;
+  if (!store_.quorum_read(&quorum).ok() || !quorum.index || *quorum.index >= r_.revision) {
+    return false;
+  }
+  r_.status = Status::Error(StoreCode::kHistoryGone,
+                            "etcd " + resp.endpoint + ": revision " + std::to_string(r_.revision) +
+                                " is ahead of the etcd index " + std::to_string(*quorum.index) +
+                                " (the store was reset); list the leases again");
+  return true;
+}
 
-    if (removal && (is_dir(node) || is_dir(prev)) &&
-        (key == subnets_dir_ || subnets_dir_.starts_with(key + "/") || key == "/")) {
-      // The whole lease directory went away with one event: there is no per-lease removal to
-      // report, so the caller must resync from a fresh list.
-      if (!result.events.empty()) break;
-      result.revision = index;
-      result.status = Status::Error(
-          StoreCode::kHistoryGone,
-          "etcd " + resp.endpoint + ": " + key + " was removed as a whole; list the leases again");
-      return result;
-    }
+// Suspicious headers that were neither a reset nor a stale cursor: a lagging member. Poll again
+// after a pause (it catches up within moments).
+EtcdStore::Watch::Next EtcdStore::Watch::after_lagging_member() {
+  if (draining_) return Next::kBatchDone;
+  std::mutex mu;
+  std::condition_variable_any cv;
+  std::unique_lock lock(mu);
+  cv.wait_for(lock, stop_,
+              std::min<SteadyClock::duration>(kLagPause, deadline_ - SteadyClock::now()),
+              [] { return false; });
+  if (stop_.stop_requested()) {
+    r_.status = Status::Error(StoreCode::kCancelled, "watch cancelled");
+    return Next::kReturn;
+  }
+  if (SteadyClock::now() >= deadline_) {
+    r_.status = timed_out();
+    return Next::kReturn;
+  }
+  return Next::kPoll;
+}
 
-    std::string why;
-    std::optional<LeaseKey> subnet = lease_subnet(subnets_dir_, key, &why);
-    if (!body.is_object() || action.empty()) {
-      why = "not an etcd event";
+// The poll ended without an answer: cancelled, timed out or failed.
+EtcdStore::Watch::Next EtcdStore::Watch::after_no_answer(const HttpResponse& resp) {
+  if (resp.outcome == HttpResponse::Outcome::kCancelled) {
+    r_.status = Status::Error(StoreCode::kCancelled, "watch cancelled");
+  } else if (resp.outcome == HttpResponse::Outcome::kTimeout) {
+    // etcd flushes the headers of a long-poll as soon as its watcher is registered, with
+    // X-Etcd-Index = the cluster index at that moment. Had a lease changed between our cursor
+    // and that index, etcd would have written the event right behind the headers (it replays
+    // it from its history). Headers long past with no body byte therefore mean no lease changed
+    // up to that index, and the cursor may move there. This keeps an idle watcher inside etcd's
+    // 1000-event window while the rest of a shared etcd is busy; otherwise every poll after a
+    // quiet spell would end in kHistoryGone and a full resync.
+    if (resp.status == 200 && resp.body.empty() && resp.etcd_index &&
+        *resp.etcd_index > r_.revision && resp.headers_at &&
+        SteadyClock::now() - *resp.headers_at >= kQuietProof) {
+      r_.revision = *resp.etcd_index;
+    }
+    r_.status = timed_out();
+  } else {
+    r_.status = transport_status(resp);
+  }
+  return Next::kReturn;
+}
+
+// etcd closed the long-poll without an event (e.g. its watcher was dropped): reissue it.
+EtcdStore::Watch::Next EtcdStore::Watch::after_empty_answer() {
+  if (SteadyClock::now() < deadline_) return Next::kPoll;
+  if (draining_) return Next::kBatchDone;
+  r_.status = Status::Error(StoreCode::kTimeout, "no lease change");
+  return Next::kReturn;
+}
+
+EtcdStore::Watch::Next EtcdStore::Watch::after_http_error(const HttpResponse& resp) {
+  if (draining_) return Next::kBatchDone;
+  r_.status = error_status(resp, store_.subnets_dir_);
+  if (r_.status.code == StoreCode::kHistoryGone) {
+    r_.status.message += ": revision " + std::to_string(after_) +
+                         " is older than etcd's event history; list the leases again";
+  }
+  return Next::kReturn;
+}
+
+// One event of the lease directory: the cursor moves to it, whether it was usable or not.
+EtcdStore::Watch::Next EtcdStore::Watch::take_answer(const HttpResponse& resp) {
+  json body = json::parse(resp.body, nullptr, /*allow_exceptions=*/false);
+  const json node = body.is_object() ? body.value("node", json::object()) : json::object();
+  const json prev = body.is_object() ? body.value("prevNode", json::object()) : json::object();
+  const std::string action = body.is_object() ? str_field(body, "action") : std::string();
+  const std::string key = str_field(node, "key");
+  uint64_t index = index_field(node, "modifiedIndex");
+  if (index <= r_.revision) {
+    // Never happens with a sane etcd; moving on by one keeps a broken answer from stalling us.
+    r_.warnings.push_back("etcd " + resp.endpoint +
+                          ": watch answer without a usable "
+                          "modifiedIndex, skipped: " +
+                          resp.body.substr(0, 200));
+    index = r_.revision + 1;
+  }
+  const bool removal = action == "delete" || action == "expire" || action == "compareAndDelete";
+  const std::string& dir = store_.subnets_dir_;
+  if (removal && (is_dir(node) || is_dir(prev)) &&
+      (key == dir || dir.starts_with(key + "/") || key == "/")) {
+    return lease_dir_removed(resp, key, index);
+  }
+  add_event(body, node, action, key, index, removal);
+  r_.revision = index;
+  return after_event(resp);
+}
+
+// The whole lease directory went away with one event: there is no per-lease removal to report,
+// so the caller must resync from a fresh list (after the events in hand, if any).
+EtcdStore::Watch::Next EtcdStore::Watch::lease_dir_removed(const HttpResponse& resp,
+                                                           const std::string& key,
+                                                           uint64_t index) {
+  if (!r_.events.empty()) return Next::kBatchDone;
+  r_.revision = index;
+  r_.status =
+      Status::Error(StoreCode::kHistoryGone, "etcd " + resp.endpoint + ": " + key +
+                                                 " was removed as a whole; list the leases again");
+  return Next::kReturn;
+}
+
+// The lease event of one answer, or a warning naming it when it is not one (a bad key or value:
+// skipped, never fatal).
+void EtcdStore::Watch::add_event(const json& body, const json& node, const std::string& action,
+                                 const std::string& key, uint64_t index, bool removal) {
+  std::string why;
+  std::optional<LeaseKey> subnet = lease_subnet(store_.subnets_dir_, key, &why);
+  if (!body.is_object() || action.empty()) {
+    why = "not an etcd event";
+    subnet.reset();
+  }
+  if (subnet) {
+    LeaseEvent ev;
+    if (removal) {
+      ev.type = LeaseEventType::kRemoved;
+      ev.lease.subnet = subnet->subnet;
+      ev.lease.ipv6_subnet = subnet->ipv6_subnet;
+      ev.lease.revision = index;
+      ev.expired = action == "expire";
+      r_.events.push_back(std::move(ev));
+    } else if (node_to_lease(node, *subnet, &ev.lease, &why)) {
+      ev.type = LeaseEventType::kAdded;
+      ev.lease.revision = index;
+      r_.events.push_back(std::move(ev));
+    } else {
       subnet.reset();
     }
-    if (subnet) {
-      LeaseEvent ev;
-      if (removal) {
-        ev.type = LeaseEventType::kRemoved;
-        ev.lease.subnet = subnet->subnet;
-        ev.lease.ipv6_subnet = subnet->ipv6_subnet;
-        ev.lease.revision = index;
-        ev.expired = action == "expire";
-        result.events.push_back(std::move(ev));
-      } else if (node_to_lease(node, *subnet, &ev.lease, &why)) {
-        ev.type = LeaseEventType::kAdded;
-        ev.lease.revision = index;
-        result.events.push_back(std::move(ev));
-      } else {
-        subnet.reset();
-      }
-    }
-    if (!subnet) {
-      result.warnings.push_back("ignoring bad subnet event " + action + " " + key + " at index " +
-                                std::to_string(index) + ": " + why);
-    }
-    result.revision = index;
-
-    if (!result.events.empty()) {
-      draining = true;
-      // X-Etcd-Index of a watch answer is etcd's index when the watch started: beyond this
-      // event means more writes were already known, so a next poll likely returns at once.
-      bool more_known = resp.etcd_index && *resp.etcd_index > result.revision;
-      if (!more_known || result.events.size() >= kMaxBatch) break;
-    }
-    if (SteadyClock::now() >= deadline) {
-      if (draining) break;
-      result.status = Status::Error(
-          StoreCode::kTimeout, "no lease change within " + std::to_string(timeout.count()) + " ms");
-      return result;
-    }
-    if (stop.stop_requested()) {
-      if (draining) break;
-      result.status = Status::Error(StoreCode::kCancelled, "watch cancelled");
-      return result;
-    }
   }
-  result.status = Status::Ok();
-  return result;
+  if (!subnet) {
+    r_.warnings.push_back("ignoring bad subnet event " + action + " " + key + " at index " +
+                          std::to_string(index) + ": " + why);
+  }
+}
+
+// With events in hand, keep polling only while etcd already knows more (up to kMaxBatch);
+// without, until the deadline or a stop.
+EtcdStore::Watch::Next EtcdStore::Watch::after_event(const HttpResponse& resp) {
+  if (!r_.events.empty()) {
+    draining_ = true;
+    // X-Etcd-Index of a watch answer is etcd's index when the watch started: beyond this
+    // event means more writes were already known, so a next poll likely returns at once.
+    bool more_known = resp.etcd_index && *resp.etcd_index > r_.revision;
+    if (!more_known || r_.events.size() >= kMaxBatch) return Next::kBatchDone;
+  }
+  if (SteadyClock::now() >= deadline_) {
+    if (draining_) return Next::kBatchDone;
+    r_.status = timed_out();
+    return Next::kReturn;
+  }
+  if (stop_.stop_requested()) {
+    if (draining_) return Next::kBatchDone;
+    r_.status = Status::Error(StoreCode::kCancelled, "watch cancelled");
+    return Next::kReturn;
+  }
+  return Next::kPoll;
 }
 
 }  // namespace flannel

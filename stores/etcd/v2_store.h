@@ -64,6 +64,8 @@ class EtcdStore : public Store {
   const std::string& prefix() const { return prefix_; }
 
  private:
+  class Watch;  // one watch_leases() call, as named steps (etcd_store.cc)
+
   explicit EtcdStore(const EtcdOptions& options);
   // "/v2/keys/<prefix>/<rel>", escaped for a URL.
   std::string url_path(const std::string& key) const;

@@ -102,6 +102,8 @@ class EtcdV3Store : public Store {
   const std::vector<std::string>& endpoints() const { return http_.endpoints(); }
 
  private:
+  class Watch;  // one watch_leases() call, as named steps (etcd3_watch.cc)
+
   explicit EtcdV3Store(const EtcdOptions& options);
 
   // One unary gateway call: POST `body` to `path` (with the auth token), parse the JSON, map
