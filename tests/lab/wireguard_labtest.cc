@@ -293,7 +293,7 @@ TEST(WireguardKernelMode, ForcedWithoutTheModuleFailsClearlyLeavingNothing) {
 }
 
 // iperf3 (TCP, 2 s) and ping RTT between pods on two hosts for wireguard (wireguard-go), udp and
-// vxlan, in one run on the same machine, for the README's benchmark table.
+// vxlan, in one run on the same machine, for bench/README.md's data path table.
 TEST(WireguardBench, ThroughputAndRttAgainstUdpAndVxlan) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root";
   if (!have_tools() || ::access("/usr/bin/iperf3", X_OK) != 0) GTEST_SKIP() << "needs wireguard-go, wg, iperf3";
