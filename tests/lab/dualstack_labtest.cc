@@ -146,11 +146,7 @@ class DualStack {
   }
 
   std::string ip(int i, const std::vector<std::string>& args) const {
-    std::vector<std::string> argv{"ip"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    std::string out;
-    run_command(argv, &out, lab_->hosts()[i].netns);
-    return out;
+    return ip_output(lab_->hosts()[i].netns, args);
   }
   // `bridge fdb show`, only the entries with a dst (those of the vxlan devices).
   std::string bridge_fdb(int i) const {

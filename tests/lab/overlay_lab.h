@@ -163,11 +163,7 @@ class OverlayLab {
   }
   // `ip <args...>` in host i's namespace; returns the output.
   std::string ip(int i, const std::vector<std::string>& args) const {
-    std::vector<std::string> argv{"ip"};
-    argv.insert(argv.end(), args.begin(), args.end());
-    std::string out;
-    run_command(argv, &out, host(i).netns);
-    return out;
+    return ip_output(host(i).netns, args);
   }
 
   // Waits until every host has a route to every other host's lease (both families when both

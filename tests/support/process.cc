@@ -141,6 +141,20 @@ int run_command(const std::vector<std::string>& argv, std::string* out, const st
   return code;
 }
 
+std::string ip_output(const std::string& netns, const std::vector<std::string>& args) {
+  std::vector<std::string> argv{"ip"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::string out;
+  run_command(argv, &out, netns);
+  std::istringstream in(out);
+  std::string kept;
+  for (std::string line; std::getline(in, line);) {
+    if (line.find("Peer netns reference is invalid") == std::string::npos) kept += line + "\n";
+  }
+  if (!out.empty() && out.back() != '\n' && !kept.empty()) kept.pop_back();
+  return kept;
+}
+
 bool wait_until(const std::function<bool()>& cond, std::chrono::milliseconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   for (;;) {

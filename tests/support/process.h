@@ -51,6 +51,11 @@ class Process {
 int run_command(const std::vector<std::string>& argv, std::string* out = nullptr,
                 const std::string& netns = "");
 
+// Runs `ip <args>` in `netns` and returns what it printed, less the "Peer netns reference is
+// invalid" lines iproute2 prints while it names link-netns peers and another test deletes a
+// namespace: noise from parallel tests, never a fact about `netns`.
+std::string ip_output(const std::string& netns, const std::vector<std::string>& args);
+
 // Polls `cond` every 10 ms until it is true or `timeout` passes. Returns its last value.
 bool wait_until(const std::function<bool()>& cond, std::chrono::milliseconds timeout);
 
