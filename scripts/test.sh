@@ -14,21 +14,26 @@ cd "$(dirname "$0")/.."
 bash scripts/deps.sh
 
 jobs=$(nproc)
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFLANNEL_WERROR=ON >/dev/null
+# A compiler cache, when the machine has one (CI's fresh machines do not; it only saves rebuilds).
+launcher=()
+if command -v ccache >/dev/null; then
+  launcher=(-DCMAKE_C_COMPILER_LAUNCHER=ccache -DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+fi
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFLANNEL_WERROR=ON "${launcher[@]}" >/dev/null
 cmake --build build -j "$jobs"
 (cd build && ctest --output-on-failure -j "$jobs" --timeout 300)
 
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DFLANNEL_SANITIZE=ON \
-      -DFLANNEL_BUILD_BENCH=OFF -DFLANNEL_WERROR=ON >/dev/null
+      -DFLANNEL_BUILD_BENCH=OFF -DFLANNEL_WERROR=ON "${launcher[@]}" >/dev/null
 cmake --build build-asan -j "$jobs" --target sanitized_tests
 (cd build-asan && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
    ctest --output-on-failure -j "$jobs" --timeout 300 -L 'unit|store')
 
-cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DFLANNEL_WERROR=ON >/dev/null
+cmake -S . -B build-release -G Ninja -DCMAKE_BUILD_TYPE=Release -DFLANNEL_WERROR=ON "${launcher[@]}" >/dev/null
 cmake --build build-release -j "$jobs"
 
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=Debug -DFLANNEL_FUZZ=ON \
-      -DFLANNEL_BUILD_BENCH=OFF -DFLANNEL_WERROR=ON >/dev/null
+      -DFLANNEL_BUILD_BENCH=OFF -DFLANNEL_WERROR=ON "${launcher[@]}" >/dev/null
 cmake --build build-fuzz -j "$jobs"
 (cd build-fuzz && ctest --output-on-failure -j "$jobs" -L fuzz)
 echo "test.sh: all tests passed"
