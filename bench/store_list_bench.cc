@@ -90,14 +90,14 @@ int main(int argc, char** argv) {
   {
     EtcdServer v3(EtcdServer::Options{.enable_v2 = false});
     auto store = EtcdV3Store::open(v3.client_options("/flannel-bench/network"));
-    const std::string body = etcd3::range_request("/flannel-bench/network/subnets/",
+    const std::string body = etcd_v3::range_request("/flannel-bench/network/subnets/",
                                                   "/flannel-bench/network/subnets0").dump();
     bench("etcd v3", *store, leases, runs,
           [&] { return v3.raw("POST", "/v3/kv/range", body).status == 200; });
   }
   {
     EtcdServer v2;
-    auto store = EtcdStore::open(v2.client_options("/flannel-bench/network"));
+    auto store = EtcdV2Store::open(v2.client_options("/flannel-bench/network"));
     bench("etcd v2", *store, leases, runs, [&] {
       return v2.raw("GET", "/v2/keys/flannel-bench/network/subnets?recursive=true&quorum=true")
                  .status == 200;

@@ -47,7 +47,7 @@ std::unique_ptr<Store> open_store(const StoreSpec& spec, const EtcdOptions& etcd
   switch (spec.kind) {
     case StoreSpec::Kind::kEtcdV2:
       if (log) log("Using etcd v2 API at " + eps + " (-store=etcdv2)");
-      return EtcdStore::open(o);
+      return EtcdV2Store::open(o);
     case StoreSpec::Kind::kEtcdV3:
       if (log) log("Using etcd v3 API at " + eps + " (-store=etcdv3)");
       return EtcdV3Store::open(o);

@@ -1,6 +1,6 @@
 // Store: where the network config and the subnet leases of a cluster live.
 //
-// One abstract interface, three real implementations: EtcdStore (etcd v2 keys API over HTTP(S),
+// One abstract interface, three real implementations: EtcdV2Store (etcd v2 keys API over HTTP(S),
 // byte-compatible with flannel v0.11 agents sharing the same etcd), EtcdV3Store (etcd v3 API
 // through its JSON gateway, byte-compatible with current flannel) and SqliteStore (one SQLite
 // file shared by many processes on one host). EtcdDetectStore picks one of the two etcd ones. The daemon and flannelctl only see this header.
@@ -41,6 +41,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <stop_token>
 #include <string>
@@ -97,6 +98,9 @@ struct WatchResult {
   uint64_t revision = 0;
   std::vector<std::string> warnings;  // skipped malformed events
 };
+
+// Where a store reports what it decided (the etcd API chosen, the APIs probed); one line each.
+using StoreLog = std::function<void(const std::string& line)>;
 
 class Store {
  public:

@@ -9,7 +9,7 @@
 //
 // Nexthop ids and the fallback to v0.11's inline form (`ip route replace <subnet> via
 // <PublicIP> dev <ext iface>`: kernels without nexthop objects, or FLANNEL_NEXTHOP_OBJECTS=off)
-// are described in peer_nexthops.h. Requests of one batch are pipelined (netlink_batch.h).
+// are described in peer_nexthops.h. Requests of one batch are pipelined (netlink/batch.h).
 //
 // Lease attrs: {"PublicIP":"<ext addr>","BackendType":"host-gw"}; MTU = the ext interface MTU.
 // Requires ExtAddr == IfaceAddr (a host behind NAT cannot be a next hop).

@@ -1,4 +1,4 @@
-// NetlinkBatch: requests built by the per-object builders (netlink_internal.h), sent a window at
+// NetlinkBatch: requests built by the per-object builders (netlink/internal.h), sent a window at
 // a time as soon as the window is full (and the rest on commit) with nl_send_iovec (one sendmsg, one iovec per message) and acknowledged through
 // nl_recvmsgs callbacks that match each ack or error to its request by sequence number.
 #include "backends/netlink/batch.h"

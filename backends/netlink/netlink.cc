@@ -1,4 +1,4 @@
-// The netlink session, the shared helpers of netlink_internal.h, MacAddr, and the whole-namespace
+// The netlink session, the shared helpers of netlink/internal.h, MacAddr, and the whole-namespace
 // dumps used by interface selection (links, addresses, default route).
 #include "backends/netlink/netlink.h"
 

@@ -8,8 +8,8 @@
 // "netlink route replace 10.5.34.0/24 via 10.250.0.2 dev 2: Object exists"; code() keeps libnl's
 // error number (NLE_*) for callers that need to tell "not found" or "exists" apart.
 //
-// Implementation is split by object: netlink.cc (session, dumps), netlink_link.cc (link, addr,
-// vxlan), netlink_route.cc (route), netlink_neigh.cc (neigh, fdb), netlink_nexthop.cc (nexthop
+// Implementation is split by object: netlink.cc (session, dumps), link.cc (link, addr,
+// vxlan), route.cc (route), neigh.cc (neigh, fdb), nexthop.cc (nexthop
 // objects, `ip nexthop`), netlink_batch.{h,cc} (pipelined requests: many per sendmsg, acks
 // matched back by sequence number).
 #pragma once

@@ -7,7 +7,7 @@
 //   ip nexthop replace id <ID> via <peer subnet .0> dev flannel.1 onlink
 //   ip route replace <peer subnet> nhid <ID>     (`ip route` shows via .0 dev flannel.1 onlink)
 //
-// (in that order, pipelined with the other peers' requests, netlink_batch.h; when any step of a
+// (in that order, pipelined with the other peers' requests, netlink/batch.h; when any step of a
 // peer fails, its neighbour, FDB entry and nexthop are removed again). Nexthop ids and the
 // fallback to v0.11's inline route (`ip route replace <peer subnet> via <peer subnet .0> dev
 // flannel.1 onlink`: kernels without nexthop objects, or FLANNEL_NEXTHOP_OBJECTS=off) are

@@ -2,7 +2,7 @@
 // implementations with the same semantics (those of the cross-platform UAPI, whose request and
 // answer structs they share):
 //   - UapiDeviceClient (below): wireguard-go's UAPI unix socket (userspace);
-//   - GenlDeviceClient (wireguard_genl.h): the kernel's "wireguard" generic netlink family.
+//   - GenlDeviceClient (genl.h): the kernel's "wireguard" generic netlink family.
 // Both are thread-safe (every call opens its own socket, as wgctrl does), so the metrics thread
 // may read the device while the agent configures it. Errors: UapiError naming the device, with
 // the device's errno in error_number() when it answered one.

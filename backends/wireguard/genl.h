@@ -1,5 +1,5 @@
 // The kernel WireGuard device over generic netlink (family "wireguard", version 1, constants
-// from <linux/wireguard.h>), with libnl-genl-3: the kernel half of WgDevice (wireguard_device.h),
+// from <linux/wireguard.h>), with libnl-genl-3: the kernel half of WgDevice (device.h),
 // offering exactly what the UAPI client offers wireguard-go. Same request and answer structs
 // (UapiSet, UapiDevice), same semantics:
 //   UapiSet                      -> WG_CMD_SET_DEVICE, WGDEVICE_A_IFNAME

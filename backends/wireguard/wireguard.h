@@ -7,13 +7,13 @@
 // {"PublicKey":"<base64>","Port":<ListenPort>}. The private key lives in /run/flannel/wgkey
 // (WIREGUARD_KEY_FILE), created once and reused, so a restart keeps the public key.
 //
-// Implementation (backend config field, see wireguard_config.h; choose_wg_implementation()):
+// Implementation (backend config field, see config.h; choose_wg_implementation()):
 // "kernel" creates the device with `ip link add flannel-wg type wireguard` (rtnetlink) and
 // configures it over generic netlink (GenlDeviceClient); check() recreates and reconfigures it if
 // someone deletes it. "userspace" runs Debian's wireguard-go for the device (WireguardGo,
 // supervised from check(): a dead child is logged with its exit status, restarted, and the whole
 // configuration re-applied) and configures it over its UAPI socket (UapiDeviceClient). Both
-// clients implement WgDevice (wireguard_device.h), so the peer logic below is one. "auto" probes
+// clients implement WgDevice (device.h), so the peer logic below is one. "auto" probes
 // the kernel (creating and deleting a wireguard link) and picks kernel if it can, else userspace;
 // "kernel" on a host without the module is a clear error. The device is deleted on exit in both
 // modes (wireguard-go takes its TUN device along; the kernel link is deleted), as flannel does.

@@ -7,7 +7,7 @@ std::unique_ptr<EtcdDetectStore> EtcdDetectStore::open(const EtcdOptions& option
 }
 
 EtcdDetectStore::EtcdDetectStore(const EtcdOptions& options, StoreLog log)
-    : v2_(EtcdStore::open(options)), v3_(EtcdV3Store::open(options)), log_(std::move(log)) {
+    : v2_(EtcdV2Store::open(options)), v3_(EtcdV3Store::open(options)), log_(std::move(log)) {
   for (const auto& e : v3_->endpoints()) endpoints_ += (endpoints_.empty() ? "" : ",") + e;
 }
 

@@ -55,7 +55,7 @@ class EtcdDetectStore : public Store {
   Store& target();
   void choose(Store* store, const char* api, const char* why) EXCLUDES(mu_);
 
-  std::unique_ptr<EtcdStore> v2_;
+  std::unique_ptr<EtcdV2Store> v2_;
   std::unique_ptr<EtcdV3Store> v3_;
   StoreLog log_;
   std::string endpoints_;

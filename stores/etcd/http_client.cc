@@ -429,7 +429,7 @@ bool HttpClient::Transfer::failed(CURLMcode mc) {
 }
 
 // A long-poll's headers are shown to req.reject_headers once, as soon as they are complete; a
-// rejection ends the poll as a timeout (see etcd_reset.h).
+// rejection ends the poll as a timeout (see v2_reset.h).
 bool HttpClient::Transfer::headers_rejected() {
   if (!long_poll_ || !req_.reject_headers || !a_->sink.headers_at || headers_judged_) return false;
   headers_judged_ = true;

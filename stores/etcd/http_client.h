@@ -1,4 +1,4 @@
-// EtcdHttp: the HTTP(S) client under EtcdStore (v2 keys API) and EtcdV3Store (v3 JSON gateway). libcurl, endpoint failover, TLS, basic auth,
+// EtcdHttp: the HTTP(S) client under EtcdV2Store (v2 keys API) and EtcdV3Store (v3 JSON gateway). libcurl, endpoint failover, TLS, basic auth,
 // timeouts and cancellation; it knows nothing of keys or leases.
 //
 // Failover (as the etcd v2 Go client that flannel v0.11 uses): endpoints are tried in order
@@ -41,7 +41,7 @@
 #include <vector>
 
 #include "core/thread_annotations.h"
-#include "stores/open_store.h"
+#include "stores/etcd/options.h"
 
 namespace flannel::etcd {
 
@@ -65,7 +65,7 @@ struct HttpRequest {
   std::optional<std::chrono::steady_clock::time_point> deadline;
   // Long-poll only: called once when the response headers are complete, with X-Etcd-Index (if
   // any) and X-Etcd-Cluster-Id ("" if absent). Returning true ends the poll at once with
-  // kTimeout and headers_rejected set, instead of waiting for the body (see etcd_reset.h).
+  // kTimeout and headers_rejected set, instead of waiting for the body (see v2_reset.h).
   std::function<bool(std::optional<uint64_t> index, const std::string& cluster_id)>
       reject_headers;
 };
@@ -112,7 +112,7 @@ class HttpClient {
   using ConnPtr = std::unique_ptr<Conn>;
 
   struct Attempt;
-  class Transfer;  // the libcurl side of one attempt, as named steps (etcd_http.cc)
+  class Transfer;  // the libcurl side of one attempt, as named steps (http_client.cc)
   Attempt attempt(Conn& conn, const std::string& endpoint, const HttpRequest& req,
                   std::stop_token stop);
   ConnPtr acquire() EXCLUDES(pool_mu_);

@@ -1,5 +1,5 @@
 // The pure part of the etcd v2 store: decoding etcd's JSON answers into leases, with no HTTP.
-// EtcdStore (stores/etcd/v2_store.cc) calls these on every answer; tests/fuzz/etcd_v2_fuzz.cc
+// EtcdV2Store (stores/etcd/v2_store.cc) calls these on every answer; tests/fuzz/etcd_v2_fuzz.cc
 // feeds them arbitrary bytes. Nothing here throws for bad input: malformed answers give an
 // empty ErrorBody, nullopt or false with *why saying what is wrong.
 // (An etcd v3 store keeps its own decoder next to it, e.g. stores/etcd/v3_codec.h, fuzzed by its

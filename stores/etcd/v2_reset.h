@@ -1,4 +1,4 @@
-// ResetDetector: notices that the etcd cluster behind an EtcdStore lost its data (wiped and
+// ResetDetector: notices that the etcd cluster behind an EtcdV2Store lost its data (wiped and
 // restarted, restored from an old backup) or was replaced by another cluster, from what every
 // etcd v2 answer carries: X-Etcd-Index and X-Etcd-Cluster-Id. See "Store reset" in store.h.
 //

@@ -180,17 +180,17 @@ std::string ttl_form(std::chrono::seconds ttl, const std::string& value) {
 
 }  // namespace
 
-std::unique_ptr<EtcdStore> EtcdStore::open(const EtcdOptions& options) {
-  return std::unique_ptr<EtcdStore>(new EtcdStore(options));
+std::unique_ptr<EtcdV2Store> EtcdV2Store::open(const EtcdOptions& options) {
+  return std::unique_ptr<EtcdV2Store>(new EtcdV2Store(options));
 }
 
-EtcdStore::EtcdStore(const EtcdOptions& options)
+EtcdV2Store::EtcdV2Store(const EtcdOptions& options)
     : http_(options),
       prefix_(normalize_key_prefix(options.prefix)),
       config_key_(prefix_ + "/config"),
       subnets_dir_(prefix_ + "/subnets") {}
 
-std::string EtcdStore::describe() const {
+std::string EtcdV2Store::describe() const {
   std::string eps;
   for (const auto& ep : http_.endpoints()) {
     if (!eps.empty()) eps += ", ";
@@ -199,15 +199,15 @@ std::string EtcdStore::describe() const {
   return "etcd [" + eps + "] prefix " + (prefix_.empty() ? "/" : prefix_);
 }
 
-std::string EtcdStore::url_path(const std::string& key) const {
+std::string EtcdV2Store::url_path(const std::string& key) const {
   return "/v2/keys" + etcd::escape_path(key);
 }
 
-std::string EtcdStore::lease_key(const LeaseKey& subnet) const {
+std::string EtcdV2Store::lease_key(const LeaseKey& subnet) const {
   return subnets_dir_ + "/" + subnet_key(subnet);
 }
 
-Status EtcdStore::quorum_read(etcd::Observation* out) {
+Status EtcdV2Store::quorum_read(etcd::Observation* out) {
   HttpRequest req;
   req.path = url_path(config_key_);
   req.query = "quorum=true&recursive=false&sorted=false";
@@ -221,7 +221,7 @@ Status EtcdStore::quorum_read(etcd::Observation* out) {
   return Status::Ok();
 }
 
-Status EtcdStore::exchange(const HttpRequest& req, HttpResponse* resp, std::stop_token stop) {
+Status EtcdV2Store::exchange(const HttpRequest& req, HttpResponse* resp, std::stop_token stop) {
   using Verdict = etcd::ResetDetector::Verdict;
   const etcd::ResetDetector::Ticket ticket = detector_.ticket();
   if (req.deadline) {
@@ -262,7 +262,7 @@ Status EtcdStore::exchange(const HttpRequest& req, HttpResponse* resp, std::stop
   return Status::Ok();
 }
 
-Status EtcdStore::get_config(std::string* out) {
+Status EtcdV2Store::get_config(std::string* out) {
   HttpRequest req;
   req.path = url_path(config_key_);
   req.query = "quorum=true&recursive=false&sorted=false";
@@ -281,7 +281,7 @@ Status EtcdStore::get_config(std::string* out) {
   return Status::Ok();
 }
 
-Status EtcdStore::set_config(const std::string& value) {
+Status EtcdV2Store::set_config(const std::string& value) {
   HttpRequest req;
   req.method = "PUT";
   req.path = url_path(config_key_);
@@ -294,7 +294,7 @@ Status EtcdStore::set_config(const std::string& value) {
   return Status::Ok();
 }
 
-Status EtcdStore::list_leases(LeaseList* out) {
+Status EtcdV2Store::list_leases(LeaseList* out) {
   HttpRequest req;
   req.path = url_path(subnets_dir_);
   req.query = "quorum=true&recursive=true&sorted=false";
@@ -312,7 +312,7 @@ Status EtcdStore::list_leases(LeaseList* out) {
     }
     return error_status(resp, subnets_dir_);
   }
-  // Decoded as it is read: no JSON tree of every lease (etcd_list_decode.cc).
+  // Decoded as it is read: no JSON tree of every lease (v2_list_decode.cc).
   etcd::LeaseListBody body = etcd::decode_lease_list(resp.body, subnets_dir_);
   if (!body.json_object) return not_etcd_json(resp);
   if (!resp.etcd_index) {
@@ -330,7 +330,7 @@ Status EtcdStore::list_leases(LeaseList* out) {
   return Status::Ok();
 }
 
-Status EtcdStore::get_lease(const LeaseKey& subnet, Lease* out) {
+Status EtcdV2Store::get_lease(const LeaseKey& subnet, Lease* out) {
   HttpRequest req;
   req.path = url_path(lease_key(subnet));
   req.query = "quorum=true&recursive=false&sorted=false";
@@ -348,7 +348,7 @@ Status EtcdStore::get_lease(const LeaseKey& subnet, Lease* out) {
   return Status::Ok();
 }
 
-Status EtcdStore::write_lease(const Lease& lease, std::chrono::seconds ttl,
+Status EtcdV2Store::write_lease(const Lease& lease, std::chrono::seconds ttl,
                               const std::string& query, bool one_shot, Lease* out) {
   if (ttl.count() < 0) {
     return Status::Error(StoreCode::kInvalid, "lease TTL must not be negative");
@@ -380,11 +380,11 @@ Status EtcdStore::write_lease(const Lease& lease, std::chrono::seconds ttl,
   return Status::Ok();
 }
 
-Status EtcdStore::create_lease(const Lease& lease, std::chrono::seconds ttl, Lease* created) {
+Status EtcdV2Store::create_lease(const Lease& lease, std::chrono::seconds ttl, Lease* created) {
   return write_lease(lease, ttl, "prevExist=false", /*one_shot=*/true, created);
 }
 
-Status EtcdStore::renew_lease(const Lease& lease, std::chrono::seconds ttl, Lease* renewed) {
+Status EtcdV2Store::renew_lease(const Lease& lease, std::chrono::seconds ttl, Lease* renewed) {
   if (lease.revision == 0) {
     // prevIndex=0 means "no condition" to etcd: that would be v0.11's unconditional PUT.
     return Status::Error(StoreCode::kInvalid,
@@ -394,7 +394,7 @@ Status EtcdStore::renew_lease(const Lease& lease, std::chrono::seconds ttl, Leas
                      /*one_shot=*/true, renewed);
 }
 
-Status EtcdStore::delete_lease(const LeaseKey& subnet, uint64_t expected_revision) {
+Status EtcdV2Store::delete_lease(const LeaseKey& subnet, uint64_t expected_revision) {
   HttpRequest req;
   req.method = "DELETE";
   req.path = url_path(lease_key(subnet));
@@ -410,9 +410,9 @@ Status EtcdStore::delete_lease(const LeaseKey& subnet, uint64_t expected_revisio
 // One watch_leases() call: a run of long-polls from the cursor until a batch of events, the
 // deadline, a stop or an error. Lives on the caller's stack for that call; the store must
 // outlive it.
-class EtcdStore::Watch {
+class EtcdV2Store::Watch {
  public:
-  Watch(EtcdStore& store, uint64_t after_revision, std::chrono::milliseconds timeout,
+  Watch(EtcdV2Store& store, uint64_t after_revision, std::chrono::milliseconds timeout,
         std::stop_token stop)
       : store_(store),
         after_(after_revision),
@@ -446,7 +446,7 @@ class EtcdStore::Watch {
                          "no lease change within " + std::to_string(timeout_.count()) + " ms");
   }
 
-  EtcdStore& store_;
+  EtcdV2Store& store_;
   const uint64_t after_;
   const std::chrono::milliseconds timeout_;
   const SteadyClock::time_point deadline_;
@@ -455,12 +455,12 @@ class EtcdStore::Watch {
   WatchResult r_;
 };
 
-WatchResult EtcdStore::watch_leases(uint64_t after_revision, std::chrono::milliseconds timeout,
+WatchResult EtcdV2Store::watch_leases(uint64_t after_revision, std::chrono::milliseconds timeout,
                                     std::stop_token stop) {
   return Watch(*this, after_revision, timeout, std::move(stop)).run();
 }
 
-WatchResult EtcdStore::Watch::run() {
+WatchResult EtcdV2Store::Watch::run() {
   for (;;) {
     HttpResponse resp;
     if (Status s = store_.exchange(request(), &resp, stop_); !s.ok()) {
@@ -478,7 +478,7 @@ WatchResult EtcdStore::Watch::run() {
 
 // One long-poll for the next event after the cursor. While draining, it only waits a moment:
 // what etcd already has comes back at once.
-HttpRequest EtcdStore::Watch::request() const {
+HttpRequest EtcdV2Store::Watch::request() const {
   HttpRequest req;
   req.path = store_.url_path(store_.subnets_dir_);
   req.query = "recursive=true&wait=true&waitIndex=" + std::to_string(r_.revision + 1);
@@ -489,7 +489,7 @@ HttpRequest EtcdStore::Watch::request() const {
   return req;
 }
 
-EtcdStore::Watch::Next EtcdStore::Watch::after_response(const HttpResponse& resp) {
+EtcdV2Store::Watch::Next EtcdV2Store::Watch::after_response(const HttpResponse& resp) {
   if (!draining_ && store_behind_cursor(resp)) return Next::kReturn;
   if (resp.headers_rejected) return after_lagging_member();
   if (draining_ && resp.outcome != HttpResponse::Outcome::kOk) {
@@ -504,7 +504,7 @@ EtcdStore::Watch::Next EtcdStore::Watch::after_response(const HttpResponse& resp
 // Our cursor is ahead of this member. A lagging member catches up and the poll goes on; a store
 // that is behind by quorum lost the history our cursor came from (a reset that this Store
 // object already reported through another call): true, with r_.status kHistoryGone.
-bool EtcdStore::Watch::store_behind_cursor(const HttpResponse& resp) {
+bool EtcdV2Store::Watch::store_behind_cursor(const HttpResponse& resp) {
   if (!resp.etcd_index || *resp.etcd_index >= r_.revision) return false;
   etcd::Observation quorum;
   if (!store_.quorum_read(&quorum).ok() || !quorum.index || *quorum.index >= r_.revision) {
@@ -519,7 +519,7 @@ bool EtcdStore::Watch::store_behind_cursor(const HttpResponse& resp) {
 
 // Suspicious headers that were neither a reset nor a stale cursor: a lagging member. Poll again
 // after a pause (it catches up within moments).
-EtcdStore::Watch::Next EtcdStore::Watch::after_lagging_member() {
+EtcdV2Store::Watch::Next EtcdV2Store::Watch::after_lagging_member() {
   if (draining_) return Next::kBatchDone;
   std::mutex mu;
   std::condition_variable_any cv;
@@ -539,7 +539,7 @@ EtcdStore::Watch::Next EtcdStore::Watch::after_lagging_member() {
 }
 
 // The poll ended without an answer: cancelled, timed out or failed.
-EtcdStore::Watch::Next EtcdStore::Watch::after_no_answer(const HttpResponse& resp) {
+EtcdV2Store::Watch::Next EtcdV2Store::Watch::after_no_answer(const HttpResponse& resp) {
   if (resp.outcome == HttpResponse::Outcome::kCancelled) {
     r_.status = Status::Error(StoreCode::kCancelled, "watch cancelled");
   } else if (resp.outcome == HttpResponse::Outcome::kTimeout) {
@@ -563,14 +563,14 @@ EtcdStore::Watch::Next EtcdStore::Watch::after_no_answer(const HttpResponse& res
 }
 
 // etcd closed the long-poll without an event (e.g. its watcher was dropped): reissue it.
-EtcdStore::Watch::Next EtcdStore::Watch::after_empty_answer() {
+EtcdV2Store::Watch::Next EtcdV2Store::Watch::after_empty_answer() {
   if (SteadyClock::now() < deadline_) return Next::kPoll;
   if (draining_) return Next::kBatchDone;
   r_.status = Status::Error(StoreCode::kTimeout, "no lease change");
   return Next::kReturn;
 }
 
-EtcdStore::Watch::Next EtcdStore::Watch::after_http_error(const HttpResponse& resp) {
+EtcdV2Store::Watch::Next EtcdV2Store::Watch::after_http_error(const HttpResponse& resp) {
   if (draining_) return Next::kBatchDone;
   r_.status = error_status(resp, store_.subnets_dir_);
   if (r_.status.code == StoreCode::kHistoryGone) {
@@ -581,7 +581,7 @@ EtcdStore::Watch::Next EtcdStore::Watch::after_http_error(const HttpResponse& re
 }
 
 // One event of the lease directory: the cursor moves to it, whether it was usable or not.
-EtcdStore::Watch::Next EtcdStore::Watch::take_answer(const HttpResponse& resp) {
+EtcdV2Store::Watch::Next EtcdV2Store::Watch::take_answer(const HttpResponse& resp) {
   json body = json::parse(resp.body, nullptr, /*allow_exceptions=*/false);
   const json node = body.is_object() ? body.value("node", json::object()) : json::object();
   const json prev = body.is_object() ? body.value("prevNode", json::object()) : json::object();
@@ -609,7 +609,7 @@ EtcdStore::Watch::Next EtcdStore::Watch::take_answer(const HttpResponse& resp) {
 
 // The whole lease directory went away with one event: there is no per-lease removal to report,
 // so the caller must resync from a fresh list (after the events in hand, if any).
-EtcdStore::Watch::Next EtcdStore::Watch::lease_dir_removed(const HttpResponse& resp,
+EtcdV2Store::Watch::Next EtcdV2Store::Watch::lease_dir_removed(const HttpResponse& resp,
                                                            const std::string& key,
                                                            uint64_t index) {
   if (!r_.events.empty()) return Next::kBatchDone;
@@ -622,7 +622,7 @@ EtcdStore::Watch::Next EtcdStore::Watch::lease_dir_removed(const HttpResponse& r
 
 // The lease event of one answer, or a warning naming it when it is not one (a bad key or value:
 // skipped, never fatal).
-void EtcdStore::Watch::add_event(const json& body, const json& node, const std::string& action,
+void EtcdV2Store::Watch::add_event(const json& body, const json& node, const std::string& action,
                                  const std::string& key, uint64_t index, bool removal) {
   std::string why;
   std::optional<LeaseKey> subnet = lease_subnet(store_.subnets_dir_, key, &why);
@@ -655,7 +655,7 @@ void EtcdStore::Watch::add_event(const json& body, const json& node, const std::
 
 // With events in hand, keep polling only while etcd already knows more (up to kMaxBatch);
 // without, until the deadline or a stop.
-EtcdStore::Watch::Next EtcdStore::Watch::after_event(const HttpResponse& resp) {
+EtcdV2Store::Watch::Next EtcdV2Store::Watch::after_event(const HttpResponse& resp) {
   if (!r_.events.empty()) {
     draining_ = true;
     // X-Etcd-Index of a watch answer is etcd's index when the watch started: beyond this

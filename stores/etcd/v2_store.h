@@ -1,4 +1,4 @@
-// EtcdStore: the Store contract on the etcd v2 keys API, byte-compatible with flannel v0.11.
+// EtcdV2Store: the Store contract on the etcd v2 keys API, byte-compatible with flannel v0.11.
 //
 // Keys: `<prefix>/config` holds the network config; `<prefix>/subnets/A.B.C.D-N` one lease each,
 // whose value is the LeaseAttrs JSON and whose TTL is the lease lifetime. The HTTP requests are
@@ -36,17 +36,17 @@
 
 #include "stores/etcd/http_client.h"
 #include "stores/etcd/v2_reset.h"
-#include "stores/open_store.h"
+#include "stores/etcd/options.h"
 #include "stores/store.h"
 
 namespace flannel {
 
-class EtcdStore : public Store {
+class EtcdV2Store : public Store {
  public:
   // Checks the options (endpoint URLs, readable TLS files) and throws std::invalid_argument
   // naming the problem. Does not contact etcd: an unreachable etcd shows up as kUnavailable from
   // the first operation.
-  static std::unique_ptr<EtcdStore> open(const EtcdOptions& options);
+  static std::unique_ptr<EtcdV2Store> open(const EtcdOptions& options);
 
   std::string describe() const override;
   Status get_config(std::string* json) override;
@@ -64,9 +64,9 @@ class EtcdStore : public Store {
   const std::string& prefix() const { return prefix_; }
 
  private:
-  class Watch;  // one watch_leases() call, as named steps (etcd_store.cc)
+  class Watch;  // one watch_leases() call, as named steps (v2_store.cc)
 
-  explicit EtcdStore(const EtcdOptions& options);
+  explicit EtcdV2Store(const EtcdOptions& options);
   // "/v2/keys/<prefix>/<rel>", escaped for a URL.
   std::string url_path(const std::string& key) const;
   std::string lease_key(const LeaseKey& subnet) const;
@@ -74,7 +74,7 @@ class EtcdStore : public Store {
                      bool one_shot, Lease* out);
 
   // Every request goes through here: sends it, then judges the answer for a store reset
-  // (etcd_reset.h). kStoreReset when this answer reveals one; kUnavailable when a suspicious
+  // (v2_reset.h). kStoreReset when this answer reveals one; kUnavailable when a suspicious
   // answer could not be confirmed; otherwise Ok and *resp is the answer, whatever its outcome.
   Status exchange(const etcd::HttpRequest& req, etcd::HttpResponse* resp,
                   std::stop_token stop = {});

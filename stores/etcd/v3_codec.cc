@@ -4,7 +4,7 @@
 #include <charconv>
 #include <stdexcept>
 
-namespace flannel::etcd3 {
+namespace flannel::etcd_v3 {
 
 namespace {
 
@@ -209,4 +209,4 @@ std::string encode_lease_value(const LeaseAttrs& attrs) {
   return head + ",\"PublicIPv6\":null" + v11.substr(head.size());
 }
 
-}  // namespace flannel::etcd3
+}  // namespace flannel::etcd_v3

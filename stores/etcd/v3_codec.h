@@ -13,7 +13,7 @@
 
 #include "core/lease.h"
 
-namespace flannel::etcd3 {
+namespace flannel::etcd_v3 {
 
 using nlohmann::json;
 
@@ -92,4 +92,4 @@ constexpr int kGrpcUnauthenticated = 16;
 // Reading uses core's decode_lease_attrs.
 std::string encode_lease_value(const LeaseAttrs& attrs);
 
-}  // namespace flannel::etcd3
+}  // namespace flannel::etcd_v3

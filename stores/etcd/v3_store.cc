@@ -9,7 +9,7 @@ namespace flannel {
 
 using etcd::HttpRequest;
 using etcd::HttpResponse;
-using etcd3::json;
+using etcd_v3::json;
 
 namespace {
 
@@ -45,7 +45,7 @@ EtcdV3Store::EtcdV3Store(const EtcdOptions& options)
     : http_(options), prefix_(normalize_key_prefix(options.prefix)) {
   config_key_ = prefix_ + "/config";
   subnets_dir_ = prefix_ + "/subnets/";
-  subnets_end_ = etcd3::prefix_range_end(subnets_dir_);
+  subnets_end_ = etcd_v3::prefix_range_end(subnets_dir_);
 }
 
 std::string EtcdV3Store::describe() const {
@@ -77,14 +77,14 @@ Status EtcdV3Store::authenticate() {
     return Status::Error(StoreCode::kUnavailable, resp.error);
   }
   json j = json::parse(resp.body, nullptr, false);
-  auto err = etcd3::parse_error(j);
+  auto err = etcd_v3::parse_error(j);
   if (resp.status == 200 && j.is_object() && j.contains("token") && j["token"].is_string()) {
     MutexLock lock(&mu_);
     token_ = j["token"].get<std::string>();
     authenticated_ = true;
     return Status::Ok();
   }
-  if (err && err->code == etcd3::kGrpcFailedPrecondition &&
+  if (err && err->code == etcd_v3::kGrpcFailedPrecondition &&
       err->message.find("not enabled") != std::string::npos) {
     MutexLock lock(&mu_);
     token_.clear();  // authentication is off in this etcd: plain requests work
@@ -119,20 +119,20 @@ Status EtcdV3Store::call(const std::string& path, const json& body, bool one_sho
     }
     json j = json::parse(resp.body, nullptr, /*allow_exceptions=*/false);
     if (resp.status != 200) {
-      auto err = j.is_discarded() ? std::nullopt : etcd3::parse_error(j);
+      auto err = j.is_discarded() ? std::nullopt : etcd_v3::parse_error(j);
       const int code = err ? err->code : 0;
       std::string msg = "etcd " + resp.endpoint + path + ": HTTP " + std::to_string(resp.status) +
                         ": " + (err ? err->message : snippet(resp.body));
-      if ((code == etcd3::kGrpcUnauthenticated || resp.status == 401) && with_auth &&
+      if ((code == etcd_v3::kGrpcUnauthenticated || resp.status == 401) && with_auth &&
           attempt == 0) {
         // Tokens expire; a rejected token means the request was not applied: retry once.
         if (Status a = authenticate(); !a.ok()) return a;
         continue;
       }
-      if (code == etcd3::kGrpcNotFound) return Status::Error(StoreCode::kNotFound, msg);
-      if (code == etcd3::kGrpcOutOfRange) return Status::Error(StoreCode::kHistoryGone, msg);
+      if (code == etcd_v3::kGrpcNotFound) return Status::Error(StoreCode::kNotFound, msg);
+      if (code == etcd_v3::kGrpcOutOfRange) return Status::Error(StoreCode::kHistoryGone, msg);
       const std::string text = err ? err->message : "";
-      if (code == etcd3::kGrpcUnauthenticated || code == etcd3::kGrpcPermissionDenied ||
+      if (code == etcd_v3::kGrpcUnauthenticated || code == etcd_v3::kGrpcPermissionDenied ||
           resp.status == 401 || resp.status == 403 ||
           text.find("user name is empty") != std::string::npos ||
           text.find("authentication failed") != std::string::npos) {
@@ -148,9 +148,9 @@ Status EtcdV3Store::call(const std::string& path, const json& body, bool one_sho
       return Status::Error(StoreCode::kInvalid, "etcd " + resp.endpoint + path +
                                                     ": answer is not JSON: " + snippet(resp.body));
     }
-    etcd3::Header h;
+    etcd_v3::Header h;
     try {
-      h = etcd3::parse_header(j);
+      h = etcd_v3::parse_header(j);
     } catch (const std::exception& e) {
       return Status::Error(StoreCode::kInvalid,
                            "etcd " + resp.endpoint + path + ": bad response header: " + e.what());
@@ -163,7 +163,7 @@ Status EtcdV3Store::call(const std::string& path, const json& body, bool one_sho
   }
 }
 
-Status EtcdV3Store::check_header(const etcd3::Header& h) {
+Status EtcdV3Store::check_header(const etcd_v3::Header& h) {
   if (h.cluster_id == 0 && h.revision == 0) return Status::Ok();
   MutexLock lock(&mu_);
   if (cluster_id_ == 0) {
@@ -184,12 +184,12 @@ Status EtcdV3Store::check_header(const etcd3::Header& h) {
     const uint64_t seen = max_revision_;
     lock.unlock();
     json r;
-    json range = etcd3::range_request(config_key_);
+    json range = etcd_v3::range_request(config_key_);
     range["count_only"] = true;
     if (Status s = call("/v3/kv/range", range, false, &r, /*check=*/false); !s.ok()) return s;
-    etcd3::Header now;
+    etcd_v3::Header now;
     try {
-      now = etcd3::parse_header(r);
+      now = etcd_v3::parse_header(r);
     } catch (const std::exception& e) {
       return Status::Error(StoreCode::kInvalid, std::string("etcd range: ") + e.what());
     }
@@ -204,7 +204,7 @@ Status EtcdV3Store::check_header(const etcd3::Header& h) {
   return reset_locked(h);
 }
 
-Status EtcdV3Store::reset_locked(const etcd3::Header& h) {
+Status EtcdV3Store::reset_locked(const etcd_v3::Header& h) {
   const bool other_cluster = h.cluster_id != 0 && h.cluster_id != cluster_id_;
   std::string what = other_cluster ? "cluster id changed from " + std::to_string(cluster_id_) +
                                          " to " + std::to_string(h.cluster_id)
@@ -241,8 +241,8 @@ Status EtcdV3Store::grant(std::chrono::seconds ttl, int64_t* id, Clock::time_poi
     return s;
   }
   try {
-    *id = etcd3::get_int(r, "ID");
-    *expires = t0 + std::chrono::seconds(etcd3::get_int(r, "TTL"));
+    *id = etcd_v3::get_int(r, "ID");
+    *expires = t0 + std::chrono::seconds(etcd_v3::get_int(r, "TTL"));
   } catch (const std::exception& e) {
     return Status::Error(StoreCode::kInvalid, std::string("etcd lease grant: ") + e.what());
   }
@@ -274,7 +274,7 @@ Status EtcdV3Store::lease_expiry(int64_t id, std::optional<Clock::time_point>* e
   }
   int64_t ttl = 0;
   try {
-    ttl = etcd3::get_int(r, "TTL");
+    ttl = etcd_v3::get_int(r, "TTL");
   } catch (const std::exception& e) {
     return Status::Error(StoreCode::kInvalid, std::string("etcd lease timetolive: ") + e.what());
   }
@@ -330,7 +330,7 @@ bool EtcdV3Store::subnet_of(const std::string& key, LeaseKey* subnet, std::strin
   return false;
 }
 
-bool EtcdV3Store::lease_of(const etcd3::KeyValue& kv, bool ask, Lease* out, std::string* why,
+bool EtcdV3Store::lease_of(const etcd_v3::KeyValue& kv, bool ask, Lease* out, std::string* why,
                            Status* failed) {
   Lease l;
   LeaseKey k;
@@ -354,7 +354,7 @@ bool EtcdV3Store::lease_of(const etcd3::KeyValue& kv, bool ask, Lease* out, std:
 
 Status EtcdV3Store::get_config(std::string* out) {
   json r;
-  if (Status s = call("/v3/kv/range", etcd3::range_request(config_key_), false, &r); !s.ok()) {
+  if (Status s = call("/v3/kv/range", etcd_v3::range_request(config_key_), false, &r); !s.ok()) {
     return s;
   }
   auto kvs = r.find("kvs");
@@ -365,7 +365,7 @@ Status EtcdV3Store::get_config(std::string* out) {
                              " '{\"Network\": ...}'");
   }
   try {
-    *out = etcd3::parse_kv((*kvs)[0]).value;
+    *out = etcd_v3::parse_kv((*kvs)[0]).value;
   } catch (const std::exception& e) {
     return Status::Error(StoreCode::kInvalid, "etcd " + config_key_ + ": " + e.what());
   }
@@ -374,18 +374,18 @@ Status EtcdV3Store::get_config(std::string* out) {
 
 Status EtcdV3Store::set_config(const std::string& text) {
   json r;
-  return call("/v3/kv/put", etcd3::put_request(config_key_, text, 0, false), false, &r);
+  return call("/v3/kv/put", etcd_v3::put_request(config_key_, text, 0, false), false, &r);
 }
 
 Status EtcdV3Store::list_leases(LeaseList* out) {
   json r;
-  if (Status s = call("/v3/kv/range", etcd3::range_request(subnets_dir_, subnets_end_), false, &r);
+  if (Status s = call("/v3/kv/range", etcd_v3::range_request(subnets_dir_, subnets_end_), false, &r);
       !s.ok()) {
     return s;
   }
   LeaseList list;
   try {
-    list.revision = etcd3::parse_header(r).revision;
+    list.revision = etcd_v3::parse_header(r).revision;
   } catch (const std::exception& e) {
     return Status::Error(StoreCode::kInvalid, std::string("etcd range: ") + e.what());
   }
@@ -394,7 +394,7 @@ Status EtcdV3Store::list_leases(LeaseList* out) {
     for (const json& item : *kvs) {
       std::string why;
       try {
-        etcd3::KeyValue kv = etcd3::parse_kv(item);
+        etcd_v3::KeyValue kv = etcd_v3::parse_kv(item);
         Lease l;
         Status failed;  // never set without asking etcd
         if (lease_of(kv, /*ask=*/false, &l, &why, &failed)) {
@@ -414,7 +414,7 @@ Status EtcdV3Store::list_leases(LeaseList* out) {
 Status EtcdV3Store::get_lease(const LeaseKey& subnet, Lease* out) {
   json r;
   const std::string key = lease_key(subnet);
-  if (Status s = call("/v3/kv/range", etcd3::range_request(key), false, &r); !s.ok()) return s;
+  if (Status s = call("/v3/kv/range", etcd_v3::range_request(key), false, &r); !s.ok()) return s;
   auto kvs = r.find("kvs");
   if (kvs == r.end() || !kvs->is_array() || kvs->empty()) {
     return Status::Error(StoreCode::kNotFound, "no lease for " + subnet.str() + " (" + key + ")");
@@ -422,7 +422,7 @@ Status EtcdV3Store::get_lease(const LeaseKey& subnet, Lease* out) {
   std::string why;
   Status failed;
   try {
-    if (lease_of(etcd3::parse_kv((*kvs)[0]), /*ask=*/true, out, &why, &failed)) return Status::Ok();
+    if (lease_of(etcd_v3::parse_kv((*kvs)[0]), /*ask=*/true, out, &why, &failed)) return Status::Ok();
   } catch (const std::exception& e) {
     why = e.what();
   }
@@ -445,9 +445,9 @@ Status EtcdV3Store::write_lease(const Lease& lease, std::chrono::seconds ttl,
   json txn = {
       {"compare", json::array({compare})},
       {"success", json::array({json{
-                      {"request_put", etcd3::put_request(key, etcd3::encode_lease_value(lease.attrs),
+                      {"request_put", etcd_v3::put_request(key, etcd_v3::encode_lease_value(lease.attrs),
                                                          id, /*prev_kv=*/renew)}}})},
-      {"failure", json::array({json{{"request_range", etcd3::range_request(key)}}})},
+      {"failure", json::array({json{{"request_range", etcd_v3::range_request(key)}}})},
   };
   json r;
   if (Status s = call("/v3/kv/txn", txn, /*one_shot=*/true, &r); !s.ok()) {
@@ -455,7 +455,7 @@ Status EtcdV3Store::write_lease(const Lease& lease, std::chrono::seconds ttl,
     // expires on its own if unused.
     return s;
   }
-  if (!etcd3::get_true(r, "succeeded")) {
+  if (!etcd_v3::get_true(r, "succeeded")) {
     if (id != 0) revoke(id);
     if (renew && !has_kvs(first_response(r, "response_range"))) {
       return Status::Error(StoreCode::kNotFound, "no lease for " + lease.key().str() +
@@ -468,13 +468,13 @@ Status EtcdV3Store::write_lease(const Lease& lease, std::chrono::seconds ttl,
   }
   Lease w = lease;
   w.expiration = id != 0 ? std::optional<Clock::time_point>(expires) : std::nullopt;
-  w.revision = etcd3::parse_header(r).revision;
+  w.revision = etcd_v3::parse_header(r).revision;
   if (renew) {
     int64_t old = 0;
     if (const json* put = first_response(r, "response_put")) {
       if (auto prev = put->find("prev_kv"); prev != put->end()) {
         try {
-          old = etcd3::get_int(*prev, "lease");
+          old = etcd_v3::get_int(*prev, "lease");
         } catch (const std::exception&) {
           old = 0;
         }
@@ -487,7 +487,7 @@ Status EtcdV3Store::write_lease(const Lease& lease, std::chrono::seconds ttl,
 }
 
 Status EtcdV3Store::create_lease(const Lease& lease, std::chrono::seconds ttl, Lease* created) {
-  return write_lease(lease, ttl, etcd3::compare_equal(lease_key(lease.key()), "VERSION", 0),
+  return write_lease(lease, ttl, etcd_v3::compare_equal(lease_key(lease.key()), "VERSION", 0),
                      /*renew=*/false, created);
 }
 
@@ -497,7 +497,7 @@ Status EtcdV3Store::renew_lease(const Lease& lease, std::chrono::seconds ttl, Le
                                                   ": revision 0 (the lease was never read)");
   }
   return write_lease(lease, ttl,
-                     etcd3::compare_equal(lease_key(lease.key()), "MOD",
+                     etcd_v3::compare_equal(lease_key(lease.key()), "MOD",
                                           static_cast<int64_t>(lease.revision)),
                      /*renew=*/true, renewed);
 }
@@ -506,12 +506,12 @@ Status EtcdV3Store::delete_lease(const LeaseKey& subnet, uint64_t expected_revis
   const std::string key = lease_key(subnet);
   json r;
   if (expected_revision == 0) {
-    if (Status s = call("/v3/kv/deleterange", etcd3::range_request(key), true, &r); !s.ok()) {
+    if (Status s = call("/v3/kv/deleterange", etcd_v3::range_request(key), true, &r); !s.ok()) {
       return s;
     }
     int64_t deleted = 0;
     try {
-      deleted = etcd3::get_int(r, "deleted");
+      deleted = etcd_v3::get_int(r, "deleted");
     } catch (const std::exception& e) {
       return Status::Error(StoreCode::kInvalid, "etcd deleterange " + key + ": " + e.what());
     }
@@ -521,13 +521,13 @@ Status EtcdV3Store::delete_lease(const LeaseKey& subnet, uint64_t expected_revis
     return Status::Ok();
   }
   json txn = {
-      {"compare", json::array({etcd3::compare_equal(key, "MOD",
+      {"compare", json::array({etcd_v3::compare_equal(key, "MOD",
                                                     static_cast<int64_t>(expected_revision))})},
-      {"success", json::array({json{{"request_delete_range", etcd3::range_request(key)}}})},
-      {"failure", json::array({json{{"request_range", etcd3::range_request(key)}}})},
+      {"success", json::array({json{{"request_delete_range", etcd_v3::range_request(key)}}})},
+      {"failure", json::array({json{{"request_range", etcd_v3::range_request(key)}}})},
   };
   if (Status s = call("/v3/kv/txn", txn, true, &r); !s.ok()) return s;
-  if (etcd3::get_true(r, "succeeded")) return Status::Ok();
+  if (etcd_v3::get_true(r, "succeeded")) return Status::Ok();
   if (!has_kvs(first_response(r, "response_range"))) {
     return Status::Error(StoreCode::kNotFound, "no lease for " + subnet.str() + " (" + key + ")");
   }

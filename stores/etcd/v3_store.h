@@ -5,7 +5,7 @@
 // Layout and bytes are current flannel's (v0.13+, etcd mode), so its hosts and ours share one
 // cluster: the config at `<prefix>/config` (raw JSON), one key per lease at
 // `<prefix>/subnets/10.5.34.0-24` whose value is the lease attrs JSON as current flannel writes
-// it (etcd3_codec.h: v0.11's JSON plus "PublicIPv6":null), attached to a v3 lease granted with
+// it (v3_codec.h: v0.11's JSON plus "PublicIPv6":null), attached to a v3 lease granted with
 // the TTL. A reservation (ttl 0) is a key with no v3 lease.
 //
 // Contract mapping:
@@ -73,7 +73,7 @@
 #include "core/thread_annotations.h"
 #include "stores/etcd/v3_codec.h"
 #include "stores/etcd/http_client.h"
-#include "stores/open_store.h"
+#include "stores/etcd/options.h"
 #include "stores/store.h"
 
 namespace flannel {
@@ -102,23 +102,23 @@ class EtcdV3Store : public Store {
   const std::vector<std::string>& endpoints() const { return http_.endpoints(); }
 
  private:
-  class Watch;  // one watch_leases() call, as named steps (etcd3_watch.cc)
+  class Watch;  // one watch_leases() call, as named steps (v3_watch.cc)
 
   explicit EtcdV3Store(const EtcdOptions& options);
 
   // One unary gateway call: POST `body` to `path` (with the auth token), parse the JSON, map
   // errors to a Status, check the header for a store reset. On success *out is the response.
   // `check` = false skips the reset check (the confirmation read of check_header).
-  Status call(const std::string& path, const etcd3::json& body, bool one_shot,
-              etcd3::json* out, bool check = true);
+  Status call(const std::string& path, const etcd_v3::json& body, bool one_shot,
+              etcd_v3::json* out, bool check = true);
   Status authenticate() EXCLUDES(mu_);
   std::string token() EXCLUDES(mu_);
   bool needs_authentication() EXCLUDES(mu_);  // username set and no authenticate() yet
   // Store-reset detection on one response header (see the top): a changed cluster id is a
   // reset; a lower revision is one only if a linearizable read started afterwards confirms it.
-  Status check_header(const etcd3::Header& h) EXCLUDES(mu_);
+  Status check_header(const etcd_v3::Header& h) EXCLUDES(mu_);
   // Re-bases on `h` and describes the reset.
-  Status reset_locked(const etcd3::Header& h) REQUIRES(mu_);
+  Status reset_locked(const etcd_v3::Header& h) REQUIRES(mu_);
   Status grant(std::chrono::seconds ttl, int64_t* id, Clock::time_point* expires);
   void revoke(int64_t id);
   // TTL of a v3 lease via timetolive: its expiry, or nullopt when the lease no longer exists.
@@ -132,11 +132,11 @@ class EtcdV3Store : public Store {
   // Lease from a key-value under subnets_dir_; false with *why when malformed, false with
   // *failed when asking etcd for the expiration failed.
   bool subnet_of(const std::string& key, LeaseKey* subnet, std::string* why) const;
-  bool lease_of(const etcd3::KeyValue& kv, bool ask, Lease* out, std::string* why,
+  bool lease_of(const etcd_v3::KeyValue& kv, bool ask, Lease* out, std::string* why,
                 Status* failed);
   std::string lease_key(const LeaseKey& subnet) const;
   // Shared by create and renew: grant, txn [compare] put, failure branch reads the key.
-  Status write_lease(const Lease& lease, std::chrono::seconds ttl, const etcd3::json& compare,
+  Status write_lease(const Lease& lease, std::chrono::seconds ttl, const etcd_v3::json& compare,
                      bool renew, Lease* out);
 
   etcd::HttpClient http_;

@@ -1,4 +1,4 @@
-// EtcdV3Store::watch_leases: one streaming POST /v3/watch per call (see etcd3_store.h, "Watch").
+// EtcdV3Store::watch_leases: one streaming POST /v3/watch per call (see v3_store.h, "Watch").
 #include <algorithm>
 
 #include "stores/etcd/v3_store.h"
@@ -7,7 +7,7 @@ namespace flannel {
 
 using etcd::HttpRequest;
 using etcd::HttpResponse;
-using etcd3::json;
+using etcd_v3::json;
 
 namespace {
 
@@ -49,7 +49,7 @@ class EtcdV3Store::Watch {
   bool store_behind_cursor();
   void take_events(StreamState* st, const json& res);
   bool take_event(StreamState* st, const json& ev);
-  bool removal_of(const etcd3::WatchEvent& event, LeaseEvent* out, std::string* why);
+  bool removal_of(const etcd_v3::WatchEvent& event, LeaseEvent* out, std::string* why);
   Next after_stream_error(const StreamState& st, int attempt);
   Next after_response(const HttpResponse& resp, int attempt);
   Next after_http_error(const HttpResponse& resp, int attempt);
@@ -92,8 +92,8 @@ WatchResult EtcdV3Store::Watch::run() {
 // The watch's create request, from after_ + 1 with the previous value of each key (a removal
 // names the v3 lease the key had). The body is read as it arrives; *st must outlive the send.
 HttpRequest EtcdV3Store::Watch::request(StreamState* st) {
-  json create = {{"key", etcd3::base64_encode(store_.subnets_dir_)},
-                 {"range_end", etcd3::base64_encode(store_.subnets_end_)},
+  json create = {{"key", etcd_v3::base64_encode(store_.subnets_dir_)},
+                 {"range_end", etcd_v3::base64_encode(store_.subnets_end_)},
                  {"start_revision", std::to_string(after_ + 1)},
                  {"prev_kv", true}};
   HttpRequest req;
@@ -126,8 +126,8 @@ void EtcdV3Store::Watch::on_message(StreamState* st, const json& msg) {
     st->status = Status::Error(StoreCode::kInvalid, "etcd watch: stream message is not JSON");
     return;
   }
-  if (auto err = etcd3::parse_error(msg)) {
-    st->auth_error = err->code == etcd3::kGrpcUnauthenticated;
+  if (auto err = etcd_v3::parse_error(msg)) {
+    st->auth_error = err->code == etcd_v3::kGrpcUnauthenticated;
     st->status = Status::Error(StoreCode::kUnavailable, "etcd watch: " + err->message);
     return;
   }
@@ -144,7 +144,7 @@ void EtcdV3Store::Watch::on_message(StreamState* st, const json& msg) {
 // watch etcd cancelled ends it.
 Status EtcdV3Store::Watch::check_result(const json& res) {
   try {
-    const etcd3::Header h = etcd3::parse_header(res);
+    const etcd_v3::Header h = etcd_v3::parse_header(res);
     if (Status s = store_.check_header(h); !s.ok()) return s;
     if (h.revision != 0 && h.revision < after_ && store_behind_cursor()) {
       return Status::Error(StoreCode::kHistoryGone,
@@ -152,7 +152,7 @@ Status EtcdV3Store::Watch::check_result(const json& res) {
                                " is ahead of the store's revision " + std::to_string(h.revision) +
                                " (the store was reset); list the leases again");
     }
-    if (uint64_t compacted = etcd3::get_uint(res, "compact_revision"); compacted != 0) {
+    if (uint64_t compacted = etcd_v3::get_uint(res, "compact_revision"); compacted != 0) {
       return Status::Error(StoreCode::kHistoryGone,
                            "etcd watch from revision " + std::to_string(after_ + 1) +
                                ": history compacted up to " + std::to_string(compacted) +
@@ -161,9 +161,9 @@ Status EtcdV3Store::Watch::check_result(const json& res) {
   } catch (const std::exception& e) {
     return Status::Error(StoreCode::kInvalid, std::string("etcd watch: ") + e.what());
   }
-  if (etcd3::get_true(res, "canceled")) {
+  if (etcd_v3::get_true(res, "canceled")) {
     return Status::Error(StoreCode::kUnavailable,
-                         "etcd cancelled the watch: " + etcd3::get_string(res, "cancel_reason"));
+                         "etcd cancelled the watch: " + etcd_v3::get_string(res, "cancel_reason"));
   }
   return Status::Ok();
 }
@@ -172,11 +172,11 @@ Status EtcdV3Store::Watch::check_result(const json& res) {
 // linearizable read lost the history the cursor came from (a reset this Store already reported
 // through another call): list again rather than wait. May throw (caught by check_result()).
 bool EtcdV3Store::Watch::store_behind_cursor() {
-  json range = etcd3::range_request(store_.config_key_);
+  json range = etcd_v3::range_request(store_.config_key_);
   range["count_only"] = true;
   json now;
   return store_.call("/v3/kv/range", range, false, &now, /*check=*/false).ok() &&
-         etcd3::parse_header(now).revision < after_;
+         etcd_v3::parse_header(now).revision < after_;
 }
 
 // The events of one WatchResponse; the stream ends after the first message that had any.
@@ -193,14 +193,14 @@ void EtcdV3Store::Watch::take_events(StreamState* st, const json& res) {
 // say when the lease expires: the watch ends with that error and the cursor stops before the
 // event, so the next watch retries it.
 bool EtcdV3Store::Watch::take_event(StreamState* st, const json& ev) {
-  etcd3::WatchEvent event;
+  etcd_v3::WatchEvent event;
   try {
-    event = etcd3::parse_watch_event(ev);
+    event = etcd_v3::parse_watch_event(ev);
   } catch (const std::exception& e) {
     r_.warnings.push_back(std::string("skipped unreadable watch event: ") + e.what());
     return true;
   }
-  const etcd3::KeyValue& kv = event.kv;
+  const etcd_v3::KeyValue& kv = event.kv;
   r_.revision = std::max<uint64_t>(r_.revision, static_cast<uint64_t>(kv.mod_revision));
   std::string why;
   LeaseEvent out;
@@ -223,9 +223,9 @@ bool EtcdV3Store::Watch::take_event(StreamState* st, const json& ev) {
 }
 
 // The removal event of a deleted key; false with *why when the key names no subnet.
-bool EtcdV3Store::Watch::removal_of(const etcd3::WatchEvent& event, LeaseEvent* out,
+bool EtcdV3Store::Watch::removal_of(const etcd_v3::WatchEvent& event, LeaseEvent* out,
                                     std::string* why) {
-  const etcd3::KeyValue& kv = event.kv;
+  const etcd_v3::KeyValue& kv = event.kv;
   out->type = LeaseEventType::kRemoved;
   LeaseKey k;
   if (!store_.subnet_of(kv.key, &k, why)) return false;
@@ -284,8 +284,8 @@ EtcdV3Store::Watch::Next EtcdV3Store::Watch::after_response(const HttpResponse& 
 EtcdV3Store::Watch::Next EtcdV3Store::Watch::after_http_error(const HttpResponse& resp,
                                                               int attempt) {
   json j = json::parse(resp.body, nullptr, false);
-  auto err = j.is_discarded() ? std::nullopt : etcd3::parse_error(j);
-  if ((resp.status == 401 || (err && err->code == etcd3::kGrpcUnauthenticated)) && with_auth_ &&
+  auto err = j.is_discarded() ? std::nullopt : etcd_v3::parse_error(j);
+  if ((resp.status == 401 || (err && err->code == etcd_v3::kGrpcUnauthenticated)) && with_auth_ &&
       attempt == 0) {
     return reauthenticate();
   }

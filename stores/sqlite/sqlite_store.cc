@@ -1,4 +1,4 @@
-// The Store operations other than watch (sqlite_watch.cc). Each runs on the shared connection
+// The Store operations other than watch (watch.cc). Each runs on the shared connection
 // under mu_; every read-modify-write is one BEGIN IMMEDIATE transaction that first sweeps
 // expired leases, so TTL expiry is recorded by whoever writes next.
 #include "stores/sqlite/sqlite_store.h"

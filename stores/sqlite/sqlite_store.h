@@ -56,7 +56,7 @@
 #include <vector>
 
 #include "core/thread_annotations.h"
-#include "stores/open_store.h"
+#include "stores/sqlite/options.h"
 #include "stores/store.h"
 
 namespace flannel {
@@ -107,7 +107,7 @@ class SqliteStore : public Store {
   static Opened open_file(const SqliteOptions& options);
   SqliteStore(const SqliteOptions& options, Opened opened);
 
-  // Store reset (sqlite_reset.cc): kStoreReset (after reopening the path) when the path no
+  // Store reset (reset.cc): kStoreReset (after reopening the path) when the path no
   // longer holds the file and store db_ is on; Ok otherwise. Throws DbError.
   Status check_reset_locked() REQUIRES(mu_);
   Status reopen_locked(const std::string& why) REQUIRES(mu_) EXCLUDES(pool_mu_);

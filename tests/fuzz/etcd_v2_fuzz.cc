@@ -1,4 +1,4 @@
-// Fuzzes the decoding of etcd v2 answers (stores/etcd/v2_decode.h) as EtcdStore does it for a lease
+// Fuzzes the decoding of etcd v2 answers (stores/etcd/v2_decode.h) as EtcdV2Store does it for a lease
 // listing (node.nodes[], decoded as it is read, which must agree with a tree of the answer), a
 // single lease (node) and a watch event (node, prevNode), plus an error body: arbitrary bytes
 // must give leases, warnings or errors, never a crash or a throw.

@@ -17,7 +17,7 @@
 #include "stores/etcd/v3_codec.h"
 #include "tests/fuzz/fuzz_check.h"
 
-namespace etcd3 = flannel::etcd3;
+namespace etcd_v3 = flannel::etcd_v3;
 using nlohmann::json;
 
 namespace {
@@ -26,10 +26,10 @@ const std::string kDir = "/coreos.com/network/subnets/";
 
 // A decoded key-value as the store turns it into a lease: key under the subnets dir naming a
 // canonical subnet, value in lease JSON.
-void decode_lease_kv(const etcd3::KeyValue& kv) {
-  auto again = etcd3::base64_decode(etcd3::base64_encode(kv.key));
+void decode_lease_kv(const etcd_v3::KeyValue& kv) {
+  auto again = etcd_v3::base64_decode(etcd_v3::base64_encode(kv.key));
   FUZZ_CHECK(again && *again == kv.key);
-  again = etcd3::base64_decode(etcd3::base64_encode(kv.value));
+  again = etcd_v3::base64_decode(etcd_v3::base64_encode(kv.value));
   FUZZ_CHECK(again && *again == kv.value);
   std::string_view name(kv.key);
   if (!name.starts_with(kDir)) return;
@@ -43,10 +43,10 @@ void decode_lease_kv(const etcd3::KeyValue& kv) {
     return;
   }
   // What we would write back for it (a renewal) reads back as the same lease.
-  const std::string written = etcd3::encode_lease_value(attrs);
+  const std::string written = etcd_v3::encode_lease_value(attrs);
   flannel::LeaseAttrs read = flannel::decode_lease_attrs(written);
   FUZZ_CHECK(read.public_ip == attrs.public_ip && read.backend_type == attrs.backend_type);
-  FUZZ_CHECK(etcd3::encode_lease_value(read) == written);
+  FUZZ_CHECK(etcd_v3::encode_lease_value(read) == written);
 }
 
 void decode_kvs(const json& holder) {
@@ -55,7 +55,7 @@ void decode_kvs(const json& holder) {
   if (kvs == holder.end() || !kvs->is_array()) return;
   for (const json& item : *kvs) {
     try {
-      decode_lease_kv(etcd3::parse_kv(item));
+      decode_lease_kv(etcd_v3::parse_kv(item));
     } catch (const std::invalid_argument&) {
     }
   }
@@ -71,26 +71,26 @@ void tolerate_invalid(F f) {
 
 // A unary answer (range, txn, grant, timetolive, deleterange, authenticate, or an error).
 void decode_answer(const json& body) {
-  if (auto err = etcd3::parse_error(body)) {
+  if (auto err = etcd_v3::parse_error(body)) {
     (void)err->code;
     return;
   }
   if (!body.is_object()) return;
-  tolerate_invalid([&] { (void)etcd3::parse_header(body); });
+  tolerate_invalid([&] { (void)etcd_v3::parse_header(body); });
   decode_kvs(body);  // range
-  tolerate_invalid([&] { (void)etcd3::get_int(body, "ID"); });        // grant, timetolive
-  tolerate_invalid([&] { (void)etcd3::get_int(body, "TTL"); });       // grant, timetolive
-  tolerate_invalid([&] { (void)etcd3::get_int(body, "deleted"); });   // deleterange
-  tolerate_invalid([&] { (void)etcd3::get_uint(body, "count"); });    // count_only range
-  (void)etcd3::get_true(body, "succeeded");                           // txn
-  (void)etcd3::get_string(body, "token");                             // authenticate
+  tolerate_invalid([&] { (void)etcd_v3::get_int(body, "ID"); });        // grant, timetolive
+  tolerate_invalid([&] { (void)etcd_v3::get_int(body, "TTL"); });       // grant, timetolive
+  tolerate_invalid([&] { (void)etcd_v3::get_int(body, "deleted"); });   // deleterange
+  tolerate_invalid([&] { (void)etcd_v3::get_uint(body, "count"); });    // count_only range
+  (void)etcd_v3::get_true(body, "succeeded");                           // txn
+  (void)etcd_v3::get_string(body, "token");                             // authenticate
   if (auto rs = body.find("responses"); rs != body.end() && rs->is_array()) {
     for (const json& r : *rs) {
       if (!r.is_object()) continue;
       if (auto range = r.find("response_range"); range != r.end()) decode_kvs(*range);
       if (auto put = r.find("response_put"); put != r.end() && put->is_object()) {
         if (auto prev = put->find("prev_kv"); prev != put->end()) {
-          tolerate_invalid([&] { (void)etcd3::get_int(*prev, "lease"); });
+          tolerate_invalid([&] { (void)etcd_v3::get_int(*prev, "lease"); });
         }
       }
     }
@@ -100,20 +100,20 @@ void decode_answer(const json& body) {
 // One line of a watch stream.
 void decode_watch_message(const json& msg) {
   if (!msg.is_object()) return;
-  if (etcd3::parse_error(msg)) return;
+  if (etcd_v3::parse_error(msg)) return;
   auto res = msg.find("result");
   if (res == msg.end() || !res->is_object()) return;
-  if (etcd3::get_true(*res, "canceled")) {
-    (void)etcd3::get_string(*res, "cancel_reason");
+  if (etcd_v3::get_true(*res, "canceled")) {
+    (void)etcd_v3::get_string(*res, "cancel_reason");
     return;
   }
-  tolerate_invalid([&] { (void)etcd3::parse_header(*res); });
-  tolerate_invalid([&] { (void)etcd3::get_uint(*res, "compact_revision"); });
+  tolerate_invalid([&] { (void)etcd_v3::parse_header(*res); });
+  tolerate_invalid([&] { (void)etcd_v3::get_uint(*res, "compact_revision"); });
   auto events = res->find("events");
   if (events == res->end() || !events->is_array()) return;
   for (const json& ev : *events) {
     try {
-      etcd3::WatchEvent e = etcd3::parse_watch_event(ev);
+      etcd_v3::WatchEvent e = etcd_v3::parse_watch_event(ev);
       if (e.is_delete) {
         FUZZ_CHECK(ev.contains("type"));
       }
@@ -127,11 +127,11 @@ void decode_watch_message(const json& msg) {
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);
-  if (auto bytes = etcd3::base64_decode(text)) {
-    auto again = etcd3::base64_decode(etcd3::base64_encode(*bytes));
+  if (auto bytes = etcd_v3::base64_decode(text)) {
+    auto again = etcd_v3::base64_decode(etcd_v3::base64_encode(*bytes));
     FUZZ_CHECK(again && *again == *bytes);
   }
-  (void)etcd3::prefix_range_end(text);
+  (void)etcd_v3::prefix_range_end(text);
   json body = json::parse(text, nullptr, /*allow_exceptions=*/false);
   if (!body.is_discarded()) {
     decode_answer(body);

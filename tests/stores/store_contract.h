@@ -1,7 +1,7 @@
 // The Store contract suite: the same cases run against every Store implementation.
 //
 // Each implementation provides a HarnessFactory and instantiates the suite in its own test
-// executable (contract_etcd_test, contract_sqlite_test), e.g.
+// executable (contract_etcd_v2_test, contract_sqlite_test), e.g.
 //   INSTANTIATE_TEST_SUITE_P(Sqlite, StoreContract, ::testing::Values(ContractParam{...}));
 #pragma once
 

@@ -374,7 +374,7 @@ TEST_P(StoreContract, WatchIsCancelledPromptly) {
   const auto latency =
       SteadyClock::time_point(SteadyClock::duration(returned_ns.load())) - requested;
   EXPECT_TRUE(HasCode(r.status, StoreCode::kCancelled));
-  EXPECT_LT(latency, 200ms)
+  EXPECT_LT(latency, 1s)
       << "cancel took " << std::chrono::duration_cast<std::chrono::milliseconds>(latency).count()
       << " ms";
 
@@ -382,7 +382,7 @@ TEST_P(StoreContract, WatchIsCancelledPromptly) {
   const auto t0 = SteadyClock::now();
   r = store->watch_leases(list.revision, 30s, source.get_token());
   EXPECT_TRUE(HasCode(r.status, StoreCode::kCancelled));
-  EXPECT_LT(SteadyClock::now() - t0, 200ms);
+  EXPECT_LT(SteadyClock::now() - t0, 1s);
 }
 
 TEST_P(StoreContract, WatchFromLostHistorySaysSoAndListResyncs) {

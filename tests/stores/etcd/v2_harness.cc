@@ -17,7 +17,7 @@ class EtcdHarness : public StoreHarness {
     server_.raw("DELETE", "/v2/keys" + prefix_ + "?recursive=true");
   }
   std::unique_ptr<Store> connect() override {
-    return EtcdStore::open(server_.client_options(prefix_));
+    return EtcdV2Store::open(server_.client_options(prefix_));
   }
   size_t history_limit() const override { return 1000; }  // etcd v2's fixed event history
   // Wipes the process-wide etcd: the other tests' prefixes are gone already (each harness

@@ -1,4 +1,4 @@
-// The lease listing decoded the way EtcdStore did before etcd::decode_lease_list: a JSON tree of
+// The lease listing decoded the way EtcdV2Store did before etcd::decode_lease_list: a JSON tree of
 // the whole answer, then each child of node.nodes[] (add_listed_node, as the SAX decoder does
 // with each child it builds). The reference that the SAX decoder's walk of the answer must agree
 // with (its unit test, and the etcd v2 fuzz target).

@@ -1,4 +1,4 @@
-// EtcdStore against a real etcd: wire compatibility with flannel v0.11 agents, TLS, failover,
+// EtcdV2Store against a real etcd: wire compatibility with flannel v0.11 agents, TLS, failover,
 // timeouts, cancellation, malformed data and the event-history limit.
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -53,7 +53,7 @@ class EtcdStoreTest : public ::testing::Test {
   void SetUp() override {
     const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
     prefix_ = EtcdServer::unique_prefix(info->name());
-    store_ = EtcdStore::open(server().client_options(prefix_));
+    store_ = EtcdV2Store::open(server().client_options(prefix_));
   }
   void TearDown() override { server().raw("DELETE", "/v2/keys" + prefix_ + "?recursive=true"); }
 
@@ -76,7 +76,7 @@ class EtcdStoreTest : public ::testing::Test {
   }
 
   std::string prefix_;
-  std::unique_ptr<EtcdStore> store_;
+  std::unique_ptr<EtcdV2Store> store_;
 };
 
 // ---- Wire compatibility ------------------------------------------------------------------------
@@ -151,7 +151,7 @@ TEST_F(EtcdStoreTest, ReadsLeasesWrittenByAnOldAgent) {
 
 TEST_F(EtcdStoreTest, ConfigRoundTripsAndTrailingSlashInPrefixIsHarmless) {
   EtcdOptions o = server().client_options(prefix_ + "/");
-  auto slashed = EtcdStore::open(o);
+  auto slashed = EtcdV2Store::open(o);
   EXPECT_EQ(slashed->prefix(), prefix_);
   std::string cfg;
   EXPECT_EQ(slashed->get_config(&cfg).code, StoreCode::kNotFound);
@@ -260,7 +260,9 @@ TEST_F(EtcdStoreTest, RemovingTheWholeLeaseDirectoryAsksForAResync) {
 // ---- Watch
 // ----------------------------------------------------------------------------------------
 
-TEST_F(EtcdStoreTest, WatchCancelsWithin100ms) {
+// Prompt means far inside the 30 s wait: bounds a loaded CI machine meets and a watch that
+// ignored the stop token (returning at its timeout) does not.
+TEST_F(EtcdStoreTest, WatchCancelsPromptly) {
   LeaseList list;
   ASSERT_TRUE(store_->list_leases(&list).ok());
   std::stop_source stop;
@@ -276,14 +278,14 @@ TEST_F(EtcdStoreTest, WatchCancelsWithin100ms) {
   stop.request_stop();
   t.join();
   EXPECT_EQ(result.status.code, StoreCode::kCancelled);
-  EXPECT_LT(latency.load(), 100);
+  EXPECT_LT(latency.load(), 1000);
   EXPECT_EQ(result.revision, list.revision);
 
   // Already stopped: returns at once.
   auto t0 = SteadyClock::now();
   EXPECT_EQ(store_->watch_leases(list.revision, 30s, stop.get_token()).status.code,
             StoreCode::kCancelled);
-  EXPECT_LT(ms_since(t0), 50);
+  EXPECT_LT(ms_since(t0), 1000);
 }
 
 TEST_F(EtcdStoreTest, WatchTimesOutOnTime) {
@@ -428,7 +430,7 @@ TEST_F(EtcdStoreTest, RealHistoryGoneAfterMoreThan1000Events) {
 TEST_F(EtcdStoreTest, DeadFirstEndpointFailsOverQuickly) {
   EtcdOptions o = server().client_options(prefix_);
   o.endpoints = {"http://127.0.0.1:" + std::to_string(closed_port()), server().endpoint()};
-  auto store = EtcdStore::open(o);
+  auto store = EtcdV2Store::open(o);
   auto t0 = SteadyClock::now();
   Lease created;
   // A refused connection never carried the request: even the one-shot create may fail over.
@@ -446,7 +448,7 @@ TEST_F(EtcdStoreTest, AllEndpointsDeadIsUnavailableQuicklyAndNamesThem) {
   const std::string a = "http://127.0.0.1:" + std::to_string(closed_port());
   const std::string b = "http://127.0.0.1:" + std::to_string(closed_port());
   o.endpoints = {a, b};
-  auto store = EtcdStore::open(o);
+  auto store = EtcdV2Store::open(o);
   auto t0 = SteadyClock::now();
   LeaseList list;
   Status s = store->list_leases(&list);
@@ -469,7 +471,7 @@ TEST_F(EtcdStoreTest, HungEndpointTimesOutAndOnlySafeRequestsFailOver) {
   o.request_timeout = 300ms;
   raw_put("/config", "{}");
   {
-    auto store = EtcdStore::open(o);
+    auto store = EtcdV2Store::open(o);
     auto t0 = SteadyClock::now();
     std::string cfg;
     ASSERT_TRUE(store->get_config(&cfg).ok());  // a GET may be retried on the next endpoint
@@ -478,7 +480,7 @@ TEST_F(EtcdStoreTest, HungEndpointTimesOutAndOnlySafeRequestsFailOver) {
   }
   {
     // The create reached the hung server, which might have applied it: not replayed elsewhere.
-    auto store = EtcdStore::open(o);
+    auto store = EtcdV2Store::open(o);
     auto t0 = SteadyClock::now();
     Lease created;
     Status s = store->create_lease(make_lease("10.5.13.0/24", "10.0.0.13"), 60s, &created);
@@ -493,7 +495,7 @@ TEST_F(EtcdStoreTest, HungEndpointTimesOutAndOnlySafeRequestsFailOver) {
     // A long-poll on the hung server gets no headers and moves on to the live endpoint.
     Lease created;
     ASSERT_TRUE(store_->create_lease(make_lease("10.5.14.0/24", "10.0.0.14"), 60s, &created).ok());
-    auto store = EtcdStore::open(o);
+    auto store = EtcdV2Store::open(o);
     auto t0 = SteadyClock::now();
     WatchResult w = store->watch_leases(created.revision - 1, 5s, {});
     ASSERT_TRUE(w.status.ok()) << w.status.message;
@@ -508,7 +510,7 @@ TEST(EtcdStoreOptions, BadOptionsThrowWithTheReason) {
   EtcdOptions o;
   o.endpoints = {"127.0.0.1:2379"};
   try {
-    EtcdStore::open(o);
+    EtcdV2Store::open(o);
     FAIL() << "no throw";
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("127.0.0.1:2379"), std::string::npos);
@@ -516,7 +518,7 @@ TEST(EtcdStoreOptions, BadOptionsThrowWithTheReason) {
   o.endpoints = {"https://127.0.0.1:2379"};
   o.cafile = "/nonexistent/ca.pem";
   try {
-    EtcdStore::open(o);
+    EtcdV2Store::open(o);
     FAIL() << "no throw";
   } catch (const std::invalid_argument& e) {
     EXPECT_NE(std::string(e.what()).find("/nonexistent/ca.pem"), std::string::npos);
@@ -574,7 +576,7 @@ TEST(EtcdAuth, CredentialsAreSentAndWrongOnesAreAClearError) {
   EtcdOptions o = server.client_options("/net");
   o.username = "flannel";
   o.password = "s3cr3t";
-  auto store = EtcdStore::open(o);
+  auto store = EtcdV2Store::open(o);
   Lease created;
   ASSERT_TRUE(store->create_lease(make_lease("10.5.30.0/24", "10.0.0.30"), 60s, &created).ok());
   LeaseList list;
@@ -582,12 +584,12 @@ TEST(EtcdAuth, CredentialsAreSentAndWrongOnesAreAClearError) {
   EXPECT_EQ(list.leases.size(), 1u);
 
   o.password = "wrong";
-  Status s = EtcdStore::open(o)->list_leases(&list);
+  Status s = EtcdV2Store::open(o)->list_leases(&list);
   EXPECT_EQ(s.code, StoreCode::kUnavailable);
   EXPECT_NE(s.message.find("-etcd-username"), std::string::npos) << s.message;
   o.username.clear();
   o.password.clear();
-  s = EtcdStore::open(o)->list_leases(&list);
+  s = EtcdV2Store::open(o)->list_leases(&list);
   EXPECT_EQ(s.code, StoreCode::kUnavailable) << s.message;
 }
 
@@ -600,7 +602,7 @@ class EtcdTlsTest : public ::testing::Test {
 };
 
 TEST_F(EtcdTlsTest, MutualTlsWorksWithTheRightCertificates) {
-  auto store = EtcdStore::open(server().client_options(EtcdServer::unique_prefix("tls")));
+  auto store = EtcdV2Store::open(server().client_options(EtcdServer::unique_prefix("tls")));
   Lease created;
   ASSERT_TRUE(store->create_lease(make_lease("10.5.20.0/24", "10.0.0.20"), 60s, &created).ok());
   LeaseList list;
@@ -615,7 +617,7 @@ TEST_F(EtcdTlsTest, MissingClientCertificateIsAClearError) {
   EtcdOptions o = server().client_options(EtcdServer::unique_prefix("tls"));
   o.certfile.clear();
   o.keyfile.clear();
-  auto store = EtcdStore::open(o);
+  auto store = EtcdV2Store::open(o);
   LeaseList list;
   Status s = store->list_leases(&list);
   EXPECT_EQ(s.code, StoreCode::kUnavailable);
@@ -626,7 +628,7 @@ TEST_F(EtcdTlsTest, MissingClientCertificateIsAClearError) {
 TEST_F(EtcdTlsTest, UnknownServerCaIsAClearError) {
   EtcdOptions o = server().client_options(EtcdServer::unique_prefix("tls"));
   o.cafile.clear();  // the system CAs do not know the test CA
-  auto store = EtcdStore::open(o);
+  auto store = EtcdV2Store::open(o);
   std::string cfg;
   Status s = store->get_config(&cfg);
   EXPECT_EQ(s.code, StoreCode::kUnavailable);

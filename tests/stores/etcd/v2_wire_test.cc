@@ -1,7 +1,7 @@
-// The exact HTTP requests EtcdStore sends (flannel v0.11 facts §2.4), and its reaction to server
+// The exact HTTP requests EtcdV2Store sends (flannel v0.11 facts §2.4), and its reaction to server
 // answers that a healthy etcd rarely gives (5xx, an empty long-poll answer). A tiny recording
 // HTTP server on loopback stands in for etcd here only because these checks are about bytes on
-// the wire; everything behavioural runs against a real etcd in etcd_store_test.cc.
+// the wire; everything behavioural runs against a real etcd in v2_store_test.cc.
 #include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
@@ -30,7 +30,7 @@ struct Canned {
   int status = 200;
   std::string body;
   // Never below an index the fake hands out in an event (12): a real etcd's X-Etcd-Index does
-  // not go below what it already answered, and a lower one is a store reset to EtcdStore.
+  // not go below what it already answered, and a lower one is a store reset to EtcdV2Store.
   std::string etcd_index = "12";
   std::string cluster_id{};  // X-Etcd-Cluster-Id, not sent when empty
 };
@@ -179,7 +179,7 @@ TEST(EtcdWire, RequestsAreTheOnesFlannelSends) {
   EtcdOptions o;
   o.endpoints = {server.url() + "/"};
   o.prefix = "/coreos.com/network/";  // a trailing slash is harmless (path.Join)
-  auto store = EtcdStore::open(o);
+  auto store = EtcdV2Store::open(o);
 
   Lease lease;
   lease.subnet = IP4Net::parse("10.5.34.0/24");
@@ -252,7 +252,7 @@ TEST(EtcdWire, ServerErrorsFailOverOnlyForRequestsThatAreSafeToRepeat) {
   RecordingServer good(answer);
   EtcdOptions o;
   o.endpoints = {broken.url(), good.url()};
-  auto store = EtcdStore::open(o);
+  auto store = EtcdV2Store::open(o);
 
   Lease lease;
   lease.subnet = IP4Net::parse("10.5.34.0/24");
@@ -281,7 +281,7 @@ TEST(EtcdWire, EmptyLongPollAnswerIsReissued) {
   });
   EtcdOptions o;
   o.endpoints = {server.url()};
-  auto store = EtcdStore::open(o);
+  auto store = EtcdV2Store::open(o);
   WatchResult w = store->watch_leases(11, std::chrono::seconds(2), {});
   ASSERT_TRUE(w.status.ok()) << w.status.message;
   EXPECT_EQ(w.events.size(), 1u);
@@ -299,7 +299,7 @@ TEST(EtcdWire, EventIndexClearedIsHistoryGone) {
   });
   EtcdOptions o;
   o.endpoints = {server.url()};
-  auto store = EtcdStore::open(o);
+  auto store = EtcdV2Store::open(o);
   WatchResult w = store->watch_leases(4, std::chrono::seconds(2), {});
   EXPECT_EQ(w.status.code, StoreCode::kHistoryGone) << w.status.message;
   EXPECT_EQ(w.revision, 4u);
@@ -324,7 +324,7 @@ TEST(EtcdWire, ChangedClusterIdIsAResetReportedOnce) {
   });
   EtcdOptions o;
   o.endpoints = {server.url()};
-  auto store = EtcdStore::open(o);
+  auto store = EtcdV2Store::open(o);
   std::string cfg;
   EXPECT_EQ(store->get_config(&cfg).code, StoreCode::kNotFound);
   EXPECT_EQ(store->get_config(&cfg).code, StoreCode::kNotFound);
@@ -348,7 +348,7 @@ TEST(EtcdWire, LaggingMemberIsNotAReset) {
   });
   EtcdOptions o;
   o.endpoints = {server.url()};
-  auto store = EtcdStore::open(o);
+  auto store = EtcdV2Store::open(o);
   std::string cfg;
   EXPECT_EQ(store->get_config(&cfg).code, StoreCode::kNotFound);  // index 20 seen
   WatchResult w = store->watch_leases(11, std::chrono::seconds(2), {});
@@ -367,7 +367,7 @@ TEST(EtcdWire, IndexGoingBackConfirmedByQuorumIsAReset) {
       [&](const Recorded&) { return config_404(calls++ < 1 ? "20" : "3", ""); });
   EtcdOptions o;
   o.endpoints = {server.url()};
-  auto store = EtcdStore::open(o);
+  auto store = EtcdV2Store::open(o);
   std::string cfg;
   EXPECT_EQ(store->get_config(&cfg).code, StoreCode::kNotFound);
   Status s = store->get_config(&cfg);

@@ -3,7 +3,7 @@
 
 #include "stores/etcd/v3_codec.h"
 
-namespace flannel::etcd3 {
+namespace flannel::etcd_v3 {
 namespace {
 
 TEST(EtcdV3Codec, Base64RoundTripsAndRejectsGarbage) {
@@ -81,4 +81,4 @@ TEST(EtcdV3Codec, LeaseValueIsCurrentFlannels) {
 }
 
 }  // namespace
-}  // namespace flannel::etcd3
+}  // namespace flannel::etcd_v3

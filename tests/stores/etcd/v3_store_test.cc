@@ -45,7 +45,7 @@ int etcdctl(const EtcdServer& server, const std::vector<std::string>& args, std:
 
 // Grants a v3 lease directly (as another agent would); returns its id.
 int64_t raw_grant(const EtcdServer& server, int ttl) {
-  return etcd3::get_int(v3_call(server, "/v3/lease/grant", {{"TTL", std::to_string(ttl)}}), "ID");
+  return etcd_v3::get_int(v3_call(server, "/v3/lease/grant", {{"TTL", std::to_string(ttl)}}), "ID");
 }
 
 class EtcdV3StoreTest : public ::testing::Test {
@@ -104,7 +104,7 @@ TEST_F(EtcdV3StoreTest, ReadsWhatCurrentFlannelWrote) {
       << out;
   const int64_t id = raw_grant(server(), 86400);
   v3_call(server(), "/v3/kv/put",
-          etcd3::put_request(key("/subnets/10.5.34.0-24"), kFlannelValue, id, false));
+          etcd_v3::put_request(key("/subnets/10.5.34.0-24"), kFlannelValue, id, false));
 
   std::string cfg;
   ASSERT_TRUE(store_->get_config(&cfg).ok());
@@ -177,7 +177,7 @@ TEST_F(EtcdV3StoreTest, RenewalAfterTheKeyWasReplacedIsAConflictAndChangesNothin
   const int64_t theirs = raw_grant(server(), 86400);
   const std::string value = R"({"PublicIP":"10.0.0.99","PublicIPv6":null})";
   v3_call(server(), "/v3/kv/put",
-          etcd3::put_request(key("/subnets/10.5.40.0-24"), value, theirs, false));
+          etcd_v3::put_request(key("/subnets/10.5.40.0-24"), value, theirs, false));
   Lease renewed;
   Status s = store_->renew_lease(mine, 600s, &renewed);
   EXPECT_EQ(s.code, StoreCode::kConflict) << s.message;
@@ -200,9 +200,9 @@ TEST_F(EtcdV3StoreTest, RenewalRevokesTheOldLeaseAndKeepsTheKey) {
   EXPECT_NE(kv->lease, old_id);
   EXPECT_EQ(static_cast<uint64_t>(kv->mod_revision), second.revision);
   auto ttl = v3_call(server(), "/v3/lease/timetolive", {{"ID", std::to_string(old_id)}});
-  EXPECT_EQ(etcd3::get_int(ttl, "TTL"), -1) << "the old v3 lease must be revoked: " << ttl.dump();
+  EXPECT_EQ(etcd_v3::get_int(ttl, "TTL"), -1) << "the old v3 lease must be revoked: " << ttl.dump();
   ttl = v3_call(server(), "/v3/lease/timetolive", {{"ID", std::to_string(kv->lease)}});
-  EXPECT_GT(etcd3::get_int(ttl, "TTL"), 890);
+  EXPECT_GT(etcd_v3::get_int(ttl, "TTL"), 890);
 }
 
 TEST_F(EtcdV3StoreTest, ExpiryIsAnExpiredRemovalAndADeleteIsNot) {

@@ -22,19 +22,19 @@ inline nlohmann::json v3_call(const EtcdServer& server, const std::string& path,
 }
 
 inline void v3_put(const EtcdServer& server, const std::string& key, const std::string& value) {
-  v3_call(server, "/v3/kv/put", etcd3::put_request(key, value, 0, false));
+  v3_call(server, "/v3/kv/put", etcd_v3::put_request(key, value, 0, false));
 }
 
 // The stored key-value, or nullopt when absent.
-inline std::optional<etcd3::KeyValue> v3_get(const EtcdServer& server, const std::string& key) {
-  auto j = v3_call(server, "/v3/kv/range", etcd3::range_request(key));
+inline std::optional<etcd_v3::KeyValue> v3_get(const EtcdServer& server, const std::string& key) {
+  auto j = v3_call(server, "/v3/kv/range", etcd_v3::range_request(key));
   if (!j.contains("kvs") || j["kvs"].empty()) return std::nullopt;
-  return etcd3::parse_kv(j["kvs"][0]);
+  return etcd_v3::parse_kv(j["kvs"][0]);
 }
 
 inline uint64_t v3_revision(const EtcdServer& server) {
-  auto j = v3_call(server, "/v3/kv/range", etcd3::range_request(std::string(1, '\0')));
-  return etcd3::parse_header(j).revision;
+  auto j = v3_call(server, "/v3/kv/range", etcd_v3::range_request(std::string(1, '\0')));
+  return etcd_v3::parse_header(j).revision;
 }
 
 // Compacts the whole history up to the current revision (as `etcdctl compact`).
@@ -45,7 +45,7 @@ inline void v3_compact(const EtcdServer& server) {
 
 inline void v3_delete_prefix(const EtcdServer& server, const std::string& prefix) {
   v3_call(server, "/v3/kv/deleterange",
-          etcd3::range_request(prefix + "/", etcd3::prefix_range_end(prefix + "/")));
+          etcd_v3::range_request(prefix + "/", etcd_v3::prefix_range_end(prefix + "/")));
 }
 
 }  // namespace flannel::testing

@@ -219,7 +219,10 @@ TEST(SqliteStore, ManyProcessesCreatingTheSameNewFile) {
   EXPECT_EQ(list.leases.size(), static_cast<size_t>(kProcs));
 }
 
-TEST(SqliteStore, EventsFromAnotherProcessArriveWithin100ms) {
+// Each event from another process arrives by the watcher's poll (every 20 ms), not by its 5 s
+// timeout: the bound is 1 s so a loaded CI machine cannot fail it, while a watcher that only saw
+// commits when its wait ran out would. The latency itself is measured in bench/ (README there).
+TEST(SqliteStore, EventsFromAnotherProcessArriveByPollingNotTimeout) {
   SqliteHarness h;
   h.open();  // create the file; no connection stays open across fork()
   constexpr int kWrites = 10;
@@ -303,7 +306,7 @@ TEST(SqliteStore, EventsFromAnotherProcessArriveWithin100ms) {
   reap.reset();
   EXPECT_TRUE(WIFEXITED(writer_status) && WEXITSTATUS(writer_status) == 0)
       << "writer status " << writer_status;
-  EXPECT_LT(worst, 100ms) << "worst cross-process latency "
+  EXPECT_LT(worst, 1s) << "worst cross-process latency "
                           << std::chrono::duration_cast<std::chrono::milliseconds>(worst).count()
                           << " ms";
 }
