@@ -344,15 +344,146 @@ class UdpProxy::TxBatch {
   std::array<size_t, kMaxMsgs> segments_{};
 };
 
+// The TUN->UDP side's buffers and counters for one burst of reads, and the steps that turn each
+// packet read from the TUN device into datagrams queued on the TxBatch. Owned by run_tun_to_udp
+// (one thread), allocated once when it starts so the loop allocates nothing.
+class UdpProxy::TunReader {
+ public:
+  explicit TunReader(UdpProxy& proxy)
+      : proxy_(proxy), in_(VnetHeader::kLen + kBufSize), batch_(std::make_unique<TxBatch>(proxy)) {}
+
+  // Reads up to kMaxReads packets (until the TUN device has none), forwards them through `snap`,
+  // sends what was queued and publishes the counters once.
+  void burst(const Snapshot& snap) {
+    counts_ = {};
+    for (int reads = 0; reads < kMaxReads; ++reads) {
+      ssize_t got = ::read(proxy_.tun_.get(), in_.data(), in_.size());
+      if (got < 0) {
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) bump(proxy_.out_->io_errors, 1);
+        break;
+      }
+      take(in_.data(), size_t(got), snap);
+    }
+    batch_->flush();
+    publish();
+  }
+
+ private:
+  struct Counts {
+    uint64_t rx = 0, rx_bytes = 0, no_route = 0, ttl = 0, malformed = 0, icmp_sent = 0, tso = 0;
+  };
+
+  // One read: strips the virtio-net header (when the device has one) and forwards the packet.
+  void take(uint8_t* pkt, size_t len, const Snapshot& snap) {
+    VnetHeader v;
+    if (proxy_.vnet_) {
+      if (len < VnetHeader::kLen) {
+        ++counts_.malformed;
+        return;
+      }
+      v = VnetHeader::read(pkt);
+      pkt += VnetHeader::kLen;
+      len -= VnetHeader::kLen;
+    }
+    ++counts_.rx;
+    counts_.rx_bytes += len;
+    ipv4::Header h;
+    if (ipv4::parse_header(pkt, len, &h) != ipv4::ParseResult::kOk) {
+      ++counts_.malformed;
+      return;
+    }
+    if (const UdpEndpoint* peer = route(pkt, len, h, snap)) forward(pkt, h, v, *peer);
+  }
+
+  // The peer that carries `h.dst`, with the TTL decremented; nullptr (and an ICMP error back to
+  // the sender) when there is no route or the TTL runs out here, as a router does.
+  const UdpEndpoint* route(uint8_t* pkt, size_t len, const ipv4::Header& h, const Snapshot& snap) {
+    const UdpEndpoint* peer = snap.routes.lookup(h.dst);
+    if (!peer) {
+      ++counts_.no_route;
+      counts_.icmp_sent += proxy_.send_icmp_error(pkt, len, ipv4::kIcmpDestUnreachable,
+                                                  ipv4::kCodeNetUnreachable, icmp_.data());
+      return nullptr;
+    }
+    if (h.ttl <= 1) {  // we are one router hop: it would leave here with TTL 0
+      ++counts_.ttl;
+      counts_.icmp_sent += proxy_.send_icmp_error(pkt, len, ipv4::kIcmpTimeExceeded,
+                                                  ipv4::kCodeTtlExceeded, icmp_.data());
+      return nullptr;
+    }
+    ipv4::decrement_ttl(pkt);
+    return peer;
+  }
+
+  // Queues the packet for `peer`: a TSO super-packet cut into segments, else the packet itself
+  // with its checksum completed when the kernel left it partial.
+  void forward(uint8_t* pkt, const ipv4::Header& h, const VnetHeader& v, const UdpEndpoint& peer) {
+    if (v.gso_type != VnetHeader::kGsoNone) {
+      ipv4::TcpLayout t;
+      if ((v.gso_type & ~VnetHeader::kGsoEcn) != VnetHeader::kGsoTcpV4 ||
+          h.protocol != ipv4::kProtoTcp || v.gso_size == 0 || !ipv4::tcp_layout(pkt, h, &t)) {
+        ++counts_.malformed;
+        return;
+      }
+      if (t.payload_len > v.gso_size) {
+        segment(pkt, h, t, v.gso_size, peer);
+        return;
+      }
+      // A super-packet of a single segment is an ordinary packet (with a partial checksum).
+    }
+    if ((v.flags & VnetHeader::kNeedsCsum) &&
+        !ipv4::complete_checksum(pkt, h.total_len, v.csum_start, v.csum_offset)) {
+      ++counts_.malformed;
+      return;
+    }
+    uint8_t* out = batch_->reserve(h.total_len);
+    std::memcpy(out, pkt, h.total_len);
+    batch_->add(out, h.total_len, peer, 0, 1);
+  }
+
+  // TSO: cut into MTU-sized packets (full checksums), sent with UDP GSO when possible.
+  void segment(const uint8_t* pkt, const ipv4::Header& h, const ipv4::TcpLayout& t,
+               size_t gso_size, const UdpEndpoint& peer) {
+    ++counts_.tso;
+    const size_t seg = h.header_len + t.tcp_header_len + gso_size;
+    const size_t per_msg = proxy_.udp_gso_
+                               ? std::max<size_t>(1, std::min(kMaxGsoSegments, kMaxUdpPayload / seg))
+                               : 1;
+    size_t offset = 0;
+    while (offset < t.payload_len) {
+      uint8_t* out = batch_->reserve(per_msg * seg);
+      size_t written = 0;
+      size_t k = ipv4::tcp_segment(pkt, h, t, gso_size, &offset, per_msg, out, per_msg * seg,
+                                   &written);
+      if (k == 0) break;  // cannot happen: a segment always fits per_msg * seg
+      batch_->add(out, written, peer, seg, k);
+    }
+  }
+
+  void publish() {
+    TunToUdpCounters& c = *proxy_.out_;
+    bump(c.rx_packets, counts_.rx);
+    bump(c.rx_bytes, counts_.rx_bytes);
+    bump(c.no_route, counts_.no_route);
+    bump(c.ttl_exceeded, counts_.ttl);
+    bump(c.malformed, counts_.malformed);
+    bump(c.icmp_sent, counts_.icmp_sent);
+    bump(c.tso, counts_.tso);
+  }
+
+  UdpProxy& proxy_;
+  std::vector<uint8_t> in_;
+  std::array<uint8_t, ipv4::kIcmpErrorMaxLen> icmp_{};
+  std::unique_ptr<TxBatch> batch_;
+  Counts counts_;
+};
+
 void UdpProxy::run_tun_to_udp() try {
-  std::vector<uint8_t> in(VnetHeader::kLen + kBufSize);
-  std::array<uint8_t, ipv4::kIcmpErrorMaxLen> icmp{};
-  auto batch = std::make_unique<TxBatch>(*this);
+  auto reader = std::make_unique<TunReader>(*this);
   std::shared_ptr<const Snapshot> snap;
   uint64_t seen = 0;
-  TunToUdpCounters& c = *out_;
   pollfd fds[2] = {{tun_.get(), POLLIN, 0}, {stop_fd_.get(), POLLIN, 0}};
-
   for (;;) {
     if (::poll(fds, 2, -1) < 0) {
       if (errno == EINTR) continue;
@@ -365,92 +496,7 @@ void UdpProxy::run_tun_to_udp() try {
       return;
     }
     snap = refresh(std::move(snap), &seen);
-
-    uint64_t rx = 0, rx_bytes = 0, no_route = 0, ttl = 0, malformed = 0, icmp_sent = 0, tso = 0;
-    for (int reads = 0; reads < kMaxReads; ++reads) {
-      ssize_t got = ::read(tun_.get(), in.data(), in.size());
-      if (got < 0) {
-        if (errno == EINTR) continue;
-        if (errno != EAGAIN && errno != EWOULDBLOCK) bump(c.io_errors, 1);
-        break;
-      }
-      uint8_t* pkt = in.data();
-      size_t len = size_t(got);
-      VnetHeader v;
-      if (vnet_) {
-        if (len < VnetHeader::kLen) {
-          ++malformed;
-          continue;
-        }
-        v = VnetHeader::read(pkt);
-        pkt += VnetHeader::kLen;
-        len -= VnetHeader::kLen;
-      }
-      ++rx;
-      rx_bytes += len;
-      ipv4::Header h;
-      if (ipv4::parse_header(pkt, len, &h) != ipv4::ParseResult::kOk) {
-        ++malformed;
-        continue;
-      }
-      const UdpEndpoint* peer = snap->routes.lookup(h.dst);
-      if (!peer) {
-        ++no_route;
-        icmp_sent += send_icmp_error(pkt, len, ipv4::kIcmpDestUnreachable, ipv4::kCodeNetUnreachable,
-                                     icmp.data());
-        continue;
-      }
-      if (h.ttl <= 1) {  // we are one router hop: it would leave here with TTL 0
-        ++ttl;
-        icmp_sent += send_icmp_error(pkt, len, ipv4::kIcmpTimeExceeded, ipv4::kCodeTtlExceeded,
-                                     icmp.data());
-        continue;
-      }
-      ipv4::decrement_ttl(pkt);
-
-      if (v.gso_type != VnetHeader::kGsoNone) {
-        ipv4::TcpLayout t;
-        if ((v.gso_type & ~VnetHeader::kGsoEcn) != VnetHeader::kGsoTcpV4 ||
-            h.protocol != ipv4::kProtoTcp || v.gso_size == 0 || !ipv4::tcp_layout(pkt, h, &t)) {
-          ++malformed;
-          continue;
-        }
-        if (t.payload_len > v.gso_size) {
-          // TSO: cut into MTU-sized packets (full checksums), sent with UDP GSO when possible.
-          ++tso;
-          const size_t seg = h.header_len + t.tcp_header_len + v.gso_size;
-          const size_t per_msg =
-              udp_gso_ ? std::max<size_t>(1, std::min(kMaxGsoSegments, kMaxUdpPayload / seg)) : 1;
-          size_t offset = 0;
-          while (offset < t.payload_len) {
-            uint8_t* out = batch->reserve(per_msg * seg);
-            size_t written = 0;
-            size_t k = ipv4::tcp_segment(pkt, h, t, v.gso_size, &offset, per_msg, out, per_msg * seg,
-                                         &written);
-            if (k == 0) break;  // cannot happen: a segment always fits per_msg * seg
-            batch->add(out, written, *peer, seg, k);
-          }
-          continue;
-        }
-        // A super-packet of a single segment is an ordinary packet (with a partial checksum).
-      }
-      if ((v.flags & VnetHeader::kNeedsCsum) &&
-          !ipv4::complete_checksum(pkt, h.total_len, v.csum_start, v.csum_offset)) {
-        ++malformed;
-        continue;
-      }
-      uint8_t* out = batch->reserve(h.total_len);
-      std::memcpy(out, pkt, h.total_len);
-      batch->add(out, h.total_len, *peer, 0, 1);
-    }
-    batch->flush();
-    bump(c.rx_packets, rx);
-    bump(c.rx_bytes, rx_bytes);
-    bump(c.no_route, no_route);
-    bump(c.ttl_exceeded, ttl);
-    bump(c.malformed, malformed);
-    bump(c.icmp_sent, icmp_sent);
-    bump(c.tso, tso);
+    reader->burst(*snap);
   }
 } catch (const std::exception& e) {
   fail(std::string("TUN->UDP: ") + e.what());

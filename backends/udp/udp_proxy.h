@@ -116,6 +116,7 @@ class UdpProxy {
   struct UdpToTunCounters;
 
   class TxBatch;
+  class TunReader;
   class RxBatch;
 
   void run_tun_to_udp();
