@@ -61,6 +61,95 @@ HttpResponse health(const Agent& agent, const Metrics& metrics, const std::strin
   return {404, "404 page not found\n"};
 }
 
+// The external interface from -iface / -iface-regex / -public-ip, logged as flannel does;
+// nullopt (after logging why) when none is usable.
+std::optional<ExternalInterface> find_interface(const Options& opts) {
+  IfaceRequest req{opts.iface, opts.iface_regex, std::nullopt};
+  if (!opts.public_ip.empty()) req.public_ip = IP4::parse(opts.public_ip);
+  ExternalInterface iface;
+  try {
+    std::vector<std::string> notes;
+    iface = lookup_external_interface(req, &notes);
+    for (const auto& n : notes) FLOG_INFO("Could not use {}", n);
+  } catch (const std::exception& e) {
+    FLOG_ERROR("Failed to find any valid interface to use: {}", e.what());
+    return std::nullopt;
+  }
+  FLOG_INFO("Using interface with name {} and address {}", iface.name, iface.iface_addr.str());
+  if (req.public_ip) {
+    FLOG_INFO("Using {} as external address", iface.ext_addr.str());
+  } else {
+    FLOG_INFO("Defaulting external address to interface address ({})", iface.ext_addr.str());
+  }
+  if (!opts.public_ipv6.empty()) iface.ext_v6_addr = IP6::parse(opts.public_ipv6);
+  return iface;
+}
+
+// The store from -store and the -etcd-* flags; nullptr (after logging why) when it cannot be
+// opened at all.
+std::unique_ptr<Store> open_the_store(const Options& opts) {
+  try {
+    auto store = open_store(parse_store_spec(opts.store), etcd_options(opts), opts.etcd_prefix,
+                            [](const std::string& line) { FLOG_INFO("{}", line); });
+    FLOG_INFO("Using store {}", store->describe());
+    return store;
+  } catch (const std::exception& e) {
+    FLOG_ERROR("Cannot open the store: {}", e.what());
+    return nullptr;
+  }
+}
+
+AgentSettings agent_settings(const Options& opts) {
+  AgentSettings settings;
+  settings.find_iface_v6 = [](const ExternalInterface& i) {
+    return preferred_ipv6(i.index, read_ipv6_addrs());
+  };
+  settings.subnet_file = opts.subnet_file;
+  settings.ip_masq = opts.ip_masq;
+  settings.iptables_forward_rules = opts.iptables_forward_rules;
+  settings.iptables_resync = std::chrono::seconds(opts.iptables_resync);
+  settings.renew_margin = std::chrono::minutes(opts.subnet_lease_renew_margin);
+  std::string prefix = opts.etcd_prefix;
+  while (prefix.size() > 1 && prefix.back() == '/') prefix.pop_back();
+  settings.config_key = prefix + "/config";
+  settings.lease_check_interval = std::chrono::seconds(opts.lease_check_interval);
+  return settings;
+}
+
+// The -healthz-port server (nullptr when the port is 0). Throws when it cannot listen.
+std::unique_ptr<HttpServer> start_health_server(const Options& opts, Agent& agent,
+                                                Metrics& metrics) {
+  if (opts.healthz_port <= 0) return nullptr;
+  auto http = std::make_unique<HttpServer>(
+      opts.healthz_ip, opts.healthz_port,
+      [&agent, &metrics](const std::string&, const std::string& path) {
+        return health(agent, metrics, path);
+      });
+  FLOG_INFO("Serving /healthz, /readyz and /metrics on {}:{}", opts.healthz_ip, http->port());
+  return http;
+}
+
+// Runs the agent until a stop signal; the exit code of flanneld.
+int run_agent(const Options& opts, const std::stop_source& stop) {
+  std::optional<ExternalInterface> iface = find_interface(opts);
+  if (!iface) return 1;
+  std::unique_ptr<Store> store = open_the_store(opts);
+  if (!store) return 1;
+  Metrics metrics;
+  Agent agent(agent_settings(opts), *store, *iface, metrics);
+  std::unique_ptr<HttpServer> http;
+  try {
+    http = start_health_server(opts, agent, metrics);
+  } catch (const std::exception& e) {
+    FLOG_ERROR("{}", e.what());
+    return 1;
+  }
+  int rc = agent.run(stop.get_token());
+  sd_notify("STOPPING=1");
+  if (rc == 0) FLOG_INFO("Exiting cleanly...");
+  return rc;
+}
+
 int run(int argc, char** argv) {
   sigset_t signals = stop_signals();
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // inherited by every thread started later
@@ -79,68 +168,7 @@ int run(int argc, char** argv) {
   start_signal_thread(stop);
   FLOG_INFO("flanneld {} starting", FLANNEL_VERSION);
   for (const auto& s : opts->settings) FLOG_V(1, "flag {}", s.name + "=" + s.value);
-
-  IfaceRequest req{opts->iface, opts->iface_regex, std::nullopt};
-  if (!opts->public_ip.empty()) req.public_ip = IP4::parse(opts->public_ip);
-  ExternalInterface iface;
-  try {
-    std::vector<std::string> notes;
-    iface = lookup_external_interface(req, &notes);
-    for (const auto& n : notes) FLOG_INFO("Could not use {}", n);
-  } catch (const std::exception& e) {
-    FLOG_ERROR("Failed to find any valid interface to use: {}", e.what());
-    return 1;
-  }
-  FLOG_INFO("Using interface with name {} and address {}", iface.name, iface.iface_addr.str());
-  if (req.public_ip) {
-    FLOG_INFO("Using {} as external address", iface.ext_addr.str());
-  } else {
-    FLOG_INFO("Defaulting external address to interface address ({})", iface.ext_addr.str());
-  }
-
-  std::unique_ptr<Store> store;
-  try {
-    store = open_store(parse_store_spec(opts->store), etcd_options(*opts), opts->etcd_prefix,
-                       [](const std::string& line) { FLOG_INFO("{}", line); });
-  } catch (const std::exception& e) {
-    FLOG_ERROR("Cannot open the store: {}", e.what());
-    return 1;
-  }
-  FLOG_INFO("Using store {}", store->describe());
-
-  if (!opts->public_ipv6.empty()) iface.ext_v6_addr = IP6::parse(opts->public_ipv6);
-
-  AgentSettings settings;
-  settings.find_iface_v6 = [](const ExternalInterface& i) { return preferred_ipv6(i.index, read_ipv6_addrs()); };
-  settings.subnet_file = opts->subnet_file;
-  settings.ip_masq = opts->ip_masq;
-  settings.iptables_forward_rules = opts->iptables_forward_rules;
-  settings.iptables_resync = std::chrono::seconds(opts->iptables_resync);
-  settings.renew_margin = std::chrono::minutes(opts->subnet_lease_renew_margin);
-  std::string prefix = opts->etcd_prefix;
-  while (prefix.size() > 1 && prefix.back() == '/') prefix.pop_back();
-  settings.config_key = prefix + "/config";
-  settings.lease_check_interval = std::chrono::seconds(opts->lease_check_interval);
-  Metrics metrics;
-  Agent agent(settings, *store, iface, metrics);
-
-  std::unique_ptr<HttpServer> http;
-  if (opts->healthz_port > 0) {
-    try {
-      http = std::make_unique<HttpServer>(opts->healthz_ip, opts->healthz_port,
-                                          [&agent, &metrics](const std::string&, const std::string& path) {
-                                            return health(agent, metrics, path);
-                                          });
-      FLOG_INFO("Serving /healthz, /readyz and /metrics on {}:{}", opts->healthz_ip, http->port());
-    } catch (const std::exception& e) {
-      FLOG_ERROR("{}", e.what());
-      return 1;
-    }
-  }
-  int rc = agent.run(stop.get_token());
-  sd_notify("STOPPING=1");
-  if (rc == 0) FLOG_INFO("Exiting cleanly...");
-  http.reset();
+  int rc = run_agent(*opts, stop);
   shutdown_logging();
   return rc;
 }
