@@ -96,6 +96,113 @@ bool is_compatible_key(const Config& c, const LeaseKey& k) {
   return !k.ipv6_subnet || is_compatible_ipv6(c, *k.ipv6_subnet);
 }
 
+namespace {
+
+// Who "we" are in the store: by PublicIP, as flannel; an IPv6-only host (whose PublicIP is
+// 0.0.0.0, like every other IPv6-only host's) by PublicIPv6.
+struct Us {
+  const Config& c;
+  IP4 public_ip;
+  std::optional<IP6> public_ipv6;
+
+  bool holds(const Lease& l) const {
+    if (c.enable_ipv4) return l.attrs.public_ip == public_ip;
+    return public_ipv6.has_value() && l.attrs.public_ipv6 == public_ipv6;
+  }
+  std::string str() const {
+    if (c.enable_ipv4) return "PublicIP " + public_ip.str();
+    return "PublicIPv6 " + (public_ipv6 ? public_ipv6->str() : std::string("(none)"));
+  }
+};
+
+// Step 1: a compatible lease already holding our address (the one equal to `previous` if
+// several). Fills `a` and returns true when there is one; our incompatible leases go to
+// a->incompatible either way.
+bool reuse_ours(const Us& us, const std::vector<Lease>& existing,
+                const std::optional<LeaseKey>& previous, Allocation* a) {
+  const Lease* chosen = nullptr;
+  std::vector<const Lease*> ours_compatible;
+  for (const auto& l : existing) {
+    if (!us.holds(l)) continue;
+    if (!is_compatible_key(us.c, l.key())) {
+      a->incompatible.push_back(l);
+      continue;
+    }
+    ours_compatible.push_back(&l);
+    if (!chosen || (previous && l.key() == *previous && chosen->key() != *previous)) chosen = &l;
+  }
+  if (!chosen) return false;
+  for (const Lease* l : ours_compatible)
+    if (l != chosen) a->duplicates.push_back(*l);
+  a->source = Allocation::Source::kExisting;
+  a->subnet = chosen->subnet;
+  a->ipv6_subnet = chosen->ipv6_subnet;
+  a->existing = *chosen;
+  a->reason = "reusing lease " + chosen->key().str() + " already held by our " + us.str();
+  return true;
+}
+
+// Step 2: the previous subnet(s), only if nobody (of any prefix length) holds any part of them.
+// Fills `a` and returns true when they are free; else *note says why not ("" without previous).
+bool reuse_previous(const Config& c, const std::vector<Lease>& existing,
+                    const std::optional<LeaseKey>& previous, Allocation* a, std::string* note) {
+  if (!previous) return false;
+  if (!is_compatible_key(c, *previous)) {
+    *note = "previous subnet " + previous->str() + " from the subnet file does not fit the config (" +
+            c.str() + "); ";
+    return false;
+  }
+  auto holder = std::find_if(existing.begin(), existing.end(),
+                             [&](const Lease& l) { return overlaps(l.key(), *previous); });
+  if (holder != existing.end()) {
+    *note = "previous subnet " + previous->str() + " from the subnet file is held by " +
+            holder->attrs.public_ip.str() + " (lease " + holder->key().str() + "); ";
+    return false;
+  }
+  a->source = Allocation::Source::kPrevious;
+  a->subnet = previous->subnet;
+  a->ipv6_subnet = previous->ipv6_subnet;
+  a->reason = "reusing previous subnet " + previous->str() + " from the subnet file";
+  return true;
+}
+
+// Step 3, IPv4: one of the first free subnets, at random. Throws AllocError when none is free.
+IP4Net pick_new4(const Config& c, const std::vector<Lease>& existing, std::mt19937_64& rng,
+                 std::string* picked) {
+  std::vector<IP4Net> candidates = free_candidates4(c, existing);
+  if (candidates.empty()) {
+    throw AllocError("IPv4 network exhausted: all " + std::to_string(subnet_count(c)) + " subnets of " +
+                     c.network.str() + " between SubnetMin " + c.subnet_min.str() + " and SubnetMax " +
+                     c.subnet_max.str() + " are leased (" + std::to_string(existing.size()) +
+                     " leases in the store)");
+  }
+  std::uniform_int_distribution<size_t> pick(0, candidates.size() - 1);
+  IP4Net subnet = candidates[pick(rng)];
+  *picked = "allocated new subnet " + subnet.str() + " (random among the first " +
+            std::to_string(candidates.size()) + " free)";
+  return subnet;
+}
+
+// Step 3, IPv6: as pick_new4, appending to *picked.
+IP6Net pick_new6(const Config& c, const std::vector<Lease>& existing, std::mt19937_64& rng,
+                 std::string* picked) {
+  std::vector<IP6Net> candidates = free_candidates6(c, existing);
+  if (candidates.empty()) {
+    const uint64_t n = ipv6_subnet_count(c);
+    throw AllocError("IPv6 network exhausted: all " + (n == UINT64_MAX ? std::string("(more than 2^64)") : std::to_string(n)) +
+                     " IPv6 subnets of " + c.ipv6_network.str() + " between IPv6SubnetMin " +
+                     c.ipv6_subnet_min.str() + " and IPv6SubnetMax " + c.ipv6_subnet_max.str() +
+                     " are leased (" + std::to_string(existing.size()) + " leases in the store)");
+  }
+  std::uniform_int_distribution<size_t> pick(0, candidates.size() - 1);
+  IP6Net subnet = candidates[pick(rng)];
+  *picked += std::string(picked->empty() ? "allocated" : ", and") + " new IPv6 subnet " + subnet.str() +
+             " (random among the first " + std::to_string(candidates.size()) + " free)";
+  return subnet;
+}
+
+}  // namespace
+
 Allocation allocate_subnet(const Config& c, const std::vector<Lease>& existing, IP4 public_ip,
                            std::optional<LeaseKey> previous, std::mt19937_64& rng,
                            std::optional<IP6> public_ipv6) {
@@ -104,63 +211,9 @@ Allocation allocate_subnet(const Config& c, const std::vector<Lease>& existing, 
     previous->subnet = previous->subnet.network();
     if (previous->ipv6_subnet) previous->ipv6_subnet = previous->ipv6_subnet->network();
   }
-  // Our leases: by PublicIP, as flannel; an IPv6-only host (whose PublicIP is 0.0.0.0, like every
-  // other IPv6-only host's) by PublicIPv6.
-  auto ours = [&](const Lease& l) {
-    if (c.enable_ipv4) return l.attrs.public_ip == public_ip;
-    return public_ipv6.has_value() && l.attrs.public_ipv6 == public_ipv6;
-  };
-  const std::string me = c.enable_ipv4 ? "PublicIP " + public_ip.str()
-                                       : "PublicIPv6 " + (public_ipv6 ? public_ipv6->str() : std::string("(none)"));
-
-  // 1. Leases already holding our address.
-  const Lease* chosen = nullptr;
-  std::vector<const Lease*> ours_compatible;
-  for (const auto& l : existing) {
-    if (!ours(l)) continue;
-    if (!is_compatible_key(c, l.key())) {
-      a.incompatible.push_back(l);
-      continue;
-    }
-    ours_compatible.push_back(&l);
-    if (!chosen || (previous && l.key() == *previous && chosen->key() != *previous)) chosen = &l;
-  }
-  if (chosen) {
-    for (const Lease* l : ours_compatible)
-      if (l != chosen) a.duplicates.push_back(*l);
-    a.source = Allocation::Source::kExisting;
-    a.subnet = chosen->subnet;
-    a.ipv6_subnet = chosen->ipv6_subnet;
-    a.existing = *chosen;
-    a.reason = "reusing lease " + chosen->key().str() + " already held by our " + me;
-    return a;
-  }
-
-  // 2. The previous subnet(s), only if nobody (of any prefix length) holds any part of them.
+  if (reuse_ours(Us{c, public_ip, public_ipv6}, existing, previous, &a)) return a;
   std::string prev_note;
-  if (previous) {
-    if (!is_compatible_key(c, *previous)) {
-      prev_note = "previous subnet " + previous->str() + " from the subnet file does not fit the config (" +
-                  c.str() + "); ";
-    } else {
-      const Lease* holder = nullptr;
-      for (const auto& l : existing) {
-        if (overlaps(l.key(), *previous)) {
-          holder = &l;
-          break;
-        }
-      }
-      if (!holder) {
-        a.source = Allocation::Source::kPrevious;
-        a.subnet = previous->subnet;
-        a.ipv6_subnet = previous->ipv6_subnet;
-        a.reason = "reusing previous subnet " + previous->str() + " from the subnet file";
-        return a;
-      }
-      prev_note = "previous subnet " + previous->str() + " from the subnet file is held by " +
-                  holder->attrs.public_ip.str() + " (lease " + holder->key().str() + "); ";
-    }
-  }
+  if (reuse_previous(c, existing, previous, &a, &prev_note)) return a;
 
   // 3. New subnets among the first free ones of each family, picked independently (as current
   // flannel). Our own incompatible leases still count as taken (as in flannel, which allocates
@@ -169,33 +222,8 @@ Allocation allocate_subnet(const Config& c, const std::vector<Lease>& existing, 
   a.source = Allocation::Source::kNew;
   a.subnet = kNoIPv4Subnet;
   std::string picked;
-  if (c.enable_ipv4) {
-    std::vector<IP4Net> candidates = free_candidates4(c, existing);
-    if (candidates.empty()) {
-      throw AllocError("IPv4 network exhausted: all " + std::to_string(subnet_count(c)) + " subnets of " +
-                       c.network.str() + " between SubnetMin " + c.subnet_min.str() + " and SubnetMax " +
-                       c.subnet_max.str() + " are leased (" + std::to_string(existing.size()) +
-                       " leases in the store)");
-    }
-    std::uniform_int_distribution<size_t> pick(0, candidates.size() - 1);
-    a.subnet = candidates[pick(rng)];
-    picked = "allocated new subnet " + a.subnet.str() + " (random among the first " +
-             std::to_string(candidates.size()) + " free)";
-  }
-  if (c.enable_ipv6) {
-    std::vector<IP6Net> candidates = free_candidates6(c, existing);
-    if (candidates.empty()) {
-      const uint64_t n = ipv6_subnet_count(c);
-      throw AllocError("IPv6 network exhausted: all " + (n == UINT64_MAX ? std::string("(more than 2^64)") : std::to_string(n)) +
-                       " IPv6 subnets of " + c.ipv6_network.str() + " between IPv6SubnetMin " +
-                       c.ipv6_subnet_min.str() + " and IPv6SubnetMax " + c.ipv6_subnet_max.str() +
-                       " are leased (" + std::to_string(existing.size()) + " leases in the store)");
-    }
-    std::uniform_int_distribution<size_t> pick(0, candidates.size() - 1);
-    a.ipv6_subnet = candidates[pick(rng)];
-    picked += std::string(picked.empty() ? "allocated" : ", and") + " new IPv6 subnet " + a.ipv6_subnet->str() +
-              " (random among the first " + std::to_string(candidates.size()) + " free)";
-  }
+  if (c.enable_ipv4) a.subnet = pick_new4(c, existing, rng, &picked);
+  if (c.enable_ipv6) a.ipv6_subnet = pick_new6(c, existing, rng, &picked);
   a.reason = prev_note + picked;
   return a;
 }
