@@ -43,10 +43,28 @@ std::optional<Lease> LeaseKeeper::try_acquire(const Config& config, const LeaseA
                                               std::optional<LeaseKey> previous,
                                               std::chrono::milliseconds* retry_after,
                                               LeaseList* seen) {
-  using namespace std::chrono;
-  // A lost race is retried at once, but with a little jitter so N racers spread out.
-  auto jitter = [&] { return milliseconds(std::uniform_int_distribution<int>(1, 20)(rng_)); };
+  std::optional<LeaseList> list = list_leases(retry_after);
+  if (!list) return std::nullopt;
+  Allocation a;
+  try {
+    a = allocate_subnet(config, list->leases, attrs.public_ip, previous, rng_, attrs.public_ipv6);
+  } catch (const AllocError& e) {
+    FLOG_ERROR("{}; retrying in 10s (free a subnet with: flannelctl subnets rm SUBNET)", e.what());
+    *retry_after = std::chrono::seconds(10);
+    return std::nullopt;
+  }
+  if (!a.reason.empty()) FLOG_INFO("{}", a.reason);
+  delete_stale(a);
+  std::optional<Lease> got = write_lease(a, attrs, retry_after);
+  if (got && seen) *seen = peers_seen(std::move(*list), a);
+  return got;
+}
 
+std::chrono::milliseconds LeaseKeeper::jitter() {
+  return std::chrono::milliseconds(std::uniform_int_distribution<int>(1, 20)(rng_));
+}
+
+std::optional<LeaseList> LeaseKeeper::list_leases(std::chrono::milliseconds* retry_after) {
   LeaseList list;
   if (Status s = store_.list_leases(&list); !s.ok()) {
     if (s.code == StoreCode::kStoreReset) {  // re-based on the new store: list it at once
@@ -57,25 +75,18 @@ std::optional<Lease> LeaseKeeper::try_acquire(const Config& config, const LeaseA
     metrics_.store_errors++;
     FLOG_WARNING("Cannot list leases from the store ({}): {}; retrying in 1s", to_string(s.code),
                  s.message);
-    *retry_after = seconds(1);
+    *retry_after = std::chrono::seconds(1);
     return std::nullopt;
   }
   for (const auto& w : list.warnings) {
     metrics_.malformed_entries++;
     FLOG_WARNING("Ignoring bad subnet node: {}", w);
   }
+  list.warnings.clear();  // logged and counted
+  return list;
+}
 
-  Allocation a;
-  try {
-    a = allocate_subnet(config, list.leases, attrs.public_ip, previous, rng_, attrs.public_ipv6);
-  } catch (const AllocError& e) {
-    FLOG_ERROR("{}; retrying in 10s (free a subnet with: flannelctl subnets rm SUBNET)", e.what());
-    *retry_after = seconds(10);
-    return std::nullopt;
-  }
-  if (!a.reason.empty()) FLOG_INFO("{}", a.reason);
-
-  // Stale leases of ours: incompatible with the config, or duplicates of the one we keep.
+void LeaseKeeper::delete_stale(const Allocation& a) {
   for (const auto* group : {&a.incompatible, &a.duplicates}) {
     for (const auto& old : *group) {
       Status s = store_.delete_lease(old.key(), old.revision);
@@ -86,7 +97,10 @@ std::optional<Lease> LeaseKeeper::try_acquire(const Config& config, const LeaseA
       }
     }
   }
+}
 
+std::optional<Lease> LeaseKeeper::write_lease(const Allocation& a, const LeaseAttrs& attrs,
+                                              std::chrono::milliseconds* retry_after) {
   Lease want;
   want.subnet = a.subnet;
   want.ipv6_subnet = a.ipv6_subnet;
@@ -96,7 +110,7 @@ std::optional<Lease> LeaseKeeper::try_acquire(const Config& config, const LeaseA
   if (a.source == Allocation::Source::kExisting) {
     want.revision = a.existing->revision;
     // A reservation (no expiration) stays without TTL.
-    auto ttl = a.existing->expiration ? ttl_ : seconds(0);
+    auto ttl = a.existing->expiration ? ttl_ : std::chrono::seconds(0);
     s = store_.renew_lease(want, ttl, &got);
   } else {
     s = store_.create_lease(want, ttl_, &got);
@@ -105,19 +119,7 @@ std::optional<Lease> LeaseKeeper::try_acquire(const Config& config, const LeaseA
       return std::nullopt;
     }
   }
-  if (s.ok()) {
-    if (seen) {
-      list.warnings.clear();  // logged and counted above
-      // Our stale leases (deleted above) are not peers.
-      std::erase_if(list.leases, [&](const Lease& l) {
-        auto same = [&](const Lease& o) { return o.key() == l.key(); };
-        return std::any_of(a.incompatible.begin(), a.incompatible.end(), same) ||
-               std::any_of(a.duplicates.begin(), a.duplicates.end(), same);
-      });
-      *seen = std::move(list);
-    }
-    return got;
-  }
+  if (s.ok()) return got;
   if (s.code == StoreCode::kConflict || s.code == StoreCode::kNotFound ||
       s.code == StoreCode::kStoreReset) {
     FLOG_INFO("Subnet {} was taken or changed while acquiring it; trying again", a.key().str());
@@ -126,9 +128,19 @@ std::optional<Lease> LeaseKeeper::try_acquire(const Config& config, const LeaseA
     metrics_.store_errors++;
     FLOG_WARNING("Cannot write lease {} ({}): {}; retrying in 1s", a.key().str(),
                  to_string(s.code), s.message);
-    *retry_after = seconds(1);
+    *retry_after = std::chrono::seconds(1);
   }
   return std::nullopt;
+}
+
+LeaseList LeaseKeeper::peers_seen(LeaseList list, const Allocation& a) {
+  // Our stale leases (deleted by delete_stale) are not peers.
+  std::erase_if(list.leases, [&](const Lease& l) {
+    auto same = [&](const Lease& o) { return o.key() == l.key(); };
+    return std::any_of(a.incompatible.begin(), a.incompatible.end(), same) ||
+           std::any_of(a.duplicates.begin(), a.duplicates.end(), same);
+  });
+  return list;
 }
 
 bool LeaseKeeper::lost_race(const Lease& created) {

@@ -46,6 +46,16 @@ class LeaseKeeper {
   std::optional<Lease> try_acquire(const Config& config, const LeaseAttrs& attrs,
                                    std::optional<LeaseKey> previous,
                                    std::chrono::milliseconds* retry_after, LeaseList* seen);
+  // The steps of one attempt. Each failing step logs, counts a store error where it is one,
+  // sets *retry_after (a lost race: a little jitter so N racers spread out; a store error: 1 s)
+  // and returns nullopt.
+  std::optional<LeaseList> list_leases(std::chrono::milliseconds* retry_after);
+  void delete_stale(const Allocation& a);  // our incompatible and duplicate leases
+  std::optional<Lease> write_lease(const Allocation& a, const LeaseAttrs& attrs,
+                                   std::chrono::milliseconds* retry_after);
+  // `list` without our stale leases: the peers as listed before the write.
+  static LeaseList peers_seen(LeaseList list, const Allocation& a);
+  std::chrono::milliseconds jitter();  // 1..20 ms
 
   // After creating a key with an IPv6 part: true if another host created one holding the same
   // IPv4 or IPv6 subnet just before (core earlier_rival); ours is then deleted (logged).
