@@ -37,8 +37,8 @@ struct ExternalInterface {
   std::string name;  // e.g. "eth0"
   int index = 0;     // kernel ifindex
   int mtu = 0;
-  IP4 iface_addr;    // the address tunnels bind to / source from
-  IP4 ext_addr;      // the address advertised in the lease (-public-ip, else iface_addr)
+  IP4 iface_addr;  // the address tunnels bind to / source from
+  IP4 ext_addr;    // the address advertised in the lease (-public-ip, else iface_addr)
   // Dual stack: the interface's IPv6 address and the one advertised (-public-ipv6, else the
   // interface's); nullopt when IPv6 is off or the interface has none.
   std::optional<IP6> iface_v6_addr;

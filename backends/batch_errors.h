@@ -32,8 +32,8 @@ class BatchErrors {
   // Throws BackendError summarising the failures, if there were any, out of `total` changes.
   void throw_if_any(size_t total) const {
     if (count_ == 0) return;
-    std::string msg = std::to_string(count_) + " of " + std::to_string(total) +
-                      " peer changes failed: ";
+    std::string msg =
+        std::to_string(count_) + " of " + std::to_string(total) + " peer changes failed: ";
     for (size_t i = 0; i < shown_.size(); ++i) msg += (i ? "; " : "") + shown_[i];
     if (count_ > shown_.size()) msg += "; and " + std::to_string(count_ - shown_.size()) + " more";
     throw BackendError(msg);

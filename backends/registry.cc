@@ -21,8 +21,9 @@ std::unique_ptr<Backend> make_backend(const std::string& type) {
   if (lower == "vxlan") return std::make_unique<VxlanBackend>();
   if (lower == "wireguard") return std::make_unique<WireguardBackend>();
   if (lower == "ipip") {
-    throw BackendError("backend type \"" + type +
-                       "\" is not implemented yet (implemented: alloc, udp, vxlan, host-gw, wireguard)");
+    throw BackendError(
+        "backend type \"" + type +
+        "\" is not implemented yet (implemented: alloc, udp, vxlan, host-gw, wireguard)");
   }
   throw BackendError("unknown backend type: " + type +
                      " (valid: alloc, udp, vxlan, host-gw, wireguard)");

@@ -38,8 +38,8 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <cctype>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
@@ -81,8 +81,8 @@ Lease peer_lease(size_t i, const std::string& type) {
   Lease l;
   l.subnet.ip.value = kNetBase + (static_cast<uint32_t>(i) << 8);
   l.subnet.prefix = 24;
-  l.attrs.public_ip.value = (172u << 24) | (31u << 16) |
-                            (static_cast<uint32_t>(1 + i / 250) << 8) | static_cast<uint32_t>(2 + i % 250);
+  l.attrs.public_ip.value = (172u << 24) | (31u << 16) | (static_cast<uint32_t>(1 + i / 250) << 8) |
+                            static_cast<uint32_t>(2 + i % 250);
   l.attrs.backend_type = type;
   if (type == "vxlan") {
     char mac[64];
@@ -108,7 +108,8 @@ std::string big_mappings(pid_t pid) {
   std::vector<std::pair<long, std::string>> maps;
   std::string line, name;
   while (std::getline(in, line)) {
-    if (!line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) && line.find('-') < 16) {
+    if (!line.empty() && std::isxdigit(static_cast<unsigned char>(line[0])) &&
+        line.find('-') < 16) {
       std::istringstream f(line);
       std::string range, perms, off, dev, inode;
       f >> range >> perms >> off >> dev >> inode;
@@ -175,7 +176,8 @@ class KernelWatch {
 
   // Waits until every index in [from, to) has been seen for each kind in `kinds`; returns the
   // time the last one arrived, or nullopt after `timeout` (or if the socket overflowed).
-  std::optional<SteadyClock::time_point> wait_all(size_t from, size_t to, const std::vector<Kind>& kinds,
+  std::optional<SteadyClock::time_point> wait_all(size_t from, size_t to,
+                                                  const std::vector<Kind>& kinds,
                                                   std::chrono::milliseconds timeout) {
     std::unique_lock lock(mu_);
     bool ok = cv_.wait_for(lock, timeout, [&] {
@@ -289,7 +291,8 @@ bool write_leases(const LabStore& ls, const Lab& lab, size_t from, size_t to,
       std::unique_ptr<PeerNs::Enter> in;
       if (ls.is_etcd()) in = std::make_unique<PeerNs::Enter>(lab.hub());
       auto store = open_lab_store(ls);
-      for (size_t i = from + static_cast<size_t>(t); i < to && ok; i += static_cast<size_t>(threads)) {
+      for (size_t i = from + static_cast<size_t>(t); i < to && ok;
+           i += static_cast<size_t>(threads)) {
         Lease out;
         Status s = store->create_lease(peer_lease(i, type), std::chrono::hours(24), &out);
         if (!s.ok()) {
@@ -387,8 +390,8 @@ void bench(LabStore::Kind kind, const std::string& type, size_t peers, int runs,
     t_env = SteadyClock::now();
     auto done = kw.wait_all(0, peers, kinds, 60s);
     if (!done) {
-      std::fprintf(stderr, "%s: not all %zu peers reached the kernel%s; agent log:\n%s\n", name.c_str(),
-                   peers, kw.overflowed() ? " (notification socket overflowed)" : "",
+      std::fprintf(stderr, "%s: not all %zu peers reached the kernel%s; agent log:\n%s\n",
+                   name.c_str(), peers, kw.overflowed() ? " (notification socket overflowed)" : "",
                    p.output().substr(0, 4000).c_str());
       return;
     }
@@ -400,18 +403,21 @@ void bench(LabStore::Kind kind, const std::string& type, size_t peers, int runs,
     res.anon_kb = status_kb(p.pid(), "RssAnon");
     res.peak_kb = status_kb(p.pid(), "VmHWM");
     std::tie(res.user_ms, res.sys_ms) = cpu_ms(p.pid());
-    if (smaps) std::fprintf(stderr, "%s mappings >= 512 kB RSS after the sync:\n%s", name.c_str(),
-                            big_mappings(p.pid()).c_str());
+    if (smaps)
+      std::fprintf(stderr, "%s mappings >= 512 kB RSS after the sync:\n%s", name.c_str(),
+                   big_mappings(p.pid()).c_str());
     // Cross-check with a dump: the peers' routes (main table, proto boot) are all there.
     std::string routes;
     run_command({"sh", "-c", "ip route show proto boot | grep -c '^10\\.'"}, &routes, host.netns);
     if (std::stoul(routes) < peers)
-      std::fprintf(stderr, "%s: dump shows %s routes, expected %zu\n", name.c_str(), routes.c_str(), peers);
+      std::fprintf(stderr, "%s: dump shows %s routes, expected %zu\n", name.c_str(), routes.c_str(),
+                   peers);
     results.push_back(res);
-    std::fprintf(stderr, "%s run %d: start->all %.0f ms, subnet.env->all %.0f ms, RSS %.1f MB (anon %.1f, "
-                 "peak %.1f), agent CPU user %.0f ms sys %.0f ms\n", name.c_str(), r + 1, res.start_ms,
-                 res.env_ms, res.rss_kb / 1024.0, res.anon_kb / 1024.0, res.peak_kb / 1024.0, res.user_ms,
-                 res.sys_ms);
+    std::fprintf(stderr,
+                 "%s run %d: start->all %.0f ms, subnet.env->all %.0f ms, RSS %.1f MB (anon %.1f, "
+                 "peak %.1f), agent CPU user %.0f ms sys %.0f ms\n",
+                 name.c_str(), r + 1, res.start_ms, res.env_ms, res.rss_kb / 1024.0,
+                 res.anon_kb / 1024.0, res.peak_kb / 1024.0, res.user_ms, res.sys_ms);
 
     auto own = own_subnet(env_file);
     if (r == runs - 1 && events > 0) {
@@ -440,10 +446,12 @@ void bench(LabStore::Kind kind, const std::string& type, size_t peers, int runs,
       }
       std::this_thread::sleep_for(200ms);
       auto agent = applied_ms(read_file(log));
-      std::printf("%-11s one new peer x%zu: agent time (watch answer -> last ack) p50 %.2f ms  p99 %.2f ms  "
-                  "max %.2f ms  (%zu measured); store write -> route seen p50 %.1f ms  p99 %.1f ms\n",
-                  name.c_str(), written, percentile(agent, 0.5), percentile(agent, 0.99),
-                  percentile(agent, 1.0), agent.size(), percentile(e2e, 0.5), percentile(e2e, 0.99));
+      std::printf(
+          "%-11s one new peer x%zu: agent time (watch answer -> last ack) p50 %.2f ms  p99 %.2f ms "
+          " "
+          "max %.2f ms  (%zu measured); store write -> route seen p50 %.1f ms  p99 %.1f ms\n",
+          name.c_str(), written, percentile(agent, 0.5), percentile(agent, 0.99),
+          percentile(agent, 1.0), agent.size(), percentile(e2e, 0.5), percentile(e2e, 0.99));
       // The agent's idle figures after the events, for the record.
       std::printf("%-11s RSS after the events %.1f MB (anon %.1f MB)\n", name.c_str(),
                   status_kb(p.pid(), "VmRSS") / 1024.0, status_kb(p.pid(), "RssAnon") / 1024.0);
@@ -468,13 +476,15 @@ void bench(LabStore::Kind kind, const std::string& type, size_t peers, int runs,
     anon.push_back(r.anon_kb / 1024.0);
     peak.push_back(r.peak_kb / 1024.0);
   }
-  std::printf("%-11s %zu peers: start -> all in kernel median %.0f ms (min %.0f, max %.0f); subnet.env -> all "
-              "%.0f ms; RSS after sync %.1f MB (anon %.1f MB, peak %.1f MB); agent CPU user %.0f ms, sys %.0f ms  "
-              "(runs=%zu)\n",
-              name.c_str(), peers, percentile(start, 0.5), percentile(start, 0), percentile(start, 1),
-              percentile(env, 0.5), percentile(rss, 0.5), percentile(anon, 0.5), percentile(peak, 0.5),
-              percentile(user, 0.5),
-              percentile(sys, 0.5), results.size());
+  std::printf(
+      "%-11s %zu peers: start -> all in kernel median %.0f ms (min %.0f, max %.0f); subnet.env -> "
+      "all "
+      "%.0f ms; RSS after sync %.1f MB (anon %.1f MB, peak %.1f MB); agent CPU user %.0f ms, sys "
+      "%.0f ms  "
+      "(runs=%zu)\n",
+      name.c_str(), peers, percentile(start, 0.5), percentile(start, 0), percentile(start, 1),
+      percentile(env, 0.5), percentile(rss, 0.5), percentile(anon, 0.5), percentile(peak, 0.5),
+      percentile(user, 0.5), percentile(sys, 0.5), results.size());
   std::fflush(stdout);
 }
 
@@ -506,8 +516,10 @@ int main(int argc, char** argv) {
     else if (a == "--stores") stores = split(v);
     else if (a == "--backends") backends = split(v);
     else {
-      std::fprintf(stderr, "agent_scale_bench: unknown option %s (valid: --peers --runs --events "
-                           "--stores --backends --smaps)\n", a.c_str());
+      std::fprintf(stderr,
+                   "agent_scale_bench: unknown option %s (valid: --peers --runs --events "
+                   "--stores --backends --smaps)\n",
+                   a.c_str());
       return 2;
     }
   }

@@ -17,8 +17,8 @@
 #include <filesystem>
 #include <fstream>
 #include <memory>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "bench/bench_util.h"
@@ -71,7 +71,8 @@ void bench_store(LabStore::Kind kind, int runs, const std::string& dir) {
   for (int r = 0; r < runs; ++r) {
     std::filesystem::remove(env_file);
     auto t0 = Clock::now();
-    Process p({agent_argv(store, env_file), {}, {"NOTIFY_SOCKET"}, host.netns, sdir + "/agent.log"});
+    Process p(
+        {agent_argv(store, env_file), {}, {"NOTIFY_SOCKET"}, host.netns, sdir + "/agent.log"});
     if (!wait_file(env_file, 10s)) {
       std::fprintf(stderr, "agent did not write %s:\n%s\n", env_file.c_str(), p.output().c_str());
       return;
@@ -93,11 +94,14 @@ void bench_store(LabStore::Kind kind, int runs, const std::string& dir) {
       store.ctl({"subnets", "rm", list.substr(start, list.find('"', start) - start)});
     }
   }
-  std::printf("%-7s start->subnet.env  median %6.1f ms  p90 %6.1f ms  (n=%d, fresh lease each run)\n",
-              to_string(kind).c_str(), percentile(ms, 0.5), percentile(ms, 0.9), runs);
-  std::printf("%-7s idle RSS after lease %6.1f MB (of which private anonymous %.1f MB; the rest is\n"
-              "        shared library text, shared with every other process using those libraries)\n",
-              to_string(kind).c_str(), static_cast<double>(rss) / 1024.0, static_cast<double>(anon) / 1024.0);
+  std::printf(
+      "%-7s start->subnet.env  median %6.1f ms  p90 %6.1f ms  (n=%d, fresh lease each run)\n",
+      to_string(kind).c_str(), percentile(ms, 0.5), percentile(ms, 0.9), runs);
+  std::printf(
+      "%-7s idle RSS after lease %6.1f MB (of which private anonymous %.1f MB; the rest is\n"
+      "        shared library text, shared with every other process using those libraries)\n",
+      to_string(kind).c_str(), static_cast<double>(rss) / 1024.0,
+      static_cast<double>(anon) / 1024.0);
 }
 
 void bench_race(LabStore::Kind kind, int agents, int rounds, const std::string& dir) {
@@ -113,8 +117,12 @@ void bench_race(LabStore::Kind kind, int agents, int rounds, const std::string& 
     auto t0 = Clock::now();
     for (int i = 0; i < agents; ++i) {
       std::string env_file = sdir + "/h" + std::to_string(i) + ".env";
-      procs.push_back(std::make_unique<Process>(Process::Spec{
-          agent_argv(store, env_file), {}, {"NOTIFY_SOCKET"}, lab.hosts()[i].netns, sdir + "/h" + std::to_string(i) + ".log"}));
+      procs.push_back(
+          std::make_unique<Process>(Process::Spec{agent_argv(store, env_file),
+                                                  {},
+                                                  {"NOTIFY_SOCKET"},
+                                                  lab.hosts()[i].netns,
+                                                  sdir + "/h" + std::to_string(i) + ".log"}));
     }
     for (int i = 0; i < agents; ++i) {
       if (!wait_file(sdir + "/h" + std::to_string(i) + ".env", 30s)) {

@@ -45,7 +45,8 @@ void BM_LeaseEncode(benchmark::State& state) {
 BENCHMARK(BM_LeaseEncode);
 
 void BM_LeaseDecode(benchmark::State& state) {
-  std::string v = R"({"PublicIP":"10.37.7.195","BackendType":"vxlan","BackendData":{"VtepMAC":"82:4b:b6:2f:54:4e"}})";
+  std::string v =
+      R"({"PublicIP":"10.37.7.195","BackendType":"vxlan","BackendData":{"VtepMAC":"82:4b:b6:2f:54:4e"}})";
   for (auto _ : state) benchmark::DoNotOptimize(decode_lease_attrs(v));
 }
 BENCHMARK(BM_LeaseDecode);

@@ -26,9 +26,9 @@
 #include <string>
 #include <vector>
 
-#include "bench/bench_util.h"
 #include "backends/hostgw/hostgw.h"
 #include "backends/vxlan/vxlan.h"
+#include "bench/bench_util.h"
 #include "core/config.h"
 #include "tests/support/lab.h"
 #include "tests/support/peer_ns.h"
@@ -51,7 +51,8 @@ struct Mode {
   const char* nexthops;  // FLANNEL_NEXTHOP_OBJECTS
   const char* window;    // FLANNEL_NETLINK_WINDOW (nullptr = default)
 };
-const Mode kModes[] = {{"before", "off", "1"}, {"inline", "off", nullptr}, {"nexthop", "on", nullptr}};
+const Mode kModes[] = {
+    {"before", "off", "1"}, {"inline", "off", nullptr}, {"nexthop", "on", nullptr}};
 
 void set_env(const char* name, const char* value) {
   if (value) setenv(name, value, 1);
@@ -140,8 +141,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   cleanup_stale_labs();
-  std::printf("peer_sync_bench: backend sync() of N peers on an empty namespace, median of %d "
-              "runs (ms)\n", runs);
+  std::printf(
+      "peer_sync_bench: backend sync() of N peers on an empty namespace, median of %d "
+      "runs (ms)\n",
+      runs);
   std::printf("%-8s %6s | %9s %9s %9s | %8s %8s | %12s %12s %6s\n", "backend", "N", "before",
               "inline", "nexthop", "bef/nh", "inl/nh", "floor inline", "floor nh", "ratio");
   int failures = 0;
@@ -165,8 +168,8 @@ int main(int argc, char** argv) {
         med[m] = median(v);
       }
       std::printf("%-8s %6zu | %9.1f %9.1f %9.1f | %7.1fx %7.1fx | %12.1f %12.1f %5.1fx\n",
-                  type.c_str(), n, med[0], med[1], med[2], med[0] / med[2], med[1] / med[2], fi,
-                  fn, fi / fn);
+                  type.c_str(), n, med[0], med[1], med[2], med[0] / med[2], med[1] / med[2], fi, fn,
+                  fi / fn);
       std::fflush(stdout);
     }
   }

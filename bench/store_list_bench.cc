@@ -12,8 +12,8 @@
 #include <vector>
 
 #include "bench/bench_util.h"
-#include "stores/etcd/v3_store.h"
 #include "stores/etcd/v2_store.h"
+#include "stores/etcd/v3_store.h"
 #include "tests/support/etcd_server.h"
 
 using namespace flannel;
@@ -90,8 +90,9 @@ int main(int argc, char** argv) {
   {
     EtcdServer v3(EtcdServer::Options{.enable_v2 = false});
     auto store = EtcdV3Store::open(v3.client_options("/flannel-bench/network"));
-    const std::string body = etcd_v3::range_request("/flannel-bench/network/subnets/",
-                                                  "/flannel-bench/network/subnets0").dump();
+    const std::string body =
+        etcd_v3::range_request("/flannel-bench/network/subnets/", "/flannel-bench/network/subnets0")
+            .dump();
     bench("etcd v3", *store, leases, runs,
           [&] { return v3.raw("POST", "/v3/kv/range", body).status == 200; });
   }

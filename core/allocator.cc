@@ -25,7 +25,8 @@ Range range_of(const IP6Net& n) {
 // skipping every taken range. Candidates only move forward, so the ranges starting at or before
 // a candidate's end only grow: their largest end tells whether any of them reaches into it.
 std::vector<U128> free_candidates(std::vector<Range> taken, U128 min, U128 max, int host_bits) {
-  std::sort(taken.begin(), taken.end(), [](const Range& a, const Range& b) { return a.first < b.first; });
+  std::sort(taken.begin(), taken.end(),
+            [](const Range& a, const Range& b) { return a.first < b.first; });
   const U128 size = U128{1} << host_bits;
   std::vector<U128> out;
   size_t next = 0;
@@ -56,7 +57,8 @@ std::vector<IP4Net> free_candidates4(const Config& c, const std::vector<Lease>& 
   for (const auto& l : leases)
     if (l.key().has_ipv4()) taken.push_back(range_of(l.subnet));
   std::vector<IP4Net> out;
-  for (U128 v : free_candidates(std::move(taken), c.subnet_min.value, c.subnet_max.value, 32 - c.subnet_len))
+  for (U128 v :
+       free_candidates(std::move(taken), c.subnet_min.value, c.subnet_max.value, 32 - c.subnet_len))
     out.push_back(IP4Net{IP4{static_cast<uint32_t>(v)}, c.subnet_len});
   return out;
 }
@@ -66,8 +68,8 @@ std::vector<IP6Net> free_candidates6(const Config& c, const std::vector<Lease>& 
   for (const auto& l : leases)
     if (l.ipv6_subnet) taken.push_back(range_of(*l.ipv6_subnet));
   std::vector<IP6Net> out;
-  for (U128 v : free_candidates(std::move(taken), ip6_to_u128(c.ipv6_subnet_min), ip6_to_u128(c.ipv6_subnet_max),
-                                128 - c.ipv6_subnet_len))
+  for (U128 v : free_candidates(std::move(taken), ip6_to_u128(c.ipv6_subnet_min),
+                                ip6_to_u128(c.ipv6_subnet_max), 128 - c.ipv6_subnet_len))
     out.push_back(IP6Net{ip6_from_u128(v), c.ipv6_subnet_len});
   return out;
 }
@@ -86,8 +88,8 @@ bool is_compatible(const Config& c, const IP4Net& s) {
 }
 
 bool is_compatible_ipv6(const Config& c, const IP6Net& s) {
-  return c.enable_ipv6 && s.prefix == c.ipv6_subnet_len && s.network() == s && c.ipv6_network.contains(s) &&
-         c.ipv6_subnet_min <= s.ip && s.ip <= c.ipv6_subnet_max;
+  return c.enable_ipv6 && s.prefix == c.ipv6_subnet_len && s.network() == s &&
+         c.ipv6_network.contains(s) && c.ipv6_subnet_min <= s.ip && s.ip <= c.ipv6_subnet_max;
 }
 
 bool is_compatible_key(const Config& c, const LeaseKey& k) {
@@ -148,8 +150,8 @@ bool reuse_previous(const Config& c, const std::vector<Lease>& existing,
                     const std::optional<LeaseKey>& previous, Allocation* a, std::string* note) {
   if (!previous) return false;
   if (!is_compatible_key(c, *previous)) {
-    *note = "previous subnet " + previous->str() + " from the subnet file does not fit the config (" +
-            c.str() + "); ";
+    *note = "previous subnet " + previous->str() +
+            " from the subnet file does not fit the config (" + c.str() + "); ";
     return false;
   }
   auto holder = std::find_if(existing.begin(), existing.end(),
@@ -171,10 +173,10 @@ IP4Net pick_new4(const Config& c, const std::vector<Lease>& existing, std::mt199
                  std::string* picked) {
   std::vector<IP4Net> candidates = free_candidates4(c, existing);
   if (candidates.empty()) {
-    throw AllocError("IPv4 network exhausted: all " + std::to_string(subnet_count(c)) + " subnets of " +
-                     c.network.str() + " between SubnetMin " + c.subnet_min.str() + " and SubnetMax " +
-                     c.subnet_max.str() + " are leased (" + std::to_string(existing.size()) +
-                     " leases in the store)");
+    throw AllocError("IPv4 network exhausted: all " + std::to_string(subnet_count(c)) +
+                     " subnets of " + c.network.str() + " between SubnetMin " + c.subnet_min.str() +
+                     " and SubnetMax " + c.subnet_max.str() + " are leased (" +
+                     std::to_string(existing.size()) + " leases in the store)");
   }
   std::uniform_int_distribution<size_t> pick(0, candidates.size() - 1);
   IP4Net subnet = candidates[pick(rng)];
@@ -189,15 +191,17 @@ IP6Net pick_new6(const Config& c, const std::vector<Lease>& existing, std::mt199
   std::vector<IP6Net> candidates = free_candidates6(c, existing);
   if (candidates.empty()) {
     const uint64_t n = ipv6_subnet_count(c);
-    throw AllocError("IPv6 network exhausted: all " + (n == UINT64_MAX ? std::string("(more than 2^64)") : std::to_string(n)) +
+    throw AllocError("IPv6 network exhausted: all " +
+                     (n == UINT64_MAX ? std::string("(more than 2^64)") : std::to_string(n)) +
                      " IPv6 subnets of " + c.ipv6_network.str() + " between IPv6SubnetMin " +
                      c.ipv6_subnet_min.str() + " and IPv6SubnetMax " + c.ipv6_subnet_max.str() +
                      " are leased (" + std::to_string(existing.size()) + " leases in the store)");
   }
   std::uniform_int_distribution<size_t> pick(0, candidates.size() - 1);
   IP6Net subnet = candidates[pick(rng)];
-  *picked += std::string(picked->empty() ? "allocated" : ", and") + " new IPv6 subnet " + subnet.str() +
-             " (random among the first " + std::to_string(candidates.size()) + " free)";
+  *picked += std::string(picked->empty() ? "allocated" : ", and") + " new IPv6 subnet " +
+             subnet.str() + " (random among the first " + std::to_string(candidates.size()) +
+             " free)";
   return subnet;
 }
 

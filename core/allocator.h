@@ -41,7 +41,7 @@ struct Allocation {
     kNew,       // picked at random among the first <= 100 free subnets: create it
   };
   Source source = Source::kNew;
-  IP4Net subnet;  // kNoIPv4Subnet when IPv4 is off
+  IP4Net subnet;                      // kNoIPv4Subnet when IPv4 is off
   std::optional<IP6Net> ipv6_subnet;  // set exactly when IPv6 is on
   LeaseKey key() const { return LeaseKey{subnet, ipv6_subnet}; }
   // For kExisting, the lease being reused (its revision is the CAS guard for the renewal, and an

@@ -30,9 +30,8 @@ std::string type_name(const json& v) {
 }
 
 [[noreturn]] void bad_key(const std::string& key, const json& v, const std::string& want) {
-  throw Error(kInvalidConfig,
-              "invalid network config: \"" + key + "\" is " + shown(v) + " (" + type_name(v) +
-                  "), expected " + want);
+  throw Error(kInvalidConfig, "invalid network config: \"" + key + "\" is " + shown(v) + " (" +
+                                  type_name(v) + "), expected " + want);
 }
 
 std::string get_string(const json& obj, const std::string& key, const std::string& fallback) {
@@ -67,7 +66,8 @@ void validate_routes(const json& ipam) {
     const std::string dst = r["dst"].get<std::string>();
     if (!IP4Net::try_parse(dst) && !IP6Net::try_parse(dst))
       bad_key("ipam.routes[].dst", r["dst"], "a CIDR such as 10.5.0.0/16");
-    if (r.contains("gw") && !r["gw"].is_string()) bad_key("ipam.routes[].gw", r["gw"], "an IP address string");
+    if (r.contains("gw") && !r["gw"].is_string())
+      bad_key("ipam.routes[].gw", r["gw"], "an IP address string");
   }
 }
 
@@ -99,35 +99,39 @@ NetConf parse_netconf(std::string_view text) {
     throw Error(kDecodeFailure, "network config on stdin is not JSON: " + json_util::describe(e));
   }
   if (!j.is_object())
-    throw Error(kDecodeFailure, "network config on stdin is " + type_name(j) + ", expected a JSON object");
+    throw Error(kDecodeFailure,
+                "network config on stdin is " + type_name(j) + ", expected a JSON object");
 
   NetConf c;
   auto v = j.find("cniVersion");
   if (v == j.end() || !v->is_string() || !version_supported(v->get<std::string>()))
-    throw Error(kIncompatibleVersion,
-                "incompatible CNI versions: config has cniVersion " +
-                    (v == j.end() ? std::string("(missing)") : shown(*v)) + ", this plugin supports " +
-                    versions_list());
+    throw Error(kIncompatibleVersion, "incompatible CNI versions: config has cniVersion " +
+                                          (v == j.end() ? std::string("(missing)") : shown(*v)) +
+                                          ", this plugin supports " + versions_list());
   c.cni_version = v->get<std::string>();
   c.name = get_string(j, "name", "");
   if (c.name.empty())
-    throw Error(kInvalidConfig, "invalid network config: \"name\" is missing or empty (the runtime "
-                                "copies it from the conflist's \"name\")");
+    throw Error(kInvalidConfig,
+                "invalid network config: \"name\" is missing or empty (the runtime "
+                "copies it from the conflist's \"name\")");
   get_string(j, "type", "");
   c.subnet_file = get_path(j, "subnetFile", kDefaultSubnetFile);
   c.data_dir = get_path(j, "dataDir", kDefaultDataDir);
 
   json d = get_object(j, "delegate");
   if (!d.is_null()) {
-    if (d.contains("type") && !d["type"].is_string()) bad_key("delegate.type", d["type"], "a string such as \"bridge\"");
+    if (d.contains("type") && !d["type"].is_string())
+      bad_key("delegate.type", d["type"], "a string such as \"bridge\"");
     if (d.contains("type") && d["type"].get<std::string>().find('/') != std::string::npos)
       bad_key("delegate.type", d["type"], "a plugin name in CNI_PATH, not a path");
     if (d.contains("name"))
       throw Error(kInvalidConfig, "invalid network config: \"delegate\" must not have \"name\" (" +
-                                      shown(d["name"]) + "); flannel sets it from the network name");
+                                      shown(d["name"]) +
+                                      "); flannel sets it from the network name");
     if (d.contains("ipam"))
-      throw Error(kInvalidConfig, "invalid network config: \"delegate\" must not have \"ipam\"; put "
-                                  "IPAM options in the top-level \"ipam\", flannel fills in the ranges");
+      throw Error(kInvalidConfig,
+                  "invalid network config: \"delegate\" must not have \"ipam\"; put "
+                  "IPAM options in the top-level \"ipam\", flannel fills in the ranges");
     c.delegate = d;
   }
   c.ipam = get_object(j, "ipam");
@@ -136,9 +140,10 @@ NetConf parse_netconf(std::string_view text) {
       bad_key("ipam.type", c.ipam["type"], "a string such as \"host-local\"");
     for (const char* k : {"ranges", "subnet"})
       if (c.ipam.contains(k))
-        throw Error(kInvalidConfig, std::string("invalid network config: \"ipam.") + k + "\" is " +
-                                        shown(c.ipam[k]) +
-                                        ", but flannel sets the range from FLANNEL_SUBNET; remove it");
+        throw Error(kInvalidConfig,
+                    std::string("invalid network config: \"ipam.") + k + "\" is " +
+                        shown(c.ipam[k]) +
+                        ", but flannel sets the range from FLANNEL_SUBNET; remove it");
     validate_routes(c.ipam);
   }
   c.runtime_config = get_object(j, "runtimeConfig");
@@ -201,9 +206,10 @@ FlannelEnv parse_flannel_env(std::string_view text, const std::string& path) {
     std::string m;
     for (const auto& k : missing)
       if (m.find(k) == std::string::npos) m += (m.empty() ? "" : ", ") + k;
-    throw Error(kInvalidConfig, path + " is missing " + m +
-                                    " (flanneld writes FLANNEL_NETWORK, FLANNEL_SUBNET, FLANNEL_MTU "
-                                    "and FLANNEL_IPMASQ; was the file written by something else?)");
+    throw Error(kInvalidConfig,
+                path + " is missing " + m +
+                    " (flanneld writes FLANNEL_NETWORK, FLANNEL_SUBNET, FLANNEL_MTU "
+                    "and FLANNEL_IPMASQ; was the file written by something else?)");
   }
   return env;
 }
@@ -212,7 +218,8 @@ nlohmann::json delegate_config(const NetConf& conf, const FlannelEnv& env) {
   json d = conf.delegate.is_object() ? conf.delegate : json::object();
   d["name"] = conf.name;
   if (!d.contains("type")) d["type"] = "bridge";
-  if (!d.contains("ipMasq")) d["ipMasq"] = !env.ipmasq;  // flanneld not masquerading: the bridge does
+  if (!d.contains("ipMasq"))
+    d["ipMasq"] = !env.ipmasq;  // flanneld not masquerading: the bridge does
   if (!d.contains("mtu")) d["mtu"] = env.mtu;
   if (d["type"] == "bridge" && !d.contains("isGateway")) d["isGateway"] = true;
   d["cniVersion"] = conf.cni_version;
@@ -222,7 +229,8 @@ nlohmann::json delegate_config(const NetConf& conf, const FlannelEnv& env) {
   if (!ipam.contains("type")) ipam["type"] = "host-local";
   json ranges = json::array();
   if (env.subnet) ranges.push_back(json::array({json{{"subnet", env.subnet->network().str()}}}));
-  if (env.ip6_subnet) ranges.push_back(json::array({json{{"subnet", env.ip6_subnet->network().str()}}}));
+  if (env.ip6_subnet)
+    ranges.push_back(json::array({json{{"subnet", env.ip6_subnet->network().str()}}}));
   ipam["ranges"] = ranges;
   json routes = ipam.contains("routes") ? ipam["routes"] : json::array();
   // With a gateway bridge the route to the network goes via the bridge address, which host-local
@@ -236,9 +244,12 @@ nlohmann::json delegate_config(const NetConf& conf, const FlannelEnv& env) {
     if (via_bridge) r["gw"] = gw;
     return r;
   };
-  if (env.network) routes.push_back(route(env.network->str(), env.subnet ? env.subnet->network().first_host().str() : ""));
+  if (env.network)
+    routes.push_back(
+        route(env.network->str(), env.subnet ? env.subnet->network().first_host().str() : ""));
   if (env.ip6_network)
-    routes.push_back(route(env.ip6_network->str(), env.ip6_subnet ? env.ip6_subnet->network().first_host().str() : ""));
+    routes.push_back(route(env.ip6_network->str(),
+                           env.ip6_subnet ? env.ip6_subnet->network().first_host().str() : ""));
   ipam["routes"] = routes;
   d["ipam"] = ipam;
   return d;
@@ -246,23 +257,27 @@ nlohmann::json delegate_config(const NetConf& conf, const FlannelEnv& env) {
 
 nlohmann::json check_config(std::string_view saved, const NetConf& conf) {
   json d = json::parse(saved, nullptr, /*allow_exceptions=*/false);
-  if (!d.is_object()) throw Error(kDecodeFailure, "the delegate config saved at ADD is not a JSON object");
+  if (!d.is_object())
+    throw Error(kDecodeFailure, "the delegate config saved at ADD is not a JSON object");
   if (conf.prev_result.is_null())
-    throw Error(kInvalidConfig, "CHECK needs \"prevResult\" (the runtime passes the result of ADD)");
+    throw Error(kInvalidConfig,
+                "CHECK needs \"prevResult\" (the runtime passes the result of ADD)");
   d["prevResult"] = conf.prev_result;
   if (!conf.runtime_config.is_null()) d["runtimeConfig"] = conf.runtime_config;
   return d;
 }
 
 nlohmann::json convert_result(const nlohmann::json& result, const std::string& version) {
-  if (!result.is_object()) throw Error(kInternal, "delegate result is " + type_name(result) + ", expected an object");
+  if (!result.is_object())
+    throw Error(kInternal, "delegate result is " + type_name(result) + ", expected an object");
   json r = result;
   r["cniVersion"] = version;
   if (r.contains("ips")) {
     if (!r["ips"].is_array()) throw Error(kInternal, "delegate result: \"ips\" is not an array");
     for (auto& ip : r["ips"]) {
       if (!ip.is_object() || !ip.contains("address") || !ip["address"].is_string())
-        throw Error(kInternal, "delegate result: an \"ips\" entry has no \"address\": " + shown(ip));
+        throw Error(kInternal,
+                    "delegate result: an \"ips\" entry has no \"address\": " + shown(ip));
       const std::string a = ip["address"].get<std::string>();
       if (version == "1.0.0") {
         ip.erase("version");
@@ -292,17 +307,22 @@ std::string version_json(const std::string& requested) {
 
 bool valid_container_id(std::string_view id) {
   if (id.empty()) return false;
-  auto alnum = [](char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'); };
+  auto alnum = [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+  };
   if (!alnum(id[0])) return false;
-  return std::all_of(id.begin(), id.end(), [&](char c) { return alnum(c) || c == '_' || c == '.' || c == '-'; });
+  return std::all_of(id.begin(), id.end(),
+                     [&](char c) { return alnum(c) || c == '_' || c == '.' || c == '-'; });
 }
 
 std::string render_conflist(const ConflistOptions& o) {
   if (!version_supported(o.cni_version))
-    throw Error(kInvalidConfig, "cniVersion \"" + o.cni_version + "\" is not supported; use one of " + versions_list());
+    throw Error(kInvalidConfig, "cniVersion \"" + o.cni_version +
+                                    "\" is not supported; use one of " + versions_list());
   if (o.name.empty()) throw Error(kInvalidConfig, "the network name must not be empty");
   for (const auto* p : {&o.subnet_file, &o.data_dir})
-    if (p->empty() || (*p)[0] != '/') throw Error(kInvalidConfig, "\"" + *p + "\" is not an absolute path");
+    if (p->empty() || (*p)[0] != '/')
+      throw Error(kInvalidConfig, "\"" + *p + "\" is not an absolute path");
   nlohmann::ordered_json flannel;
   flannel["type"] = "flannel";
   if (o.subnet_file != kDefaultSubnetFile) flannel["subnetFile"] = o.subnet_file;

@@ -62,8 +62,9 @@ struct NetConf {
   std::string cni_version;
   std::string name;
   std::string subnet_file = kDefaultSubnetFile;  // "subnetFile"
-  std::string data_dir = kDefaultDataDir;        // "dataDir": saved delegate configs, one per container
-  nlohmann::json delegate = nlohmann::json::object();  // "delegate", copied into the delegate config
+  std::string data_dir = kDefaultDataDir;  // "dataDir": saved delegate configs, one per container
+  nlohmann::json delegate =
+      nlohmann::json::object();   // "delegate", copied into the delegate config
   nlohmann::json ipam;            // "ipam" (object or null): base of the delegate's ipam
   nlohmann::json runtime_config;  // "runtimeConfig" (object or null): handed to the delegate
   nlohmann::json prev_result;     // "prevResult" (object or null): needed by CHECK

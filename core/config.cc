@@ -27,7 +27,8 @@ IP4Net decode_network(std::string_view value) {
   std::string text = v.get<std::string>();
   if (auto n = IP4Net::try_parse(text)) return *n;
   if (IP6Net::try_parse(text)) {
-    fail("Network " + raw(value) + " is an IPv6 network; Network holds the IPv4 network, e.g. "
+    fail("Network " + raw(value) +
+         " is an IPv6 network; Network holds the IPv4 network, e.g. "
          "\"10.5.0.0/16\" (an IPv6 network goes in IPv6Network, with \"EnableIPv6\":true)");
   }
   fail("invalid CIDR address for Network: " + raw(value) + " (expected e.g. \"10.5.0.0/16\")");
@@ -73,7 +74,8 @@ IP6Net decode_network6(std::string_view value) {
   if (v.is_string()) {
     std::string text = v.get<std::string>();
     if (IP4Net::try_parse(text)) {
-      fail("IPv6Network " + raw(value) + " is an IPv4 network; expected an IPv6 CIDR like \"fc00::/48\" "
+      fail("IPv6Network " + raw(value) +
+           " is an IPv4 network; expected an IPv6 CIDR like \"fc00::/48\" "
            "(the IPv4 network goes in Network)");
     }
     if (auto n = IP6Net::try_parse(text)) return *n;
@@ -88,7 +90,8 @@ std::optional<IP6> decode_ip6(std::string_view key, std::string_view value) {
   if (v.is_string()) {
     std::string text = v.get<std::string>();
     if (IP4::try_parse(text)) {
-      fail(std::string(key) + " " + raw(value) + " is an IPv4 address; expected an IPv6 address like "
+      fail(std::string(key) + " " + raw(value) +
+           " is an IPv4 address; expected an IPv6 address like "
            "\"fc00:0:0:1::\"");
     }
     if (auto ip = IP6::try_parse(text)) return *ip;
@@ -102,8 +105,10 @@ std::optional<IP6> decode_ip6(std::string_view key, std::string_view value) {
 std::pair<std::string, std::string> decode_backend(std::string_view value) {
   json v = json::parse(value);
   if (!v.is_object()) {
-    fail("error decoding Backend property of config: expected an object like "
-         "{\"Type\":\"vxlan\"}, got " + raw(value));
+    fail(
+        "error decoding Backend property of config: expected an object like "
+        "{\"Type\":\"vxlan\"}, got " +
+        raw(value));
   }
   std::optional<std::string_view> type;
   for (const auto& m : json_util::object_members(value)) {
@@ -129,23 +134,26 @@ std::pair<std::string, std::string> decode_backend(std::string_view value) {
 using Member = std::optional<std::string_view>;
 
 // The IPv4 fields (v0.11's rules).
-void check_ipv4(Config& c, Member network, Member subnet_len, Member subnet_min, Member subnet_max) {
-  if (!network) fail("Network is missing from the config; expected e.g. {\"Network\":\"10.5.0.0/16\"}");
+void check_ipv4(Config& c, Member network, Member subnet_len, Member subnet_min,
+                Member subnet_max) {
+  if (!network)
+    fail("Network is missing from the config; expected e.g. {\"Network\":\"10.5.0.0/16\"}");
   c.network = decode_network(*network);
   const int p = c.network.prefix;
   const std::string net = c.network.str();
 
   const uint64_t len = subnet_len ? decode_subnet_len("SubnetLen", *subnet_len) : 0;
   if (len > 30) {
-    fail("SubnetLen must be less than /31 (got SubnetLen " + std::to_string(len) +
-         " for Network " + net + ")");
+    fail("SubnetLen must be less than /31 (got SubnetLen " + std::to_string(len) + " for Network " +
+         net + ")");
   }
   c.subnet_len = static_cast<int>(len);
   if (c.subnet_len > 0) {
     if (c.subnet_len < p + 2) {
       fail("Network must be able to accommodate at least four subnets (SubnetLen " +
            std::to_string(c.subnet_len) + " with Network " + net + "; SubnetLen must be at least " +
-           std::to_string(p + 2) + (p + 2 > 30 ? ", which is more than 30: use a larger Network)" : ")"));
+           std::to_string(p + 2) +
+           (p + 2 > 30 ? ", which is more than 30: use a larger Network)" : ")"));
     }
   } else {
     if (p > 28) {
@@ -189,14 +197,17 @@ void check_ipv4(Config& c, Member network, Member subnet_len, Member subnet_min,
     fail("SubnetMin " + c.subnet_min.str() + " is greater than SubnetMax " + c.subnet_max.str() +
          ": no subnet could ever be allocated in Network " + net);
   }
-
 }
 
 // The IPv6 fields (current flannel's CheckNetworkConfig, extended with values in the messages).
-void check_ipv6(Config& c, Member network, Member subnet_len, Member subnet_min, Member subnet_max) {
+void check_ipv6(Config& c, Member network, Member subnet_len, Member subnet_min,
+                Member subnet_max) {
   if (!network) {
-    fail("please define a correct IPv6Network parameter in the flannel config: EnableIPv6 is true but "
-         "IPv6Network is missing; expected e.g. {\"EnableIPv6\":true,\"IPv6Network\":\"fc00::/48\"}");
+    fail(
+        "please define a correct IPv6Network parameter in the flannel config: EnableIPv6 is true "
+        "but "
+        "IPv6Network is missing; expected e.g. "
+        "{\"EnableIPv6\":true,\"IPv6Network\":\"fc00::/48\"}");
   }
   c.ipv6_network = decode_network6(*network);
   const int p = c.ipv6_network.prefix;
@@ -210,12 +221,14 @@ void check_ipv6(Config& c, Member network, Member subnet_len, Member subnet_min,
     if (static_cast<int>(len) < p + 2) {
       fail("IPv6Network must be able to accommodate at least four subnets (IPv6SubnetLen " +
            std::to_string(len) + " with IPv6Network " + net + "; IPv6SubnetLen must be at least " +
-           std::to_string(p + 2) + (p + 2 > 126 ? ", which is more than 126: use a larger IPv6Network)" : ")"));
+           std::to_string(p + 2) +
+           (p + 2 > 126 ? ", which is more than 126: use a larger IPv6Network)" : ")"));
     }
     c.ipv6_subnet_len = static_cast<int>(len);
   } else {
     if (p > 124) {
-      fail("IPv6Network is too small. Minimum useful network prefix is /124 (got IPv6Network " + net + ")");
+      fail("IPv6Network is too small. Minimum useful network prefix is /124 (got IPv6Network " +
+           net + ")");
     }
     c.ipv6_subnet_len = p <= 62 ? 64 : p + 2;
   }
@@ -246,17 +259,20 @@ void check_ipv6(Config& c, Member network, Member subnet_len, Member subnet_min,
   }
   const U128 host_mask = size - 1;
   if (ip6_to_u128(c.ipv6_subnet_min) & host_mask) {
-    fail("IPv6SubnetMin is not on a SubnetLen boundary: " + c.ipv6_subnet_min.str() + " (IPv6SubnetLen " +
-         len_text + "; e.g. " + ip6_from_u128(ip6_to_u128(c.ipv6_subnet_min) & ~host_mask).str() + ")");
+    fail("IPv6SubnetMin is not on a SubnetLen boundary: " + c.ipv6_subnet_min.str() +
+         " (IPv6SubnetLen " + len_text + "; e.g. " +
+         ip6_from_u128(ip6_to_u128(c.ipv6_subnet_min) & ~host_mask).str() + ")");
   }
   if (ip6_to_u128(c.ipv6_subnet_max) & host_mask) {
-    fail("IPv6SubnetMax is not on a SubnetLen boundary: " + c.ipv6_subnet_max.str() + " (IPv6SubnetLen " +
-         len_text + "; e.g. " + ip6_from_u128(ip6_to_u128(c.ipv6_subnet_max) & ~host_mask).str() + ")");
+    fail("IPv6SubnetMax is not on a SubnetLen boundary: " + c.ipv6_subnet_max.str() +
+         " (IPv6SubnetLen " + len_text + "; e.g. " +
+         ip6_from_u128(ip6_to_u128(c.ipv6_subnet_max) & ~host_mask).str() + ")");
   }
   if (c.ipv6_subnet_min > c.ipv6_subnet_max) {
     // Current flannel accepts this and fails later with "out of subnets".
     fail("IPv6SubnetMin " + c.ipv6_subnet_min.str() + " is greater than IPv6SubnetMax " +
-         c.ipv6_subnet_max.str() + ": no IPv6 subnet could ever be allocated in IPv6Network " + net);
+         c.ipv6_subnet_max.str() + ": no IPv6 subnet could ever be allocated in IPv6Network " +
+         net);
   }
 }
 
@@ -272,12 +288,13 @@ Config parse_config(std::string_view text) {
     fail("invalid network config JSON: " + json_util::describe(e));
   }
   if (!doc.is_object()) {
-    fail(std::string("network config must be a JSON object like {\"Network\":\"10.5.0.0/16\"}, got ") +
+    fail(std::string(
+             "network config must be a JSON object like {\"Network\":\"10.5.0.0/16\"}, got ") +
          doc.type_name());
   }
   // Go's decoder: names match case-insensitively, the last matching member wins.
-  Member network, subnet_len, subnet_min, subnet_max, backend, enable_ipv4, enable_ipv6, ipv6_network,
-      ipv6_subnet_len, ipv6_subnet_min, ipv6_subnet_max;
+  Member network, subnet_len, subnet_min, subnet_max, backend, enable_ipv4, enable_ipv6,
+      ipv6_network, ipv6_subnet_len, ipv6_subnet_min, ipv6_subnet_max;
   for (const auto& m : json_util::object_members(text)) {
     if (json_util::iequals(m.key, "Network")) network = m.value;
     else if (json_util::iequals(m.key, "EnableIPv4")) enable_ipv4 = m.value;
@@ -297,8 +314,9 @@ Config parse_config(std::string_view text) {
   if (enable_ipv6) c.enable_ipv6 = decode_bool("EnableIPv6", *enable_ipv6, false);
   if (!c.enable_ipv4 && !c.enable_ipv6) {
     // Current flannel's text is "none defined stack".
-    fail("EnableIPv4 and EnableIPv6 are both false: no IP family is enabled (set EnableIPv4 to true "
-         "for an IPv4 network, EnableIPv6 to true for an IPv6 network, or both)");
+    fail(
+        "EnableIPv4 and EnableIPv6 are both false: no IP family is enabled (set EnableIPv4 to true "
+        "for an IPv4 network, EnableIPv6 to true for an IPv6 network, or both)");
   }
   if (c.enable_ipv4) check_ipv4(c, network, subnet_len, subnet_min, subnet_max);
   if (c.enable_ipv6) check_ipv6(c, ipv6_network, ipv6_subnet_len, ipv6_subnet_min, ipv6_subnet_max);
@@ -324,16 +342,19 @@ uint64_t ipv6_subnet_count(const Config& c) {
       c.ipv6_subnet_len > 128) {
     return 0;
   }
-  const U128 span = (ip6_to_u128(c.ipv6_subnet_max) - ip6_to_u128(c.ipv6_subnet_min)) >> (128 - c.ipv6_subnet_len);
+  const U128 span = (ip6_to_u128(c.ipv6_subnet_max) - ip6_to_u128(c.ipv6_subnet_min)) >>
+                    (128 - c.ipv6_subnet_len);
   return span >= U128{UINT64_MAX} ? UINT64_MAX : static_cast<uint64_t>(span) + 1;
 }
 
 std::string Config::str() const {
-  std::string out = enable_ipv4 ? "Network=" + network.str() + " SubnetLen=" + std::to_string(subnet_len) +
-                                      " SubnetMin=" + subnet_min.str() + " SubnetMax=" + subnet_max.str()
-                                : std::string("EnableIPv4=false");
+  std::string out = enable_ipv4
+                        ? "Network=" + network.str() + " SubnetLen=" + std::to_string(subnet_len) +
+                              " SubnetMin=" + subnet_min.str() + " SubnetMax=" + subnet_max.str()
+                        : std::string("EnableIPv4=false");
   if (enable_ipv6) {
-    out += " IPv6Network=" + ipv6_network.str() + " IPv6SubnetLen=" + std::to_string(ipv6_subnet_len) +
+    out += " IPv6Network=" + ipv6_network.str() +
+           " IPv6SubnetLen=" + std::to_string(ipv6_subnet_len) +
            " IPv6SubnetMin=" + ipv6_subnet_min.str() + " IPv6SubnetMax=" + ipv6_subnet_max.str();
   }
   return out + " Backend=" + (backend_type.empty() ? std::string("(none)") : backend_type);

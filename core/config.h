@@ -21,10 +21,10 @@ class ConfigError : public ParseError {
 };
 
 struct Config {
-  IP4Net network;       // host bits cleared
-  int subnet_len = 0;   // always set after parse_config (default applied)
-  IP4 subnet_min;       // first allocatable subnet address (default: network + one subnet)
-  IP4 subnet_max;       // last allocatable subnet address (default: the last subnet)
+  IP4Net network;            // host bits cleared
+  int subnet_len = 0;        // always set after parse_config (default applied)
+  IP4 subnet_min;            // first allocatable subnet address (default: network + one subnet)
+  IP4 subnet_max;            // last allocatable subnet address (default: the last subnet)
   std::string backend_type;  // lowercased Backend.Type; "udp" when Backend is absent
   std::string backend_json;  // the whole Backend object as compact raw JSON, "" if absent
   // Dual stack (current flannel's EnableIPv4 / EnableIPv6 / IPv6Network / IPv6SubnetLen /

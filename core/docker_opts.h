@@ -12,17 +12,18 @@
 
 namespace flannel {
 
-// An invalid FLANNEL_IPMASQ; what() is the script's own message, "Invalid value of FLANNEL_IPMASQ: X".
+// An invalid FLANNEL_IPMASQ; what() is the script's own message, "Invalid value of FLANNEL_IPMASQ:
+// X".
 class DockerOptsError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
 
 struct DockerOptsOptions {
-  bool individual = false;           // -i: write the DOCKER_OPT_* variables
-  bool combined = false;             // -c: write KEY="..."; neither -i nor -c means both
-  std::string key = "DOCKER_OPTS";   // -k KEY
-  bool omit_ipmasq = false;          // -m: leave out --ip-masq
+  bool individual = false;          // -i: write the DOCKER_OPT_* variables
+  bool combined = false;            // -c: write KEY="..."; neither -i nor -c means both
+  std::string key = "DOCKER_OPTS";  // -k KEY
+  bool omit_ipmasq = false;         // -m: leave out --ip-masq
 };
 
 // Renders the docker options file.

@@ -169,9 +169,7 @@ void check_new_name(const T& flags, const std::string& name) {
   if (name.empty() || name[0] == '-' || name.find('=') != std::string::npos) {
     throw std::logic_error("bad flag name: \"" + name + "\"");
   }
-  if (flags.find(name) != flags.end()) {
-    throw std::logic_error("flag redefined: " + name);
-  }
+  if (flags.find(name) != flags.end()) { throw std::logic_error("flag redefined: " + name); }
 }
 }  // namespace
 
@@ -264,9 +262,7 @@ void FlagSet::set_value(Flag& flag, const std::string& value) {
 
 void FlagSet::set(std::string_view name, const std::string& value, FlagSource source) {
   auto it = flags_.find(name);
-  if (it == flags_.end()) {
-    throw FlagError("no such flag -" + std::string(name));
-  }
+  if (it == flags_.end()) { throw FlagError("no such flag -" + std::string(name)); }
   Flag& flag = *it->second;
   try {
     set_value(flag, value);
@@ -384,9 +380,7 @@ std::vector<FlagSetting> FlagSet::settings() const {
   return out;
 }
 
-std::string FlagSet::usage() const {
-  return "Usage: " + program_ + " [OPTION]...\n" + defaults();
-}
+std::string FlagSet::usage() const { return "Usage: " + program_ + " [OPTION]...\n" + defaults(); }
 
 std::string FlagSet::defaults() const {
   std::string out;

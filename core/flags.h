@@ -59,11 +59,11 @@ std::string_view to_string(FlagSource source);  // "default", "command line", "e
 
 // One flag that was set, for logging what the daemon runs with.
 struct FlagSetting {
-  std::string name;        // "etcd-prefix"
-  std::string value;       // current value as text; "<redacted>" for sensitive flags; lists
-                           // joined with ','
+  std::string name;   // "etcd-prefix"
+  std::string value;  // current value as text; "<redacted>" for sensitive flags; lists
+                      // joined with ','
   FlagSource source = FlagSource::kDefault;
-  std::string env_var;     // the variable it came from, when source == kEnvironment
+  std::string env_var;  // the variable it came from, when source == kEnvironment
 };
 
 // Checks a string flag's value. Throws std::invalid_argument whose what() says why the value is
@@ -87,12 +87,12 @@ class FlagSet {
   void add_list(std::string name, std::vector<std::string>* target, std::string usage);
 
   // Per-flag options. Both throw std::logic_error for an undeclared name.
-  void mark_sensitive(std::string_view name);    // value shown as "<redacted>" in settings()
-  void mark_no_env(std::string_view name);       // never read from the environment (-version)
+  void mark_sensitive(std::string_view name);  // value shown as "<redacted>" in settings()
+  void mark_no_env(std::string_view name);     // never read from the environment (-version)
 
   struct ParseResult {
-    bool help = false;               // -h / -help / --help seen (and not declared): stop here
-    std::vector<std::string> args;   // positional arguments left after the flags
+    bool help = false;              // -h / -help / --help seen (and not declared): stop here
+    std::vector<std::string> args;  // positional arguments left after the flags
   };
   // Parses `args` (without the program name). Throws FlagError on the first unknown flag, missing
   // value or bad value; values set before the error stay set.
@@ -109,9 +109,9 @@ class FlagSet {
   void set(std::string_view name, const std::string& value,
            FlagSource source = FlagSource::kCommandLine);
 
-  bool has(std::string_view name) const;            // declared?
-  bool is_set(std::string_view name) const;         // set by command line or environment
-  FlagSource source(std::string_view name) const;   // throws std::logic_error if undeclared
+  bool has(std::string_view name) const;           // declared?
+  bool is_set(std::string_view name) const;        // set by command line or environment
+  FlagSource source(std::string_view name) const;  // throws std::logic_error if undeclared
   // The environment variable name for a flag: env_key("FLANNELD", "ip-masq") == "FLANNELD_IP_MASQ".
   static std::string env_key(std::string_view prefix, std::string_view name);
 

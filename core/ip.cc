@@ -165,16 +165,23 @@ std::string IP6::str() const {
   char buf[64];
   // IPv4-mapped addresses print in mixed notation (RFC 5952 section 5).
   if (g[0] == 0 && g[1] == 0 && g[2] == 0 && g[3] == 0 && g[4] == 0 && g[5] == 0xffff) {
-    std::snprintf(buf, sizeof buf, "::ffff:%u.%u.%u.%u", bytes[12], bytes[13], bytes[14], bytes[15]);
+    std::snprintf(buf, sizeof buf, "::ffff:%u.%u.%u.%u", bytes[12], bytes[13], bytes[14],
+                  bytes[15]);
     return buf;
   }
   // Longest run of zero groups, first one on a tie; a single zero group is not compressed.
   int best = -1, best_len = 0;
   for (int i = 0; i < 8;) {
-    if (g[i] != 0) { ++i; continue; }
+    if (g[i] != 0) {
+      ++i;
+      continue;
+    }
     int j = i;
     while (j < 8 && g[j] == 0) ++j;
-    if (j - i > best_len) { best = i; best_len = j - i; }
+    if (j - i > best_len) {
+      best = i;
+      best_len = j - i;
+    }
     i = j;
   }
   if (best_len < 2) best = -1;
@@ -256,7 +263,8 @@ std::vector<IP4Net> IP4Net::subnets(int len, size_t limit) const {
   std::vector<IP4Net> out;
   out.reserve(n);
   uint64_t base = network().ip.value;
-  for (uint64_t i = 0; i < n; ++i) out.push_back(IP4Net{IP4{static_cast<uint32_t>(base + i * step)}, len});
+  for (uint64_t i = 0; i < n; ++i)
+    out.push_back(IP4Net{IP4{static_cast<uint32_t>(base + i * step)}, len});
   return out;
 }
 

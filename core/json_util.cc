@@ -30,7 +30,10 @@ size_t skip_value(std::string_view s, size_t i) {
     int depth = 0;
     while (i < s.size()) {
       char c = s[i];
-      if (c == '"') { i = skip_string(s, i); continue; }
+      if (c == '"') {
+        i = skip_string(s, i);
+        continue;
+      }
       if (c == '{' || c == '[') ++depth;
       if (c == '}' || c == ']') {
         if (--depth == 0) return i + 1;
@@ -56,16 +59,23 @@ size_t utf8_len(std::string_view s, size_t i, unsigned& cp) {
   auto b = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
   unsigned c = b(i);
   size_t n;
-  if (c >= 0xc2 && c <= 0xdf) { n = 2; cp = c & 0x1f; }
-  else if (c >= 0xe0 && c <= 0xef) { n = 3; cp = c & 0x0f; }
-  else if (c >= 0xf0 && c <= 0xf4) { n = 4; cp = c & 0x07; }
-  else return 0;
+  if (c >= 0xc2 && c <= 0xdf) {
+    n = 2;
+    cp = c & 0x1f;
+  } else if (c >= 0xe0 && c <= 0xef) {
+    n = 3;
+    cp = c & 0x0f;
+  } else if (c >= 0xf0 && c <= 0xf4) {
+    n = 4;
+    cp = c & 0x07;
+  } else return 0;
   if (i + n > s.size()) return 0;
   for (size_t k = 1; k < n; ++k) {
     if ((b(i + k) & 0xc0) != 0x80) return 0;
     cp = (cp << 6) | (b(i + k) & 0x3f);
   }
-  if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) || (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
+  if ((n == 3 && (cp < 0x800 || (cp >= 0xd800 && cp <= 0xdfff))) ||
+      (n == 4 && (cp < 0x10000 || cp > 0x10ffff)))
     return 0;
   return n;
 }
@@ -85,7 +95,8 @@ std::vector<RawMember> object_members(std::string_view s) {
     i = skip_ws(s, i + 1);
     size_t value_end = skip_value(s, i);
     std::optional<std::string> key = string_value(key_raw);
-    out.push_back(RawMember{key ? std::move(*key) : std::string(key_raw), s.substr(i, value_end - i)});
+    out.push_back(
+        RawMember{key ? std::move(*key) : std::string(key_raw), s.substr(i, value_end - i)});
     i = skip_ws(s, value_end);
     if (i < s.size() && s[i] == ',') i = skip_ws(s, i + 1);
   }
@@ -98,8 +109,7 @@ std::optional<std::string> string_value(std::string_view raw) {
   try {
     auto v = nlohmann::json::parse(raw);
     if (v.is_string()) return v.get<std::string>();
-  } catch (const nlohmann::json::exception&) {
-  }
+  } catch (const nlohmann::json::exception&) {}
   return std::nullopt;  // unreachable for validated input
 }
 
@@ -126,7 +136,9 @@ std::string go_quote(std::string_view s) {
         case '\n': out += "\\n"; break;
         case '\r': out += "\\r"; break;
         case '\t': out += "\\t"; break;
-        case '<': case '>': case '&': put_u(out, c); break;
+        case '<':
+        case '>':
+        case '&': put_u(out, c); break;
         default:
           if (c < 0x20) put_u(out, c);
           else out += static_cast<char>(c);

@@ -1,6 +1,7 @@
-// Small JSON helpers shared by the core/ codecs, for the two things nlohmann::json cannot do for us:
-// keep a member's raw text (Go's json.RawMessage), and write bytes exactly as Go's encoding/json
-// does (HTML-safe string escaping, compaction of raw messages). Pure functions, no I/O.
+// Small JSON helpers shared by the core/ codecs, for the two things nlohmann::json cannot do for
+// us: keep a member's raw text (Go's json.RawMessage), and write bytes exactly as Go's
+// encoding/json does (HTML-safe string escaping, compaction of raw messages). Pure functions, no
+// I/O.
 #pragma once
 
 #include <cstdint>

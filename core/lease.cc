@@ -125,7 +125,8 @@ std::string encode_lease_attrs(const LeaseAttrs& attrs) {
     out += ",\"PublicIPv6\":";
     out += attrs.public_ipv6 ? "\"" + attrs.public_ipv6->str() + "\"" : std::string("null");
   }
-  if (!attrs.backend_type.empty()) out += ",\"BackendType\":" + json_util::go_quote(attrs.backend_type);
+  if (!attrs.backend_type.empty())
+    out += ",\"BackendType\":" + json_util::go_quote(attrs.backend_type);
   if (!attrs.backend_data.empty()) out += raw_member("BackendData", attrs.backend_data);
   if (!attrs.backend_v6_data.empty()) out += raw_member("BackendV6Data", attrs.backend_v6_data);
   out += "}";
@@ -142,12 +143,14 @@ LeaseAttrs decode_lease_attrs(std::string_view json) {
     throw ParseError("invalid lease JSON: " + json_util::describe(e));
   }
   if (!doc.is_object()) {
-    throw ParseError("invalid lease JSON: expected an object like {\"PublicIP\":\"10.0.0.1\"}, got " +
-                     std::string(doc.type_name()));
+    throw ParseError(
+        "invalid lease JSON: expected an object like {\"PublicIP\":\"10.0.0.1\"}, got " +
+        std::string(doc.type_name()));
   }
   // Walk the raw members in document order: Go matches names case-insensitively and the last
   // matching member wins; BackendData must keep its raw text.
-  std::optional<std::string_view> public_ip, public_ipv6, backend_type, backend_data, backend_v6_data;
+  std::optional<std::string_view> public_ip, public_ipv6, backend_type, backend_data,
+      backend_v6_data;
   for (const auto& m : json_util::object_members(json)) {
     if (json_util::iequals(m.key, "PublicIP")) public_ip = m.value;
     else if (json_util::iequals(m.key, "PublicIPv6")) public_ipv6 = m.value;
@@ -183,7 +186,8 @@ LeaseAttrs decode_lease_attrs(std::string_view json) {
     attrs.public_ipv6 = ip6;
   }
   // A null BackendData / BackendV6Data is treated as absent.
-  if (backend_data && *backend_data != "null") attrs.backend_data = json_util::compact(*backend_data, false);
+  if (backend_data && *backend_data != "null")
+    attrs.backend_data = json_util::compact(*backend_data, false);
   if (backend_v6_data && *backend_v6_data != "null") {
     attrs.backend_v6_data = json_util::compact(*backend_v6_data, false);
   }

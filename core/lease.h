@@ -30,7 +30,8 @@ struct LeaseAttrs {
   std::string backend_type;  // "" = absent (udp and alloc write none)
   std::string backend_data;  // raw JSON, "" = absent
   // Dual stack (current flannel), last so positional initialisers of the v0.11 fields still work:
-  // the host's IPv6 underlay address (nullopt = none) and the raw JSON for the IPv6 side ("" = absent).
+  // the host's IPv6 underlay address (nullopt = none) and the raw JSON for the IPv6 side ("" =
+  // absent).
   std::optional<IP6> public_ipv6{};
   std::string backend_v6_data{};
   bool operator==(const LeaseAttrs&) const = default;

@@ -5,13 +5,14 @@ namespace {
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r')) s.remove_suffix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r'))
+    s.remove_suffix(1);
   return s;
 }
 
 [[noreturn]] void bad_line(size_t line_no, std::string_view line, const std::string& why) {
-  throw ParseError("env file line " + std::to_string(line_no) + ": " + why + ": \"" + std::string(line) +
-                   "\" (expected KEY=VALUE)");
+  throw ParseError("env file line " + std::to_string(line_no) + ": " + why + ": \"" +
+                   std::string(line) + "\" (expected KEY=VALUE)");
 }
 
 // The value part of a line (after '='), unquoted and with any trailing comment removed.
@@ -30,7 +31,8 @@ std::string parse_value(std::string_view raw, size_t line_no, std::string_view l
       }
       out += c;
     }
-    bad_line(line_no, line, std::string("unterminated ") + (q == '"' ? "double" : "single") + " quote");
+    bad_line(line_no, line,
+             std::string("unterminated ") + (q == '"' ? "double" : "single") + " quote");
   }
   // Unquoted: a '#' at the start or after whitespace begins a comment.
   for (size_t i = 0; i < v.size(); ++i) {
@@ -60,10 +62,12 @@ SubnetEnv make_subnet_env(const Config& config, const LeaseKey& lease, int mtu, 
 
 std::string render_subnet_env(const SubnetEnv& e) {
   std::string out;
-  if (e.ipv4) out += "FLANNEL_NETWORK=" + e.network.str() + "\nFLANNEL_SUBNET=" + e.subnet.str() + "\n";
+  if (e.ipv4)
+    out += "FLANNEL_NETWORK=" + e.network.str() + "\nFLANNEL_SUBNET=" + e.subnet.str() + "\n";
   if (e.ipv6_network) out += "FLANNEL_IPV6_NETWORK=" + e.ipv6_network->str() + "\n";
   if (e.ipv6_subnet) out += "FLANNEL_IPV6_SUBNET=" + e.ipv6_subnet->str() + "\n";
-  return out + "FLANNEL_MTU=" + std::to_string(e.mtu) + "\nFLANNEL_IPMASQ=" + (e.ipmasq ? "true" : "false") + "\n";
+  return out + "FLANNEL_MTU=" + std::to_string(e.mtu) +
+         "\nFLANNEL_IPMASQ=" + (e.ipmasq ? "true" : "false") + "\n";
 }
 
 std::map<std::string, std::string> parse_env_file(std::string_view text) {
@@ -88,8 +92,8 @@ std::map<std::string, std::string> parse_env_file(std::string_view text) {
   return env;
 }
 
-std::optional<IP4Net> cidr_from_env(const std::map<std::string, std::string>& env, const std::string& key,
-                                    std::string* warning) {
+std::optional<IP4Net> cidr_from_env(const std::map<std::string, std::string>& env,
+                                    const std::string& key, std::string* warning) {
   auto it = env.find(key);
   if (it == env.end() || it->second.empty()) return std::nullopt;
   if (auto n = IP4Net::try_parse(it->second)) return n;
@@ -104,13 +108,14 @@ std::optional<IP4Net> previous_subnet_from_env(const std::map<std::string, std::
   return cidr_from_env(env, "FLANNEL_SUBNET", warning);
 }
 
-std::optional<IP6Net> cidr6_from_env(const std::map<std::string, std::string>& env, const std::string& key,
-                                     std::string* warning) {
+std::optional<IP6Net> cidr6_from_env(const std::map<std::string, std::string>& env,
+                                     const std::string& key, std::string* warning) {
   auto it = env.find(key);
   if (it == env.end() || it->second.empty()) return std::nullopt;
   if (auto n = IP6Net::try_parse(it->second)) return n;
   if (warning) {
-    *warning = "ignoring " + key + "=\"" + it->second + "\": not an IPv6 CIDR like fc00:0:0:1::1/64";
+    *warning =
+        "ignoring " + key + "=\"" + it->second + "\": not an IPv6 CIDR like fc00:0:0:1::1/64";
   }
   return std::nullopt;
 }
@@ -119,7 +124,8 @@ std::optional<LeaseKey> previous_key_from_env(const std::map<std::string, std::s
                                               const Config& config, std::string* warning) {
   std::string w4, w6;
   std::optional<IP4Net> v4 = config.enable_ipv4 ? previous_subnet_from_env(env, &w4) : std::nullopt;
-  std::optional<IP6Net> v6 = config.enable_ipv6 ? cidr6_from_env(env, "FLANNEL_IPV6_SUBNET", &w6) : std::nullopt;
+  std::optional<IP6Net> v6 =
+      config.enable_ipv6 ? cidr6_from_env(env, "FLANNEL_IPV6_SUBNET", &w6) : std::nullopt;
   if (warning) *warning = w4.empty() ? w6 : w6.empty() ? w4 : w4 + "; " + w6;
   if (config.enable_ipv4 ? !v4 : !v6) return std::nullopt;
   return LeaseKey{v4 ? *v4 : kNoIPv4Subnet, v6};

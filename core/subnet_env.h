@@ -21,11 +21,12 @@ struct SubnetEnv {
   bool ipmasq = false;
   // Dual stack (current flannel): written only when set; `ipv4` false leaves out the IPv4 lines.
   std::optional<IP6Net> ipv6_network{};  // config IPv6Network, e.g. fc00::/48
-  std::optional<IP6Net> ipv6_subnet{};  // host part kept, e.g. fc00:0:0:1::1/64
+  std::optional<IP6Net> ipv6_subnet{};   // host part kept, e.g. fc00:0:0:1::1/64
   bool ipv4 = true;
 };
 
-// The SubnetEnv for a lease: subnet = lease's first host / lease prefix (10.5.34.0/24 -> 10.5.34.1/24).
+// The SubnetEnv for a lease: subnet = lease's first host / lease prefix (10.5.34.0/24
+// -> 10.5.34.1/24).
 SubnetEnv make_subnet_env(const IP4Net& network, const IP4Net& lease_subnet, int mtu, bool ipmasq);
 // The same for a lease of either or both families under `config` (IPv6 lines only when
 // config.enable_ipv6, IPv4 lines only when config.enable_ipv4).

@@ -96,8 +96,7 @@ class SCOPED_CAPABILITY MutexLock {
   }
   // Returns pred() at the end: false when the time ran out first.
   template <class Rep, class Period, class Predicate>
-  bool wait_for(std::condition_variable& cv, std::chrono::duration<Rep, Period> d,
-                Predicate pred) {
+  bool wait_for(std::condition_variable& cv, std::chrono::duration<Rep, Period> d, Predicate pred) {
     return cv.wait_for(lock_, d, std::move(pred));
   }
   template <class Clock, class Duration, class Predicate>

@@ -2,9 +2,9 @@
 
 #include <stdexcept>
 
-#include "stores/etcd/v3_store.h"
 #include "stores/etcd/detect_store.h"
 #include "stores/etcd/v2_store.h"
+#include "stores/etcd/v3_store.h"
 #include "stores/sqlite/sqlite_store.h"
 
 namespace flannel {
@@ -51,8 +51,7 @@ std::unique_ptr<Store> open_store(const StoreSpec& spec, const EtcdOptions& etcd
     case StoreSpec::Kind::kEtcdV3:
       if (log) log("Using etcd v3 API at " + eps + " (-store=etcdv3)");
       return EtcdV3Store::open(o);
-    default:
-      return EtcdDetectStore::open(o, std::move(log));
+    default: return EtcdDetectStore::open(o, std::move(log));
   }
 }
 

@@ -1,6 +1,7 @@
 // Opening a Store from the command-line view of it: `-store=etcd` (with the -etcd-* flags: the
 // v2 or v3 API, detected from where the config is, see stores/etcd/detect_store.h),
-// `-store=etcdv2` / `-store=etcdv3` (one API, forced) or `-store=sqlite:PATH`. Shared by flanneld and flannelctl so both accept exactly the same flags.
+// `-store=etcdv2` / `-store=etcdv3` (one API, forced) or `-store=sqlite:PATH`. Shared by flanneld
+// and flannelctl so both accept exactly the same flags.
 #pragma once
 
 #include <memory>

@@ -3,7 +3,8 @@
 // One abstract interface, three real implementations: EtcdV2Store (etcd v2 keys API over HTTP(S),
 // byte-compatible with flannel v0.11 agents sharing the same etcd), EtcdV3Store (etcd v3 API
 // through its JSON gateway, byte-compatible with current flannel) and SqliteStore (one SQLite
-// file shared by many processes on one host). EtcdDetectStore picks one of the two etcd ones. The daemon and flannelctl only see this header.
+// file shared by many processes on one host). EtcdDetectStore picks one of the two etcd ones. The
+// daemon and flannelctl only see this header.
 //
 // Data model: a config string at `<prefix>/config`, and a flat set of leases keyed by subnet
 // (`<prefix>/subnets/A.B.C.D-N`). Every write gets a new, strictly increasing store revision;
@@ -81,8 +82,8 @@ const char* to_string(StoreCode code);
 inline constexpr Clock::time_point kUnknownExpiration = Clock::time_point::max();
 
 struct LeaseList {
-  std::vector<Lease> leases;        // every well-formed lease, in no particular order
-  uint64_t revision = 0;            // store revision the list was read at: watch after this
+  std::vector<Lease> leases;          // every well-formed lease, in no particular order
+  uint64_t revision = 0;              // store revision the list was read at: watch after this
   std::vector<std::string> warnings;  // one line per skipped malformed entry (key and reason)
 };
 

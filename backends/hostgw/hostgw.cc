@@ -35,9 +35,7 @@ BackendSetup HostGwBackend::setup(const Config& config, const ExternalInterface&
   iface_ = iface;
   try {
     nl_ = std::make_unique<NetlinkSession>();
-  } catch (const NetlinkError& e) {
-    throw BackendError(std::string("host-gw: ") + e.what());
-  }
+  } catch (const NetlinkError& e) { throw BackendError(std::string("host-gw: ") + e.what()); }
   BackendSetup out;
   out.attrs.public_ip = iface.ext_addr;
   out.attrs.backend_type = "host-gw";
@@ -80,8 +78,9 @@ void HostGwBackend::choose_route_form(bool nexthop_dump_ok, const std::string& w
   form_chosen_ = true;
   if (!nexthop_objects_enabled_by_env()) {
     use_nexthops_ = false;
-    note("host-gw: nexthop objects disabled by FLANNEL_NEXTHOP_OBJECTS; routes use inline "
-         "gateways");
+    note(
+        "host-gw: nexthop objects disabled by FLANNEL_NEXTHOP_OBJECTS; routes use inline "
+        "gateways");
   } else if (!nexthop_dump_ok) {
     use_nexthops_ = false;
     note("host-gw: the kernel refuses nexthop objects (" + why + "); routes use inline gateways");
@@ -133,14 +132,11 @@ void HostGwBackend::read_kernel(bool full, KernelView* kv) {
       kv->nexthops = owned_nexthops(*nl_, kHostGwNexthops);
       kv->have_nexthops = full;
       choose_route_form(true, "");
-    } catch (const NetlinkError& e) {
-      choose_route_form(false, e.what());
-    }
+    } catch (const NetlinkError& e) { choose_route_form(false, e.what()); }
   }
 }
 
-void HostGwBackend::queue_peer(const PeerEvent& ev, size_t tag, KernelView* kv,
-                               BatchRunner* run) {
+void HostGwBackend::queue_peer(const PeerEvent& ev, size_t tag, KernelView* kv, BatchRunner* run) {
   const Lease& peer = ev.lease;
   if (config_.enable_ipv6 && peer.ipv6_subnet) {
     try {
@@ -158,9 +154,7 @@ void HostGwBackend::queue_peer(const PeerEvent& ev, size_t tag, KernelView* kv,
     } else {
       queue_remove4(peer, kernel, nexthops, &run->requests(), tag);
     }
-  } catch (const std::exception& e) {
-    run->fail(tag, e.what());
-  }
+  } catch (const std::exception& e) { run->fail(tag, e.what()); }
 }
 
 // Startup reconciliation: routes and nexthops that look like ours but no lease holds.
@@ -209,8 +203,8 @@ void HostGwBackend::queue_add4(const Lease& peer, std::map<IP4Net, Route4>* kern
   }
   if (kernel) {
     auto it = kernel->find(want.dst);
-    bool same = it != kernel->end() && it->second.nhid == want.nhid &&
-                it->second.gw == want.gw && it->second.oif == want.oif && !it->second.onlink &&
+    bool same = it != kernel->end() && it->second.nhid == want.nhid && it->second.gw == want.gw &&
+                it->second.oif == want.oif && !it->second.onlink &&
                 (!want.nhid || it->second.protocol == kRtprotBoot);
     if (!same) {
       nb->route_replace(want, tag);
@@ -270,8 +264,8 @@ void HostGwBackend::check() {
     if (it != kernel.end() && it->second.gw == want.gw && it->second.oif == want.oif &&
         it->second.nhid == want.nhid)
       continue;
-    if (want.nhid) nb.nexthop_replace(Nexthop4{want.nhid, want.gw, want.oif, false},
-                                      restoring.size());
+    if (want.nhid)
+      nb.nexthop_replace(Nexthop4{want.nhid, want.gw, want.oif, false}, restoring.size());
     nb.route_replace(want, restoring.size());
     restoring.push_back(dst.str() + " via " + want.gw.str());
   }

@@ -103,8 +103,8 @@ class HostGwBackend : public Backend {
   std::map<IP6Net, Route6> load_routes6();
   // Queues the v6 route of one peer event (a note when the peer has no usable v6). kernel6:
   // the sync's dump, null for events (then routes6_ says what to delete).
-  void queue_peer6(const PeerEvent& ev, std::map<IP6Net, Route6>* kernel6,
-                   class NetlinkBatch* nb, size_t tag);
+  void queue_peer6(const PeerEvent& ev, std::map<IP6Net, Route6>* kernel6, class NetlinkBatch* nb,
+                   size_t tag);
   void queue_reconcile6(const std::map<IP6Net, Route6>& kernel6, class NetlinkBatch* nb,
                         size_t first_tag, std::vector<std::string>* stale);
   // check() for the v6 routes: queues repairs, names them in *restoring (tags continue it).

@@ -1,6 +1,7 @@
 // NetlinkBatch: requests built by the per-object builders (netlink/internal.h), sent a window at
-// a time as soon as the window is full (and the rest on commit) with nl_send_iovec (one sendmsg, one iovec per message) and acknowledged through
-// nl_recvmsgs callbacks that match each ack or error to its request by sequence number.
+// a time as soon as the window is full (and the rest on commit) with nl_send_iovec (one sendmsg,
+// one iovec per message) and acknowledged through nl_recvmsgs callbacks that match each ack or
+// error to its request by sequence number.
 #include "backends/netlink/batch.h"
 
 #include <sys/uio.h>
@@ -110,10 +111,9 @@ void NetlinkBatch::nexthop_delete(uint32_t id, size_t tag) {
 }
 
 void NetlinkBatch::neigh_replace(int index, IP4 dst, const MacAddr& mac, size_t tag) {
-  std::string what = "neigh replace " + dst.str() + " lladdr " + mac.str() + " " + dev(index) +
-                     " nud permanent";
-  push(neigh_request(index, dst, &mac, Op::kReplace, what).release(), std::move(what), tag,
-       false);
+  std::string what =
+      "neigh replace " + dst.str() + " lladdr " + mac.str() + " " + dev(index) + " nud permanent";
+  push(neigh_request(index, dst, &mac, Op::kReplace, what).release(), std::move(what), tag, false);
 }
 
 void NetlinkBatch::route_replace(const Route6& r, size_t tag) {
@@ -127,10 +127,9 @@ void NetlinkBatch::route_delete(const Route6& r, size_t tag) {
 }
 
 void NetlinkBatch::neigh_replace(int index, const IP6& dst, const MacAddr& mac, size_t tag) {
-  std::string what = "neigh replace " + dst.str() + " lladdr " + mac.str() + " " + dev(index) +
-                     " nud permanent";
-  push(neigh6_request(index, dst, &mac, Op::kReplace, what).release(), std::move(what), tag,
-       false);
+  std::string what =
+      "neigh replace " + dst.str() + " lladdr " + mac.str() + " " + dev(index) + " nud permanent";
+  push(neigh6_request(index, dst, &mac, Op::kReplace, what).release(), std::move(what), tag, false);
 }
 
 void NetlinkBatch::neigh_delete(int index, const IP6& dst, size_t tag) {
@@ -140,8 +139,8 @@ void NetlinkBatch::neigh_delete(int index, const IP6& dst, size_t tag) {
 }
 
 void NetlinkBatch::fdb_replace(int index, const MacAddr& mac, const IP6& dst, size_t tag) {
-  std::string what = "fdb replace " + mac.str() + " " + dev(index) + " dst " + dst.str() +
-                     " self permanent";
+  std::string what =
+      "fdb replace " + mac.str() + " " + dev(index) + " dst " + dst.str() + " self permanent";
   push(fdb6_request(index, mac, dst, Op::kReplace, what).release(), std::move(what), tag, false);
 }
 
@@ -152,13 +151,12 @@ void NetlinkBatch::fdb_delete(int index, const MacAddr& mac, const IP6& dst, siz
 
 void NetlinkBatch::neigh_delete(int index, IP4 dst, size_t tag) {
   std::string what = "neigh del " + dst.str() + " " + dev(index);
-  push(neigh_request(index, dst, nullptr, Op::kDelete, what).release(), std::move(what), tag,
-       true);
+  push(neigh_request(index, dst, nullptr, Op::kDelete, what).release(), std::move(what), tag, true);
 }
 
 void NetlinkBatch::fdb_replace(int index, const MacAddr& mac, IP4 dst, size_t tag) {
-  std::string what = "fdb replace " + mac.str() + " " + dev(index) + " dst " + dst.str() +
-                     " self permanent";
+  std::string what =
+      "fdb replace " + mac.str() + " " + dev(index) + " dst " + dst.str() + " self permanent";
   push(fdb_request(index, mac, dst, Op::kReplace, what).release(), std::move(what), tag, false);
 }
 

@@ -88,7 +88,7 @@ class NetlinkBatch {
 
   NetlinkSession& session_;
   size_t window_;
-  std::vector<Request> queue_;      // not sent yet: at most window_
+  std::vector<Request> queue_;     // not sent yet: at most window_
   std::vector<Failure> failures_;  // of the windows sent since the last commit()
   size_t requests_ = 0;            // queued since the last commit()
 };

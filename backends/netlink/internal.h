@@ -11,8 +11,8 @@
 #include <netlink/route/neighbour.h>
 #include <netlink/route/route.h>
 
-#include <netlink/msg.h>
 #include <netlink/attr.h>
+#include <netlink/msg.h>
 
 #include <memory>
 #include <string>

@@ -6,8 +6,8 @@
 
 #include <fstream>
 
-#include "backends/netlink/netlink.h"
 #include "backends/netlink/internal.h"
+#include "backends/netlink/netlink.h"
 
 namespace flannel {
 
@@ -133,8 +133,10 @@ int NetlinkSession::vxlan_add(const VxlanLink& spec) {
   if (spec.link_index > 0)
     check(rtnl_link_vxlan_set_link(link.get(), static_cast<uint32_t>(spec.link_index)));
   if (spec.local6) check(rtnl_link_vxlan_set_local(link.get(), make_addr6(*spec.local6).get()));
-  else if (!spec.local.is_zero()) check(rtnl_link_vxlan_set_local(link.get(), make_addr4(spec.local).get()));
-  if (!spec.group.is_zero()) check(rtnl_link_vxlan_set_group(link.get(), make_addr4(spec.group).get()));
+  else if (!spec.local.is_zero())
+    check(rtnl_link_vxlan_set_local(link.get(), make_addr4(spec.local).get()));
+  if (!spec.group.is_zero())
+    check(rtnl_link_vxlan_set_group(link.get(), make_addr4(spec.group).get()));
   check(rtnl_link_vxlan_set_ttl(link.get(), 0));
   check(rtnl_link_vxlan_set_tos(link.get(), 0));
   check(rtnl_link_vxlan_set_learning(link.get(), spec.learning ? 1 : 0));
@@ -159,9 +161,9 @@ std::optional<VxlanLink> NetlinkSession::vxlan_show(const std::string& name) {
   if (!link) return std::nullopt;
   if (!rtnl_link_is_vxlan(link.get())) {
     const char* kind = rtnl_link_get_type(link.get());
-    throw NetlinkError("netlink " + what + ": link is of kind \"" + (kind ? kind : "") +
-                           "\", not vxlan",
-                       NLE_OBJ_MISMATCH);
+    throw NetlinkError(
+        "netlink " + what + ": link is of kind \"" + (kind ? kind : "") + "\", not vxlan",
+        NLE_OBJ_MISMATCH);
   }
   VxlanLink v;
   v.name = name;
@@ -256,7 +258,8 @@ void NetlinkSession::disable_accept_ra(const std::string& name) {
   std::ofstream f(path);
   f << "0\n";
   f.flush();
-  if (!f) throw NetlinkError("sysctl " + path + " = 0: cannot write (is IPv6 enabled on " + name + "?)");
+  if (!f)
+    throw NetlinkError("sysctl " + path + " = 0: cannot write (is IPv6 enabled on " + name + "?)");
 }
 
 void NetlinkSession::addr_add(int index, const IP4Net& addr) {
@@ -275,7 +278,8 @@ void NetlinkSession::ensure_v4_address(int index, const IP4Net& addr) {
   std::vector<Addr4Info> existing = addrs4(index);
   if (existing.size() > 1) {
     std::string list;
-    for (auto& a : existing) list += (list.empty() ? "" : ", ") + a.addr.str() + "/" + std::to_string(a.prefix);
+    for (auto& a : existing)
+      list += (list.empty() ? "" : ", ") + a.addr.str() + "/" + std::to_string(a.prefix);
     throw NetlinkError("link " + std::to_string(index) + " has incompatible addresses (" + list +
                        "); remove the additional addresses and try again");
   }

@@ -4,8 +4,8 @@
 #include <linux/rtnetlink.h>
 #include <sys/socket.h>
 
-#include "backends/netlink/netlink.h"
 #include "backends/netlink/internal.h"
+#include "backends/netlink/netlink.h"
 
 namespace flannel {
 
@@ -49,10 +49,11 @@ NeighPtr make_fdb(int index, const MacAddr& mac, nl_addr* dst, const std::string
 
 MsgPtr neigh_message(rtnl_neigh* n, Op op, const std::string& what) {
   nl_msg* raw = nullptr;
-  int err = op == Op::kDelete ? rtnl_neigh_build_delete_request(n, 0, &raw)
-                              : rtnl_neigh_build_add_request(
-                                    n, op == Op::kAdd ? NLM_F_CREATE | NLM_F_EXCL
-                                                      : NLM_F_CREATE | NLM_F_REPLACE, &raw);
+  int err =
+      op == Op::kDelete
+          ? rtnl_neigh_build_delete_request(n, 0, &raw)
+          : rtnl_neigh_build_add_request(
+                n, op == Op::kAdd ? NLM_F_CREATE | NLM_F_EXCL : NLM_F_CREATE | NLM_F_REPLACE, &raw);
   if (err < 0) fail(what, err);
   return MsgPtr(raw);
 }
@@ -111,8 +112,8 @@ std::vector<Neigh4> NetlinkSession::neighs4(int index) {
 }
 
 void NetlinkSession::neigh_replace(int index, IP4 dst, const MacAddr& mac) {
-  std::string what = "neigh replace " + dst.str() + " lladdr " + mac.str() + " " + dev(index) +
-                     " nud permanent";
+  std::string what =
+      "neigh replace " + dst.str() + " lladdr " + mac.str() + " " + dev(index) + " nud permanent";
   send_and_ack(sock_, neigh_request(index, dst, &mac, Op::kReplace, what).get(), what);
 }
 
@@ -138,8 +139,8 @@ std::vector<FdbEntry> NetlinkSession::fdbs(int index) {
 }
 
 void NetlinkSession::fdb_replace(int index, const MacAddr& mac, IP4 dst) {
-  std::string what = "fdb replace " + mac.str() + " " + dev(index) + " dst " + dst.str() +
-                     " self permanent";
+  std::string what =
+      "fdb replace " + mac.str() + " " + dev(index) + " dst " + dst.str() + " self permanent";
   send_and_ack(sock_, fdb_request(index, mac, dst, Op::kReplace, what).get(), what);
 }
 
@@ -160,8 +161,8 @@ std::vector<Neigh6> NetlinkSession::neighs6(int index) {
 }
 
 void NetlinkSession::neigh_replace(int index, const IP6& dst, const MacAddr& mac) {
-  std::string what = "neigh replace " + dst.str() + " lladdr " + mac.str() + " " + dev(index) +
-                     " nud permanent";
+  std::string what =
+      "neigh replace " + dst.str() + " lladdr " + mac.str() + " " + dev(index) + " nud permanent";
   send_and_ack(sock_, neigh6_request(index, dst, &mac, Op::kReplace, what).get(), what);
 }
 
@@ -171,8 +172,8 @@ void NetlinkSession::neigh_delete(int index, const IP6& dst) {
 }
 
 void NetlinkSession::fdb_replace(int index, const MacAddr& mac, const IP6& dst) {
-  std::string what = "fdb replace " + mac.str() + " " + dev(index) + " dst " + dst.str() +
-                     " self permanent";
+  std::string what =
+      "fdb replace " + mac.str() + " " + dev(index) + " dst " + dst.str() + " self permanent";
   send_and_ack(sock_, fdb6_request(index, mac, dst, Op::kReplace, what).get(), what);
 }
 

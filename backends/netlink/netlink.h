@@ -75,12 +75,12 @@ struct Addr4Info {
 // then describe the nexthop (the kernel reports them in dumps, nexthop_compat_mode=1, so
 // `ip route` still shows "via" and "dev").
 struct Route4 {
-  IP4Net dst;          // the destination network (host bits as given)
-  IP4 gw;              // 0.0.0.0 = no gateway (a directly connected route)
-  int oif = 0;         // output link index; 0 = let the kernel pick from the gateway
-  bool onlink = false; // RTNH_F_ONLINK: the gateway is reachable on oif without a covering route
-  int protocol = 3;    // filled by routes4()/route_get(); writes always send RTPROT_BOOT (3)
-  uint32_t nhid = 0;   // RTA_NH_ID: the nexthop object the route points at; 0 = inline gateway
+  IP4Net dst;           // the destination network (host bits as given)
+  IP4 gw;               // 0.0.0.0 = no gateway (a directly connected route)
+  int oif = 0;          // output link index; 0 = let the kernel pick from the gateway
+  bool onlink = false;  // RTNH_F_ONLINK: the gateway is reachable on oif without a covering route
+  int protocol = 3;     // filled by routes4()/route_get(); writes always send RTPROT_BOOT (3)
+  uint32_t nhid = 0;    // RTA_NH_ID: the nexthop object the route points at; 0 = inline gateway
   std::string str() const;  // "10.5.34.0/24 nhid 7 via 10.250.0.2 dev 2 onlink", for messages
   bool operator==(const Route4&) const = default;
 };
@@ -92,7 +92,7 @@ struct Nexthop4 {
   IP4 gw;
   int oif = 0;
   bool onlink = false;
-  int protocol = 3;  // filled by nexthops4(); writes always send RTPROT_BOOT (3)
+  int protocol = 3;         // filled by nexthops4(); writes always send RTPROT_BOOT (3)
   std::string str() const;  // "id 7 via 10.250.0.2 dev 2 onlink"
   bool operator==(const Nexthop4&) const = default;
 };
@@ -102,10 +102,10 @@ struct Nexthop4 {
 // v6 path identical to current flannel's). Same write defaults as Route4.
 struct Route6 {
   IP6Net dst;
-  IP6 gw;              // :: = no gateway
+  IP6 gw;  // :: = no gateway
   int oif = 0;
   bool onlink = false;
-  int protocol = 3;    // filled by routes6()/route_get(); writes always send RTPROT_BOOT (3)
+  int protocol = 3;         // filled by routes6()/route_get(); writes always send RTPROT_BOOT (3)
   std::string str() const;  // "fc00:0:0:2::/64 via fc00:0:0:2:: dev 5 onlink"
   bool operator==(const Route6&) const = default;
 };
@@ -138,26 +138,26 @@ struct Neigh4 {
 struct FdbEntry {
   int index = 0;
   MacAddr mac;
-  IP4 dst;        // 0.0.0.0 when the entry has no IPv4 NDA_DST
+  IP4 dst;                  // 0.0.0.0 when the entry has no IPv4 NDA_DST
   std::optional<IP6> dst6;  // the NDA_DST when it is an IPv6 address (a flannel-v6.N entry)
-  int state = 0;  // NUD_*
-  unsigned flags = 0;  // NTF_*
+  int state = 0;            // NUD_*
+  unsigned flags = 0;       // NTF_*
 };
 
 // What a VXLAN link is made of (the attributes flannel sets or compares, facts §3.2).
 struct VxlanLink {
-  std::string name;    // e.g. "flannel.1"
+  std::string name;  // e.g. "flannel.1"
   uint32_t vni = 0;
-  int link_index = 0;  // the underlying (external) link; 0 = none
-  IP4 local;           // source address of the tunnel; 0 = unset
+  int link_index = 0;         // the underlying (external) link; 0 = none
+  IP4 local;                  // source address of the tunnel; 0 = unset
   std::optional<IP6> local6;  // IPv6 source address (flannel-v6.N); set instead of local
-  IP4 group;           // multicast group / default remote; 0 = unset (flannel never sets it)
-  int port = 0;        // UDP destination port; 0 = kernel default (8472)
+  IP4 group;                  // multicast group / default remote; 0 = unset (flannel never sets it)
+  int port = 0;               // UDP destination port; 0 = kernel default (8472)
   bool gbp = false;
   bool learning = false;
   bool l2miss = false;
-  MacAddr mac;         // on create: the address to set (zero = let the kernel pick one)
-  int mtu = 0;         // on create: the MTU to set (0 = kernel default)
+  MacAddr mac;  // on create: the address to set (zero = let the kernel pick one)
+  int mtu = 0;  // on create: the MTU to set (0 = kernel default)
 };
 
 // One connected NETLINK_ROUTE socket. Non-copyable; closes on destruction.

@@ -7,8 +7,8 @@
 
 #include <cstring>
 
-#include "backends/netlink/netlink.h"
 #include "backends/netlink/internal.h"
+#include "backends/netlink/netlink.h"
 
 namespace flannel {
 

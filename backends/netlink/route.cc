@@ -5,8 +5,8 @@
 
 #include <cstring>
 
-#include "backends/netlink/netlink.h"
 #include "backends/netlink/internal.h"
+#include "backends/netlink/netlink.h"
 
 namespace flannel {
 
@@ -156,8 +156,12 @@ MsgPtr route6_request(const Route6& r, Op op, const std::string& what) {
 namespace {
 
 // One route request of either family, answered by one ack ("route add 10.5.1.0/24 via ...").
-MsgPtr request_for(const Route4& r, Op op, const std::string& what) { return route_request(r, op, what); }
-MsgPtr request_for(const Route6& r, Op op, const std::string& what) { return route6_request(r, op, what); }
+MsgPtr request_for(const Route4& r, Op op, const std::string& what) {
+  return route_request(r, op, what);
+}
+MsgPtr request_for(const Route6& r, Op op, const std::string& what) {
+  return route6_request(r, op, what);
+}
 
 template <class R>
 void send_route(nl_sock* sock, const R& r, Op op, const char* verb) {
@@ -180,7 +184,9 @@ std::vector<Route4> NetlinkSession::routes4() {
 
 void NetlinkSession::route_add(const Route4& r) { send_route(sock_, r, Op::kAdd, "add"); }
 
-void NetlinkSession::route_replace(const Route4& r) { send_route(sock_, r, Op::kReplace, "replace"); }
+void NetlinkSession::route_replace(const Route4& r) {
+  send_route(sock_, r, Op::kReplace, "replace");
+}
 
 void NetlinkSession::route_delete(const Route4& r) { send_route(sock_, r, Op::kDelete, "del"); }
 
@@ -204,7 +210,9 @@ std::vector<Route6> NetlinkSession::routes6() {
 
 void NetlinkSession::route_add(const Route6& r) { send_route(sock_, r, Op::kAdd, "add"); }
 
-void NetlinkSession::route_replace(const Route6& r) { send_route(sock_, r, Op::kReplace, "replace"); }
+void NetlinkSession::route_replace(const Route6& r) {
+  send_route(sock_, r, Op::kReplace, "replace");
+}
 
 void NetlinkSession::route_delete(const Route6& r) { send_route(sock_, r, Op::kDelete, "del"); }
 

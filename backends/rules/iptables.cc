@@ -305,8 +305,7 @@ Iptables::Result Iptables::run(const std::vector<std::string>& args) const {
   std::string exe = resolve_program(command_[0]);
   if (exe.empty()) {
     const char* path = std::getenv("PATH");
-    throw IptablesError("cannot run " + command_[0] + ": not found in PATH (" +
-                            (path ? path : "") +
+    throw IptablesError("cannot run " + command_[0] + ": not found in PATH (" + (path ? path : "") +
                             ") nor /usr/sbin, /sbin; install the iptables package",
                         IptablesError::Kind::kNotInstalled);
   }
@@ -356,7 +355,8 @@ Iptables::Result Iptables::run(const std::vector<std::string>& args) const {
   int open_fds = 2;
   char buf[4096];
   while (open_fds > 0) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
+    auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
     if (left.count() <= 0) {
       timed_out = true;
       break;
@@ -387,8 +387,7 @@ Iptables::Result Iptables::run(const std::vector<std::string>& args) const {
   }
   if (timed_out) {
     ::kill(pid, SIGKILL);
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
   }
   if (timed_out) {
     throw IptablesError("`" + join(argv_s) + "` did not finish within " +
@@ -464,7 +463,8 @@ RandomFullySupport Iptables::random_fully_support() const {
   // A TEST-NET-1 rule (RFC 5737; for ip6tables the RFC 3849 documentation prefix) that no one
   // installs; -C changes nothing.
   const char* probe_addr = ipv6() ? "2001:db8::1/128" : "192.0.2.1/32";
-  IptablesRule probe{"nat", "POSTROUTING",
+  IptablesRule probe{"nat",
+                     "POSTROUTING",
                      {"-s", probe_addr, "-d", probe_addr, "-j", "MASQUERADE", "--random-fully"}};
   auto r = run(iptables_args(IptablesOp::kCheck, probe));
   if (random_fully_probe_accepted(r.exit_code, r.err))
@@ -543,10 +543,10 @@ RuleKeeperStats RuleKeeper::stats() const {
 
 void RuleKeeper::start(std::chrono::milliseconds period, Listener listener) {
   if (period < std::chrono::seconds(1)) {
-    throw std::invalid_argument(
-        name_ + ": iptables resync period must be at least 1 second, got " +
-        std::to_string(period.count()) + " ms (a period of 0 would busy-loop; set -iptables-resync "
-        "to 1 or more)");
+    throw std::invalid_argument(name_ + ": iptables resync period must be at least 1 second, got " +
+                                std::to_string(period.count()) +
+                                " ms (a period of 0 would busy-loop; set -iptables-resync "
+                                "to 1 or more)");
   }
   MutexLock lock(&stop_mu_);
   if (thread_.joinable()) throw std::logic_error(name_ + ": RuleKeeper::start called twice");
@@ -593,9 +593,9 @@ void RuleKeeper::run_thread(std::chrono::milliseconds period, Listener listener)
     }
     if (!error.empty()) {
       if (error != reported_error) {
-        report(ResyncEvent::Kind::kFailed,
-               name_ + ": cannot check iptables rules: " + error + " (retrying every " +
-                   std::to_string(period.count() / 1000) + " s)");
+        report(ResyncEvent::Kind::kFailed, name_ + ": cannot check iptables rules: " + error +
+                                               " (retrying every " +
+                                               std::to_string(period.count() / 1000) + " s)");
         reported_error = error;
       }
       continue;
@@ -634,14 +634,12 @@ int recycle_forward(const Iptables& iptables, const Net& old_network, const Net&
 
 int recycle_old_masq(const Iptables& iptables, const IP4Net& old_network, const IP4Net& old_subnet,
                      const IP4Net& new_network, const IP4Net& new_subnet, bool new_random_fully) {
-  return recycle_masq(iptables, old_network, old_subnet, new_network, new_subnet,
-                      new_random_fully);
+  return recycle_masq(iptables, old_network, old_subnet, new_network, new_subnet, new_random_fully);
 }
 
 int recycle_old_masq(const Iptables& iptables, const IP6Net& old_network, const IP6Net& old_subnet,
                      const IP6Net& new_network, const IP6Net& new_subnet, bool new_random_fully) {
-  return recycle_masq(iptables, old_network, old_subnet, new_network, new_subnet,
-                      new_random_fully);
+  return recycle_masq(iptables, old_network, old_subnet, new_network, new_subnet, new_random_fully);
 }
 
 int delete_old_masq(const Iptables& iptables, const IP4Net& old_network, const IP4Net& old_subnet) {

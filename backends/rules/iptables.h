@@ -256,8 +256,7 @@ class RuleKeeper {
   RuleKeeperStats stats() const EXCLUDES(ops_mu_);
 
  private:
-  void run_thread(std::chrono::milliseconds period, Listener listener)
-      EXCLUDES(ops_mu_, stop_mu_);
+  void run_thread(std::chrono::milliseconds period, Listener listener) EXCLUDES(ops_mu_, stop_mu_);
   std::vector<Inserted> ensure_locked() REQUIRES(ops_mu_);
 
   const Iptables iptables_;

@@ -84,7 +84,9 @@ class IP4PrefixTable {
     if (it != levels_.end() && it->prefix == prefix) return *it;
     Level level;
     level.prefix = prefix;
-    level.mask = prefix <= 0 ? 0 : prefix >= 32 ? 0xffffffffu : ~((uint32_t{1} << (32 - prefix)) - 1);
+    level.mask = prefix <= 0    ? 0
+                 : prefix >= 32 ? 0xffffffffu
+                                : ~((uint32_t{1} << (32 - prefix)) - 1);
     return *levels_.insert(it, std::move(level));
   }
 

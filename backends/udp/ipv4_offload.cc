@@ -27,8 +27,8 @@ bool mergeable(const uint8_t* p, size_t len, Header* h, TcpLayout* t) {
   if (!tcp_layout(p, *h, t) || t->payload_len == 0) return false;
   if (checksum(p, kMinHeaderLen) != 0) return false;
   const size_t tcp_len = h->total_len - h->header_len;
-  return ones_sum(p + h->header_len, tcp_len, pseudo_header_sum(h->src, h->dst, kProtoTcp, tcp_len)) ==
-         0xffff;
+  return ones_sum(p + h->header_len, tcp_len,
+                  pseudo_header_sum(h->src, h->dst, kProtoTcp, tcp_len)) == 0xffff;
 }
 
 }  // namespace
@@ -103,8 +103,8 @@ size_t tcp_segment(const uint8_t* pkt, const Header& h, const TcpLayout& t, size
     tcp[13] = f;
     const size_t tcp_len = t.tcp_header_len + len;
     store16(tcp + 16, 0);
-    store16(tcp + 16, static_cast<uint16_t>(
-                          ~ones_sum(tcp, tcp_len, pseudo_header_sum(h.src, h.dst, kProtoTcp, tcp_len))));
+    store16(tcp + 16, static_cast<uint16_t>(~ones_sum(
+                          tcp, tcp_len, pseudo_header_sum(h.src, h.dst, kProtoTcp, tcp_len))));
 
     written += hdrs + len;
     *offset += len;
@@ -139,9 +139,9 @@ size_t tcp_coalesce_count(const uint8_t* const* pkts, const size_t* lens, size_t
       break;  // TOS, DF, TTL, addresses, IP ID
     }
     if (t.tcp_header_len != t0.tcp_header_len || std::memcmp(tcp, tcp0, 4) != 0 ||  // ports
-        load32(tcp + 4) != next_seq || std::memcmp(tcp + 8, tcp0 + 8, 4) != 0 ||   // ack
-        std::memcmp(tcp + 14, tcp0 + 14, 2) != 0 ||                                // window
-        std::memcmp(tcp + 18, tcp0 + 18, t.tcp_header_len - 18) != 0) {           // urg, options
+        load32(tcp + 4) != next_seq || std::memcmp(tcp + 8, tcp0 + 8, 4) != 0 ||    // ack
+        std::memcmp(tcp + 14, tcp0 + 14, 2) != 0 ||                                 // window
+        std::memcmp(tcp + 18, tcp0 + 18, t.tcp_header_len - 18) != 0) {             // urg, options
       break;
     }
     const uint8_t f = tcp[13];

@@ -51,7 +51,7 @@ bool complete_checksum(uint8_t* pkt, size_t len, size_t csum_start, size_t csum_
 
 // Where a TCP segment's parts are, for a packet parse_header() accepted with protocol 6.
 struct TcpLayout {
-  size_t tcp_offset = 0;   // = IP header length
+  size_t tcp_offset = 0;  // = IP header length
   size_t tcp_header_len = 0;
   size_t payload_len = 0;  // total_len - headers
 };

@@ -27,8 +27,7 @@ bool is_query_icmp_type(uint8_t type) {
     case 17:  // address mask request
     case 18:  // address mask reply
       return true;
-    default:
-      return false;  // errors (3, 4, 5, 11, 12) and anything unknown
+    default: return false;  // errors (3, 4, 5, 11, 12) and anything unknown
   }
 }
 
@@ -92,8 +91,9 @@ uint16_t ones_sum(const uint8_t* data, size_t len, uint16_t initial) {
 }
 
 uint16_t pseudo_header_sum(IP4 src, IP4 dst, uint8_t protocol, size_t l4_len) {
-  uint32_t sum = (src.value >> 16) + (src.value & 0xffff) + (dst.value >> 16) + (dst.value & 0xffff) +
-                 protocol + static_cast<uint32_t>(l4_len & 0xffff) + static_cast<uint32_t>(l4_len >> 16);
+  uint32_t sum = (src.value >> 16) + (src.value & 0xffff) + (dst.value >> 16) +
+                 (dst.value & 0xffff) + protocol + static_cast<uint32_t>(l4_len & 0xffff) +
+                 static_cast<uint32_t>(l4_len >> 16);
   return fold(sum);
 }
 
@@ -117,7 +117,8 @@ bool may_send_icmp_error(const uint8_t* pkt, size_t /*len*/, const Header& h) {
     if (h.total_len < h.header_len + 1) return false;  // cannot tell what it is
     if (!is_query_icmp_type(pkt[h.header_len])) return false;
   }
-  if (h.src.is_zero() || is_loopback(h.src) || is_multicast(h.src) || is_class_e(h.src)) return false;
+  if (h.src.is_zero() || is_loopback(h.src) || is_multicast(h.src) || is_class_e(h.src))
+    return false;
   if (is_multicast(h.dst) || h.dst.value == 0xffffffffu) return false;
   return true;
 }

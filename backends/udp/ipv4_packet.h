@@ -23,8 +23,8 @@ constexpr uint8_t kIcmpEchoReply = 0;
 constexpr uint8_t kIcmpDestUnreachable = 3;
 constexpr uint8_t kIcmpEchoRequest = 8;
 constexpr uint8_t kIcmpTimeExceeded = 11;
-constexpr uint8_t kCodeNetUnreachable = 0;   // with kIcmpDestUnreachable
-constexpr uint8_t kCodeTtlExceeded = 0;      // with kIcmpTimeExceeded
+constexpr uint8_t kCodeNetUnreachable = 0;  // with kIcmpDestUnreachable
+constexpr uint8_t kCodeTtlExceeded = 0;     // with kIcmpTimeExceeded
 
 // An ICMP error carries the IP + ICMP headers and as much of the offending packet as fits in 576
 // bytes (RFC 1812 4.3.2.3).
@@ -45,8 +45,8 @@ inline void store32(uint8_t* p, uint32_t v) {
 
 // The fields of an IPv4 header a router needs. Addresses in host order (IP4).
 struct Header {
-  size_t header_len = 0;    // IHL * 4, 20..60
-  size_t total_len = 0;     // the Total Length field, header_len..packet length
+  size_t header_len = 0;  // IHL * 4, 20..60
+  size_t total_len = 0;   // the Total Length field, header_len..packet length
   uint8_t ttl = 0;
   uint8_t protocol = 0;
   uint16_t frag_offset = 0;  // in 8-byte units; non-zero means a non-first fragment

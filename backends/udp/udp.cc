@@ -21,7 +21,7 @@ namespace flannel {
 namespace {
 
 constexpr const char* kTunTemplate = "flannel%d";  // the kernel picks flannel0, flannel1, ...
-constexpr int kSocketBuffer = 4 << 20;  // room for bursts at multi-Gbit/s rates
+constexpr int kSocketBuffer = 4 << 20;             // room for bursts at multi-Gbit/s rates
 
 std::string sys_error(const std::string& what) { return what + ": " + std::strerror(errno); }
 
@@ -45,7 +45,8 @@ UniqueFd open_tun(std::string* name, bool* vnet_hdr) {
     std::strncpy(ifr.ifr_name, kTunTemplate, IFNAMSIZ - 1);
     if (::ioctl(fd.get(), TUNSETIFF, &ifr) < 0) {
       if (vnet && errno == EINVAL) continue;
-      throw BackendError(sys_error(std::string("udp backend: cannot create TUN device ") + kTunTemplate));
+      throw BackendError(
+          sys_error(std::string("udp backend: cannot create TUN device ") + kTunTemplate));
     }
     *name = std::string(ifr.ifr_name, strnlen(ifr.ifr_name, IFNAMSIZ));
     *vnet_hdr = vnet;
@@ -53,7 +54,8 @@ UniqueFd open_tun(std::string* name, bool* vnet_hdr) {
       int hdr_len = static_cast<int>(ipv4::VnetHeader::kLen);
       unsigned offloads = TUN_F_CSUM | TUN_F_TSO4 | TUN_F_TSO_ECN;
       // Without these the kernel hands us ordinary finished packets behind a zero header.
-      if (::ioctl(fd.get(), TUNSETVNETHDRSZ, &hdr_len) == 0) (void)::ioctl(fd.get(), TUNSETOFFLOAD, offloads);
+      if (::ioctl(fd.get(), TUNSETVNETHDRSZ, &hdr_len) == 0)
+        (void)::ioctl(fd.get(), TUNSETOFFLOAD, offloads);
     }
     break;
   }
@@ -90,9 +92,11 @@ UniqueFd open_udp(IP4 addr, int port) {
   sa.sin_port = htons(static_cast<uint16_t>(port));
   sa.sin_addr.s_addr = htonl(addr.value);
   if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&sa), sizeof(sa)) < 0) {
-    std::string hint = errno == EADDRINUSE ? " (is another flanneld running, or the Port in use?)" : "";
+    std::string hint =
+        errno == EADDRINUSE ? " (is another flanneld running, or the Port in use?)" : "";
     throw BackendError(sys_error("udp backend: cannot bind UDP socket to " + addr.str() + ":" +
-                                 std::to_string(port)) + hint);
+                                 std::to_string(port)) +
+                       hint);
   }
   return fd;
 }
@@ -105,9 +109,7 @@ int decode_udp_port(const std::string& backend_json) {
   nlohmann::json doc;
   try {
     doc = nlohmann::json::parse(backend_json);
-  } catch (const nlohmann::json::parse_error& e) {
-    config_error(json_util::describe(e));
-  }
+  } catch (const nlohmann::json::parse_error& e) { config_error(json_util::describe(e)); }
   if (!doc.is_object()) config_error("expected an object like {\"Type\":\"udp\",\"Port\":8285}");
   std::optional<std::string_view> raw;  // Go's decoder: case-insensitive, the last match wins
   for (const auto& m : json_util::object_members(backend_json)) {
@@ -117,14 +119,12 @@ int decode_udp_port(const std::string& backend_json) {
   using Kind = json_util::IntField::Kind;
   json_util::IntField f = json_util::decode_int_field(*raw, 1, 65535);
   switch (f.kind) {
-    case Kind::kNull:
-      return port;
+    case Kind::kNull: return port;
     case Kind::kNotInteger:
       config_error("Port must be an integer like 8285, got " + std::string(*raw));
     case Kind::kOutOfRange:
       config_error("Port must be between 1 and 65535, got " + std::string(*raw));
-    case Kind::kOk:
-      break;
+    case Kind::kOk: break;
   }
   return static_cast<int>(f.value);
 }
@@ -136,8 +136,9 @@ UdpBackend::~UdpBackend() {
 BackendSetup UdpBackend::setup(const Config& config, const ExternalInterface& iface) {
   port_ = decode_udp_port(config.backend_json);
   if (config.enable_ipv6) {
-    throw BackendError("the udp backend carries IPv4 only; set EnableIPv6 to false or use vxlan "
-                       "or host-gw");
+    throw BackendError(
+        "the udp backend carries IPv4 only; set EnableIPv6 to false or use vxlan "
+        "or host-gw");
   }
   if (!config.enable_ipv4)
     throw BackendError("the udp backend carries IPv4 only; EnableIPv4 must stay true with it");
@@ -216,8 +217,8 @@ void UdpBackend::apply(const std::vector<PeerEvent>& batch) {
   for (const auto& ev : batch) {
     if (ev.type == PeerEvent::Type::kAdded) {
       // v0.11 sends to the peer's PublicIP at the locally configured port.
-      changes.push_back({ev.lease.subnet,
-                         UdpEndpoint{ev.lease.attrs.public_ip, static_cast<uint16_t>(port_)}});
+      changes.push_back(
+          {ev.lease.subnet, UdpEndpoint{ev.lease.attrs.public_ip, static_cast<uint16_t>(port_)}});
       known_.insert(ev.lease.subnet);
     } else {
       changes.push_back({ev.lease.subnet, std::nullopt});

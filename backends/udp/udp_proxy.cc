@@ -35,7 +35,9 @@ constexpr size_t kMaxGsoSegments = 64;  // UDP_MAX_SEGMENTS of older kernels
 void bump(std::atomic<uint64_t>& counter, uint64_t n) {
   if (n) counter.fetch_add(n, std::memory_order_relaxed);
 }
-uint64_t get(const std::atomic<uint64_t>& counter) { return counter.load(std::memory_order_relaxed); }
+uint64_t get(const std::atomic<uint64_t>& counter) {
+  return counter.load(std::memory_order_relaxed);
+}
 
 std::string errno_text(const char* what) { return std::string(what) + ": " + std::strerror(errno); }
 
@@ -85,7 +87,8 @@ UdpProxy::UdpProxy(UniqueFd tun, UniqueFd udp, IP4 tun_addr, bool tun_vnet_hdr)
       in_(std::make_unique<UdpToTunCounters>()) {
   int flags = ::fcntl(tun_.get(), F_GETFL);
   if (flags < 0 || ::fcntl(tun_.get(), F_SETFL, flags | O_NONBLOCK) < 0) {
-    throw BackendError("udp proxy: cannot make the TUN non-blocking: " + std::string(std::strerror(errno)));
+    throw BackendError("udp proxy: cannot make the TUN non-blocking: " +
+                       std::string(std::strerror(errno)));
   }
   stop_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!stop_fd_.valid()) throw BackendError("udp proxy: " + errno_text("eventfd"));
@@ -443,19 +446,18 @@ class UdpProxy::TunReader {
   }
 
   // TSO: cut into MTU-sized packets (full checksums), sent with UDP GSO when possible.
-  void segment(const uint8_t* pkt, const ipv4::Header& h, const ipv4::TcpLayout& t,
-               size_t gso_size, const UdpEndpoint& peer) {
+  void segment(const uint8_t* pkt, const ipv4::Header& h, const ipv4::TcpLayout& t, size_t gso_size,
+               const UdpEndpoint& peer) {
     ++counts_.tso;
     const size_t seg = h.header_len + t.tcp_header_len + gso_size;
-    const size_t per_msg = proxy_.udp_gso_
-                               ? std::max<size_t>(1, std::min(kMaxGsoSegments, kMaxUdpPayload / seg))
-                               : 1;
+    const size_t per_msg =
+        proxy_.udp_gso_ ? std::max<size_t>(1, std::min(kMaxGsoSegments, kMaxUdpPayload / seg)) : 1;
     size_t offset = 0;
     while (offset < t.payload_len) {
       uint8_t* out = batch_->reserve(per_msg * seg);
       size_t written = 0;
-      size_t k = ipv4::tcp_segment(pkt, h, t, gso_size, &offset, per_msg, out, per_msg * seg,
-                                   &written);
+      size_t k =
+          ipv4::tcp_segment(pkt, h, t, gso_size, &offset, per_msg, out, per_msg * seg, &written);
       if (k == 0) break;  // cannot happen: a segment always fits per_msg * seg
       batch_->add(out, written, peer, seg, k);
     }
@@ -498,9 +500,7 @@ void UdpProxy::run_tun_to_udp() try {
     snap = refresh(std::move(snap), &seen);
     reader->burst(*snap);
   }
-} catch (const std::exception& e) {
-  fail(std::string("TUN->UDP: ") + e.what());
-}
+} catch (const std::exception& e) { fail(std::string("TUN->UDP: ") + e.what()); }
 
 // The UDP->TUN side's buffers for one recvmmsg batch, and the steps that turn its datagrams
 // into packets written to the TUN device. Owned by run_udp_to_tun (one thread), allocated once
@@ -586,8 +586,7 @@ class UdpProxy::RxBatch {
     const size_t count = seg == 0 || len == 0 ? 1 : (len + seg - 1) / seg;
     c->rx += count;
     c->rx_bytes += len;
-    if (from_[i].sin_family != AF_INET ||
-        !snap.sources.contains(ntohl(from_[i].sin_addr.s_addr))) {
+    if (from_[i].sin_family != AF_INET || !snap.sources.contains(ntohl(from_[i].sin_addr.s_addr))) {
       c->unknown += count;
       return;
     }
@@ -637,9 +636,7 @@ class UdpProxy::RxBatch {
     size_t m = ipv4::tcp_coalesce(&pkts_[k], &lens_[k], run, merged_.data(), merged_.size());
     if (m == 0) return false;
     ssize_t w;
-    do {
-      w = ::write(proxy_.tun_.get(), merged_.data(), m);
-    } while (w < 0 && errno == EINTR);
+    do { w = ::write(proxy_.tun_.get(), merged_.data(), m); } while (w < 0 && errno == EINTR);
     if (w < 0) {
       c->werr += run;
     } else {
@@ -688,8 +685,6 @@ void UdpProxy::run_udp_to_tun() try {
     snap = refresh(std::move(snap), &seen);
     batch->deliver(n, *snap);
   }
-} catch (const std::exception& e) {
-  fail(std::string("UDP->TUN: ") + e.what());
-}
+} catch (const std::exception& e) { fail(std::string("UDP->TUN: ") + e.what()); }
 
 }  // namespace flannel

@@ -122,14 +122,16 @@ class UdpProxy {
   void run_tun_to_udp();
   void run_udp_to_tun();
   // Returns the current snapshot if `*seen` is out of date (and updates it), else `current`.
-  std::shared_ptr<const Snapshot> refresh(std::shared_ptr<const Snapshot> current, uint64_t* seen) const;
+  std::shared_ptr<const Snapshot> refresh(std::shared_ptr<const Snapshot> current,
+                                          uint64_t* seen) const;
   // The current snapshot (a copy of the pointer, taken under snap_mu_).
   std::shared_ptr<const Snapshot> snapshot() const EXCLUDES(snap_mu_);
   // Installs `snap`; only the writers (apply, replace_all) call it, one at a time.
   void publish(std::shared_ptr<const Snapshot> snap) REQUIRES(writer_mu_) EXCLUDES(snap_mu_);
   void fail(const std::string& why) EXCLUDES(failure_mu_);
   // Writes an ICMP error about `pkt` into the TUN; returns true if one was written.
-  bool send_icmp_error(const uint8_t* pkt, size_t len, uint8_t type, uint8_t code, uint8_t* scratch);
+  bool send_icmp_error(const uint8_t* pkt, size_t len, uint8_t type, uint8_t code,
+                       uint8_t* scratch);
   // Writes one IPv4 packet to the TUN (behind a plain virtio-net header in vnet mode).
   bool write_tun(const uint8_t* pkt, size_t len);
 
@@ -137,9 +139,9 @@ class UdpProxy {
   UniqueFd udp_;
   UniqueFd stop_fd_;  // eventfd, readable once stop() is called
   std::atomic<uint32_t> tun_addr_;
-  const bool vnet_;            // every TUN read and write starts with a virtio-net header
-  bool udp_gro_ = false;       // UDP_GRO is on: datagrams may carry several packets
-  bool udp_gso_ = true;        // UDP_SEGMENT works (cleared on the first refusal)
+  const bool vnet_;       // every TUN read and write starts with a virtio-net header
+  bool udp_gro_ = false;  // UDP_GRO is on: datagrams may carry several packets
+  bool udp_gso_ = true;   // UDP_SEGMENT works (cleared on the first refusal)
 
   Mutex writer_mu_;        // serializes apply()/replace_all(), the only writers of snap_
   mutable Mutex snap_mu_;  // held only to copy or swap the pointer

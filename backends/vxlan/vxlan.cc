@@ -46,16 +46,12 @@ void decode_int(std::string_view raw, const char* field, int lo, int hi, int* ou
   using Kind = json_util::IntField::Kind;
   json_util::IntField f = json_util::decode_int_field(raw, lo, hi);
   switch (f.kind) {
-    case Kind::kNull:
-      return;
-    case Kind::kNotInteger:
-      type_error(nlohmann::json::parse(raw), raw, field, "int");
+    case Kind::kNull: return;
+    case Kind::kNotInteger: type_error(nlohmann::json::parse(raw), raw, field, "int");
     case Kind::kOutOfRange:
       config_error(std::string(field) + " " + std::string(raw) + " is out of range (" +
                    std::to_string(lo) + ".." + std::to_string(hi) + ")");
-    case Kind::kOk:
-      *out = static_cast<int>(f.value);
-      return;
+    case Kind::kOk: *out = static_cast<int>(f.value); return;
   }
 }
 
@@ -83,9 +79,7 @@ VxlanConfig decode_vxlan_config(const std::string& backend_json) {
   nlohmann::json doc;
   try {
     doc = nlohmann::json::parse(backend_json);
-  } catch (const nlohmann::json::parse_error& e) {
-    config_error(json_util::describe(e));
-  }
+  } catch (const nlohmann::json::parse_error& e) { config_error(json_util::describe(e)); }
   if (doc.is_null()) return cfg;
   if (!doc.is_object()) config_error("expected an object like {\"Type\":\"vxlan\",\"VNI\":1}");
   // Go's decoder: keys match case-insensitively and every match is applied, so the last wins.
@@ -149,10 +143,10 @@ MacAddr decode_vtep_mac(const std::string& backend_data) {
 // The first batch's dump of what the kernel holds on the device.
 struct VxlanBackend::KernelView {
   bool loaded = false;
-  std::map<IP4, MacAddr> neighs;                  // permanent entries only
-  std::set<std::pair<MacAddr, IP4>> fdb;          // permanent entries only
-  std::map<IP4Net, Route4> routes;                // oif == device
-  std::map<uint32_t, Nexthop4> nexthops;          // of our id range (any device)
+  std::map<IP4, MacAddr> neighs;          // permanent entries only
+  std::set<std::pair<MacAddr, IP4>> fdb;  // permanent entries only
+  std::map<IP4Net, Route4> routes;        // oif == device
+  std::map<uint32_t, Nexthop4> nexthops;  // of our id range (any device)
 };
 
 VxlanBackend::VxlanBackend() = default;
@@ -231,12 +225,14 @@ void VxlanBackend::ensure_device() {
     } else {
       VxlanLink have = *nl_->vxlan_show(name_);
       if (have.vni != want.vni) why = "VNI " + std::to_string(have.vni);
-      else if (have.link_index > 0 && have.link_index != want.link_index) why = "another lower device";
+      else if (have.link_index > 0 && have.link_index != want.link_index)
+        why = "another lower device";
       else if (!have.local.is_zero() && have.local != want.local) why = "local " + have.local.str();
       else if (!have.group.is_zero()) why = "group " + have.group.str();
       else if (have.l2miss) why = "l2miss on";
       else if (have.learning) why = "learning on";
-      else if (have.port > 0 && want.port > 0 && have.port != want.port) why = "port " + std::to_string(have.port);
+      else if (have.port > 0 && want.port > 0 && have.port != want.port)
+        why = "port " + std::to_string(have.port);
       else if (have.gbp != want.gbp) why = std::string("gbp ") + (have.gbp ? "on" : "off");
     }
     if (why.empty()) {
@@ -409,8 +405,9 @@ void VxlanBackend::choose_route_form(bool nexthop_dump_ok, const std::string& wh
   form_chosen_ = true;
   use_nexthops_ = false;
   if (!nexthop_objects_enabled_by_env()) {
-    note("vxlan: nexthop objects disabled by FLANNEL_NEXTHOP_OBJECTS; routes use inline "
-         "gateways");
+    note(
+        "vxlan: nexthop objects disabled by FLANNEL_NEXTHOP_OBJECTS; routes use inline "
+        "gateways");
   } else if (!nexthop_dump_ok) {
     note("vxlan: the kernel refuses nexthop objects (" + why + "); routes use inline gateways");
   } else {
@@ -424,10 +421,9 @@ void VxlanBackend::apply_batch(const std::vector<PeerEvent>& batch, bool full) {
   KernelView6 kv6;
   read_kernel(full, &kv, &kv6, &run.errors());
   std::vector<Undo> undo(batch.size());
-  skipped_ += run.queue_peers(
-      [&](size_t i) { queue_peer(batch[i], i, &kv, &kv6, &undo[i], &run); });
-  if (full && kv.loaded)
-    queue_reconcile(&kv, &run.requests(), run.first_stale_tag(), run.stale());
+  skipped_ +=
+      run.queue_peers([&](size_t i) { queue_peer(batch[i], i, &kv, &kv6, &undo[i], &run); });
+  if (full && kv.loaded) queue_reconcile(&kv, &run.requests(), run.first_stale_tag(), run.stale());
   if (full && kv6.loaded)
     queue_reconcile6(&kv6, &run.requests(), run.first_stale_tag(), run.stale());
   // Entries of refused peers are taken out in a batch of their own, after the first is committed.
@@ -449,9 +445,7 @@ void VxlanBackend::read_kernel(bool full, KernelView* kv, KernelView6* kv6, Batc
     try {
       kv->nexthops = owned_nexthops(*nl_, kVxlanNexthops);
       choose_route_form(true, "");
-    } catch (const NetlinkError& e) {
-      choose_route_form(false, e.what());
-    }
+    } catch (const NetlinkError& e) { choose_route_form(false, e.what()); }
   }
   if (full && v6()) {
     try {
@@ -489,9 +483,7 @@ void VxlanBackend::queue_peer(const PeerEvent& ev, size_t tag, KernelView* kv, K
     try {
       if (added) queue_add(peer, kv, &run->requests(), tag, undo);
       else queue_remove(peer, &run->requests(), tag);
-    } catch (const std::exception& e) {
-      run->fail(tag, e.what());
-    }
+    } catch (const std::exception& e) { run->fail(tag, e.what()); }
   }
   if (v6() && peer.ipv6_subnet) {
     try {

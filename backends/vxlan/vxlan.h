@@ -37,9 +37,10 @@
 // subnets. The lease gets PublicIPv6 and BackendV6Data {"VNI":n,"VtepMAC":".."}; the device
 // gets <own v6 subnet address>/128; per peer with an IPv6Subnet:
 //
-//   ip -6 neigh replace <peer v6 subnet addr> lladdr <peer v6 VtepMAC> dev flannel-v6.1 nud permanent
-//   bridge fdb replace <peer v6 VtepMAC> dev flannel-v6.1 dst <peer PublicIPv6> self permanent
-//   ip -6 route replace <peer v6 subnet> via <peer v6 subnet addr> dev flannel-v6.1 onlink
+//   ip -6 neigh replace <peer v6 subnet addr> lladdr <peer v6 VtepMAC> dev flannel-v6.1 nud
+//   permanent bridge fdb replace <peer v6 VtepMAC> dev flannel-v6.1 dst <peer PublicIPv6> self
+//   permanent ip -6 route replace <peer v6 subnet> via <peer v6 subnet addr> dev flannel-v6.1
+//   onlink
 //
 // (inline gateways: no nexthop objects for IPv6), pipelined in the same batch as the IPv4
 // requests and reconciled on sync() the same way. A peer whose BackendV6Data or PublicIPv6 is
@@ -91,7 +92,7 @@ MacAddr decode_vtep_mac(const std::string& backend_data);
 
 class VxlanBackend : public Backend {
  public:
-  static constexpr int kEncapOverhead = 50;  // outer IPv4 20 + UDP 8 + VXLAN 8 + Ethernet 14
+  static constexpr int kEncapOverhead = 50;   // outer IPv4 20 + UDP 8 + VXLAN 8 + Ethernet 14
   static constexpr int kEncapOverhead6 = 70;  // outer IPv6 40 + UDP 8 + VXLAN 8 + Ethernet 14
 
   VxlanBackend();
@@ -133,12 +134,12 @@ class VxlanBackend : public Backend {
     IP6 public_ip;
     bool direct = false;
   };
-  struct KernelView;   // one dump of the device's neighbours, FDB and routes
+  struct KernelView;    // one dump of the device's neighbours, FDB and routes
   struct KernelView6 {  // the same for flannel-v6.<VNI>
     bool loaded = false;
-    std::map<IP6, MacAddr> neighs;              // permanent entries only
-    std::set<std::pair<MacAddr, IP6>> fdb;      // permanent entries only
-    std::map<IP6Net, Route6> routes;            // oif == flannel-v6.<VNI>
+    std::map<IP6, MacAddr> neighs;          // permanent entries only
+    std::set<std::pair<MacAddr, IP6>> fdb;  // permanent entries only
+    std::map<IP6Net, Route6> routes;        // oif == flannel-v6.<VNI>
   };
   // What queue_add()/queue_add6() changed in peers_/peers6_, to put back if the kernel refuses
   // the peer.
@@ -155,8 +156,7 @@ class VxlanBackend : public Backend {
   bool on_link(IP4 addr);
   // Queue the requests of one peer event (tag = its index in the batch); peers_ is updated at
   // once and put back by apply_batch() from `undo` when the kernel refuses a request.
-  void queue_add(const Lease& peer, KernelView* kv, class NetlinkBatch* nb, size_t tag,
-                 Undo* undo);
+  void queue_add(const Lease& peer, KernelView* kv, class NetlinkBatch* nb, size_t tag, Undo* undo);
   void queue_remove(const Lease& peer, class NetlinkBatch* nb, size_t tag);
   // Queue the removal of entries no peer wants; each gets tag first_tag + its index in *stale.
   void queue_reconcile(KernelView* kv, class NetlinkBatch* nb, size_t first_tag,

@@ -60,12 +60,14 @@ void VxlanBackend::ensure_device6() {
     } else {
       VxlanLink have = *nl_->vxlan_show(name6_);
       if (have.vni != want.vni) why = "VNI " + std::to_string(have.vni);
-      else if (have.link_index > 0 && have.link_index != want.link_index) why = "another lower device";
+      else if (have.link_index > 0 && have.link_index != want.link_index)
+        why = "another lower device";
       else if (have.local6 != want.local6)
         why = "local " + (have.local6 ? have.local6->str() : have.local.str());
       else if (have.l2miss) why = "l2miss on";
       else if (have.learning) why = "learning on";
-      else if (have.port > 0 && want.port > 0 && have.port != want.port) why = "port " + std::to_string(have.port);
+      else if (have.port > 0 && want.port > 0 && have.port != want.port)
+        why = "port " + std::to_string(have.port);
       else if (have.gbp != want.gbp) why = std::string("gbp ") + (have.gbp ? "on" : "off");
     }
     if (why.empty()) {
@@ -107,9 +109,7 @@ void VxlanBackend::lease_acquired6(const Lease& ours) {
 bool VxlanBackend::on_link6(const IP6& addr) {
   try {
     return nl_->route_get(addr).gw == IP6{};
-  } catch (const NetlinkError&) {
-    return false;
-  }
+  } catch (const NetlinkError&) { return false; }
 }
 
 void VxlanBackend::load_kernel6(KernelView6* kv) {

@@ -31,15 +31,13 @@ int int_in(const std::string& json, const char* key, int def, int lo, int hi, co
   if (!member(json, key, &raw)) return def;
   auto f = json_util::decode_int_field(raw, lo, hi);
   switch (f.kind) {
-    case json_util::IntField::Kind::kNull:
-      return def;
+    case json_util::IntField::Kind::kNull: return def;
     case json_util::IntField::Kind::kNotInteger:
       decode_error(std::string(key) + " must be an integer like " + example + ", got " + raw);
     case json_util::IntField::Kind::kOutOfRange:
       decode_error(std::string(key) + " must be between " + std::to_string(lo) + " and " +
                    std::to_string(hi) + ", got " + raw);
-    case json_util::IntField::Kind::kOk:
-      break;
+    case json_util::IntField::Kind::kOk: break;
   }
   return static_cast<int>(f.value);
 }
@@ -63,9 +61,12 @@ std::string to_string(WgImplementation impl) {
 }
 
 WgImplementation choose_wg_implementation(WgImplementation configured,
-                                          const std::function<bool()>& kernel_has_wireguard, std::string* why) {
+                                          const std::function<bool()>& kernel_has_wireguard,
+                                          std::string* why) {
   if (configured == WgImplementation::kUserspace) {
-    *why = "wireguard: using userspace WireGuard (wireguard-go), as configured (\"Implementation\":\"userspace\")";
+    *why =
+        "wireguard: using userspace WireGuard (wireguard-go), as configured "
+        "(\"Implementation\":\"userspace\")";
     return WgImplementation::kUserspace;
   }
   const bool kernel = kernel_has_wireguard();
@@ -73,16 +74,21 @@ WgImplementation choose_wg_implementation(WgImplementation configured,
     if (!kernel) {
       throw BackendError(
           "kernel WireGuard not available on this host (no wireguard module); use "
-          "\"Implementation\":\"userspace\" (Debian's wireguard-go) or \"auto\" in the Backend config");
+          "\"Implementation\":\"userspace\" (Debian's wireguard-go) or \"auto\" in the Backend "
+          "config");
     }
-    *why = "wireguard: using kernel WireGuard (generic netlink), as configured (\"Implementation\":\"kernel\")";
+    *why =
+        "wireguard: using kernel WireGuard (generic netlink), as configured "
+        "(\"Implementation\":\"kernel\")";
     return WgImplementation::kKernel;
   }
   if (kernel) {
     *why = "wireguard: the kernel has WireGuard; using kernel WireGuard (generic netlink)";
     return WgImplementation::kKernel;
   }
-  *why = "wireguard: no kernel WireGuard on this host (no wireguard module); using userspace WireGuard (wireguard-go)";
+  *why =
+      "wireguard: no kernel WireGuard on this host (no wireguard module); using userspace "
+      "WireGuard (wireguard-go)";
   return WgImplementation::kUserspace;
 }
 
@@ -92,10 +98,9 @@ WgConfig decode_wireguard_config(const std::string& backend_json) {
   nlohmann::json doc;
   try {
     doc = nlohmann::json::parse(backend_json);
-  } catch (const nlohmann::json::parse_error& e) {
-    decode_error(json_util::describe(e));
-  }
-  if (!doc.is_object()) decode_error("expected an object like {\"Type\":\"wireguard\",\"ListenPort\":51820}");
+  } catch (const nlohmann::json::parse_error& e) { decode_error(json_util::describe(e)); }
+  if (!doc.is_object())
+    decode_error("expected an object like {\"Type\":\"wireguard\",\"ListenPort\":51820}");
   c.listen_port = int_in(backend_json, "ListenPort", c.listen_port, 1, 65535, "51820");
   c.listen_port_v6 = int_in(backend_json, "ListenPortV6", c.listen_port_v6, 1, 65535, "51821");
   c.mtu = int_in(backend_json, "MTU", 0, 0, 65535, "1500");
@@ -127,7 +132,8 @@ WgConfig decode_wireguard_config(const std::string& backend_json) {
 
 std::string encode_wg_backend_data(const WgBackendData& d) {
   // Go's json.Marshal of struct{PublicKey string; Port uint16}: field order, no spaces.
-  return "{\"PublicKey\":" + nlohmann::json(d.public_key).dump() + ",\"Port\":" + std::to_string(d.port) + "}";
+  return "{\"PublicKey\":" + nlohmann::json(d.public_key).dump() +
+         ",\"Port\":" + std::to_string(d.port) + "}";
 }
 
 std::optional<WgBackendData> decode_wg_backend_data(std::string_view json, std::string* why) {

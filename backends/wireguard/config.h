@@ -23,7 +23,8 @@ std::string to_string(WgImplementation impl);
 // kernel_has_wireguard() says no; "auto" -> kernel when kernel_has_wireguard(), else wireguard-go.
 // Returns kKernel or kUserspace and sets *why to the log line that says which and why.
 WgImplementation choose_wg_implementation(WgImplementation configured,
-                                          const std::function<bool()>& kernel_has_wireguard, std::string* why);
+                                          const std::function<bool()>& kernel_has_wireguard,
+                                          std::string* why);
 
 struct WgConfig {
   static constexpr int kDefaultListenPort = 51820;

@@ -31,7 +31,9 @@ struct NoRoom {};
 
 void check_put(int err) {
   if (err == -NLE_NOMEM) throw NoRoom{};
-  if (err < 0) throw UapiError(std::string("generic netlink: building a WireGuard request: ") + nl_geterror(err));
+  if (err < 0)
+    throw UapiError(std::string("generic netlink: building a WireGuard request: ") +
+                    nl_geterror(err));
 }
 
 nlattr* nest(nl_msg* msg, int type) {
@@ -43,12 +45,14 @@ nlattr* nest(nl_msg* msg, int type) {
 NlMsgPtr new_message(int family, int cmd, int flags, size_t size, const std::string& ifname) {
   NlMsgPtr msg(nlmsg_alloc_size(size));
   if (!msg) throw UapiError("generic netlink: out of memory for a WireGuard request");
-  if (!genlmsg_put(msg.get(), NL_AUTO_PORT, NL_AUTO_SEQ, family, 0, flags, static_cast<uint8_t>(cmd),
-                   WG_GENL_VERSION)) {
-    throw UapiError("generic netlink: a WireGuard request buffer of " + std::to_string(size) + " bytes is too small");
+  if (!genlmsg_put(msg.get(), NL_AUTO_PORT, NL_AUTO_SEQ, family, 0, flags,
+                   static_cast<uint8_t>(cmd), WG_GENL_VERSION)) {
+    throw UapiError("generic netlink: a WireGuard request buffer of " + std::to_string(size) +
+                    " bytes is too small");
   }
   if (nla_put_string(msg.get(), WGDEVICE_A_IFNAME, ifname.c_str()) < 0) {
-    throw UapiError("generic netlink: a WireGuard request buffer of " + std::to_string(size) + " bytes is too small");
+    throw UapiError("generic netlink: a WireGuard request buffer of " + std::to_string(size) +
+                    " bytes is too small");
   }
   return msg;
 }
@@ -96,13 +100,16 @@ void put_peer(nl_msg* msg, const UapiPeerSet& p) {
     flags |= WGPEER_F_REMOVE_ME;
   } else {
     if (p.replace_allowed_ips) flags |= WGPEER_F_REPLACE_ALLOWEDIPS;
-    if (p.preshared_key) check_put(nla_put(msg, WGPEER_A_PRESHARED_KEY, WG_KEY_LEN, p.preshared_key->bytes.data()));
+    if (p.preshared_key)
+      check_put(nla_put(msg, WGPEER_A_PRESHARED_KEY, WG_KEY_LEN, p.preshared_key->bytes.data()));
     if (!p.endpoint.empty()) put_endpoint(msg, p.endpoint);
     if (p.keepalive) {
       if (*p.keepalive < 0 || *p.keepalive > 65535) {
-        throw UapiError("WireGuard persistent keepalive " + std::to_string(*p.keepalive) + " is not 0..65535");
+        throw UapiError("WireGuard persistent keepalive " + std::to_string(*p.keepalive) +
+                        " is not 0..65535");
       }
-      check_put(nla_put_u16(msg, WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL, static_cast<uint16_t>(*p.keepalive)));
+      check_put(nla_put_u16(msg, WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL,
+                            static_cast<uint16_t>(*p.keepalive)));
     }
     if (!p.allowed_ips.empty()) {
       nlattr* ips = nest(msg, WGPEER_A_ALLOWEDIPS);
@@ -123,8 +130,8 @@ void put_peer(nl_msg* msg, const UapiPeerSet& p) {
 
 const uint8_t* key_bytes(const nlattr* a, const char* what) {
   if (nla_len(a) != WG_KEY_LEN) {
-    throw UapiError(std::string("generic netlink GET_DEVICE: ") + what + " has " + std::to_string(nla_len(a)) +
-                    " bytes, not 32");
+    throw UapiError(std::string("generic netlink GET_DEVICE: ") + what + " has " +
+                    std::to_string(nla_len(a)) + " bytes, not 32");
   }
   return static_cast<const uint8_t*>(nla_data(a));
 }
@@ -140,7 +147,8 @@ std::string endpoint_text(const nlattr* a) {
   if (nla_len(a) == static_cast<int>(sizeof(sockaddr_in))) {
     sockaddr_in sa;
     std::memcpy(&sa, nla_data(a), sizeof(sa));
-    if (sa.sin_family == AF_INET) return IP4{ntohl(sa.sin_addr.s_addr)}.str() + ":" + std::to_string(ntohs(sa.sin_port));
+    if (sa.sin_family == AF_INET)
+      return IP4{ntohl(sa.sin_addr.s_addr)}.str() + ":" + std::to_string(ntohs(sa.sin_port));
   } else if (nla_len(a) == static_cast<int>(sizeof(sockaddr_in6))) {
     sockaddr_in6 sa;
     std::memcpy(&sa, nla_data(a), sizeof(sa));
@@ -160,8 +168,8 @@ std::string endpoint_text(const nlattr* a) {
 
 void parse_allowed_ip(const nlattr* a, UapiPeerStatus* peer) {
   nlattr* tb[WGALLOWEDIP_A_MAX + 1] = {};
-  if (nla_parse_nested(tb, WGALLOWEDIP_A_MAX, const_cast<nlattr*>(a), nullptr) < 0 || !tb[WGALLOWEDIP_A_FAMILY] ||
-      !tb[WGALLOWEDIP_A_IPADDR] || !tb[WGALLOWEDIP_A_CIDR_MASK]) {
+  if (nla_parse_nested(tb, WGALLOWEDIP_A_MAX, const_cast<nlattr*>(a), nullptr) < 0 ||
+      !tb[WGALLOWEDIP_A_FAMILY] || !tb[WGALLOWEDIP_A_IPADDR] || !tb[WGALLOWEDIP_A_CIDR_MASK]) {
     throw UapiError("generic netlink GET_DEVICE: an allowed IP without family, address or mask");
   }
   const int family = nla_get_u16(tb[WGALLOWEDIP_A_FAMILY]);
@@ -177,14 +185,16 @@ void parse_allowed_ip(const nlattr* a, UapiPeerStatus* peer) {
     net.prefix = prefix;
     peer->allowed_ips_v6.push_back(net.str());
   } else {
-    throw UapiError("generic netlink GET_DEVICE: an allowed IP of family " + std::to_string(family) + ", " +
-                    std::to_string(len) + " address bytes, /" + std::to_string(prefix));
+    throw UapiError("generic netlink GET_DEVICE: an allowed IP of family " +
+                    std::to_string(family) + ", " + std::to_string(len) + " address bytes, /" +
+                    std::to_string(prefix));
   }
 }
 
 void parse_peer(const nlattr* a, UapiDevice* dev) {
   nlattr* tb[WGPEER_A_MAX + 1] = {};
-  if (nla_parse_nested(tb, WGPEER_A_MAX, const_cast<nlattr*>(a), nullptr) < 0 || !tb[WGPEER_A_PUBLIC_KEY]) {
+  if (nla_parse_nested(tb, WGPEER_A_MAX, const_cast<nlattr*>(a), nullptr) < 0 ||
+      !tb[WGPEER_A_PUBLIC_KEY]) {
     throw UapiError("generic netlink GET_DEVICE: a peer without a public key");
   }
   WgKey key = key_of(tb[WGPEER_A_PUBLIC_KEY], "a peer's public key");
@@ -199,12 +209,13 @@ void parse_peer(const nlattr* a, UapiDevice* dev) {
     p.has_preshared_key = p.preshared_key != WgKey{};
   }
   if (tb[WGPEER_A_ENDPOINT]) p.endpoint = endpoint_text(tb[WGPEER_A_ENDPOINT]);
-  if (tb[WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL]) p.keepalive = nla_get_u16(tb[WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL]);
+  if (tb[WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL])
+    p.keepalive = nla_get_u16(tb[WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL]);
   if (const nlattr* t = tb[WGPEER_A_LAST_HANDSHAKE_TIME]) {
     __kernel_timespec ts;
     if (nla_len(t) != static_cast<int>(sizeof(ts))) {
-      throw UapiError("generic netlink GET_DEVICE: a last handshake time of " + std::to_string(nla_len(t)) +
-                      " bytes, not " + std::to_string(sizeof(ts)));
+      throw UapiError("generic netlink GET_DEVICE: a last handshake time of " +
+                      std::to_string(nla_len(t)) + " bytes, not " + std::to_string(sizeof(ts)));
     }
     std::memcpy(&ts, nla_data(t), sizeof(ts));
     p.last_handshake_sec = ts.tv_sec;
@@ -299,23 +310,30 @@ void exchange(Socket& s, nl_msg* msg, UapiDevice* dev, const std::string& what) 
 
 }  // namespace
 
-std::vector<NlMsgPtr> build_wg_set_messages(int family, const std::string& ifname, const UapiSet& set,
-                                            size_t max_size) {
+std::vector<NlMsgPtr> build_wg_set_messages(int family, const std::string& ifname,
+                                            const UapiSet& set, size_t max_size) {
   if (ifname.empty() || ifname.size() >= IFNAMSIZ) {
     throw UapiError("WireGuard device name \"" + ifname + "\" is not 1 to 15 bytes");
   }
   if (set.listen_port && (*set.listen_port < 0 || *set.listen_port > 65535)) {
-    throw UapiError("WireGuard listen port " + std::to_string(*set.listen_port) + " is not 0..65535");
+    throw UapiError("WireGuard listen port " + std::to_string(*set.listen_port) +
+                    " is not 0..65535");
   }
   const int flags = NLM_F_REQUEST | NLM_F_ACK;
   std::vector<NlMsgPtr> out;
   NlMsgPtr msg = new_message(family, WG_CMD_SET_DEVICE, flags, max_size, ifname);
   try {
-    if (set.private_key) check_put(nla_put(msg.get(), WGDEVICE_A_PRIVATE_KEY, WG_KEY_LEN, set.private_key->bytes.data()));
-    if (set.listen_port) check_put(nla_put_u16(msg.get(), WGDEVICE_A_LISTEN_PORT, static_cast<uint16_t>(*set.listen_port)));
-    if (set.replace_peers) check_put(nla_put_u32(msg.get(), WGDEVICE_A_FLAGS, WGDEVICE_F_REPLACE_PEERS));
+    if (set.private_key)
+      check_put(
+          nla_put(msg.get(), WGDEVICE_A_PRIVATE_KEY, WG_KEY_LEN, set.private_key->bytes.data()));
+    if (set.listen_port)
+      check_put(
+          nla_put_u16(msg.get(), WGDEVICE_A_LISTEN_PORT, static_cast<uint16_t>(*set.listen_port)));
+    if (set.replace_peers)
+      check_put(nla_put_u32(msg.get(), WGDEVICE_A_FLAGS, WGDEVICE_F_REPLACE_PEERS));
   } catch (const NoRoom&) {
-    throw UapiError("generic netlink: a WireGuard request buffer of " + std::to_string(max_size) + " bytes is too small");
+    throw UapiError("generic netlink: a WireGuard request buffer of " + std::to_string(max_size) +
+                    " bytes is too small");
   }
   size_t i = 0;
   while (i < set.peers.size()) {
@@ -359,10 +377,13 @@ NlMsgPtr build_wg_get_message(int family, const std::string& ifname) {
 void parse_wg_get_reply(nlmsghdr* hdr, UapiDevice* dev) {
   nlattr* tb[WGDEVICE_A_MAX + 1] = {};
   int err = genlmsg_parse(hdr, 0, tb, WGDEVICE_A_MAX, nullptr);
-  if (err < 0) throw UapiError(std::string("generic netlink GET_DEVICE: malformed answer: ") + nl_geterror(err));
+  if (err < 0)
+    throw UapiError(std::string("generic netlink GET_DEVICE: malformed answer: ") +
+                    nl_geterror(err));
   if (tb[WGDEVICE_A_PRIVATE_KEY]) {
     WgKey k = key_of(tb[WGDEVICE_A_PRIVATE_KEY], "the private key");
-    if (k != WgKey{}) dev->private_key = k;  // the kernel sends zeros for "no key", the UAPI nothing
+    if (k != WgKey{})
+      dev->private_key = k;  // the kernel sends zeros for "no key", the UAPI nothing
   }
   if (tb[WGDEVICE_A_LISTEN_PORT]) dev->listen_port = nla_get_u16(tb[WGDEVICE_A_LISTEN_PORT]);
   if (const nlattr* peers = tb[WGDEVICE_A_PEERS]) {
@@ -375,7 +396,8 @@ void parse_wg_get_reply(nlmsghdr* hdr, UapiDevice* dev) {
 void GenlDeviceClient::set(const UapiSet& s) const {
   const std::string what = "WireGuard SET_DEVICE on " + ifname_;
   Socket sock(ifname_);
-  for (auto& msg : build_wg_set_messages(sock.family, ifname_, s)) exchange(sock, msg.get(), nullptr, what);
+  for (auto& msg : build_wg_set_messages(sock.family, ifname_, s))
+    exchange(sock, msg.get(), nullptr, what);
 }
 
 UapiDevice GenlDeviceClient::get() const {

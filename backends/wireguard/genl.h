@@ -7,12 +7,14 @@
 //     replace_peers              -> WGDEVICE_A_FLAGS = WGDEVICE_F_REPLACE_PEERS
 //     peers[]                    -> WGDEVICE_A_PEERS, one nest per peer:
 //       public_key, preshared_key-> WGPEER_A_PUBLIC_KEY, WGPEER_A_PRESHARED_KEY (zero key clears)
-//       remove / replace_allowed -> WGPEER_A_FLAGS: WGPEER_F_REMOVE_ME / WGPEER_F_REPLACE_ALLOWEDIPS
-//       endpoint "ip:port"       -> WGPEER_A_ENDPOINT (struct sockaddr_in, or sockaddr_in6 for "[ip6]:port")
-//       keepalive                -> WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL (u16)
-//       allowed_ips              -> WGPEER_A_ALLOWEDIPS, one nest each: FAMILY (u16), IPADDR, CIDR_MASK (u8)
+//       remove / replace_allowed -> WGPEER_A_FLAGS: WGPEER_F_REMOVE_ME /
+//       WGPEER_F_REPLACE_ALLOWEDIPS endpoint "ip:port"       -> WGPEER_A_ENDPOINT (struct
+//       sockaddr_in, or sockaddr_in6 for "[ip6]:port") keepalive                ->
+//       WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL (u16) allowed_ips              ->
+//       WGPEER_A_ALLOWEDIPS, one nest each: FAMILY (u16), IPADDR, CIDR_MASK (u8)
 //   WG_CMD_GET_DEVICE (dump)     -> UapiDevice: the same attributes back, plus per peer
-//                                   LAST_HANDSHAKE_TIME (struct __kernel_timespec), RX_BYTES, TX_BYTES.
+//                                   LAST_HANDSHAKE_TIME (struct __kernel_timespec), RX_BYTES,
+//                                   TX_BYTES.
 // Every nest carries NLA_F_NESTED (the kernel validates strictly). A set too large for one message
 // is split as wireguard-tools does: device attributes (and REPLACE_PEERS) in the first message,
 // the remaining peers in the next ones. A dump may split the peers over several messages, a
@@ -46,7 +48,8 @@ constexpr size_t kWgGenlMaxMessage = 32 * 1024;
 // "wireguard"), each at most `max_size` bytes. Throws UapiError for a value the kernel cannot
 // take (an endpoint that is not "IPv4:port" / "[IPv6]:port", a port or keepalive out of range,
 // a name longer than 15 bytes, one peer larger than max_size).
-std::vector<NlMsgPtr> build_wg_set_messages(int family, const std::string& ifname, const UapiSet& set,
+std::vector<NlMsgPtr> build_wg_set_messages(int family, const std::string& ifname,
+                                            const UapiSet& set,
                                             size_t max_size = kWgGenlMaxMessage);
 // The WG_CMD_GET_DEVICE dump request for `ifname`.
 NlMsgPtr build_wg_get_message(int family, const std::string& ifname);
@@ -59,7 +62,9 @@ class GenlDeviceClient final : public WgDevice {
   explicit GenlDeviceClient(std::string ifname) : ifname_(std::move(ifname)) {}
   void set(const UapiSet& set) const override;
   UapiDevice get() const override;
-  std::string describe() const override { return "kernel WireGuard device " + ifname_ + " (generic netlink)"; }
+  std::string describe() const override {
+    return "kernel WireGuard device " + ifname_ + " (generic netlink)";
+  }
 
  private:
   std::string ifname_;

@@ -11,8 +11,8 @@
 #include <memory>
 
 #include "backends/backend.h"
-#include "backends/wireguard/crypto_lib.h"
 #include "backends/unique_fd.h"
+#include "backends/wireguard/crypto_lib.h"
 
 namespace flannel {
 namespace {
@@ -136,9 +136,10 @@ WgKey load_or_create_private_key(const std::string& path, bool* created) {
     if (st.st_mode & 077) {
       char mode[8];
       std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
-      throw BackendError("wireguard key file " + path + " has mode " + mode +
-                         ": a private key must not be accessible to group or others (fix: chmod 600 " +
-                         path + ")");
+      throw BackendError(
+          "wireguard key file " + path + " has mode " + mode +
+          ": a private key must not be accessible to group or others (fix: chmod 600 " + path +
+          ")");
     }
     UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd.valid()) throw BackendError(sys_error("cannot open wireguard key file " + path));
@@ -149,7 +150,8 @@ WgKey load_or_create_private_key(const std::string& path, bool* created) {
     if (!key) {
       throw BackendError("could not parse private key from file " + path +
                          ": expected a standard base64 32-byte key (44 characters, as `wg genkey` "
-                         "writes), got " + std::to_string(n) + " bytes; remove the file to get a new key");
+                         "writes), got " +
+                         std::to_string(n) + " bytes; remove the file to get a new key");
     }
     return *key;
   }
@@ -159,7 +161,9 @@ WgKey load_or_create_private_key(const std::string& path, bool* created) {
   auto parent = std::filesystem::path(path).parent_path();
   if (!parent.empty()) {
     std::filesystem::create_directories(parent, ec);
-    if (ec) throw BackendError("cannot create directory " + parent.string() + " for the wireguard key: " + ec.message());
+    if (ec)
+      throw BackendError("cannot create directory " + parent.string() +
+                         " for the wireguard key: " + ec.message());
   }
   WgKey key = WgKey::generate_private();
   std::string text = key.base64();  // no newline, as flannel

@@ -26,21 +26,24 @@ bool to_number(std::string_view s, T* out) {
 
 UniqueFd connect_unix(const std::string& path) {
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd.valid()) throw UapiError("cannot create a unix socket: " + std::string(std::strerror(errno)));
+  if (!fd.valid())
+    throw UapiError("cannot create a unix socket: " + std::string(std::strerror(errno)));
   sockaddr_un sa{};
   sa.sun_family = AF_UNIX;
   if (path.size() >= sizeof(sa.sun_path)) throw UapiError("UAPI socket path too long: " + path);
   std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
   if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&sa), sizeof(sa)) != 0) {
-    throw UapiError("cannot connect to WireGuard UAPI socket " + path + ": " + std::strerror(errno) +
-                    " (is wireguard-go running for this device?)");
+    throw UapiError("cannot connect to WireGuard UAPI socket " + path + ": " +
+                    std::strerror(errno) + " (is wireguard-go running for this device?)");
   }
   return fd;
 }
 
 }  // namespace
 
-std::string uapi_socket_path(const std::string& device) { return "/var/run/wireguard/" + device + ".sock"; }
+std::string uapi_socket_path(const std::string& device) {
+  return "/var/run/wireguard/" + device + ".sock";
+}
 
 std::string render_uapi_set(const UapiSet& set) {
   std::string out = "set=1\n";
@@ -66,12 +69,14 @@ std::string render_uapi_set(const UapiSet& set) {
 void check_uapi_errno(std::string_view answer, const std::string& what) {
   size_t pos = answer.rfind("errno=");
   if (pos == std::string_view::npos || (pos != 0 && answer[pos - 1] != '\n')) {
-    throw UapiError(what + ": the device's answer has no errno line: \"" + std::string(answer) + "\"");
+    throw UapiError(what + ": the device's answer has no errno line: \"" + std::string(answer) +
+                    "\"");
   }
   std::string_view v = answer.substr(pos + 6);
   v = v.substr(0, v.find('\n'));
   int err = 0;
-  if (!to_number(v, &err)) throw UapiError(what + ": bad errno line in the answer: errno=" + std::string(v));
+  if (!to_number(v, &err))
+    throw UapiError(what + ": bad errno line in the answer: errno=" + std::string(v));
   if (err != 0) {
     throw UapiError(what + ": the device answered errno=" + std::to_string(err) + " (" +
                         std::strerror(err) + ")",
@@ -91,7 +96,8 @@ UapiDevice parse_uapi_get(std::string_view answer) {
     start = end + 1;
     if (l.empty()) continue;
     size_t eq = l.find('=');
-    if (eq == std::string_view::npos) throw UapiError("UAPI get: malformed line \"" + std::string(l) + "\"");
+    if (eq == std::string_view::npos)
+      throw UapiError("UAPI get: malformed line \"" + std::string(l) + "\"");
     std::string_view k = l.substr(0, eq), v = l.substr(eq + 1);
     auto bad = [&] { return UapiError("UAPI get: bad value in \"" + std::string(l) + "\""); };
     if (k == "errno") break;
@@ -171,7 +177,9 @@ std::string UapiClient::exchange(const std::string& request) const {
   return answer;
 }
 
-void UapiClient::set(const UapiSet& s) const { check_uapi_errno(exchange(render_uapi_set(s)), "UAPI set on " + path_); }
+void UapiClient::set(const UapiSet& s) const {
+  check_uapi_errno(exchange(render_uapi_set(s)), "UAPI set on " + path_);
+}
 
 UapiDevice UapiClient::get() const { return parse_uapi_get(exchange(render_uapi_get())); }
 
@@ -179,9 +187,7 @@ bool UapiClient::reachable() const {
   try {
     connect_unix(path_);
     return true;
-  } catch (const UapiError&) {
-    return false;
-  }
+  } catch (const UapiError&) { return false; }
 }
 
 }  // namespace flannel

@@ -27,10 +27,10 @@ class UapiError : public std::runtime_error {
 
 struct UapiPeerSet {
   WgKey public_key;
-  bool remove = false;                // remove=true: nothing else is sent for this peer
-  std::optional<WgKey> preshared_key; // nullopt = leave as is; a zero key clears it
-  std::string endpoint;               // "1.2.3.4:51820", "" = leave as is
-  std::optional<int> keepalive;       // seconds, 0 = off; nullopt = leave as is
+  bool remove = false;                 // remove=true: nothing else is sent for this peer
+  std::optional<WgKey> preshared_key;  // nullopt = leave as is; a zero key clears it
+  std::string endpoint;                // "1.2.3.4:51820", "" = leave as is
+  std::optional<int> keepalive;        // seconds, 0 = off; nullopt = leave as is
   bool replace_allowed_ips = false;
   std::vector<IP4Net> allowed_ips;
 };
@@ -46,7 +46,7 @@ struct UapiPeerStatus {
   WgKey public_key;
   bool has_preshared_key = false;
   WgKey preshared_key;
-  std::string endpoint;  // "" = none yet
+  std::string endpoint;             // "" = none yet
   std::vector<IP4Net> allowed_ips;  // IPv4 only; IPv6 entries are kept in allowed_ips_v6 text
   std::vector<std::string> allowed_ips_v6;
   int keepalive = 0;

@@ -29,7 +29,9 @@ bool kernel_wireguard_available(NetlinkSession& nl, const std::string& name) {
 
 std::string render_wireguard_metrics(const std::vector<WgPeerStats>& stats, int restarts) {
   std::string out;
-  out += "# HELP flannel_wireguard_peer_last_handshake_age_seconds Seconds since the last handshake with the peer (absent: none yet).\n";
+  out +=
+      "# HELP flannel_wireguard_peer_last_handshake_age_seconds Seconds since the last handshake "
+      "with the peer (absent: none yet).\n";
   out += "# TYPE flannel_wireguard_peer_last_handshake_age_seconds gauge\n";
   auto labels = [](const WgPeerStats& s) {
     return "{peer=\"" + s.subnet.str() + "\",public_key=\"" + s.public_key + "\"}";
@@ -43,11 +45,15 @@ std::string render_wireguard_metrics(const std::vector<WgPeerStats>& stats, int 
   }
   out += "# HELP flannel_wireguard_peer_rx_bytes Bytes received from the peer by the device.\n";
   out += "# TYPE flannel_wireguard_peer_rx_bytes counter\n";
-  for (const auto& s : stats) out += "flannel_wireguard_peer_rx_bytes" + labels(s) + " " + std::to_string(s.rx_bytes) + "\n";
+  for (const auto& s : stats)
+    out += "flannel_wireguard_peer_rx_bytes" + labels(s) + " " + std::to_string(s.rx_bytes) + "\n";
   out += "# HELP flannel_wireguard_peer_tx_bytes Bytes sent to the peer by the device.\n";
   out += "# TYPE flannel_wireguard_peer_tx_bytes counter\n";
-  for (const auto& s : stats) out += "flannel_wireguard_peer_tx_bytes" + labels(s) + " " + std::to_string(s.tx_bytes) + "\n";
-  out += "# HELP flannel_wireguard_device_restarts_total Device restarts: wireguard-go died, or the kernel device was deleted.\n";
+  for (const auto& s : stats)
+    out += "flannel_wireguard_peer_tx_bytes" + labels(s) + " " + std::to_string(s.tx_bytes) + "\n";
+  out +=
+      "# HELP flannel_wireguard_device_restarts_total Device restarts: wireguard-go died, or the "
+      "kernel device was deleted.\n";
   out += "# TYPE flannel_wireguard_device_restarts_total counter\n";
   out += "flannel_wireguard_device_restarts_total " + std::to_string(restarts) + "\n";
   return out;
@@ -84,27 +90,31 @@ WgImplementation WireguardBackend::choose_implementation() {
 BackendSetup WireguardBackend::setup(const Config& config, const ExternalInterface& iface) {
   cfg_ = decode_wireguard_config(config.backend_json);
   if (config.enable_ipv6) {
-    throw BackendError("the wireguard backend of this agent carries IPv4 only; set EnableIPv6 to "
-                       "false or use vxlan or host-gw");
+    throw BackendError(
+        "the wireguard backend of this agent carries IPv4 only; set EnableIPv6 to "
+        "false or use vxlan or host-gw");
   }
   if (cfg_.mode == "ipv6") {
-    throw BackendError("wireguard Mode \"ipv6\" needs IPv6, which this agent does not support yet "
-                       "(dual stack is not built); use separate, auto or ipv4");
+    throw BackendError(
+        "wireguard Mode \"ipv6\" needs IPv6, which this agent does not support yet "
+        "(dual stack is not built); use separate, auto or ipv4");
   }
   // IPv6: with EnableIPv6, Separate mode adds flannel-wg-v6 on ListenPortV6 and BackendV6Data.
   int base = cfg_.mtu > 0 ? cfg_.mtu : iface.mtu;
   mtu_ = base - kOverhead;
   if (mtu_ < 68) {
     throw BackendError("wireguard backend: an MTU of " + std::to_string(base) + " leaves " +
-                       std::to_string(mtu_) + " bytes after the 80-byte WireGuard overhead; IPv4 needs at least 68");
+                       std::to_string(mtu_) +
+                       " bytes after the 80-byte WireGuard overhead; IPv4 needs at least 68");
   }
   if (!cfg_.psk.empty()) psk_ = WgKey::from_base64(cfg_.psk);
   const std::string key_file = wg_key_file_path();
   bool created = false;
   private_key_ = load_or_create_private_key(key_file, &created);
   public_key_ = private_key_.public_key();
-  note(std::string("wireguard: ") + (created ? "generated a new private key in " : "using the private key in ") +
-       key_file + " (public key " + public_key_.base64() + ")");
+  note(std::string("wireguard: ") +
+       (created ? "generated a new private key in " : "using the private key in ") + key_file +
+       " (public key " + public_key_.base64() + ")");
   config_ = config;
   iface_ = iface;
 
@@ -137,7 +147,8 @@ void WireguardBackend::start_device() {
       NetlinkSession nl;
       if (!nl.link_by_name(kDevice)) nl.link_add(kDevice, "wireguard", mtu_);
     } catch (const NetlinkError& e) {
-      throw BackendError(std::string("wireguard: failed to create device ") + kDevice + ": " + e.what());
+      throw BackendError(std::string("wireguard: failed to create device ") + kDevice + ": " +
+                         e.what());
     }
     if (!dev_) dev_ = std::make_unique<GenlDeviceClient>(kDevice);
   } else {
@@ -153,12 +164,15 @@ void WireguardBackend::start_device() {
     dev_->set(set);
     NetlinkSession nl;
     auto link = nl.link_by_name(kDevice);
-    if (!link) throw BackendError(std::string("wireguard: no ") + kDevice + " device after starting it");
+    if (!link)
+      throw BackendError(std::string("wireguard: no ") + kDevice + " device after starting it");
     nl.link_set_mtu(link->index, mtu_);
   } catch (const UapiError& e) {
-    throw BackendError(std::string("wireguard: failed to configure device ") + kDevice + ": " + e.what());
+    throw BackendError(std::string("wireguard: failed to configure device ") + kDevice + ": " +
+                       e.what());
   } catch (const NetlinkError& e) {
-    throw BackendError(std::string("wireguard: failed to configure device ") + kDevice + ": " + e.what());
+    throw BackendError(std::string("wireguard: failed to configure device ") + kDevice + ": " +
+                       e.what());
   }
 }
 
@@ -186,8 +200,8 @@ void WireguardBackend::lease_acquired(const Lease& ours) {
   configure_link();
 }
 
-std::optional<std::pair<WgKey, WireguardBackend::Peer>> WireguardBackend::peer_of(const Lease& l,
-                                                                                   std::string* why) const {
+std::optional<std::pair<WgKey, WireguardBackend::Peer>> WireguardBackend::peer_of(
+    const Lease& l, std::string* why) const {
   if (l.attrs.backend_type != "wireguard") {
     *why = "Ignoring non-wireguard subnet " + l.subnet.str() + ": type=" + l.attrs.backend_type;
     return std::nullopt;
@@ -238,7 +252,8 @@ void WireguardBackend::reconcile() {
   try {
     dev = dev_->get();
   } catch (const UapiError& e) {
-    throw BackendError(std::string("wireguard: failed to read device ") + kDevice + ": " + e.what());
+    throw BackendError(std::string("wireguard: failed to read device ") + kDevice + ": " +
+                       e.what());
   }
   UapiSet set;
   size_t added = 0, removed = 0;
@@ -250,13 +265,15 @@ void WireguardBackend::reconcile() {
       auto it = have.find(key);
       if (it != have.end()) {
         const UapiPeerStatus& h = *it->second;
-        bool right = h.endpoint == peer.endpoint && h.allowed_ips == std::vector<IP4Net>{peer.subnet} &&
+        bool right = h.endpoint == peer.endpoint &&
+                     h.allowed_ips == std::vector<IP4Net>{peer.subnet} &&
                      h.allowed_ips_v6.empty() && h.keepalive == cfg_.keepalive_seconds &&
                      h.has_preshared_key == psk_.has_value() && (!psk_ || h.preshared_key == *psk_);
         if (right) continue;
       }
       set.peers.push_back(peer_set(key, peer));
-      if (!psk_ && it != have.end() && it->second->has_preshared_key) set.peers.back().preshared_key = WgKey{};
+      if (!psk_ && it != have.end() && it->second->has_preshared_key)
+        set.peers.back().preshared_key = WgKey{};
       ++added;
     }
     for (const auto& p : dev.peers) {
@@ -291,9 +308,11 @@ void WireguardBackend::reconcile() {
     dev_->set(set);
     if (!restore.peers.empty()) dev_->set(restore);
   } catch (const UapiError& e) {
-    throw BackendError(std::string("wireguard: failed to configure device ") + kDevice + ": " + e.what());
+    throw BackendError(std::string("wireguard: failed to configure device ") + kDevice + ": " +
+                       e.what());
   }
-  if (removed) note("wireguard: removed " + std::to_string(removed) + " stale peers from " + kDevice);
+  if (removed)
+    note("wireguard: removed " + std::to_string(removed) + " stale peers from " + kDevice);
   (void)added;
 }
 
@@ -336,7 +355,8 @@ void WireguardBackend::apply(const std::vector<PeerEvent>& batch) {
   try {
     dev_->set(set);
   } catch (const UapiError& e) {
-    throw BackendError(std::string("wireguard: failed to configure device ") + kDevice + ": " + e.what());
+    throw BackendError(std::string("wireguard: failed to configure device ") + kDevice + ": " +
+                       e.what());
   }
 }
 
@@ -347,7 +367,8 @@ void WireguardBackend::check() {
       NetlinkSession nl;
       if (nl.link_by_name(kDevice)) return;  // the kernel device cannot die, only be deleted
     }
-    note(std::string("wireguard: kernel device ") + kDevice + " is gone (deleted by someone); recreating it");
+    note(std::string("wireguard: kernel device ") + kDevice +
+         " is gone (deleted by someone); recreating it");
     ++kernel_recreations_;
   } else {
     auto why = wg_->exited();
@@ -361,21 +382,23 @@ void WireguardBackend::check() {
   configure_link();
   reconcile();
   note(std::string("wireguard: ") + kDevice + " " +
-       (wg_ ? "restarted (wireguard-go pid " + std::to_string(wg_->pid()) + ")" : std::string("recreated")) +
+       (wg_ ? "restarted (wireguard-go pid " + std::to_string(wg_->pid()) + ")"
+            : std::string("recreated")) +
        ", configuration re-applied");
 }
 
-std::vector<WgPeerStats> wg_peer_stats(const UapiDevice& dev,
-                                       const std::function<std::optional<IP4Net>(const WgKey&)>& subnet_of,
-                                       double now_unix) {
+std::vector<WgPeerStats> wg_peer_stats(
+    const UapiDevice& dev, const std::function<std::optional<IP4Net>(const WgKey&)>& subnet_of,
+    double now_unix) {
   std::vector<WgPeerStats> out;
   for (const auto& p : dev.peers) {
     WgPeerStats s;
     s.public_key = p.public_key.base64();
     if (auto net = subnet_of(p.public_key)) s.subnet = *net;
     if (p.last_handshake_sec > 0) {
-      s.handshake_age_seconds = std::max(0.0, now_unix - (static_cast<double>(p.last_handshake_sec) +
-                                                          static_cast<double>(p.last_handshake_nsec) / 1e9));
+      s.handshake_age_seconds =
+          std::max(0.0, now_unix - (static_cast<double>(p.last_handshake_sec) +
+                                    static_cast<double>(p.last_handshake_nsec) / 1e9));
     }
     s.rx_bytes = p.rx_bytes;
     s.tx_bytes = p.tx_bytes;
@@ -390,9 +413,11 @@ std::vector<WgPeerStats> WireguardBackend::peer_stats() const {
   try {
     dev = dev_->get();
   } catch (const UapiError& e) {
-    throw BackendError(std::string("wireguard: failed to read device ") + kDevice + ": " + e.what());
+    throw BackendError(std::string("wireguard: failed to read device ") + kDevice + ": " +
+                       e.what());
   }
-  const double now = std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
+  const double now =
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count();
   MutexLock lock(&mu_);
   return wg_peer_stats(
       dev,

@@ -34,9 +34,9 @@
 
 #include "backends/backend.h"
 #include "backends/wireguard/config.h"
-#include "backends/wireguard/wireguard_go.h"
-#include "backends/wireguard/key.h"
 #include "backends/wireguard/device.h"
+#include "backends/wireguard/key.h"
+#include "backends/wireguard/wireguard_go.h"
 #include "core/thread_annotations.h"
 
 namespace flannel {
@@ -54,9 +54,9 @@ struct WgPeerStats {
 std::string render_wireguard_metrics(const std::vector<WgPeerStats>& stats, int restarts);
 // The per-peer figures of a device answer (from either implementation): handshake age against
 // now_unix (seconds since the epoch), bytes, and the lease subnet subnet_of() knows for the key.
-std::vector<WgPeerStats> wg_peer_stats(const UapiDevice& dev,
-                                       const std::function<std::optional<IP4Net>(const WgKey&)>& subnet_of,
-                                       double now_unix);
+std::vector<WgPeerStats> wg_peer_stats(
+    const UapiDevice& dev, const std::function<std::optional<IP4Net>(const WgKey&)>& subnet_of,
+    double now_unix);
 
 class WireguardBackend : public Backend {
  public:
@@ -65,7 +65,8 @@ class WireguardBackend : public Backend {
   static constexpr int kOverhead = 80;  // 40 (IPv6 header, the larger case) + 8 UDP + 32 WireGuard
 
   WireguardBackend() = default;
-  ~WireguardBackend() override;  // stops wireguard-go / deletes the kernel link, as flannel deletes it
+  ~WireguardBackend()
+      override;  // stops wireguard-go / deletes the kernel link, as flannel deletes it
 
   std::string type() const override { return "wireguard"; }
   BackendSetup setup(const Config& config, const ExternalInterface& iface) override;
@@ -78,10 +79,13 @@ class WireguardBackend : public Backend {
 
   // For /metrics; thread-safe (the HTTP thread may call it while the agent works). Throws
   // BackendError when the device cannot be read. The daemon hook is one line in its /metrics
-  // handler: if (auto* wg = dynamic_cast<const WireguardBackend*>(backend)) body += wg->metrics_text();
+  // handler: if (auto* wg = dynamic_cast<const WireguardBackend*>(backend)) body +=
+  // wg->metrics_text();
   std::vector<WgPeerStats> peer_stats() const EXCLUDES(mu_);
   int device_restarts() const { return wg_ ? wg_->restarts() : kernel_recreations_.load(); }
-  std::string metrics_text() const { return render_wireguard_metrics(peer_stats(), device_restarts()); }
+  std::string metrics_text() const {
+    return render_wireguard_metrics(peer_stats(), device_restarts());
+  }
 
   const WgConfig& wg_config() const { return cfg_; }
   const WgKey& public_key() const { return public_key_; }
@@ -96,8 +100,9 @@ class WireguardBackend : public Backend {
   std::optional<std::pair<WgKey, Peer>> peer_of(const Lease& l, std::string* why) const;
   UapiPeerSet peer_set(const WgKey& key, const Peer& p) const;
   WgImplementation choose_implementation();
-  void start_device();        // the device (kernel link or wireguard-go) + private key, listen port, replace_peers
-  void configure_link();      // MTU, address, up, route (after lease_acquired)
+  void start_device();    // the device (kernel link or wireguard-go) + private key, listen port,
+                          // replace_peers
+  void configure_link();  // MTU, address, up, route (after lease_acquired)
   void reconcile() EXCLUDES(mu_);  // the device's peers := want_, touching only what differs
 
   Config config_;
@@ -109,12 +114,13 @@ class WireguardBackend : public Backend {
   int mtu_ = 0;
   WgImplementation impl_ = WgImplementation::kUserspace;
   std::unique_ptr<WireguardGo> wg_;  // userspace only
-  std::unique_ptr<WgDevice> dev_;    // set by the first start_device(), then fixed (peer_stats reads it)
+  std::unique_ptr<WgDevice>
+      dev_;  // set by the first start_device(), then fixed (peer_stats reads it)
   std::atomic<int> kernel_recreations_ = 0;
   std::optional<Lease> ours_;
   bool fresh_device_ = false;  // peers get a handshake at the next reconcile (see reconcile())
 
-  mutable Mutex mu_;  // peer_stats reads want_ from the HTTP thread
+  mutable Mutex mu_;                            // peer_stats reads want_ from the HTTP thread
   std::map<WgKey, Peer> want_ GUARDED_BY(mu_);  // the peers the device should have
   std::map<IP4Net, WgKey> by_subnet_ GUARDED_BY(mu_);
 };

@@ -24,7 +24,9 @@ using namespace std::chrono_literals;
 
 std::string describe_status(int st) {
   if (WIFEXITED(st)) return "exited with status " + std::to_string(WEXITSTATUS(st));
-  if (WIFSIGNALED(st)) return "killed by signal " + std::to_string(WTERMSIG(st)) + " (" + strsignal(WTERMSIG(st)) + ")";
+  if (WIFSIGNALED(st))
+    return "killed by signal " + std::to_string(WTERMSIG(st)) + " (" + strsignal(WTERMSIG(st)) +
+           ")";
   return "stopped (status " + std::to_string(st) + ")";
 }
 
@@ -48,13 +50,15 @@ void WireguardGo::start() {
   std::vector<std::string> env_strings;
   for (char** e = environ; e && *e; ++e) {
     if (std::strncmp(*e, "WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=", 45) != 0 &&
-        std::strncmp(*e, "WG_PROCESS_FOREGROUND=", 22) != 0 && std::strncmp(*e, "LOG_LEVEL=", 10) != 0)
+        std::strncmp(*e, "WG_PROCESS_FOREGROUND=", 22) != 0 &&
+        std::strncmp(*e, "LOG_LEVEL=", 10) != 0)
       env_strings.emplace_back(*e);
   }
   // We chose userspace on purpose; wireguard-go otherwise refuses to run beside the kernel module.
   env_strings.emplace_back("WG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1");
   env_strings.emplace_back("LOG_LEVEL=error");
-  env_strings.emplace_back("WG_PROCESS_FOREGROUND=1");  // as its own -f re-exec; also skips the banner
+  env_strings.emplace_back(
+      "WG_PROCESS_FOREGROUND=1");  // as its own -f re-exec; also skips the banner
   std::vector<char*> envp;
   for (auto& s : env_strings) envp.push_back(s.data());
   envp.push_back(nullptr);

@@ -6,8 +6,8 @@
 
 #include "core/subnet_env.h"
 #include "daemon/agent/heap.h"
-#include "daemon/common/logging.h"
 #include "daemon/agent/sd_notify.h"
+#include "daemon/common/logging.h"
 #include "daemon/common/subnet_file.h"
 
 namespace flannel {
@@ -94,7 +94,8 @@ AgentEvent Agent::start_with(Config config) {
   if (!prepare_interface() || !start_backend()) return AgentEvent::kFatal;
   PreviousRun previous = read_previous_run();
   net_rules_ = std::make_unique<NetRules>(
-      NetRulesSettings{settings_.ip_masq, settings_.iptables_forward_rules, settings_.iptables_resync},
+      NetRulesSettings{settings_.ip_masq, settings_.iptables_forward_rules,
+                       settings_.iptables_resync},
       previous);
   hold_.next_backend_check = every(backend_->check_interval());
   hold_.next_lease_check = every(settings_.lease_check_interval);
@@ -108,7 +109,8 @@ bool Agent::start_backend() {
     setup_ = backend_->setup(*config_, iface_);
     // With IPv6 on, the lease always advertises PublicIPv6 (a backend that writes no IPv6 data
     // of its own, e.g. alloc, still says where the host is).
-    if (config_->enable_ipv6 && !setup_.attrs.public_ipv6) setup_.attrs.public_ipv6 = iface_.ext_v6_addr;
+    if (config_->enable_ipv6 && !setup_.attrs.public_ipv6)
+      setup_.attrs.public_ipv6 = iface_.ext_v6_addr;
   } catch (const std::exception& e) {
     FLOG_ERROR("Error registering network: {}", e.what());
     return false;
@@ -118,11 +120,13 @@ bool Agent::start_backend() {
 
 bool Agent::prepare_interface() {
   if (config_->enable_ipv6 && config_->backend_type == "udp") {
-    FLOG_ERROR("The udp backend is IPv4 only but the network config has EnableIPv6 true: use the "
-               "vxlan or host-gw backend for IPv6, or set EnableIPv6 to false");
+    FLOG_ERROR(
+        "The udp backend is IPv4 only but the network config has EnableIPv6 true: use the "
+        "vxlan or host-gw backend for IPv6, or set EnableIPv6 to false");
     return false;
   }
-  if (!config_->enable_ipv4) iface_.ext_addr = IP4{};  // current flannel advertises PublicIP 0.0.0.0
+  if (!config_->enable_ipv4)
+    iface_.ext_addr = IP4{};    // current flannel advertises PublicIP 0.0.0.0
   if (!config_->enable_ipv6) {  // nothing IPv6 is advertised or configured
     iface_.iface_v6_addr.reset();
     iface_.ext_v6_addr.reset();
@@ -137,18 +141,20 @@ bool Agent::prepare_interface() {
     }
   }
   if (!iface_.iface_v6_addr && !iface_.ext_v6_addr) {
-    FLOG_ERROR("failed to find IPv6 address for interface {} (EnableIPv6 is true: give {} a global "
-               "or link-local IPv6 address that is not deprecated, or set -public-ipv6)",
-               iface_.name, iface_.name);
+    FLOG_ERROR(
+        "failed to find IPv6 address for interface {} (EnableIPv6 is true: give {} a global "
+        "or link-local IPv6 address that is not deprecated, or set -public-ipv6)",
+        iface_.name, iface_.name);
     return false;
   }
   if (!iface_.iface_v6_addr) iface_.iface_v6_addr = iface_.ext_v6_addr;
   if (iface_.ext_v6_addr) {
-    FLOG_INFO("Using {} as external IPv6 address (interface IPv6 address {})", iface_.ext_v6_addr->str(),
-              iface_.iface_v6_addr->str());
+    FLOG_INFO("Using {} as external IPv6 address (interface IPv6 address {})",
+              iface_.ext_v6_addr->str(), iface_.iface_v6_addr->str());
   } else {
     iface_.ext_v6_addr = iface_.iface_v6_addr;
-    FLOG_INFO("Defaulting external IPv6 address to interface IPv6 address ({})", iface_.ext_v6_addr->str());
+    FLOG_INFO("Defaulting external IPv6 address to interface IPv6 address ({})",
+              iface_.ext_v6_addr->str());
   }
   return true;
 }
@@ -209,7 +215,8 @@ void Agent::install_lease() {
   // is the 0.0.0.0/0 placeholder), ip6tables when the lease has an IPv6 subnet
   std::optional<IP6Net> network6;
   if (config_->enable_ipv6) network6 = config_->ipv6_network;
-  net_rules_->apply(config_->network, lease_.subnet, network6, lease_.ipv6_subnet, config_->enable_ipv4);
+  net_rules_->apply(config_->network, lease_.subnet, network6, lease_.ipv6_subnet,
+                    config_->enable_ipv4);
   write_subnet_file();
 }
 
@@ -266,7 +273,8 @@ AgentEvent Agent::renew_later(const Status& failure) {
   metrics_.store_errors++;
   auto now = Clock::now();
   auto left = lease_.expiration ? *lease_.expiration - now : Clock::duration(minutes(1));
-  auto wait = std::min<Clock::duration>(minutes(1), std::max<Clock::duration>(left / 2, seconds(1)));
+  auto wait =
+      std::min<Clock::duration>(minutes(1), std::max<Clock::duration>(left / 2, seconds(1)));
   FLOG_ERROR("Error renewing lease ({}): {}; retrying in {}s", to_string(failure.code),
              failure.message, duration_cast<seconds>(wait).count());
   hold_.next_renew = now + wait;
@@ -324,8 +332,8 @@ AgentEvent Agent::adopt_or_lose(const Lease& mine) {
 // the peers are listed again. Still down: a pause, then this again.
 AgentEvent Agent::store_back(std::stop_token stop) {
   hold_.store_down = false;
-  AgentEvent event = verify_own_lease(StoreCall::kCheckLeaseAfterOutage,
-                                      "was gone when the store answered again");
+  AgentEvent event =
+      verify_own_lease(StoreCall::kCheckLeaseAfterOutage, "was gone when the store answered again");
   if (event == AgentEvent::kOk) {
     Status s = resync();
     event = classify(StoreCall::kListAfterOutage, s.code);
@@ -433,8 +441,10 @@ AgentEvent Agent::lease_lost(const std::string& why) {
 AgentEvent Agent::store_reset(const std::string& where) {
   metrics_.store_resets++;
   rereg_ = Reregistration{lease_.key(), Steady::now()};
-  FLOG_WARNING("Store {} was reset (it lost its data or was replaced; noticed while {}); "
-               "re-registering", store_.describe(), where);
+  FLOG_WARNING(
+      "Store {} was reset (it lost its data or was replaced; noticed while {}); "
+      "re-registering",
+      store_.describe(), where);
   return AgentEvent::kStoreReset;
 }
 
@@ -442,13 +452,15 @@ void Agent::log_reset_handled() {
   auto ms = duration_cast<milliseconds>(Steady::now() - rereg_->started).count();
   auto grace = duration_cast<seconds>(settings_.reset_grace).count();
   if (lease_.key() == rereg_->old) {
-    FLOG_INFO("Store reset handled: lease {} re-registered (same subnet), {} peers resynced in {} ms "
-              "(peers not re-registered yet stay programmed for {} s)",
-              lease_.key().str(), peers_.size(), ms, grace);
+    FLOG_INFO(
+        "Store reset handled: lease {} re-registered (same subnet), {} peers resynced in {} ms "
+        "(peers not re-registered yet stay programmed for {} s)",
+        lease_.key().str(), peers_.size(), ms, grace);
   } else {
-    FLOG_WARNING("Store reset handled: subnet {} was taken, now holding {}; {} peers resynced in {} ms "
-                 "(peers not re-registered yet stay programmed for {} s)",
-                 rereg_->old.str(), lease_.key().str(), peers_.size(), ms, grace);
+    FLOG_WARNING(
+        "Store reset handled: subnet {} was taken, now holding {}; {} peers resynced in {} ms "
+        "(peers not re-registered yet stay programmed for {} s)",
+        rereg_->old.str(), lease_.key().str(), peers_.size(), ms, grace);
   }
   rereg_.reset();
 }
@@ -532,8 +544,9 @@ void Agent::sync_backend() {
 void Agent::send_to_backend(const std::vector<PeerEvent>& batch, Steady::time_point arrived) {
   count_peers();
   if (batch.empty() || !backend_->wants_peers()) return;
-  size_t added = std::count_if(batch.begin(), batch.end(),
-                               [](const PeerEvent& e) { return e.type == PeerEvent::Type::kAdded; });
+  size_t added = std::count_if(batch.begin(), batch.end(), [](const PeerEvent& e) {
+    return e.type == PeerEvent::Type::kAdded;
+  });
   FLOG_V(1, "Applying {} peer changes ({} added, {} removed)", batch.size(), added,
          batch.size() - added);
   try {

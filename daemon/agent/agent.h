@@ -209,8 +209,8 @@ class Agent {
   BackendSetup setup_;
   Lease lease_;
   std::optional<LeaseKey> previous_key_;  // from subnet.env, for the first acquisition
-  bool notified_ = false;  // READY=1 sent to systemd
-  int exit_code_ = 0;      // 1 after kFatal
+  bool notified_ = false;                 // READY=1 sent to systemd
+  int exit_code_ = 0;                     // 1 after kFatal
 
   std::atomic<AgentState> state_{AgentState::kWaitingForConfig};
   std::atomic<bool> ready_{false};

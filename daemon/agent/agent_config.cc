@@ -50,8 +50,10 @@ AgentEvent Agent::config_problem(const std::string& problem, AgentEvent event,
 
 AgentEvent Agent::reread(Config config) {
   if (config.backend_type != config_->backend_type) {
-    FLOG_WARNING("The re-read config names backend {} but this agent runs {}; restart flanneld to "
-                 "switch backends", config.backend_type, config_->backend_type);
+    FLOG_WARNING(
+        "The re-read config names backend {} but this agent runs {}; restart flanneld to "
+        "switch backends",
+        config.backend_type, config_->backend_type);
   }
   config_ = std::move(config);
   auto grace = std::chrono::duration_cast<Clock::duration>(settings_.reset_grace);
@@ -68,12 +70,14 @@ PreviousRun Agent::read_previous_run() {
     std::string warning;
     prev.subnet = previous_subnet_from_env(env);
     previous_key_ = previous_key_from_env(env, *config_, &warning);
-    if (!warning.empty()) FLOG_WARNING("Ignoring previous subnet in {}: {}", settings_.subnet_file, warning);
+    if (!warning.empty())
+      FLOG_WARNING("Ignoring previous subnet in {}: {}", settings_.subnet_file, warning);
     prev.network = cidr_from_env(env, "FLANNEL_NETWORK");
     prev.ip_masq = env.count("FLANNEL_IPMASQ") && env.at("FLANNEL_IPMASQ") == "true";
     prev.ipv6_network = cidr6_from_env(env, "FLANNEL_IPV6_NETWORK");
     prev.ipv6_subnet = cidr6_from_env(env, "FLANNEL_IPV6_SUBNET");
-    if (previous_key_) FLOG_INFO("Found previous subnet {} in {}", previous_key_->str(), settings_.subnet_file);
+    if (previous_key_)
+      FLOG_INFO("Found previous subnet {} in {}", previous_key_->str(), settings_.subnet_file);
   } catch (const std::exception& e) {
     FLOG_WARNING("Ignoring unreadable subnet file {}: {}", settings_.subnet_file, e.what());
   }

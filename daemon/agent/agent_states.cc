@@ -99,10 +99,8 @@ AgentEvent classify(StoreCall call, StoreCode code) {
     case StoreCall::kCheckLeaseAfterOutage:
       if (code == C::kNotFound) return E::kStoreReset;
       return code == C::kUnavailable ? E::kOutage : E::kRetry;
-    case StoreCall::kList:
-      return E::kRetry;
-    case StoreCall::kListAfterOutage:
-      return code == C::kUnavailable ? E::kOutage : E::kRetry;
+    case StoreCall::kList: return E::kRetry;
+    case StoreCall::kListAfterOutage: return code == C::kUnavailable ? E::kOutage : E::kRetry;
     case StoreCall::kWatch:
       if (code == C::kTimeout || code == C::kCancelled) return E::kOk;
       return code == C::kHistoryGone ? E::kRetry : E::kOutage;

@@ -83,7 +83,8 @@ void HttpServer::serve_one(int fd) {
   std::string req;
   while (req.find("\r\n\r\n") == std::string::npos && req.find("\n\n") == std::string::npos &&
          req.size() < 8192) {
-    int left = static_cast<int>(duration_cast<milliseconds>(deadline - steady_clock::now()).count());
+    int left =
+        static_cast<int>(duration_cast<milliseconds>(deadline - steady_clock::now()).count());
     if (left <= 0) return;
     pollfd p{fd, POLLIN, 0};
     if (::poll(&p, 1, left) <= 0) return;

@@ -9,8 +9,8 @@ namespace {
 bool is_link_local(IP4 a) { return (a.value >> 16) == 0xA9FE; }  // 169.254/16
 bool is_global_unicast(IP4 a) {
   if (a.value == 0 || a.value == 0xFFFFFFFFu) return false;
-  if ((a.value >> 24) == 127) return false;         // loopback
-  if ((a.value >> 28) == 0xE) return false;         // multicast 224/4
+  if ((a.value >> 24) == 127) return false;  // loopback
+  if ((a.value >> 28) == 0xE) return false;  // multicast 224/4
   return !is_link_local(a);
 }
 
@@ -22,8 +22,8 @@ const LinkInfo* find_link(const std::vector<LinkInfo>& links, int index) {
 
 ExternalInterface make(const LinkInfo& link, IP4 addr, const IfaceRequest& req) {
   if (link.mtu <= 0) {
-    throw std::runtime_error("interface " + link.name + " reports MTU " +
-                             std::to_string(link.mtu) + "; cannot derive the overlay MTU");
+    throw std::runtime_error("interface " + link.name + " reports MTU " + std::to_string(link.mtu) +
+                             "; cannot derive the overlay MTU");
   }
   ExternalInterface e;
   e.name = link.name;
@@ -64,14 +64,17 @@ ExternalInterface select_external_interface(const std::vector<LinkInfo>& links,
     if (!default_route_index) {
       throw std::runtime_error(
           "no default route to pick the external interface from; pass -iface=NAME or "
-          "-iface=ADDRESS (interfaces: " + known_interfaces(links) + ")");
+          "-iface=ADDRESS (interfaces: " +
+          known_interfaces(links) + ")");
     }
     const LinkInfo* link = find_link(links, *default_route_index);
-    if (!link) throw std::runtime_error("default route points at unknown interface index " +
-                                        std::to_string(*default_route_index));
+    if (!link)
+      throw std::runtime_error("default route points at unknown interface index " +
+                               std::to_string(*default_route_index));
     auto ip = preferred_ipv4(link->index, addrs);
-    if (!ip) throw std::runtime_error("default route interface " + link->name +
-                                      " has no IPv4 address; pass -iface");
+    if (!ip)
+      throw std::runtime_error("default route interface " + link->name +
+                               " has no IPv4 address; pass -iface");
     return make(*link, *ip, req);
   }
   for (const auto& want : req.ifaces) {
@@ -82,7 +85,8 @@ ExternalInterface select_external_interface(const std::vector<LinkInfo>& links,
         if (const LinkInfo* link = find_link(links, a.index)) return make(*link, *ip, req);
         found = true;
       }
-      note("-iface=" + want + ": " + (found ? "its interface vanished" : "no interface has this address"));
+      note("-iface=" + want + ": " +
+           (found ? "its interface vanished" : "no interface has this address"));
       continue;
     }
     bool matched = false;
@@ -99,8 +103,8 @@ ExternalInterface select_external_interface(const std::vector<LinkInfo>& links,
     try {
       re = std::regex(pattern);
     } catch (const std::regex_error& e) {
-      throw std::runtime_error("-iface-regex=" + pattern + ": invalid regular expression: " +
-                               e.what());
+      throw std::runtime_error("-iface-regex=" + pattern +
+                               ": invalid regular expression: " + e.what());
     }
     for (const auto& l : links) {  // first pass: the preferred address
       auto ip = preferred_ipv4(l.index, addrs);

@@ -12,7 +12,6 @@
 
 namespace flannel {
 
-
 // The interface's IPv6 address: the first non-deprecated global unicast address (fc00::/7
 // included, as Go's IsGlobalUnicast) in dump order, else the first non-deprecated link-local
 // (fe80::/10) one; nullopt if it has neither.

@@ -20,13 +20,15 @@ LeaseKeeper::LeaseKeeper(Store& store, Metrics& metrics, std::chrono::seconds tt
     : store_(store), metrics_(metrics), ttl_(ttl), rng_(std::random_device{}()) {}
 
 std::optional<Lease> LeaseKeeper::acquire(const Config& config, const LeaseAttrs& attrs,
-                                          std::optional<LeaseKey> previous,
-                                          std::stop_token stop, LeaseList* seen) {
+                                          std::optional<LeaseKey> previous, std::stop_token stop,
+                                          LeaseList* seen) {
   if (config.enable_ipv4) {
-    FLOG_INFO("Picking subnet in range {} ... {}", config.subnet_min.str(), config.subnet_max.str());
+    FLOG_INFO("Picking subnet in range {} ... {}", config.subnet_min.str(),
+              config.subnet_max.str());
   }
   if (config.enable_ipv6) {
-    FLOG_INFO("Picking IPv6 subnet in range {} ... {}", config.ipv6_subnet_min.str(), config.ipv6_subnet_max.str());
+    FLOG_INFO("Picking IPv6 subnet in range {} ... {}", config.ipv6_subnet_min.str(),
+              config.ipv6_subnet_max.str());
   }
   for (int attempt = 1; !stop.stop_requested(); ++attempt) {
     std::chrono::milliseconds retry_after{0};
@@ -126,8 +128,8 @@ std::optional<Lease> LeaseKeeper::write_lease(const Allocation& a, const LeaseAt
     *retry_after = jitter();
   } else {
     metrics_.store_errors++;
-    FLOG_WARNING("Cannot write lease {} ({}): {}; retrying in 1s", a.key().str(),
-                 to_string(s.code), s.message);
+    FLOG_WARNING("Cannot write lease {} ({}): {}; retrying in 1s", a.key().str(), to_string(s.code),
+                 s.message);
     *retry_after = std::chrono::seconds(1);
   }
   return std::nullopt;
@@ -152,13 +154,15 @@ bool LeaseKeeper::lost_race(const Lease& created) {
   }
   auto rival = earlier_rival(created, list.leases);
   if (!rival) return false;
-  FLOG_WARNING("Lease {} collides with {} (PublicIP {}), created just before it by another host; "
-               "deleting ours and picking again",
-               created.key().str(), rival->key().str(), rival->attrs.public_ip.str());
+  FLOG_WARNING(
+      "Lease {} collides with {} (PublicIP {}), created just before it by another host; "
+      "deleting ours and picking again",
+      created.key().str(), rival->key().str(), rival->attrs.public_ip.str());
   Status s = store_.delete_lease(created.key(), created.revision);
   if (!s.ok() && s.code != StoreCode::kNotFound) {
     metrics_.store_errors++;
-    FLOG_WARNING("Cannot delete lease {} ({}): {}", created.key().str(), to_string(s.code), s.message);
+    FLOG_WARNING("Cannot delete lease {} ({}): {}", created.key().str(), to_string(s.code),
+                 s.message);
   }
   return true;
 }

@@ -19,8 +19,7 @@ void LatencyHistogram::observe(double seconds) {
   buckets_[i]++;
   count_++;
   double sum = sum_.load();
-  while (!sum_.compare_exchange_weak(sum, sum + seconds)) {
-  }
+  while (!sum_.compare_exchange_weak(sum, sum + seconds)) {}
 }
 
 std::string LatencyHistogram::render(const char* name, const char* help) const {
@@ -54,14 +53,15 @@ std::string Metrics::render() const {
        watch_events.load());
   emit(o, "flannel_watch_resyncs_total", "counter", "Full resyncs after the store lost history.",
        watch_resyncs.load());
-  emit(o, "flannel_store_resets_total", "counter",
-       "Times the store lost its data (wiped, restored, file replaced) and the agent re-registered.",
-       store_resets.load());
+  emit(
+      o, "flannel_store_resets_total", "counter",
+      "Times the store lost its data (wiped, restored, file replaced) and the agent re-registered.",
+      store_resets.load());
   emit(o, "flannel_malformed_entries_total", "counter", "Malformed leases or events skipped.",
        malformed_entries.load());
   emit(o, "flannel_peers", "gauge", "Other hosts' leases currently known.", peers.load());
-  emit(o, "flannel_ipv6_peers", "gauge", "Other hosts' leases currently known that hold an IPv6 subnet.",
-       ipv6_peers.load());
+  emit(o, "flannel_ipv6_peers", "gauge",
+       "Other hosts' leases currently known that hold an IPv6 subnet.", ipv6_peers.load());
   std::ostringstream exp;
   exp.precision(15);
   exp << lease_expiry_seconds.load();

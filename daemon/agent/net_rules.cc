@@ -46,9 +46,9 @@ void NetRules::recycle(Family& f, const Net& network, const Net& subnet,
     }
     if (settings_.forward_rules && prev_network)
       n += recycle_old_forward(f.iptables, *prev_network, network);
-    if (n > 0) FLOG_INFO("Removed {} {} rules of the previous run ({} / {})", n,
-                         f.iptables.command_str(), prev_network ? prev_network->str() : "-",
-                         prev_subnet ? prev_subnet->str() : "-");
+    if (n > 0)
+      FLOG_INFO("Removed {} {} rules of the previous run ({} / {})", n, f.iptables.command_str(),
+                prev_network ? prev_network->str() : "-", prev_subnet ? prev_subnet->str() : "-");
   } catch (const IptablesError& e) {
     FLOG_ERROR("{}: cannot recycle the previous run's rules: {}", f.iptables.command_str(),
                e.what());

@@ -17,8 +17,8 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <vector>
 #include <thread>
+#include <vector>
 
 #include "backends/rules/iptables.h"
 #include "core/ip.h"

@@ -39,7 +39,8 @@ Args read_args(const std::map<std::string, std::string>& env, const std::string&
   a.command = command;
   auto need = [&](const std::string& k, std::string* into) {
     const std::string* v = env_get(env, k);
-    if (!v || v->empty()) throw Error(kInvalidEnvironment, k + " is not set (the runtime sets it for " + command + ")");
+    if (!v || v->empty())
+      throw Error(kInvalidEnvironment, k + " is not set (the runtime sets it for " + command + ")");
     *into = *v;
   };
   need("CNI_CONTAINERID", &a.container_id);
@@ -97,7 +98,8 @@ std::string saved_path(const std::string& data_dir, const std::string& container
 }
 
 // Writes the delegate config for DEL: dataDir 0700, file 0600, temp + fsync + rename.
-void save_config(const std::string& data_dir, const std::string& container_id, const std::string& bytes) {
+void save_config(const std::string& data_dir, const std::string& container_id,
+                 const std::string& bytes) {
   std::error_code ec;
   std::filesystem::create_directories(data_dir, ec);
   if (ec) throw Error(kIOFailure, "cannot create dataDir " + data_dir + ": " + ec.message());
@@ -132,8 +134,8 @@ struct Exec {
 
 // Runs `path` with `env` (CNI_COMMAND replaced by `command`), `input` on stdin; collects stdout.
 // stderr is inherited, so the delegate's diagnostics reach the runtime's log as ours do.
-Exec run_delegate(const std::string& path, const std::string& command, const std::map<std::string, std::string>& env,
-                  const std::string& input) {
+Exec run_delegate(const std::string& path, const std::string& command,
+                  const std::map<std::string, std::string>& env, const std::string& input) {
   std::vector<std::string> envs;
   for (const auto& [k, v] : env)
     if (k != "CNI_COMMAND") envs.push_back(k + "=" + v);
@@ -185,8 +187,7 @@ Exec run_delegate(const std::string& path, const std::string& command, const std
   }
   ::close(out[0]);
   int st = 0;
-  while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-  }
+  while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
   r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
   return r;
 }
@@ -206,8 +207,9 @@ std::string delegate(const json& conf, const std::string& command, const Args& a
   json e = json::parse(r.out, nullptr, false);
   if (e.is_object() && e.contains("code") && e["code"].is_number_integer() && e.contains("msg") &&
       e["msg"].is_string())
-    throw Error(e["code"].get<int>(), type + ": " + e["msg"].get<std::string>(),
-                e.contains("details") && e["details"].is_string() ? e["details"].get<std::string>() : "");
+    throw Error(
+        e["code"].get<int>(), type + ": " + e["msg"].get<std::string>(),
+        e.contains("details") && e["details"].is_string() ? e["details"].get<std::string>() : "");
   std::string o = r.out.substr(0, 400);
   throw Error(kInternal, "delegate " + *path + " " + command + " failed with exit status " +
                              std::to_string(r.status) + (o.empty() ? "" : ": " + o));
@@ -223,8 +225,8 @@ int cmd_add(const Args& a, const NetConf& conf, const std::map<std::string, std:
   std::string res = delegate(d, "ADD", a, env);
   json j = json::parse(res, nullptr, false);
   if (j.is_discarded())
-    throw Error(kInternal, "delegate " + d["type"].get<std::string>() + " printed a result that is not JSON: " +
-                               res.substr(0, 200));
+    throw Error(kInternal, "delegate " + d["type"].get<std::string>() +
+                               " printed a result that is not JSON: " + res.substr(0, 200));
   out << convert_result(j, conf.cni_version).dump() << "\n";
   return 0;
 }
@@ -254,7 +256,8 @@ int cmd_del(const Args& a, const NetConf& conf, const std::map<std::string, std:
 
 int cmd_check(const Args& a, const NetConf& conf, const std::map<std::string, std::string>& env) {
   if (!version_has_check(conf.cni_version))
-    throw Error(kIncompatibleVersion, "CHECK is not defined for cniVersion " + conf.cni_version + " (0.4.0 and later)");
+    throw Error(kIncompatibleVersion,
+                "CHECK is not defined for cniVersion " + conf.cni_version + " (0.4.0 and later)");
   const std::string path = saved_path(conf.data_dir, a.container_id);
   int e = 0;
   auto saved = slurp(path, &e);
@@ -278,7 +281,8 @@ std::optional<std::string> find_in_path(const std::string& type, const std::stri
     if (dir.empty()) continue;
     std::string p = dir + "/" + type;
     struct stat st {};
-    if (::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(p.c_str(), X_OK) == 0) return p;
+    if (::stat(p.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(p.c_str(), X_OK) == 0)
+      return p;
   }
   return std::nullopt;
 }
@@ -290,8 +294,9 @@ int run_cni_plugin(const std::map<std::string, std::string>& env, std::string_vi
   try {
     const std::string* cmd = env_get(env, "CNI_COMMAND");
     if (!cmd || cmd->empty())
-      throw Error(kInvalidEnvironment, "CNI_COMMAND is not set: this is a CNI plugin, run by the container "
-                                       "runtime (kubelet) with ADD, DEL, CHECK or VERSION");
+      throw Error(kInvalidEnvironment,
+                  "CNI_COMMAND is not set: this is a CNI plugin, run by the container "
+                  "runtime (kubelet) with ADD, DEL, CHECK or VERSION");
     if (*cmd == "VERSION") {
       json j = json::parse(stdin_data, nullptr, false);
       std::string req = j.is_object() && j.contains("cniVersion") && j["cniVersion"].is_string()
@@ -301,7 +306,8 @@ int run_cni_plugin(const std::map<std::string, std::string>& env, std::string_vi
       return 0;
     }
     if (*cmd != "ADD" && *cmd != "DEL" && *cmd != "CHECK")
-      throw Error(kInvalidEnvironment, "CNI_COMMAND \"" + *cmd + "\" is not one of ADD, DEL, CHECK, VERSION");
+      throw Error(kInvalidEnvironment,
+                  "CNI_COMMAND \"" + *cmd + "\" is not one of ADD, DEL, CHECK, VERSION");
     // The version for the error JSON, as far as it can be read, before full validation.
     json peek = json::parse(stdin_data, nullptr, false);
     if (peek.is_object() && peek.contains("cniVersion") && peek["cniVersion"].is_string())

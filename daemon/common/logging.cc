@@ -263,10 +263,9 @@ std::string create_log_file(const LogOptions& opts) {
   const std::tm tm = local_tm(now);
   const std::string host = short_hostname();
   const std::string program(basename_of(opts.program));
-  const std::string name =
-      fmt::format("{}.{}.{}.log.INFO.{:04}{:02}{:02}-{:02}{:02}{:02}.{}", program, host,
-                  user_name(), tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-                  tm.tm_min, tm.tm_sec, ::getpid());
+  const std::string name = fmt::format("{}.{}.{}.log.INFO.{:04}{:02}{:02}-{:02}{:02}{:02}.{}",
+                                       program, host, user_name(), tm.tm_year + 1900, tm.tm_mon + 1,
+                                       tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ::getpid());
   const std::string path = dir + "/" + name;
   std::FILE* f = std::fopen(path.c_str(), "w");
   if (f == nullptr) {
@@ -278,8 +277,8 @@ std::string create_log_file(const LogOptions& opts) {
       "Running on machine: {}\n"
       "Binary: {} {} (C++, spdlog)\n"
       "Log line format: [IWEF]mmdd hh:mm:ss.uuuuuu threadid file:line] msg\n",
-      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, host,
-      program, FLANNEL_VERSION);
+      tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, host, program,
+      FLANNEL_VERSION);
   std::fputs(header.c_str(), f);
   std::fclose(f);
   // The symlink is a convenience; glog ignores failures here too.
@@ -308,9 +307,9 @@ std::string glog_header(char severity, std::chrono::system_clock::time_point whe
     t -= 1;
   }
   const std::tm tm = local_tm(t);
-  return fmt::format("{}{:02}{:02} {:02}:{:02}:{:02}.{:06} {:>7} {}:{}] ", severity,
-                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, micros, pid,
-                     basename_of(file), line);
+  return fmt::format("{}{:02}{:02} {:02}:{:02}:{:02}.{:06} {:>7} {}:{}] ", severity, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, micros, pid, basename_of(file),
+                     line);
 }
 
 std::unique_ptr<spdlog::formatter> make_glog_formatter() {

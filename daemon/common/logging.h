@@ -13,7 +13,8 @@
 //
 // Destinations follow glog's flags:
 //   -logtostderr=true (flanneld's default)  everything to stderr, no files
-//   -logtostderr=false [-log_dir=DIR]       everything to DIR/PROG.HOST.USER.log.INFO.YYYYMMDD-HHMMSS.PID
+//   -logtostderr=false [-log_dir=DIR]       everything to
+//   DIR/PROG.HOST.USER.log.INFO.YYYYMMDD-HHMMSS.PID
 //                                           (DIR defaults to $TMPDIR or /tmp), plus the symlink
 //                                           DIR/PROG.INFO pointing at it; lines at or above
 //                                           -stderrthreshold (default ERROR) also go to stderr
@@ -53,7 +54,8 @@ struct LogOptions {
 
 // Validators for the glog flags (FlagValidator-shaped): throw std::invalid_argument with glog's
 // reason for a bad value, return normally for a good one.
-void validate_vmodule(const std::string& value);       // "syntax error: expect comma-separated list of filename=N"
+void validate_vmodule(
+    const std::string& value);  // "syntax error: expect comma-separated list of filename=N"
 void validate_backtrace_at(const std::string& value);  // "syntax error: expect file.cc:234"
 void validate_severity(const std::string& value);      // "unknown severity ..."
 
@@ -90,19 +92,20 @@ bool v_enabled(int level, const char* file);
 
 }  // namespace flannel
 
-#define FLOG_AT_(level, ...) SPDLOG_LOGGER_CALL(::flannel::logging_detail::logger(), level, __VA_ARGS__)
+#define FLOG_AT_(level, ...) \
+  SPDLOG_LOGGER_CALL(::flannel::logging_detail::logger(), level, __VA_ARGS__)
 #define FLOG_INFO(...) FLOG_AT_(::spdlog::level::info, __VA_ARGS__)
 #define FLOG_WARNING(...) FLOG_AT_(::spdlog::level::warn, __VA_ARGS__)
 #define FLOG_ERROR(...) FLOG_AT_(::spdlog::level::err, __VA_ARGS__)
-#define FLOG_FATAL(...)                                   \
-  do {                                                    \
-    FLOG_AT_(::spdlog::level::critical, __VA_ARGS__);     \
-    ::flannel::logging_detail::die_after_fatal();         \
+#define FLOG_FATAL(...)                               \
+  do {                                                \
+    FLOG_AT_(::spdlog::level::critical, __VA_ARGS__); \
+    ::flannel::logging_detail::die_after_fatal();     \
   } while (0)
 // Verbose logs print with severity I, like glog's V(n).Info.
-#define FLOG_V(n, ...)                                                   \
-  do {                                                                   \
-    if (::flannel::logging_detail::v_enabled((n), __FILE__)) {           \
-      FLOG_AT_(::spdlog::level::debug, __VA_ARGS__);                     \
-    }                                                                    \
+#define FLOG_V(n, ...)                                         \
+  do {                                                         \
+    if (::flannel::logging_detail::v_enabled((n), __FILE__)) { \
+      FLOG_AT_(::spdlog::level::debug, __VA_ARGS__);           \
+    }                                                          \
   } while (0)

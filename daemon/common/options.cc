@@ -34,8 +34,7 @@ std::string program_basename(const std::string& path) {
 void declare_flags(FlagSet& fs, Options& o) {
   fs.add_string("etcd-endpoints", &o.etcd_endpoints, "a comma-delimited list of etcd endpoints");
   fs.add_string("etcd-prefix", &o.etcd_prefix, "etcd prefix");
-  fs.add_string("etcd-keyfile", &o.etcd_keyfile,
-                "SSL key file used to secure etcd communication");
+  fs.add_string("etcd-keyfile", &o.etcd_keyfile, "SSL key file used to secure etcd communication");
   fs.add_string("etcd-certfile", &o.etcd_certfile,
                 "SSL certification file used to secure etcd communication");
   fs.add_string("etcd-cafile", &o.etcd_cafile,
@@ -73,7 +72,8 @@ void declare_flags(FlagSet& fs, Options& o) {
   fs.add_bool("version", &o.version, "print version and exit");
   fs.mark_no_env("version");
   fs.add_string("healthz-ip", &o.healthz_ip, "the IP address for healthz server to listen");
-  fs.add_int("healthz-port", &o.healthz_port, "the port for healthz server to listen(0 to disable)");
+  fs.add_int("healthz-port", &o.healthz_port,
+             "the port for healthz server to listen(0 to disable)");
   fs.add_int("iptables-resync", &o.iptables_resync, "resync period for iptables rules, in seconds");
   fs.add_int("lease-check-interval", &o.lease_check_interval,
              "how often, in seconds, the agent reads its own lease back to make sure it is still "
@@ -92,10 +92,8 @@ void declare_flags(FlagSet& fs, Options& o) {
   fs.add_string("log_backtrace_at", &o.log.log_backtrace_at,
                 "when logging hits line file:N, emit a stack trace", validate_backtrace_at);
   fs.add_bool("logtostderr", &o.log.logtostderr, "log to standard error instead of files");
-  fs.add_bool("alsologtostderr", &o.log.alsologtostderr,
-              "log to standard error as well as files");
-  fs.add_string("log_dir", &o.log.log_dir,
-                "If non-empty, write log files in this directory");
+  fs.add_bool("alsologtostderr", &o.log.alsologtostderr, "log to standard error as well as files");
+  fs.add_string("log_dir", &o.log.log_dir, "If non-empty, write log files in this directory");
   fs.add_string("stderrthreshold", &o.log.stderrthreshold,
                 "logs at or above this threshold go to stderr", validate_severity);
 }
@@ -121,8 +119,9 @@ void validate_endpoint(const Options& o, const std::string& endpoint) {
   } else if (endpoint.rfind("https://", 0) == 0) {
     rest = endpoint.substr(8);
   } else {
-    fail(o, "etcd-endpoints", o.etcd_endpoints,
-         "endpoint " + go_quote(endpoint) + " does not start with http:// or https://" + why_suffix);
+    fail(
+        o, "etcd-endpoints", o.etcd_endpoints,
+        "endpoint " + go_quote(endpoint) + " does not start with http:// or https://" + why_suffix);
   }
   if (rest.empty() || rest[0] == '/' || rest[0] == ':') {
     fail(o, "etcd-endpoints", o.etcd_endpoints,
@@ -165,7 +164,8 @@ EtcdOptions etcd_options(const Options& opts) {
 }
 
 void validate_options(const Options& o) {
-  for (const auto& endpoint : split_etcd_endpoints(o.etcd_endpoints)) validate_endpoint(o, endpoint);
+  for (const auto& endpoint : split_etcd_endpoints(o.etcd_endpoints))
+    validate_endpoint(o, endpoint);
 
   if (o.subnet_lease_renew_margin < 1 || o.subnet_lease_renew_margin > 1439) {
     fail(o, "subnet-lease-renew-margin", std::to_string(o.subnet_lease_renew_margin),
@@ -187,7 +187,8 @@ void validate_options(const Options& o) {
     const bool v4_mapped = std::all_of(ip6->bytes.begin(), ip6->bytes.begin() + 10,
                                        [](uint8_t b) { return b == 0; }) &&
                            ip6->bytes[10] == 0xff && ip6->bytes[11] == 0xff;
-    if (v4_mapped) fail(o, "public-ipv6", o.public_ipv6, "an IPv4-mapped address, not an IPv6 one" + why);
+    if (v4_mapped)
+      fail(o, "public-ipv6", o.public_ipv6, "an IPv4-mapped address, not an IPv6 one" + why);
   }
   if (!o.healthz_ip.empty() && !IP4::try_parse(o.healthz_ip) && !IP6::try_parse(o.healthz_ip)) {
     fail(o, "healthz-ip", o.healthz_ip,
@@ -198,8 +199,7 @@ void validate_options(const Options& o) {
          "must be a TCP port 1..65535, or 0 to disable the healthz server");
   }
   if (o.iptables_resync < 1) {
-    fail(o, "iptables-resync", std::to_string(o.iptables_resync),
-         "must be at least 1 second");
+    fail(o, "iptables-resync", std::to_string(o.iptables_resync), "must be at least 1 second");
   }
   if (o.lease_check_interval < 0) {
     fail(o, "lease-check-interval", std::to_string(o.lease_check_interval),
@@ -223,9 +223,7 @@ void validate_options(const Options& o) {
   }
   try {
     (void)parse_store_spec(o.store);
-  } catch (const std::exception& e) {
-    fail(o, "store", o.store, e.what());
-  }
+  } catch (const std::exception& e) { fail(o, "store", o.store, e.what()); }
   try {
     validate_vmodule(o.log.vmodule);
     validate_backtrace_at(o.log.log_backtrace_at);
@@ -262,8 +260,9 @@ Options parse_flanneld_options(int argc, const char* const* argv,
     if (looks_bool) {
       msg += " (a boolean flag takes its value with '=', e.g. -ip-masq=" + arg + ")";
     } else {
-      msg += " (flanneld takes no positional arguments; flag values need -name=value or "
-             "-name value)";
+      msg +=
+          " (flanneld takes no positional arguments; flag values need -name=value or "
+          "-name value)";
     }
     throw FlagError(msg);
   }

@@ -43,7 +43,7 @@ struct Options {
   int subnet_lease_renew_margin = 60;  // minutes, 1..1439
   // data plane
   bool ip_masq = false;
-  int iptables_resync = 5;  // seconds, >= 1
+  int iptables_resync = 5;        // seconds, >= 1
   int lease_check_interval = 60;  // seconds between reads of our own lease, 0 = off
   bool iptables_forward_rules = true;
   // Kubernetes subnet manager: accepted for compatibility; only false is supported
@@ -75,8 +75,9 @@ struct Options {
 // Throws FlagError with a one-line message naming the bad flag or variable, the bad value, and
 // what is valid, e.g.
 //   invalid value "0" for flag -subnet-lease-renew-margin: must be between 1 and 1439 minutes
-//   invalid value "fe80::1" for flag -public-ip: not an IPv4 address (use a dotted quad such as 10.0.0.5)
-//   unexpected argument "false" after the flags (a boolean flag takes its value as -ip-masq=false)
+//   invalid value "fe80::1" for flag -public-ip: not an IPv4 address (use a dotted quad such
+//   as 10.0.0.5) unexpected argument "false" after the flags (a boolean flag takes its value as
+//   -ip-masq=false)
 Options parse_flanneld_options(int argc, const char* const* argv,
                                const std::map<std::string, std::string>& env);
 

@@ -68,7 +68,8 @@ LeaseKey parse_subnet_arg(const std::string& text) {
     return *net;
   }
   if (auto key = parse_subnet_key(text); key && subnet_key(*key) == text) return *key;
-  throw UsageError("invalid subnet \"" + text + "\": expected A.B.C.D/N, A.B.C.D-N, a dual-stack key "
+  throw UsageError("invalid subnet \"" + text +
+                   "\": expected A.B.C.D/N, A.B.C.D-N, a dual-stack key "
                    "A.B.C.D-N&IPV6-M, or (get and rm) an IPv6 subnet, e.g. 10.5.34.0/24 or "
                    "10.5.34.0-24&fc00:0:0:1::-64");
 }
@@ -82,7 +83,8 @@ LeaseKey resolve_subnet_arg(Store& store, const std::string& text) {
   if (auto n = IP6Net::try_parse(text)) {
     // try_parse clears the host bits: compare with the address as written
     if (IP6::try_parse(std::string_view(text).substr(0, text.find('/'))) != n->ip)
-      throw UsageError("subnet " + text + " has host bits set; did you mean " + n->network().str() + "?");
+      throw UsageError("subnet " + text + " has host bits set; did you mean " + n->network().str() +
+                       "?");
     v6 = *n;
   } else {
     key = parse_subnet_arg(text);
@@ -94,7 +96,8 @@ LeaseKey resolve_subnet_arg(Store& store, const std::string& text) {
   if (!s.ok()) return key ? *key : LeaseKey{kNoIPv4Subnet, v6};
   std::vector<LeaseKey> found;
   for (const auto& l : list.leases) {
-    if (v6 ? l.ipv6_subnet == v6 : (l.subnet == key->subnet && l.key().has_ipv4())) found.push_back(l.key());
+    if (v6 ? l.ipv6_subnet == v6 : (l.subnet == key->subnet && l.key().has_ipv4()))
+      found.push_back(l.key());
   }
   if (found.size() == 1) return found[0];
   if (found.size() > 1) {
@@ -108,7 +111,8 @@ LeaseKey resolve_subnet_arg(Store& store, const std::string& text) {
 std::string expires_in(const Lease& l) {
   if (!l.expiration) return "never";
   if (*l.expiration == kUnknownExpiration) return "unknown";  // etcd v3 list: see store.h
-  auto secs = std::chrono::duration_cast<std::chrono::seconds>(*l.expiration - Clock::now()).count();
+  auto secs =
+      std::chrono::duration_cast<std::chrono::seconds>(*l.expiration - Clock::now()).count();
   if (secs < 0) secs = 0;
   std::ostringstream s;
   s << secs / 3600 << "h" << std::setw(2) << std::setfill('0') << (secs / 60) % 60 << "m"
@@ -141,14 +145,16 @@ nlohmann::ordered_json lease_json(const Lease& l) {
 }
 
 [[noreturn]] void store_failure(const std::string& what, const Status& s) {
-  throw std::runtime_error(what + ": " + to_string(s.code) + (s.message.empty() ? "" : ": " + s.message));
+  throw std::runtime_error(what + ": " + to_string(s.code) +
+                           (s.message.empty() ? "" : ": " + s.message));
 }
 
 int cmd_config(Store& store, const std::vector<std::string>& a) {
   if (a.size() == 2 && a[1] == "get") {
     std::string json;
     Status s = store.get_config(&json);
-    if (s.code == StoreCode::kNotFound) throw std::runtime_error("no network config in " + store.describe());
+    if (s.code == StoreCode::kNotFound)
+      throw std::runtime_error("no network config in " + store.describe());
     if (!s.ok()) store_failure("reading the config", s);
     std::cout << json << "\n";
     return 0;
@@ -181,7 +187,8 @@ int cmd_subnets(Store& store, const std::vector<std::string>& a) {
     LeaseList list;
     Status s = store.list_leases(&list);
     if (!s.ok()) store_failure("listing subnets", s);
-    for (const auto& w : list.warnings) std::cerr << "warning: skipped malformed entry: " << w << "\n";
+    for (const auto& w : list.warnings)
+      std::cerr << "warning: skipped malformed entry: " << w << "\n";
     std::sort(list.leases.begin(), list.leases.end(),
               [](const Lease& x, const Lease& y) { return x.key() < y.key(); });
     if (json) {
@@ -191,18 +198,21 @@ int cmd_subnets(Store& store, const std::vector<std::string>& a) {
       return 0;
     }
     // The IPv6 columns only when some lease has IPv6: an IPv4-only cluster's table is unchanged.
-    const bool v6 = std::any_of(list.leases.begin(), list.leases.end(),
-                                [](const Lease& l) { return l.ipv6_subnet || l.attrs.public_ipv6; });
+    const bool v6 = std::any_of(list.leases.begin(), list.leases.end(), [](const Lease& l) {
+      return l.ipv6_subnet || l.attrs.public_ipv6;
+    });
     std::cout << std::left << std::setw(20) << "SUBNET";
     if (v6) std::cout << std::setw(26) << "IPV6 SUBNET";
     std::cout << std::setw(17) << "PUBLIC IP";
     if (v6) std::cout << std::setw(26) << "PUBLIC IPV6";
-    std::cout << std::setw(10) << "BACKEND" << std::setw(40) << "BACKEND DATA" << "EXPIRES IN\n";
+    std::cout << std::setw(10) << "BACKEND" << std::setw(40) << "BACKEND DATA"
+              << "EXPIRES IN\n";
     for (const auto& l : list.leases) {
       std::cout << std::setw(20) << (l.key().has_ipv4() ? l.subnet.str() : "-");
       if (v6) std::cout << std::setw(26) << (l.ipv6_subnet ? l.ipv6_subnet->str() : "-");
       std::cout << std::setw(17) << l.attrs.public_ip.str();
-      if (v6) std::cout << std::setw(26) << (l.attrs.public_ipv6 ? l.attrs.public_ipv6->str() : "-");
+      if (v6)
+        std::cout << std::setw(26) << (l.attrs.public_ipv6 ? l.attrs.public_ipv6->str() : "-");
       std::cout << std::setw(10) << (l.attrs.backend_type.empty() ? "-" : l.attrs.backend_type)
                 << std::setw(40) << (l.attrs.backend_data.empty() ? "-" : l.attrs.backend_data)
                 << expires_in(l) << "\n";
@@ -235,12 +245,16 @@ int cmd_reserve(Store& store, const std::vector<std::string>& a) {
   l.subnet = key.subnet;
   l.ipv6_subnet = key.ipv6_subnet;
   auto ip = IP4::try_parse(a[2]);
-  if (!ip) throw UsageError("invalid PUBLIC_IP \"" + a[2] + "\": expected an IPv4 address such as 10.0.0.5");
+  if (!ip)
+    throw UsageError("invalid PUBLIC_IP \"" + a[2] +
+                     "\": expected an IPv4 address such as 10.0.0.5");
   l.attrs.public_ip = *ip;
   Lease created;
   Status s = store.create_lease(l, std::chrono::seconds(0), &created);
   if (s.code == StoreCode::kConflict)
-    throw std::runtime_error(key.str() + " is already leased; remove it first with: flannelctl subnets rm " + subnet_key(key));
+    throw std::runtime_error(key.str() +
+                             " is already leased; remove it first with: flannelctl subnets rm " +
+                             subnet_key(key));
   if (!s.ok()) store_failure("reserving " + key.str(), s);
   std::cerr << "reserved " << key.str() << " for " << ip->str() << "\n";
   return 0;
@@ -277,9 +291,7 @@ int cmd_cni_config(const std::vector<std::string>& a) {
   }
   try {
     std::cout << cni::render_conflist(o);
-  } catch (const cni::Error& e) {
-    throw UsageError(std::string("cni-config: ") + e.what());
-  }
+  } catch (const cni::Error& e) { throw UsageError(std::string("cni-config: ") + e.what()); }
   return 0;
 }
 
@@ -302,7 +314,8 @@ int cmd_migrate(Store& from, const Options& o, const std::vector<std::string>& a
 
   std::string config;
   Status s = from.get_config(&config);
-  if (s.code == StoreCode::kNotFound) throw std::runtime_error("no network config in " + from.describe() + " to migrate");
+  if (s.code == StoreCode::kNotFound)
+    throw std::runtime_error("no network config in " + from.describe() + " to migrate");
   if (!s.ok()) store_failure("reading the config", s);
   std::string existing;
   s = target->get_config(&existing);
@@ -314,7 +327,8 @@ int cmd_migrate(Store& from, const Options& o, const std::vector<std::string>& a
   LeaseList list;
   s = from.list_leases(&list);
   if (!s.ok()) store_failure("listing subnets", s);
-  for (const auto& w : list.warnings) std::cerr << "warning: skipped malformed entry: " << w << "\n";
+  for (const auto& w : list.warnings)
+    std::cerr << "warning: skipped malformed entry: " << w << "\n";
 
   s = target->set_config(config);
   if (!s.ok()) store_failure("writing the config to " + target->describe(), s);
@@ -328,7 +342,8 @@ int cmd_migrate(Store& from, const Options& o, const std::vector<std::string>& a
     s = target->create_lease(l, std::chrono::seconds(0), &created);
     if (s.code == StoreCode::kConflict) {
       ++present;
-      std::cerr << "reservation " << l.subnet.str() << ": already leased in the target, kept as it is\n";
+      std::cerr << "reservation " << l.subnet.str()
+                << ": already leased in the target, kept as it is\n";
       continue;
     }
     if (!s.ok()) store_failure("copying reservation " + l.subnet.str(), s);
@@ -350,9 +365,12 @@ int run(int argc, char** argv) {
                    "config), \"etcdv2\", \"etcdv3\" or \"sqlite:PATH\"");
   flags.add_string("etcd-endpoints", &o.etcd_endpoints, "a comma-delimited list of etcd endpoints");
   flags.add_string("etcd-prefix", &o.etcd_prefix, "etcd prefix");
-  flags.add_string("etcd-keyfile", &o.etcd_keyfile, "SSL key file used to secure etcd communication");
-  flags.add_string("etcd-certfile", &o.etcd_certfile, "SSL certification file used to secure etcd communication");
-  flags.add_string("etcd-cafile", &o.etcd_cafile, "SSL Certificate Authority file used to secure etcd communication");
+  flags.add_string("etcd-keyfile", &o.etcd_keyfile,
+                   "SSL key file used to secure etcd communication");
+  flags.add_string("etcd-certfile", &o.etcd_certfile,
+                   "SSL certification file used to secure etcd communication");
+  flags.add_string("etcd-cafile", &o.etcd_cafile,
+                   "SSL Certificate Authority file used to secure etcd communication");
   flags.add_string("etcd-username", &o.etcd_username, "username for BasicAuth to etcd");
   flags.add_string("etcd-password", &o.etcd_password, "password for BasicAuth to etcd");
   flags.mark_sensitive("etcd-password");

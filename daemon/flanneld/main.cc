@@ -15,10 +15,10 @@
 #include "daemon/agent/http_server.h"
 #include "daemon/agent/iface.h"
 #include "daemon/agent/iface6.h"
-#include "daemon/common/logging.h"
 #include "daemon/agent/metrics.h"
-#include "daemon/common/options.h"
 #include "daemon/agent/sd_notify.h"
+#include "daemon/common/logging.h"
+#include "daemon/common/options.h"
 #include "stores/open_store.h"
 
 extern char** environ;
@@ -120,11 +120,11 @@ AgentSettings agent_settings(const Options& opts) {
 std::unique_ptr<HttpServer> start_health_server(const Options& opts, Agent& agent,
                                                 Metrics& metrics) {
   if (opts.healthz_port <= 0) return nullptr;
-  auto http = std::make_unique<HttpServer>(
-      opts.healthz_ip, opts.healthz_port,
-      [&agent, &metrics](const std::string&, const std::string& path) {
-        return health(agent, metrics, path);
-      });
+  auto http =
+      std::make_unique<HttpServer>(opts.healthz_ip, opts.healthz_port,
+                                   [&agent, &metrics](const std::string&, const std::string& path) {
+                                     return health(agent, metrics, path);
+                                   });
   FLOG_INFO("Serving /healthz, /readyz and /metrics on {}:{}", opts.healthz_ip, http->port());
   return http;
 }
@@ -154,8 +154,7 @@ int run(int argc, char** argv) {
   sigset_t signals = stop_signals();
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);  // inherited by every thread started later
   int code = 0;
-  auto opts =
-      parse_flanneld_command_line(argc, argv, environment_map(environ), std::cerr, &code);
+  auto opts = parse_flanneld_command_line(argc, argv, environment_map(environ), std::cerr, &code);
   if (!opts) return code;
   try {
     setup_logging(opts->log);

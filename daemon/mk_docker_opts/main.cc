@@ -29,8 +29,8 @@
 #include <vector>
 
 #include "core/docker_opts.h"
-#include "core/subnet_env.h"
 #include "core/flags.h"
+#include "core/subnet_env.h"
 #include "daemon/common/subnet_file.h"
 
 extern char** environ;
@@ -95,9 +95,7 @@ bool parse_args(int argc, char** argv, Args* args, bool* help) {
         case 'm': args->render.omit_ipmasq = true; break;
         case 'h':
         case '?': *help = true; return true;
-        default:
-          std::cerr << prog << ": Illegal option -" << c << "\n";
-          return false;
+        default: std::cerr << prog << ": Illegal option -" << c << "\n"; return false;
       }
     }
   }

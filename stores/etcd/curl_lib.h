@@ -2,10 +2,11 @@
 // store never maps libcurl and the chain Debian builds it with (OpenSSL's libssl, GnuTLS via
 // librtmp, LDAP, SSH2, Kerberos, nghttp2, ...), about 4 MB of RSS and 40 shared objects.
 //
-// curl_lib() dlopens libcurl.so.4 once (thread-safe) and returns the functions stores/etcd/http_client.cc
-// calls, each named after its curl_ function without the prefix (easy_setopt = curl_easy_setopt),
-// with curl_global_init already done. The headers still come from libcurl's development package at
-// build time; the Debian package depends on libcurl4 explicitly (dpkg-shlibdeps cannot see it).
+// curl_lib() dlopens libcurl.so.4 once (thread-safe) and returns the functions
+// stores/etcd/http_client.cc calls, each named after its curl_ function without the prefix
+// (easy_setopt = curl_easy_setopt), with curl_global_init already done. The headers still come from
+// libcurl's development package at build time; the Debian package depends on libcurl4 explicitly
+// (dpkg-shlibdeps cannot see it).
 #pragma once
 
 #include <curl/curl.h>

@@ -103,8 +103,7 @@ Status EtcdDetectStore::delete_lease(const LeaseKey& subnet, uint64_t expected_r
   return target().delete_lease(subnet, expected_revision);
 }
 WatchResult EtcdDetectStore::watch_leases(uint64_t after_revision,
-                                          std::chrono::milliseconds timeout,
-                                          std::stop_token stop) {
+                                          std::chrono::milliseconds timeout, std::stop_token stop) {
   return target().watch_leases(after_revision, timeout, stop);
 }
 

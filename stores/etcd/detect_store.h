@@ -21,8 +21,8 @@
 #include <string>
 
 #include "core/thread_annotations.h"
-#include "stores/etcd/v3_store.h"
 #include "stores/etcd/v2_store.h"
+#include "stores/etcd/v3_store.h"
 #include "stores/store.h"
 
 namespace flannel {

@@ -179,8 +179,8 @@ struct HttpClient::Attempt {
   enum class Kind { kResponse, kTransport, kTimeout, kCancelled } kind = Kind::kResponse;
   long status = 0;
   Sink sink;
-  std::string error;          // kTransport: the problem, without the endpoint
-  bool request_sent = false;  // kTransport: some bytes of the request went out
+  std::string error;              // kTransport: the problem, without the endpoint
+  bool request_sent = false;      // kTransport: some bytes of the request went out
   bool headers_rejected = false;  // kTimeout: req.reject_headers ended the long-poll
 };
 
@@ -468,8 +468,8 @@ bool HttpClient::Transfer::timed_out(SteadyClock::time_point now) {
 // How long to sleep in curl_multi_poll: until the next deadline, at most 1 s (a stop also
 // wakes it).
 int HttpClient::Transfer::wait_ms(SteadyClock::time_point now) const {
-  auto next = long_poll_ && !a_->sink.headers_at ? std::min(deadline_, headers_deadline_)
-                                                 : deadline_;
+  auto next =
+      long_poll_ && !a_->sink.headers_at ? std::min(deadline_, headers_deadline_) : deadline_;
   auto wait = std::chrono::ceil<std::chrono::milliseconds>(next - now).count();
   return static_cast<int>(std::clamp<long long>(wait, 1, 1000));
 }

@@ -1,5 +1,6 @@
-// EtcdHttp: the HTTP(S) client under EtcdV2Store (v2 keys API) and EtcdV3Store (v3 JSON gateway). libcurl, endpoint failover, TLS, basic auth,
-// timeouts and cancellation; it knows nothing of keys or leases.
+// EtcdHttp: the HTTP(S) client under EtcdV2Store (v2 keys API) and EtcdV3Store (v3 JSON gateway).
+// libcurl, endpoint failover, TLS, basic auth, timeouts and cancellation; it knows nothing of keys
+// or leases.
 //
 // Failover (as the etcd v2 Go client that flannel v0.11 uses): endpoints are tried in order
 // starting at the "pinned" one; on a transport error or an HTTP 5xx the next one is tried, and
@@ -66,8 +67,7 @@ struct HttpRequest {
   // Long-poll only: called once when the response headers are complete, with X-Etcd-Index (if
   // any) and X-Etcd-Cluster-Id ("" if absent). Returning true ends the poll at once with
   // kTimeout and headers_rejected set, instead of waiting for the body (see v2_reset.h).
-  std::function<bool(std::optional<uint64_t> index, const std::string& cluster_id)>
-      reject_headers;
+  std::function<bool(std::optional<uint64_t> index, const std::string& cluster_id)> reject_headers;
 };
 
 struct HttpResponse {
@@ -86,8 +86,8 @@ struct HttpResponse {
   // When the response headers were complete (kTimeout: the body may still be missing).
   std::optional<std::chrono::steady_clock::time_point> headers_at;
   bool headers_rejected = false;  // kTimeout because reject_headers said so
-  std::string endpoint;  // the endpoint that answered (or failed last)
-  std::string error;     // kTransport: "etcd URL: problem" per endpoint, "; "
+  std::string endpoint;           // the endpoint that answered (or failed last)
+  std::string error;              // kTransport: "etcd URL: problem" per endpoint, "; "
 };
 
 class HttpClient {

@@ -40,7 +40,7 @@ bool is_dir(const json& node) {
 }
 
 std::optional<LeaseKey> lease_subnet(const std::string& dir, const std::string& key,
-                                   std::string* why) {
+                                     std::string* why) {
   if (!key.starts_with(dir + "/") || key.find('/', dir.size() + 1) != std::string::npos) {
     *why = "not a direct child of " + dir;
     return std::nullopt;
@@ -49,9 +49,7 @@ std::optional<LeaseKey> lease_subnet(const std::string& dir, const std::string& 
   std::optional<LeaseKey> subnet;
   try {
     subnet = parse_subnet_key(name);
-  } catch (const std::exception&) {
-    subnet.reset();
-  }
+  } catch (const std::exception&) { subnet.reset(); }
   if (!subnet) {
     *why = "the name is not a subnet key like 10.5.34.0-24 or 10.5.34.0-24&fc00:0:0:1::-64";
     return std::nullopt;

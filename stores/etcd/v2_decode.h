@@ -43,7 +43,7 @@ bool is_dir(const nlohmann::json& node);
 // The lease named by `key` if it is a direct child of `dir` whose name is a canonical subnet key
 // ("10.5.34.0-24"). Otherwise nullopt and *why says what is wrong.
 std::optional<LeaseKey> lease_subnet(const std::string& dir, const std::string& key,
-                                   std::string* why);
+                                     std::string* why);
 
 // Fills a lease from an etcd node (key checked by the caller): value = LeaseAttrs JSON,
 // expiration (RFC 3339), modifiedIndex = revision. false + *why when malformed.

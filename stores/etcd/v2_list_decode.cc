@@ -57,11 +57,8 @@ class ListHandler : public nlohmann::json_sax<json> {
       case Frame::kNodes:
         emit(v);  // a scalar child: a warning, as node_to_lease would give
         return true;
-      case Frame::kChild:
-        add(std::move(v));
-        return true;
-      case Frame::kSkip:
-        return true;
+      case Frame::kChild: add(std::move(v)); return true;
+      case Frame::kSkip: return true;
     }
     return true;
   }
@@ -95,9 +92,7 @@ class ListHandler : public nlohmann::json_sax<json> {
         building_.push_back(add(std::move(container)));
         frames_.push_back(Frame::kChild);
         return true;
-      case Frame::kSkip:
-        frames_.push_back(Frame::kSkip);
-        return true;
+      case Frame::kSkip: frames_.push_back(Frame::kSkip); return true;
     }
     return true;
   }

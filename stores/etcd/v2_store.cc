@@ -8,8 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "stores/key_prefix.h"
 #include "stores/etcd/v2_decode.h"
+#include "stores/key_prefix.h"
 
 namespace flannel {
 
@@ -89,7 +89,8 @@ std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_v
   constexpr auto kMax = duration_cast<seconds>(system_clock::duration::max()) - seconds{1};
   constexpr auto kMin = duration_cast<seconds>(system_clock::duration::min()) + seconds{1};
   if (whole.time_since_epoch() > kMax || whole.time_since_epoch() < kMin) return std::nullopt;
-  return time_point_cast<system_clock::duration>(whole) + duration_cast<system_clock::duration>(frac);
+  return time_point_cast<system_clock::duration>(whole) +
+         duration_cast<system_clock::duration>(frac);
 }
 
 }  // namespace etcd
@@ -130,16 +131,10 @@ Status error_status(const HttpResponse& resp, const std::string& key) {
   msg += " [errorCode " + std::to_string(err.code) + "]";
   StoreCode code = StoreCode::kUnavailable;
   switch (err.code) {
-    case etcd::kEcodeKeyNotFound:
-      code = StoreCode::kNotFound;
-      break;
+    case etcd::kEcodeKeyNotFound: code = StoreCode::kNotFound; break;
     case etcd::kEcodeTestFailed:
-    case etcd::kEcodeNodeExist:
-      code = StoreCode::kConflict;
-      break;
-    case etcd::kEcodeEventIndexCleared:
-      code = StoreCode::kHistoryGone;
-      break;
+    case etcd::kEcodeNodeExist: code = StoreCode::kConflict; break;
+    case etcd::kEcodeEventIndexCleared: code = StoreCode::kHistoryGone; break;
     case etcd::kEcodeUnauthorized:
       // Unavailable, not invalid: the daemon keeps retrying while an operator fixes the
       // credentials or the etcd roles.
@@ -161,8 +156,9 @@ Status transport_status(const HttpResponse& resp) {
 
 // Parses a 2xx JSON body; kInvalid naming the endpoint when it is not JSON.
 Status not_etcd_json(const HttpResponse& resp) {
-  return Status::Error(StoreCode::kInvalid,
-                       "etcd " + resp.endpoint + ": response is not etcd JSON: " + resp.body.substr(0, 200));
+  return Status::Error(
+      StoreCode::kInvalid,
+      "etcd " + resp.endpoint + ": response is not etcd JSON: " + resp.body.substr(0, 200));
 }
 
 Status parse_body(const HttpResponse& resp, json* out) {
@@ -230,8 +226,7 @@ Status EtcdV2Store::exchange(const HttpRequest& req, HttpResponse* resp, std::st
     HttpRequest poll = req;
     poll.reject_headers = [this, &ticket, outer = req.reject_headers](
                               std::optional<uint64_t> index, const std::string& cluster_id) {
-      return detector_.alarming(ticket, {index, cluster_id}) ||
-             (outer && outer(index, cluster_id));
+      return detector_.alarming(ticket, {index, cluster_id}) || (outer && outer(index, cluster_id));
     };
     *resp = http_.send(poll, stop);
   } else {
@@ -250,7 +245,8 @@ Status EtcdV2Store::exchange(const HttpRequest& req, HttpResponse* resp, std::st
                   std::to_string(resp->etcd_index.value_or(0)) + ", below the " +
                   std::to_string(ticket.highest) +
                   " already seen, and the quorum read to tell a reset from a lagging member "
-                  "failed: " + s.message;
+                  "failed: " +
+                  s.message;
       return s;
     }
     verdict = detector_.confirm(ticket, quorum, &why);
@@ -349,7 +345,7 @@ Status EtcdV2Store::get_lease(const LeaseKey& subnet, Lease* out) {
 }
 
 Status EtcdV2Store::write_lease(const Lease& lease, std::chrono::seconds ttl,
-                              const std::string& query, bool one_shot, Lease* out) {
+                                const std::string& query, bool one_shot, Lease* out) {
   if (ttl.count() < 0) {
     return Status::Error(StoreCode::kInvalid, "lease TTL must not be negative");
   }
@@ -456,7 +452,7 @@ class EtcdV2Store::Watch {
 };
 
 WatchResult EtcdV2Store::watch_leases(uint64_t after_revision, std::chrono::milliseconds timeout,
-                                    std::stop_token stop) {
+                                      std::stop_token stop) {
   return Watch(*this, after_revision, timeout, std::move(stop)).run();
 }
 
@@ -610,8 +606,8 @@ EtcdV2Store::Watch::Next EtcdV2Store::Watch::take_answer(const HttpResponse& res
 // The whole lease directory went away with one event: there is no per-lease removal to report,
 // so the caller must resync from a fresh list (after the events in hand, if any).
 EtcdV2Store::Watch::Next EtcdV2Store::Watch::lease_dir_removed(const HttpResponse& resp,
-                                                           const std::string& key,
-                                                           uint64_t index) {
+                                                               const std::string& key,
+                                                               uint64_t index) {
   if (!r_.events.empty()) return Next::kBatchDone;
   r_.revision = index;
   r_.status =
@@ -623,7 +619,7 @@ EtcdV2Store::Watch::Next EtcdV2Store::Watch::lease_dir_removed(const HttpRespons
 // The lease event of one answer, or a warning naming it when it is not one (a bad key or value:
 // skipped, never fatal).
 void EtcdV2Store::Watch::add_event(const json& body, const json& node, const std::string& action,
-                                 const std::string& key, uint64_t index, bool removal) {
+                                   const std::string& key, uint64_t index, bool removal) {
   std::string why;
   std::optional<LeaseKey> subnet = lease_subnet(store_.subnets_dir_, key, &why);
   if (!body.is_object() || action.empty()) {

@@ -35,8 +35,8 @@
 #include <string>
 
 #include "stores/etcd/http_client.h"
-#include "stores/etcd/v2_reset.h"
 #include "stores/etcd/options.h"
+#include "stores/etcd/v2_reset.h"
 #include "stores/store.h"
 
 namespace flannel {

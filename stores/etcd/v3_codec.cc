@@ -21,15 +21,15 @@ T get_number(const json& object, const char* field) {
     auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
     if (ec == std::errc() && p == s.data() + s.size() && !s.empty()) return v;
   }
-  throw std::invalid_argument(std::string("field \"") + field + "\" is not an integer: " +
-                              it->dump());
+  throw std::invalid_argument(std::string("field \"") + field +
+                              "\" is not an integer: " + it->dump());
 }
 
 std::string decoded(const json& kv, const char* field) {
   auto it = kv.find(field);
   if (it == kv.end() || it->is_null()) return "";
-  if (!it->is_string()) throw std::invalid_argument(std::string("field \"") + field +
-                                                    "\" is not a base64 string");
+  if (!it->is_string())
+    throw std::invalid_argument(std::string("field \"") + field + "\" is not a base64 string");
   auto bytes = base64_decode(it->get_ref<const std::string&>());
   if (!bytes) throw std::invalid_argument(std::string("field \"") + field + "\" is not base64");
   return *bytes;
@@ -42,8 +42,8 @@ std::string base64_encode(std::string_view in) {
   out.reserve((in.size() + 2) / 3 * 4);
   size_t i = 0;
   for (; i + 2 < in.size(); i += 3) {
-    uint32_t v = (uint32_t(uint8_t(in[i])) << 16) | (uint32_t(uint8_t(in[i + 1])) << 8) |
-                 uint8_t(in[i + 2]);
+    uint32_t v =
+        (uint32_t(uint8_t(in[i])) << 16) | (uint32_t(uint8_t(in[i + 1])) << 8) | uint8_t(in[i + 2]);
     for (int s = 18; s >= 0; s -= 6) out.push_back(kAlphabet[(v >> s) & 63]);
   }
   if (size_t rest = in.size() - i; rest > 0) {
@@ -154,9 +154,7 @@ WatchEvent parse_watch_event(const json& event) {
   if (auto prev = event.find("prev_kv"); prev != event.end() && prev->is_object()) {
     try {
       out.prev_lease = get_int(*prev, "lease");
-    } catch (const std::invalid_argument&) {
-      out.prev_lease = 0;
-    }
+    } catch (const std::invalid_argument&) { out.prev_lease = 0; }
   }
   return out;
 }
@@ -192,7 +190,8 @@ std::optional<GatewayError> parse_error(const json& body) {
     e.message = it->get<std::string>();
   }
   for (const char* f : {"code", "grpc_code"}) {
-    if (auto c = holder.find(f); c != holder.end() && c->is_number_integer()) e.code = c->get<int>();
+    if (auto c = holder.find(f); c != holder.end() && c->is_number_integer())
+      e.code = c->get<int>();
   }
   return e;
 }

@@ -325,8 +325,8 @@ bool EtcdV3Store::subnet_of(const std::string& key, LeaseKey* subnet, std::strin
       return true;
     }
   }
-  *why = "key \"" + key + "\" is not a lease (want " + subnets_dir_ + "A.B.C.D-N or " + subnets_dir_ +
-         "A.B.C.D-N&<ipv6>-M, canonical and in lowercase)";
+  *why = "key \"" + key + "\" is not a lease (want " + subnets_dir_ + "A.B.C.D-N or " +
+         subnets_dir_ + "A.B.C.D-N&<ipv6>-M, canonical and in lowercase)";
   return false;
 }
 
@@ -359,10 +359,10 @@ Status EtcdV3Store::get_config(std::string* out) {
   }
   auto kvs = r.find("kvs");
   if (kvs == r.end() || !kvs->is_array() || kvs->empty()) {
-    return Status::Error(StoreCode::kNotFound,
-                         "no network config at " + config_key_ + " in etcd v3 (" + describe() +
-                             "); write it with ETCDCTL_API=3 etcdctl put " + config_key_ +
-                             " '{\"Network\": ...}'");
+    return Status::Error(StoreCode::kNotFound, "no network config at " + config_key_ +
+                                                   " in etcd v3 (" + describe() +
+                                                   "); write it with ETCDCTL_API=3 etcdctl put " +
+                                                   config_key_ + " '{\"Network\": ...}'");
   }
   try {
     *out = etcd_v3::parse_kv((*kvs)[0]).value;
@@ -379,7 +379,8 @@ Status EtcdV3Store::set_config(const std::string& text) {
 
 Status EtcdV3Store::list_leases(LeaseList* out) {
   json r;
-  if (Status s = call("/v3/kv/range", etcd_v3::range_request(subnets_dir_, subnets_end_), false, &r);
+  if (Status s =
+          call("/v3/kv/range", etcd_v3::range_request(subnets_dir_, subnets_end_), false, &r);
       !s.ok()) {
     return s;
   }
@@ -401,9 +402,7 @@ Status EtcdV3Store::list_leases(LeaseList* out) {
           list.leases.push_back(std::move(l));
           continue;
         }
-      } catch (const std::exception& e) {
-        why = std::string("unreadable key-value: ") + e.what();
-      }
+      } catch (const std::exception& e) { why = std::string("unreadable key-value: ") + e.what(); }
       list.warnings.push_back("skipped " + why);
     }
   }
@@ -422,16 +421,15 @@ Status EtcdV3Store::get_lease(const LeaseKey& subnet, Lease* out) {
   std::string why;
   Status failed;
   try {
-    if (lease_of(etcd_v3::parse_kv((*kvs)[0]), /*ask=*/true, out, &why, &failed)) return Status::Ok();
-  } catch (const std::exception& e) {
-    why = e.what();
-  }
+    if (lease_of(etcd_v3::parse_kv((*kvs)[0]), /*ask=*/true, out, &why, &failed))
+      return Status::Ok();
+  } catch (const std::exception& e) { why = e.what(); }
   if (!failed.ok()) return failed;
   return Status::Error(StoreCode::kInvalid, why);
 }
 
-Status EtcdV3Store::write_lease(const Lease& lease, std::chrono::seconds ttl,
-                                const json& compare, bool renew, Lease* out) {
+Status EtcdV3Store::write_lease(const Lease& lease, std::chrono::seconds ttl, const json& compare,
+                                bool renew, Lease* out) {
   if (ttl.count() < 0) {
     return Status::Error(StoreCode::kInvalid,
                          "ttl " + std::to_string(ttl.count()) + " s: must be 0 or positive");
@@ -444,9 +442,10 @@ Status EtcdV3Store::write_lease(const Lease& lease, std::chrono::seconds ttl,
   }
   json txn = {
       {"compare", json::array({compare})},
-      {"success", json::array({json{
-                      {"request_put", etcd_v3::put_request(key, etcd_v3::encode_lease_value(lease.attrs),
-                                                         id, /*prev_kv=*/renew)}}})},
+      {"success",
+       json::array(
+           {json{{"request_put", etcd_v3::put_request(key, etcd_v3::encode_lease_value(lease.attrs),
+                                                      id, /*prev_kv=*/renew)}}})},
       {"failure", json::array({json{{"request_range", etcd_v3::range_request(key)}}})},
   };
   json r;
@@ -459,7 +458,8 @@ Status EtcdV3Store::write_lease(const Lease& lease, std::chrono::seconds ttl,
     if (id != 0) revoke(id);
     if (renew && !has_kvs(first_response(r, "response_range"))) {
       return Status::Error(StoreCode::kNotFound, "no lease for " + lease.key().str() +
-                                                     " any more (" + key + "): it expired or was deleted");
+                                                     " any more (" + key +
+                                                     "): it expired or was deleted");
     }
     return Status::Error(StoreCode::kConflict,
                          renew ? "lease " + lease.key().str() + " was changed since revision " +
@@ -475,9 +475,7 @@ Status EtcdV3Store::write_lease(const Lease& lease, std::chrono::seconds ttl,
       if (auto prev = put->find("prev_kv"); prev != put->end()) {
         try {
           old = etcd_v3::get_int(*prev, "lease");
-        } catch (const std::exception&) {
-          old = 0;
-        }
+        } catch (const std::exception&) { old = 0; }
       }
     }
     if (old != 0 && old != id) revoke(old);  // as flannel leaves it to expire; we clean up
@@ -496,10 +494,10 @@ Status EtcdV3Store::renew_lease(const Lease& lease, std::chrono::seconds ttl, Le
     return Status::Error(StoreCode::kInvalid, "renew of " + lease.key().str() +
                                                   ": revision 0 (the lease was never read)");
   }
-  return write_lease(lease, ttl,
-                     etcd_v3::compare_equal(lease_key(lease.key()), "MOD",
-                                          static_cast<int64_t>(lease.revision)),
-                     /*renew=*/true, renewed);
+  return write_lease(
+      lease, ttl,
+      etcd_v3::compare_equal(lease_key(lease.key()), "MOD", static_cast<int64_t>(lease.revision)),
+      /*renew=*/true, renewed);
 }
 
 Status EtcdV3Store::delete_lease(const LeaseKey& subnet, uint64_t expected_revision) {
@@ -521,8 +519,8 @@ Status EtcdV3Store::delete_lease(const LeaseKey& subnet, uint64_t expected_revis
     return Status::Ok();
   }
   json txn = {
-      {"compare", json::array({etcd_v3::compare_equal(key, "MOD",
-                                                    static_cast<int64_t>(expected_revision))})},
+      {"compare",
+       json::array({etcd_v3::compare_equal(key, "MOD", static_cast<int64_t>(expected_revision))})},
       {"success", json::array({json{{"request_delete_range", etcd_v3::range_request(key)}}})},
       {"failure", json::array({json{{"request_range", etcd_v3::range_request(key)}}})},
   };
@@ -531,9 +529,9 @@ Status EtcdV3Store::delete_lease(const LeaseKey& subnet, uint64_t expected_revis
   if (!has_kvs(first_response(r, "response_range"))) {
     return Status::Error(StoreCode::kNotFound, "no lease for " + subnet.str() + " (" + key + ")");
   }
-  return Status::Error(StoreCode::kConflict, "lease " + subnet.str() +
-                                                 " was changed since revision " +
-                                                 std::to_string(expected_revision));
+  return Status::Error(
+      StoreCode::kConflict,
+      "lease " + subnet.str() + " was changed since revision " + std::to_string(expected_revision));
 }
 
 }  // namespace flannel

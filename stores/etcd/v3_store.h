@@ -38,9 +38,10 @@
 // remembers the expiry of every lease it granted itself (grant time + granted TTL) and of every
 // lease it asked timetolive about, by lease id. get_lease asks timetolive for an id it does not
 // know (one call; its failure fails the call); a watch PUT event does the same (a failure ends
-// the watch with kUnavailable, cursor not advanced past that event) (as current flannel does per event; renewals
-// are rare). list_leases never does: a listing of 10,000 leases is one range request, and a
-// leased key whose id this Store does not know is listed with expiration = kUnknownExpiry
+// the watch with kUnavailable, cursor not advanced past that event) (as current flannel does per
+// event; renewals are rare). list_leases never does: a listing of 10,000 leases is one range
+// request, and a leased key whose id this Store does not know is listed with expiration =
+// kUnknownExpiry
 // (= kUnknownExpiration of store.h: present, so it is not mistaken for a reservation, but with
 // no time). Nothing needs more:
 // the allocator and lease keeper only test whether an expiration is present (reservation or
@@ -55,8 +56,8 @@
 //
 // Dual-stack keys "10.5.34.0-24&fc00::-64" (current flannel's) are leases like any other.
 // Malformed entries under `<prefix>/subnets/` (a key that is not a canonical subnet name, a
-// value that is not lease JSON) are skipped with a warning in list and watch, the watch cursor moves past them, and
-// they are never deleted.
+// value that is not lease JSON) are skipped with a warning in list and watch, the watch cursor
+// moves past them, and they are never deleted.
 //
 // Auth: with EtcdOptions::username set, a token from /v3/auth/authenticate is sent as the
 // Authorization header and renewed once when etcd rejects it (tokens expire). If etcd says
@@ -71,9 +72,9 @@
 #include <unordered_map>
 
 #include "core/thread_annotations.h"
-#include "stores/etcd/v3_codec.h"
 #include "stores/etcd/http_client.h"
 #include "stores/etcd/options.h"
+#include "stores/etcd/v3_codec.h"
 #include "stores/store.h"
 
 namespace flannel {
@@ -109,8 +110,8 @@ class EtcdV3Store : public Store {
   // One unary gateway call: POST `body` to `path` (with the auth token), parse the JSON, map
   // errors to a Status, check the header for a store reset. On success *out is the response.
   // `check` = false skips the reset check (the confirmation read of check_header).
-  Status call(const std::string& path, const etcd_v3::json& body, bool one_shot,
-              etcd_v3::json* out, bool check = true);
+  Status call(const std::string& path, const etcd_v3::json& body, bool one_shot, etcd_v3::json* out,
+              bool check = true);
   Status authenticate() EXCLUDES(mu_);
   std::string token() EXCLUDES(mu_);
   bool needs_authentication() EXCLUDES(mu_);  // username set and no authenticate() yet

@@ -13,9 +13,9 @@ namespace {
 
 // What the stream said so far; filled by the body callback, line by line.
 struct StreamState {
-  size_t parsed = 0;   // bytes of the body already consumed (complete lines)
+  size_t parsed = 0;  // bytes of the body already consumed (complete lines)
   bool finished = false;
-  Status status;       // non-ok: an error, history gone, a reset (ends the watch)
+  Status status;  // non-ok: an error, history gone, a reset (ends the watch)
   bool auth_error = false;
 };
 
@@ -153,10 +153,10 @@ Status EtcdV3Store::Watch::check_result(const json& res) {
                                " (the store was reset); list the leases again");
     }
     if (uint64_t compacted = etcd_v3::get_uint(res, "compact_revision"); compacted != 0) {
-      return Status::Error(StoreCode::kHistoryGone,
-                           "etcd watch from revision " + std::to_string(after_ + 1) +
-                               ": history compacted up to " + std::to_string(compacted) +
-                               "; list again");
+      return Status::Error(StoreCode::kHistoryGone, "etcd watch from revision " +
+                                                        std::to_string(after_ + 1) +
+                                                        ": history compacted up to " +
+                                                        std::to_string(compacted) + "; list again");
     }
   } catch (const std::exception& e) {
     return Status::Error(StoreCode::kInvalid, std::string("etcd watch: ") + e.what());
@@ -258,8 +258,7 @@ EtcdV3Store::Watch::Next EtcdV3Store::Watch::after_stream_error(const StreamStat
 
 // The stream ended without an error message: events, cancellation, the deadline, a failed
 // transfer, an HTTP error, or the server closing it.
-EtcdV3Store::Watch::Next EtcdV3Store::Watch::after_response(const HttpResponse& resp,
-                                                            int attempt) {
+EtcdV3Store::Watch::Next EtcdV3Store::Watch::after_response(const HttpResponse& resp, int attempt) {
   if (!r_.events.empty()) return Next::kReturn;  // kOk
   switch (resp.outcome) {
     case HttpResponse::Outcome::kCancelled:
@@ -271,8 +270,7 @@ EtcdV3Store::Watch::Next EtcdV3Store::Watch::after_response(const HttpResponse& 
     case HttpResponse::Outcome::kTransport:
       r_.status = Status::Error(StoreCode::kUnavailable, resp.error);
       return Next::kReturn;
-    case HttpResponse::Outcome::kOk:
-      break;
+    case HttpResponse::Outcome::kOk: break;
   }
   if (resp.status != 200) return after_http_error(resp, attempt);
   r_.status =
@@ -289,10 +287,10 @@ EtcdV3Store::Watch::Next EtcdV3Store::Watch::after_http_error(const HttpResponse
       attempt == 0) {
     return reauthenticate();
   }
-  r_.status = Status::Error(StoreCode::kUnavailable,
-                            "etcd " + resp.endpoint + "/v3/watch: HTTP " +
-                                std::to_string(resp.status) + ": " +
-                                (err ? err->message : resp.body.substr(0, 200)));
+  r_.status =
+      Status::Error(StoreCode::kUnavailable, "etcd " + resp.endpoint + "/v3/watch: HTTP " +
+                                                 std::to_string(resp.status) + ": " +
+                                                 (err ? err->message : resp.body.substr(0, 200)));
   return Next::kReturn;
 }
 

@@ -52,8 +52,7 @@ bool Query::step() {
 }
 
 void Query::run() {
-  while (step()) {
-  }
+  while (step()) {}
 }
 
 bool Query::is_null(int column) const { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }

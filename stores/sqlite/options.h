@@ -8,7 +8,7 @@
 namespace flannel {
 
 struct SqliteOptions {
-  std::string path;                          // database file; created if missing
+  std::string path;                            // database file; created if missing
   std::string prefix = "/coreos.com/network";  // one file can hold several networks
   std::chrono::milliseconds busy_timeout{5000};
   // Lease events kept for watchers; a watcher further behind gets kHistoryGone (as etcd's 1000).

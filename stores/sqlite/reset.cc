@@ -78,8 +78,7 @@ SqliteStore::~SqliteStore() {
   std::optional<std::pair<uint64_t, uint64_t>> now;
   try {
     now = stat_path(options_.path);
-  } catch (const DbError&) {
-  }
+  } catch (const DbError&) {}
   if (!now || FileId{now->first, now->second} != file_) {
     if (db_) db_->keep_wal_on_close();
     for (auto& db : watch_pool_) db->keep_wal_on_close();
@@ -142,9 +141,7 @@ Status SqliteStore::watch_check(uint64_t generation) {
   MutexLock lock(&mu_, std::adopt_lock);
   try {
     if (Status s = check_reset_locked(); !s.ok()) return s;
-  } catch (const DbError& e) {
-    return error_status(e.code(), e.what());
-  }
+  } catch (const DbError& e) { return error_status(e.code(), e.what()); }
   return reopened_since(generation);
 }
 

@@ -52,10 +52,8 @@ uint64_t record_event(Db& db, size_t limit, const std::string& prefix, const std
         "INSERT INTO flannel_events(revision, prefix, subnet, action, value, expiration) "
         "VALUES(?, ?, ?, ?, ?, ?)");
     q.bind(1, rev).bind(2, prefix).bind(3, key).bind(4, std::string_view(action));
-    if (value)
-      q.bind(5, *value);
-    else
-      q.bind_null(5);
+    if (value) q.bind(5, *value);
+    else q.bind_null(5);
     q.bind(6, expiration).run();
   }
   db.query("DELETE FROM flannel_events WHERE revision <= ?")

@@ -14,7 +14,8 @@ namespace flannel::sqlite {
 // or newer file is refused without being modified. Safe to race with other processes opening
 // the same new file. A new file gets a random store id in flannel_meta ('store_id'); an existing
 // file without one gets one (an extra meta row, not a schema change: the schema version stays,
-// and builds that do not know the row ignore it). Throws std::runtime_error with an operator-facing message naming `path`.
+// and builds that do not know the row ignore it). Throws std::runtime_error with an operator-facing
+// message naming `path`.
 void prepare_schema(Db& db, const std::string& path, int supported_version);
 
 // What identifies one store file across connections: the random id written at creation (""

@@ -28,7 +28,6 @@ using sqlite::sweep_expired;
 using sqlite::try_sweep;
 using sqlite::Txn;
 
-
 std::unique_ptr<SqliteStore> SqliteStore::open(const SqliteOptions& options) {
   return std::unique_ptr<SqliteStore>(new SqliteStore(options, open_file(options)));
 }
@@ -42,7 +41,6 @@ SqliteStore::SqliteStore(const SqliteOptions& options, Opened opened)
   options_.prefix = std::move(opened.prefix);
   options_.history_limit = std::max<size_t>(options_.history_limit, 1);
 }
-
 
 std::string SqliteStore::describe() const {
   std::string d = "sqlite " + options_.path;
@@ -192,31 +190,40 @@ Status SqliteStore::write_lease(const Lease& lease, std::chrono::seconds ttl, bo
           .run();
     }
     txn.commit();
-    if (out) *out = Lease{lease.subnet, decode_lease_attrs(value), from_unix_ms(expiration), rev, lease.ipv6_subnet};
+    if (out)
+      *out = Lease{lease.subnet, decode_lease_attrs(value), from_unix_ms(expiration), rev,
+                   lease.ipv6_subnet};
     return Status::Ok();
   });
 }
 
 Status SqliteStore::create_lease(const Lease& lease, std::chrono::seconds ttl, Lease* created) {
   const std::string where = "sqlite " + options_.path + ": lease " + subnet_key(lease.key());
-  return write_lease(lease, ttl, /*insert=*/true, [&](std::optional<uint64_t> stored) {
-    if (stored) return Status::Error(StoreCode::kConflict, where + " already exists");
-    return Status::Ok();
-  }, created);
+  return write_lease(
+      lease, ttl, /*insert=*/true,
+      [&](std::optional<uint64_t> stored) {
+        if (stored) return Status::Error(StoreCode::kConflict, where + " already exists");
+        return Status::Ok();
+      },
+      created);
 }
 
 Status SqliteStore::renew_lease(const Lease& lease, std::chrono::seconds ttl, Lease* renewed) {
   const std::string where = "sqlite " + options_.path + ": lease " + subnet_key(lease.key());
-  return write_lease(lease, ttl, /*insert=*/false, [&](std::optional<uint64_t> stored) {
-    if (!stored) return Status::Error(StoreCode::kNotFound, where + " is gone (deleted or expired)");
-    if (*stored != lease.revision) {
-      return Status::Error(StoreCode::kConflict,
-                           where + " was changed by someone else (revision " +
-                               std::to_string(*stored) + ", ours " +
-                               std::to_string(lease.revision) + ")");
-    }
-    return Status::Ok();
-  }, renewed);
+  return write_lease(
+      lease, ttl, /*insert=*/false,
+      [&](std::optional<uint64_t> stored) {
+        if (!stored)
+          return Status::Error(StoreCode::kNotFound, where + " is gone (deleted or expired)");
+        if (*stored != lease.revision) {
+          return Status::Error(StoreCode::kConflict, where +
+                                                         " was changed by someone else (revision " +
+                                                         std::to_string(*stored) + ", ours " +
+                                                         std::to_string(lease.revision) + ")");
+        }
+        return Status::Ok();
+      },
+      renewed);
 }
 
 Status SqliteStore::delete_lease(const LeaseKey& subnet, uint64_t expected_revision) {

@@ -140,10 +140,10 @@ class SqliteStore : public Store {
   SqliteOptions options_;
   Mutex mu_;
   std::unique_ptr<sqlite::Db> db_ GUARDED_BY(mu_) PT_GUARDED_BY(mu_);
-  FileId file_ GUARDED_BY(mu_);         // the file db_ is on
+  FileId file_ GUARDED_BY(mu_);  // the file db_ is on
   std::string store_id_ GUARDED_BY(mu_);
   uint64_t max_revision_ GUARDED_BY(mu_) = 0;  // highest revision seen in this file
-  std::atomic<uint64_t> generation_{0};  // bumped by every reopen after a reset
+  std::atomic<uint64_t> generation_{0};        // bumped by every reopen after a reset
   Mutex pool_mu_;
   std::vector<std::unique_ptr<sqlite::Db>> watch_pool_ GUARDED_BY(pool_mu_);
 };

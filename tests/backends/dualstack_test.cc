@@ -26,8 +26,13 @@ TEST(DualStackBackends, UdpAndWireguardRefuseIpv6WithAClearError) {
   for (const char* type : {"udp", "wireguard"}) {
     auto b = make_backend(type);
     // Documentation addresses; setup() must throw before using them.
-    ExternalInterface ext{"eth0", 1, 1500, IP4::parse("192.0.2.1"), IP4::parse("192.0.2.1"),
-                          IP6::parse("2001:db8::1"), IP6::parse("2001:db8::1")};
+    ExternalInterface ext{"eth0",
+                          1,
+                          1500,
+                          IP4::parse("192.0.2.1"),
+                          IP4::parse("192.0.2.1"),
+                          IP6::parse("2001:db8::1"),
+                          IP6::parse("2001:db8::1")};
     try {
       b->setup(dual(type), ext);
       ADD_FAILURE() << type << " accepted EnableIPv6";

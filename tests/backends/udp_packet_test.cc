@@ -251,7 +251,7 @@ TEST(IP4PrefixTable, LongestPrefixWins) {
 TEST(IP4PrefixTable, ReplaceFindAndHostBits) {
   IP4PrefixTable<Peer> t;
   t.insert(IP4Net{ip4("10.5.34.9"), 24}, {1});  // host bits are ignored
-  t.insert(net4("10.5.34.0/24"), {2});           // replaces
+  t.insert(net4("10.5.34.0/24"), {2});          // replaces
   EXPECT_EQ(t.size(), 1u);
   ASSERT_NE(t.find(net4("10.5.34.0/24")), nullptr);
   EXPECT_EQ(t.find(net4("10.5.34.0/24"))->id, 2);
@@ -272,7 +272,8 @@ TEST(IP4PrefixTable, ThousandsOfPeers) {
   IP4PrefixTable<Peer> t;
   // 10.0.0.0/8 cut into /24 leases: 65536 peers, plus a few /28s inside some of them.
   for (uint32_t i = 0; i < 65536; ++i) t.insert(IP4Net{IP4{0x0a000000u | (i << 8)}, 24}, {int(i)});
-  for (uint32_t i = 0; i < 65536; i += 1000) t.insert(IP4Net{IP4{0x0a000000u | (i << 8) | 16}, 28}, {-int(i)});
+  for (uint32_t i = 0; i < 65536; i += 1000)
+    t.insert(IP4Net{IP4{0x0a000000u | (i << 8) | 16}, 28}, {-int(i)});
   EXPECT_EQ(t.size(), 65536u + 66u);
   for (uint32_t i = 0; i < 65536; i += 7) {
     const uint32_t base = 0x0a000000u | (i << 8);
@@ -331,11 +332,12 @@ std::vector<uint8_t> tcp_packet(size_t payload, uint32_t seq, uint8_t flags, uin
   t[23] = 10;
   store32(t + 24, 0x01020304);
   store32(t + 28, 0x05060708);
-  for (size_t i = 0; i < payload; ++i) p[hl + thl + i] = static_cast<uint8_t>((pattern_start + i) * 7);
-  store16(t + 16, static_cast<uint16_t>(~ones_sum(t, thl + payload,
-                                                   pseudo_header_sum(IP4::parse("10.5.1.2"),
-                                                                     IP4::parse("10.5.2.3"), kProtoTcp,
-                                                                     thl + payload))));
+  for (size_t i = 0; i < payload; ++i)
+    p[hl + thl + i] = static_cast<uint8_t>((pattern_start + i) * 7);
+  store16(t + 16, static_cast<uint16_t>(
+                      ~ones_sum(t, thl + payload,
+                                pseudo_header_sum(IP4::parse("10.5.1.2"), IP4::parse("10.5.2.3"),
+                                                  kProtoTcp, thl + payload))));
   return p;
 }
 
@@ -352,7 +354,8 @@ TEST(Ipv4Offload, FastSumMatchesReferenceAtAnyLengthAndAlignment) {
   for (auto& b : buf) b = static_cast<uint8_t>(rng());
   for (size_t start = 0; start < 8; ++start) {
     for (size_t len = 0; len < 260; ++len) {
-      ASSERT_EQ(ones_sum(buf.data() + start, len) % 0xffff, slow_sum(buf.data() + start, len) % 0xffff)
+      ASSERT_EQ(ones_sum(buf.data() + start, len) % 0xffff,
+                slow_sum(buf.data() + start, len) % 0xffff)
           << start << "+" << len;
     }
   }
@@ -382,7 +385,8 @@ TEST(Ipv4Offload, SegmentsLikeKernelTso) {
 
   std::vector<uint8_t> out(10000);
   size_t offset = 0, written = 0;
-  ASSERT_EQ(tcp_segment(super.data(), h, t, 1400, &offset, 64, out.data(), out.size(), &written), 4u);
+  ASSERT_EQ(tcp_segment(super.data(), h, t, 1400, &offset, 64, out.data(), out.size(), &written),
+            4u);
   EXPECT_EQ(offset, 5000u);
   EXPECT_EQ(written, 4 * 52 + 5000u);
   size_t at = 0;
@@ -401,10 +405,10 @@ TEST(Ipv4Offload, SegmentsLikeKernelTso) {
     EXPECT_EQ(f & 0x10, 0x10);
     EXPECT_EQ((f & 0x80) != 0, i == 0) << "CWR only on the first";
     EXPECT_EQ((f & 0x09) != 0, i == 3) << "PSH/FIN only on the last";
-    EXPECT_TRUE(std::equal(s + 20, s + 24, super.begin() + 20));   // ports
-    EXPECT_TRUE(std::equal(s + 28, s + 33, super.begin() + 28));   // ack, data offset
-    EXPECT_TRUE(std::equal(s + 34, s + 36, super.begin() + 34));   // window
-    EXPECT_TRUE(std::equal(s + 38, s + 52, super.begin() + 38));   // urg, options
+    EXPECT_TRUE(std::equal(s + 20, s + 24, super.begin() + 20));  // ports
+    EXPECT_TRUE(std::equal(s + 28, s + 33, super.begin() + 28));  // ack, data offset
+    EXPECT_TRUE(std::equal(s + 34, s + 36, super.begin() + 34));  // window
+    EXPECT_TRUE(std::equal(s + 38, s + 52, super.begin() + 38));  // urg, options
     EXPECT_TRUE(std::equal(s + 52, s + 52 + plen, super.begin() + 52 + 1400 * i));
     at += 52 + plen;
   }
@@ -414,7 +418,8 @@ TEST(Ipv4Offload, SegmentsLikeKernelTso) {
   offset = 0;
   while (offset < t.payload_len) {
     std::vector<uint8_t> part(3 * 1452);
-    size_t n = tcp_segment(super.data(), h, t, 1400, &offset, 3, part.data(), part.size(), &written);
+    size_t n =
+        tcp_segment(super.data(), h, t, 1400, &offset, 3, part.data(), part.size(), &written);
     ASSERT_GT(n, 0u);
     chunked.insert(chunked.end(), part.begin(), part.begin() + static_cast<long>(written));
   }
@@ -480,7 +485,7 @@ TEST(Ipv4Offload, CoalescesWhatSegmentationSplit) {
   // Everything but the TCP checksum (now the partial pseudo-header sum) is the original packet.
   std::vector<uint8_t> body(p, p + super.size());
   EXPECT_EQ(load16(&body[36]), pseudo_header_sum(IP4::parse("10.5.1.2"), IP4::parse("10.5.2.3"),
-                                                  kProtoTcp, super.size() - 20));
+                                                 kProtoTcp, super.size() - 20));
   ASSERT_TRUE(complete_checksum(body.data(), body.size(), 20, 16));
   EXPECT_EQ(body, super);
 
@@ -508,10 +513,10 @@ TEST(Ipv4Offload, DoesNotCoalesceAcrossFlowsGapsOrBadChecksums) {
   auto psh_first = segs;
   psh_first[0][33] |= 0x08;
   store16(&psh_first[0][36], 0);
-  store16(&psh_first[0][36],
-          static_cast<uint16_t>(~ones_sum(&psh_first[0][20], psh_first[0].size() - 20,
-                                          pseudo_header_sum(IP4::parse("10.5.1.2"), IP4::parse("10.5.2.3"),
-                                                            kProtoTcp, psh_first[0].size() - 20))));
+  store16(&psh_first[0][36], static_cast<uint16_t>(~ones_sum(
+                                 &psh_first[0][20], psh_first[0].size() - 20,
+                                 pseudo_header_sum(IP4::parse("10.5.1.2"), IP4::parse("10.5.2.3"),
+                                                   kProtoTcp, psh_first[0].size() - 20))));
   EXPECT_EQ(count_run(psh_first), 1u);
 
   auto ids = segs;  // IP IDs must follow each other too

@@ -18,9 +18,9 @@
 #include <map>
 
 #include "backends/backend.h"
-#include "backends/wireguard/wireguard.h"
 #include "backends/wireguard/config.h"
 #include "backends/wireguard/genl.h"
+#include "backends/wireguard/wireguard.h"
 
 namespace flannel {
 namespace {
@@ -41,7 +41,8 @@ WgKey key_at(const nlattr* a) {
 
 using Attrs = std::vector<nlattr*>;
 Attrs parse_nested(nlattr* a, int max) {
-  EXPECT_NE(a->nla_type & NLA_F_NESTED, 0) << "nest without NLA_F_NESTED (the kernel validates strictly)";
+  EXPECT_NE(a->nla_type & NLA_F_NESTED, 0)
+      << "nest without NLA_F_NESTED (the kernel validates strictly)";
   Attrs tb(static_cast<size_t>(max) + 1);
   EXPECT_EQ(nla_parse_nested(tb.data(), max, a, nullptr), 0);
   return tb;
@@ -69,9 +70,7 @@ SetMessage parse_set(const NlMsgPtr& msg) {
   Attrs tb(WGDEVICE_A_MAX + 1);
   EXPECT_EQ(genlmsg_parse(hdr, 0, tb.data(), WGDEVICE_A_MAX, nullptr), 0);
   EXPECT_TRUE(tb[WGDEVICE_A_IFNAME]);
-  if (tb[WGDEVICE_A_IFNAME]) {
-    EXPECT_STREQ(nla_get_string(tb[WGDEVICE_A_IFNAME]), "flannel-wg");
-  }
+  if (tb[WGDEVICE_A_IFNAME]) { EXPECT_STREQ(nla_get_string(tb[WGDEVICE_A_IFNAME]), "flannel-wg"); }
   return {hdr, tb};
 }
 
@@ -170,7 +169,8 @@ TEST(WireguardGenl, SetDeviceCarriesEveryAttribute) {
 
   p = parse_nested(peers[3], WGPEER_A_MAX);
   EXPECT_EQ(key_at(p[WGPEER_A_PUBLIC_KEY]), key(0x66));
-  for (int a = WGPEER_A_PRESHARED_KEY; a <= WGPEER_A_MAX; ++a) EXPECT_FALSE(p[a]) << "attribute " << a;
+  for (int a = WGPEER_A_PRESHARED_KEY; a <= WGPEER_A_MAX; ++a)
+    EXPECT_FALSE(p[a]) << "attribute " << a;
 }
 
 TEST(WireguardGenl, SetWithoutDeviceFieldsOrPeersSendsOnlyTheName) {
@@ -178,9 +178,7 @@ TEST(WireguardGenl, SetWithoutDeviceFieldsOrPeersSendsOnlyTheName) {
   ASSERT_EQ(msgs.size(), 1u);
   auto m = parse_set(msgs[0]);
   for (int a = WGDEVICE_A_IFINDEX; a <= WGDEVICE_A_MAX; ++a) {
-    if (a != WGDEVICE_A_IFNAME) {
-      EXPECT_FALSE(m.tb[a]) << "attribute " << a;
-    }
+    if (a != WGDEVICE_A_IFNAME) { EXPECT_FALSE(m.tb[a]) << "attribute " << a; }
   }
 }
 
@@ -196,7 +194,8 @@ TEST(WireguardGenl, LargeSetIsSplitAcrossMessagesKeepingOrder) {
     p.endpoint = "10.250.1." + std::to_string(i % 250 + 1) + ":51820";
     p.keepalive = 0;
     p.replace_allowed_ips = true;
-    p.allowed_ips = {IP4Net{IP4{IP4::parse("10.5.0.0").value + (static_cast<uint32_t>(i) << 8)}, 24}};
+    p.allowed_ips = {
+        IP4Net{IP4{IP4::parse("10.5.0.0").value + (static_cast<uint32_t>(i) << 8)}, 24}};
     set.peers.push_back(p);
   }
   auto msgs = build_wg_set_messages(kFamily, "flannel-wg", set, 4096);
@@ -221,12 +220,11 @@ TEST(WireguardGenl, LargeSetIsSplitAcrossMessagesKeepingOrder) {
   for (size_t i = 0; i < 300; ++i) EXPECT_EQ(seen[i], set.peers[i].public_key) << i;
 }
 
-std::string set_error(const UapiSet& set, const std::string& ifname = "flannel-wg", size_t max = kWgGenlMaxMessage) {
+std::string set_error(const UapiSet& set, const std::string& ifname = "flannel-wg",
+                      size_t max = kWgGenlMaxMessage) {
   try {
     build_wg_set_messages(kFamily, ifname, set, max);
-  } catch (const UapiError& e) {
-    return e.what();
-  }
+  } catch (const UapiError& e) { return e.what(); }
   return "(no error)";
 }
 
@@ -234,7 +232,8 @@ TEST(WireguardGenl, ValuesTheKernelCannotTakeAreClearErrors) {
   UapiSet set;
   UapiPeerSet p;
   p.public_key = key(1);
-  for (const std::string bad : {"10.250.0.2", "10.250.0.2:70000", "host:51820", "[fd00::2:51820", "10.250.0.2:"}) {
+  for (const std::string bad :
+       {"10.250.0.2", "10.250.0.2:70000", "host:51820", "[fd00::2:51820", "10.250.0.2:"}) {
     p.endpoint = bad;
     set.peers = {p};
     EXPECT_EQ(set_error(set), "WireGuard endpoint \"" + bad + "\" is not IPv4:port or [IPv6]:port");
@@ -248,7 +247,8 @@ TEST(WireguardGenl, ValuesTheKernelCannotTakeAreClearErrors) {
   p.keepalive.reset();
   p.allowed_ips.assign(100, IP4Net::parse("10.5.1.0/24"));
   set.peers = {p};
-  EXPECT_NE(set_error(set, "flannel-wg", 1024).find("does not fit in a 1024-byte request"), std::string::npos);
+  EXPECT_NE(set_error(set, "flannel-wg", 1024).find("does not fit in a 1024-byte request"),
+            std::string::npos);
 }
 
 TEST(WireguardGenl, GetDeviceIsADumpNamingTheDevice) {
@@ -372,7 +372,8 @@ TEST(WireguardGenl, ParsesGetDeviceAnswersMergingSplitPeers) {
   EXPECT_FALSE(b.has_preshared_key);
   EXPECT_EQ(b.endpoint, "");
   EXPECT_EQ(b.last_handshake_sec, 0);
-  EXPECT_EQ((std::vector<IP4Net>{IP4Net::parse("10.5.35.0/24"), IP4Net::parse("10.6.0.0/16")}), b.allowed_ips);
+  EXPECT_EQ((std::vector<IP4Net>{IP4Net::parse("10.5.35.0/24"), IP4Net::parse("10.6.0.0/16")}),
+            b.allowed_ips);
 
   // The metrics from this answer: the same figures the wireguard-go path exposes.
   std::map<WgKey, IP4Net> subnets{{key(0x22), IP4Net::parse("10.5.34.0/24")}};
@@ -393,12 +394,14 @@ TEST(WireguardGenl, ParsesGetDeviceAnswersMergingSplitPeers) {
   EXPECT_FALSE(stats[1].handshake_age_seconds);
   EXPECT_EQ(stats[1].subnet, IP4Net{});
   std::string text = render_wireguard_metrics(stats, 0);
-  EXPECT_NE(text.find("flannel_wireguard_peer_last_handshake_age_seconds{peer=\"10.5.34.0/24\",public_key=\"" +
-                      key(0x22).base64() + "\"} 10.500\n"),
-            std::string::npos)
+  EXPECT_NE(
+      text.find(
+          "flannel_wireguard_peer_last_handshake_age_seconds{peer=\"10.5.34.0/24\",public_key=\"" +
+          key(0x22).base64() + "\"} 10.500\n"),
+      std::string::npos)
       << text;
-  EXPECT_NE(text.find("flannel_wireguard_peer_rx_bytes{peer=\"10.5.34.0/24\",public_key=\"" + key(0x22).base64() +
-                      "\"} 123456789012\n"),
+  EXPECT_NE(text.find("flannel_wireguard_peer_rx_bytes{peer=\"10.5.34.0/24\",public_key=\"" +
+                      key(0x22).base64() + "\"} 123456789012\n"),
             std::string::npos)
       << text;
 }
@@ -407,9 +410,7 @@ std::string reply_error(Reply& r) {
   UapiDevice dev;
   try {
     parse_wg_get_reply(r.hdr(), &dev);
-  } catch (const UapiError& e) {
-    return e.what();
-  }
+  } catch (const UapiError& e) { return e.what(); }
   return "(no error)";
 }
 
@@ -439,7 +440,8 @@ TEST(WireguardGenl, MalformedAnswersAreErrorsNotCrashes) {
     r.end(p);
     r.end(peers);
     EXPECT_EQ(reply_error(r),
-              "generic netlink GET_DEVICE: a peer endpoint of 5 bytes is neither sockaddr_in nor sockaddr_in6");
+              "generic netlink GET_DEVICE: a peer endpoint of 5 bytes is neither sockaddr_in nor "
+              "sockaddr_in6");
   }
   {
     Reply r;
@@ -452,7 +454,8 @@ TEST(WireguardGenl, MalformedAnswersAreErrorsNotCrashes) {
     r.end(ips);
     r.end(p);
     r.end(peers);
-    EXPECT_EQ(reply_error(r), "generic netlink GET_DEVICE: an allowed IP of family 2, 4 address bytes, /33");
+    EXPECT_EQ(reply_error(r),
+              "generic netlink GET_DEVICE: an allowed IP of family 2, 4 address bytes, /33");
   }
 }
 
@@ -468,7 +471,9 @@ TEST(WireguardGenl, ClientWithoutTheKernelFamilyIsAClearError) {
     if (what.find("no \"wireguard\" family") == std::string::npos) {
       GTEST_SKIP() << "this kernel has the wireguard family: " << what;
     }
-    EXPECT_NE(what.find("is the wireguard module loaded?), needed for device flannel-wg-ut"), std::string::npos) << what;
+    EXPECT_NE(what.find("is the wireguard module loaded?), needed for device flannel-wg-ut"),
+              std::string::npos)
+        << what;
   }
   EXPECT_THROW(client.set(UapiSet{}), UapiError);
 }
@@ -489,13 +494,16 @@ struct Probe {
 TEST(WireguardImplementationChoice, AutoFollowsTheProbe) {
   std::string why;
   Probe yes{true};
-  EXPECT_EQ(choose_wg_implementation(WgImplementation::kAuto, yes.fn(), &why), WgImplementation::kKernel);
+  EXPECT_EQ(choose_wg_implementation(WgImplementation::kAuto, yes.fn(), &why),
+            WgImplementation::kKernel);
   EXPECT_EQ(yes.calls, 1);
   EXPECT_EQ(why, "wireguard: the kernel has WireGuard; using kernel WireGuard (generic netlink)");
   Probe no{false};
-  EXPECT_EQ(choose_wg_implementation(WgImplementation::kAuto, no.fn(), &why), WgImplementation::kUserspace);
+  EXPECT_EQ(choose_wg_implementation(WgImplementation::kAuto, no.fn(), &why),
+            WgImplementation::kUserspace);
   EXPECT_EQ(why,
-            "wireguard: no kernel WireGuard on this host (no wireguard module); using userspace WireGuard "
+            "wireguard: no kernel WireGuard on this host (no wireguard module); using userspace "
+            "WireGuard "
             "(wireguard-go)");
 }
 
@@ -503,17 +511,23 @@ TEST(WireguardImplementationChoice, UserspaceForcedNeverProbes) {
   std::string why;
   for (bool kernel : {true, false}) {
     Probe probe{kernel};
-    EXPECT_EQ(choose_wg_implementation(WgImplementation::kUserspace, probe.fn(), &why), WgImplementation::kUserspace);
+    EXPECT_EQ(choose_wg_implementation(WgImplementation::kUserspace, probe.fn(), &why),
+              WgImplementation::kUserspace);
     EXPECT_EQ(probe.calls, 0);
-    EXPECT_EQ(why, "wireguard: using userspace WireGuard (wireguard-go), as configured (\"Implementation\":\"userspace\")");
+    EXPECT_EQ(why,
+              "wireguard: using userspace WireGuard (wireguard-go), as configured "
+              "(\"Implementation\":\"userspace\")");
   }
 }
 
 TEST(WireguardImplementationChoice, KernelForcedNeedsTheModule) {
   std::string why;
   Probe yes{true};
-  EXPECT_EQ(choose_wg_implementation(WgImplementation::kKernel, yes.fn(), &why), WgImplementation::kKernel);
-  EXPECT_EQ(why, "wireguard: using kernel WireGuard (generic netlink), as configured (\"Implementation\":\"kernel\")");
+  EXPECT_EQ(choose_wg_implementation(WgImplementation::kKernel, yes.fn(), &why),
+            WgImplementation::kKernel);
+  EXPECT_EQ(why,
+            "wireguard: using kernel WireGuard (generic netlink), as configured "
+            "(\"Implementation\":\"kernel\")");
   Probe no{false};
   try {
     choose_wg_implementation(WgImplementation::kKernel, no.fn(), &why);
@@ -521,7 +535,8 @@ TEST(WireguardImplementationChoice, KernelForcedNeedsTheModule) {
   } catch (const BackendError& e) {
     EXPECT_STREQ(e.what(),
                  "kernel WireGuard not available on this host (no wireguard module); use "
-                 "\"Implementation\":\"userspace\" (Debian's wireguard-go) or \"auto\" in the Backend config");
+                 "\"Implementation\":\"userspace\" (Debian's wireguard-go) or \"auto\" in the "
+                 "Backend config");
   }
 }
 

@@ -11,10 +11,10 @@
 #include <fstream>
 
 #include "backends/backend.h"
-#include "backends/wireguard/wireguard.h"
 #include "backends/wireguard/config.h"
 #include "backends/wireguard/key.h"
 #include "backends/wireguard/uapi.h"
+#include "backends/wireguard/wireguard.h"
 
 namespace flannel {
 namespace {
@@ -22,9 +22,7 @@ namespace {
 std::string config_error(const std::string& json) {
   try {
     decode_wireguard_config(json);
-  } catch (const BackendError& e) {
-    return e.what();
-  }
+  } catch (const BackendError& e) { return e.what(); }
   return "(no error)";
 }
 
@@ -53,15 +51,18 @@ TEST(WireguardConfig, DecodesEveryField) {
   EXPECT_EQ(c.keepalive_seconds, 25);
   EXPECT_EQ(c.mode, "ipv4");
   EXPECT_EQ(c.implementation, WgImplementation::kUserspace);
-  EXPECT_EQ(decode_wireguard_config(R"({"ListenPort":1,"LISTENPORT":2})").listen_port, 2);  // last wins
+  EXPECT_EQ(decode_wireguard_config(R"({"ListenPort":1,"LISTENPORT":2})").listen_port,
+            2);  // last wins
   EXPECT_EQ(decode_wireguard_config(R"({"ListenPort":null})").listen_port, 51820);
   EXPECT_EQ(decode_wireguard_config(R"({"Mode":"auto"})").mode, "auto");
-  EXPECT_EQ(decode_wireguard_config(R"({"Implementation":"kernel"})").implementation, WgImplementation::kKernel);
+  EXPECT_EQ(decode_wireguard_config(R"({"Implementation":"kernel"})").implementation,
+            WgImplementation::kKernel);
 }
 
 TEST(WireguardConfig, RejectsBadValuesNamingThem) {
   EXPECT_EQ(config_error(R"({"PersistentKeepaliveInterval":"25s"})"),
-            "error decoding backend config: PersistentKeepaliveInterval must be an integer like 25, got \"25s\"");
+            "error decoding backend config: PersistentKeepaliveInterval must be an integer like "
+            "25, got \"25s\"");
   EXPECT_EQ(config_error(R"({"ListenPort":0})"),
             "error decoding backend config: ListenPort must be between 1 and 65535, got 0");
   EXPECT_EQ(config_error(R"({"ListenPort":65536})"),
@@ -70,13 +71,16 @@ TEST(WireguardConfig, RejectsBadValuesNamingThem) {
             "error decoding backend config: ListenPortV6 must be between 1 and 65535, got -1");
   EXPECT_EQ(config_error(R"({"MTU":"1500"})"),
             "error decoding backend config: MTU must be an integer like 1500, got \"1500\"");
-  EXPECT_EQ(config_error(R"({"PSK":"short"})"),
-            "could not parse psk: \"short\" is not a base64 32-byte key (make one with: wg genpsk)");
-  EXPECT_EQ(config_error(R"({"PSK":5})"), "error decoding backend config: PSK must be a string, got 5");
+  EXPECT_EQ(
+      config_error(R"({"PSK":"short"})"),
+      "could not parse psk: \"short\" is not a base64 32-byte key (make one with: wg genpsk)");
+  EXPECT_EQ(config_error(R"({"PSK":5})"),
+            "error decoding backend config: PSK must be a string, got 5");
   EXPECT_EQ(config_error(R"({"Mode":"IPv4"})"),
             "no valid Mode configured: \"IPv4\" (valid: separate, auto, ipv4, ipv6)");
   EXPECT_EQ(config_error(R"({"Implementation":"go"})"),
-            "error decoding backend config: Implementation \"go\" is not valid (valid: auto, kernel, userspace)");
+            "error decoding backend config: Implementation \"go\" is not valid (valid: auto, "
+            "kernel, userspace)");
   EXPECT_EQ(config_error("[1]").rfind("error decoding backend config: expected an object", 0), 0u);
   EXPECT_EQ(config_error("{").rfind("error decoding backend config: ", 0), 0u);
 }
@@ -86,17 +90,20 @@ TEST(WireguardLeaseCodec, ByteExactAsCurrentFlannel) {
   EXPECT_EQ(encode_wg_backend_data({key, 51820}),
             R"({"PublicKey":"Bx3m2bJQ7fsM0k9EoD9fuHLBPPwDXwUaDmlHOvu+d3U=","Port":51820})");
   std::string why;
-  auto d = decode_wg_backend_data(R"({"PublicKey":"Bx3m2bJQ7fsM0k9EoD9fuHLBPPwDXwUaDmlHOvu+d3U=","Port":5000})", &why);
+  auto d = decode_wg_backend_data(
+      R"({"PublicKey":"Bx3m2bJQ7fsM0k9EoD9fuHLBPPwDXwUaDmlHOvu+d3U=","Port":5000})", &why);
   ASSERT_TRUE(d) << why;
   EXPECT_EQ(d->public_key, key);
   EXPECT_EQ(d->port, 5000);
-  d = decode_wg_backend_data(R"({"publickey":"Bx3m2bJQ7fsM0k9EoD9fuHLBPPwDXwUaDmlHOvu+d3U="})", &why);
+  d = decode_wg_backend_data(R"({"publickey":"Bx3m2bJQ7fsM0k9EoD9fuHLBPPwDXwUaDmlHOvu+d3U="})",
+                             &why);
   ASSERT_TRUE(d) << why;  // older flannel: no Port
   EXPECT_EQ(d->port, 0);
   EXPECT_FALSE(decode_wg_backend_data(R"({"PublicKey":"nope","Port":1})", &why));
   EXPECT_NE(why.find("no valid PublicKey"), std::string::npos) << why;
   EXPECT_FALSE(decode_wg_backend_data(R"({"Port":1})", &why));
-  EXPECT_FALSE(decode_wg_backend_data(R"({"PublicKey":"Bx3m2bJQ7fsM0k9EoD9fuHLBPPwDXwUaDmlHOvu+d3U=","Port":70000})", &why));
+  EXPECT_FALSE(decode_wg_backend_data(
+      R"({"PublicKey":"Bx3m2bJQ7fsM0k9EoD9fuHLBPPwDXwUaDmlHOvu+d3U=","Port":70000})", &why));
   EXPECT_FALSE(decode_wg_backend_data("", &why));
 }
 
@@ -119,7 +126,8 @@ TEST(WireguardKey, PublicKeyMatchesRfc7748AndWgPubkey) {
   // RFC 7748 section 6.1: Alice's private and public keys.
   auto priv = WgKey::from_hex("77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a");
   ASSERT_TRUE(priv);
-  EXPECT_EQ(priv->public_key().hex(), "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a");
+  EXPECT_EQ(priv->public_key().hex(),
+            "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a");
   WgKey gen = WgKey::generate_private();
   EXPECT_EQ(gen.bytes[0] & 7, 0);
   EXPECT_EQ(gen.bytes[31] & 0xc0, 0x40);
@@ -145,9 +153,7 @@ class KeyFile : public ::testing::Test {
   std::string error_of(const std::string& path) {
     try {
       load_or_create_private_key(path);
-    } catch (const BackendError& e) {
-      return e.what();
-    }
+    } catch (const BackendError& e) { return e.what(); }
     return "(no error)";
   }
   std::string dir_;
@@ -182,13 +188,18 @@ TEST_F(KeyFile, BadPermissionsAndCorruptKeyAreClearErrors) {
   std::string path = dir_ + "/wgkey";
   std::ofstream(path) << WgKey::generate_private().base64();
   ::chmod(path.c_str(), 0644);
-  EXPECT_EQ(error_of(path), "wireguard key file " + path +
-                                " has mode 0644: a private key must not be accessible to group or others "
-                                "(fix: chmod 600 " + path + ")");
+  EXPECT_EQ(error_of(path),
+            "wireguard key file " + path +
+                " has mode 0644: a private key must not be accessible to group or others "
+                "(fix: chmod 600 " +
+                path + ")");
   ::chmod(path.c_str(), 0600);
   std::ofstream(path, std::ios::trunc) << "not a key";
   std::string e = error_of(path);
-  EXPECT_EQ(e.rfind("could not parse private key from file " + path + ": expected a standard base64", 0), 0u) << e;
+  EXPECT_EQ(
+      e.rfind("could not parse private key from file " + path + ": expected a standard base64", 0),
+      0u)
+      << e;
   EXPECT_EQ(error_of(dir_), "wireguard key file " + dir_ + " is not a regular file");
 }
 
@@ -291,16 +302,18 @@ TEST(WireguardUapi, ErrnoAnswersAndMalformedOnesAreErrors) {
   } catch (const UapiError& e) {
     EXPECT_EQ(e.error_number(), 22);
     EXPECT_EQ(std::string(e.what()),
-              "UAPI set on /var/run/wireguard/flannel-wg.sock: the device answered errno=22 (Invalid argument)");
+              "UAPI set on /var/run/wireguard/flannel-wg.sock: the device answered errno=22 "
+              "(Invalid argument)");
   }
   EXPECT_THROW(check_uapi_errno("", "set"), UapiError);
   EXPECT_THROW(check_uapi_errno("errno=x\n\n", "set"), UapiError);
   EXPECT_THROW(parse_uapi_get("listen_port=1\nerrno=1\n\n"), UapiError);
   EXPECT_THROW(parse_uapi_get("public_key=zz\nerrno=0\n\n"), UapiError);
   EXPECT_THROW(parse_uapi_get("garbage\nerrno=0\n\n"), UapiError);
-  EXPECT_THROW(parse_uapi_get("public_key=0202020202020202020202020202020202020202020202020202020202020202\n"
-                              "allowed_ip=10.5.999.0/24\nerrno=0\n\n"),
-               UapiError);
+  EXPECT_THROW(
+      parse_uapi_get("public_key=0202020202020202020202020202020202020202020202020202020202020202\n"
+                     "allowed_ip=10.5.999.0/24\nerrno=0\n\n"),
+      UapiError);
 }
 
 TEST(WireguardMetrics, RendersPerPeerFigures) {
@@ -313,12 +326,20 @@ TEST(WireguardMetrics, RendersPerPeerFigures) {
   WgPeerStats never = s;
   never.handshake_age_seconds.reset();
   std::string text = render_wireguard_metrics({s, never}, 2);
-  EXPECT_NE(text.find("flannel_wireguard_peer_last_handshake_age_seconds{peer=\"10.5.34.0/24\",public_key=\"K=\"} 1.500\n"), std::string::npos) << text;
-  EXPECT_NE(text.find("flannel_wireguard_peer_rx_bytes{peer=\"10.5.34.0/24\",public_key=\"K=\"} 10\n"), std::string::npos);
-  EXPECT_NE(text.find("flannel_wireguard_peer_tx_bytes{peer=\"10.5.34.0/24\",public_key=\"K=\"} 20\n"), std::string::npos);
+  EXPECT_NE(text.find("flannel_wireguard_peer_last_handshake_age_seconds{peer=\"10.5.34.0/"
+                      "24\",public_key=\"K=\"} 1.500\n"),
+            std::string::npos)
+      << text;
+  EXPECT_NE(
+      text.find("flannel_wireguard_peer_rx_bytes{peer=\"10.5.34.0/24\",public_key=\"K=\"} 10\n"),
+      std::string::npos);
+  EXPECT_NE(
+      text.find("flannel_wireguard_peer_tx_bytes{peer=\"10.5.34.0/24\",public_key=\"K=\"} 20\n"),
+      std::string::npos);
   EXPECT_NE(text.find("flannel_wireguard_device_restarts_total 2\n"), std::string::npos);
   size_t first = text.find("last_handshake_age_seconds{");
-  EXPECT_EQ(text.find("last_handshake_age_seconds{", first + 1), std::string::npos);  // none for "never"
+  EXPECT_EQ(text.find("last_handshake_age_seconds{", first + 1),
+            std::string::npos);  // none for "never"
 }
 
 // Leases the backend must not configure are skipped with a line naming them, before any device
@@ -336,11 +357,13 @@ TEST(WireguardBackend, SkipsLeasesWithoutValidKeyOrOfAnotherType) {
   other.subnet = IP4Net::parse("10.5.35.0/24");
   other.attrs.backend_type = "vxlan";
   other.attrs.backend_data = R"({"VtepMAC":"82:4b:b6:2f:54:4e"})";
-  EXPECT_NO_THROW(b.apply({{PeerEvent::Type::kAdded, bad}, {PeerEvent::Type::kAdded, other},
+  EXPECT_NO_THROW(b.apply({{PeerEvent::Type::kAdded, bad},
+                           {PeerEvent::Type::kAdded, other},
                            {PeerEvent::Type::kRemoved, other}}));
   ASSERT_EQ(notes.size(), 2u);
-  EXPECT_EQ(notes[0], "wireguard: skipping peer 10.5.34.0/24: BackendData has no valid PublicKey (a base64 "
-                      "32-byte key): {\"PublicKey\":\"not-a-key\",\"Port\":51820}");
+  EXPECT_EQ(notes[0],
+            "wireguard: skipping peer 10.5.34.0/24: BackendData has no valid PublicKey (a base64 "
+            "32-byte key): {\"PublicKey\":\"not-a-key\",\"Port\":51820}");
   EXPECT_EQ(notes[1], "Ignoring non-wireguard subnet 10.5.35.0/24: type=vxlan");
 }
 

@@ -29,15 +29,16 @@ TEST(Allocator, Compatibility) {
   Config c = config();  // /24 subnets, 10.5.1.0 .. 10.5.255.0
   EXPECT_TRUE(is_compatible(c, IP4Net::parse("10.5.1.0/24")));
   EXPECT_TRUE(is_compatible(c, IP4Net::parse("10.5.255.0/24")));
-  EXPECT_FALSE(is_compatible(c, IP4Net::parse("10.5.0.0/24")));  // below SubnetMin
-  EXPECT_FALSE(is_compatible(c, IP4Net::parse("10.5.1.0/25")));  // wrong length
-  EXPECT_FALSE(is_compatible(c, IP4Net::parse("10.6.1.0/24")));  // outside Network
+  EXPECT_FALSE(is_compatible(c, IP4Net::parse("10.5.0.0/24")));            // below SubnetMin
+  EXPECT_FALSE(is_compatible(c, IP4Net::parse("10.5.1.0/25")));            // wrong length
+  EXPECT_FALSE(is_compatible(c, IP4Net::parse("10.6.1.0/24")));            // outside Network
   EXPECT_FALSE(is_compatible(c, IP4Net::parse_keep_host("10.5.1.7/24")));  // host bits
 }
 
 TEST(Allocator, ReusesOurCompatibleLease) {
   std::mt19937_64 rng(1);
-  std::vector<Lease> leases = {lease("10.5.3.0/24", "192.168.0.2"), lease("10.5.9.0/24", "192.168.0.1")};
+  std::vector<Lease> leases = {lease("10.5.3.0/24", "192.168.0.2"),
+                               lease("10.5.9.0/24", "192.168.0.1")};
   Allocation a = allocate_subnet(config(), leases, kMe, std::nullopt, rng);
   EXPECT_EQ(a.source, Source::kExisting);
   EXPECT_EQ(a.subnet.str(), "10.5.9.0/24");
@@ -50,9 +51,10 @@ TEST(Allocator, ReusesOurCompatibleLease) {
 
 TEST(Allocator, ReportsIncompatibleAndDuplicateLeasesOfOurs) {
   std::mt19937_64 rng(1);
-  std::vector<Lease> leases = {lease("10.6.0.0/24", "192.168.0.1"), lease("10.5.0.0/24", "192.168.0.1"),
-                               lease("10.5.4.0/24", "192.168.0.1"), lease("10.5.7.0/24", "192.168.0.1"),
-                               lease("10.5.8.0/24", "192.168.0.9")};
+  std::vector<Lease> leases = {
+      lease("10.6.0.0/24", "192.168.0.1"), lease("10.5.0.0/24", "192.168.0.1"),
+      lease("10.5.4.0/24", "192.168.0.1"), lease("10.5.7.0/24", "192.168.0.1"),
+      lease("10.5.8.0/24", "192.168.0.9")};
   // Several compatible leases: the one matching the previous subnet wins.
   Allocation a = allocate_subnet(config(), leases, kMe, IP4Net::parse("10.5.7.0/24"), rng);
   EXPECT_EQ(a.source, Source::kExisting);
@@ -71,7 +73,8 @@ TEST(Allocator, UsesFreePreviousSubnet) {
   std::mt19937_64 rng(1);
   std::vector<Lease> leases = {lease("10.5.3.0/24", "192.168.0.2")};
   // subnet.env holds 10.5.34.1/24; the caller may pass it with host bits.
-  Allocation a = allocate_subnet(config(), leases, kMe, IP4Net::parse_keep_host("10.5.34.1/24"), rng);
+  Allocation a =
+      allocate_subnet(config(), leases, kMe, IP4Net::parse_keep_host("10.5.34.1/24"), rng);
   EXPECT_EQ(a.source, Source::kPrevious);
   EXPECT_EQ(a.subnet.str(), "10.5.34.0/24");
   EXPECT_FALSE(a.existing);
@@ -83,7 +86,9 @@ TEST(Allocator, NeverStealsPreviousSubnetFromAnotherHost) {
   Allocation a = allocate_subnet(config(), leases, kMe, IP4Net::parse("10.5.34.0/24"), rng);
   EXPECT_EQ(a.source, Source::kNew);
   EXPECT_NE(a.subnet.str(), "10.5.34.0/24");
-  EXPECT_EQ(a.reason.rfind("previous subnet 10.5.34.0/24 from the subnet file is held by 192.168.0.2", 0), 0u)
+  EXPECT_EQ(
+      a.reason.rfind("previous subnet 10.5.34.0/24 from the subnet file is held by 192.168.0.2", 0),
+      0u)
       << a.reason;
   EXPECT_TRUE(a.incompatible.empty());
   // Nor when a lease of another length covers it.
@@ -133,7 +138,8 @@ TEST(Allocator, SkipsOverlapsOfAnyPrefixLength) {
                                lease("10.16.6.0/32", "1.1.1.5")};
   std::mt19937_64 rng(3);
   std::set<IP4Net> seen;  // ordered by address
-  for (int i = 0; i < 3000; ++i) seen.insert(allocate_subnet(c, leases, kMe, std::nullopt, rng).subnet);
+  for (int i = 0; i < 3000; ++i)
+    seen.insert(allocate_subnet(c, leases, kMe, std::nullopt, rng).subnet);
   EXPECT_EQ(seen.size(), 100u);
   EXPECT_EQ(seen.begin()->str(), "10.16.2.0/24");
   EXPECT_FALSE(seen.count(IP4Net::parse("10.16.0.0/24")));
@@ -152,9 +158,10 @@ TEST(Allocator, ExhaustionNamesTheRange) {
     allocate_subnet(c, leases, kMe, std::nullopt, rng);
     FAIL();
   } catch (const AllocError& e) {
-    EXPECT_STREQ(e.what(),
-                 "IPv4 network exhausted: all 3 subnets of 10.5.0.0/28 between SubnetMin 10.5.0.4 and "
-                 "SubnetMax 10.5.0.12 are leased (3 leases in the store)");
+    EXPECT_STREQ(
+        e.what(),
+        "IPv4 network exhausted: all 3 subnets of 10.5.0.0/28 between SubnetMin 10.5.0.4 and "
+        "SubnetMax 10.5.0.12 are leased (3 leases in the store)");
   }
   // One freed slot is found even at the very end.
   leases.pop_back();
@@ -163,13 +170,14 @@ TEST(Allocator, ExhaustionNamesTheRange) {
 
 TEST(Allocator, WholeAddressSpaceEdges) {
   Config c = parse_config(R"({"Network":"0.0.0.0/0"})");
-  std::vector<Lease> leases = {lease("0.0.0.0/1", "1.1.1.1"), lease("128.0.0.0/2", "1.1.1.2"),
+  std::vector<Lease> leases = {lease("0.0.0.0/1", "1.1.1.1"),   lease("128.0.0.0/2", "1.1.1.2"),
                                lease("192.0.0.0/3", "1.1.1.3"), lease("224.0.0.0/4", "1.1.1.4"),
                                lease("240.0.0.0/5", "1.1.1.5"), lease("248.0.0.0/6", "1.1.1.6"),
                                lease("252.0.0.0/7", "1.1.1.7"), lease("254.0.0.0/8", "1.1.1.8"),
                                lease("255.0.0.0/9", "1.1.1.9")};
   for (uint32_t k = 0; k < 32767; ++k) {  // all but the last /24 of 255.128.0.0/9
-    leases.push_back(lease(IP4Net{IP4{IP4::parse("255.128.0.0").value + (k << 8)}, 24}.str().c_str(), "1.1.2.1"));
+    leases.push_back(lease(
+        IP4Net{IP4{IP4::parse("255.128.0.0").value + (k << 8)}, 24}.str().c_str(), "1.1.2.1"));
   }
   std::mt19937_64 rng(1);
   auto start = std::chrono::steady_clock::now();
@@ -184,7 +192,8 @@ TEST(Allocator, ThousandLeases) {
   // Leases in shuffled order, all of the first 1000 candidates taken.
   for (uint32_t i = 0; i < 1000; ++i) {
     uint32_t k = (i * 7919) % 1000;
-    leases.push_back(lease(IP4Net{IP4{IP4::parse("10.5.0.64").value + (k << 6)}, 26}.str().c_str(), "10.0.0.1"));
+    leases.push_back(
+        lease(IP4Net{IP4{IP4::parse("10.5.0.64").value + (k << 6)}, 26}.str().c_str(), "10.0.0.1"));
   }
   std::mt19937_64 rng(5);
   std::set<IP4Net> seen;
@@ -230,12 +239,14 @@ TEST(Allocator, EarlierRivalHoldsOneOfOurSubnets) {
   // Nothing shared.
   EXPECT_FALSE(earlier_rival(mine, {mk("10.5.8.0/24", "fc00:0:0:8::/64", 3)}));
   // The earliest of several rivals is named.
-  r = earlier_rival(mine, {mk("10.5.7.0/24", nullptr, 15), mk("10.5.9.0/24", "fc00:0:0:7::/64", 12)});
+  r = earlier_rival(mine,
+                    {mk("10.5.7.0/24", nullptr, 15), mk("10.5.9.0/24", "fc00:0:0:7::/64", 12)});
   ASSERT_TRUE(r);
   EXPECT_EQ(r->revision, 12u);
   // IPv6-only keys (IPv4 part 0.0.0.0/0) collide on the IPv6 part only.
   Lease v6only = mk("0.0.0.0/0", "fc00:0:0:7::/64", 20);
-  EXPECT_FALSE(earlier_rival(v6only, {mk("0.0.0.0/0", "fc00:0:0:8::/64", 3), mk("10.5.1.0/24", nullptr, 4)}));
+  EXPECT_FALSE(earlier_rival(
+      v6only, {mk("0.0.0.0/0", "fc00:0:0:8::/64", 3), mk("10.5.1.0/24", nullptr, 4)}));
   EXPECT_TRUE(earlier_rival(v6only, {mk("10.5.1.0/24", "fc00:0:0:7::/64", 3)}));
   // The same whole key is the store's business (its create fails), not a rival.
   EXPECT_FALSE(earlier_rival(v6only, {mk("0.0.0.0/0", "fc00:0:0:7::/64", 3)}));

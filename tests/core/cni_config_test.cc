@@ -7,9 +7,13 @@ namespace {
 
 using nlohmann::json;
 
-const char* kEnv = "FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.34.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n";
+const char* kEnv =
+    "FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.34.1/"
+    "24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n";
 
-FlannelEnv env(const std::string& text = kEnv) { return parse_flannel_env(text, "/run/flannel/subnet.env"); }
+FlannelEnv env(const std::string& text = kEnv) {
+  return parse_flannel_env(text, "/run/flannel/subnet.env");
+}
 
 // The code of the Error `f` throws (0 if it does not throw); *msg gets what().
 template <typename F>
@@ -51,12 +55,15 @@ TEST(CniNetConf, Overrides) {
 
 TEST(CniNetConf, EveryVersionAcceptedAndOthersRefused) {
   for (const char* v : {"0.3.0", "0.3.1", "0.4.0", "1.0.0"})
-    EXPECT_EQ(parse_netconf(std::string(R"({"cniVersion":")") + v + R"(","name":"n"})").cni_version, v);
+    EXPECT_EQ(parse_netconf(std::string(R"({"cniVersion":")") + v + R"(","name":"n"})").cni_version,
+              v);
   std::string msg;
-  EXPECT_EQ(code_of([] { parse_netconf(R"({"cniVersion":"0.2.0","name":"n"})"); }, &msg), kIncompatibleVersion);
+  EXPECT_EQ(code_of([] { parse_netconf(R"({"cniVersion":"0.2.0","name":"n"})"); }, &msg),
+            kIncompatibleVersion);
   EXPECT_NE(msg.find("\"0.2.0\""), std::string::npos) << msg;
   EXPECT_NE(msg.find("0.3.1, 0.4.0, 1.0.0"), std::string::npos) << msg;
-  EXPECT_EQ(code_of([] { parse_netconf(R"({"cniVersion":"1.1.0","name":"n"})"); }), kIncompatibleVersion);
+  EXPECT_EQ(code_of([] { parse_netconf(R"({"cniVersion":"1.1.0","name":"n"})"); }),
+            kIncompatibleVersion);
   EXPECT_EQ(code_of([] { parse_netconf(R"({"name":"n"})"); }, &msg), kIncompatibleVersion);
   EXPECT_NE(msg.find("(missing)"), std::string::npos) << msg;
   EXPECT_EQ(code_of([] { parse_netconf(R"({"cniVersion":1,"name":"n"})"); }), kIncompatibleVersion);
@@ -84,16 +91,20 @@ TEST(CniNetConf, WrongTypesNameKeyAndValue) {
       {R"({"cniVersion":"1.0.0","name":"n","dataDir":""})", "\"dataDir\"", "\"\""},
       {R"({"cniVersion":"1.0.0","name":"n","delegate":"bridge"})", "\"delegate\"", "\"bridge\""},
       {R"({"cniVersion":"1.0.0","name":"n","delegate":{"type":7}})", "\"delegate.type\"", "7"},
-      {R"({"cniVersion":"1.0.0","name":"n","delegate":{"type":"../bin/sh"}})", "\"delegate.type\"", "../bin/sh"},
+      {R"({"cniVersion":"1.0.0","name":"n","delegate":{"type":"../bin/sh"}})", "\"delegate.type\"",
+       "../bin/sh"},
       {R"({"cniVersion":"1.0.0","name":"n","delegate":{"name":"x"}})", "\"name\"", "\"x\""},
       {R"({"cniVersion":"1.0.0","name":"n","delegate":{"ipam":{}}})", "\"ipam\"", "top-level"},
       {R"({"cniVersion":"1.0.0","name":"n","ipam":[]})", "\"ipam\"", "[]"},
       {R"({"cniVersion":"1.0.0","name":"n","ipam":{"type":1}})", "\"ipam.type\"", "1"},
       {R"({"cniVersion":"1.0.0","name":"n","ipam":{"ranges":[]}})", "\"ipam.ranges\"", "[]"},
-      {R"({"cniVersion":"1.0.0","name":"n","ipam":{"subnet":"10.1.0.0/24"}})", "\"ipam.subnet\"", "10.1.0.0/24"},
+      {R"({"cniVersion":"1.0.0","name":"n","ipam":{"subnet":"10.1.0.0/24"}})", "\"ipam.subnet\"",
+       "10.1.0.0/24"},
       {R"({"cniVersion":"1.0.0","name":"n","ipam":{"routes":{}}})", "\"ipam.routes\"", "{}"},
-      {R"({"cniVersion":"1.0.0","name":"n","ipam":{"routes":[{"gw":"1.2.3.4"}]}})", "\"ipam.routes\"", "gw"},
-      {R"({"cniVersion":"1.0.0","name":"n","ipam":{"routes":[{"dst":"nope"}]}})", "\"ipam.routes[].dst\"", "\"nope\""},
+      {R"({"cniVersion":"1.0.0","name":"n","ipam":{"routes":[{"gw":"1.2.3.4"}]}})",
+       "\"ipam.routes\"", "gw"},
+      {R"({"cniVersion":"1.0.0","name":"n","ipam":{"routes":[{"dst":"nope"}]}})",
+       "\"ipam.routes[].dst\"", "\"nope\""},
       {R"({"cniVersion":"1.0.0","name":"n","runtimeConfig":3})", "\"runtimeConfig\"", "3"},
       {R"({"cniVersion":"1.0.0","name":"n","prevResult":"x"})", "\"prevResult\"", "\"x\""},
       {R"({"cniVersion":"1.0.0","name":5})", "\"name\"", "5"},
@@ -115,7 +126,9 @@ TEST(CniFlannelEnv, ParsesWhatFlanneldWrites) {
   EXPECT_EQ(e.mtu, 1450);
   EXPECT_FALSE(e.ipmasq);
   EXPECT_FALSE(e.ip6_network);
-  EXPECT_TRUE(env("FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.34.1/24\nFLANNEL_MTU=1500\nFLANNEL_IPMASQ=true\n").ipmasq);
+  EXPECT_TRUE(env("FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.34.1/"
+                  "24\nFLANNEL_MTU=1500\nFLANNEL_IPMASQ=true\n")
+                  .ipmasq);
   FlannelEnv d = env(
       "FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.34.1/24\nFLANNEL_IPV6_NETWORK=fc00::/48\n"
       "FLANNEL_IPV6_SUBNET=fc00:0:0:22::1/64\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n");
@@ -125,15 +138,27 @@ TEST(CniFlannelEnv, ParsesWhatFlanneldWrites) {
 
 TEST(CniFlannelEnv, MissingKeysAreNamed) {
   std::string msg;
-  EXPECT_EQ(code_of([] { env("FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.34.1/24\n"); }, &msg), kInvalidConfig);
-  EXPECT_NE(msg.find("/run/flannel/subnet.env is missing FLANNEL_MTU, FLANNEL_IPMASQ"), std::string::npos) << msg;
+  EXPECT_EQ(
+      code_of([] { env("FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.34.1/24\n"); }, &msg),
+      kInvalidConfig);
+  EXPECT_NE(msg.find("/run/flannel/subnet.env is missing FLANNEL_MTU, FLANNEL_IPMASQ"),
+            std::string::npos)
+      << msg;
   EXPECT_EQ(code_of([] { env(""); }, &msg), kInvalidConfig);
-  EXPECT_NE(msg.find("missing FLANNEL_NETWORK, FLANNEL_SUBNET, FLANNEL_MTU, FLANNEL_IPMASQ"), std::string::npos) << msg;
-  EXPECT_EQ(code_of([] { env("FLANNEL_SUBNET=10.5.34.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n"); }, &msg),
-            kInvalidConfig);
+  EXPECT_NE(msg.find("missing FLANNEL_NETWORK, FLANNEL_SUBNET, FLANNEL_MTU, FLANNEL_IPMASQ"),
+            std::string::npos)
+      << msg;
+  EXPECT_EQ(
+      code_of([] { env("FLANNEL_SUBNET=10.5.34.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n"); },
+              &msg),
+      kInvalidConfig);
   EXPECT_NE(msg.find("missing FLANNEL_NETWORK"), std::string::npos) << msg;
-  EXPECT_EQ(code_of([] { env("FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n"); },
-                    &msg),
+  EXPECT_EQ(code_of(
+                [] {
+                  env("FLANNEL_NETWORK=10.5.0.0/"
+                      "16\nFLANNEL_SUBNET=\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n");
+                },
+                &msg),
             kInvalidConfig);
   EXPECT_NE(msg.find("missing FLANNEL_SUBNET"), std::string::npos) << msg;
 }
@@ -148,7 +173,8 @@ TEST(CniFlannelEnv, BadValuesAreNamed) {
       {"FLANNEL_MTU=1450", "FLANNEL_MTU=1450x", "FLANNEL_MTU=1450x"},
       {"FLANNEL_MTU=1450", "FLANNEL_MTU=20", "FLANNEL_MTU=20"},
       {"FLANNEL_IPMASQ=false", "FLANNEL_IPMASQ=yes", "FLANNEL_IPMASQ=yes is not true or false"},
-      {"FLANNEL_SUBNET=10.5.34.1/24", "FLANNEL_SUBNET=10.5.34.1", "FLANNEL_SUBNET=10.5.34.1 is not"},
+      {"FLANNEL_SUBNET=10.5.34.1/24", "FLANNEL_SUBNET=10.5.34.1",
+       "FLANNEL_SUBNET=10.5.34.1 is not"},
       {"FLANNEL_NETWORK=10.5.0.0/16", "FLANNEL_NETWORK=fc00::/48", "FLANNEL_NETWORK=fc00::/48"},
       {"FLANNEL_MTU=1450", "FLANNEL_MTU=1450\nFLANNEL_IPV6_SUBNET=xyz", "FLANNEL_IPV6_SUBNET=xyz"},
       {"FLANNEL_MTU=1450", "FLANNEL_MTU=1450\nthis is not a line", "not a subnet.env file"},
@@ -171,7 +197,8 @@ TEST(CniDelegate, EveryDefault) {
       "ipam":{"type":"host-local","ranges":[[{"subnet":"10.5.34.0/24"}]],"routes":[{"dst":"10.5.0.0/16","gw":"10.5.34.1"}]}})"))
       << d.dump();
   // flanneld masquerading: the bridge must not.
-  d = delegate_config(c, env("FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.34.1/24\nFLANNEL_MTU=1500\nFLANNEL_IPMASQ=true\n"));
+  d = delegate_config(c, env("FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.34.1/"
+                             "24\nFLANNEL_MTU=1500\nFLANNEL_IPMASQ=true\n"));
   EXPECT_EQ(d["ipMasq"], false);
   EXPECT_EQ(d["mtu"], 1500);
 }
@@ -200,29 +227,37 @@ TEST(CniDelegate, EveryOverrideWins) {
 }
 
 TEST(CniDelegate, OtherTypeGetsNoIsGatewayAndDualStackRanges) {
-  NetConf c = parse_netconf(R"({"cniVersion":"1.0.0","name":"n","delegate":{"type":"ipvlan","master":"eth0"}})");
-  json d = delegate_config(c, env(
-      "FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.34.1/24\nFLANNEL_IPV6_NETWORK=fc00::/48\n"
-      "FLANNEL_IPV6_SUBNET=fc00:0:0:22::1/64\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n"));
+  NetConf c = parse_netconf(
+      R"({"cniVersion":"1.0.0","name":"n","delegate":{"type":"ipvlan","master":"eth0"}})");
+  json d = delegate_config(
+      c, env("FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.34.1/"
+             "24\nFLANNEL_IPV6_NETWORK=fc00::/48\n"
+             "FLANNEL_IPV6_SUBNET=fc00:0:0:22::1/64\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n"));
   EXPECT_EQ(d["type"], "ipvlan");
   EXPECT_FALSE(d.contains("isGateway"));
   EXPECT_EQ(d["master"], "eth0");
-  EXPECT_EQ(d["ipam"]["ranges"], json::parse(R"([[{"subnet":"10.5.34.0/24"}],[{"subnet":"fc00:0:0:22::/64"}]])"));
+  EXPECT_EQ(d["ipam"]["ranges"],
+            json::parse(R"([[{"subnet":"10.5.34.0/24"}],[{"subnet":"fc00:0:0:22::/64"}]])"));
   EXPECT_EQ(d["ipam"]["routes"], json::parse(R"([{"dst":"10.5.0.0/16"},{"dst":"fc00::/48"}])"));
 }
 
 TEST(CniDelegate, GatewayBridgeRoutesCarryTheBridgeAddressForBothFamilies) {
-  NetConf c = parse_netconf(R"({"cniVersion":"1.0.0","name":"n","ipam":{"routes":[{"dst":"0.0.0.0/0"}]}})");
-  json d = delegate_config(c, env(
-      "FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.34.1/24\nFLANNEL_IPV6_NETWORK=fc00::/48\n"
-      "FLANNEL_IPV6_SUBNET=fc00:0:0:22::1/64\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n"));
-  EXPECT_EQ(d["ipam"]["routes"], json::parse(R"([{"dst":"0.0.0.0/0"},{"dst":"10.5.0.0/16","gw":"10.5.34.1"},
-      {"dst":"fc00::/48","gw":"fc00:0:0:22::1"}])")) << d["ipam"].dump();
+  NetConf c =
+      parse_netconf(R"({"cniVersion":"1.0.0","name":"n","ipam":{"routes":[{"dst":"0.0.0.0/0"}]}})");
+  json d = delegate_config(
+      c, env("FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.34.1/"
+             "24\nFLANNEL_IPV6_NETWORK=fc00::/48\n"
+             "FLANNEL_IPV6_SUBNET=fc00:0:0:22::1/64\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=true\n"));
+  EXPECT_EQ(d["ipam"]["routes"],
+            json::parse(R"([{"dst":"0.0.0.0/0"},{"dst":"10.5.0.0/16","gw":"10.5.34.1"},
+      {"dst":"fc00::/48","gw":"fc00:0:0:22::1"}])"))
+      << d["ipam"].dump();
   EXPECT_EQ(d["ipMasq"], false);
 }
 
 TEST(CniDelegate, CheckConfigAddsPrevResult) {
-  NetConf c = parse_netconf(R"({"cniVersion":"1.0.0","name":"n","prevResult":{"ips":[{"address":"10.5.34.2/24"}]}})");
+  NetConf c = parse_netconf(
+      R"({"cniVersion":"1.0.0","name":"n","prevResult":{"ips":[{"address":"10.5.34.2/24"}]}})");
   json saved = delegate_config(c, env());
   json d = check_config(saved.dump(), c);
   EXPECT_EQ(d["prevResult"]["ips"][0]["address"], "10.5.34.2/24");
@@ -234,7 +269,8 @@ TEST(CniDelegate, CheckConfigAddsPrevResult) {
   EXPECT_EQ(code_of([&] { check_config("garbage", c); }), kDecodeFailure);
 }
 
-const char* kBridgeResult = R"({"cniVersion":"1.0.0","interfaces":[{"name":"cni0","mac":"aa:bb:cc:dd:ee:ff"},
+const char* kBridgeResult =
+    R"({"cniVersion":"1.0.0","interfaces":[{"name":"cni0","mac":"aa:bb:cc:dd:ee:ff"},
     {"name":"eth0","mac":"aa:bb:cc:dd:ee:01","sandbox":"/var/run/netns/p"}],
     "ips":[{"address":"10.5.34.2/24","gateway":"10.5.34.1","interface":1},
            {"address":"fc00:0:0:22::2/64","interface":1}],
@@ -263,8 +299,11 @@ TEST(CniResult, ShapePerVersion) {
 TEST(CniResult, NotAResultIsAnError) {
   EXPECT_EQ(code_of([] { convert_result(json::array(), "1.0.0"); }), kInternal);
   EXPECT_EQ(code_of([] { convert_result(json::parse(R"({"ips":{}})"), "1.0.0"); }), kInternal);
-  EXPECT_EQ(code_of([] { convert_result(json::parse(R"({"ips":[{"gateway":"1.2.3.4"}]})"), "1.0.0"); }), kInternal);
-  EXPECT_EQ(convert_result(json::parse(R"({"cniVersion":"1.0.0"})"), "0.3.1"), json({{"cniVersion", "0.3.1"}}));
+  EXPECT_EQ(
+      code_of([] { convert_result(json::parse(R"({"ips":[{"gateway":"1.2.3.4"}]})"), "1.0.0"); }),
+      kInternal);
+  EXPECT_EQ(convert_result(json::parse(R"({"cniVersion":"1.0.0"})"), "0.3.1"),
+            json({{"cniVersion", "0.3.1"}}));
 }
 
 TEST(CniOutput, ErrorAndVersionJson) {
@@ -274,7 +313,8 @@ TEST(CniOutput, ErrorAndVersionJson) {
             json::parse(R"({"cniVersion":"1.0.0","code":7,"msg":"m","details":"d"})"));
   EXPECT_EQ(json::parse(error_json(Error(kIOFailure, "m"), "9.9.9"))["cniVersion"], "1.0.0");
   EXPECT_EQ(json::parse(version_json("0.4.0")),
-            json::parse(R"({"cniVersion":"0.4.0","supportedVersions":["0.3.0","0.3.1","0.4.0","1.0.0"]})"));
+            json::parse(
+                R"({"cniVersion":"0.4.0","supportedVersions":["0.3.0","0.3.1","0.4.0","1.0.0"]})"));
   EXPECT_EQ(json::parse(version_json(""))["cniVersion"], "1.0.0");
 }
 

@@ -13,9 +13,7 @@ inline std::string error_of(std::string_view json) {
   try {
     parse_config(json);
     return "";
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
+  } catch (const ConfigError& e) { return e.what(); }
 }
 
 }  // namespace flannel

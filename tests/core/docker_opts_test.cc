@@ -9,8 +9,10 @@ namespace {
 
 using Env = std::map<std::string, std::string>;
 
-const Env kSample = {{"FLANNEL_NETWORK", "10.1.0.0/16"}, {"FLANNEL_SUBNET", "10.1.74.1/24"},
-                     {"FLANNEL_MTU", "1472"}, {"FLANNEL_IPMASQ", "false"}};
+const Env kSample = {{"FLANNEL_NETWORK", "10.1.0.0/16"},
+                     {"FLANNEL_SUBNET", "10.1.74.1/24"},
+                     {"FLANNEL_MTU", "1472"},
+                     {"FLANNEL_IPMASQ", "false"}};
 
 TEST(DockerOpts, DefaultOptionsWriteBoth) {
   EXPECT_EQ(render_docker_opts(kSample, {}, {}),
@@ -23,7 +25,8 @@ TEST(DockerOpts, DefaultOptionsWriteBoth) {
 TEST(DockerOpts, SeedWithDockerNetworkOptionsKey) {
   // The subnet.env and /run/flannel/docker of a real v0.11 node.
   Env env = parse_env_file(
-      "FLANNEL_NETWORK=172.33.0.0/16\nFLANNEL_SUBNET=172.33.68.1/24\nFLANNEL_MTU=1500\nFLANNEL_IPMASQ=false\n");
+      "FLANNEL_NETWORK=172.33.0.0/16\nFLANNEL_SUBNET=172.33.68.1/"
+      "24\nFLANNEL_MTU=1500\nFLANNEL_IPMASQ=false\n");
   DockerOptsOptions o;
   o.key = "DOCKER_NETWORK_OPTIONS";
   EXPECT_EQ(render_docker_opts(env, o, {}),
@@ -34,7 +37,8 @@ TEST(DockerOpts, SeedWithDockerNetworkOptionsKey) {
 }
 
 TEST(DockerOpts, IndividualOnlySeed) {
-  Env env = {{"FLANNEL_SUBNET", "172.30.46.1/24"}, {"FLANNEL_MTU", "1450"}, {"FLANNEL_IPMASQ", "false"}};
+  Env env = {
+      {"FLANNEL_SUBNET", "172.30.46.1/24"}, {"FLANNEL_MTU", "1450"}, {"FLANNEL_IPMASQ", "false"}};
   DockerOptsOptions o;
   o.individual = true;
   EXPECT_EQ(render_docker_opts(env, o, {}),
@@ -48,7 +52,8 @@ TEST(DockerOpts, CombinedOnlyAndIpmasqInversion) {
   env["FLANNEL_IPMASQ"] = "true";
   DockerOptsOptions o;
   o.combined = true;
-  EXPECT_EQ(render_docker_opts(env, o, {}), "DOCKER_OPTS=\" --bip=10.1.74.1/24 --ip-masq=false --mtu=1472\"\n");
+  EXPECT_EQ(render_docker_opts(env, o, {}),
+            "DOCKER_OPTS=\" --bip=10.1.74.1/24 --ip-masq=false --mtu=1472\"\n");
   o.omit_ipmasq = true;
   EXPECT_EQ(render_docker_opts(env, o, {}), "DOCKER_OPTS=\" --bip=10.1.74.1/24 --mtu=1472\"\n");
   env["FLANNEL_IPMASQ"] = "";
@@ -78,8 +83,9 @@ TEST(DockerOpts, MissingEnvFile) {
 }
 
 TEST(DockerOpts, PreExistingEnvironment) {
-  Env environment = {{"DOCKER_OPTS", "--foo"}, {"DOCKER_OPT_AAA", "--aaa"}, {"DOCKER_OPT_ZZZ", "--z"},
-                     {"DOCKER_OPT_MTU", "--mtu=9000"}, {"PATH", "/bin"}, {"FLANNEL_MTU", "1400"}};
+  Env environment = {{"DOCKER_OPTS", "--foo"},  {"DOCKER_OPT_AAA", "--aaa"},
+                     {"DOCKER_OPT_ZZZ", "--z"}, {"DOCKER_OPT_MTU", "--mtu=9000"},
+                     {"PATH", "/bin"},          {"FLANNEL_MTU", "1400"}};
   EXPECT_EQ(render_docker_opts(kSample, {}, environment),
             "DOCKER_OPT_AAA=\"--aaa\"\n"
             "DOCKER_OPT_BIP=\"--bip=10.1.74.1/24\"\n"
@@ -93,7 +99,8 @@ TEST(DockerOpts, PreExistingEnvironment) {
   o.key = "DOCKER_NETWORK_OPTIONS";
   EXPECT_EQ(render_docker_opts({}, o, {{"FLANNEL_MTU", "1400"}, {"DOCKER_OPTS", "--ignored"}}),
             "DOCKER_NETWORK_OPTIONS=\" --mtu=1400\"\n");
-  EXPECT_EQ(render_docker_opts({}, o, {{"DOCKER_NETWORK_OPTIONS", "--x"}}), "DOCKER_NETWORK_OPTIONS=\"--x \"\n");
+  EXPECT_EQ(render_docker_opts({}, o, {{"DOCKER_NETWORK_OPTIONS", "--x"}}),
+            "DOCKER_NETWORK_OPTIONS=\"--x \"\n");
 }
 
 }  // namespace

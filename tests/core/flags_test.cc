@@ -40,18 +40,14 @@ struct Fixture {
 std::string parse_error(Fixture& f, const Args& args) {
   try {
     f.fs.parse(args);
-  } catch (const FlagError& e) {
-    return e.what();
-  }
+  } catch (const FlagError& e) { return e.what(); }
   return "(no error)";
 }
 
 std::string env_error(Fixture& f, const Env& env) {
   try {
     f.fs.apply_env(env, "FLANNELD");
-  } catch (const FlagError& e) {
-    return e.what();
-  }
+  } catch (const FlagError& e) { return e.what(); }
   return "(no error)";
 }
 
@@ -147,8 +143,16 @@ TEST(FlagsTest, IntBaseDetection) {
   struct Case {
     std::string text;
     int value;
-  } cases[] = {{"8080", 8080}, {"0x1F90", 8080}, {"0X1f90", 8080}, {"010", 8},   {"0", 0},
-               {"-5", -5},     {"+7", 7},        {"-0x10", -16},   {"00", 0},    {"2147483647", 2147483647},
+  } cases[] = {{"8080", 8080},
+               {"0x1F90", 8080},
+               {"0X1f90", 8080},
+               {"010", 8},
+               {"0", 0},
+               {"-5", -5},
+               {"+7", 7},
+               {"-0x10", -16},
+               {"00", 0},
+               {"2147483647", 2147483647},
                {"-2147483648", -2147483647 - 1}};
   for (const auto& c : cases) {
     Fixture f;
@@ -254,7 +258,8 @@ TEST(FlagsTest, HelpStopsParsing) {
 
 TEST(FlagsTest, ValuesBeforeAnErrorStaySet) {
   Fixture f;
-  EXPECT_EQ(parse_error(f, Args{"-healthz-port=7", "-nope"}), "flag provided but not defined: -nope");
+  EXPECT_EQ(parse_error(f, Args{"-healthz-port=7", "-nope"}),
+            "flag provided but not defined: -nope");
   EXPECT_EQ(f.port, 7);
 }
 

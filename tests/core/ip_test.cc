@@ -22,16 +22,17 @@ TEST(IP4, ParsesAndPrints) {
 }
 
 TEST(IP4, RejectsGarbage) {
-  for (const char* bad : {"", "1.2.3", "1.2.3.4.5", "1.2.3.256", "1..3.4", ".1.2.3", "1.2.3.4.",
-                          " 1.2.3.4", "1.2.3.4 ", "1.2.3.-4", "a.b.c.d", "1.2.3.4/24", "::1",
-                          "1.2.3.99999999999999999999"}) {
+  for (const char* bad :
+       {"", "1.2.3", "1.2.3.4.5", "1.2.3.256", "1..3.4", ".1.2.3", "1.2.3.4.", " 1.2.3.4",
+        "1.2.3.4 ", "1.2.3.-4", "a.b.c.d", "1.2.3.4/24", "::1", "1.2.3.99999999999999999999"}) {
     EXPECT_EQ(IP4::try_parse(bad), std::nullopt) << bad;
   }
   try {
     IP4::parse("1.2.3.256");
     FAIL();
   } catch (const ParseError& e) {
-    EXPECT_STREQ(e.what(), "invalid IPv4 address \"1.2.3.256\": expected a dotted quad like 10.5.0.1");
+    EXPECT_STREQ(e.what(),
+                 "invalid IPv4 address \"1.2.3.256\": expected a dotted quad like 10.5.0.1");
   }
 }
 
@@ -139,8 +140,8 @@ TEST(IP6, CanonicalPrintingRfc5952) {
 
 TEST(IP6, RejectsGarbage) {
   for (const char* bad : {"", ":", ":::", "1::2::3", "1:2:3:4:5:6:7:8:9", "1:2:3:4:5:6:7",
-                          "12345::", "g::", "1:2:3:4:5:6:7:8::", "::1.2.3", "1.2.3.4::",
-                          "::1.2.3.4:5", "fe80::1%eth0", " ::1", "1:2:3:4:5:6:7::8"}) {
+                          "12345::", "g::", "1:2:3:4:5:6:7:8::", "::1.2.3",
+                          "1.2.3.4::", "::1.2.3.4:5", "fe80::1%eth0", " ::1", "1:2:3:4:5:6:7::8"}) {
     EXPECT_EQ(IP6::try_parse(bad), std::nullopt) << bad;
   }
   EXPECT_THROW(IP6::parse("1::2::3"), ParseError);

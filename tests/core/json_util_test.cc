@@ -17,14 +17,16 @@ TEST(JsonUtil, GoQuoteEscapesLikeEncodingJson) {
 }
 
 TEST(JsonUtil, CompactKeepsStringsIntact) {
-  EXPECT_EQ(compact(" { \"a b\" : [ 1 , \"x \\\" y\" ] ,\n\t\"c\":null } "), R"({"a b":[1,"x \" y"],"c":null})");
+  EXPECT_EQ(compact(" { \"a b\" : [ 1 , \"x \\\" y\" ] ,\n\t\"c\":null } "),
+            R"({"a b":[1,"x \" y"],"c":null})");
   EXPECT_EQ(compact(R"({"h":"<a&b>"})"), R"({"h":"\u003ca\u0026b\u003e"})");
   EXPECT_EQ(compact(R"({"h":"<a&b>"})", false), R"({"h":"<a&b>"})");
   EXPECT_EQ(compact("\"\xe2\x80\xa8\""), R"("\u2028")");
 }
 
 TEST(JsonUtil, ObjectMembersInDocumentOrder) {
-  auto m = object_members(R"( { "b" : {"x":"}"} , "a\u0041":[1,[2]], "c":"s", "d": -1.5e3, "e":true } )");
+  auto m = object_members(
+      R"( { "b" : {"x":"}"} , "a\u0041":[1,[2]], "c":"s", "d": -1.5e3, "e":true } )");
   ASSERT_EQ(m.size(), 5u);
   EXPECT_EQ(m[0].key, "b");
   EXPECT_EQ(m[0].value, R"({"x":"}"})");

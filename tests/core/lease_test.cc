@@ -37,9 +37,11 @@ TEST(SubnetKey, RejectsNonSubnets) {
 
 TEST(LeaseCodec, EncodesExactlyLikeFlannel) {
   LeaseAttrs vx{IP4::parse("10.37.7.195"), "vxlan", R"({"VtepMAC":"82:4b:b6:2f:54:4e"})", {}, ""};
-  EXPECT_EQ(encode_lease_attrs(vx),
-            R"({"PublicIP":"10.37.7.195","BackendType":"vxlan","BackendData":{"VtepMAC":"82:4b:b6:2f:54:4e"}})");
-  EXPECT_EQ(encode_lease_attrs({IP4::parse("10.37.7.195"), "", "", {}, ""}), R"({"PublicIP":"10.37.7.195"})");
+  EXPECT_EQ(
+      encode_lease_attrs(vx),
+      R"({"PublicIP":"10.37.7.195","BackendType":"vxlan","BackendData":{"VtepMAC":"82:4b:b6:2f:54:4e"}})");
+  EXPECT_EQ(encode_lease_attrs({IP4::parse("10.37.7.195"), "", "", {}, ""}),
+            R"({"PublicIP":"10.37.7.195"})");
   EXPECT_EQ(encode_lease_attrs({IP4::parse("10.37.7.195"), "host-gw", "", {}, ""}),
             R"({"PublicIP":"10.37.7.195","BackendType":"host-gw"})");
   EXPECT_EQ(encode_lease_attrs({IP4{}, "", "", {}, ""}), R"({"PublicIP":"0.0.0.0"})");
@@ -47,8 +49,9 @@ TEST(LeaseCodec, EncodesExactlyLikeFlannel) {
 
 TEST(LeaseCodec, EncodeCompactsAndEscapesLikeGo) {
   LeaseAttrs a{IP4::parse("1.2.3.4"), "a<b\"\n", "{ \"K\" : [1, 2],\n \"S\": \"x y<\" }", {}, ""};
-  EXPECT_EQ(encode_lease_attrs(a),
-            R"({"PublicIP":"1.2.3.4","BackendType":"a\u003cb\"\n","BackendData":{"K":[1,2],"S":"x y\u003c"}})");
+  EXPECT_EQ(
+      encode_lease_attrs(a),
+      R"({"PublicIP":"1.2.3.4","BackendType":"a\u003cb\"\n","BackendData":{"K":[1,2],"S":"x y\u003c"}})");
   EXPECT_THROW(encode_lease_attrs({IP4{}, "", "{bad", {}, ""}), std::invalid_argument);
 }
 
@@ -66,7 +69,8 @@ TEST(LeaseCodec, DecodesRoundTrip) {
 
 TEST(LeaseCodec, DecodeIsCaseInsensitiveAndTolerant) {
   LeaseAttrs a = decode_lease_attrs(
-      " {\"publicip\" : \"1.2.3.4\", \"extra\": {\"x\":[1,{\"y\":\"}\"}]}, \"BACKENDTYPE\":\"vxlan\",\n"
+      " {\"publicip\" : \"1.2.3.4\", \"extra\": {\"x\":[1,{\"y\":\"}\"}]}, "
+      "\"BACKENDTYPE\":\"vxlan\",\n"
       " \"backendData\" : { \"VtepMAC\" : \"aa:bb\" , \"n\": [ 1 , 2 ] } } ");
   EXPECT_EQ(a.public_ip, IP4::parse("1.2.3.4"));
   EXPECT_EQ(a.backend_type, "vxlan");

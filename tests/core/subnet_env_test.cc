@@ -6,19 +6,23 @@ namespace flannel {
 namespace {
 
 TEST(SubnetEnv, RendersExactly) {
-  SubnetEnv e = make_subnet_env(IP4Net::parse("10.5.0.0/16"), IP4Net::parse("10.5.34.0/24"), 1450, false);
+  SubnetEnv e =
+      make_subnet_env(IP4Net::parse("10.5.0.0/16"), IP4Net::parse("10.5.34.0/24"), 1450, false);
   EXPECT_EQ(e.subnet.str(), "10.5.34.1/24");
   EXPECT_EQ(render_subnet_env(e),
-            "FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.34.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n");
+            "FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.34.1/"
+            "24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n");
   e = make_subnet_env(IP4Net::parse("172.33.0.0/16"), IP4Net::parse("172.33.68.0/24"), 1500, true);
   EXPECT_EQ(render_subnet_env(e),
-            "FLANNEL_NETWORK=172.33.0.0/16\nFLANNEL_SUBNET=172.33.68.1/24\nFLANNEL_MTU=1500\nFLANNEL_IPMASQ=true\n");
+            "FLANNEL_NETWORK=172.33.0.0/16\nFLANNEL_SUBNET=172.33.68.1/"
+            "24\nFLANNEL_MTU=1500\nFLANNEL_IPMASQ=true\n");
   e = make_subnet_env(IP4Net::parse("10.5.0.0/28"), IP4Net::parse("10.5.0.4/30"), 1472, false);
   EXPECT_EQ(e.subnet.str(), "10.5.0.5/30");
 }
 
 TEST(SubnetEnv, ParsesWhatWeWriteAndRoundTrips) {
-  SubnetEnv e = make_subnet_env(IP4Net::parse("10.5.0.0/16"), IP4Net::parse("10.5.34.0/24"), 1450, true);
+  SubnetEnv e =
+      make_subnet_env(IP4Net::parse("10.5.0.0/16"), IP4Net::parse("10.5.34.0/24"), 1450, true);
   auto env = parse_env_file(render_subnet_env(e));
   EXPECT_EQ(env.size(), 4u);
   EXPECT_EQ(env["FLANNEL_NETWORK"], "10.5.0.0/16");
@@ -70,19 +74,22 @@ TEST(EnvFile, ErrorsNameTheLine) {
     parse_env_file("A=\"open\n");
     FAIL();
   } catch (const ParseError& e) {
-    EXPECT_NE(std::string(e.what()).find("line 1: unterminated double quote"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("line 1: unterminated double quote"), std::string::npos)
+        << e.what();
   }
 }
 
 TEST(EnvFile, PreviousSubnet) {
-  EXPECT_EQ(previous_subnet_from_env({{"FLANNEL_SUBNET", "10.5.34.1/24"}}), IP4Net::parse("10.5.34.0/24"));
+  EXPECT_EQ(previous_subnet_from_env({{"FLANNEL_SUBNET", "10.5.34.1/24"}}),
+            IP4Net::parse("10.5.34.0/24"));
   EXPECT_EQ(previous_subnet_from_env({}), std::nullopt);
   EXPECT_EQ(previous_subnet_from_env({{"FLANNEL_SUBNET", ""}}), std::nullopt);
   std::string warning;
   EXPECT_EQ(previous_subnet_from_env({{"FLANNEL_SUBNET", "10.5.34.1"}}, &warning), std::nullopt);
   EXPECT_EQ(warning, "ignoring FLANNEL_SUBNET=\"10.5.34.1\": not an IPv4 CIDR like 10.5.34.1/24");
   EXPECT_EQ(previous_subnet_from_env({{"FLANNEL_SUBNET", "fd00::1/64"}}), std::nullopt);
-  EXPECT_EQ(cidr_from_env({{"FLANNEL_NETWORK", "10.5.0.0/16"}}, "FLANNEL_NETWORK"), IP4Net::parse("10.5.0.0/16"));
+  EXPECT_EQ(cidr_from_env({{"FLANNEL_NETWORK", "10.5.0.0/16"}}, "FLANNEL_NETWORK"),
+            IP4Net::parse("10.5.0.0/16"));
 }
 
 }  // namespace

@@ -51,7 +51,8 @@ Process& AgentTest::start_agent(int i, const std::vector<std::string>& extra,
   argv.push_back("-iface=eth0");
   argv.insert(argv.end(), extra.begin(), extra.end());
   agents_.erase(i);
-  auto p = std::make_unique<Process>(Process::Spec{argv, env, {"NOTIFY_SOCKET"}, h.netns, log_file(i)});
+  auto p =
+      std::make_unique<Process>(Process::Spec{argv, env, {"NOTIFY_SOCKET"}, h.netns, log_file(i)});
   return *(agents_[i] = std::move(p));
 }
 
@@ -85,16 +86,19 @@ std::optional<IP4Net> AgentTest::wait_subnet(int i, std::chrono::milliseconds ti
       from = nl == std::string::npos ? 0 : nl + 1;
     }
     std::cerr << "wait_subnet: host " << i << " wrote no subnet file within " << timeout.count()
-              << " ms; flanneld " << (agents_.count(i) && agents_.at(i)->running() ? "running" : "not running")
-              << "; the end of its log:\n" << log.substr(from) << std::flush;
+              << " ms; flanneld "
+              << (agents_.count(i) && agents_.at(i)->running() ? "running" : "not running")
+              << "; the end of its log:\n"
+              << log.substr(from) << std::flush;
     if (lab_ && agents_.count(i)) {  // is it the path to the store, or the agent?
       const std::string& ns = host(i).netns;
       std::string out;
       auto show = [&](const std::vector<std::string>& argv, const std::string& in) {
         out.clear();
         int rc = run_command(argv, &out, in);
-        std::cerr << "  [" << (in == ns ? "host" : "hub") << "] " << argv[0] << " " << argv[1] << " ... (rc "
-                  << rc << "):\n" << out;
+        std::cerr << "  [" << (in == ns ? "host" : "hub") << "] " << argv[0] << " " << argv[1]
+                  << " ... (rc " << rc << "):\n"
+                  << out;
       };
       show({"ping", "-c", "1", "-W", "1", "10.250.0.254"}, ns);
       show({"ip", "neigh", "show"}, ns);

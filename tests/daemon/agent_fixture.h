@@ -42,7 +42,8 @@ class AgentTest : public ::testing::TestWithParam<LabStore::Kind> {
   // Polls until host i's subnet file exists; returns FLANNEL_SUBNET's network (or nullopt, after
   // printing the end of the agent's log). 20 s: three agents, etcd and the rest of a parallel
   // ctest share CI's two cores, and one etcd request may take its whole 10 s request timeout.
-  std::optional<IP4Net> wait_subnet(int i, std::chrono::milliseconds timeout = std::chrono::seconds(20));
+  std::optional<IP4Net> wait_subnet(int i,
+                                    std::chrono::milliseconds timeout = std::chrono::seconds(20));
   // The stored lease value JSON for `subnet`, read with etcdctl (etcd) or flannelctl (SQLite).
   std::string lease_value(const LeaseKey& subnet);
   // Every lease subnet in the store.

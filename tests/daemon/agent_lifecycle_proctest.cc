@@ -34,7 +34,8 @@ TEST(AgentLifecycle, RenewsBeforeExpiryAndStopsCleanly) {
     s.lease_ttl = 3s;
     s.renew_margin = 2s;  // renew about every second
     s.config_key = "/life/config";
-    ExternalInterface iface{"eth0", 2, 1500, IP4::parse("10.250.0.1"), IP4::parse("10.250.0.1"), {}, {}};
+    ExternalInterface iface{"eth0", 2, 1500, IP4::parse("10.250.0.1"), IP4::parse("10.250.0.1"),
+                            {},     {}};
     Metrics metrics;
     Agent agent(s, *store, iface, metrics);
     std::stop_source stop;

@@ -1,5 +1,5 @@
-// The agent's transition table (daemon/agent/agent_states.h): the README and agent.h show exactly the
-// table the code runs, and classify() maps every store answer the way the agent relies on.
+// The agent's transition table (daemon/agent/agent_states.h): the README and agent.h show exactly
+// the table the code runs, and classify() maps every store answer the way the agent relies on.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -45,7 +45,8 @@ TEST(AgentStates, TheReadmeShowsTheTableTheCodeRuns) {
 
 TEST(AgentStates, AgentHShowsTheTableTheCodeRuns) {
   EXPECT_EQ(table_after(read_source("daemon/agent/agent.h"), "", "// "), render_agent_states())
-      << "daemon/agent/agent.h's header comment must hold render_agent_states(), each line after \"// \"";
+      << "daemon/agent/agent.h's header comment must hold render_agent_states(), each line after "
+         "\"// \"";
 }
 
 TEST(AgentStates, TheTableFitsInACommentOf100Columns) {

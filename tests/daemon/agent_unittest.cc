@@ -81,10 +81,12 @@ class AgentStateMachine : public ::testing::Test {
   }
 
   void start() {
-    agent_ = std::make_unique<Agent>(settings_, store_, iface_, metrics_, [this](const std::string& type) {
-      if (type != "vxlan") throw BackendError("unknown backend type: " + type);
-      return std::make_unique<RecordingBackend>(journal_);
-    });
+    agent_ = std::make_unique<Agent>(settings_, store_, iface_, metrics_,
+                                     [this](const std::string& type) {
+                                       if (type != "vxlan")
+                                         throw BackendError("unknown backend type: " + type);
+                                       return std::make_unique<RecordingBackend>(journal_);
+                                     });
     thread_ = std::jthread([this](std::stop_token st) { rc_ = agent_->run(st); });
   }
   void stop() {
@@ -96,7 +98,8 @@ class AgentStateMachine : public ::testing::Test {
   // Starts and waits until the agent holds a lease and has synced its peers once.
   void start_holding() {
     start();
-    ASSERT_TRUE(eventually([&] { return agent_->ready() && journal_->read([](auto& j) { return j.syncs; }) > 0; }));
+    ASSERT_TRUE(eventually(
+        [&] { return agent_->ready() && journal_->read([](auto& j) { return j.syncs; }) > 0; }));
   }
 
   IP4Net own() const {
@@ -121,7 +124,8 @@ class AgentStateMachine : public ::testing::Test {
   AgentSettings settings_;
   ExternalInterface iface_;
   Metrics metrics_;
-  std::shared_ptr<RecordingBackend::Journal> journal_ = std::make_shared<RecordingBackend::Journal>();
+  std::shared_ptr<RecordingBackend::Journal> journal_ =
+      std::make_shared<RecordingBackend::Journal>();
   std::unique_ptr<Agent> agent_;
   std::jthread thread_;
   int rc_ = -1;
@@ -163,7 +167,8 @@ TEST_F(AgentStateMachine, ADeletedLeaseIsReacquiredWithTheSameSubnet) {
   start_holding();
   IP4Net mine = own();
   store_.remove_lease(mine);
-  ASSERT_TRUE(eventually([&] { return acquisitions() == 2 && store_has_ours(mine) && agent_->ready(); }));
+  ASSERT_TRUE(
+      eventually([&] { return acquisitions() == 2 && store_has_ours(mine) && agent_->ready(); }));
   EXPECT_EQ(own(), mine);
   EXPECT_EQ(metrics_.leases_lost.load(), 1u);
 }
@@ -189,7 +194,8 @@ TEST_F(AgentStateMachine, ARenewalRefusedAsConflictReacquiresAndRenewsAgain) {
   start_holding();
   IP4Net mine = own();
   uint64_t first = store_.lease(mine)->revision;
-  ASSERT_TRUE(eventually([&] { return metrics_.leases_lost.load() == 1 && agent_->ready(); }, 4000ms));
+  ASSERT_TRUE(
+      eventually([&] { return metrics_.leases_lost.load() == 1 && agent_->ready(); }, 4000ms));
   // Re-acquiring found our own lease and renewed it (kExisting): same subnet, new revision.
   ASSERT_TRUE(eventually([&] { return store_.lease(mine)->revision > first; }));
   EXPECT_EQ(own(), mine);
@@ -215,7 +221,8 @@ TEST_F(AgentStateMachine, LostHistoryResyncsPeersAndNoticesOurLeaseWentMissing) 
   store_.put_lease(peer("10.5.9.0/24", "10.250.0.9"), 3600s, /*seen=*/false);
   store_.remove_lease(mine, /*seen=*/false);
   store_.drop_history();
-  ASSERT_TRUE(eventually([&] { return journal_->peer_set().count(IP4Net::parse("10.5.9.0/24")) == 1; }));
+  ASSERT_TRUE(
+      eventually([&] { return journal_->peer_set().count(IP4Net::parse("10.5.9.0/24")) == 1; }));
   ASSERT_TRUE(eventually([&] { return store_has_ours(mine) && agent_->ready(); }));
   EXPECT_EQ(metrics_.watch_resyncs.load(), 1u);
   EXPECT_EQ(metrics_.leases_lost.load(), 1u);
@@ -229,7 +236,9 @@ TEST_F(AgentStateMachine, AStoreResetReRegistersTheSameSubnetAndLearnsLeasesWrit
   std::string env_before = subnet_file();
   store_.wipe();
   store_.put_lease(peer("10.5.11.0/24", "10.250.0.11"));  // written after the reset
-  ASSERT_TRUE(eventually([&] { return metrics_.store_resets.load() == 1 && agent_->ready() && store_has_ours(mine); }));
+  ASSERT_TRUE(eventually([&] {
+    return metrics_.store_resets.load() == 1 && agent_->ready() && store_has_ours(mine);
+  }));
   // The peer that has not re-registered yet stays programmed (its pods keep working).
   const std::set<IP4Net> both{IP4Net::parse("10.5.7.0/24"), IP4Net::parse("10.5.11.0/24")};
   ASSERT_TRUE(eventually([&] { return journal_->peer_set() == both; }));
@@ -247,7 +256,8 @@ TEST_F(AgentStateMachine, AfterTheResetGracePeersThatNeverCameBackAreRemoved) {
   start_holding();
   store_.wipe();
   store_.put_lease(peer("10.5.11.0/24", "10.250.0.11"));
-  ASSERT_TRUE(eventually([&] { return journal_->peer_set() == std::set<IP4Net>{IP4Net::parse("10.5.11.0/24")}; }));
+  ASSERT_TRUE(eventually(
+      [&] { return journal_->peer_set() == std::set<IP4Net>{IP4Net::parse("10.5.11.0/24")}; }));
   EXPECT_EQ(metrics_.store_resets.load(), 1u);
   EXPECT_TRUE(agent_->ready());
 }
@@ -274,7 +284,8 @@ TEST_F(AgentStateMachine, AStoreResetWithAChangedNetworkMovesIntoIt) {
   store_.set_config(R"({"Network":"10.6.0.0/16","Backend":{"Type":"vxlan"}})");
   ASSERT_TRUE(eventually([&] { return agent_->ready() && acquisitions() == 2; }));
   EXPECT_TRUE(IP4Net::parse("10.6.0.0/16").contains(own()));
-  EXPECT_NE(subnet_file().find("FLANNEL_NETWORK=10.6.0.0/16\n"), std::string::npos) << subnet_file();
+  EXPECT_NE(subnet_file().find("FLANNEL_NETWORK=10.6.0.0/16\n"), std::string::npos)
+      << subnet_file();
 }
 
 TEST_F(AgentStateMachine, AResetReportedByTheLeaseCheckIsHandledLikeOneFromTheWatch) {
@@ -292,7 +303,9 @@ TEST_F(AgentStateMachine, AResetRightAfterOurWriteIsCaughtByTheFirstWatch) {
   start_holding();
   IP4Net mine = own();
   // The periodic check is off (interval 0), yet the lease is re-created, with the same subnet.
-  ASSERT_TRUE(eventually([&] { return metrics_.store_resets.load() == 1 && store_has_ours(mine) && agent_->ready(); }));
+  ASSERT_TRUE(eventually([&] {
+    return metrics_.store_resets.load() == 1 && store_has_ours(mine) && agent_->ready();
+  }));
   EXPECT_EQ(own(), mine);
   EXPECT_EQ(acquisitions(), 2u);
   EXPECT_EQ(store_.calls(Op::kList), 2u);  // one per acquisition, no second list for the peers
@@ -302,12 +315,14 @@ TEST_F(AgentStateMachine, TheFirstPeerSetIsTheListTheLeaseWasChosenFrom) {
   store_.put_lease(peer("10.5.7.0/24", "10.250.0.7"));
   store_.put_lease(peer("10.5.8.0/24", "10.250.0.8"));
   start_holding();
-  EXPECT_EQ(journal_->peer_set(), (std::set<IP4Net>{IP4Net::parse("10.5.7.0/24"), IP4Net::parse("10.5.8.0/24")}));
+  EXPECT_EQ(journal_->peer_set(),
+            (std::set<IP4Net>{IP4Net::parse("10.5.7.0/24"), IP4Net::parse("10.5.8.0/24")}));
   EXPECT_EQ(store_.calls(Op::kList), 1u);  // 10,000 peers are listed and decoded once, not twice
   // The watch continues from that list's revision: our own write is its echo, not a loss,
   // and what comes after it arrives.
   store_.put_lease(peer("10.5.9.0/24", "10.250.0.9"));
-  ASSERT_TRUE(eventually([&] { return journal_->peer_set().count(IP4Net::parse("10.5.9.0/24")) == 1; }));
+  ASSERT_TRUE(
+      eventually([&] { return journal_->peer_set().count(IP4Net::parse("10.5.9.0/24")) == 1; }));
   EXPECT_EQ(metrics_.leases_lost.load(), 0u);
   EXPECT_EQ(acquisitions(), 1u);
   EXPECT_EQ(store_.calls(Op::kList), 1u);
@@ -336,7 +351,8 @@ TEST_F(AgentStateMachine, AFailedBackendApplyIsRepairedByAFullSync) {
   start_holding();
   journal_->fail_next_applies(1);
   store_.put_lease(peer("10.5.12.0/24", "10.250.0.12"));
-  ASSERT_TRUE(eventually([&] { return journal_->peer_set().count(IP4Net::parse("10.5.12.0/24")) == 1; }));
+  ASSERT_TRUE(
+      eventually([&] { return journal_->peer_set().count(IP4Net::parse("10.5.12.0/24")) == 1; }));
   EXPECT_EQ(journal_->read([](auto& j) { return j.syncs; }), 2u);
 }
 
@@ -344,7 +360,8 @@ TEST_F(AgentStateMachine, AWatchErrorIsRetriedAndEventsStillArrive) {
   start_holding();
   store_.fail_next(Op::kWatch, Status::Error(StoreCode::kUnavailable, "connection refused"));
   store_.put_lease(peer("10.5.13.0/24", "10.250.0.13"));
-  ASSERT_TRUE(eventually([&] { return journal_->peer_set().count(IP4Net::parse("10.5.13.0/24")) == 1; }));
+  ASSERT_TRUE(
+      eventually([&] { return journal_->peer_set().count(IP4Net::parse("10.5.13.0/24")) == 1; }));
   EXPECT_GE(metrics_.store_errors.load(), 1u);
   EXPECT_TRUE(agent_->ready());
 }
@@ -370,7 +387,8 @@ TEST_F(AgentStateMachine, AfterAnOutageThePeersAreListedAgain) {
   start_holding();
   store_.put_lease(peer("10.5.15.0/24", "10.250.0.15"), 3600s, /*seen=*/false);
   store_.fail_next(Op::kWatch, Status::Error(StoreCode::kUnavailable, "connection reset"));
-  ASSERT_TRUE(eventually([&] { return journal_->peer_set().count(IP4Net::parse("10.5.15.0/24")) == 1; }));
+  ASSERT_TRUE(
+      eventually([&] { return journal_->peer_set().count(IP4Net::parse("10.5.15.0/24")) == 1; }));
   EXPECT_EQ(metrics_.store_resets.load(), 0u);
   EXPECT_GE(store_.calls(Op::kGetLease), 1u);
 }

@@ -42,7 +42,8 @@ class CniPlugin : public ::testing::Test {
     dir = tmpl;
     fs::create_directories(dir + "/bin");
     spit(dir + "/subnet.env",
-         "FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.34.1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n");
+         "FLANNEL_NETWORK=10.5.0.0/16\nFLANNEL_SUBNET=10.5.34.1/"
+         "24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n");
     // The stand-in delegate: appends "COMMAND" to calls, saves stdin per command, prints
     // $dir/reply.<COMMAND> (if any) and exits with $dir/rc.<COMMAND> (default 0).
     write_delegate("bridge");
@@ -53,20 +54,24 @@ class CniPlugin : public ::testing::Test {
   void write_delegate(const std::string& name) {
     std::string p = dir + "/bin/" + name;
     spit(p, "#!/bin/sh\nd=" + dir +
-                "\necho \"$CNI_COMMAND $CNI_CONTAINERID $CNI_IFNAME\" >> $d/calls\ncat > $d/stdin.$CNI_COMMAND\n"
+                "\necho \"$CNI_COMMAND $CNI_CONTAINERID $CNI_IFNAME\" >> $d/calls\ncat > "
+                "$d/stdin.$CNI_COMMAND\n"
                 "[ -f $d/reply.$CNI_COMMAND ] && cat $d/reply.$CNI_COMMAND\n"
                 "[ -f $d/rc.$CNI_COMMAND ] && exit $(cat $d/rc.$CNI_COMMAND)\nexit 0\n");
     ::chmod(p.c_str(), 0755);
   }
 
   std::map<std::string, std::string> env(const std::string& command) const {
-    return {{"CNI_COMMAND", command},          {"CNI_CONTAINERID", "c0ffee"},
-            {"CNI_NETNS", "/var/run/netns/p"}, {"CNI_IFNAME", "eth0"},
-            {"CNI_PATH", "/nonexistent:" + dir + "/bin"}, {"PATH", "/usr/bin:/bin"}};
+    return {{"CNI_COMMAND", command},
+            {"CNI_CONTAINERID", "c0ffee"},
+            {"CNI_NETNS", "/var/run/netns/p"},
+            {"CNI_IFNAME", "eth0"},
+            {"CNI_PATH", "/nonexistent:" + dir + "/bin"},
+            {"PATH", "/usr/bin:/bin"}};
   }
   std::string conf(const std::string& extra = "", const std::string& version = "1.0.0") const {
-    return R"({"cniVersion":")" + version + R"(","name":"cbr0","type":"flannel","subnetFile":")" + dir +
-           R"(/subnet.env","dataDir":")" + dir + R"(/data")" + extra + "}";
+    return R"({"cniVersion":")" + version + R"(","name":"cbr0","type":"flannel","subnetFile":")" +
+           dir + R"(/subnet.env","dataDir":")" + dir + R"(/data")" + extra + "}";
   }
   int run(const std::map<std::string, std::string>& e, const std::string& in) {
     std::ostringstream o, er;
@@ -94,7 +99,8 @@ TEST_F(CniPlugin, AddSavesDelegateConfigRunsItAndPrintsResult) {
   EXPECT_EQ(sent, json::parse(R"({"cniVersion":"1.0.0","name":"cbr0","type":"bridge","ipMasq":true,
       "mtu":1450,"isGateway":true,"ipam":{"type":"host-local","ranges":[[{"subnet":"10.5.34.0/24"}]],
       "routes":[{"dst":"10.5.0.0/16","gw":"10.5.34.1"}]}})"));
-  EXPECT_EQ(fs::status(saved()).permissions() & fs::perms::all, fs::perms::owner_read | fs::perms::owner_write);
+  EXPECT_EQ(fs::status(saved()).permissions() & fs::perms::all,
+            fs::perms::owner_read | fs::perms::owner_write);
   EXPECT_EQ(fs::status(dir + "/data").permissions() & fs::perms::all, fs::perms::owner_all);
   EXPECT_EQ(json::parse(out), json::parse(kResult));
 }
@@ -131,7 +137,8 @@ TEST_F(CniPlugin, DelWithoutNetnsIsAllowed) {
 
 TEST_F(CniPlugin, DelFailureKeepsSavedConfigAndPassesTheErrorOn) {
   ASSERT_EQ(run(env("ADD"), conf()), 0);
-  spit(dir + "/reply.DEL", R"({"cniVersion":"1.0.0","code":5,"msg":"netlink busy","details":"EBUSY"})");
+  spit(dir + "/reply.DEL",
+       R"({"cniVersion":"1.0.0","code":5,"msg":"netlink busy","details":"EBUSY"})");
   spit(dir + "/rc.DEL", "1");
   EXPECT_EQ(run(env("DEL"), conf()), 1);
   json e = error();
@@ -160,7 +167,8 @@ TEST_F(CniPlugin, CheckPassesSavedConfigAndPrevResult) {
   EXPECT_EQ(sent["type"], "bridge");
   EXPECT_EQ(sent["ipam"]["ranges"][0][0]["subnet"], "10.5.34.0/24");
   // The delegate's verdict is ours.
-  spit(dir + "/reply.CHECK", R"({"cniVersion":"1.0.0","code":100,"msg":"eth0 has no address 10.5.34.2"})");
+  spit(dir + "/reply.CHECK",
+       R"({"cniVersion":"1.0.0","code":100,"msg":"eth0 has no address 10.5.34.2"})");
   spit(dir + "/rc.CHECK", "1");
   EXPECT_EQ(run(env("CHECK"), conf(prev)), 1);
   EXPECT_EQ(error()["code"], 100);
@@ -216,7 +224,8 @@ TEST_F(CniPlugin, DelegateNotFoundNamesTypeAndPath) {
   // Not executable does not count.
   ::chmod((dir + "/bin/bridge").c_str(), 0644);
   EXPECT_EQ(run(env("ADD"), conf()), 1);
-  EXPECT_NE(error()["msg"].get<std::string>().find("\"bridge\" not found"), std::string::npos) << out;
+  EXPECT_NE(error()["msg"].get<std::string>().find("\"bridge\" not found"), std::string::npos)
+      << out;
 }
 
 TEST_F(CniPlugin, FirstMatchInCniPathWins) {
@@ -235,7 +244,8 @@ TEST_F(CniPlugin, DelegateFailureWithoutErrorJson) {
   EXPECT_EQ(run(env("ADD"), conf()), 1);
   json e = error();
   EXPECT_EQ(e["code"], kInternal);
-  EXPECT_NE(e["msg"].get<std::string>().find("exit status 2: panic: oops"), std::string::npos) << out;
+  EXPECT_NE(e["msg"].get<std::string>().find("exit status 2: panic: oops"), std::string::npos)
+      << out;
   EXPECT_TRUE(fs::exists(saved()));  // kept for the runtime's DEL after a failed ADD
 }
 
@@ -282,7 +292,8 @@ TEST_F(CniPlugin, EnvironmentErrors) {
 TEST_F(CniPlugin, Version) {
   EXPECT_EQ(run({{"CNI_COMMAND", "VERSION"}}, R"({"cniVersion":"0.4.0"})"), 0);
   EXPECT_EQ(json::parse(out),
-            json::parse(R"({"cniVersion":"0.4.0","supportedVersions":["0.3.0","0.3.1","0.4.0","1.0.0"]})"));
+            json::parse(
+                R"({"cniVersion":"0.4.0","supportedVersions":["0.3.0","0.3.1","0.4.0","1.0.0"]})"));
   EXPECT_EQ(run({{"CNI_COMMAND", "VERSION"}}, ""), 0);
   EXPECT_EQ(json::parse(out)["cniVersion"], "1.0.0");
 }

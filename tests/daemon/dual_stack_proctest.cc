@@ -40,7 +40,8 @@ TEST_P(DualStackAgent, LeaseKeyValueSubnetEnvAndRestartAreCurrentFlannels) {
   const std::string mtu = parse_env_file(env)["FLANNEL_MTU"];
   EXPECT_EQ(env, "FLANNEL_NETWORK=172.30.0.0/16\nFLANNEL_SUBNET=172.30." + third +
                      ".1/24\nFLANNEL_IPV6_NETWORK=fc00:30::/48\nFLANNEL_IPV6_SUBNET=" +
-                     key->ipv6_subnet->first_host().str() + "/64\nFLANNEL_MTU=" + mtu + "\nFLANNEL_IPMASQ=false\n");
+                     key->ipv6_subnet->first_host().str() + "/64\nFLANNEL_MTU=" + mtu +
+                     "\nFLANNEL_IPMASQ=false\n");
 
   // Someone else's v0.11-format lease (IPv4 only) in the same store.
   Lease other;
@@ -49,7 +50,8 @@ TEST_P(DualStackAgent, LeaseKeyValueSubnetEnvAndRestartAreCurrentFlannels) {
   std::string out;
   if (store_->is_etcd()) {
     std::vector<std::string> put{store_->kind() == LabStore::Kind::kEtcdV3 ? "put" : "set",
-                                 store_->prefix() + "/subnets/172.30.200.0-24", R"({"PublicIP":"192.0.2.9"})"};
+                                 store_->prefix() + "/subnets/172.30.200.0-24",
+                                 R"({"PublicIP":"192.0.2.9"})"};
     ASSERT_EQ(store_->etcdctl(put, &out), 0) << out;
   } else {
     ASSERT_EQ(store_->ctl({"reserve", "172.30.200.0/24", "192.0.2.9"}, &out), 0) << out;
@@ -81,7 +83,8 @@ TEST_P(DualStackAgent, UdpWithIPv6IsAStartupError) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, DualStackAgent,
-                         ::testing::Values(LabStore::Kind::kSqlite, LabStore::Kind::kEtcd, LabStore::Kind::kEtcdV3),
+                         ::testing::Values(LabStore::Kind::kSqlite, LabStore::Kind::kEtcd,
+                                           LabStore::Kind::kEtcdV3),
                          KindName);
 
 }  // namespace

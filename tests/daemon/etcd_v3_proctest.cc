@@ -38,9 +38,8 @@ TEST_P(EtcdV3Agent, SeedFlowOnV3GivesALeaseAndSubnetEnvAndARestartKeepsTheSubnet
                                            ".1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n");
   // The key carries a v3 lease of 24 h.
   std::string out;
-  ASSERT_EQ(store_->etcdctl({"get", store_->prefix() + "/subnets/" + subnet_key(*subnet),
-                             "-w", "json"},
-                            &out),
+  ASSERT_EQ(store_->etcdctl(
+                {"get", store_->prefix() + "/subnets/" + subnet_key(*subnet), "-w", "json"}, &out),
             0)
       << out;
   std::smatch m;
@@ -72,8 +71,7 @@ TEST_P(EtcdV3Agent, WaitsForTheConfigLoggingTheProbeOnce) {
   EXPECT_NE(log.find("Using etcd v3 API"), std::string::npos) << log;
 }
 
-INSTANTIATE_TEST_SUITE_P(Stores, EtcdV3Agent, ::testing::Values(LabStore::Kind::kEtcdV3),
-                         KindName);
+INSTANTIATE_TEST_SUITE_P(Stores, EtcdV3Agent, ::testing::Values(LabStore::Kind::kEtcdV3), KindName);
 
 // On an etcd serving both APIs (3.4 with --enable-v2): where the config is decides.
 class EtcdDetection : public AgentTest {};
@@ -101,17 +99,16 @@ TEST_P(EtcdDetection, ConfigOnlyInV3PicksV3) {
   auto subnet = wait_subnet(1);
   ASSERT_TRUE(subnet) << agent(1).output();
   EXPECT_TRUE(logged(agent(1), "Using etcd v3 API at " + store_->endpoint())) << agent(1).output();
-  ASSERT_EQ(store_->etcdctl3({"get", "--print-value-only",
-                              store_->prefix() + "/subnets/" + subnet_key(*subnet)},
-                             &out),
+  ASSERT_EQ(store_->etcdctl3(
+                {"get", "--print-value-only", store_->prefix() + "/subnets/" + subnet_key(*subnet)},
+                &out),
             0)
       << out;
   EXPECT_EQ(out, R"({"PublicIP":"10.250.0.1","PublicIPv6":null,"BackendType":"host-gw"})"
                  "\n");
 }
 
-INSTANTIATE_TEST_SUITE_P(Stores, EtcdDetection, ::testing::Values(LabStore::Kind::kEtcd),
-                         KindName);
+INSTANTIATE_TEST_SUITE_P(Stores, EtcdDetection, ::testing::Values(LabStore::Kind::kEtcd), KindName);
 
 }  // namespace
 }  // namespace flannel::testing

@@ -57,7 +57,8 @@ TEST_P(FlannelctlTest, ReservationIsAdoptedByItsHostAndKeepsNoTtl) {
 // take the whole key, the IPv6 subnet or the IPv4 subnet of such a lease; an IPv6 subnet with
 // host bits set is a usage error (it used to be rounded down silently).
 TEST_P(FlannelctlTest, DualStackLeasesByKeyOrEitherSubnet) {
-  set_config(R"({"Network":"172.30.0.0/16","EnableIPv6":true,"IPv6Network":"fc00:30::/48","Backend":{"Type":"alloc"}})");
+  set_config(
+      R"({"Network":"172.30.0.0/16","EnableIPv6":true,"IPv6Network":"fc00:30::/48","Backend":{"Type":"alloc"}})");
   std::string out;
   // A reservation under a dual-stack key.
   const std::string rkey = "172.30.50.0-24&fc00:30:0:50::-64";
@@ -92,20 +93,23 @@ TEST_P(FlannelctlTest, DualStackLeasesByKeyOrEitherSubnet) {
   // Bad or unknown IPv6 arguments.
   EXPECT_EQ(store_->ctl({"subnets", "get", "fc00:30:0:50::1/64"}, &out), 2) << out;
   EXPECT_NE(out.find("fc00:30:0:50::1/64 has host bits set; did you mean fc00:30:0:50::/64?"),
-            std::string::npos) << out;
+            std::string::npos)
+      << out;
   EXPECT_EQ(store_->ctl({"subnets", "get", "fc00:30:0:99::/64"}, &out), 1) << out;
   EXPECT_NE(out.find("no lease for"), std::string::npos) << out;
   EXPECT_EQ(store_->ctl({"subnets", "rm", "172.30.50.0-24&fc00:30:0:99::-64"}, &out), 1) << out;
   EXPECT_NE(out.find("no lease for 172.30.50.0/24 fc00:30:0:99::/64"), std::string::npos) << out;
   EXPECT_EQ(store_->ctl({"subnets", "get", "172.30.50.0-24&FC00:30:0:50::-64"}, &out), 2) << out;
-  EXPECT_NE(out.find("invalid subnet \"172.30.50.0-24&FC00:30:0:50::-64\""), std::string::npos) << out;
+  EXPECT_NE(out.find("invalid subnet \"172.30.50.0-24&FC00:30:0:50::-64\""), std::string::npos)
+      << out;
 
   // An IPv6 subnet with host bits set is refused, not rounded down to a lease it then deletes.
   EXPECT_EQ(store_->ctl({"subnets", "rm", "fc00:30:0:50::5/64"}, &out), 2) << out;
   EXPECT_NE(out.find("has host bits set"), std::string::npos) << out;
   ASSERT_EQ(store_->ctl({"subnets", "get", rkey}, &out), 0) << out;
 
-  // rm by the whole key, and by the IPv6 subnet (the agent is stopped first: it would re-create it).
+  // rm by the whole key, and by the IPv6 subnet (the agent is stopped first: it would re-create
+  // it).
   ASSERT_EQ(store_->ctl({"subnets", "rm", rkey}, &out), 0) << out;
   EXPECT_NE(out.find("deleted 172.30.50.0/24 fc00:30:0:50::/64"), std::string::npos) << out;
   EXPECT_EQ(store_->ctl({"subnets", "get", rkey}, &out), 1) << out;
@@ -122,12 +126,16 @@ TEST_P(FlannelctlTest, BadUsageExitsTwoWithAHint) {
   EXPECT_NE(out.find("unknown command \"frobnicate\""), std::string::npos) << out;
   EXPECT_EQ(store_->ctl({"subnets", "get", "10.0.0.0"}, &out), 2);
   EXPECT_NE(out.find("invalid subnet \"10.0.0.0\""), std::string::npos) << out;
-  EXPECT_EQ(run_command({std::string(FLANNEL_BIN_DIR) + "/flannelctl", "-store=zookeeper", "subnets", "list"}, &out), 2);
+  EXPECT_EQ(run_command({std::string(FLANNEL_BIN_DIR) + "/flannelctl", "-store=zookeeper",
+                         "subnets", "list"},
+                        &out),
+            2);
   EXPECT_NE(out.find("invalid store \"zookeeper\""), std::string::npos) << out;
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, FlannelctlTest,
-                         ::testing::Values(LabStore::Kind::kSqlite, LabStore::Kind::kEtcd), KindName);
+                         ::testing::Values(LabStore::Kind::kSqlite, LabStore::Kind::kEtcd),
+                         KindName);
 
 }  // namespace
 }  // namespace flannel::testing

@@ -79,13 +79,17 @@ TEST_P(AgentTest, DeletedLeaseIsReacquired) {
   std::string out;
   ASSERT_EQ(store_->ctl({"subnets", "rm", subnet->str()}, &out), 0) << out;
   // The agent notices through its watch and takes the same (now free) subnet back.
-  EXPECT_TRUE(wait_until([&] { return lease_value(*subnet) == R"({"PublicIP":"10.250.0.1"})"; }, 5s))
+  EXPECT_TRUE(
+      wait_until([&] { return lease_value(*subnet) == R"({"PublicIP":"10.250.0.1"})"; }, 5s))
       << agent(1).output();
-  EXPECT_TRUE(wait_until([&] {
-    auto log = agent(1).output();
-    return log.find("re-acquiring") != std::string::npos &&
-           log.rfind("Lease acquired: " + subnet->str()) > log.find("re-acquiring");
-  }, 5s)) << agent(1).output();
+  EXPECT_TRUE(wait_until(
+      [&] {
+        auto log = agent(1).output();
+        return log.find("re-acquiring") != std::string::npos &&
+               log.rfind("Lease acquired: " + subnet->str()) > log.find("re-acquiring");
+      },
+      5s))
+      << agent(1).output();
   EXPECT_TRUE(agent(1).running());
 }
 
@@ -100,16 +104,23 @@ TEST_P(AgentTest, LeaseTakenOverByAnotherHostIsNotStolenBack) {
   // What a v0.11 agent does with a stale subnet.env naming our subnet (upstream #1289).
   std::string out;
   ASSERT_EQ(store_->etcdctl({"set", store_->prefix() + "/subnets/" + subnet_key(*mine),
-                             R"({"PublicIP":"10.250.0.9"})"}, &out), 0) << out;
+                             R"({"PublicIP":"10.250.0.9"})"},
+                            &out),
+            0)
+      << out;
   std::optional<IP4Net> moved;
-  ASSERT_TRUE(wait_until([&] {
-    moved = previous_subnet_from_env(parse_env_file(read_file(subnet_file(1))));
-    return moved && *moved != *mine;
-  }, 5s)) << agent(1).output();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        moved = previous_subnet_from_env(parse_env_file(read_file(subnet_file(1))));
+        return moved && *moved != *mine;
+      },
+      5s))
+      << agent(1).output();
   EXPECT_EQ(lease_value(*mine), R"({"PublicIP":"10.250.0.9"})") << "the other host keeps it";
   EXPECT_EQ(lease_value(*moved), R"({"PublicIP":"10.250.0.1"})");
   EXPECT_NE(agent(1).output().find("Subnet changed from " + mine->str() + " to " + moved->str()),
-            std::string::npos) << agent(1).output();
+            std::string::npos)
+      << agent(1).output();
   EXPECT_TRUE(agent(1).running());
 }
 
@@ -138,14 +149,20 @@ TEST_P(AgentTest, WatchThatFellBehindTheHistoryResyncs) {
     ASSERT_TRUE(other->delete_lease(l.subnet).ok());
   }
   agent(1).signal(SIGCONT);
-  EXPECT_TRUE(wait_until([&] {
-    return agent(1).output().find("Watch fell behind the store's history") != std::string::npos;
-  }, 5s)) << agent(1).output();
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return agent(1).output().find("Watch fell behind the store's history") != std::string::npos;
+      },
+      5s))
+      << agent(1).output();
   std::string metrics;
-  EXPECT_TRUE(wait_until([&] {
-    return http_status(1, port, "/metrics", &metrics) == 200 &&
-           metrics.find("flannel_watch_resyncs_total 1") != std::string::npos;
-  }, 5s)) << metrics;
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return http_status(1, port, "/metrics", &metrics) == 200 &&
+               metrics.find("flannel_watch_resyncs_total 1") != std::string::npos;
+      },
+      5s))
+      << metrics;
   EXPECT_NE(metrics.find("flannel_ready 1"), std::string::npos) << "the lease is still held";
   EXPECT_EQ(lease_value(*mine), R"({"PublicIP":"10.250.0.1"})");
   EXPECT_EQ(agent(1).output().find("re-acquiring"), std::string::npos) << agent(1).output();
@@ -157,12 +174,19 @@ TEST_P(AgentTest, MalformedLeasesOfOthersAreSkippedNotDeleted) {
   // names no subnet.
   std::string out;
   if (store_->kind() == LabStore::Kind::kEtcd) {
-    ASSERT_EQ(store_->etcdctl({"set", store_->prefix() + "/subnets/172.30.9.0-24", "not json"}, &out), 0) << out;
-    ASSERT_EQ(store_->etcdctl({"set", store_->prefix() + "/subnets/garbage", "{}"}, &out), 0) << out;
+    ASSERT_EQ(
+        store_->etcdctl({"set", store_->prefix() + "/subnets/172.30.9.0-24", "not json"}, &out), 0)
+        << out;
+    ASSERT_EQ(store_->etcdctl({"set", store_->prefix() + "/subnets/garbage", "{}"}, &out), 0)
+        << out;
   } else {
-    std::string sql = "INSERT INTO flannel_leases(prefix, subnet, value, expiration, revision) VALUES"
-                      "('" + store_->prefix() + "', '172.30.9.0-24', 'not json', NULL, 1),"
-                      "('" + store_->prefix() + "', 'garbage', '{}', NULL, 1);";
+    std::string sql =
+        "INSERT INTO flannel_leases(prefix, subnet, value, expiration, revision) VALUES"
+        "('" +
+        store_->prefix() +
+        "', '172.30.9.0-24', 'not json', NULL, 1),"
+        "('" +
+        store_->prefix() + "', 'garbage', '{}', NULL, 1);";
     store_->ctl({"subnets", "list"});  // creates the schema
     ASSERT_EQ(run_command({"sqlite3", store_->sqlite_path(), sql}, &out), 0) << out;
   }
@@ -170,7 +194,8 @@ TEST_P(AgentTest, MalformedLeasesOfOthersAreSkippedNotDeleted) {
   auto subnet = wait_subnet(1);
   ASSERT_TRUE(subnet) << agent(1).output();
   EXPECT_NE(*subnet, IP4Net::parse("172.30.9.0/24"));
-  EXPECT_NE(agent(1).output().find("Ignoring bad subnet node"), std::string::npos) << agent(1).output();
+  EXPECT_NE(agent(1).output().find("Ignoring bad subnet node"), std::string::npos)
+      << agent(1).output();
   EXPECT_NE(agent(1).output().find("172.30.9.0-24"), std::string::npos) << agent(1).output();
   EXPECT_TRUE(agent(1).running());
   // Still there, untouched.
@@ -178,8 +203,11 @@ TEST_P(AgentTest, MalformedLeasesOfOthersAreSkippedNotDeleted) {
     ASSERT_EQ(store_->etcdctl({"get", store_->prefix() + "/subnets/172.30.9.0-24"}, &out), 0);
     EXPECT_EQ(out, "not json\n");
   } else {
-    ASSERT_EQ(run_command({"sqlite3", store_->sqlite_path(),
-                           "SELECT count(*) FROM flannel_leases WHERE value IN ('not json', '{}');"}, &out), 0);
+    ASSERT_EQ(
+        run_command({"sqlite3", store_->sqlite_path(),
+                     "SELECT count(*) FROM flannel_leases WHERE value IN ('not json', '{}');"},
+                    &out),
+        0);
     EXPECT_EQ(out, "2\n");
   }
 }
@@ -193,7 +221,8 @@ TEST_P(AgentTest, AbsentConfigIsWaitedForAndReadinessFollowsTheLease) {
   EXPECT_EQ(http_status(1, port, "/healthz", &body), 200);
   EXPECT_EQ(body, "flanneld is running");
   EXPECT_EQ(http_status(1, port, "/readyz"), 503);
-  EXPECT_TRUE(wait_until([&] { return agent(1).output().find("Network config not found") != std::string::npos; }, 5s));
+  EXPECT_TRUE(wait_until(
+      [&] { return agent(1).output().find("Network config not found") != std::string::npos; }, 5s));
   EXPECT_FALSE(std::filesystem::exists(subnet_file(1)));
 
   set_config(kAllocConfig);
@@ -209,10 +238,14 @@ TEST_P(AgentTest, AbsentConfigIsWaitedForAndReadinessFollowsTheLease) {
 TEST_P(AgentTest, BadConfigIsReportedAndTakesNoLease) {
   set_config(R"({"Network":"10.0.0.0/30"})");
   start_agent(1);
-  ASSERT_TRUE(wait_until([&] {
-    return agent(1).output().find("Network is too small. Minimum useful network prefix is /28") !=
-           std::string::npos;
-  }, 5s)) << agent(1).output();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return agent(1).output().find(
+                   "Network is too small. Minimum useful network prefix is /28") !=
+               std::string::npos;
+      },
+      5s))
+      << agent(1).output();
   EXPECT_TRUE(agent(1).running()) << "a bad config is waited out, not fatal";
   EXPECT_TRUE(lease_subnets().empty());
   EXPECT_FALSE(std::filesystem::exists(subnet_file(1)));
@@ -286,7 +319,8 @@ TEST_P(AgentTest, EnvironmentVariablesConfigureTheAgent) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, AgentTest,
-                         ::testing::Values(LabStore::Kind::kSqlite, LabStore::Kind::kEtcd), KindName);
+                         ::testing::Values(LabStore::Kind::kSqlite, LabStore::Kind::kEtcd),
+                         KindName);
 
 }  // namespace
 }  // namespace flannel::testing

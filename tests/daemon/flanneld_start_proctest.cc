@@ -29,7 +29,8 @@ class FlanneldStart : public AgentTest {
     std::string text = read_file(std::string(FLANNEL_SOURCE_DIR) + "/tests/package/" + seed);
     text = std::regex_replace(text, std::regex(R"(FLANNEL_ETCD_ENDPOINTS="[^"]*")"),
                               "FLANNEL_ETCD_ENDPOINTS=\"" + store_->endpoint() + "\"");
-    text = std::regex_replace(text, std::regex("--log_dir=/var/log/flannel/"), "--log_dir=" + log_dir);
+    text =
+        std::regex_replace(text, std::regex("--log_dir=/var/log/flannel/"), "--log_dir=" + log_dir);
     std::string path = dir_ + "/" + seed;
     std::ofstream(path) << text;
     return path;
@@ -37,13 +38,14 @@ class FlanneldStart : public AgentTest {
   // What systemd does with EnvironmentFile= and ExecStart=flanneld-start $FLANNEL_OPTIONS.
   Process& start_wrapped(int i, const std::string& sysconfig) {
     const auto& h = host(i);
-    std::vector<std::string> argv{
-        "/bin/sh", "-c", "set -a; . \"$0\"; set +a; exec \"$1\" $FLANNEL_OPTIONS", sysconfig,
-        std::string(FLANNEL_BIN_DIR) + "/flanneld-start"};
+    std::vector<std::string> argv{"/bin/sh", "-c",
+                                  "set -a; . \"$0\"; set +a; exec \"$1\" $FLANNEL_OPTIONS",
+                                  sysconfig, std::string(FLANNEL_BIN_DIR) + "/flanneld-start"};
     std::map<std::string, std::string> env{{"FLANNELD_SUBNET_FILE", subnet_file(i)},
                                            {"FLANNELD_IFACE", "eth0"}};
     agents_.erase(i);
-    auto p = std::make_unique<Process>(Process::Spec{argv, env, {"NOTIFY_SOCKET"}, h.netns, log_file(i)});
+    auto p = std::make_unique<Process>(
+        Process::Spec{argv, env, {"NOTIFY_SOCKET"}, h.netns, log_file(i)});
     return *(agents_[i] = std::move(p));
   }
   // The argv of the process (after the wrapper's exec: flanneld's).
@@ -71,9 +73,13 @@ TEST_P(FlanneldStart, Seed003SysconfigGetsALeaseAndLogsToItsLogDir) {
                             "-etcd-endpoints=" + store_->endpoint(), "-etcd-prefix=/jxdd/network",
                             "--logtostderr=false", "--log_dir=" + log_dir, "--iface=eth0"}));
   EXPECT_EQ(lease_subnets(), std::vector<IP4Net>{*subnet});
-  EXPECT_TRUE(wait_until([&] {
-    return read_file(log_dir + "flanneld.INFO").find("Lease acquired: " + subnet->str()) != std::string::npos;
-  }, 5s)) << read_file(log_dir + "flanneld.INFO");
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return read_file(log_dir + "flanneld.INFO").find("Lease acquired: " + subnet->str()) !=
+               std::string::npos;
+      },
+      5s))
+      << read_file(log_dir + "flanneld.INFO");
 }
 
 TEST_P(FlanneldStart, Seed004SysconfigWithoutOptionsGetsALease) {
@@ -83,8 +89,8 @@ TEST_P(FlanneldStart, Seed004SysconfigWithoutOptionsGetsALease) {
   auto subnet = wait_subnet(1);
   ASSERT_TRUE(subnet) << p.output();
   EXPECT_EQ(cmdline(p), (std::vector<std::string>{std::string(FLANNEL_BIN_DIR) + "/flanneld",
-                                                   "-etcd-endpoints=" + store_->endpoint(),
-                                                   "-etcd-prefix=/kube-centos/network"}));
+                                                  "-etcd-endpoints=" + store_->endpoint(),
+                                                  "-etcd-prefix=/kube-centos/network"}));
   EXPECT_EQ(lease_subnets(), std::vector<IP4Net>{*subnet});
 }
 

@@ -13,12 +13,10 @@ class IfaceSelect : public ::testing::Test {
                               {2, "eth0", 1500, IFF_UP, "", {}},
                               {3, "eth1", 9000, IFF_UP, "", {}},
                               {4, "docker0", 1500, IFF_UP, "", {}}};
-  std::vector<Addr4Info> addrs{{1, IP4::parse("127.0.0.1"), 8},
-                               {2, IP4::parse("169.254.3.3"), 16},
-                               {2, IP4::parse("10.0.0.5"), 24},
-                               {2, IP4::parse("10.0.0.6"), 24},
-                               {3, IP4::parse("192.168.7.2"), 24},
-                               {4, IP4::parse("169.254.9.9"), 16}};
+  std::vector<Addr4Info> addrs{
+      {1, IP4::parse("127.0.0.1"), 8},    {2, IP4::parse("169.254.3.3"), 16},
+      {2, IP4::parse("10.0.0.5"), 24},    {2, IP4::parse("10.0.0.6"), 24},
+      {3, IP4::parse("192.168.7.2"), 24}, {4, IP4::parse("169.254.9.9"), 16}};
   ExternalInterface pick(IfaceRequest req, std::optional<int> def = 2) {
     return select_external_interface(links, addrs, def, req, &notes);
   }
@@ -62,7 +60,7 @@ TEST_F(IfaceSelect, IfaceByNameOrAddressFirstMatchWins) {
 
 TEST_F(IfaceSelect, RegexMatchesAddressesBeforeNames) {
   EXPECT_EQ(pick({{}, {"^192\\.168\\."}, {}}).name, "eth1");
-  EXPECT_EQ(pick({{}, {"eth"}, {}}).name, "eth0");  // unanchored, index order
+  EXPECT_EQ(pick({{}, {"eth"}, {}}).name, "eth0");              // unanchored, index order
   EXPECT_EQ(pick({{"nope"}, {"docker"}, {}}).name, "docker0");  // after every -iface
   EXPECT_THROW(pick({{}, {"("}, {}}), std::runtime_error);
 }

@@ -20,7 +20,7 @@ using namespace std::chrono_literals;
 // Runs `before` (once) just before the keeper's first create and `after` just after it.
 class RacingStore : public MemoryStore {
  public:
-  std::function<void(const Lease& ours)> before, after;
+  std::function<void(const Lease&ours)> before, after;
   Status create_lease(const Lease& lease, std::chrono::seconds ttl, Lease* created) override {
     if (auto f = std::exchange(before, nullptr)) f(lease);
     Status s = MemoryStore::create_lease(lease, ttl, created);
@@ -60,9 +60,7 @@ void expect_no_shared_subnet(MemoryStore& store) {
   std::set<IP6Net> v6;
   for (const auto& l : list.leases) {
     EXPECT_TRUE(v4.insert(l.subnet).second) << l.key().str();
-    if (l.ipv6_subnet) {
-      EXPECT_TRUE(v6.insert(*l.ipv6_subnet).second) << l.key().str();
-    }
+    if (l.ipv6_subnet) { EXPECT_TRUE(v6.insert(*l.ipv6_subnet).second) << l.key().str(); }
   }
 }
 
@@ -118,7 +116,8 @@ TEST(LeaseKeeper, Ipv4OnlyCreateIsNotReListed) {
   std::stop_source stop;
   LeaseAttrs a = me();
   a.public_ipv6.reset();
-  auto got = keeper.acquire(parse_config(R"({"Network":"10.5.0.0/16"})"), a, std::nullopt, stop.get_token());
+  auto got = keeper.acquire(parse_config(R"({"Network":"10.5.0.0/16"})"), a, std::nullopt,
+                            stop.get_token());
   ASSERT_TRUE(got);
   EXPECT_EQ(store.calls(MemoryStore::Op::kList), 1u);
 }

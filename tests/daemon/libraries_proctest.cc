@@ -1,8 +1,8 @@
 // What a running flanneld maps: libcurl (and the chain Debian builds it with: OpenSSL's libssl,
-// GnuTLS, LDAP, SSH2) is loaded only when an etcd store is used (stores/etcd/curl_lib.h), so an agent
-// on the SQLite store never maps it; OpenSSL's libcrypto is loaded only by the wireguard backend's
-// key code (backends/wireguard/crypto_lib.h), so an agent on another backend and the SQLite store maps no
-// OpenSSL at all. Read from /proc/PID/maps of a real agent holding its lease.
+// GnuTLS, LDAP, SSH2) is loaded only when an etcd store is used (stores/etcd/curl_lib.h), so an
+// agent on the SQLite store never maps it; OpenSSL's libcrypto is loaded only by the wireguard
+// backend's key code (backends/wireguard/crypto_lib.h), so an agent on another backend and the
+// SQLite store maps no OpenSSL at all. Read from /proc/PID/maps of a real agent holding its lease.
 #include <sstream>
 #include <string>
 #include <vector>
@@ -25,7 +25,8 @@ std::vector<std::string> mapped(pid_t pid, const std::vector<std::string>& parts
     if (slash == std::string::npos) continue;
     std::string path = line.substr(slash);
     for (const auto& p : parts)
-      if (path.find(p) != std::string::npos && (out.empty() || out.back() != path)) out.push_back(path);
+      if (path.find(p) != std::string::npos && (out.empty() || out.back() != path))
+        out.push_back(path);
   }
   return out;
 }
@@ -43,7 +44,8 @@ TEST_P(AgentTest, LibcurlIsMappedOnlyWithAnEtcdStore) {
     std::string all;
     for (const auto& l : libs) all += l + "\n";
     EXPECT_TRUE(libs.empty()) << "a SQLite agent maps:\n" << all;
-    EXPECT_TRUE(mapped(agent(1).pid(), {"libcrypto"}).empty()) << "an alloc agent on SQLite maps OpenSSL";
+    EXPECT_TRUE(mapped(agent(1).pid(), {"libcrypto"}).empty())
+        << "an alloc agent on SQLite maps OpenSSL";
   }
 }
 

@@ -44,7 +44,8 @@ class LoggingTest : public ::testing::Test {
 // I1122 01:27:54.476791    4729 main.cc:132] Lease acquired: 10.5.34.0/24
 std::string line_regex(char severity, int line, const std::string& message) {
   return std::string("^") + severity +
-         "(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01]) ([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\\.[0-9]{6} "
+         "(0[1-9]|1[0-2])(0[1-9]|[12][0-9]|3[01]) "
+         "([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]\\.[0-9]{6} "
          "[ 0-9]{7} logging_unittest\\.cc:" +
          std::to_string(line) + "\\] " + message + "\n$";
 }
@@ -54,7 +55,8 @@ TEST_F(LoggingTest, InfoLineHasGlogLayout) {
   const int line = __LINE__ + 1;
   FLOG_INFO("Lease acquired: {}", "10.5.34.0/24");
   const std::string got = captured();
-  EXPECT_TRUE(std::regex_match(got, std::regex(line_regex('I', line, "Lease acquired: 10\\.5\\.34\\.0/24"))))
+  EXPECT_TRUE(std::regex_match(
+      got, std::regex(line_regex('I', line, "Lease acquired: 10\\.5\\.34\\.0/24"))))
       << got;
   // pid right-aligned in exactly 7 columns between single spaces.
   char pid[16];
@@ -85,8 +87,8 @@ TEST_F(LoggingTest, HeaderForAKnownTime) {
   tm.tm_min = 27;
   tm.tm_sec = 54;
   tm.tm_isdst = -1;
-  const auto when = std::chrono::system_clock::from_time_t(std::mktime(&tm)) +
-                    std::chrono::microseconds(476791);
+  const auto when =
+      std::chrono::system_clock::from_time_t(std::mktime(&tm)) + std::chrono::microseconds(476791);
   EXPECT_EQ(glog_header('I', when, 4729, "/src/daemon/main.cc", 132),
             "I1122 01:27:54.476791    4729 main.cc:132] ");
   EXPECT_EQ(glog_header('E', when + std::chrono::microseconds(9), 12345678, "x.cc", 7),
@@ -130,7 +132,8 @@ TEST_F(LoggingTest, FatalLogsAndExits255) {
         set_logging_sink_for_test(std::make_shared<spdlog::sinks::stderr_sink_mt>());
         FLOG_FATAL("cannot continue: {}", "boom");
       },
-      ::testing::ExitedWithCode(255), "F[0-9]{4} .* logging_unittest\\.cc:[0-9]+\\] cannot continue: boom");
+      ::testing::ExitedWithCode(255),
+      "F[0-9]{4} .* logging_unittest\\.cc:[0-9]+\\] cannot continue: boom");
 }
 
 TEST_F(LoggingTest, Validators) {

@@ -127,7 +127,8 @@ WatchResult MemoryStore::watch_leases(uint64_t after_revision, std::chrono::mill
     return w;
   }
   if (!changed_.wait_for(lock, stop, timeout, pending)) {
-    w.status = Status::Error(stop.stop_requested() ? StoreCode::kCancelled : StoreCode::kTimeout, "");
+    w.status =
+        Status::Error(stop.stop_requested() ? StoreCode::kCancelled : StoreCode::kTimeout, "");
     return w;
   }
   if (reset_pending_) {

@@ -27,7 +27,8 @@ TEST_P(MigrateTest, V2ConfigAndReservationsMoveToV3AndAgentsKeepWorking) {
   ASSERT_EQ(store_->etcdctl3({"get", "--print-value-only", store_->prefix() + "/config"}, &out), 0);
   EXPECT_EQ(out, std::string(kConfig) + "\n");
   // The reservation is a key without a v3 lease; the live lease was not copied.
-  ASSERT_EQ(store_->etcdctl3({"get", "--prefix", "-w", "json", store_->prefix() + "/subnets/"}, &out), 0);
+  ASSERT_EQ(
+      store_->etcdctl3({"get", "--prefix", "-w", "json", store_->prefix() + "/subnets/"}, &out), 0);
   auto j = nlohmann::json::parse(out);
   ASSERT_EQ(j["kvs"].size(), 1u) << out;
   EXPECT_FALSE(j["kvs"][0].contains("lease")) << out;
@@ -41,11 +42,15 @@ TEST_P(MigrateTest, V2ConfigAndReservationsMoveToV3AndAgentsKeepWorking) {
   // The agent restarted on v3 re-creates its lease there (the subnet from subnet.env).
   stop_agent(1);
   start_agent(1, {"-store=etcdv3"});
-  ASSERT_TRUE(wait_until([&] {
-    std::string o;
-    store_->etcdctl3({"get", "--keys-only", store_->prefix() + "/subnets/" + subnet_key(*live)}, &o);
-    return o.find(subnet_key(*live)) != std::string::npos;
-  }, 10s)) << agent(1).output();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        std::string o;
+        store_->etcdctl3({"get", "--keys-only", store_->prefix() + "/subnets/" + subnet_key(*live)},
+                         &o);
+        return o.find(subnet_key(*live)) != std::string::npos;
+      },
+      10s))
+      << agent(1).output();
   EXPECT_NE(agent(1).output().find("Using etcd v3 API"), std::string::npos) << agent(1).output();
   // A second host on v3 gets the reserved subnet's neighbour, never the reservation.
   start_agent(2, {"-store=etcdv3"});
@@ -65,7 +70,9 @@ TEST_P(MigrateTest, ToSqliteCopiesConfigAndReservations) {
   const std::string prefix = "-etcd-prefix=" + store_->prefix();
   ASSERT_EQ(run_command({ctl, "-store=sqlite:" + db, prefix, "config", "get"}, &out), 0) << out;
   EXPECT_EQ(out, std::string(kConfig) + "\n");
-  ASSERT_EQ(run_command({ctl, "-store=sqlite:" + db, prefix, "subnets", "get", "172.30.60.0/24"}, &out), 0)
+  ASSERT_EQ(
+      run_command({ctl, "-store=sqlite:" + db, prefix, "subnets", "get", "172.30.60.0/24"}, &out),
+      0)
       << out;
   EXPECT_TRUE(nlohmann::json::parse(out)["expiration"].is_null()) << out;
   EXPECT_EQ(store_->ctl({"migrate"}, &out), 2) << out;

@@ -57,7 +57,8 @@ class MkDockerOptsTest : public ::testing::Test {
   }
 
   // Runs the program with exactly `env` as its environment (nothing inherited).
-  Result run(const std::vector<std::string>& args, const std::map<std::string, std::string>& env = {}) {
+  Result run(const std::vector<std::string>& args,
+             const std::map<std::string, std::string>& env = {}) {
     std::vector<std::string> argv_s{kProgram};
     argv_s.insert(argv_s.end(), args.begin(), args.end());
     std::vector<char*> argv;
@@ -73,8 +74,10 @@ class MkDockerOptsTest : public ::testing::Test {
     const std::string err_path = (dir_ / ".stderr").string();
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_addopen(&actions, 1, out_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                     0600);
+    posix_spawn_file_actions_addopen(&actions, 2, err_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC,
+                                     0600);
     pid_t pid = -1;
     Result r;
     int rc = posix_spawn(&pid, kProgram.c_str(), &actions, nullptr, argv.data(), envp.data());
@@ -91,7 +94,9 @@ class MkDockerOptsTest : public ::testing::Test {
     return r;
   }
 
-  std::vector<std::string> io_args() { return {"-f", env_file_.string(), "-d", out_file_.string()}; }
+  std::vector<std::string> io_args() {
+    return {"-f", env_file_.string(), "-d", out_file_.string()};
+  }
 
   fs::path dir_, env_file_, out_file_;
 };
@@ -129,7 +134,8 @@ TEST_F(MkDockerOptsTest, Seed003DockerNetworkOptions) {
   write_file(env_file_,
              "FLANNEL_NETWORK=172.17.0.0/16\nFLANNEL_SUBNET=172.17.41.1/24\nFLANNEL_MTU=1472\n"
              "FLANNEL_IPMASQ=false\n");
-  Result r = run({"-k", "DOCKER_NETWORK_OPTIONS", "-d", out_file_.string(), "-f", env_file_.string()});
+  Result r =
+      run({"-k", "DOCKER_NETWORK_OPTIONS", "-d", out_file_.string(), "-f", env_file_.string()});
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_EQ(read_file(out_file_),
             "DOCKER_OPT_BIP=\"--bip=172.17.41.1/24\"\n"
@@ -170,7 +176,8 @@ TEST_F(MkDockerOptsTest, CombinedOnly) {
   args.push_back("-c");
   Result r = run(args);
   EXPECT_EQ(r.exit_code, 0);
-  EXPECT_EQ(read_file(out_file_), "DOCKER_OPTS=\" --bip=10.1.74.1/24 --ip-masq=true --mtu=1472\"\n");
+  EXPECT_EQ(read_file(out_file_),
+            "DOCKER_OPTS=\" --bip=10.1.74.1/24 --ip-masq=true --mtu=1472\"\n");
 }
 
 TEST_F(MkDockerOptsTest, ClusteredAndAttachedOptions) {
@@ -272,12 +279,13 @@ TEST_F(MkDockerOptsTest, EnvironmentDockerOptsAndKeyAreIncluded) {
   write_file(env_file_, kSampleEnv);
   Result r = run(io_args(), {{"DOCKER_OPTS", "--foo"}, {"DOCKER_OPT_ZEXTRA", "--log-level=warn"}});
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_EQ(read_file(out_file_),
-            "DOCKER_OPT_BIP=\"--bip=10.1.74.1/24\"\n"
-            "DOCKER_OPT_IPMASQ=\"--ip-masq=true\"\n"
-            "DOCKER_OPT_MTU=\"--mtu=1472\"\n"
-            "DOCKER_OPT_ZEXTRA=\"--log-level=warn\"\n"
-            "DOCKER_OPTS=\"--foo  --bip=10.1.74.1/24 --ip-masq=true --mtu=1472 --log-level=warn\"\n");
+  EXPECT_EQ(
+      read_file(out_file_),
+      "DOCKER_OPT_BIP=\"--bip=10.1.74.1/24\"\n"
+      "DOCKER_OPT_IPMASQ=\"--ip-masq=true\"\n"
+      "DOCKER_OPT_MTU=\"--mtu=1472\"\n"
+      "DOCKER_OPT_ZEXTRA=\"--log-level=warn\"\n"
+      "DOCKER_OPTS=\"--foo  --bip=10.1.74.1/24 --ip-masq=true --mtu=1472 --log-level=warn\"\n");
 }
 
 TEST_F(MkDockerOptsTest, EmptyKeyInEnvironmentAddsNothing) {
@@ -302,7 +310,8 @@ TEST_F(MkDockerOptsTest, ReplacesLongerOutputAndKeepsPermissions) {
   args.push_back("-c");
   Result r = run(args);
   EXPECT_EQ(r.exit_code, 0);
-  EXPECT_EQ(read_file(out_file_), "DOCKER_OPTS=\" --bip=10.1.74.1/24 --ip-masq=true --mtu=1472\"\n");
+  EXPECT_EQ(read_file(out_file_),
+            "DOCKER_OPTS=\" --bip=10.1.74.1/24 --ip-masq=true --mtu=1472\"\n");
   struct stat st;
   ASSERT_EQ(::stat(out_file_.c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 07777, 0600u);

@@ -24,9 +24,7 @@ Options parse(std::vector<std::string> args, const Env& env = {}) {
 std::string error_of(std::vector<std::string> args, const Env& env = {}) {
   try {
     parse(std::move(args), env);
-  } catch (const FlagError& e) {
-    return e.what();
-  }
+  } catch (const FlagError& e) { return e.what(); }
   return "(no error)";
 }
 
@@ -89,17 +87,18 @@ TEST(OptionsTest, V011Defaults) {
 TEST(OptionsTest, SeedPackagedCommandLine) {
   // /usr/bin/flanneld -etcd-endpoints=... -etcd-prefix=/jxdd/network --logtostderr=false
   //   --log_dir=/var/log/flannel/ --iface=eth0
-  Options o = parse({"-etcd-endpoints=http://192.168.6.15:2379,http://192.168.6.2:2379,http://192.168.6.5:2379",
-                     "-etcd-prefix=/jxdd/network", "--logtostderr=false",
-                     "--log_dir=/var/log/flannel/", "--iface=eth0"});
+  Options o = parse(
+      {"-etcd-endpoints=http://192.168.6.15:2379,http://192.168.6.2:2379,http://192.168.6.5:2379",
+       "-etcd-prefix=/jxdd/network", "--logtostderr=false", "--log_dir=/var/log/flannel/",
+       "--iface=eth0"});
   EXPECT_EQ(o.etcd_prefix, "/jxdd/network");
   EXPECT_FALSE(o.log.logtostderr);
   EXPECT_EQ(o.log.log_dir, "/var/log/flannel/");
   EXPECT_EQ(o.iface, (std::vector<std::string>{"eth0"}));
   EtcdOptions e = etcd_options(o);
-  EXPECT_EQ(e.endpoints, (std::vector<std::string>{"http://192.168.6.15:2379",
-                                                   "http://192.168.6.2:2379",
-                                                   "http://192.168.6.5:2379"}));
+  EXPECT_EQ(e.endpoints,
+            (std::vector<std::string>{"http://192.168.6.15:2379", "http://192.168.6.2:2379",
+                                      "http://192.168.6.5:2379"}));
   EXPECT_EQ(e.prefix, "/jxdd/network");
 }
 
@@ -120,13 +119,13 @@ TEST(OptionsTest, SeedSupervisorScript) {
 }
 
 TEST(OptionsTest, EveryFlagIsDeclared) {
-  Options o = parse({"-etcd-username=u", "-etcd-password=p", "-iface-regex=^eth",
-                     "-iface-regex=10\\.0\\..*", "-subnet-lease-renew-margin=30", "-ip-masq",
-                     "-kube-api-url=https://k", "-kubeconfig-file=/k", "-kube-annotation-prefix=x",
-                     "-healthz-ip=127.0.0.1", "-iptables-resync=10",
-                     "-iptables-forward-rules=false", "-store=etcd", "-v=3",
-                     "-vmodule=iface=4,lease*=2", "-log_backtrace_at=main.cc:12",
-                     "-alsologtostderr", "-stderrthreshold=WARNING"});
+  Options o =
+      parse({"-etcd-username=u", "-etcd-password=p", "-iface-regex=^eth",
+             "-iface-regex=10\\.0\\..*", "-subnet-lease-renew-margin=30", "-ip-masq",
+             "-kube-api-url=https://k", "-kubeconfig-file=/k", "-kube-annotation-prefix=x",
+             "-healthz-ip=127.0.0.1", "-iptables-resync=10", "-iptables-forward-rules=false",
+             "-store=etcd", "-v=3", "-vmodule=iface=4,lease*=2", "-log_backtrace_at=main.cc:12",
+             "-alsologtostderr", "-stderrthreshold=WARNING"});
   EXPECT_EQ(o.etcd_username, "u");
   EXPECT_EQ(o.etcd_password, "p");
   EXPECT_EQ(o.iface_regex.size(), 2u);
@@ -144,9 +143,7 @@ TEST(OptionsTest, EveryFlagIsDeclared) {
   EXPECT_TRUE(o.log.alsologtostderr);
   EXPECT_EQ(o.log.stderrthreshold, "WARNING");
   for (const auto& s : o.settings) {
-    if (s.name == "etcd-password") {
-      EXPECT_EQ(s.value, "<redacted>");
-    }
+    if (s.name == "etcd-password") { EXPECT_EQ(s.value, "<redacted>"); }
   }
   EtcdOptions e = etcd_options(o);
   EXPECT_EQ(e.username, "u");
@@ -180,9 +177,7 @@ TEST(OptionsTest, EnvironmentLikeV011) {
       EXPECT_EQ(s.source, FlagSource::kEnvironment);
       EXPECT_EQ(s.env_var, "FLANNELD_ETCD_PREFIX");
     }
-    if (s.name == "iface") {
-      EXPECT_EQ(s.source, FlagSource::kCommandLine);
-    }
+    if (s.name == "iface") { EXPECT_EQ(s.source, FlagSource::kCommandLine); }
   }
   EXPECT_TRUE(found);
 }
@@ -222,7 +217,8 @@ TEST(OptionsTest, PublicIpMustBeIPv4) {
   const std::string why =
       ": not an IPv4 address (use a dotted quad such as 10.0.0.5, or leave it unset to use the "
       "address of the chosen interface)";
-  EXPECT_EQ(error_of({"-public-ip=fe80::1"}), "invalid value \"fe80::1\" for flag -public-ip" + why);
+  EXPECT_EQ(error_of({"-public-ip=fe80::1"}),
+            "invalid value \"fe80::1\" for flag -public-ip" + why);
   EXPECT_EQ(error_of({"-public-ip=10.0.0"}), "invalid value \"10.0.0\" for flag -public-ip" + why);
   EXPECT_EQ(error_of({"-public-ip=host.example"}),
             "invalid value \"host.example\" for flag -public-ip" + why);
@@ -238,9 +234,9 @@ TEST(OptionsTest, PublicIpv6MustBeIPv6) {
       ": not an IPv6 address (use e.g. 2001:db8::10, or leave it unset to use the IPv6 address of "
       "the chosen interface; it is used only when the network config has EnableIPv6 true)";
   // An IPv4 address (which -public-ip takes), an IPv4-mapped one, garbage, a CIDR, a zone.
-  for (const char* bad : {"10.0.0.5", "host.example", "2001:db8::10/64",
-                          "2001:db8:::10", "2001:db8::1::2", "1:2:3:4:5:6:7:8:9", "fe80::1%eth0",
-                          "[2001:db8::10]", "2001:db8::g"}) {
+  for (const char* bad :
+       {"10.0.0.5", "host.example", "2001:db8::10/64", "2001:db8:::10", "2001:db8::1::2",
+        "1:2:3:4:5:6:7:8:9", "fe80::1%eth0", "[2001:db8::10]", "2001:db8::g"}) {
     EXPECT_EQ(error_of({std::string("-public-ipv6=") + bad}),
               "invalid value \"" + std::string(bad) + "\" for flag -public-ipv6" + why)
         << bad;
@@ -264,7 +260,8 @@ TEST(OptionsTest, HealthzValidation) {
   EXPECT_EQ(error_of({"-healthz-port=70000"}),
             "invalid value \"70000\" for flag -healthz-port: must be a TCP port 1..65535, or 0 to "
             "disable the healthz server");
-  EXPECT_EQ(error_of({"-healthz-port=x"}), "invalid value \"x\" for flag -healthz-port: parse error");
+  EXPECT_EQ(error_of({"-healthz-port=x"}),
+            "invalid value \"x\" for flag -healthz-port: parse error");
   EXPECT_EQ(error_of({"-healthz-ip=localhost"}),
             "invalid value \"localhost\" for flag -healthz-ip: not an IP address (use e.g. 0.0.0.0 "
             "for all interfaces, or 127.0.0.1)");
@@ -283,9 +280,10 @@ TEST(OptionsTest, EtcdEndpointsValidation) {
   EXPECT_EQ(error_of({"-etcd-endpoints=http://a:2379,"}),
             "invalid value \"http://a:2379,\" for flag -etcd-endpoints: empty endpoint (expected a "
             "comma-separated list of URLs such as http://127.0.0.1:2379)");
-  EXPECT_EQ(error_of({"-etcd-endpoints=http://:2379"}),
-            "invalid value \"http://:2379\" for flag -etcd-endpoints: endpoint \"http://:2379\" has "
-            "no host (expected a comma-separated list of URLs such as http://127.0.0.1:2379)");
+  EXPECT_EQ(
+      error_of({"-etcd-endpoints=http://:2379"}),
+      "invalid value \"http://:2379\" for flag -etcd-endpoints: endpoint \"http://:2379\" has "
+      "no host (expected a comma-separated list of URLs such as http://127.0.0.1:2379)");
 }
 
 TEST(OptionsTest, SplitEndpoints) {
@@ -311,8 +309,9 @@ TEST(OptionsTest, KubeSubnetMgrIsRejected) {
 
 TEST(OptionsTest, IfaceRegexMustCompile) {
   std::string err = error_of({"-iface-regex=eth(0"});
-  EXPECT_EQ(err.rfind("invalid value \"eth(0\" for flag -iface-regex: not a valid regular expression", 0),
-            0u)
+  EXPECT_EQ(
+      err.rfind("invalid value \"eth(0\" for flag -iface-regex: not a valid regular expression", 0),
+      0u)
       << err;
 }
 
@@ -356,7 +355,8 @@ TEST(OptionsTest, LeftoverArgumentsAreErrors) {
 TEST(OptionsTest, GoErrorsPassThrough) {
   EXPECT_EQ(error_of({"-foo"}), "flag provided but not defined: -foo");
   EXPECT_EQ(error_of({"-iface"}), "flag needs an argument: -iface");
-  EXPECT_EQ(error_of({"-ip-masq=maybe"}), "invalid boolean value \"maybe\" for -ip-masq: parse error");
+  EXPECT_EQ(error_of({"-ip-masq=maybe"}),
+            "invalid boolean value \"maybe\" for -ip-masq: parse error");
 }
 
 TEST(OptionsTest, FrontDoorHelp) {

@@ -19,12 +19,12 @@ class RecordingBackend : public Backend {
  public:
   struct Journal {
     mutable std::mutex mu;
-    std::vector<IP4Net> acquired;           // lease_acquired() subnets, in order
-    size_t syncs = 0;                       // sync() calls
-    size_t applies = 0;                     // apply() calls
-    std::map<IP4Net, Lease> peers;          // what the "kernel" holds after every call
-    bool saw_own_subnet = false;            // a sync/apply ever named the lease we hold
-    int fail_applies = 0;                   // the next N apply() calls throw after recording
+    std::vector<IP4Net> acquired;   // lease_acquired() subnets, in order
+    size_t syncs = 0;               // sync() calls
+    size_t applies = 0;             // apply() calls
+    std::map<IP4Net, Lease> peers;  // what the "kernel" holds after every call
+    bool saw_own_subnet = false;    // a sync/apply ever named the lease we hold
+    int fail_applies = 0;           // the next N apply() calls throw after recording
     std::string type = "vxlan";
 
     std::set<IP4Net> peer_set() const {

@@ -45,13 +45,15 @@ TEST_P(SeedFlow, Seed000VxlanLeaseCarriesTheDeviceMac) {
   std::string mac = mac_of(1, "flannel.1");
   ASSERT_TRUE(std::regex_match(mac, std::regex("([0-9a-f]{2}:){5}[0-9a-f]{2}"))) << mac;
   EXPECT_EQ(lease_value(*subnet),
-            R"({"PublicIP":"10.250.0.1","BackendType":"vxlan","BackendData":{"VtepMAC":")" + mac + R"("}})");
+            R"({"PublicIP":"10.250.0.1","BackendType":"vxlan","BackendData":{"VtepMAC":")" + mac +
+                R"("}})");
   EXPECT_EQ(read_file(subnet_file(1)), "FLANNEL_NETWORK=172.30.0.0/16\nFLANNEL_SUBNET=172.30." +
                                            third_octet(*subnet) +
                                            ".1/24\nFLANNEL_MTU=1450\nFLANNEL_IPMASQ=false\n");
   // flannel.1 carries the subnet's network address as a /32, as in the seed's ifconfig output.
-  EXPECT_NE(in_host(1, {"ip", "-4", "addr", "show", "dev", "flannel.1"}).find(subnet->ip.str() + "/32"),
-            std::string::npos);
+  EXPECT_NE(
+      in_host(1, {"ip", "-4", "addr", "show", "dev", "flannel.1"}).find(subnet->ip.str() + "/32"),
+      std::string::npos);
 }
 
 // Seed 001: host-gw, prefix /kube-centos/network; mk-docker-opts.sh -k DOCKER_NETWORK_OPTIONS.
@@ -63,20 +65,20 @@ TEST_P(SeedFlow, Seed001HostGwAndDockerNetworkOptions) {
   ASSERT_TRUE(subnet) << agent(1).output();
   EXPECT_EQ(lease_value(*subnet), R"({"PublicIP":"10.250.0.1","BackendType":"host-gw"})");
   std::string t = third_octet(*subnet);
-  EXPECT_EQ(read_file(subnet_file(1)),
-            "FLANNEL_NETWORK=172.33.0.0/16\nFLANNEL_SUBNET=172.33." + t +
-                ".1/24\nFLANNEL_MTU=1500\nFLANNEL_IPMASQ=false\n");
+  EXPECT_EQ(read_file(subnet_file(1)), "FLANNEL_NETWORK=172.33.0.0/16\nFLANNEL_SUBNET=172.33." + t +
+                                           ".1/24\nFLANNEL_MTU=1500\nFLANNEL_IPMASQ=false\n");
   std::string docker = dir_ + "/docker";
   std::string out;
-  ASSERT_EQ(run_command({std::string(FLANNEL_BIN_DIR) + "/mk-docker-opts.sh", "-f", subnet_file(1), "-k",
-                         "DOCKER_NETWORK_OPTIONS", "-d", docker},
+  ASSERT_EQ(run_command({std::string(FLANNEL_BIN_DIR) + "/mk-docker-opts.sh", "-f", subnet_file(1),
+                         "-k", "DOCKER_NETWORK_OPTIONS", "-d", docker},
                         &out),
             0)
       << out;
-  EXPECT_EQ(read_file(docker), "DOCKER_OPT_BIP=\"--bip=172.33." + t +
-                                   ".1/24\"\nDOCKER_OPT_IPMASQ=\"--ip-masq=true\"\nDOCKER_OPT_MTU=\"--mtu=1500\"\n"
-                                   "DOCKER_NETWORK_OPTIONS=\" --bip=172.33." + t +
-                                   ".1/24 --ip-masq=true --mtu=1500\"\n");
+  EXPECT_EQ(read_file(docker),
+            "DOCKER_OPT_BIP=\"--bip=172.33." + t +
+                ".1/24\"\nDOCKER_OPT_IPMASQ=\"--ip-masq=true\"\nDOCKER_OPT_MTU=\"--mtu=1500\"\n"
+                "DOCKER_NETWORK_OPTIONS=\" --bip=172.33." +
+                t + ".1/24 --ip-masq=true --mtu=1500\"\n");
 }
 
 // Seed 003: no Backend (udp), prefix /jxdd/network, FLANNEL_OPTIONS="--logtostderr=false
@@ -94,15 +96,20 @@ TEST_P(SeedFlow, Seed003DefaultUdpWithGlogFileFlags) {
                                            third_octet(*subnet) +
                                            ".1/24\nFLANNEL_MTU=1472\nFLANNEL_IPMASQ=false\n");
   // The file log is flushed at least every 2 s.
-  EXPECT_TRUE(wait_until([&] {
-    return read_file(log_dir + "flanneld.INFO").find("Lease acquired: " + subnet->str()) != std::string::npos;
-  }, 5s)) << read_file(log_dir + "flanneld.INFO");
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return read_file(log_dir + "flanneld.INFO").find("Lease acquired: " + subnet->str()) !=
+               std::string::npos;
+      },
+      5s))
+      << read_file(log_dir + "flanneld.INFO");
 }
 
 // Seed 004: `etcdctl mkdir` then `etcdctl mk` of a config with spaces; mk-docker-opts.sh -i.
 TEST_P(SeedFlow, Seed004MkdirMkAndIndividualDockerOpts) {
   use_prefix("/kube-centos/network");
-  std::string json = R"({ "Network": "172.30.0.0/16", "SubnetLen": 24, "Backend": { "Type": "vxlan" } })";
+  std::string json =
+      R"({ "Network": "172.30.0.0/16", "SubnetLen": 24, "Backend": { "Type": "vxlan" } })";
   if (store_->kind() == LabStore::Kind::kEtcd) {
     std::string out;
     ASSERT_EQ(store_->etcdctl({"mkdir", "/kube-centos/network"}, &out), 0) << out;
@@ -114,18 +121,20 @@ TEST_P(SeedFlow, Seed004MkdirMkAndIndividualDockerOpts) {
   auto subnet = wait_subnet(1);
   ASSERT_TRUE(subnet) << agent(1).output();
   std::string docker = dir_ + "/docker_opts.env", out;
-  ASSERT_EQ(run_command({std::string(FLANNEL_BIN_DIR) + "/mk-docker-opts.sh", "-i", "-f", subnet_file(1),
-                         "-d", docker},
+  ASSERT_EQ(run_command({std::string(FLANNEL_BIN_DIR) + "/mk-docker-opts.sh", "-i", "-f",
+                         subnet_file(1), "-d", docker},
                         &out),
             0)
       << out;
   std::string t = third_octet(*subnet);
-  EXPECT_EQ(read_file(docker), "DOCKER_OPT_BIP=\"--bip=172.30." + t +
-                                   ".1/24\"\nDOCKER_OPT_IPMASQ=\"--ip-masq=true\"\nDOCKER_OPT_MTU=\"--mtu=1450\"\n");
+  EXPECT_EQ(read_file(docker),
+            "DOCKER_OPT_BIP=\"--bip=172.30." + t +
+                ".1/24\"\nDOCKER_OPT_IPMASQ=\"--ip-masq=true\"\nDOCKER_OPT_MTU=\"--mtu=1450\"\n");
 }
 
 INSTANTIATE_TEST_SUITE_P(Stores, SeedFlow,
-                         ::testing::Values(LabStore::Kind::kSqlite, LabStore::Kind::kEtcd), KindName);
+                         ::testing::Values(LabStore::Kind::kSqlite, LabStore::Kind::kEtcd),
+                         KindName);
 
 }  // namespace
 }  // namespace flannel::testing

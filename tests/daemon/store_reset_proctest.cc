@@ -1,11 +1,11 @@
 // A cluster whose store lost its data converges by itself (SQLite, etcd v2, etcd v3 with the v2
-// API off; the v3 case is also the three-host vxlan mesh over v3-only etcd): three flanneld on vxlan in a
-// namespace lab, pods pinging across hosts; the store is wiped under them (etcd stopped, data
-// dir deleted, restarted; or the SQLite file deleted and a new one created), the config is
-// written again as a restore would, and a fourth host joins once the three re-registered. Every agent must
-// re-register its own subnet, every host must route to every lease (the new one included)
-// within 5 s of the store answering again, no agent may exit, and a ping running through it all
-// must not lose more than one packet.
+// API off; the v3 case is also the three-host vxlan mesh over v3-only etcd): three flanneld on
+// vxlan in a namespace lab, pods pinging across hosts; the store is wiped under them (etcd stopped,
+// data dir deleted, restarted; or the SQLite file deleted and a new one created), the config is
+// written again as a restore would, and a fourth host joins once the three re-registered. Every
+// agent must re-register its own subnet, every host must route to every lease (the new one
+// included) within 5 s of the store answering again, no agent may exit, and a ping running through
+// it all must not lose more than one packet.
 #include <signal.h>
 
 #include <chrono>
@@ -72,14 +72,17 @@ TEST_P(StoreResetTest, AgentsReRegisterAndConvergeAfterTheStoreIsWiped) {
   // The three re-register first: a newcomer started at once may, rightly, take a subnet whose
   // holder has not noticed the reset yet (3 of the first 100 free subnets were ours), and
   // that holder then moves to another one, as it should.
-  ASSERT_TRUE(wait_until([&] { return all_registered(subnets); }, 10s)) << "not re-registered 10 s after the reset";
+  ASSERT_TRUE(wait_until([&] { return all_registered(subnets); }, 10s))
+      << "not re-registered 10 s after the reset";
   start_agent(4);  // a lease written after the reset
   auto s4 = wait_subnet(4);
   ASSERT_TRUE(s4);
   subnets[4] = *s4;
   bool converged = wait_until([&] { return all_registered(subnets) && full_mesh(subnets); }, 10s);
-  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - answered);
-  std::cout << "[ measured ] " << to_string(GetParam()) << " store reset: all 4 agents registered and "
+  auto took = std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - answered);
+  std::cout << "[ measured ] " << to_string(GetParam())
+            << " store reset: all 4 agents registered and "
             << "meshed " << took.count() << " ms after the store answered again\n";
   ASSERT_TRUE(converged) << "not converged 10 s after the reset";
   EXPECT_LT(took, 5s);
@@ -90,8 +93,9 @@ TEST_P(StoreResetTest, AgentsReRegisterAndConvergeAfterTheStoreIsWiped) {
   }
   std::string log = read_file(log_file(1));
   EXPECT_NE(log.find("was reset"), std::string::npos);
-  EXPECT_NE(log.find("Store reset handled: lease " + subnets[1].str() + " re-registered (same subnet)"),
-            std::string::npos);
+  EXPECT_NE(
+      log.find("Store reset handled: lease " + subnets[1].str() + " re-registered (same subnet)"),
+      std::string::npos);
 
   // Pods still reach each other, the newcomer's too.
   IP4Net gw4 = subnets[4];
@@ -100,9 +104,12 @@ TEST_P(StoreResetTest, AgentsReRegisterAndConvergeAfterTheStoreIsWiped) {
   for (size_t a = 0; a < pods.size(); ++a) {
     for (size_t b = 0; b < pods.size(); ++b) {
       if (a == b) continue;
-      bool ok = wait_until([&] {
-        return run_command({"ping", "-c", "1", "-W", "1", pods[b].addr.str()}, nullptr, pods[a].netns) == 0;
-      }, 5s);
+      bool ok = wait_until(
+          [&] {
+            return run_command({"ping", "-c", "1", "-W", "1", pods[b].addr.str()}, nullptr,
+                               pods[a].netns) == 0;
+          },
+          5s);
       EXPECT_TRUE(ok) << "pod " << a + 1 << " cannot ping pod " << b + 1;
     }
   }
@@ -111,21 +118,26 @@ TEST_P(StoreResetTest, AgentsReRegisterAndConvergeAfterTheStoreIsWiped) {
   auto replies = [&] {
     std::string text = read_file(dir_ + "/ping.log");
     size_t n = 0;
-    for (size_t at = text.find("bytes from"); at != std::string::npos; at = text.find("bytes from", at + 1)) ++n;
+    for (size_t at = text.find("bytes from"); at != std::string::npos;
+         at = text.find("bytes from", at + 1))
+      ++n;
     return n;
   };
   const size_t before = replies();
-  EXPECT_TRUE(wait_until([&] { return replies() >= before + 5; }, 5s)) << "the ping stopped answering";
+  EXPECT_TRUE(wait_until([&] { return replies() >= before + 5; }, 5s))
+      << "the ping stopped answering";
   ping.signal(SIGINT);
   ASSERT_TRUE(ping.wait(3s));
   std::string out = read_file(dir_ + "/ping.log");
   std::smatch m;
-  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"((\d+) packets transmitted, (\d+) received)"))) << out;
+  ASSERT_TRUE(std::regex_search(out, m, std::regex(R"((\d+) packets transmitted, (\d+) received)")))
+      << out;
   int sent = std::stoi(m[1]), received = std::stoi(m[2]);
   EXPECT_GE(sent, 3) << out;
   EXPECT_LE(sent - received, 1) << "pings lost during the reset:\n" << out;
   if (HasFailure()) {
-    for (int i = 1; i <= 4; ++i) std::cerr << "---- flanneld h" << i << ":\n" << read_file(log_file(i));
+    for (int i = 1; i <= 4; ++i)
+      std::cerr << "---- flanneld h" << i << ":\n" << read_file(log_file(i));
   }
 }
 

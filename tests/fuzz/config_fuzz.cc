@@ -12,9 +12,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   flannel::Config c;
   try {
     c = flannel::parse_config(text);
-  } catch (const flannel::ConfigError&) {
-    return 0;
-  }
+  } catch (const flannel::ConfigError&) { return 0; }
   FUZZ_CHECK(c.subnet_len >= c.network.prefix && c.subnet_len <= 32);
   FUZZ_CHECK(!c.backend_type.empty());
   FUZZ_CHECK(c.subnet_min.value <= c.subnet_max.value);

@@ -1,6 +1,6 @@
-// Fuzzes the decoding of etcd v2 answers (stores/etcd/v2_decode.h) as EtcdV2Store does it for a lease
-// listing (node.nodes[], decoded as it is read, which must agree with a tree of the answer), a
-// single lease (node) and a watch event (node, prevNode), plus an error body: arbitrary bytes
+// Fuzzes the decoding of etcd v2 answers (stores/etcd/v2_decode.h) as EtcdV2Store does it for a
+// lease listing (node.nodes[], decoded as it is read, which must agree with a tree of the answer),
+// a single lease (node) and a watch event (node, prevNode), plus an error body: arbitrary bytes
 // must give leases, warnings or errors, never a crash or a throw.
 // The etcd v3 gateway's answers have their own target next to this one (etcd_v3_fuzz.cc).
 #include <cstddef>

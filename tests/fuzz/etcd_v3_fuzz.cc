@@ -39,9 +39,7 @@ void decode_lease_kv(const etcd_v3::KeyValue& kv) {
   flannel::LeaseAttrs attrs;
   try {
     attrs = flannel::decode_lease_attrs(kv.value);
-  } catch (const flannel::ParseError&) {
-    return;
-  }
+  } catch (const flannel::ParseError&) { return; }
   // What we would write back for it (a renewal) reads back as the same lease.
   const std::string written = etcd_v3::encode_lease_value(attrs);
   flannel::LeaseAttrs read = flannel::decode_lease_attrs(written);
@@ -56,8 +54,7 @@ void decode_kvs(const json& holder) {
   for (const json& item : *kvs) {
     try {
       decode_lease_kv(etcd_v3::parse_kv(item));
-    } catch (const std::invalid_argument&) {
-    }
+    } catch (const std::invalid_argument&) {}
   }
 }
 
@@ -65,8 +62,7 @@ template <typename F>
 void tolerate_invalid(F f) {
   try {
     f();
-  } catch (const std::invalid_argument&) {
-  }
+  } catch (const std::invalid_argument&) {}
 }
 
 // A unary answer (range, txn, grant, timetolive, deleterange, authenticate, or an error).
@@ -77,13 +73,13 @@ void decode_answer(const json& body) {
   }
   if (!body.is_object()) return;
   tolerate_invalid([&] { (void)etcd_v3::parse_header(body); });
-  decode_kvs(body);  // range
-  tolerate_invalid([&] { (void)etcd_v3::get_int(body, "ID"); });        // grant, timetolive
-  tolerate_invalid([&] { (void)etcd_v3::get_int(body, "TTL"); });       // grant, timetolive
-  tolerate_invalid([&] { (void)etcd_v3::get_int(body, "deleted"); });   // deleterange
-  tolerate_invalid([&] { (void)etcd_v3::get_uint(body, "count"); });    // count_only range
-  (void)etcd_v3::get_true(body, "succeeded");                           // txn
-  (void)etcd_v3::get_string(body, "token");                             // authenticate
+  decode_kvs(body);                                                    // range
+  tolerate_invalid([&] { (void)etcd_v3::get_int(body, "ID"); });       // grant, timetolive
+  tolerate_invalid([&] { (void)etcd_v3::get_int(body, "TTL"); });      // grant, timetolive
+  tolerate_invalid([&] { (void)etcd_v3::get_int(body, "deleted"); });  // deleterange
+  tolerate_invalid([&] { (void)etcd_v3::get_uint(body, "count"); });   // count_only range
+  (void)etcd_v3::get_true(body, "succeeded");                          // txn
+  (void)etcd_v3::get_string(body, "token");                            // authenticate
   if (auto rs = body.find("responses"); rs != body.end() && rs->is_array()) {
     for (const json& r : *rs) {
       if (!r.is_object()) continue;
@@ -114,12 +110,9 @@ void decode_watch_message(const json& msg) {
   for (const json& ev : *events) {
     try {
       etcd_v3::WatchEvent e = etcd_v3::parse_watch_event(ev);
-      if (e.is_delete) {
-        FUZZ_CHECK(ev.contains("type"));
-      }
+      if (e.is_delete) { FUZZ_CHECK(ev.contains("type")); }
       decode_lease_kv(e.kv);
-    } catch (const std::invalid_argument&) {
-    }
+    } catch (const std::invalid_argument&) {}
   }
 }
 

@@ -26,8 +26,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       FUZZ_CHECK(nlohmann::json::parse(a.backend_data) == nlohmann::json::parse(b.backend_data));
     }
     FUZZ_CHECK(flannel::encode_lease_attrs(b) == encoded);
-  } catch (const flannel::ParseError&) {
-  }
+  } catch (const flannel::ParseError&) {}
   if (auto subnet = flannel::parse_subnet_key(text)) {
     FUZZ_CHECK(subnet->subnet.prefix <= 32);
     auto again = flannel::parse_subnet_key(flannel::subnet_key(*subnet));

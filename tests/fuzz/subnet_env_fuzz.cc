@@ -14,9 +14,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::map<std::string, std::string> env;
   try {
     env = flannel::parse_env_file(text);
-  } catch (const flannel::ParseError&) {
-    return 0;
-  }
+  } catch (const flannel::ParseError&) { return 0; }
   for (const auto& [key, value] : env) FUZZ_CHECK(!key.empty());
   std::string warning;
   if (auto subnet = flannel::previous_subnet_from_env(env, &warning)) {

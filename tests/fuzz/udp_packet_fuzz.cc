@@ -1,19 +1,19 @@
-// Fuzzes the udp backend's packet path (backends/udp/ipv4_packet.h, backends/udp/ip4_prefix_table.h) the way
-// backends/udp/udp_proxy.cc walks it for each packet read from the TUN device: parse the header,
-// look the destination up in the peer table (LPM), answer "net unreachable" or "TTL exceeded"
-// with an ICMP error, else decrement the TTL. The first input byte chooses how many of the next
-// 5-byte records (address, prefix length) fill the table; the rest is the packet.
-// Checked: no out-of-bounds access (ASan), the ICMP error is well formed and fits its buffer,
-// the TTL update keeps the header checksum valid.
+// Fuzzes the udp backend's packet path (backends/udp/ipv4_packet.h,
+// backends/udp/ip4_prefix_table.h) the way backends/udp/udp_proxy.cc walks it for each packet read
+// from the TUN device: parse the header, look the destination up in the peer table (LPM), answer
+// "net unreachable" or "TTL exceeded" with an ICMP error, else decrement the TTL. The first input
+// byte chooses how many of the next 5-byte records (address, prefix length) fill the table; the
+// rest is the packet. Checked: no out-of-bounds access (ASan), the ICMP error is well formed and
+// fits its buffer, the TTL update keeps the header checksum valid.
 #include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
 
-#include "core/ip.h"
 #include "backends/udp/ip4_prefix_table.h"
 #include "backends/udp/ipv4_packet.h"
+#include "core/ip.h"
 #include "tests/fuzz/fuzz_check.h"
 
 namespace ipv4 = flannel::ipv4;
@@ -42,8 +42,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (!ipv4::may_send_icmp_error(pkt.data(), pkt.size(), h)) return 0;
     std::array<uint8_t, ipv4::kIcmpErrorMaxLen> out{};
     uint8_t type = peer ? ipv4::kIcmpTimeExceeded : ipv4::kIcmpDestUnreachable;
-    size_t n = ipv4::build_icmp_error(pkt.data(), h, flannel::IP4{0x0a050001}, type, 0,
-                                      out.data(), out.size());
+    size_t n = ipv4::build_icmp_error(pkt.data(), h, flannel::IP4{0x0a050001}, type, 0, out.data(),
+                                      out.size());
     FUZZ_CHECK(n > 0 && n <= out.size());
     ipv4::Header reply;
     FUZZ_CHECK(ipv4::parse_header(out.data(), n, &reply) == ipv4::ParseResult::kOk);

@@ -73,12 +73,24 @@ class CniNode {
     std::string plugin = fs::exists(bin_ + "/" + type) ? bin_ + "/" + type : "/usr/lib/cni/" + type;
     std::string tag = base_ + "/call" + std::to_string(calls_++);
     std::ofstream(tag + ".in") << conf.dump();
-    std::vector<std::string> argv{"env", "-i", "CNI_COMMAND=" + command, "CNI_CONTAINERID=" + id,
-                                  "CNI_NETNS=" + (pod_netns.empty() ? "" : "/var/run/netns/" + pod_netns),
-                                  "CNI_IFNAME=eth0", "CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=" + id + ";K8S_POD_INFRA_CONTAINER_ID=" + id,
-                                  "CNI_PATH=" + bin_ + ":/usr/lib/cni", "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
-                                  "sh", "-c", "exec \"$0\" <\"$1\" >\"$2\" 2>\"$3\"", plugin,
-                                  tag + ".in", tag + ".out", tag + ".err"};
+    std::vector<std::string> argv{
+        "env",
+        "-i",
+        "CNI_COMMAND=" + command,
+        "CNI_CONTAINERID=" + id,
+        "CNI_NETNS=" + (pod_netns.empty() ? "" : "/var/run/netns/" + pod_netns),
+        "CNI_IFNAME=eth0",
+        "CNI_ARGS=IgnoreUnknown=1;K8S_POD_NAMESPACE=default;K8S_POD_NAME=" + id +
+            ";K8S_POD_INFRA_CONTAINER_ID=" + id,
+        "CNI_PATH=" + bin_ + ":/usr/lib/cni",
+        "PATH=/usr/sbin:/usr/bin:/sbin:/bin",
+        "sh",
+        "-c",
+        "exec \"$0\" <\"$1\" >\"$2\" 2>\"$3\"",
+        plugin,
+        tag + ".in",
+        tag + ".out",
+        tag + ".err"};
     Invocation r;
     r.rc = run_command(argv, nullptr, netns());
     r.out = read_file(tag + ".out");
@@ -103,7 +115,8 @@ class CniNode {
     for (size_t k = 0; k < plugins(); ++k) {
       Invocation r = exec("ADD", plugin_conf(k, prev), id, pod);
       if (r.rc != 0 || r.result().is_discarded()) {
-        *failure = "ADD plugin " + std::to_string(k) + " rc=" + std::to_string(r.rc) + " out=" + r.out + " err=" + r.err;
+        *failure = "ADD plugin " + std::to_string(k) + " rc=" + std::to_string(r.rc) +
+                   " out=" + r.out + " err=" + r.err;
         return nullptr;
       }
       prev = r.result();
@@ -212,12 +225,16 @@ TEST_P(CniLab, PodsAcrossHostsThroughThePlugin) {
     // (`ip link`, not /sys: run_command enters the namespace without remounting /sys)
     std::string link = pod_exec(pod[i], {"ip", "-o", "link", "show", "eth0"});
     EXPECT_NE(link.find(" mtu " + std::to_string(lab.mtu(i)) + " "), std::string::npos) << link;
-    EXPECT_NE(pod_exec(pod[i], {"ip", "-o", "addr", "show", "eth0"}).find(addr.str()), std::string::npos);
+    EXPECT_NE(pod_exec(pod[i], {"ip", "-o", "addr", "show", "eth0"}).find(addr.str()),
+              std::string::npos);
     std::string routes = pod_exec(pod[i], {"ip", "route"});
-    EXPECT_NE(routes.find("10.5.0.0/16 via " + IP4{lab.lease(i).ip.value + 1}.str()), std::string::npos) << routes;
+    EXPECT_NE(routes.find("10.5.0.0/16 via " + IP4{lab.lease(i).ip.value + 1}.str()),
+              std::string::npos)
+        << routes;
     EXPECT_NE(routes.find("default via"), std::string::npos) << routes;
     // The host: cni0 carries the gateway, one port; the saved delegate config names the subnet.
-    const std::string gw = IP4{lab.lease(i).ip.value + 1}.str() + "/" + std::to_string(lab.lease(i).prefix);
+    const std::string gw =
+        IP4{lab.lease(i).ip.value + 1}.str() + "/" + std::to_string(lab.lease(i).prefix);
     EXPECT_NE(lab.ip(i, {"-o", "addr", "show", "cni0"}).find(gw), std::string::npos) << gw;
     EXPECT_EQ(nodes[i]->saved(), std::set<std::string>{id[i]});
     json saved = json::parse(read_file(nodes[i]->data_dir() + "/" + id[i]));
@@ -265,7 +282,9 @@ TEST_P(CniLab, PodsAcrossHostsThroughThePlugin) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, CniLab, ::testing::Values("vxlan", "host-gw"),
-                         [](const auto& info) { return info.param == "vxlan" ? "vxlan" : "hostgw"; });
+                         [](const auto& info) {
+                           return info.param == "vxlan" ? "vxlan" : "hostgw";
+                         });
 
 TEST(CniLabChurn, TwentyPodsAddedAndDeletedLeaveNothingBehind) {
   OverlayLab lab("cnich", R"({"Network":"10.5.0.0/16","Backend":{"Type":"vxlan"}})", 1);

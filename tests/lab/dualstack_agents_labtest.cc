@@ -72,9 +72,14 @@ std::string kernel_dump(const OverlayLab& lab, int i) {
 class KernelChanges {
  public:
   KernelChanges(const OverlayLab& lab, int i)
-      : lab_(lab), i_(i), log_(lab.dir() + "/monitor-h" + std::to_string(i + 1) + ".log"),
+      : lab_(lab),
+        i_(i),
+        log_(lab.dir() + "/monitor-h" + std::to_string(i + 1) + ".log"),
         monitor_(Process::Spec{{"ip", "-o", "monitor", "label", "route", "neigh", "nexthop"},
-                               {}, {}, lab.host(i).netns, log_}) {
+                               {},
+                               {},
+                               lab.host(i).netns,
+                               log_}) {
     fence(kStart);
   }
   // The changes since the constructor's fence ("" = none).
@@ -133,7 +138,8 @@ TEST_P(DualStackAgentsLab, PingBothFamiliesIp6tablesResyncRestartAndLeave) {
   const IP6Net net6 = IP6Net::parse("fd10:5::/48");
   OverlayLab lab(tag,
                  R"({"Network":"10.5.0.0/16","EnableIPv6":true,"IPv6Network":"fd10:5::/48",)"
-                 R"("Backend":{"Type":")" + backend + R"("}})",
+                 R"("Backend":{"Type":")" +
+                     backend + R"("}})",
                  3, kind);
   // -v=1 for the "Resync:" line that tells a (re)started agent has listed its peers.
   lab.customize_start = [](int, Process::Spec& spec) {
@@ -170,14 +176,22 @@ TEST_P(DualStackAgentsLab, PingBothFamiliesIp6tablesResyncRestartAndLeave) {
   // veth or bridge is not taken for a data-plane failure.
   for (int i = 0; i < 3; ++i) {
     const std::string gw6 = lab.lease6(i)->first_host().str();
-    EXPECT_TRUE(wait_until([&] { return run_command({"ping", "-6", "-c", "1", "-W", "1", gw6}, nullptr,
-                                                    lab.pod(i).netns) == 0; }, 10s))
+    EXPECT_TRUE(wait_until(
+        [&] {
+          return run_command({"ping", "-6", "-c", "1", "-W", "1", gw6}, nullptr,
+                             lab.pod(i).netns) == 0;
+        },
+        10s))
         << "pod " << i + 1 << " cannot reach its gateway " << gw6;
     for (int j = 0; j < 3; ++j) {
       if (i == j) continue;
       const std::string to = lab.host(j).addr6.str();
-      EXPECT_TRUE(wait_until([&] { return run_command({"ping", "-6", "-c", "1", "-W", "1", to}, nullptr,
-                                                      lab.host(i).netns) == 0; }, 10s))
+      EXPECT_TRUE(wait_until(
+          [&] {
+            return run_command({"ping", "-6", "-c", "1", "-W", "1", to}, nullptr,
+                               lab.host(i).netns) == 0;
+          },
+          10s))
           << "host " << i + 1 << " cannot reach " << to << " over the underlay";
     }
   }
@@ -185,7 +199,8 @@ TEST_P(DualStackAgentsLab, PingBothFamiliesIp6tablesResyncRestartAndLeave) {
   EXPECT_TRUE(failed.empty()) << "ping failed: " << join(failed) << "\n" << lab.dump();
   auto failed6 = lab.ping_matrix(/*v6=*/true);
   EXPECT_TRUE(failed6.empty()) << "ping6 failed: " << join(failed6) << "\n" << lab.dump();
-  const std::string via6 = backend == "vxlan" ? "dev flannel-v6.1" : "via " + lab.host(1).addr6.str() + " dev eth0";
+  const std::string via6 =
+      backend == "vxlan" ? "dev flannel-v6.1" : "via " + lab.host(1).addr6.str() + " dev eth0";
   EXPECT_TRUE(contains(lab.route(0, *lab.lease6(1)), via6)) << lab.route(0, *lab.lease6(1));
 
   // ip6tables: masquerade and forward rules for the IPv6 network and this host's IPv6 subnet;
@@ -200,14 +215,17 @@ TEST_P(DualStackAgentsLab, PingBothFamiliesIp6tablesResyncRestartAndLeave) {
       if (!ip6t.exists(r)) return false;
     return true;
   };
-  EXPECT_TRUE(wait_until(all_there, 5s)) << ip6t.run({"-t", "nat", "-S"}).out << ip6t.run({"-S"}).out;
+  EXPECT_TRUE(wait_until(all_there, 5s))
+      << ip6t.run({"-t", "nat", "-S"}).out << ip6t.run({"-S"}).out;
   ASSERT_TRUE(ip6t.remove(masq6[1])) << masq6[1].str();
   ASSERT_FALSE(ip6t.exists(masq6[1]));
   auto removed_at = std::chrono::steady_clock::now();
   EXPECT_TRUE(wait_until([&] { return ip6t.exists(masq6[1]); }, 5s))
-      << masq6[1].str() << " not restored\n" << read_file(lab.log_file(0));
+      << masq6[1].str() << " not restored\n"
+      << read_file(lab.log_file(0));
   auto restored_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                         std::chrono::steady_clock::now() - removed_at).count();
+                         std::chrono::steady_clock::now() - removed_at)
+                         .count();
   EXPECT_LE(restored_ms, 3000) << "resync period is 1 s";
 
   // Restart host 1's agent: nothing changes in any host's kernel. The restarted agent's first
@@ -223,7 +241,8 @@ TEST_P(DualStackAgentsLab, PingBothFamiliesIp6tablesResyncRestartAndLeave) {
   const std::string marker = "10.5.250.0/24";
   std::string out;
   ASSERT_EQ(lab.ctl({"reserve", marker, "10.250.0.99"}, &out), 0) << out;
-  EXPECT_TRUE(wait_until([&] { return contains(read_file(lab.log_file(0)), "ignoring peer " + marker); }, 10s))
+  EXPECT_TRUE(wait_until(
+      [&] { return contains(read_file(lab.log_file(0)), "ignoring peer " + marker); }, 10s))
       << read_file(lab.log_file(0));
   ASSERT_EQ(lab.ctl({"subnets", "rm", marker}, &out), 0) << out;
   EXPECT_EQ(changes.stop(), "") << "the restarted agent rewrote kernel entries";
@@ -241,7 +260,8 @@ TEST_P(DualStackAgentsLab, PingBothFamiliesIp6tablesResyncRestartAndLeave) {
   const IP6Net gone6 = *lab.lease6(2);
   EXPECT_EQ(lab.stop(2), 0);
   if (lab.store() && lab.store()->is_etcd()) {
-    const std::string key = lab.store()->prefix() + "/subnets/" + subnet_key(LeaseKey{gone4, gone6});
+    const std::string key =
+        lab.store()->prefix() + "/subnets/" + subnet_key(LeaseKey{gone4, gone6});
     ASSERT_EQ(lab.store()->etcdctl({"rm", key}, &out), 0) << out;
   } else {
     ASSERT_EQ(lab.ctl({"subnets", "rm", gone6.str()}, &out), 0) << out;
@@ -260,14 +280,15 @@ TEST_P(DualStackAgentsLab, PingBothFamiliesIp6tablesResyncRestartAndLeave) {
   EXPECT_TRUE(lab.ping6(0, 1) && lab.ping6(1, 0) && lab.ping(1, 0)) << lab.dump();
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    BackendsAndStores, DualStackAgentsLab,
-    ::testing::Combine(::testing::Values("vxlan", "host-gw"),
-                       ::testing::Values(LabStore::Kind::kSqlite, LabStore::Kind::kEtcd)),
-    [](const ::testing::TestParamInfo<Param>& info) {
-      return std::string(std::get<0>(info.param) == "vxlan" ? "Vxlan" : "HostGw") +
-             to_string(std::get<1>(info.param));
-    });
+INSTANTIATE_TEST_SUITE_P(BackendsAndStores, DualStackAgentsLab,
+                         ::testing::Combine(::testing::Values("vxlan", "host-gw"),
+                                            ::testing::Values(LabStore::Kind::kSqlite,
+                                                              LabStore::Kind::kEtcd)),
+                         [](const ::testing::TestParamInfo<Param>& info) {
+                           return std::string(std::get<0>(info.param) == "vxlan" ? "Vxlan"
+                                                                                 : "HostGw") +
+                                  to_string(std::get<1>(info.param));
+                         });
 
 }  // namespace
 }  // namespace flannel::testing

@@ -77,7 +77,8 @@ class DualStack {
       auto eth = nl.link_by_name("eth0");
       if (!eth) throw std::runtime_error("no eth0 in " + h.netns);
       ExternalInterface ext{"eth0", eth->index, eth->mtu, h.addr, h.addr, h.addr6, h.addr6};
-      bool v4_only = std::find(v4_only_hosts.begin(), v4_only_hosts.end(), i) != v4_only_hosts.end();
+      bool v4_only =
+          std::find(v4_only_hosts.begin(), v4_only_hosts.end(), i) != v4_only_hosts.end();
       Config host_config = config;
       if (v4_only) {
         host_config.enable_ipv6 = false;
@@ -120,8 +121,10 @@ class DualStack {
   void add_pods() {
     for (int i = 0; i < size(); ++i) {
       IP4Net gw4{IP4{v4_subnet(i + 1).ip.value + 1}, 24};
-      if (!config_.enable_ipv4) gw4 = IP4Net{IP4::parse("10.99." + std::to_string(i + 1) + ".1"), 24};
-      std::optional<IP6Net> gw6 = IP6Net{IP6::parse("fc00:0:0:" + std::to_string(i + 1) + "::1"), 64};
+      if (!config_.enable_ipv4)
+        gw4 = IP4Net{IP4::parse("10.99." + std::to_string(i + 1) + ".1"), 24};
+      std::optional<IP6Net> gw6 =
+          IP6Net{IP6::parse("fc00:0:0:" + std::to_string(i + 1) + "::1"), 64};
       if (std::find(v4_only_.begin(), v4_only_.end(), i) != v4_only_.end()) gw6.reset();
       pods_.push_back(lab_->add_pod(lab_->hosts()[i], gw4, gw6));
     }
@@ -165,7 +168,8 @@ class DualStack {
   }
   std::string dump() const {
     std::string s;
-    for (int i = 0; i < size(); ++i) s += "---- host " + std::to_string(i + 1) + "\n" + kernel_dump(i);
+    for (int i = 0; i < size(); ++i)
+      s += "---- host " + std::to_string(i + 1) + "\n" + kernel_dump(i);
     return s;
   }
 
@@ -205,7 +209,8 @@ TEST(DualStackLab, VxlanThreeHostsPingBothFamiliesResyncAndLeave) {
   EXPECT_EQ(a.public_ipv6, ds.lab().hosts()[0].addr6);
   EXPECT_EQ(a.backend_v6_data, "{\"VNI\":1,\"VtepMAC\":\"" + vx->vtep_mac6().str() + "\"}");
   EXPECT_EQ(a.backend_data, "{\"VtepMAC\":\"" + vx->vtep_mac().str() + "\"}");
-  EXPECT_TRUE(contains(ds.ip(0, {"-6", "addr", "show", "dev", "flannel-v6.1"}), "fc00:0:0:1::/128"));
+  EXPECT_TRUE(
+      contains(ds.ip(0, {"-6", "addr", "show", "dev", "flannel-v6.1"}), "fc00:0:0:1::/128"));
   std::string accept_ra;
   run_command({"sysctl", "-n", "net.ipv6.conf.flannel-v6/1.accept_ra"}, &accept_ra,
               ds.lab().hosts()[0].netns);
@@ -214,7 +219,8 @@ TEST(DualStackLab, VxlanThreeHostsPingBothFamiliesResyncAndLeave) {
   EXPECT_TRUE(contains(r6, "via fc00:0:0:2:: dev flannel-v6.1")) << r6;
   EXPECT_TRUE(contains(r6, "onlink")) << r6;
   auto* vx2 = static_cast<VxlanBackend*>(ds.node(1).backend.get());
-  EXPECT_TRUE(contains(ds.bridge_fdb(0), vx2->vtep_mac6().str() + " dev flannel-v6.1 dst fd00:250::2"))
+  EXPECT_TRUE(
+      contains(ds.bridge_fdb(0), vx2->vtep_mac6().str() + " dev flannel-v6.1 dst fd00:250::2"))
       << ds.bridge_fdb(0);
   EXPECT_TRUE(contains(ds.ip(0, {"-6", "neigh", "show", "dev", "flannel-v6.1"}),
                        "fc00:0:0:2:: lladdr " + vx2->vtep_mac6().str() + " PERMANENT"));
@@ -236,7 +242,8 @@ TEST(DualStackLab, VxlanThreeHostsPingBothFamiliesResyncAndLeave) {
   EXPECT_TRUE(ds.ip(0, {"-6", "route", "show", "fc00:0:0:9::/64"}).empty());
   EXPECT_FALSE(ds.ip(0, {"route", "show", "10.5.9.0/24"}).empty());
   bool noted = false;
-  for (auto& n : ds.node(0).notes) noted |= contains(n, "fc00:0:0:9::/64") && contains(n, "nonsense");
+  for (auto& n : ds.node(0).notes)
+    noted |= contains(n, "fc00:0:0:9::/64") && contains(n, "nonsense");
   EXPECT_TRUE(noted);
   Lease no_pub = odd;
   no_pub.attrs.backend_v6_data = ds.node(2).lease.attrs.backend_v6_data;

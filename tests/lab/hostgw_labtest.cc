@@ -43,7 +43,8 @@ TEST(HostGwLab, PodsReachEachOtherAndRemovedLeasesLoseTheirRoutes) {
   auto leases = lab.leases();
   for (int i = 0; i < 3; ++i) {
     const auto& v = leases.at(lab.lease(i).str());
-    EXPECT_EQ(v.dump(), R"({"PublicIP":")" + lab.host(i).addr.str() + R"(","BackendType":"host-gw"})");
+    EXPECT_EQ(v.dump(),
+              R"({"PublicIP":")" + lab.host(i).addr.str() + R"(","BackendType":"host-gw"})");
   }
 
   auto failed = lab.ping_matrix();
@@ -58,13 +59,15 @@ TEST(HostGwLab, PodsReachEachOtherAndRemovedLeasesLoseTheirRoutes) {
   std::string out;
   ASSERT_EQ(lab.ctl({"subnets", "rm", lab.lease(2).str()}, &out), 0) << out;
   EXPECT_TRUE(wait_until([&] { return lab.route(1, lab.lease(2)).empty(); }, 10s))
-      << "host 2 still routes to removed " << lab.lease(2).str() << "\n" << lab.dump();
+      << "host 2 still routes to removed " << lab.lease(2).str() << "\n"
+      << lab.dump();
   EXPECT_FALSE(lab.route(0, lab.lease(2)).empty()) << "host 1 is down and cannot have reacted";
 
   IP4Net before = lab.lease(0);
   lab.start(0);
   EXPECT_TRUE(wait_until([&] { return lab.route(0, lab.lease(2)).empty(); }, 10s))
-      << "restarted host 1 kept the stale route to " << lab.lease(2).str() << "\n" << lab.dump();
+      << "restarted host 1 kept the stale route to " << lab.lease(2).str() << "\n"
+      << lab.dump();
   EXPECT_EQ(lab.wait_subnet(0).network(), before);
   EXPECT_FALSE(lab.route(0, lab.lease(1)).empty()) << lab.dump();
   EXPECT_TRUE(lab.ping(0, 1)) << lab.dump();
@@ -74,11 +77,11 @@ TEST(HostGwLab, PodsReachEachOtherAndRemovedLeasesLoseTheirRoutes) {
   auto ms = [](auto a, auto b) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count();
   };
-  std::printf("host-gw lab timings: leases %lld ms, full mesh %lld ms, 6 pings %lld ms, "
-              "removal+restart %lld ms, total %lld ms\n",
-              (long long)ms(t0, t_leases), (long long)ms(t_leases, t_mesh),
-              (long long)ms(t_mesh, t_ping), (long long)ms(t_ping, t_end),
-              (long long)ms(t0, t_end));
+  std::printf(
+      "host-gw lab timings: leases %lld ms, full mesh %lld ms, 6 pings %lld ms, "
+      "removal+restart %lld ms, total %lld ms\n",
+      (long long)ms(t0, t_leases), (long long)ms(t_leases, t_mesh), (long long)ms(t_mesh, t_ping),
+      (long long)ms(t_ping, t_end), (long long)ms(t0, t_end));
 }
 
 // v0.11's 10 s route check, kept: a peer route someone deletes by hand comes back, and an
@@ -91,13 +94,17 @@ TEST(HostGwLab, DeletedPeerRouteIsRestoredByThePeriodicCheck) {
   lab.ip(0, {"route", "del", lab.lease(1).str()});
   ASSERT_TRUE(lab.route(0, lab.lease(1)).empty()) << "the test could not delete the route";
   EXPECT_TRUE(wait_until([&] { return !lab.route(0, lab.lease(1)).empty(); }, 15s))
-      << "route to " << lab.lease(1).str() << " not restored\n" << lab.dump();
+      << "route to " << lab.lease(1).str() << " not restored\n"
+      << lab.dump();
   EXPECT_NE(lab.route(0, lab.lease(1)).find("via " + lab.host(1).addr.str() + " dev eth0"),
             std::string::npos);
-  EXPECT_TRUE(wait_until([&] {
-    return read_file(lab.log_file(0)).find("host-gw: restored route " + lab.lease(1).str()) !=
-           std::string::npos;
-  }, 5s)) << read_file(lab.log_file(0));
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return read_file(lab.log_file(0)).find("host-gw: restored route " + lab.lease(1).str()) !=
+               std::string::npos;
+      },
+      5s))
+      << read_file(lab.log_file(0));
 }
 
 }  // namespace

@@ -8,8 +8,8 @@
 #include <chrono>
 #include <memory>
 #include <sstream>
-#include <thread>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "backends/rules/iptables.h"

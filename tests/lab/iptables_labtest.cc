@@ -63,8 +63,10 @@ TEST(IptablesRules, MasqRulesAreV011sFourRulesInOrder) {
   EXPECT_EQ(rules[0].spec, (Strings{"-s", "10.5.0.0/16", "-d", "10.5.0.0/16", "-j", "RETURN"}));
   EXPECT_EQ(rules[1].spec,
             (Strings{"-s", "10.5.0.0/16", "!", "-d", "224.0.0.0/4", "-j", "MASQUERADE"}));
-  EXPECT_EQ(rules[2].spec, (Strings{"!", "-s", "10.5.0.0/16", "-d", "10.5.34.0/24", "-j", "RETURN"}));
-  EXPECT_EQ(rules[3].spec, (Strings{"!", "-s", "10.5.0.0/16", "-d", "10.5.0.0/16", "-j", "MASQUERADE"}));
+  EXPECT_EQ(rules[2].spec,
+            (Strings{"!", "-s", "10.5.0.0/16", "-d", "10.5.34.0/24", "-j", "RETURN"}));
+  EXPECT_EQ(rules[3].spec,
+            (Strings{"!", "-s", "10.5.0.0/16", "-d", "10.5.0.0/16", "-j", "MASQUERADE"}));
 }
 
 TEST(IptablesRules, MasqRulesWithRandomFullyOnlyChangeTheMasqueradeTargets) {
@@ -96,16 +98,20 @@ TEST(IptablesRules, ForwardRules) {
 
 TEST(IptablesRules, ArgvOfEachOperation) {
   auto r = masq_rules(kNet, kSubA, true)[1];
-  Strings spec = {"-s", "10.5.0.0/16", "!", "-d", "224.0.0.0/4", "-j", "MASQUERADE", "--random-fully"};
+  Strings spec = {"-s",          "10.5.0.0/16", "!",          "-d",
+                  "224.0.0.0/4", "-j",          "MASQUERADE", "--random-fully"};
   auto with = [&](Strings head) {
     head.insert(head.end(), spec.begin(), spec.end());
     return head;
   };
-  EXPECT_EQ(iptables_args(IptablesOp::kCheck, r), with({"--wait", "-t", "nat", "-C", "POSTROUTING"}));
+  EXPECT_EQ(iptables_args(IptablesOp::kCheck, r),
+            with({"--wait", "-t", "nat", "-C", "POSTROUTING"}));
   EXPECT_EQ(iptables_args(IptablesOp::kInsert, r, 2),
             with({"--wait", "-t", "nat", "-I", "POSTROUTING", "2"}));
-  EXPECT_EQ(iptables_args(IptablesOp::kAppend, r), with({"--wait", "-t", "nat", "-A", "POSTROUTING"}));
-  EXPECT_EQ(iptables_args(IptablesOp::kDelete, r), with({"--wait", "-t", "nat", "-D", "POSTROUTING"}));
+  EXPECT_EQ(iptables_args(IptablesOp::kAppend, r),
+            with({"--wait", "-t", "nat", "-A", "POSTROUTING"}));
+  EXPECT_EQ(iptables_args(IptablesOp::kDelete, r),
+            with({"--wait", "-t", "nat", "-D", "POSTROUTING"}));
   EXPECT_THROW(iptables_args(IptablesOp::kInsert, r, 0), std::invalid_argument);
 }
 
@@ -121,10 +127,13 @@ TEST(IptablesRules, ParseVersion) {
 }
 
 TEST(IptablesRules, RandomFullyProbeClassification) {
-  EXPECT_TRUE(random_fully_probe_accepted(1, "iptables: Bad rule (does a matching rule exist in that chain?).\n"));
+  EXPECT_TRUE(random_fully_probe_accepted(
+      1, "iptables: Bad rule (does a matching rule exist in that chain?).\n"));
   EXPECT_TRUE(random_fully_probe_accepted(0, ""));
-  EXPECT_FALSE(random_fully_probe_accepted(2, "iptables v1.6.1: unknown option \"--random-fully\"\n"));
-  EXPECT_FALSE(random_fully_probe_accepted(1, "iptables: Extension MASQUERADE revision 0 not supported, missing kernel module?\n"));
+  EXPECT_FALSE(
+      random_fully_probe_accepted(2, "iptables v1.6.1: unknown option \"--random-fully\"\n"));
+  EXPECT_FALSE(random_fully_probe_accepted(
+      1, "iptables: Extension MASQUERADE revision 0 not supported, missing kernel module?\n"));
   EXPECT_FALSE(random_fully_probe_accepted(2, "Extension does not exist"));
   EXPECT_FALSE(random_fully_probe_accepted(1, "iptables: No chain/target/match by that name.\n"));
   EXPECT_FALSE(random_fully_probe_accepted(4, "Permission denied (you must be root)"));
@@ -229,7 +238,8 @@ TEST(IptablesRules, ResyncPeriodBelowOneSecondIsRejected) {
 
 TEST(IptablesRules, StopWakesTheResyncThreadAtOnce) {
   // The first pass is one period away, so no command runs here at all.
-  RuleKeeper keeper(Iptables({"/nonexistent/flannel-test/iptables"}), "forward", forward_rules(kNet));
+  RuleKeeper keeper(Iptables({"/nonexistent/flannel-test/iptables"}), "forward",
+                    forward_rules(kNet));
   keeper.start(3600s, nullptr);
   std::this_thread::sleep_for(20ms);
   auto t = std::chrono::steady_clock::now();
@@ -293,7 +303,8 @@ class IptablesLab : public ::testing::Test {
     Strings lines;
     std::istringstream in(out);
     for (std::string l; std::getline(in, l);)
-      if (l.rfind("-A ", 0) == 0 || (counters && l.rfind("[", 0) == 0 && l.find("] -A ") != std::string::npos))
+      if (l.rfind("-A ", 0) == 0 ||
+          (counters && l.rfind("[", 0) == 0 && l.find("] -A ") != std::string::npos))
         lines.push_back(l);
     return lines;
   }
@@ -307,7 +318,7 @@ class IptablesLab : public ::testing::Test {
       auto it = std::find(lines.begin(), lines.end(), line_of(r));
       ASSERT_NE(it, lines.end()) << line_of(r);
       Strings args = {"-t", r.table, "-R", r.chain, std::to_string(it - lines.begin() + 1),
-                      "-c", "7", "70"};
+                      "-c", "7",     "70"};
       args.insert(args.end(), r.spec.begin(), r.spec.end());
       iptables(args);
     }
@@ -372,9 +383,9 @@ TEST_F(IptablesLab, ForwardRulesGoAboveAnEarlierDropAndRemoveLeavesIt) {
   iptables({"-A", "FORWARD", "-d", "10.5.0.0/16", "-j", "DROP"});
   RuleKeeper keeper(*ipt_, "forward", forward_rules(kNet));
   ASSERT_EQ(keeper.ensure().size(), 2u);
-  EXPECT_EQ(saved("filter"), (Strings{"-A FORWARD -s 10.5.0.0/16 -j ACCEPT",
-                                      "-A FORWARD -d 10.5.0.0/16 -j ACCEPT",
-                                      "-A FORWARD -d 10.5.0.0/16 -j DROP"}));
+  EXPECT_EQ(saved("filter"),
+            (Strings{"-A FORWARD -s 10.5.0.0/16 -j ACCEPT", "-A FORWARD -d 10.5.0.0/16 -j ACCEPT",
+                     "-A FORWARD -d 10.5.0.0/16 -j DROP"}));
   EXPECT_EQ(keeper.remove(), 2);
   EXPECT_EQ(saved("filter"), Strings{"-A FORWARD -d 10.5.0.0/16 -j DROP"});
 }
@@ -438,8 +449,10 @@ TEST_F(IptablesLab, ResyncPutsBackOnlyTheMissingRule) {
   ASSERT_EQ(events.size(), 1u);
   EXPECT_EQ(events[0].kind, ResyncEvent::Kind::kRestored);
   EXPECT_NE(events[0].message.find("position 3"), std::string::npos) << events[0].message;
-  std::printf("resync: rule restored %lld ms after deletion (period 1 s, %d snapshots), "
-              "stop %lld ms\n", restored_after, snapshots, stop_ms);
+  std::printf(
+      "resync: rule restored %lld ms after deletion (period 1 s, %d snapshots), "
+      "stop %lld ms\n",
+      restored_after, snapshots, stop_ms);
 }
 
 TEST_F(IptablesLab, RecycleDeletesOldRulesWhenOnlyTheSubnetChanged) {
@@ -459,17 +472,17 @@ TEST_F(IptablesLab, RecycleDeletesOldRulesWhenOnlyTheSubnetChanged) {
   auto t = std::chrono::steady_clock::now();
   EXPECT_EQ(recycle_old_masq(*ipt_, kNet, kSubA, kNet, kSubB, rf), 1);
   auto recycle_ms = ms_since(t);
-  EXPECT_EQ(saved("nat"), (Strings{line_of(old_rules[0]), line_of(old_rules[1]), line_of(old_rules[3])}));
+  EXPECT_EQ(saved("nat"),
+            (Strings{line_of(old_rules[0]), line_of(old_rules[1]), line_of(old_rules[3])}));
 
   RuleKeeper keeper(*ipt_, "ip-masq", new_rules);
   auto inserted = keeper.ensure();
   ASSERT_EQ(inserted.size(), 1u);
   EXPECT_EQ(inserted[0].rule, new_rules[2]);
   EXPECT_EQ(inserted[0].position, 3);
-  EXPECT_EQ(saved("nat", true), (Strings{"[7:70] " + line_of(new_rules[0]),
-                                         "[7:70] " + line_of(new_rules[1]),
-                                         "[0:0] " + line_of(new_rules[2]),
-                                         "[7:70] " + line_of(new_rules[3])}));
+  EXPECT_EQ(saved("nat", true),
+            (Strings{"[7:70] " + line_of(new_rules[0]), "[7:70] " + line_of(new_rules[1]),
+                     "[0:0] " + line_of(new_rules[2]), "[7:70] " + line_of(new_rules[3])}));
   std::printf("recycle_old_masq: %lld ms\n", recycle_ms);
 }
 

@@ -35,7 +35,8 @@ namespace flannel::testing {
 namespace {
 
 constexpr const char* kNetwork = "10.5.0.0/16";
-constexpr const char* kPrefix = "/coreos.com/network";  // OverlayLab's etcd prefix (v0.11's default)
+constexpr const char* kPrefix =
+    "/coreos.com/network";  // OverlayLab's etcd prefix (v0.11's default)
 
 std::string join(const std::vector<std::string>& v) {
   std::string s;
@@ -65,8 +66,8 @@ class V011Host {
     if (cfg.at("Network") != kNetwork) throw std::runtime_error("unexpected config " + cfg.dump());
     if (backend_ == "vxlan") {
       // RTM_NEWLINK kind vxlan: ID 1, LINK eth0, LOCAL IfaceAddr, LEARNING 0, no PORT, TXQLEN 0.
-      must({"ip", "link", "add", "flannel.1", "txqueuelen", "0", "type", "vxlan", "id", "1", "local",
-            addr().str(), "dev", "eth0", "nolearning"});
+      must({"ip", "link", "add", "flannel.1", "txqueuelen", "0", "type", "vxlan", "id", "1",
+            "local", addr().str(), "dev", "eth0", "nolearning"});
       auto link = nlohmann::json::parse(run({"ip", "-j", "link", "show", "flannel.1"}));
       mac_ = link.at(0).at("address").get<std::string>();
       value_ = R"({"PublicIP":")" + addr().str() +
@@ -116,9 +117,7 @@ class V011Host {
   const std::string& value() const { return value_; }
   const std::string& mac() const { return mac_; }
   int64_t created_index() const { return created_index_; }
-  std::string key_name() const {
-    return subnet_.ip.str() + "-" + std::to_string(subnet_.prefix);
-  }
+  std::string key_name() const { return subnet_.ip.str() + "-" + std::to_string(subnet_.prefix); }
 
  private:
   IP4 addr() const { return lab_.host(i_).addr; }
@@ -139,7 +138,12 @@ class V011Host {
   // through a proxy; returns the parsed answer (error answers too).
   nlohmann::json request(const std::string& method, const std::string& path,
                          const std::vector<std::string>& extra = {}) const {
-    std::vector<std::string> argv{"curl", "-sS", "--noproxy", "*", "-X", method,
+    std::vector<std::string> argv{"curl",
+                                  "-sS",
+                                  "--noproxy",
+                                  "*",
+                                  "-X",
+                                  method,
                                   lab_.store()->endpoint() + "/v2/keys" + kPrefix + path};
     argv.insert(argv.end(), extra.begin(), extra.end());
     std::string out;
@@ -170,10 +174,11 @@ class V011Host {
     std::mt19937 rng(static_cast<unsigned>(::getpid()) ^ static_cast<unsigned>(time(nullptr)));
     for (int attempt = 0; attempt < 10; ++attempt) {
       std::vector<IP4Net> taken;
-      for (const auto& node : list()) taken.push_back(subnet_of_key(node.at("key").get<std::string>()));
+      for (const auto& node : list())
+        taken.push_back(subnet_of_key(node.at("key").get<std::string>()));
       std::vector<IP4Net> bag;
-      for (uint32_t ip = IP4::parse("10.5.1.0").value; ip <= IP4::parse("10.5.255.0").value && bag.size() < 100;
-           ip += 256) {
+      for (uint32_t ip = IP4::parse("10.5.1.0").value;
+           ip <= IP4::parse("10.5.255.0").value && bag.size() < 100; ip += 256) {
         IP4Net candidate{IP4{ip}, 24};
         bool free = true;
         for (const auto& t : taken) free = free && !candidate.overlaps(t);
@@ -219,7 +224,9 @@ class V011Host {
 int leases_acquired(const OverlayLab& lab, int i) {
   std::string log = read_file(lab.log_file(i));
   int n = 0;
-  for (size_t p = log.find("Lease acquired"); p != std::string::npos; p = log.find("Lease acquired", p + 1)) ++n;
+  for (size_t p = log.find("Lease acquired"); p != std::string::npos;
+       p = log.find("Lease acquired", p + 1))
+    ++n;
   return n;
 }
 
@@ -272,7 +279,8 @@ TEST_P(MixedV011Lab, MeshPingsAndTheV011LeaseIsLeftAlone) {
       EXPECT_NE(neigh.find("lladdr " + old.mac() + " PERMANENT"), std::string::npos) << neigh;
       std::string fdb;
       run_command({"bridge", "fdb", "show", "dev", "flannel.1"}, &fdb, lab.host(i).netns);
-      EXPECT_NE(fdb.find(old.mac() + " dst " + old_ip + " self permanent"), std::string::npos) << fdb;
+      EXPECT_NE(fdb.find(old.mac() + " dst " + old_ip + " self permanent"), std::string::npos)
+          << fdb;
     } else {
       EXPECT_NE(r.find("via " + old_ip + " dev eth0"), std::string::npos) << r;
     }
@@ -283,11 +291,12 @@ TEST_P(MixedV011Lab, MeshPingsAndTheV011LeaseIsLeftAlone) {
     std::string data;
     if (backend == "vxlan") {
       auto link = nlohmann::json::parse(lab.ip(i, {"-j", "link", "show", "flannel.1"}));
-      data = R"(,"BackendData":{"VtepMAC":")" + link.at(0).at("address").get<std::string>() + R"("})";
+      data =
+          R"(,"BackendData":{"VtepMAC":")" + link.at(0).at("address").get<std::string>() + R"("})";
     }
-    EXPECT_EQ(leases.at(lab.lease(i).str()).dump(),
-              R"({"PublicIP":")" + lab.host(i).addr.str() + R"(","BackendType":")" + backend + "\"" +
-                  data + "}");
+    EXPECT_EQ(leases.at(lab.lease(i).str()).dump(), R"({"PublicIP":")" + lab.host(i).addr.str() +
+                                                        R"(","BackendType":")" + backend + "\"" +
+                                                        data + "}");
   }
 
   for (int i : {0, 2})  // both of ours chose etcd's v2 keys API, where the v0.11 host lives
@@ -322,7 +331,9 @@ TEST_P(MixedV011Lab, MeshPingsAndTheV011LeaseIsLeftAlone) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, MixedV011Lab, ::testing::Values("vxlan", "host-gw"),
-                         [](const auto& info) { return info.param == "vxlan" ? "Vxlan" : "HostGw"; });
+                         [](const auto& info) {
+                           return info.param == "vxlan" ? "Vxlan" : "HostGw";
+                         });
 
 }  // namespace
 }  // namespace flannel::testing

@@ -22,8 +22,8 @@
 #include <filesystem>
 #include <functional>
 #include <map>
-#include <optional>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -65,7 +65,7 @@ class OverlayLab {
     for (auto& d : daemons_) stop(d);
     daemons_.clear();
     store_.reset();  // etcd runs in the hub namespace: stop it before the namespace goes
-    lab_.reset();  // deletes every namespace, taking devices and routes with them
+    lab_.reset();    // deletes every namespace, taking devices and routes with them
   }
 
   Lab& lab() { return *lab_; }
@@ -97,11 +97,7 @@ class OverlayLab {
     for (const auto& f : store_flags()) argv.push_back(f);
     argv.push_back("-subnet-file=" + subnet_file(i));
     for (const char* f : {"-iface=eth0", "-healthz-port=0"}) argv.push_back(f);
-    Process::Spec spec{std::move(argv),
-                       {},
-                       {},
-                       host(i).netns,
-                       log_file(i)};
+    Process::Spec spec{std::move(argv), {}, {}, host(i).netns, log_file(i)};
     if (customize_start) customize_start(i, spec);
     daemons_[i] = std::make_unique<Process>(std::move(spec));
   }
@@ -125,8 +121,9 @@ class OverlayLab {
           return !subnet.empty();
         },
         timeout);
-    if (!ok) throw std::runtime_error("no subnet file from host " + std::to_string(i + 1) +
-                                      "; flanneld log:\n" + read_file(log_file(i)));
+    if (!ok)
+      throw std::runtime_error("no subnet file from host " + std::to_string(i + 1) +
+                               "; flanneld log:\n" + read_file(log_file(i)));
     subnets_[i] = IP4Net::parse_keep_host(subnet);
     subnets6_[i].reset();
     std::string subnet6 = env_value(read_file(subnet_file(i)), "FLANNEL_IPV6_SUBNET");
@@ -218,7 +215,8 @@ class OverlayLab {
     if (ctl({"subnets", "list", "--json"}, &out) != 0)
       throw std::runtime_error("flannelctl subnets list failed: " + out);
     std::map<std::string, nlohmann::ordered_json> m;
-    for (const auto& l : nlohmann::ordered_json::parse(out)) m[l["subnet"].get<std::string>()] = l["value"];
+    for (const auto& l : nlohmann::ordered_json::parse(out))
+      m[l["subnet"].get<std::string>()] = l["value"];
     return m;
   }
 

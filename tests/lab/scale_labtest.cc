@@ -3,11 +3,11 @@
 // fallback to inline gateways, restarts that change nothing, stale state removed with its
 // nexthop, and pipelined batches where one peer's error names that peer and spares the others.
 #include <gtest/gtest.h>
+#include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <netlink/msg.h>
 #include <netlink/netlink.h>
 #include <netlink/socket.h>
-#include <linux/rtnetlink.h>
 #include <stdlib.h>
 
 #include <map>
@@ -70,8 +70,13 @@ class ChangeMonitor {
     nl_cb* base = nl_socket_get_cb(sk_);  // a new reference (nl_cb_get)
     nl_cb* cb = nl_cb_clone(base);
     nl_cb_put(base);
-    nl_cb_set(cb, NL_CB_VALID, NL_CB_CUSTOM,
-              [](nl_msg*, void* arg) -> int { ++*static_cast<long*>(arg); return NL_OK; }, &count);
+    nl_cb_set(
+        cb, NL_CB_VALID, NL_CB_CUSTOM,
+        [](nl_msg*, void* arg) -> int {
+          ++*static_cast<long*>(arg);
+          return NL_OK;
+        },
+        &count);
     for (;;) {
       int n = nl_recvmsgs_report(sk_, cb);
       if (n > 0) continue;
@@ -137,10 +142,10 @@ void expect_routes(const PeerNs& ns, const std::vector<Lease>& peers, const std:
     const auto& r = it->second;
     std::string gw = type == "vxlan" ? p.subnet.ip.str() : p.attrs.public_ip.str();
     std::string dev = type == "vxlan" ? "flannel.1" : "eth0";
-    bool ok = r.value("gateway", "") == gw && r.value("dev", "") == dev &&
-              (type != "vxlan" || has_flag(r, "onlink")) &&
-              (nexthops ? r.value("nhid", 0u) == *range.id_for(network, p.subnet)
-                        : !r.contains("nhid"));
+    bool ok =
+        r.value("gateway", "") == gw && r.value("dev", "") == dev &&
+        (type != "vxlan" || has_flag(r, "onlink")) &&
+        (nexthops ? r.value("nhid", 0u) == *range.id_for(network, p.subnet) : !r.contains("nhid"));
     if (!ok && ++bad < 5) ADD_FAILURE() << p.subnet.str() << ": unexpected route " << r.dump();
   }
   EXPECT_EQ(bad, 0u);
@@ -197,7 +202,8 @@ TEST_P(ScaleLab, RestartWith2000PeersChangesNothingInTheKernel) {
     EXPECT_NE(before.neighs.find("10.1.0.0 dev flannel.1 lladdr 0a:58:00:00:00:00 PERMANENT"),
               std::string::npos);
     EXPECT_NE(before.fdb.find("0a:58:00:00:07:cf dev flannel.1 dst 172.31.8.251 self permanent"),
-              std::string::npos) << "peer 1999";
+              std::string::npos)
+        << "peer 1999";
   }
 
   long changes = 0;
@@ -289,11 +295,10 @@ TEST(ScaleLabErrors, OneBadPeerInAPipelinedBatchIsNamedAndTheOthersProgrammed) {
     std::string what;
     try {
       a.sync(peers);
-    } catch (const BackendError& e) {
-      what = e.what();
-    }
+    } catch (const BackendError& e) { what = e.what(); }
     EXPECT_NE(what.find("1 of 2000 peer changes failed: add " + peers[1234].subnet.str()),
-              std::string::npos) << what;
+              std::string::npos)
+        << what;
     EXPECT_NE(what.find("192.0.2.9"), std::string::npos) << what;
     auto good = peers;
     good.erase(good.begin() + 1234);
@@ -329,7 +334,8 @@ TEST(ScaleLabErrors, NetlinkBatchMatchesEveryErrorToItsRequest) {
     EXPECT_EQ(failures[k].tag, 1000 + i);
     std::string dst = IP4Net{IP4{(10u << 24) | uint32_t(i << 8)}, 24}.str();
     EXPECT_NE(failures[k].message().find("route replace " + dst + " via 192.0.2.1"),
-              std::string::npos) << failures[k].message();
+              std::string::npos)
+        << failures[k].message();
     ++k;
   }
   EXPECT_TRUE(batch.empty());
@@ -378,7 +384,8 @@ TEST_P(HostGwEventsLab, SingleEventsAddMoveAndRemovePeersFromTheRecord) {
   if (nexthops()) {
     uint32_t id = *kHostGwNexthops.id_for(IP4Net::parse("10.0.0.0/8"), moved5.subnet);
     EXPECT_NE(ns.run({"ip", "nexthop", "show", "id", std::to_string(id)})
-                  .find("via 172.31.200.5 dev eth0"), std::string::npos);
+                  .find("via 172.31.200.5 dev eth0"),
+              std::string::npos);
   }
 
   // Peer 7 leaves: its route and nexthop go.
@@ -395,7 +402,8 @@ TEST_P(HostGwEventsLab, SingleEventsAddMoveAndRemovePeersFromTheRecord) {
   a.backend->apply({{PeerEvent::Type::kRemoved, rerouted}});
   peers.erase(peers.begin() + 7);
   EXPECT_NE(ns.run({"ip", "route", "show", rerouted.subnet.str()}).find("via 172.31.200.8"),
-            std::string::npos) << "the operator's route was removed";
+            std::string::npos)
+      << "the operator's route was removed";
   expect_routes(ns, peers, "host-gw", nexthops());
 
   // A removed peer the backend never programmed (e.g. its add failed): its route, if the lease's,
@@ -419,7 +427,7 @@ TEST_P(HostGwEventsLab, RoutesChangedOrDeletedByHandAreRepairedByTheNextFullSync
   ns.run({"ip", "route", "del", peers[3].subnet.str()});
   ns.run({"ip", "route", "replace", peers[4].subnet.str(), "via", "172.31.200.4", "dev", "eth0"});
   size_t expected = 2;  // the two routes
-  if (nexthops()) {  // a deleted nexthop takes its route with it: both come back
+  if (nexthops()) {     // a deleted nexthop takes its route with it: both come back
     uint32_t id = *kHostGwNexthops.id_for(IP4Net::parse("10.0.0.0/8"), peers[5].subnet);
     ns.run({"ip", "nexthop", "del", "id", std::to_string(id)});
     ASSERT_EQ(ns.run({"ip", "route", "show", peers[5].subnet.str()}), "");

@@ -28,9 +28,9 @@
 #include <nlohmann/json.hpp>
 
 #include "backends/backend.h"
+#include "backends/udp/ipv4_packet.h"
 #include "backends/udp/udp.h"
 #include "backends/unique_fd.h"
-#include "backends/udp/ipv4_packet.h"
 #include "core/lease.h"
 #include "core/subnet_env.h"
 #include "tests/support/lab.h"
@@ -57,9 +57,7 @@ Config udp_config(const std::string& backend_json) {
 std::string port_error(const std::string& backend_json) {
   try {
     decode_udp_port(backend_json);
-  } catch (const BackendError& e) {
-    return e.what();
-  }
+  } catch (const BackendError& e) { return e.what(); }
   return "(no error)";
 }
 
@@ -81,8 +79,10 @@ TEST(UdpBackendConfig, RejectsBadPorts) {
             "error decoding UDP backend config: Port must be an integer like 8285, got true");
   // v0.11 silently binds port 0 (random) or truncates to a C short; say what is wrong instead.
   for (const char* bad : {"0", "-1", "65536", "99999999999"}) {
-    EXPECT_EQ(port_error(std::string(R"({"Type":"udp","Port":)") + bad + "}"),
-              std::string("error decoding UDP backend config: Port must be between 1 and 65535, got ") + bad);
+    EXPECT_EQ(
+        port_error(std::string(R"({"Type":"udp","Port":)") + bad + "}"),
+        std::string("error decoding UDP backend config: Port must be between 1 and 65535, got ") +
+            bad);
   }
 }
 
@@ -90,7 +90,8 @@ TEST(UdpBackendConfig, PublishesPublicIpOnlyAndMtuMinus28) {
   auto backend = make_backend("UDP");
   EXPECT_EQ(backend->type(), "udp");
   EXPECT_TRUE(backend->wants_peers());
-  ExternalInterface iface{"eth0", 2, 1500, IP4::parse("10.250.0.1"), IP4::parse("192.0.2.7"), {}, {}};
+  ExternalInterface iface{"eth0", 2, 1500, IP4::parse("10.250.0.1"), IP4::parse("192.0.2.7"),
+                          {},     {}};
   BackendSetup s = backend->setup(udp_config(R"({"Type":"udp","Port":9000})"), iface);
   EXPECT_EQ(s.mtu, 1472);
   EXPECT_EQ(encode_lease_attrs(s.attrs), R"({"PublicIP":"192.0.2.7"})");  // ExtAddr, no BackendType
@@ -106,7 +107,8 @@ TEST(UdpBackendConfig, PublishesPublicIpOnlyAndMtuMinus28) {
     make_backend("udp")->setup(udp_config(R"({"Type":"udp","Port":"x"})"), iface);
     ADD_FAILURE() << "a string Port was accepted";
   } catch (const BackendError& e) {
-    EXPECT_EQ(std::string(e.what()).rfind("error decoding UDP backend config: ", 0), 0u) << e.what();
+    EXPECT_EQ(std::string(e.what()).rfind("error decoding UDP backend config: ", 0), 0u)
+        << e.what();
   }
 }
 
@@ -228,8 +230,8 @@ class PlainPeerRelay {
       if (::poll(fds, 2, 50) <= 0) continue;
       if (fds[0].revents & POLLIN) {
         ssize_t n = ::read(tun_.get(), buf.data(), buf.size());
-        if (n > 0 && ::sendto(udp_.get(), buf.data(), size_t(n), 0, reinterpret_cast<sockaddr*>(&to_),
-                              sizeof(to_)) == n) {
+        if (n > 0 && ::sendto(udp_.get(), buf.data(), size_t(n), 0,
+                              reinterpret_cast<sockaddr*>(&to_), sizeof(to_)) == n) {
           ++sent_;
         }
       }
@@ -273,9 +275,7 @@ class UdpLabTest : public ::testing::Test {
       p->signal(SIGTERM);
       auto code = p->wait(5s);
       EXPECT_TRUE(code.has_value()) << "flanneld h" << i << " did not exit within 5 s of SIGTERM";
-      if (code) {
-        EXPECT_EQ(*code, 0) << "flanneld h" << i;
-      }
+      if (code) { EXPECT_EQ(*code, 0) << "flanneld h" << i; }
       if (code && i <= static_cast<int>(lab_->hosts().size())) {
         std::string out;
         EXPECT_NE(run_command({"ip", "link", "show", "flannel0"}, &out, host(i).netns), 0)
@@ -299,15 +299,16 @@ class UdpLabTest : public ::testing::Test {
   // `flannelctl -store=sqlite:PATH config set JSON`, as seed 003 does with etcdctl.
   void set_config(const std::string& json) {
     std::string out;
-    ASSERT_EQ(run_command({kBinDir + "/flannelctl", store_flag(), "config", "set", json}, &out), 0) << out;
+    ASSERT_EQ(run_command({kBinDir + "/flannelctl", store_flag(), "config", "set", json}, &out), 0)
+        << out;
   }
 
   // Adds `n` hosts and starts one flanneld on each.
   void start_agents(int n) {
     for (int i = 1; i <= n; ++i) {
       const auto& h = lab_->add_host();
-      std::vector<std::string> argv{kBinDir + "/flanneld", store_flag(), "-subnet-file=" + env_path(i),
-                                    "-iface=eth0"};
+      std::vector<std::string> argv{kBinDir + "/flanneld", store_flag(),
+                                    "-subnet-file=" + env_path(i), "-iface=eth0"};
       agents_[i] = std::make_unique<Process>(Process::Spec{
           argv, {}, {"NOTIFY_SOCKET"}, h.netns, dir_ + "/flanneld-h" + std::to_string(i) + ".log"});
     }
@@ -322,7 +323,8 @@ class UdpLabTest : public ::testing::Test {
   // The lease value as stored, via `flannelctl subnets get`.
   std::string lease_value(const IP4Net& subnet) {
     std::string out;
-    if (run_command({kBinDir + "/flannelctl", store_flag(), "subnets", "get", subnet.str()}, &out) != 0)
+    if (run_command({kBinDir + "/flannelctl", store_flag(), "subnets", "get", subnet.str()},
+                    &out) != 0)
       return "error: " + out;
     auto start = out.find('{');
     if (start == std::string::npos) return "error: " + out;
@@ -330,7 +332,8 @@ class UdpLabTest : public ::testing::Test {
   }
 
   // `ping -c 1 -W 1 [extra] to` inside `netns`; returns the exit code, output in *out.
-  int ping(const std::string& netns, IP4 to, std::vector<std::string> extra = {}, std::string* out = nullptr) {
+  int ping(const std::string& netns, IP4 to, std::vector<std::string> extra = {},
+           std::string* out = nullptr) {
     std::vector<std::string> argv{"ping", "-n", "-c", "1", "-W", "1"};
     argv.insert(argv.end(), extra.begin(), extra.end());
     argv.push_back(to.str());
@@ -348,7 +351,8 @@ class UdpLabTest : public ::testing::Test {
     start_agents(hosts);
     for (int i = 1; i <= hosts; ++i) {
       auto env = wait_env(i);
-      ASSERT_FALSE(env.empty()) << "no subnet file from flanneld on h" << i << ":\n" << agents_[i]->output();
+      ASSERT_FALSE(env.empty()) << "no subnet file from flanneld on h" << i << ":\n"
+                                << agents_[i]->output();
       ASSERT_TRUE(env.count("FLANNEL_SUBNET"));
       IP4Net gw = IP4Net::parse_keep_host(env["FLANNEL_SUBNET"]);
       envs_[i] = env;
@@ -377,13 +381,16 @@ double iperf3_bytes(const std::string& netns, IP4 to, const std::vector<std::str
     std::string out;
     int rc = run_command(argv, &out, netns);
     auto start = out.find('{');
-    auto result = nlohmann::json::parse(start == std::string::npos ? "{}" : out.substr(start), nullptr, false);
+    auto result = nlohmann::json::parse(start == std::string::npos ? "{}" : out.substr(start),
+                                        nullptr, false);
     auto sum = result.is_object() ? result["end"]["sum_received"] : nlohmann::json();
-    if (rc == 0 && sum.is_object() && sum["bytes"].is_number() && sum["bits_per_second"].is_number()) {
+    if (rc == 0 && sum.is_object() && sum["bytes"].is_number() &&
+        sum["bits_per_second"].is_number()) {
       if (bps) *bps = sum["bits_per_second"].get<double>();
       return sum["bytes"].get<double>();
     }
-    *log += "attempt " + std::to_string(attempt) + " (exit " + std::to_string(rc) + "): " + out + "\n";
+    *log +=
+        "attempt " + std::to_string(attempt) + " (exit " + std::to_string(rc) + "): " + out + "\n";
   }
   return 0;
 }
@@ -426,15 +433,19 @@ TEST_F(UdpLabTest, ThreeHostsCarryPingAndTcpBetweenPods) {
 
   // A TCP transfer of several MB between pods on h1 and h2. The server keeps running (it is
   // killed at cleanup), so a client attempt made before it listens can simply be retried.
-  servers_.push_back(std::make_unique<Process>(Process::Spec{
-      {"iperf3", "-s", "-B", pods_[1].addr.str()}, {}, {}, pods_[1].netns, dir_ + "/iperf3-server.log"}));
+  servers_.push_back(
+      std::make_unique<Process>(Process::Spec{{"iperf3", "-s", "-B", pods_[1].addr.str()},
+                                              {},
+                                              {},
+                                              pods_[1].netns,
+                                              dir_ + "/iperf3-server.log"}));
   std::string log;
   double bps = 0;
   double bytes = iperf3_bytes(pods_[2].netns, pods_[1].addr, {}, &log, &bps);
   ASSERT_GT(bytes, 0) << log << "server: " << servers_.back()->output();
   EXPECT_GT(bytes, 4e6) << log;
-  std::cout << "[ udp      ] iperf3 pod h2 -> pod h1 over the udp backend: " << bps / 1e6 << " Mbit/s ("
-            << bytes / 1e6 << " MB received)\n";
+  std::cout << "[ udp      ] iperf3 pod h2 -> pod h1 over the udp backend: " << bps / 1e6
+            << " Mbit/s (" << bytes / 1e6 << " MB received)\n";
   RecordProperty("iperf3_mbit_per_s", std::to_string(static_cast<long>(bps / 1e6)));
 }
 
@@ -446,7 +457,8 @@ TEST_F(UdpLabTest, OneTtlHopAndIcmpErrorsReachTheSender) {
   // pod1 -(TTL 2)-> h1 kernel (1) -> proxy: would leave with 0 -> Time Exceeded from h1's TUN.
   std::string out;
   EXPECT_NE(ping(pods_[1].netns, pods_[2].addr, {"-t", "2"}, &out), 0) << out;
-  EXPECT_NE(out.find("From " + tun1.str() + " icmp_seq=1 Time to live exceeded"), std::string::npos) << out;
+  EXPECT_NE(out.find("From " + tun1.str() + " icmp_seq=1 Time to live exceeded"), std::string::npos)
+      << out;
 
   // The proxy pair takes one hop, not two as in v0.11: pod1 -> h1 kernel -> proxy -> h2 kernel
   // -> pod2 needs TTL 4 (v0.11 needed 5).
@@ -463,13 +475,15 @@ TEST_F(UdpLabTest, OneTtlHopAndIcmpErrorsReachTheSender) {
     }
   }
   EXPECT_NE(ping(pods_[1].netns, nowhere, {}, &out), 0) << out;
-  EXPECT_NE(out.find("From " + tun1.str() + " icmp_seq=1 Destination Net Unreachable"), std::string::npos)
+  EXPECT_NE(out.find("From " + tun1.str() + " icmp_seq=1 Destination Net Unreachable"),
+            std::string::npos)
       << out;
 }
 
 TEST_F(UdpLabTest, OnlyKnownPeersCanInjectPackets) {
   // A custom Port, spelled in another case, must be used for both binding and sending.
-  ASSERT_NO_FATAL_FAILURE(bring_up(R"({"Network":"10.6.0.0/16","Backend":{"Type":"UDP","port":9000}})", 2));
+  ASSERT_NO_FATAL_FAILURE(
+      bring_up(R"({"Network":"10.6.0.0/16","Backend":{"Type":"UDP","port":9000}})", 2));
   ASSERT_TRUE(ping_until_ok(pods_[1].netns, pods_[2].addr));
   std::string out;
   run_command({"ss", "-uln"}, &out, host(1).netns);
@@ -479,13 +493,16 @@ TEST_F(UdpLabTest, OnlyKnownPeersCanInjectPackets) {
   // From the hub (10.250.0.254), which can reach h1's port but holds no lease: dropped.
   UniqueFd stranger = udp_socket_in(lab_->hub(), 0);
   for (int k = 0; k < 3; ++k) {
-    send_to(stranger, host(1).addr, 9000, inner_udp_packet(pods_[2].addr, pods_[1].addr, 9999, "forged"));
+    send_to(stranger, host(1).addr, 9000,
+            inner_udp_packet(pods_[2].addr, pods_[1].addr, 9999, "forged"));
   }
-  EXPECT_EQ(receive(sink, 1000ms), "") << "a datagram from a non-peer was delivered into the overlay";
+  EXPECT_EQ(receive(sink, 1000ms), "")
+      << "a datagram from a non-peer was delivered into the overlay";
 
   // The same packet from h2's address (a peer) is delivered, so the drop above was the check.
   UniqueFd peer = udp_socket_in(host(2).netns, 0);
-  send_to(peer, host(1).addr, 9000, inner_udp_packet(pods_[2].addr, pods_[1].addr, 9999, "from-peer"));
+  send_to(peer, host(1).addr, 9000,
+          inner_udp_packet(pods_[2].addr, pods_[1].addr, 9999, "from-peer"));
   EXPECT_EQ(receive(sink, 3000ms), "from-peer");
 
   // Garbage from a peer (not an IPv4 packet, or truncated) is dropped without harm.
@@ -502,9 +519,13 @@ TEST_F(UdpLabTest, InteroperatesWithAPlainOnePacketPerDatagramPeer) {
   // a socket without GRO that sends and expects exactly one IPv4 packet per datagram.
   ASSERT_NO_FATAL_FAILURE(bring_up(R"({"Network":"10.5.0.0/16"})", 1));
   const auto& h2 = lab_->add_host();
-  IP4Net old_subnet = IP4Net::parse(leases_[1] == IP4Net::parse("10.5.200.0/24") ? "10.5.201.0/24" : "10.5.200.0/24");
+  IP4Net old_subnet = IP4Net::parse(leases_[1] == IP4Net::parse("10.5.200.0/24") ? "10.5.201.0/24"
+                                                                                 : "10.5.200.0/24");
   std::string out;
-  ASSERT_EQ(run_command({kBinDir + "/flannelctl", store_flag(), "reserve", old_subnet.str(), h2.addr.str()}, &out), 0)
+  ASSERT_EQ(run_command(
+                {kBinDir + "/flannelctl", store_flag(), "reserve", old_subnet.str(), h2.addr.str()},
+                &out),
+            0)
       << out;
   const IP4 old_tun_addr = old_subnet.ip;
   UniqueFd tun = tun_in(h2.netns, "flannel0");
@@ -516,7 +537,8 @@ TEST_F(UdpLabTest, InteroperatesWithAPlainOnePacketPerDatagramPeer) {
   }
   PlainPeerRelay relay(std::move(tun), udp_socket_in(h2.netns, 8285), host(1).addr, 8285, 1472);
 
-  ASSERT_TRUE(ping_until_ok(pods_[1].netns, old_tun_addr)) << "pod on h1 cannot reach the plain peer";
+  ASSERT_TRUE(ping_until_ok(pods_[1].netns, old_tun_addr))
+      << "pod on h1 cannot reach the plain peer";
   servers_.push_back(std::make_unique<Process>(Process::Spec{
       {"iperf3", "-s", "-B", old_tun_addr.str()}, {}, {}, h2.netns, dir_ + "/iperf3-plain.log"}));
   std::string log;
@@ -531,7 +553,8 @@ TEST_F(UdpLabTest, InteroperatesWithAPlainOnePacketPerDatagramPeer) {
   std::cout << "[ udp      ] iperf3 plain v0.11-style peer -> pod h1: " << bps / 1e6 << " Mbit/s\n";
   EXPECT_GT(relay.received(), 1000u);
   EXPECT_GT(relay.sent(), 1000u);
-  EXPECT_EQ(relay.bad(), 0u) << "datagrams that were not exactly one IPv4 packet of at most 1472 bytes";
+  EXPECT_EQ(relay.bad(), 0u)
+      << "datagrams that were not exactly one IPv4 packet of at most 1472 bytes";
 }
 
 }  // namespace

@@ -36,7 +36,9 @@ std::string vxlan_mac(const OverlayLab& lab, int i) {
 int leases_acquired(const OverlayLab& lab, int i) {
   std::string log = read_file(lab.log_file(i));
   int n = 0;
-  for (size_t p = log.find("Lease acquired"); p != std::string::npos; p = log.find("Lease acquired", p + 1)) ++n;
+  for (size_t p = log.find("Lease acquired"); p != std::string::npos;
+       p = log.find("Lease acquired", p + 1))
+    ++n;
   return n;
 }
 
@@ -86,11 +88,13 @@ TEST(VxlanLab, PodsReachEachOtherAndRestartsAreHitless) {
     for (int j = 0; j < 3; ++j) {
       if (i == j) continue;
       std::string gw = lab.lease(j).ip.str();
-      EXPECT_NE(lab.route(i, lab.lease(j)).find("via " + gw + " dev flannel.1 onlink"), std::string::npos)
+      EXPECT_NE(lab.route(i, lab.lease(j)).find("via " + gw + " dev flannel.1 onlink"),
+                std::string::npos)
           << lab.route(i, lab.lease(j));
       std::string neigh = lab.ip(i, {"neigh", "show", gw, "dev", "flannel.1"});
       EXPECT_NE(neigh.find("lladdr " + macs[j] + " PERMANENT"), std::string::npos) << neigh;
-      EXPECT_NE(fdb.find(macs[j] + " dst " + lab.host(j).addr.str() + " self permanent"), std::string::npos)
+      EXPECT_NE(fdb.find(macs[j] + " dst " + lab.host(j).addr.str() + " self permanent"),
+                std::string::npos)
           << fdb;
     }
   }
@@ -151,17 +155,20 @@ TEST(VxlanLab, PodsReachEachOtherAndRestartsAreHitless) {
   EXPECT_TRUE(wait_until([&] { return gone(0); }, 10s)) << lab.dump();
   EXPECT_TRUE(lab.ping(0, 1) && lab.ping(1, 0)) << lab.dump();
 
-  std::printf("vxlan lab timings: leases %lld ms, full mesh %lld ms, 6 pings %lld ms, "
-              "restart to lease %lld ms, total %lld ms\n",
-              t_leases, t_mesh - t_leases, t_ping - t_mesh, restart_ms, ms_since(t0));
+  std::printf(
+      "vxlan lab timings: leases %lld ms, full mesh %lld ms, 6 pings %lld ms, "
+      "restart to lease %lld ms, total %lld ms\n",
+      t_leases, t_mesh - t_leases, t_ping - t_mesh, restart_ms, ms_since(t0));
 }
 
 // VNI and Port from the config: the device is flannel.<VNI> and sends to that UDP port.
 TEST(VxlanLab, VniAndPortFromConfig) {
-  OverlayLab lab("vxp", R"({"Network":"10.5.0.0/16","Backend":{"Type":"VXLAN","vni":7,"PORT":4789}})", 2);
+  OverlayLab lab("vxp",
+                 R"({"Network":"10.5.0.0/16","Backend":{"Type":"VXLAN","vni":7,"PORT":4789}})", 2);
   lab.start_all();
   for (int i = 0; i < 2; ++i) lab.wait_subnet(i);
-  auto link = nlohmann::json::parse(lab.ip(0, {"-j", "-d", "link", "show", "flannel.7"}), nullptr, false);
+  auto link =
+      nlohmann::json::parse(lab.ip(0, {"-j", "-d", "link", "show", "flannel.7"}), nullptr, false);
   ASSERT_TRUE(link.is_array() && !link.empty()) << lab.dump();
   EXPECT_EQ(link[0]["linkinfo"]["info_data"]["id"], 7);
   EXPECT_EQ(link[0]["linkinfo"]["info_data"]["port"], 4789);
@@ -175,7 +182,8 @@ TEST(VxlanLab, VniAndPortFromConfig) {
 // DirectRouting: peers on the same L2 segment are routed via their PublicIP without
 // encapsulation and without ARP/FDB entries on the VXLAN device.
 TEST(VxlanLab, DirectRoutingSkipsTheTunnelForOnLinkPeers) {
-  OverlayLab lab("vxd", R"({"Network":"10.5.0.0/16","Backend":{"Type":"vxlan","DirectRouting":true}})", 2);
+  OverlayLab lab("vxd",
+                 R"({"Network":"10.5.0.0/16","Backend":{"Type":"vxlan","DirectRouting":true}})", 2);
   lab.start_all();
   for (int i = 0; i < 2; ++i) lab.wait_subnet(i);
   lab.add_pods();
@@ -230,9 +238,7 @@ TEST(VxlanConfig, DecodesLikeGo) {
   auto err = [](const std::string& json) {
     try {
       decode_vxlan_config(json);
-    } catch (const BackendError& e) {
-      return std::string(e.what());
-    }
+    } catch (const BackendError& e) { return std::string(e.what()); }
     return std::string("no error");
   };
   EXPECT_EQ(err(R"({"VNI":"1"})"),

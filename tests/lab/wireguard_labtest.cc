@@ -59,8 +59,14 @@ bool have_tools() {
 // and its own key file in the lab's temp dir.
 void private_wireguard_dirs(OverlayLab& lab) {
   lab.customize_start = [&lab](int i, Process::Spec& spec) {
-    std::vector<std::string> argv{"unshare", "-m", "--propagation", "private", "sh", "-c",
-                                  "mount -t tmpfs -o mode=0755 flannel-lab-wg /run/wireguard && exec \"$0\" \"$@\""};
+    std::vector<std::string> argv{
+        "unshare",
+        "-m",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+        "mount -t tmpfs -o mode=0755 flannel-lab-wg /run/wireguard && exec \"$0\" \"$@\""};
     argv.insert(argv.end(), spec.argv.begin(), spec.argv.end());
     spec.argv = argv;
     spec.env_set["WIREGUARD_KEY_FILE"] = lab.dir() + "/h" + std::to_string(i + 1) + ".wgkey";
@@ -71,7 +77,8 @@ class WireguardLab : public ::testing::Test {
  protected:
   void SetUp() override {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root";
-    if (!have_tools()) GTEST_SKIP() << "needs wireguard-go, wireguard-tools and tcpdump (scripts/deps.sh)";
+    if (!have_tools())
+      GTEST_SKIP() << "needs wireguard-go, wireguard-tools and tcpdump (scripts/deps.sh)";
     std::filesystem::create_directories("/run/wireguard");  // the mount point of each host's tmpfs
     lab_ = std::make_unique<OverlayLab>("wg", kConfig, 3);
     private_wireguard_dirs(*lab_);
@@ -88,8 +95,8 @@ class WireguardLab : public ::testing::Test {
   std::vector<WgPeer> peers(int i, std::string* raw = nullptr) const {
     std::string out;
     if (!lab_->daemon(i)) return {};
-    int rc = run_command({"nsenter", "-t", std::to_string(lab_->daemon(i)->pid()), "-m", "-n", "wg", "show",
-                          "flannel-wg", "dump"},
+    int rc = run_command({"nsenter", "-t", std::to_string(lab_->daemon(i)->pid()), "-m", "-n", "wg",
+                          "show", "flannel-wg", "dump"},
                          &out);
     if (raw) *raw = out;
     std::vector<WgPeer> result;
@@ -104,7 +111,8 @@ class WireguardLab : public ::testing::Test {
       f >> p.public_key >> psk >> p.endpoint >> p.allowed_ips;
       result.push_back(p);
     }
-    std::sort(result.begin(), result.end(), [](const WgPeer& a, const WgPeer& b) { return a.public_key < b.public_key; });
+    std::sort(result.begin(), result.end(),
+              [](const WgPeer& a, const WgPeer& b) { return a.public_key < b.public_key; });
     return result;
   }
   std::string lease_key(int i) const {
@@ -120,9 +128,11 @@ class WireguardLab : public ::testing::Test {
       std::set<std::string> want, have;
       for (int j : hosts) {
         if (j == i) continue;
-        want.insert(lease_key(j) + " " + lab_->host(j).addr.str() + ":51820 " + lab_->lease(j).str());
+        want.insert(lease_key(j) + " " + lab_->host(j).addr.str() + ":51820 " +
+                    lab_->lease(j).str());
       }
-      for (const auto& p : peers(i)) have.insert(p.public_key + " " + p.endpoint + " " + p.allowed_ips);
+      for (const auto& p : peers(i))
+        have.insert(p.public_key + " " + p.endpoint + " " + p.allowed_ips);
       if (want != have) return false;
     }
     return true;
@@ -135,7 +145,8 @@ class WireguardLab : public ::testing::Test {
   std::vector<pid_t> children(pid_t pid) const {
     std::vector<pid_t> out;
     std::error_code ec;
-    for (const auto& t : std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
+    for (const auto& t :
+         std::filesystem::directory_iterator("/proc/" + std::to_string(pid) + "/task", ec)) {
       std::ifstream in(t.path() / "children");
       pid_t c;
       while (in >> c) out.push_back(c);
@@ -156,9 +167,16 @@ class WireguardLab : public ::testing::Test {
 };
 
 TEST_F(WireguardLab, PodsPingEncryptedAndRestartKeepsKey) {
-  ASSERT_TRUE(wait_until([&] { return mesh_configured({0, 1, 2}); }, 20s)) << "device peers never matched the leases";
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return mesh_configured({0, 1, 2});
+      },
+      20s))
+      << "device peers never matched the leases";
   for (int i = 0; i < 3; ++i) {
-    EXPECT_NE(lab_->route(i, IP4Net::parse("10.5.0.0/16")).find("dev flannel-wg"), std::string::npos) << i;
+    EXPECT_NE(lab_->route(i, IP4Net::parse("10.5.0.0/16")).find("dev flannel-wg"),
+              std::string::npos)
+        << i;
     EXPECT_EQ(lab_->mtu(i), 1500 - 80);
     EXPECT_EQ(lease_key(i).size(), 44u);
   }
@@ -167,12 +185,14 @@ TEST_F(WireguardLab, PodsPingEncryptedAndRestartKeepsKey) {
   // A capture on the lab switch while pods send a recognisable payload.
   std::string pcap = lab_->dir() + "/hub.pcap", tlog = lab_->dir() + "/tcpdump.log";
   {
-    Process tcpdump({{"tcpdump", "-i", "br0", "-n", "-U", "-w", pcap}, {}, {}, lab_->lab().hub(), tlog});
-    ASSERT_TRUE(wait_until([&] { return read_file(tlog).find("listening on") != std::string::npos; }, 10s))
+    Process tcpdump(
+        {{"tcpdump", "-i", "br0", "-n", "-U", "-w", pcap}, {}, {}, lab_->lab().hub(), tlog});
+    ASSERT_TRUE(
+        wait_until([&] { return read_file(tlog).find("listening on") != std::string::npos; }, 10s))
         << read_file(tlog);
     for (auto [a, b] : std::vector<std::pair<int, int>>{{0, 1}, {1, 2}, {2, 0}}) {
-      EXPECT_EQ(run_command({"ping", "-c", "3", "-i", "0.2", "-W", "1", "-s", "256", "-p", kPatternHex,
-                             lab_->pod(b).addr.str()},
+      EXPECT_EQ(run_command({"ping", "-c", "3", "-i", "0.2", "-W", "1", "-s", "256", "-p",
+                             kPatternHex, lab_->pod(b).addr.str()},
                             nullptr, lab_->pod(a).netns),
                 0);
     }
@@ -183,7 +203,8 @@ TEST_F(WireguardLab, PodsPingEncryptedAndRestartKeepsKey) {
   }
   std::string bytes = read_file(pcap);
   ASSERT_GT(bytes.size(), 24u);
-  EXPECT_EQ(bytes.find(kPatternBytes), std::string::npos) << "the pods' payload crossed the underlay in clear";
+  EXPECT_EQ(bytes.find(kPatternBytes), std::string::npos)
+      << "the pods' payload crossed the underlay in clear";
   std::string icmp, wg;
   run_command({"tcpdump", "-n", "-r", pcap, "icmp"}, &icmp);
   run_command({"tcpdump", "-n", "-r", pcap, "udp port 51820"}, &wg);
@@ -201,11 +222,18 @@ TEST_F(WireguardLab, PodsPingEncryptedAndRestartKeepsKey) {
   EXPECT_EQ(peers(2), peers3);
   // The others still hold sessions with host 1's previous device; host 1 handshakes with them
   // at start (its key was reused), so traffic *from* them heals at once, not after ~15 s.
-  EXPECT_TRUE(wait_until([&] { return pings({{1, 0}, {2, 0}}); }, 5s)) << "others -> restarted host";
+  EXPECT_TRUE(wait_until(
+      [&] {
+        return pings({{1, 0}, {2, 0}});
+      },
+      5s))
+      << "others -> restarted host";
   EXPECT_TRUE(pings({{0, 1}, {0, 2}}));
   std::string log = read_file(lab_->log_file(0));
   EXPECT_NE(log.find("using the private key in"), std::string::npos) << log;
-  EXPECT_NE(log.find("no kernel WireGuard on this host (no wireguard module); using userspace"), std::string::npos) << log;
+  EXPECT_NE(log.find("no kernel WireGuard on this host (no wireguard module); using userspace"),
+            std::string::npos)
+      << log;
 }
 
 TEST_F(WireguardLab, SupervisorRestartsWireguardGoAndLeavingPeerIsRemoved) {
@@ -221,12 +249,15 @@ TEST_F(WireguardLab, SupervisorRestartsWireguardGoAndLeavingPeerIsRemoved) {
   ASSERT_TRUE(wait_until(
       [&] {
         pid_t p = wireguard_go_of(1);
-        return p > 0 && p != old_pid && mesh_configured({0, 1, 2}) && pings({{0, 1}, {1, 0}, {1, 2}});
+        return p > 0 && p != old_pid && mesh_configured({0, 1, 2}) &&
+               pings({{0, 1}, {1, 0}, {1, 2}});
       },
       5s))
       << "the mesh was not back within 5 s of killing wireguard-go";
   std::cerr << "mesh back "
-            << std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - killed).count()
+            << std::chrono::duration_cast<std::chrono::milliseconds>(
+                   std::chrono::steady_clock::now() - killed)
+                   .count()
             << " ms after SIGKILL of wireguard-go\n";
   all_wg.push_back(wireguard_go_of(1));
   std::string log = read_file(lab_->log_file(1));
@@ -262,21 +293,27 @@ TEST_F(WireguardLab, SupervisorRestartsWireguardGoAndLeavingPeerIsRemoved) {
 TEST(WireguardKernelMode, ForcedWithoutTheModuleFailsClearlyLeavingNothing) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root";
   std::filesystem::create_directories("/run/wireguard");
-  OverlayLab lab("wgk", R"({"Network":"10.5.0.0/16","Backend":{"Type":"wireguard","Implementation":"kernel"}})", 1);
-  if (run_command({"ip", "link", "add", "wgprobe0", "type", "wireguard"}, nullptr, lab.host(0).netns) == 0) {
+  OverlayLab lab(
+      "wgk",
+      R"({"Network":"10.5.0.0/16","Backend":{"Type":"wireguard","Implementation":"kernel"}})", 1);
+  if (run_command({"ip", "link", "add", "wgprobe0", "type", "wireguard"}, nullptr,
+                  lab.host(0).netns) == 0) {
     GTEST_SKIP() << "this kernel has WireGuard: kernel mode would start";
   }
   private_wireguard_dirs(lab);
   lab.start(0);
   auto rc = lab.daemon(0)->wait(15s);
-  ASSERT_TRUE(rc.has_value()) << "flanneld kept running with kernel WireGuard forced on a kernel without it";
+  ASSERT_TRUE(rc.has_value())
+      << "flanneld kept running with kernel WireGuard forced on a kernel without it";
   EXPECT_NE(*rc, 0);
   std::string log = read_file(lab.log_file(0));
   EXPECT_NE(log.find("kernel WireGuard not available on this host (no wireguard module); use "
-                     "\"Implementation\":\"userspace\" (Debian's wireguard-go) or \"auto\" in the Backend config"),
+                     "\"Implementation\":\"userspace\" (Debian's wireguard-go) or \"auto\" in the "
+                     "Backend config"),
             std::string::npos)
       << log;
-  EXPECT_EQ(lab.ip(0, {"-o", "link", "show"}).find("flannel-wg"), std::string::npos) << lab.ip(0, {"link", "show"});
+  EXPECT_EQ(lab.ip(0, {"-o", "link", "show"}).find("flannel-wg"), std::string::npos)
+      << lab.ip(0, {"link", "show"});
   EXPECT_TRUE(lab.leases().empty());
   // No wireguard-go in the host's network namespace.
   struct stat netns {};
@@ -296,7 +333,8 @@ TEST(WireguardKernelMode, ForcedWithoutTheModuleFailsClearlyLeavingNothing) {
 // vxlan, in one run on the same machine, for bench/README.md's data path table.
 TEST(WireguardBench, ThroughputAndRttAgainstUdpAndVxlan) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root";
-  if (!have_tools() || ::access("/usr/bin/iperf3", X_OK) != 0) GTEST_SKIP() << "needs wireguard-go, wg, iperf3";
+  if (!have_tools() || ::access("/usr/bin/iperf3", X_OK) != 0)
+    GTEST_SKIP() << "needs wireguard-go, wg, iperf3";
   std::filesystem::create_directories("/run/wireguard");
   for (const std::string type : {"wireguard", "udp", "vxlan"}) {
     SCOPED_TRACE(type);
@@ -306,23 +344,33 @@ TEST(WireguardBench, ThroughputAndRttAgainstUdpAndVxlan) {
     lab.wait_subnet(0);
     lab.wait_subnet(1);
     lab.add_pods();
-    ASSERT_TRUE(wait_until([&] { return lab.ping(0, 1, 1) && lab.ping(1, 0, 1); }, 20s)) << lab.dump();
-    Process server({{"iperf3", "-s", "-B", lab.pod(1).addr.str()}, {}, {}, lab.pod(1).netns, lab.dir() + "/iperf3.log"});
+    ASSERT_TRUE(wait_until([&] { return lab.ping(0, 1, 1) && lab.ping(1, 0, 1); }, 20s))
+        << lab.dump();
+    Process server({{"iperf3", "-s", "-B", lab.pod(1).addr.str()},
+                    {},
+                    {},
+                    lab.pod(1).netns,
+                    lab.dir() + "/iperf3.log"});
     double bps = 0;
     std::string out;
     for (int attempt = 0; attempt < 20 && bps == 0; ++attempt) {
       if (attempt) wait_until([] { return false; }, 200ms);  // the server may not listen yet
-      int rc = run_command({"iperf3", "-c", lab.pod(1).addr.str(), "-t", "2", "-J"}, &out, lab.pod(0).netns);
-      auto j = nlohmann::json::parse(out.substr(std::min(out.find('{'), out.size())), nullptr, false);
+      int rc = run_command({"iperf3", "-c", lab.pod(1).addr.str(), "-t", "2", "-J"}, &out,
+                           lab.pod(0).netns);
+      auto j =
+          nlohmann::json::parse(out.substr(std::min(out.find('{'), out.size())), nullptr, false);
       if (rc == 0 && j.is_object() && j["end"]["sum_received"]["bits_per_second"].is_number())
         bps = j["end"]["sum_received"]["bits_per_second"].get<double>();
     }
     ASSERT_GT(bps, 1e6) << out;
-    run_command({"ping", "-q", "-c", "20", "-i", "0.05", lab.pod(1).addr.str()}, &out, lab.pod(0).netns);
+    run_command({"ping", "-q", "-c", "20", "-i", "0.05", lab.pod(1).addr.str()}, &out,
+                lab.pod(0).netns);
     auto at = out.find("= ");
-    std::string rtt = at == std::string::npos ? "?" : out.substr(at + 2, out.find(' ', at + 2) - at - 2);
-    std::cout << "[ bench    ] " << type << ": iperf3 pod h1 -> pod h2 " << static_cast<long>(bps / 1e6)
-              << " Mbit/s; ping rtt min/avg/max/mdev " << rtt << " ms\n";
+    std::string rtt =
+        at == std::string::npos ? "?" : out.substr(at + 2, out.find(' ', at + 2) - at - 2);
+    std::cout << "[ bench    ] " << type << ": iperf3 pod h1 -> pod h2 "
+              << static_cast<long>(bps / 1e6) << " Mbit/s; ping rtt min/avg/max/mdev " << rtt
+              << " ms\n";
   }
 }
 

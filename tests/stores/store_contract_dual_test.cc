@@ -6,7 +6,8 @@
 namespace flannel::testing {
 namespace {
 
-Lease dual_lease(const std::string& v4, const std::string& v6, const std::string& ip, const std::string& ip6) {
+Lease dual_lease(const std::string& v4, const std::string& v6, const std::string& ip,
+                 const std::string& ip6) {
   Lease l;
   l.subnet = v4.empty() ? kNoIPv4Subnet : IP4Net::parse(v4);
   l.ipv6_subnet = IP6Net::parse(v6);
@@ -71,10 +72,12 @@ TEST_P(StoreContract, DualStackLeasesCreateListWatchRenewDelete) {
 
   ASSERT_TRUE(IsOk(a->delete_lease(dual.key(), renewed.revision)));
   EXPECT_TRUE(HasCode(b->get_lease(dual.key(), &one), StoreCode::kNotFound));
-  ASSERT_TRUE(IsOk(b->get_lease(v4.subnet, &one))) << "deleting the dual-stack key touched the v0.11 one";
+  ASSERT_TRUE(IsOk(b->get_lease(v4.subnet, &one)))
+      << "deleting the dual-stack key touched the v0.11 one";
 
   // The watcher sees every step with the whole key.
-  auto events = watch_until(*b, &rev, [](const std::vector<LeaseEvent>& e) { return e.size() >= 5; }, 10s);
+  auto events = watch_until(
+      *b, &rev, [](const std::vector<LeaseEvent>& e) { return e.size() >= 5; }, 10s);
   ASSERT_EQ(events.size(), 5u);
   EXPECT_EQ(events[0].type, LeaseEventType::kAdded);
   EXPECT_EQ(events[0].lease.key(), dual.key());

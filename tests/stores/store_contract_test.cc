@@ -107,9 +107,7 @@ TEST_P(StoreContract, GetAndListReturnWhatWasWritten) {
     EXPECT_EQ(got.attrs, c.attrs);
     EXPECT_EQ(got.revision, c.revision);
     EXPECT_EQ(got.expiration.has_value(), c.expiration.has_value());
-    if (c.expiration) {
-      EXPECT_TRUE(Near(got.expiration, *c.expiration, 2s));
-    }
+    if (c.expiration) { EXPECT_TRUE(Near(got.expiration, *c.expiration, 2s)); }
   }
 
   LeaseList list;
@@ -324,9 +322,7 @@ TEST_P(StoreContract, WatchSeesRapidWritesInOrder) {
     EXPECT_EQ(seen[i].type, expected[i].type);
     EXPECT_EQ(seen[i].lease.subnet, expected[i].subnet);
     EXPECT_GT(seen[i].lease.revision, last) << "revisions must strictly increase";
-    if (expected[i].revision) {
-      EXPECT_EQ(seen[i].lease.revision, expected[i].revision);
-    }
+    if (expected[i].revision) { EXPECT_EQ(seen[i].lease.revision, expected[i].revision); }
     if (seen[i].type == LeaseEventType::kAdded) {
       EXPECT_EQ(seen[i].lease.attrs.public_ip, IP4::parse("192.168.1.1"));
       EXPECT_TRUE(seen[i].lease.expiration.has_value());
@@ -374,9 +370,9 @@ TEST_P(StoreContract, WatchIsCancelledPromptly) {
   const auto latency =
       SteadyClock::time_point(SteadyClock::duration(returned_ns.load())) - requested;
   EXPECT_TRUE(HasCode(r.status, StoreCode::kCancelled));
-  EXPECT_LT(latency, 1s)
-      << "cancel took " << std::chrono::duration_cast<std::chrono::milliseconds>(latency).count()
-      << " ms";
+  EXPECT_LT(latency, 1s) << "cancel took "
+                         << std::chrono::duration_cast<std::chrono::milliseconds>(latency).count()
+                         << " ms";
 
   // A token that is already stopped returns at once.
   const auto t0 = SteadyClock::now();

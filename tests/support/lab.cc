@@ -11,7 +11,6 @@
 
 #include "tests/support/process.h"
 
-
 namespace flannel::testing {
 
 Lab::Lab(const std::string& tag) {
@@ -62,7 +61,8 @@ const Lab::Host& Lab::add_host() {
   // std::string("v") + ...: `"v" + std::to_string(i)` trips GCC 12's -Wrestrict false positive
   // at -O3 (operator+(const char*, string&&)).
   std::string hub_side = std::string("v") + std::to_string(i);
-  must({"ip", "link", "add", hub_side, "type", "veth", "peer", "name", "eth0", "netns", h.netns}, hub_);
+  must({"ip", "link", "add", hub_side, "type", "veth", "peer", "name", "eth0", "netns", h.netns},
+       hub_);
   must({"ip", "link", "set", hub_side, "master", "br0", "up"}, hub_);
   must({"ip", "link", "set", "lo", "up"}, h.netns);
   must({"ip", "addr", "add", h.addr.str() + "/24", "dev", "eth0"}, h.netns);
@@ -79,11 +79,13 @@ Lab::Pod Lab::add_pod(const Host& host, const IP4Net& gateway,
   std::string out;
   if (run_command({"ip", "link", "show", "cni0"}, &out, host.netns) != 0) {
     // A fixed MAC, like br0 in the hub: the second pod's port must not change the gateway's.
-    must({"ip", "link", "add", "cni0", "address", "02:fa:00:00:01:fe", "type", "bridge"}, host.netns);
+    must({"ip", "link", "add", "cni0", "address", "02:fa:00:00:01:fe", "type", "bridge"},
+         host.netns);
     must({"ip", "addr", "add", gateway.str(), "dev", "cni0"}, host.netns);
     if (gateway6) {
       must({"ip", "-6", "addr", "add", gateway6->ip.str() + "/" + std::to_string(gateway6->prefix),
-            "dev", "cni0", "nodad"}, host.netns);
+            "dev", "cni0", "nodad"},
+           host.netns);
       must({"sysctl", "-qw", "net.ipv6.conf.all.forwarding=1"}, host.netns);
     }
     must({"ip", "link", "set", "cni0", "up"}, host.netns);
@@ -93,7 +95,8 @@ Lab::Pod Lab::add_pod(const Host& host, const IP4Net& gateway,
   int on_host = 0;
   for (const auto& p : pod_hosts_) on_host += p == host.netns;
   pod_hosts_.push_back(host.netns);
-  Pod pod{prefix_ + "-p" + std::to_string(k), IP4{gateway.ip.value + 1 + unsigned(on_host)}, std::nullopt};
+  Pod pod{prefix_ + "-p" + std::to_string(k), IP4{gateway.ip.value + 1 + unsigned(on_host)},
+          std::nullopt};
   must({"ip", "netns", "add", pod.netns});
   namespaces_.push_back(pod.netns);
   std::string host_side = std::string("p") + std::to_string(k);  // -Wrestrict: see add_host
@@ -115,7 +118,8 @@ Lab::Pod Lab::add_pod(const Host& host, const IP4Net& gateway,
     }
     pod.addr6 = a;
     must({"ip", "-6", "addr", "add", a.str() + "/" + std::to_string(gateway6->prefix), "dev",
-          "eth0", "nodad"}, pod.netns);
+          "eth0", "nodad"},
+         pod.netns);
     must({"ip", "-6", "route", "add", "default", "via", gateway6->ip.str()}, pod.netns);
   }
   return pod;

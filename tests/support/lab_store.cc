@@ -31,22 +31,23 @@ LabStore::LabStore(Kind kind, const Lab& lab, const std::string& dir, const std:
 
 void LabStore::start_etcd() {
   std::string data = dir_ + "/etcd-data";
-  etcd_ = std::make_unique<Process>(Process::Spec{
-      {"etcd", "--name=lab", "--data-dir=" + data,
-       kind_ == Kind::kEtcd ? "--enable-v2=true" : "--enable-v2=false",
-       "--listen-client-urls=" + endpoint_, "--advertise-client-urls=" + endpoint_,
-       "--listen-peer-urls=http://127.0.0.1:2380",
-       "--initial-advertise-peer-urls=http://127.0.0.1:2380",
-       "--initial-cluster=lab=http://127.0.0.1:2380", "--log-level=warn"},
-      {{"ETCD_UNSUPPORTED_ARCH", ""}},
-      {},
-      hub_,
-      dir_ + "/etcd.log"});
-  bool up = wait_until([&] {
-    return (kind_ == Kind::kEtcd ? etcdctl({"ls", "/"}) : etcdctl3({"get", "/"})) == 0 ||
-           !etcd_->running();
-  },
-                       std::chrono::seconds(20));
+  etcd_ = std::make_unique<Process>(
+      Process::Spec{{"etcd", "--name=lab", "--data-dir=" + data,
+                     kind_ == Kind::kEtcd ? "--enable-v2=true" : "--enable-v2=false",
+                     "--listen-client-urls=" + endpoint_, "--advertise-client-urls=" + endpoint_,
+                     "--listen-peer-urls=http://127.0.0.1:2380",
+                     "--initial-advertise-peer-urls=http://127.0.0.1:2380",
+                     "--initial-cluster=lab=http://127.0.0.1:2380", "--log-level=warn"},
+                    {{"ETCD_UNSUPPORTED_ARCH", ""}},
+                    {},
+                    hub_,
+                    dir_ + "/etcd.log"});
+  bool up = wait_until(
+      [&] {
+        return (kind_ == Kind::kEtcd ? etcdctl({"ls", "/"}) : etcdctl3({"get", "/"})) == 0 ||
+               !etcd_->running();
+      },
+      std::chrono::seconds(20));
   if (!up || !etcd_->running()) {
     throw std::runtime_error("etcd did not start in " + hub_ + ": " + etcd_->output());
   }

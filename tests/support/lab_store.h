@@ -30,7 +30,7 @@ class LabStore {
   const std::string& prefix() const { return prefix_; }
   // -store / -etcd-endpoints / -etcd-prefix flags for flanneld and flannelctl.
   std::vector<std::string> flags() const;
-  std::string endpoint() const { return endpoint_; }  // etcd URL ("" for SQLite)
+  std::string endpoint() const { return endpoint_; }               // etcd URL ("" for SQLite)
   const std::string& sqlite_path() const { return sqlite_path_; }  // "" for etcd
 
   // Runs `flannelctl <flags> args...`; returns the exit code, output (stdout+stderr) in *out.

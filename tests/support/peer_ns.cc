@@ -79,10 +79,10 @@ std::vector<Lease> synthetic_peers(size_t n, const std::string& backend_type) {
   out.reserve(n);
   for (size_t i = 0; i < n; ++i) {
     Lease l;
-    l.subnet = IP4Net{IP4{(10u << 24) | uint32_t((1 + i / 256) << 16) | uint32_t((i % 256) << 8)},
-                      24};
-    l.attrs.public_ip = IP4{(172u << 24) | (31u << 16) | uint32_t((1 + i / 250) << 8) |
-                            uint32_t(2 + i % 250)};
+    l.subnet =
+        IP4Net{IP4{(10u << 24) | uint32_t((1 + i / 256) << 16) | uint32_t((i % 256) << 8)}, 24};
+    l.attrs.public_ip =
+        IP4{(172u << 24) | (31u << 16) | uint32_t((1 + i / 250) << 8) | uint32_t(2 + i % 250)};
     l.attrs.backend_type = backend_type;
     if (backend_type == "vxlan") {
       char mac[32];
@@ -104,8 +104,7 @@ Lease synthetic_own_lease(const std::string& backend_type) {
 }
 
 std::string synthetic_config_json(const std::string& backend_type) {
-  return R"({"Network":"10.0.0.0/8","SubnetLen":24,"Backend":{"Type":")" + backend_type +
-         R"("}})";
+  return R"({"Network":"10.0.0.0/8","SubnetLen":24,"Backend":{"Type":")" + backend_type + R"("}})";
 }
 
 }  // namespace flannel::testing

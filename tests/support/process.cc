@@ -125,7 +125,9 @@ std::optional<int> Process::wait(std::chrono::milliseconds timeout) {
 
 bool Process::running() { return !wait(std::chrono::milliseconds(0)).has_value(); }
 
-std::string Process::output() const { return spec_.log_path.empty() ? "" : read_file(spec_.log_path); }
+std::string Process::output() const {
+  return spec_.log_path.empty() ? "" : read_file(spec_.log_path);
+}
 
 int run_command(const std::vector<std::string>& argv, std::string* out, const std::string& netns) {
   char tmpl[] = "/tmp/flannel-cmd-XXXXXX";

@@ -313,15 +313,14 @@ namespace {
 
 // A 404 for the config, carrying the given headers.
 Canned config_404(const std::string& index, const std::string& cluster) {
-  return Canned{404, R"({"errorCode":100,"message":"Key not found","index":)" + index + "}",
-                index, cluster};
+  return Canned{404, R"({"errorCode":100,"message":"Key not found","index":)" + index + "}", index,
+                cluster};
 }
 
 TEST(EtcdWire, ChangedClusterIdIsAResetReportedOnce) {
   std::atomic<int> calls{0};
-  RecordingServer server([&](const Recorded&) {
-    return config_404("12", calls++ < 2 ? "aaaa" : "bbbb");
-  });
+  RecordingServer server(
+      [&](const Recorded&) { return config_404("12", calls++ < 2 ? "aaaa" : "bbbb"); });
   EtcdOptions o;
   o.endpoints = {server.url()};
   auto store = EtcdV2Store::open(o);
@@ -341,7 +340,7 @@ TEST(EtcdWire, LaggingMemberIsNotAReset) {
   RecordingServer server([&](const Recorded& r) {
     if (r.target.find("wait=true") != std::string::npos) {
       Canned c = answer(r);  // an event at index 12
-      c.etcd_index = "12";  // behind the 20 seen before
+      c.etcd_index = "12";   // behind the 20 seen before
       return c;
     }
     return config_404("20", "");
@@ -363,8 +362,7 @@ TEST(EtcdWire, LaggingMemberIsNotAReset) {
 
 TEST(EtcdWire, IndexGoingBackConfirmedByQuorumIsAReset) {
   std::atomic<int> calls{0};
-  RecordingServer server(
-      [&](const Recorded&) { return config_404(calls++ < 1 ? "20" : "3", ""); });
+  RecordingServer server([&](const Recorded&) { return config_404(calls++ < 1 ? "20" : "3", ""); });
   EtcdOptions o;
   o.endpoints = {server.url()};
   auto store = EtcdV2Store::open(o);

@@ -24,7 +24,8 @@ TEST(EtcdV3Codec, PrefixRangeEnd) {
 }
 
 TEST(EtcdV3Codec, IntegersAsStringsOrNumbers) {
-  auto j = json::parse(R"({"a":"12","b":7,"c":"x","header":{"cluster_id":"15118495548433857066","revision":"9"}})");
+  auto j = json::parse(
+      R"({"a":"12","b":7,"c":"x","header":{"cluster_id":"15118495548433857066","revision":"9"}})");
   EXPECT_EQ(get_int(j, "a"), 12);
   EXPECT_EQ(get_int(j, "b"), 7);
   EXPECT_EQ(get_int(j, "missing"), 0);
@@ -35,8 +36,8 @@ TEST(EtcdV3Codec, IntegersAsStringsOrNumbers) {
 }
 
 TEST(EtcdV3Codec, WatchEventsPutDeleteAndMalformed) {
-  auto put = parse_watch_event(json::parse(
-      R"({"kv":{"key":"YQ==","value":"Yg==","mod_revision":"7","lease":"3"}})"));
+  auto put = parse_watch_event(
+      json::parse(R"({"kv":{"key":"YQ==","value":"Yg==","mod_revision":"7","lease":"3"}})"));
   EXPECT_FALSE(put.is_delete);
   EXPECT_EQ(put.kv.key, "a");
   EXPECT_EQ(put.kv.value, "b");
@@ -48,11 +49,13 @@ TEST(EtcdV3Codec, WatchEventsPutDeleteAndMalformed) {
   EXPECT_TRUE(del.is_delete);
   EXPECT_EQ(del.prev_lease, 5);
   EXPECT_TRUE(parse_watch_event(json::parse(R"({"type":1,"kv":{}})")).is_delete);
-  EXPECT_FALSE(parse_watch_event(json::parse(R"({"type":"PUT","kv":{},"prev_kv":{"lease":"x"}})")).is_delete);
+  EXPECT_FALSE(parse_watch_event(json::parse(R"({"type":"PUT","kv":{},"prev_kv":{"lease":"x"}})"))
+                   .is_delete);
   // Found while writing fuzz_etcd_v3: a "type" of the wrong JSON type threw nlohmann's
   // type_error out of the watch stream's callback (through libcurl); now a skippable bad event.
   EXPECT_THROW(parse_watch_event(json::parse(R"({"type":5,"kv":{}})")), std::invalid_argument);
-  EXPECT_THROW(parse_watch_event(json::parse(R"({"type":"EXPIRE","kv":{}})")), std::invalid_argument);
+  EXPECT_THROW(parse_watch_event(json::parse(R"({"type":"EXPIRE","kv":{}})")),
+               std::invalid_argument);
   EXPECT_THROW(parse_watch_event(json::parse("42")), std::invalid_argument);
   EXPECT_THROW(parse_watch_event(json::parse(R"({"kv":{"key":7}})")), std::invalid_argument);
 }
@@ -75,8 +78,9 @@ TEST(EtcdV3Codec, LeaseValueIsCurrentFlannels) {
   a.backend_type = "vxlan";
   a.backend_data = R"({"VNI":1,"VtepMAC":"aa:bb:cc:dd:ee:01"})";
   const std::string v = encode_lease_value(a);
-  EXPECT_EQ(v,
-            R"({"PublicIP":"192.168.1.10","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"aa:bb:cc:dd:ee:01"}})");
+  EXPECT_EQ(
+      v,
+      R"({"PublicIP":"192.168.1.10","PublicIPv6":null,"BackendType":"vxlan","BackendData":{"VNI":1,"VtepMAC":"aa:bb:cc:dd:ee:01"}})");
   EXPECT_EQ(decode_lease_attrs(v), a);
 }
 

@@ -19,9 +19,11 @@ struct Logged {
 TEST(EtcdDetect, ConfigInV2ChoosesV2) {
   EtcdServer& server = EtcdServer::shared();  // v2 enabled
   const std::string prefix = EtcdServer::unique_prefix("detect");
-  server.raw("PUT", "/v2/keys" + prefix + "/config", "value=%7B%22Network%22%3A%2210.5.0.0%2F16%22%7D");
+  server.raw("PUT", "/v2/keys" + prefix + "/config",
+             "value=%7B%22Network%22%3A%2210.5.0.0%2F16%22%7D");
   Logged log;
-  auto store = open_store(parse_store_spec("etcd"), server.client_options(prefix), prefix, log.sink());
+  auto store =
+      open_store(parse_store_spec("etcd"), server.client_options(prefix), prefix, log.sink());
   std::string cfg;
   ASSERT_TRUE(store->get_config(&cfg).ok());
   EXPECT_EQ(cfg, R"({"Network":"10.5.0.0/16"})");
@@ -37,7 +39,8 @@ TEST(EtcdDetect, ConfigOnlyInV3ChoosesV3EvenWhenV2Answers) {
   const std::string prefix = EtcdServer::unique_prefix("detect");
   v3_put(server, prefix + "/config", R"({"Network":"10.6.0.0/16"})");
   Logged log;
-  auto store = open_store(parse_store_spec("etcd"), server.client_options(prefix), prefix, log.sink());
+  auto store =
+      open_store(parse_store_spec("etcd"), server.client_options(prefix), prefix, log.sink());
   std::string cfg;
   ASSERT_TRUE(store->get_config(&cfg).ok());
   EXPECT_EQ(cfg, R"({"Network":"10.6.0.0/16"})");
@@ -51,7 +54,8 @@ TEST(EtcdDetect, WaitsLoggingTheProbeOnceThenTakesWhicheverGetsTheConfig) {
   EtcdServer& server = EtcdServer::shared_v3();  // no v2 API at all
   const std::string prefix = EtcdServer::unique_prefix("detect");
   Logged log;
-  auto store = open_store(parse_store_spec("etcd"), server.client_options(prefix), prefix, log.sink());
+  auto store =
+      open_store(parse_store_spec("etcd"), server.client_options(prefix), prefix, log.sink());
   std::string cfg;
   for (int i = 0; i < 3; ++i) {
     Status s = store->get_config(&cfg);
@@ -89,7 +93,8 @@ TEST(EtcdDetect, ForcedApisAndBadSpecs) {
   }
   Logged log;
   EtcdServer& server = EtcdServer::shared_v3();
-  auto store = open_store(parse_store_spec("etcdv3"), server.client_options("/x"), "/x", log.sink());
+  auto store =
+      open_store(parse_store_spec("etcdv3"), server.client_options("/x"), "/x", log.sink());
   ASSERT_EQ(log.lines.size(), 1u);
   EXPECT_EQ(log.lines[0], "Using etcd v3 API at " + server.endpoint() + " (-store=etcdv3)");
 }

@@ -10,8 +10,8 @@
 #include <gtest/gtest.h>
 
 #include "stores/etcd/v3_store.h"
-#include "tests/stores/etcd/v3_support.h"
 #include "tests/stores/contract_util.h"
+#include "tests/stores/etcd/v3_support.h"
 #include "tests/support/etcd_server.h"
 #include "tests/support/loopback.h"
 #include "tests/support/process.h"
@@ -405,8 +405,10 @@ TEST(EtcdV3Auth, UserWithARoleWorksAndWrongCredentialsAreAClearError) {
   EXPECT_EQ(s.code, StoreCode::kUnavailable) << s.message;
   EXPECT_NE(s.message.find("-etcd-username"), std::string::npos) << s.message;
   // A user without a role on the prefix is refused too.
-  ASSERT_EQ(etcdctl(server, {"--user=root:pw", "user", "add", "nobody", "--new-user-password=x"},
-                    &out), 0) << out;
+  ASSERT_EQ(
+      etcdctl(server, {"--user=root:pw", "user", "add", "nobody", "--new-user-password=x"}, &out),
+      0)
+      << out;
   o.username = "nobody";
   o.password = "x";
   s = EtcdV3Store::open(o)->list_leases(&list);

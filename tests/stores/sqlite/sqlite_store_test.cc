@@ -307,8 +307,8 @@ TEST(SqliteStore, EventsFromAnotherProcessArriveByPollingNotTimeout) {
   EXPECT_TRUE(WIFEXITED(writer_status) && WEXITSTATUS(writer_status) == 0)
       << "writer status " << writer_status;
   EXPECT_LT(worst, 1s) << "worst cross-process latency "
-                          << std::chrono::duration_cast<std::chrono::milliseconds>(worst).count()
-                          << " ms";
+                       << std::chrono::duration_cast<std::chrono::milliseconds>(worst).count()
+                       << " ms";
 }
 
 TEST(SqliteStore, MalformedRowsAreSkippedWithWarningsAndKept) {
