@@ -130,6 +130,8 @@ class SqliteStore : public Store {
   Status write_lease(const Lease& lease, std::chrono::seconds ttl, bool insert,
                      const Precondition& precondition, Lease* out);
 
+  // One watch_leases() call (watch.cc): its connection, what it has seen, and its steps.
+  class Watch;
   // Watch connections: borrowed for one watch_leases() call, returned afterwards.
   std::unique_ptr<sqlite::Db> take_watch_db() EXCLUDES(pool_mu_);
   // A connection taken before a reset (generation changed) is closed, not pooled.
