@@ -7,6 +7,7 @@
 // check_network_for_host() refuses a network config no host can live in safely.
 #pragma once
 
+#include <cstddef>
 #include <functional>
 #include <optional>
 #include <string>
@@ -28,6 +29,8 @@ enum class RefusalReason {
   kOwnAddress,      // PublicIP / PublicIPv6 is one of this host's addresses
   kBadBackendData,  // BackendData the lease's backend cannot use
 };
+inline constexpr size_t kRefusalReasons = 8;  // the number of RefusalReason values
+static_assert(static_cast<size_t>(RefusalReason::kBadBackendData) + 1 == kRefusalReasons);
 
 // The stable name of a reason, for /metrics labels and flannelctl: "outside_network",
 // "bad_prefix", "host_bits", "overlaps_own", "overlaps_peer", "bad_public_ip", "own_address",

@@ -1,13 +1,43 @@
 #include "core/peer_cache.h"
 
 #include <set>
+#include <utility>
 
 namespace flannel {
 
 void PeerCache::set_own(std::optional<LeaseKey> own) {
   own_ = own;
+  if (rules_) rules_->own = own;
   if (!own_) return;
   if (auto it = peers_.find(*own_); it != peers_.end()) erase(it);
+}
+
+void PeerCache::set_rules(AdmissionRules rules) {
+  rules_ = std::move(rules);
+  rules_->own = own_;
+}
+
+std::vector<PeerCache::Refused> PeerCache::take_new_refusals() {
+  return std::exchange(new_refusals_, {});
+}
+
+bool PeerCache::admit(const Lease& lease, std::vector<PeerEvent>* out) {
+  if (!rules_) return true;
+  auto refusal = check_peer_lease(lease, *rules_);
+  if (!refusal) {
+    refused_.erase(lease.key());
+    return true;
+  }
+  if (auto it = peers_.find(lease.key()); it != peers_.end()) {
+    out->push_back({PeerEvent::Type::kRemoved, it->second});
+    erase(it);
+  }
+  auto it = refused_.find(lease.key());
+  const bool news = it == refused_.end() || it->second.refusal != *refusal;
+  Refused r{lease, std::move(*refusal)};
+  if (news) new_refusals_.push_back(r);
+  refused_.insert_or_assign(lease.key(), std::move(r));
+  return false;
 }
 
 std::map<LeaseKey, Lease>::iterator PeerCache::erase(std::map<LeaseKey, Lease>::iterator it) {
@@ -16,6 +46,7 @@ std::map<LeaseKey, Lease>::iterator PeerCache::erase(std::map<LeaseKey, Lease>::
 }
 
 void PeerCache::upsert(const Lease& lease, std::vector<PeerEvent>* out) {
+  if (!admit(lease, out)) return;
   auto it = peers_.find(lease.key());
   if (it == peers_.end()) {
     peers_.emplace(lease.key(), lease);
@@ -47,7 +78,10 @@ std::vector<PeerEvent> PeerCache::apply(const std::vector<LeaseEvent>& events) {
     if (own_ && ev.lease.key() == *own_) continue;
     if (ev.type == LeaseEventType::kAdded) {
       upsert(ev.lease, &out);
-    } else if (auto it = peers_.find(ev.lease.key()); it != peers_.end()) {
+      continue;
+    }
+    refused_.erase(ev.lease.key());
+    if (auto it = peers_.find(ev.lease.key()); it != peers_.end()) {
       out.push_back({PeerEvent::Type::kRemoved, it->second});
       removed.insert(it->first);
       erase(it);
@@ -74,12 +108,21 @@ std::vector<PeerEvent> PeerCache::apply(const std::vector<LeaseEvent>& events) {
 
 std::vector<PeerEvent> PeerCache::resync(const std::vector<Lease>& snapshot) {
   std::vector<PeerEvent> out;
+  std::vector<size_t> admitted;  // indexes into `snapshot` of the leases that may be peers
+  admitted.reserve(snapshot.size());
   {
-    std::set<LeaseKey> present;
-    for (const auto& l : snapshot) {
+    std::set<LeaseKey> present, refused;
+    for (size_t i = 0; i < snapshot.size(); ++i) {
+      const Lease& l = snapshot[i];
       if (own_ && l.key() == *own_) continue;
-      present.insert(l.key());
+      if (admit(l, &out)) {
+        present.insert(l.key());
+        admitted.push_back(i);
+      } else {
+        refused.insert(l.key());
+      }
     }
+    std::erase_if(refused_, [&](const auto& kv) { return !refused.count(kv.first); });
     for (auto it = peers_.begin(); it != peers_.end();) {
       if (!present.count(it->first)) {
         out.push_back({PeerEvent::Type::kRemoved, std::move(it->second)});
@@ -93,9 +136,8 @@ std::vector<PeerEvent> PeerCache::resync(const std::vector<Lease>& snapshot) {
   // rather than each beside a transient copy for its event, which would leave a hole next to
   // every record once the events are gone (10,000 peers: ~0.5 MB kept resident for nothing).
   std::vector<size_t> added;  // indexes into `snapshot`, in its order
-  for (size_t i = 0; i < snapshot.size(); ++i) {
+  for (size_t i : admitted) {
     const Lease& l = snapshot[i];
-    if (own_ && l.key() == *own_) continue;
     auto it = peers_.find(l.key());
     if (it == peers_.end()) {
       peers_.emplace(l.key(), l);

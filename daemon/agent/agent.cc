@@ -92,6 +92,7 @@ AgentEvent Agent::start_with(Config config) {
   config_ = std::move(config);
   FLOG_INFO("Network config: {}", config_->str());
   if (!prepare_interface() || !start_backend()) return AgentEvent::kFatal;
+  set_admission_rules();
   PreviousRun previous = read_previous_run();
   net_rules_ = std::make_unique<NetRules>(
       NetRulesSettings{settings_.ip_masq, settings_.iptables_forward_rules,
@@ -488,6 +489,21 @@ void Agent::lease_updated() {
 void Agent::count_peers() {
   metrics_.peers = peers_.size();
   metrics_.ipv6_peers = peers_.ipv6_peers();  // kept by the cache: no pass over the peers per event
+  for (const auto& r : peers_.take_new_refusals()) {
+    metrics_.count_refusal(r.refusal.reason);
+    FLOG_WARNING("Refusing lease {} ({}): {}; it is not programmed and stays in the store",
+                 subnet_key(r.lease.key()), refusal_name(r.refusal.reason), r.refusal.detail);
+  }
+  metrics_.refused_leases = peers_.refused().size();
+}
+
+void Agent::set_admission_rules() {
+  AdmissionRules rules = AdmissionRules::from_config(*config_);
+  for (IP4 ip : {iface_.iface_addr, iface_.ext_addr, setup_.attrs.public_ip})
+    if (!ip.is_zero()) rules.own_ip4.push_back(ip);
+  for (const auto& ip : {iface_.iface_v6_addr, iface_.ext_v6_addr, setup_.attrs.public_ipv6})
+    if (ip) rules.own_ip6.push_back(*ip);
+  peers_.set_rules(std::move(rules));
 }
 
 Status Agent::resync() {

@@ -191,7 +191,10 @@ class Agent {
   // The peer set becomes `list` (the watch continues from its revision); the backend gets it all.
   void sync_peers(LeaseList list);
   void sync_backend();
-  void count_peers();  // metrics: peers, ipv6_peers
+  // metrics: peers, ipv6_peers, refused leases; one warning per newly refused lease
+  void count_peers();
+  // What a peer lease may claim (core/admission.h): the config's networks, this host's addresses.
+  void set_admission_rules();
   void send_to_backend(const std::vector<PeerEvent>& batch,
                        std::chrono::steady_clock::time_point arrived);
   void lease_updated();  // expiration changed: metrics and the renew deadline

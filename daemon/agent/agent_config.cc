@@ -1,6 +1,7 @@
 // What the agent reads before it can hold a lease: the network config from the store (the step
 // of kWaitingForConfig: one read, then a pause until it is present and valid) and what the
 // previous run left in the subnet file.
+#include "core/admission.h"
 #include "core/subnet_env.h"
 #include "daemon/agent/agent.h"
 #include "daemon/common/logging.h"
@@ -32,6 +33,10 @@ AgentEvent Agent::read_config(std::stop_token stop) {
     return config_problem("Network config at " + settings_.config_key + " is invalid: " + e.what(),
                           AgentEvent::kRetry, stop);
   }
+  if (auto why = check_network_for_host(config, iface_.ext_addr, iface_.ext_v6_addr)) {
+    return config_problem("Network config at " + settings_.config_key + " is refused: " + *why,
+                          AgentEvent::kRetry, stop);
+  }
   config_problem_.clear();  // the next wait (after a store reset) logs its problems afresh
   return rereg_ ? reread(std::move(config)) : start_with(std::move(config));
 }
@@ -56,6 +61,7 @@ AgentEvent Agent::reread(Config config) {
         config.backend_type, config_->backend_type);
   }
   config_ = std::move(config);
+  set_admission_rules();
   auto grace = std::chrono::duration_cast<Clock::duration>(settings_.reset_grace);
   hold_.reset_grace_until = Clock::now() + grace;
   return AgentEvent::kOk;

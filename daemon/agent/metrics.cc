@@ -62,6 +62,15 @@ std::string Metrics::render() const {
   emit(o, "flannel_peers", "gauge", "Other hosts' leases currently known.", peers.load());
   emit(o, "flannel_ipv6_peers", "gauge",
        "Other hosts' leases currently known that hold an IPv6 subnet.", ipv6_peers.load());
+  emit(o, "flannel_refused_leases", "gauge",
+       "Other hosts' leases refused by admission (not programmed, left in the store).",
+       refused_leases.load());
+  o << "# HELP flannel_lease_refusals_total Leases refused by admission, by reason (a lease counts "
+       "once per reason).\n# TYPE flannel_lease_refusals_total counter\n";
+  for (size_t i = 0; i < kRefusalReasons; ++i) {
+    o << "flannel_lease_refusals_total{reason=\"" << refusal_name(static_cast<RefusalReason>(i))
+      << "\"} " << refusals[i].load() << '\n';
+  }
   std::ostringstream exp;
   exp.precision(15);
   exp << lease_expiry_seconds.load();

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <string>
 
+#include "core/admission.h"
+
 namespace flannel {
 
 // A Prometheus histogram of durations in seconds with fixed buckets (0.25 ms .. 1 s).
@@ -30,14 +32,18 @@ struct Metrics {
   std::atomic<uint64_t> lease_acquisitions{0};  // leases acquired (first and re-acquired)
   std::atomic<uint64_t> lease_renewals{0};
   std::atomic<uint64_t> lease_renewal_failures{0};
-  std::atomic<uint64_t> leases_lost{0};         // our lease deleted, expired or taken over
-  std::atomic<uint64_t> store_errors{0};        // failed store calls (any operation)
-  std::atomic<uint64_t> watch_events{0};        // lease events received
-  std::atomic<uint64_t> watch_resyncs{0};       // full resyncs after lost history
-  std::atomic<uint64_t> store_resets{0};        // the store lost its data and we re-registered
-  std::atomic<uint64_t> malformed_entries{0};   // skipped malformed leases/events
-  std::atomic<uint64_t> peers{0};               // other hosts' leases currently known
-  std::atomic<uint64_t> ipv6_peers{0};          // ... of which with an IPv6 subnet (dual stack)
+  std::atomic<uint64_t> leases_lost{0};        // our lease deleted, expired or taken over
+  std::atomic<uint64_t> store_errors{0};       // failed store calls (any operation)
+  std::atomic<uint64_t> watch_events{0};       // lease events received
+  std::atomic<uint64_t> watch_resyncs{0};      // full resyncs after lost history
+  std::atomic<uint64_t> store_resets{0};       // the store lost its data and we re-registered
+  std::atomic<uint64_t> malformed_entries{0};  // skipped malformed leases/events
+  std::atomic<uint64_t> peers{0};              // other hosts' leases currently known
+  std::atomic<uint64_t> ipv6_peers{0};         // ... of which with an IPv6 subnet (dual stack)
+  std::atomic<uint64_t> refused_leases{0};     // peer leases refused by admission, now
+  // Refusals by reason (RefusalReason order): a lease counts once per reason it is refused for.
+  std::array<std::atomic<uint64_t>, kRefusalReasons> refusals{};
+  void count_refusal(RefusalReason reason) { refusals[static_cast<size_t>(reason)]++; }
   std::atomic<double> lease_expiry_seconds{0};  // unix time our lease expires (0 = none)
   // Agent time of one watch answer with peer changes: from the watch call's return (events
   // decoded) until the backend's last netlink ack for them.

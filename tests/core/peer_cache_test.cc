@@ -138,5 +138,85 @@ TEST(PeerCache, PeerSharingARemovedSubnetIsAddedAgain) {
   EXPECT_EQ(c.size(), 1u);
 }
 
+// --- admission (core/admission.h) in the cache ---
+
+PeerCache admitting_cache() {
+  PeerCache c;
+  AdmissionRules rules;
+  rules.network = IP4Net::parse("10.5.0.0/16");
+  rules.own_ip4 = {IP4::parse("10.0.0.1")};
+  c.set_rules(rules);
+  c.set_own(IP4Net::parse("10.5.1.0/24"));
+  return c;
+}
+
+std::vector<std::string> keys_of(const std::vector<PeerEvent>& events, PeerEvent::Type type) {
+  std::vector<std::string> out;
+  for (const auto& e : events)
+    if (e.type == type) out.push_back(e.lease.key().str());
+  return out;
+}
+
+TEST(PeerCache, RefusedLeasesNeverBecomePeers) {
+  PeerCache c = admitting_cache();
+  Lease everything = lease("0.0.0.0/0", "10.0.0.9");  // "0.0.0.0-0": every default route
+  auto out = c.resync({lease("10.5.2.0/24", "10.0.0.2"), everything,
+                       lease("192.168.0.0/24", "10.0.0.3"), lease("10.5.1.128/25", "10.0.0.4"),
+                       lease("10.5.5.0/24", "127.0.0.1"), lease("10.5.6.0/24", "10.0.0.1")});
+  EXPECT_EQ(keys_of(out, PeerEvent::Type::kAdded), std::vector<std::string>{"10.5.2.0/24"});
+  EXPECT_EQ(c.size(), 1u);
+  ASSERT_EQ(c.refused().size(), 5u);
+  EXPECT_EQ(c.refused().at(IP4Net::parse("10.5.1.128/25")).refusal.reason,
+            RefusalReason::kOverlapsOwn);
+  EXPECT_EQ(c.refused().at(IP4Net::parse("10.5.6.0/24")).refusal.reason,
+            RefusalReason::kOwnAddress);
+  // Reported once each: the next resync with the same leases reports nothing new.
+  EXPECT_EQ(c.take_new_refusals().size(), 5u);
+  c.resync({lease("10.5.2.0/24", "10.0.0.2"), everything, lease("192.168.0.0/24", "10.0.0.3"),
+            lease("10.5.1.128/25", "10.0.0.4"), lease("10.5.5.0/24", "127.0.0.1"),
+            lease("10.5.6.0/24", "10.0.0.1")});
+  EXPECT_TRUE(c.take_new_refusals().empty());
+  // Gone from the store: gone from the refused list.
+  c.resync({lease("10.5.2.0/24", "10.0.0.2")});
+  EXPECT_TRUE(c.refused().empty());
+}
+
+TEST(PeerCache, APeerRewrittenWithABadValueIsRemovedAndReportedAgainWhenItsReasonChanges) {
+  PeerCache c = admitting_cache();
+  c.apply({added(lease("10.5.2.0/24", "10.0.0.2"))});
+  auto out = c.apply({added(lease("10.5.2.0/24", "224.0.0.5"))});
+  EXPECT_EQ(keys_of(out, PeerEvent::Type::kRemoved), std::vector<std::string>{"10.5.2.0/24"});
+  EXPECT_TRUE(keys_of(out, PeerEvent::Type::kAdded).empty());
+  EXPECT_EQ(c.size(), 0u);
+  auto news = c.take_new_refusals();
+  ASSERT_EQ(news.size(), 1u);
+  EXPECT_EQ(news[0].refusal.reason, RefusalReason::kBadPublicIP);
+  EXPECT_TRUE(c.apply({added(lease("10.5.2.0/24", "224.0.0.5"))}).empty());
+  EXPECT_TRUE(c.take_new_refusals().empty());  // same reason: not again
+  c.apply({added(lease("10.5.2.0/24", "10.0.0.1"))});
+  EXPECT_EQ(c.take_new_refusals().size(), 1u);  // now our own address: a new reason
+  // Fixed by its owner: a peer again, and no longer refused.
+  out = c.apply({added(lease("10.5.2.0/24", "10.0.0.2"))});
+  EXPECT_EQ(keys_of(out, PeerEvent::Type::kAdded), std::vector<std::string>{"10.5.2.0/24"});
+  EXPECT_TRUE(c.refused().empty());
+  c.apply({added(lease("10.5.3.0/24", "127.0.0.1"))});
+  c.apply({removed("10.5.3.0/24")});
+  EXPECT_TRUE(c.refused().empty());
+}
+
+TEST(PeerCache, SomeoneElsesKeyWithOurIPv4SubnetIsRefused) {
+  PeerCache c;
+  AdmissionRules rules;
+  rules.network = IP4Net::parse("10.5.0.0/16");
+  rules.ipv6_network = IP6Net::parse("fc00::/48");
+  c.set_rules(rules);
+  c.set_own(LeaseKey{IP4Net::parse("10.5.1.0/24"), IP6Net::parse("fc00:0:0:1::/64")});
+  Lease l = lease("10.5.1.0/24", "10.0.0.2");
+  l.ipv6_subnet = IP6Net::parse("fc00:0:0:9::/64");
+  l.attrs.public_ipv6 = IP6::parse("fd00::2");
+  EXPECT_TRUE(c.apply({added(l)}).empty());
+  EXPECT_EQ(c.refused().at(l.key()).refusal.reason, RefusalReason::kOverlapsOwn);
+}
+
 }  // namespace
 }  // namespace flannel

@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "core/admission.h"
 #include "daemon/agent/agent.h"
 #include "tests/daemon/memory_store.h"
 #include "tests/daemon/recording_backend.h"
@@ -161,6 +162,48 @@ TEST_F(AgentStateMachine, PeerChangesArriveAsDeltasAndNeverNameOurSubnet) {
   EXPECT_EQ(journal_->read([](auto& j) { return j.syncs; }), 1u);  // deltas, not full syncs
   EXPECT_GE(journal_->read([](auto& j) { return j.applies; }), 2u);
   EXPECT_FALSE(journal_->read([](auto& j) { return j.saw_own_subnet; }));
+}
+
+// Leases no honest host writes (issue 18's measurements: a default route, the underlay's prefix,
+// this host's own address, a loopback gateway) are refused before the backend sees them: never
+// programmed, never deleted, counted and reported once.
+TEST_F(AgentStateMachine, HostileLeasesNeverReachTheBackendAndStayInTheStore) {
+  const IP4Net everything = IP4Net::parse("0.0.0.0/0"), underlay = IP4Net::parse("10.250.0.0/24"),
+               loopback = IP4Net::parse("10.5.9.0/24"), ours = IP4Net::parse("10.5.10.0/24");
+  store_.put_lease(peer("10.5.7.0/24", "10.250.0.7"));
+  store_.put_lease(peer("0.0.0.0/0", "10.250.0.9"));
+  store_.put_lease(peer("10.250.0.0/24", "10.250.0.8"));
+  start_holding();
+  EXPECT_EQ(journal_->peer_set(), std::set<IP4Net>{IP4Net::parse("10.5.7.0/24")});
+  EXPECT_EQ(metrics_.refused_leases.load(), 2u);
+  EXPECT_EQ(metrics_.refusals[size_t(RefusalReason::kOutsideNetwork)].load(), 2u);
+  // Through the watch as well. (A lease with our address written before we start is adopted as
+  // our previous lease, as flannel does; one written while we hold ours is someone else's.)
+  store_.put_lease(peer("10.5.9.0/24", "127.0.0.1"));
+  store_.put_lease(peer("10.5.10.0/24", "10.250.0.1"));  // iface_'s address
+  ASSERT_TRUE(eventually([&] { return metrics_.refused_leases.load() == 4; }));
+  EXPECT_EQ(metrics_.refusals[size_t(RefusalReason::kBadPublicIP)].load(), 1u);
+  EXPECT_EQ(metrics_.refusals[size_t(RefusalReason::kOwnAddress)].load(), 1u);
+  auto ever = journal_->read([](auto& j) { return j.ever; });
+  for (const auto& s : {everything, underlay, loopback, ours}) {
+    EXPECT_FALSE(ever.count(s)) << s.str();
+    EXPECT_TRUE(store_.lease(s).has_value()) << s.str() << " was deleted";
+  }
+  // A peer rewritten with a hostile value is removed from the backend.
+  store_.put_lease(peer("10.5.7.0/24", "224.0.0.5"));
+  ASSERT_TRUE(eventually([&] { return journal_->peer_set().empty(); }));
+  EXPECT_EQ(metrics_.refused_leases.load(), 5u);
+  EXPECT_EQ(agent_->state(), AgentState::kHolding);
+}
+
+TEST_F(AgentStateMachine, ANetworkThatHoldsThisHostsAddressIsRefusedUntilFixed) {
+  store_.set_config(R"({"Network":"10.250.0.0/16","Backend":{"Type":"vxlan"}})");
+  start();
+  ASSERT_TRUE(eventually([&] { return store_.calls(Op::kGetConfig) >= 2; }));
+  EXPECT_EQ(agent_->state(), AgentState::kWaitingForConfig);
+  EXPECT_EQ(acquisitions(), 0u);
+  store_.set_config(kConfig);
+  ASSERT_TRUE(eventually([&] { return agent_->ready(); }));
 }
 
 TEST_F(AgentStateMachine, ADeletedLeaseIsReacquiredWithTheSameSubnet) {

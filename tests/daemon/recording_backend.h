@@ -24,6 +24,7 @@ class RecordingBackend : public Backend {
     size_t applies = 0;             // apply() calls
     std::map<IP4Net, Lease> peers;  // what the "kernel" holds after every call
     bool saw_own_subnet = false;    // a sync/apply ever named the lease we hold
+    std::set<IP4Net> ever;          // every subnet a sync/apply ever named
     int fail_applies = 0;           // the next N apply() calls throw after recording
     std::string type = "vxlan";
 
@@ -84,6 +85,7 @@ class RecordingBackend : public Backend {
 
  private:
   void note_peer(const Lease& p) {
+    j_->ever.insert(p.subnet);
     if (!j_->acquired.empty() && p.subnet == j_->acquired.back()) j_->saw_own_subnet = true;
   }
   std::shared_ptr<Journal> j_;
