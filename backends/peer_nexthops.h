@@ -5,11 +5,13 @@
 // kernel inserts such routes in O(1) where routes with their own gateway cost O(n) each.
 //
 // Ids: a fixed range per backend, owned by the agent (host-gw 0xF1000000.., vxlan 0xF2000000..,
-// 2^24 ids each), id = base + the subnet's index inside the cluster Network (its offset divided
-// by the subnet size). A restart computes the same id for the same subnet, so it finds and
-// reuses its own nexthops; the sync reconcile removes ids of the range that no peer wants. A
-// subnet whose index does not fit (a Network with more than 2^24 subnets) uses an inline
-// gateway.
+// 2^24 ids each). Inside the range a subnet's id is its number in a binary heap over the cluster
+// Network: 2^d + i, where d is how much longer its prefix is than the Network's and i its index
+// among the Network's subnets of that length. Every (address, prefix) pair has its own id, so
+// leases of different lengths side by side (10.5.2.128/25 and 10.5.5.0/24) never share a
+// nexthop. A restart computes the same id for the same subnet, so it finds and reuses its own
+// nexthops; the sync reconcile removes ids of the range that no peer wants. A subnet whose id
+// does not fit (24 or more bits longer than the Network) uses an inline gateway.
 //
 // Fallback: set FLANNEL_NEXTHOP_OBJECTS=off (or 0/no/false) in the agent's environment to use
 // inline gateways (the v0.11 route form) even where the kernel has nexthop objects; the agent
@@ -33,14 +35,16 @@ struct NexthopRange {
   uint32_t base = 0;
   static constexpr uint32_t kSize = 1u << 24;
   bool owns(uint32_t id) const { return id >= base && id - base < kSize; }
-  // The id for `subnet` inside `network`; nullopt when it falls outside the range.
+  // The id for `subnet` inside `network` (see above); nullopt when the subnet is not inside the
+  // network or its id does not fit the range.
   std::optional<uint32_t> id_for(const IP4Net& network, const IP4Net& subnet) const {
     if (!network.contains(subnet) || subnet.prefix > 32 || subnet.prefix < network.prefix)
       return std::nullopt;
-    uint64_t offset = static_cast<uint64_t>(subnet.ip.value - network.ip.value);
-    uint64_t index = subnet.prefix == 0 ? 0 : offset >> (32 - subnet.prefix);
-    if (index >= kSize) return std::nullopt;
-    return base + static_cast<uint32_t>(index);
+    const int depth = subnet.prefix - network.prefix;
+    if (depth >= 24) return std::nullopt;  // 2^depth + index < 2^24 needs depth <= 23
+    const uint64_t offset = static_cast<uint64_t>(subnet.ip.value - network.ip.value);
+    const uint64_t index = subnet.prefix == 0 ? 0 : offset >> (32 - subnet.prefix);
+    return base + static_cast<uint32_t>((uint64_t{1} << depth) + index);
   }
 };
 
