@@ -10,6 +10,7 @@
 #include <netlink/socket.h>
 #include <stdlib.h>
 
+#include <algorithm>
 #include <map>
 #include <memory>
 #include <set>
@@ -249,6 +250,43 @@ TEST_P(ScaleLab, PeerRemovedWhileDownIsCleanedUpWithItsNexthop) {
     EXPECT_EQ(static_cast<HostGwBackend&>(*restarted.backend).reconciled_routes(), 2u);
     EXPECT_TRUE(restarted.noted("removed stale nexthop id " + std::to_string(id)));
   }
+}
+
+// Leases of /24, /25 and /26 side by side, added and removed in every order. Their indexes at
+// their own lengths are all 517, so ids taken that way made them share one nexthop: one lease
+// rewrote another's gateway and removing one took the other's route with it.
+TEST_P(ScaleLab, LeasesOfMixedLengthsEachKeepTheirOwnNexthop) {
+  ScopedEnv env("FLANNEL_NEXTHOP_OBJECTS", nullptr);
+  PeerNs ns("sm");
+  std::vector<Lease> all;
+  int n = 0;
+  for (const char* subnet : {"10.1.2.128/25", "10.2.5.0/24", "10.0.129.64/26"}) {
+    Lease l;
+    l.subnet = IP4Net::parse(subnet);
+    l.attrs.public_ip = IP4::parse("172.31.1." + std::to_string(2 + n));
+    l.attrs.backend_type = type();
+    if (type() == "vxlan")
+      l.attrs.backend_data = R"({"VtepMAC":"0a:58:00:00:10:0)" + std::to_string(n) + R"("})";
+    all.push_back(l);
+    ++n;
+  }
+  std::vector<int> order{0, 1, 2}, removal{2, 1, 0};
+  Agent a(ns, type());
+  a.sync({});
+  do {
+    std::vector<Lease> present;
+    for (int i : order) {
+      a.backend->apply({PeerEvent{PeerEvent::Type::kAdded, all[i]}});
+      present.push_back(all[i]);
+      expect_routes(ns, present, type(), true);
+    }
+    for (int i : removal) {
+      a.backend->apply({PeerEvent{PeerEvent::Type::kRemoved, all[i]}});
+      std::erase_if(present, [&](const Lease& l) { return l.subnet == all[i].subnet; });
+      expect_routes(ns, present, type(), true);
+    }
+    std::prev_permutation(removal.begin(), removal.end());
+  } while (std::next_permutation(order.begin(), order.end()) && !HasFailure());
 }
 
 TEST_P(ScaleLab, ForcedFallbackProgramsInlineRoutesAndSwitchesBothWays) {
