@@ -27,6 +27,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/admission.h"
 #include "core/cni_config.h"
 #include "core/config.h"
 #include "core/flags.h"
@@ -43,7 +44,8 @@ constexpr const char* kCommands =
     "  config get\n"
     "  config set [--force] JSON|-  validate and write the network config (- reads stdin;\n"
     "                             --force writes an invalid one anyway)\n"
-    "  subnets list [--json]      every lease: subnet, public IP, backend, backend data, expiry\n"
+    "  subnets list [--json]      every lease: subnet, public IP, backend, backend data, expiry;\n"
+    "                             then the leases every agent refuses, with the reason\n"
     "  subnets get SUBNET         one lease (SUBNET as 10.5.34.0/24 or 10.5.34.0-24)\n"
     "  subnets rm SUBNET          delete a lease\n"
     "  reserve SUBNET PUBLIC_IP   a lease without TTL for PUBLIC_IP\n"
@@ -180,44 +182,84 @@ int cmd_config(Store& store, const std::vector<std::string>& a) {
   throw UsageError("usage: config get | config set [--force] JSON|-");
 }
 
+// Why every agent refuses a lease (core/admission.h: against the config's networks; an agent
+// also refuses overlaps with its own subnet and its own address, which only it knows), by key.
+// Empty when the store holds no valid config.
+std::map<LeaseKey, Refusal> refusals(Store& store, const std::vector<Lease>& leases) {
+  std::string json;
+  Config config;
+  if (!store.get_config(&json).ok()) return {};
+  try {
+    config = parse_config(json);
+  } catch (const ConfigError&) { return {}; }
+  const AdmissionRules rules = AdmissionRules::from_config(config);
+  std::map<LeaseKey, Refusal> out;
+  for (const auto& l : leases)
+    if (auto r = check_peer_lease(l, rules)) out.emplace(l.key(), *r);
+  return out;
+}
+
+void print_lease_table(const std::vector<Lease>& leases) {
+  // The IPv6 columns only when some lease has IPv6: an IPv4-only cluster's table is unchanged.
+  const bool v6 = std::any_of(leases.begin(), leases.end(),
+                              [](const Lease& l) { return l.ipv6_subnet || l.attrs.public_ipv6; });
+  std::cout << std::left << std::setw(20) << "SUBNET";
+  if (v6) std::cout << std::setw(26) << "IPV6 SUBNET";
+  std::cout << std::setw(17) << "PUBLIC IP";
+  if (v6) std::cout << std::setw(26) << "PUBLIC IPV6";
+  std::cout << std::setw(10) << "BACKEND" << std::setw(40) << "BACKEND DATA"
+            << "EXPIRES IN\n";
+  for (const auto& l : leases) {
+    std::cout << std::setw(20) << (l.key().has_ipv4() ? l.subnet.str() : "-");
+    if (v6) std::cout << std::setw(26) << (l.ipv6_subnet ? l.ipv6_subnet->str() : "-");
+    std::cout << std::setw(17) << l.attrs.public_ip.str();
+    if (v6) std::cout << std::setw(26) << (l.attrs.public_ipv6 ? l.attrs.public_ipv6->str() : "-");
+    std::cout << std::setw(10) << (l.attrs.backend_type.empty() ? "-" : l.attrs.backend_type)
+              << std::setw(40) << (l.attrs.backend_data.empty() ? "-" : l.attrs.backend_data)
+              << expires_in(l) << "\n";
+  }
+}
+
+void print_refusals(const std::map<LeaseKey, Refusal>& refused) {
+  if (refused.empty()) return;
+  std::cout << "\nREFUSED by every agent (never programmed; if no host owns one, remove it with "
+               "flannelctl subnets rm KEY):\n";
+  for (const auto& [key, r] : refused)
+    std::cout << "  " << subnet_key(key) << "  " << refusal_name(r.reason) << ": " << r.detail
+              << "\n";
+}
+
+int list_subnets(Store& store, bool json) {
+  LeaseList list;
+  Status s = store.list_leases(&list);
+  if (!s.ok()) store_failure("listing subnets", s);
+  for (const auto& w : list.warnings)
+    std::cerr << "warning: skipped malformed entry: " << w << "\n";
+  std::sort(list.leases.begin(), list.leases.end(),
+            [](const Lease& x, const Lease& y) { return x.key() < y.key(); });
+  const auto refused = refusals(store, list.leases);
+  if (!json) {
+    print_lease_table(list.leases);
+    print_refusals(refused);
+    return 0;
+  }
+  nlohmann::ordered_json out = nlohmann::ordered_json::array();
+  for (const auto& l : list.leases) {
+    out.push_back(lease_json(l));
+    if (auto it = refused.find(l.key()); it != refused.end()) {
+      out.back()["refused"] = {{"reason", refusal_name(it->second.reason)},
+                               {"detail", it->second.detail}};
+    }
+  }
+  std::cout << out.dump(2) << "\n";
+  return 0;
+}
+
 int cmd_subnets(Store& store, const std::vector<std::string>& a) {
   if (a.size() >= 2 && a[1] == "list" && a.size() <= 3) {
     bool json = a.size() == 3;
     if (json && a[2] != "--json" && a[2] != "-json") throw UsageError("unknown option " + a[2]);
-    LeaseList list;
-    Status s = store.list_leases(&list);
-    if (!s.ok()) store_failure("listing subnets", s);
-    for (const auto& w : list.warnings)
-      std::cerr << "warning: skipped malformed entry: " << w << "\n";
-    std::sort(list.leases.begin(), list.leases.end(),
-              [](const Lease& x, const Lease& y) { return x.key() < y.key(); });
-    if (json) {
-      nlohmann::ordered_json out = nlohmann::ordered_json::array();
-      for (const auto& l : list.leases) out.push_back(lease_json(l));
-      std::cout << out.dump(2) << "\n";
-      return 0;
-    }
-    // The IPv6 columns only when some lease has IPv6: an IPv4-only cluster's table is unchanged.
-    const bool v6 = std::any_of(list.leases.begin(), list.leases.end(), [](const Lease& l) {
-      return l.ipv6_subnet || l.attrs.public_ipv6;
-    });
-    std::cout << std::left << std::setw(20) << "SUBNET";
-    if (v6) std::cout << std::setw(26) << "IPV6 SUBNET";
-    std::cout << std::setw(17) << "PUBLIC IP";
-    if (v6) std::cout << std::setw(26) << "PUBLIC IPV6";
-    std::cout << std::setw(10) << "BACKEND" << std::setw(40) << "BACKEND DATA"
-              << "EXPIRES IN\n";
-    for (const auto& l : list.leases) {
-      std::cout << std::setw(20) << (l.key().has_ipv4() ? l.subnet.str() : "-");
-      if (v6) std::cout << std::setw(26) << (l.ipv6_subnet ? l.ipv6_subnet->str() : "-");
-      std::cout << std::setw(17) << l.attrs.public_ip.str();
-      if (v6)
-        std::cout << std::setw(26) << (l.attrs.public_ipv6 ? l.attrs.public_ipv6->str() : "-");
-      std::cout << std::setw(10) << (l.attrs.backend_type.empty() ? "-" : l.attrs.backend_type)
-                << std::setw(40) << (l.attrs.backend_data.empty() ? "-" : l.attrs.backend_data)
-                << expires_in(l) << "\n";
-    }
-    return 0;
+    return list_subnets(store, json);
   }
   if (a.size() == 3 && (a[1] == "get" || a[1] == "rm")) {
     const LeaseKey subnet = resolve_subnet_arg(store, a[2]);

@@ -53,6 +53,36 @@ TEST_P(FlannelctlTest, ReservationIsAdoptedByItsHostAndKeepsNoTtl) {
   EXPECT_NE(out.find("no lease"), std::string::npos) << out;
 }
 
+// Leases no agent will program (outside the network, a loopback PublicIP) are listed as such,
+// with the reason, after the table and in the JSON; an honest lease carries no mark.
+TEST_P(FlannelctlTest, SubnetsListShowsTheLeasesEveryAgentRefusesAndWhy) {
+  set_config(R"({"Network":"172.30.0.0/16","Backend":{"Type":"alloc"}})");
+  std::string out;
+  ASSERT_EQ(store_->ctl({"reserve", "172.30.50.0/24", "10.250.0.9"}, &out), 0) << out;
+  ASSERT_EQ(store_->ctl({"reserve", "10.9.0.0/24", "10.250.0.3"}, &out), 0) << out;
+  ASSERT_EQ(store_->ctl({"reserve", "172.30.60.0/24", "127.0.0.1"}, &out), 0) << out;
+  ASSERT_EQ(store_->ctl({"subnets", "list"}, &out), 0) << out;
+  auto refused = out.find("REFUSED");
+  ASSERT_NE(refused, std::string::npos) << out;
+  EXPECT_NE(out.find("10.9.0.0-24  outside_network: subnet 10.9.0.0/24 is outside the network "
+                     "172.30.0.0/16",
+                     refused),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find("172.30.60.0-24  bad_public_ip: PublicIP 127.0.0.1 is loopback", refused),
+            std::string::npos)
+      << out;
+  EXPECT_EQ(out.find("172.30.50.0-24", refused), std::string::npos) << out;
+  ASSERT_EQ(store_->ctl({"subnets", "list", "--json"}, &out), 0) << out;
+  size_t marked = 0;
+  for (const auto& l : nlohmann::json::parse(out)) {
+    if (l["key"] == "172.30.50.0-24") { EXPECT_FALSE(l.contains("refused")) << l.dump(); }
+    if (l.contains("refused")) ++marked;
+    if (l["key"] == "10.9.0.0-24") { EXPECT_EQ(l["refused"]["reason"], "outside_network"); }
+  }
+  EXPECT_EQ(marked, 2u) << out;
+}
+
 // Dual-stack leases (one key holding both subnets, "A.B.C.D-N&IPV6-M"): `subnets get` and `rm`
 // take the whole key, the IPv6 subnet or the IPv4 subnet of such a lease; an IPv6 subnet with
 // host bits set is a usage error (it used to be rounded down silently).
