@@ -84,6 +84,15 @@ class Backend {
   virtual void sync(const std::vector<Lease>& peers) = 0;
   virtual void apply(const std::vector<PeerEvent>& batch) = 0;
 
+  // Admission of a peer's BackendData (the daemon asks before the peer reaches sync/apply):
+  // nullopt when this backend can program `peer`, else why not, naming the bad value (vxlan: no
+  // VtepMAC, or one that is not a unicast MAC). Peers of another BackendType are not judged here
+  // (sync/apply skip them with a note). The default accepts everything.
+  virtual std::optional<std::string> refuse_peer_data(const Lease& peer) const {
+    (void)peer;
+    return std::nullopt;
+  }
+
   // How often the daemon should call check(); 0 = never (the default).
   virtual std::chrono::seconds check_interval() const { return std::chrono::seconds(0); }
   // Re-verifies the kernel against what apply() set up and repairs what someone else removed

@@ -140,6 +140,16 @@ MacAddr decode_vtep_mac(const std::string& backend_data) {
   return MacAddr::parse(v.get<std::string>());
 }
 
+// Why `data` (a lease's BackendData or BackendV6Data, named `field`) gives no usable VtepMAC.
+static std::optional<std::string> bad_vtep_mac(const std::string& data, const char* field) {
+  try {
+    const MacAddr mac = decode_vtep_mac(data);
+    if (mac.is_zero() || (mac.bytes[0] & 1))
+      return std::string(field) + " VtepMAC " + mac.str() + " is not a unicast MAC address";
+  } catch (const std::exception& e) { return std::string(field) + ": " + e.what(); }
+  return std::nullopt;
+}
+
 // The first batch's dump of what the kernel holds on the device.
 struct VxlanBackend::KernelView {
   bool loaded = false;
@@ -509,6 +519,16 @@ void VxlanBackend::undo_peer(const Undo& u, NetlinkBatch* cleanup, size_t tag) {
   }
   if (u.old) peers_.insert_or_assign(u.subnet, *u.old);
   else peers_.erase(u.subnet);
+}
+
+std::optional<std::string> VxlanBackend::refuse_peer_data(const Lease& peer) const {
+  if (peer.attrs.backend_type != "vxlan") return std::nullopt;  // skipped with a note
+  if (peer.key().has_ipv4() && config_.enable_ipv4) {
+    if (auto why = bad_vtep_mac(peer.attrs.backend_data, "BackendData")) return why;
+  }
+  if (peer.ipv6_subnet && config_.enable_ipv6)
+    return bad_vtep_mac(peer.attrs.backend_v6_data, "BackendV6Data");
+  return std::nullopt;
 }
 
 }  // namespace flannel

@@ -106,6 +106,7 @@ class VxlanBackend : public Backend {
   bool wants_peers() const override { return true; }
   void sync(const std::vector<Lease>& peers) override;
   void apply(const std::vector<PeerEvent>& batch) override;
+  std::optional<std::string> refuse_peer_data(const Lease& peer) const override;
 
   const std::string& device() const { return name_; }
   const MacAddr& vtep_mac() const { return mac_; }

@@ -503,6 +503,7 @@ void Agent::set_admission_rules() {
     if (!ip.is_zero()) rules.own_ip4.push_back(ip);
   for (const auto& ip : {iface_.iface_v6_addr, iface_.ext_v6_addr, setup_.attrs.public_ipv6})
     if (ip) rules.own_ip6.push_back(*ip);
+  rules.backend_data = [this](const Lease& peer) { return backend_->refuse_peer_data(peer); };
   peers_.set_rules(std::move(rules));
 }
 
