@@ -1,10 +1,15 @@
 // A tiny HTTP/1.0-style server for /healthz, /readyz and /metrics. None of the project's
 // allowed libraries serves HTTP (libcurl is a client), and these endpoints need only GET of a
-// path with a short text answer, so this is deliberately minimal: one thread, one request per
-// connection, a 2 s read deadline per client, bounded request size.
+// path with a short text answer, so this is deliberately minimal: one request per connection,
+// bounded request size, and a 2 s deadline per connection. One thread serves every connection at
+// once (poll over all of them), so idle or slow clients never hold up a liveness probe; at most
+// kMaxConnections are open at a time (further clients wait in the listen backlog).
 #pragma once
 
+#include <chrono>
+#include <cstddef>
 #include <functional>
+#include <map>
 #include <string>
 #include <thread>
 
@@ -19,24 +24,39 @@ struct HttpResponse {
 class HttpServer {
  public:
   using Handler = std::function<HttpResponse(const std::string& method, const std::string& path)>;
+  static constexpr size_t kMaxConnections = 256;
+  static constexpr std::chrono::seconds kConnectionDeadline{2};
 
-  // Binds and listens on ip:port (port 0 picks a free one; see port()). Throws
-  // std::runtime_error "healthz: cannot listen on IP:PORT: reason".
+  // Binds and listens on ip:port, ip an IPv4 or IPv6 address (port 0 picks a free one; see
+  // port()). `handler` runs on the server's thread, one request at a time, until the destructor
+  // returns. Throws std::runtime_error "healthz: cannot listen on IP:PORT: reason".
   HttpServer(const std::string& ip, int port, Handler handler);
-  ~HttpServer();  // stops the thread and closes the socket
+  ~HttpServer();  // stops the thread, closes the socket and every open connection
   HttpServer(const HttpServer&) = delete;
   HttpServer& operator=(const HttpServer&) = delete;
 
   int port() const { return port_; }
 
  private:
+  struct Connection {
+    std::string in;   // the request so far
+    std::string out;  // the response, once the request is complete
+    size_t sent = 0;
+    std::chrono::steady_clock::time_point deadline;
+  };
+
   void run();
-  void serve_one(int fd);
+  void accept_all();
+  // Reads or writes what `fd` is ready for; false when the connection is done (close it).
+  bool on_ready(int fd, Connection& c);
+  std::string respond(const std::string& request) const;
+  int poll_timeout_ms() const;
 
   Handler handler_;
   int listen_fd_ = -1;
   int wake_fd_ = -1;  // eventfd: written to stop the loop
   int port_ = 0;
+  std::map<int, Connection> connections_;  // the server thread's only (then the destructor's)
   std::thread thread_;
 };
 

@@ -125,7 +125,9 @@ std::unique_ptr<HttpServer> start_health_server(const Options& opts, Agent& agen
                                    [&agent, &metrics](const std::string&, const std::string& path) {
                                      return health(agent, metrics, path);
                                    });
-  FLOG_INFO("Serving /healthz, /readyz and /metrics on {}:{}", opts.healthz_ip, http->port());
+  const bool v6 = opts.healthz_ip.find(':') != std::string::npos;
+  FLOG_INFO("Serving /healthz, /readyz and /metrics on {}{}{}:{}", v6 ? "[" : "", opts.healthz_ip,
+            v6 ? "]" : "", http->port());
   return http;
 }
 
