@@ -25,6 +25,7 @@ const char* reason(int status) {
     case 400: return "Bad Request";
     case 404: return "Not Found";
     case 405: return "Method Not Allowed";
+    case 500: return "Internal Server Error";
     case 503: return "Service Unavailable";
     default: return "Error";
   }
@@ -85,6 +86,11 @@ HttpServer::HttpServer(const std::string& ip, int port, Handler handler)
   listen_fd_ = listen_on(ip, port);
   port_ = bound_port(listen_fd_);
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake_fd_ < 0) {
+    int e = errno;
+    ::close(listen_fd_);
+    throw std::runtime_error(std::string("healthz: eventfd: ") + std::strerror(e));
+  }
   thread_ = std::thread([this] { run(); });
 }
 
@@ -170,7 +176,11 @@ std::string HttpServer::respond(const std::string& req) const {
     std::string method = req.substr(0, sp1);
     std::string path = req.substr(sp1 + 1, sp2 - sp1 - 1);
     if (auto q = path.find('?'); q != std::string::npos) path.resize(q);
-    resp = handler_(method, path);
+    try {
+      resp = handler_(method, path);
+    } catch (const std::exception& e) {  // a broken handler answers 500, the server lives on
+      resp = {500, std::string("internal error: ") + e.what() + "\n"};
+    }
   }
   return "HTTP/1.1 " + std::to_string(resp.status) + " " + reason(resp.status) +
          "\r\nContent-Type: " + resp.content_type +

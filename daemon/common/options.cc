@@ -42,6 +42,8 @@ void declare_flags(FlagSet& fs, Options& o) {
   fs.add_string("etcd-username", &o.etcd_username, "username for BasicAuth to etcd");
   fs.add_string("etcd-password", &o.etcd_password, "password for BasicAuth to etcd");
   fs.mark_sensitive("etcd-password");
+  fs.add_int("etcd-max-response-mb", &o.etcd_max_response_mb,
+             "the largest answer read from etcd, in MiB (a list of 100,000 leases is about 25)");
   fs.add_list("iface", &o.iface,
               "interface to use (IP or name) for inter-host communication. Can be specified "
               "multiple times to check each option in order. Returns the first match found.");
@@ -160,6 +162,7 @@ EtcdOptions etcd_options(const Options& opts) {
   e.cafile = opts.etcd_cafile;
   e.username = opts.etcd_username;
   e.password = opts.etcd_password;
+  e.max_response_bytes = static_cast<size_t>(opts.etcd_max_response_mb) << 20;
   return e;
 }
 
@@ -167,6 +170,10 @@ void validate_options(const Options& o) {
   for (const auto& endpoint : split_etcd_endpoints(o.etcd_endpoints))
     validate_endpoint(o, endpoint);
 
+  if (o.etcd_max_response_mb < 1 || o.etcd_max_response_mb > 4096) {
+    fail(o, "etcd-max-response-mb", std::to_string(o.etcd_max_response_mb),
+         "must be between 1 and 4096 (MiB); the default 64 holds 100,000 leases");
+  }
   if (o.subnet_lease_renew_margin < 1 || o.subnet_lease_renew_margin > 1439) {
     fail(o, "subnet-lease-renew-margin", std::to_string(o.subnet_lease_renew_margin),
          "must be between 1 and 1439 minutes (leases last 24 hours)");

@@ -33,6 +33,7 @@ struct Options {
   std::string etcd_cafile;
   std::string etcd_username;
   std::string etcd_password;
+  int etcd_max_response_mb = 64;  // the largest answer read from etcd, 1..4096 MiB
   // interface choice
   std::vector<std::string> iface;        // names or IPv4 addresses, tried in order
   std::vector<std::string> iface_regex;  // tried after every iface value

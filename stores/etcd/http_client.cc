@@ -20,8 +20,6 @@ using SteadyClock = std::chrono::steady_clock;
 constexpr size_t kMaxIdleConns = 8;
 constexpr long kMaxRedirects = 10;      // as the Go client
 constexpr long kKeepAliveSeconds = 30;  // as the Go client's dialer
-// Hard cap on a response body; a lease list of 100k leases is ~10 MB.
-constexpr size_t kMaxBody = 256u << 20;
 
 // libcurl, loaded (and globally initialised) on first use: stores/etcd/curl_lib.h.
 const CurlLib& curl() { return curl_lib(); }
@@ -61,13 +59,14 @@ struct Sink {
   std::optional<uint64_t> etcd_index;
   std::string cluster_id;                             // X-Etcd-Cluster-Id
   std::optional<SteadyClock::time_point> headers_at;  // end of the last header block
+  size_t max_body = 0;                                // EtcdOptions::max_response_bytes
   bool too_big = false;
 };
 
 size_t on_body(char* data, size_t size, size_t n, void* user) {
   auto* sink = static_cast<Sink*>(user);
   size_t len = size * n;
-  if (sink->body.size() + len > kMaxBody) {
+  if (sink->body.size() + len > sink->max_body) {
     sink->too_big = true;
     return 0;  // aborts the transfer with CURLE_WRITE_ERROR
   }
@@ -329,7 +328,10 @@ void HttpClient::Transfer::set_connection_options() {
   curl().easy_setopt(e_, CURLOPT_NOSIGNAL, 1L);
   curl().easy_setopt(e_, CURLOPT_ERRORBUFFER, errbuf_);
   curl().easy_setopt(e_, CURLOPT_PROTOCOLS_STR, "http,https");
-  curl().easy_setopt(e_, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+  // A redirect never downgrades: from an https endpoint only to https (the credentials and the
+  // leases would otherwise cross the network in clear text).
+  curl().easy_setopt(e_, CURLOPT_REDIR_PROTOCOLS_STR,
+                     endpoint_.starts_with("https://") ? "https" : "http,https");
   curl().easy_setopt(e_, CURLOPT_FOLLOWLOCATION, 1L);
   curl().easy_setopt(e_, CURLOPT_MAXREDIRS, kMaxRedirects);
   curl().easy_setopt(e_, CURLOPT_CONNECTTIMEOUT_MS,
@@ -372,6 +374,7 @@ void HttpClient::Transfer::set_method() {
   }
   curl().easy_setopt(e_, CURLOPT_HTTPHEADER, headers_.get());
   if (req_.stream_done) a_->sink.stream_done = &req_.stream_done;
+  a_->sink.max_body = options_.max_response_bytes;
   if (req_.one_shot) {
     // A fresh connection: libcurl silently resends a request once when a reused keep-alive
     // connection turns out dead, which for a compare-and-swap could replay an applied write.
@@ -497,7 +500,10 @@ void HttpClient::Transfer::read_result() {
 // libcurl's message for a failed transfer, with a hint when a TLS server probably wanted the
 // client certificate we do not have.
 std::string HttpClient::Transfer::describe_failure(CURLcode rc) const {
-  if (a_->sink.too_big) return "response larger than " + std::to_string(kMaxBody >> 20) + " MB";
+  if (a_->sink.too_big) {
+    return "the answer is larger than " + std::to_string(options_.max_response_bytes) +
+           " bytes (-etcd-max-response-mb); raise the bound if the store really holds that much";
+  }
   std::string error = errbuf_[0] ? std::string(errbuf_) : std::string(curl().easy_strerror(rc));
   while (!error.empty() && (error.back() == '\n' || error.back() == '\r')) error.pop_back();
   if (rc == CURLE_SSL_CERTPROBLEM || rc == CURLE_SSL_CONNECT_ERROR || rc == CURLE_RECV_ERROR ||

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,10 @@ struct EtcdOptions {
   std::string username, password;
   std::chrono::milliseconds dial_timeout{1000};      // TCP connect per endpoint
   std::chrono::milliseconds request_timeout{10000};  // whole non-watch request
+  // The largest answer read from etcd (-etcd-max-response-mb); a larger one fails the request
+  // with an error naming the bound. 64 MiB holds a list of 100,000 leases with room to spare
+  // (about 10 MB through v2, 25 MB through the v3 gateway's base64).
+  size_t max_response_bytes = size_t{64} << 20;
 };
 
 }  // namespace flannel

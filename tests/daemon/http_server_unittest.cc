@@ -134,6 +134,17 @@ TEST(HttpServer, ASlowClientIsServedBesideOthers) {
   EXPECT_EQ(r.rfind("HTTP/1.1 200 OK", 0), 0u) << r;
 }
 
+TEST(HttpServer, AThrowingHandlerAnswers500AndTheServerLivesOn) {
+  HttpServer server("127.0.0.1", 0, [](const std::string&, const std::string& path) {
+    if (path == "/boom") throw std::runtime_error("metrics broke");
+    return HttpResponse{200, "ok\n"};
+  });
+  std::string r = ask("127.0.0.1", server.port(), "GET /boom HTTP/1.0\r\n\r\n");
+  EXPECT_EQ(r.rfind("HTTP/1.1 500 Internal Server Error", 0), 0u) << r;
+  EXPECT_NE(r.find("metrics broke"), std::string::npos) << r;
+  EXPECT_EQ(ask("127.0.0.1", server.port(), "GET / HTTP/1.0\r\n\r\n").rfind("HTTP/1.1 200", 0), 0u);
+}
+
 TEST(HttpServer, ListensOnAnIPv6Address) {
   HttpServer server("::1", 0, health());
   EXPECT_EQ(ask("::1", server.port(), "GET /healthz HTTP/1.0\r\n\r\n").rfind("HTTP/1.1 200 OK", 0),

@@ -427,6 +427,26 @@ TEST_F(EtcdStoreTest, RealHistoryGoneAfterMoreThan1000Events) {
 // ---- Failover and timeouts
 // ------------------------------------------------------------------------
 
+// An answer above -etcd-max-response-mb fails with an error naming the bound (a hostile or
+// runaway store cannot make the agent parse an unbounded tree); below it, the same list works.
+TEST_F(EtcdStoreTest, AnAnswerAboveTheBoundIsRefusedByName) {
+  Lease created;
+  for (int i = 0; i < 40; ++i) {
+    std::string subnet = "10.5." + std::to_string(100 + i) + ".0/24";
+    ASSERT_TRUE(store_->create_lease(make_lease(subnet, "10.0.0.9"), 60s, &created).ok());
+  }
+  EtcdOptions o = server().client_options(prefix_);
+  o.max_response_bytes = 4096;  // 40 leases through v2 are about 8 KB
+  auto bounded = EtcdV2Store::open(o);
+  LeaseList list;
+  Status s = bounded->list_leases(&list);
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message.find("larger than 4096 bytes (-etcd-max-response-mb)"), std::string::npos)
+      << s.message;
+  ASSERT_TRUE(store_->list_leases(&list).ok());
+  EXPECT_EQ(list.leases.size(), 40u);
+}
+
 TEST_F(EtcdStoreTest, DeadFirstEndpointFailsOverQuickly) {
   EtcdOptions o = server().client_options(prefix_);
   o.endpoints = {"http://127.0.0.1:" + std::to_string(closed_port()), server().endpoint()};
