@@ -6,6 +6,8 @@
 // never passed to the backend. Peers are identified by their whole lease key (IPv4 subnet and,
 // for dual-stack and IPv6-only leases, IPv6 subnet): `10.5.1.0-24` and `10.5.1.0-24&fc00::-64`
 // are two different peers, and IPv6-only leases all share the v4 part 0.0.0.0/0. Pure logic.
+//
+// Thread safety: none; the agent's loop owns it and calls it from one thread.
 #pragma once
 
 #include <map>
@@ -18,7 +20,9 @@ namespace flannel {
 
 class PeerCache {
  public:
-  // Events for `own` (our lease key) are dropped; change it when the lease moves.
+  // Events for `own` (our lease key) are dropped; change it when the lease moves. A peer cached
+  // under `own` is erased without a kRemoved event (the agent follows with a full backend sync,
+  // which drops it from the kernel).
   void set_own(std::optional<LeaseKey> own);
 
   // Applies incremental store events and returns what the backend must do, in order. A peer
@@ -33,6 +37,8 @@ class PeerCache {
   size_t size() const { return peers_.size(); }
   // Peers whose lease has an IPv6 subnet (kept up to date, O(1)).
   size_t ipv6_peers() const { return ipv6_peers_; }
+  // The cache itself, not a copy: valid as long as the PeerCache, and changed by the next
+  // set_own, apply or resync.
   const std::map<LeaseKey, Lease>& peers() const { return peers_; }
 
  private:
