@@ -20,8 +20,11 @@ class HttpServer {
  public:
   using Handler = std::function<HttpResponse(const std::string& method, const std::string& path)>;
 
-  // Binds and listens on ip:port (port 0 picks a free one; see port()). Throws
-  // std::runtime_error "healthz: cannot listen on IP:PORT: reason".
+  // Binds and listens on ip:port (port 0 picks a free one; see port()), then starts the one
+  // serving thread. Throws std::runtime_error "healthz: cannot listen on IP:PORT: reason" (or
+  // for an `ip` that is not IPv4). `handler` is kept and called on that thread, one request at a
+  // time, until the destructor returns: what it reads must be safe to read from there and
+  // outlive the server. It must not throw: an exception ends the process (std::terminate).
   HttpServer(const std::string& ip, int port, Handler handler);
   ~HttpServer();  // stops the thread and closes the socket
   HttpServer(const HttpServer&) = delete;
