@@ -7,9 +7,20 @@
 // plain data (core/ structs) between them. Backends receive events in batches, so the initial
 // sync of thousands of peers is one call.
 //
-// Thread safety: the daemon calls a Backend from one thread at a time. Errors are thrown as
-// BackendError with a message an operator can act on; a failure on one peer is logged by the
-// backend and does not stop the others.
+// Thread safety: the daemon calls a Backend from one thread at a time (WireguardBackend's
+// peer_stats() is the one method meant for another thread). Call order: setup(), then
+// lease_acquired(), then sync()/apply()/check(). A call before setup() is not checked alike:
+// vxlan throws BackendError, udp queues the peers, host-gw and wireguard dereference a null
+// handle (undefined behaviour).
+//
+// Errors are thrown as BackendError with a message an operator can act on. A failure on one peer
+// does not stop the others: sync() and apply() carry on and then throw one BackendError naming
+// every failed peer (batch_errors.h); with host-gw and vxlan the peers that did not fail are in
+// place (wireguard sends the whole change as one device request). Not every path
+// wraps its errors: NetlinkError (a std::runtime_error, not a BackendError) can escape
+// UdpBackend::lease_acquired() when the lease moves to another subnet, and WireguardBackend's
+// setup() and check() when they open a netlink session or delete an old device; the daemon
+// catches std::exception.
 #pragma once
 
 #include <chrono>
@@ -62,11 +73,15 @@ class Backend {
   virtual std::string type() const = 0;
 
   // Prepares local devices that must exist before the lease (e.g. the VXLAN device whose MAC is
-  // published) and returns the attrs to publish and the MTU. Throws BackendError.
+  // published) and returns the attrs to publish and the MTU. Throws BackendError. Not atomic: a
+  // failure can leave a device deleted or half set up (vxlan deletes an incompatible device
+  // before creating its own; wireguard deletes an existing flannel-wg first).
   virtual BackendSetup setup(const Config& config, const ExternalInterface& iface) = 0;
 
   // Called once our lease is held (and again if it is re-acquired with another subnet): assign
-  // the local device address, bring it up. Throws BackendError.
+  // the local device address, bring it up. Throws BackendError. `ours` is copied, not kept.
+  // Moving the address is delete-then-add (NetlinkSession::ensure_v4_address): a failure may
+  // leave the device without one until the next call.
   virtual void lease_acquired(const Lease& ours) = 0;
 
   // True if the backend needs remote lease events at all (alloc does not).
@@ -80,7 +95,11 @@ class Backend {
   //    in the set are removed, and state left by leases that vanished while the agent was down
   //    is removed. Called with an empty set too.
   //  - apply(changes): the deltas between syncs, in order.
-  // Both try every peer and then throw one BackendError naming the failures.
+  // Both try every peer and then throw one BackendError naming the failures. Neither keeps a
+  // reference to its argument. A sync that cannot read the kernel answers differently per
+  // backend: host-gw throws before writing anything (having already forgotten its record of
+  // routes), vxlan counts it as one failure and still writes every peer (without comparing,
+  // removing nothing stale).
   virtual void sync(const std::vector<Lease>& peers) = 0;
   virtual void apply(const std::vector<PeerEvent>& batch) = 0;
 
@@ -101,7 +120,9 @@ class Backend {
 
   // Where the backend reports what an operator should know but is not an error: peers skipped
   // for another BackendType, a device re-created, stale entries removed at start. One line each;
-  // the daemon logs them. Unset: dropped.
+  // the daemon logs them. Unset: dropped. Called synchronously, on the thread that is inside a
+  // Backend method (wireguard also notes from its destructor), so whatever it captures must
+  // outlive the Backend.
   using Notify = std::function<void(const std::string& line)>;
   void set_notify(Notify notify) { notify_ = std::move(notify); }
 
@@ -115,7 +136,8 @@ class Backend {
 };
 
 // Creates the backend registered under `type` (compared lowercase). Throws BackendError
-// "unknown backend type: X (known: alloc, ...)" for anything else.
+// "unknown backend type: X (valid: alloc, ...)" for anything else ("... is not implemented yet"
+// for ipip). Touches no kernel state.
 std::unique_ptr<Backend> make_backend(const std::string& type);
 
 }  // namespace flannel

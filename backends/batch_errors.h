@@ -29,7 +29,8 @@ class BatchErrors {
   }
   size_t count() const { return count_; }
 
-  // Throws BackendError summarising the failures, if there were any, out of `total` changes.
+  // Throws BackendError summarising the failures, if there were any, out of `total` changes
+  // (the first 8 reasons in full, then "and N more").
   void throw_if_any(size_t total) const {
     if (count_ == 0) return;
     std::string msg =

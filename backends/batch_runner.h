@@ -10,7 +10,8 @@
 //      forget(i) lets the backend drop what it recorded for peer i, so the next sync retries it;
 //      a failed stale removal is recorded too. stale_removed() then names what did go.
 //   4. finish(): throws one BackendError naming every failure (BatchErrors), if any.
-// Not thread-safe; lives for one apply_batch() call. `session` and `events` must outlive it.
+// Not thread-safe; lives for one apply_batch() call. `session` and `events` must outlive it
+// (both are kept by reference); `note` is called on the caller's thread during queue_peers().
 #pragma once
 
 #include <functional>

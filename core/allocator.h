@@ -69,8 +69,10 @@ struct Allocation {
 //  3. New: per enabled family, walk Min..Max in SubnetLen steps, skip candidates overlapping any
 //     lease (of any prefix length), collect the first 100 free ones, pick one uniformly with
 //     `rng` (the two families independently, as current flannel).
-// Throws AllocError naming the family when step 3 finds nothing. O(n log n) in the number of
-// leases; the walk jumps over leased ranges, so it does not depend on the size of the network.
+// Throws AllocError naming the family when step 3 finds nothing; nothing is returned then, and
+// `rng` may have been advanced (a dual-stack pick draws the IPv4 subnet before it finds the
+// IPv6 range full). O(n log n) in the number of leases; the walk jumps over leased ranges, so it
+// does not depend on the size of the network. Pure: safe from any thread that owns `rng`.
 Allocation allocate_subnet(const Config& config, const std::vector<Lease>& existing, IP4 public_ip,
                            std::optional<LeaseKey> previous, std::mt19937_64& rng,
                            std::optional<IP6> public_ipv6 = std::nullopt);
@@ -81,7 +83,9 @@ Allocation allocate_subnet(const Config& config, const std::vector<Lease>& exist
 // plain key). The agent lists again after such a create: this returns a lease other than
 // `mine` that holds one of its subnets (an IPv4 part counts only when both keys have one) and
 // was written before it (lower revision), i.e. `mine` lost the race and must go. A rival
-// written after `mine` is not returned: that host finds `mine` the same way and yields.
+// written after `mine` is not returned: that host finds `mine` the same way and yields. Of
+// several rivals, the earliest. Leases with revision 0 (unknown) never count as rivals, and
+// with mine.revision == 0 nothing is returned.
 std::optional<Lease> earlier_rival(const Lease& mine, const std::vector<Lease>& leases);
 
 // How many free candidates step 3 collects before choosing (flannel's value).

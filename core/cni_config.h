@@ -1,7 +1,7 @@
 // The flannel CNI plugin's pure logic: the network config it reads on stdin, the subnet.env it
 // reads from flanneld, the delegate (bridge + host-local) config it derives from both, the result
 // and error JSON it prints per cniVersion, and the 10-flannel.conflist `flannelctl cni-config`
-// prints. No I/O: daemon/cni_plugin.{h,cc} reads the files, runs the delegate and prints.
+// prints. No I/O: daemon/cni/plugin.{h,cc} reads the files, runs the delegate and prints.
 //
 // Behaviour follows the public flannel CNI plugin (flannel-io/cni-plugin, flannel.go and
 // flannel_linux.go) and CNI SPEC 1.0.0; where it differs on purpose the comment says so and the
@@ -75,8 +75,12 @@ struct NetConf {
 //   kIncompatibleVersion  cniVersion missing or not one of supported_versions();
 //   kInvalidConfig  a key of the wrong type or value (the message names the key and the value),
 //                   "name" missing, a relative subnetFile/dataDir, "delegate" holding "name" or
-//                   "ipam" (flannel sets them), a non-string delegate.type, "ipam" holding
-//                   "ranges" or "subnet" (flannel sets them from FLANNEL_SUBNET), bad ipam.routes.
+//                   "ipam" (flannel sets them), a delegate.type that is not a string or names a
+//                   path ('/'), "ipam" holding "ranges" or "subnet" (flannel sets them from
+//                   FLANNEL_SUBNET), bad ipam.routes.
+// The first problem found throws. One exception is not a cni::Error: a number
+// too large for a double makes nlohmann throw json::out_of_range (406), which escapes as is
+// (run_cni_plugin then reports it as kInternal, not kDecodeFailure).
 NetConf parse_netconf(std::string_view text);
 
 // What flanneld wrote to subnet.env, in the form the plugin needs.
@@ -114,7 +118,9 @@ nlohmann::json check_config(std::string_view saved, const NetConf& conf);
 nlohmann::json convert_result(const nlohmann::json& result, const std::string& version);
 
 // {"cniVersion": version, "code": .., "msg": .., "details": ..} ("details" only when set).
-// An unsupported or empty `version` prints as 1.0.0.
+// An unsupported or empty `version` prints as 1.0.0. Throws nlohmann::json::type_error (316)
+// when e.what() or e.details() is not valid UTF-8 (json::dump is strict), e.g. a message that
+// quotes a byte of CNI_COMMAND or of subnet.env.
 std::string error_json(const Error& e, const std::string& version);
 
 // The VERSION command's answer: {"cniVersion": .., "supportedVersions": [...]}.

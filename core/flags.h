@@ -79,11 +79,15 @@ class FlagSet {
   FlagSet& operator=(const FlagSet&) = delete;
 
   // Declarations. The variable's current value is the default. Declaring a name twice throws
-  // std::logic_error (a programming error, as Go panics).
+  // std::logic_error (a programming error, as Go panics). `target` is kept and written on every
+  // later set; `validate` is kept too and runs before each string value is stored (not on the
+  // default), so whatever it refers to must outlive the FlagSet as well.
   void add_string(std::string name, std::string* target, std::string usage,
                   FlagValidator validate = nullptr);
   void add_bool(std::string name, bool* target, std::string usage);
   void add_int(std::string name, int* target, std::string usage);  // range of int, Go base rules
+  // A list flag appends each value to *target, after whatever the default held (a non-empty
+  // default is kept, not replaced).
   void add_list(std::string name, std::vector<std::string>* target, std::string usage);
 
   // Per-flag options. Both throw std::logic_error for an undeclared name.
@@ -101,16 +105,18 @@ class FlagSet {
 
   // Sets every flag not set on the command line from `env` (see above). `prefix` is e.g.
   // "FLANNELD" (joined to the name with '_'). Flags are visited in name order; the first invalid
-  // value throws FlagError("invalid value \"V\" for FLANNELD_NAME: WHY").
+  // value throws FlagError("invalid value \"V\" for FLANNELD_NAME: WHY"), and the flags set
+  // before it keep their environment values.
   void apply_env(const std::map<std::string, std::string>& env, std::string_view prefix);
 
   // Sets one flag as if from `source` (Go's FlagSet.Set). Throws FlagError for an unknown name or
-  // a bad value.
+  // a bad value; the variable and the flag's source are then unchanged.
   void set(std::string_view name, const std::string& value,
            FlagSource source = FlagSource::kCommandLine);
 
-  bool has(std::string_view name) const;           // declared?
-  bool is_set(std::string_view name) const;        // set by command line or environment
+  bool has(std::string_view name) const;  // declared?
+  // Set by command line or environment? Throws std::logic_error if undeclared.
+  bool is_set(std::string_view name) const;
   FlagSource source(std::string_view name) const;  // throws std::logic_error if undeclared
   // The environment variable name for a flag: env_key("FLANNELD", "ip-masq") == "FLANNELD_IP_MASQ".
   static std::string env_key(std::string_view prefix, std::string_view name);

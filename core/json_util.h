@@ -16,7 +16,7 @@
 namespace flannel::json_util {
 
 // One member of a JSON object: its decoded key and the raw text of its value (a view into the
-// input, whitespace around it trimmed).
+// input, whitespace around it trimmed: valid only while the text passed to object_members is).
 struct RawMember {
   std::string key;
   std::string_view value;
@@ -44,7 +44,8 @@ std::string compact(std::string_view raw, bool html = true);
 
 // The value of a Go int field of a backend config, from the raw JSON text of the member (valid
 // JSON): an integer literal within [lo, hi] (no fraction or exponent); null leaves the default.
-// Each backend words its own messages from `kind`.
+// Each backend words its own messages from `kind`. `raw` that is not valid JSON is a caller bug:
+// nlohmann::json::parse_error escapes.
 struct IntField {
   enum class Kind { kNull, kNotInteger, kOutOfRange, kOk } kind = Kind::kNull;
   int64_t value = 0;  // kOk only

@@ -85,12 +85,14 @@ std::optional<LeaseKey> parse_subnet_key(std::string_view key);
 // form, e.g.
 // {"PublicIP":"10.37.7.195","BackendType":"vxlan","BackendData":{"VtepMAC":"82:4b:b6:2f:54:4e"}}
 // With either, current flannel's: PublicIP, PublicIPv6 (null if unset), BackendType,
-// BackendData, BackendV6Data.
+// BackendData, BackendV6Data. Throws std::invalid_argument when backend_data or
+// backend_v6_data is not valid JSON (a bug in the backend that built it, never user input).
 std::string encode_lease_attrs(const LeaseAttrs& attrs);
 // Decodes a lease value. Key names match case-insensitively (Go encoding/json); unknown keys are
 // ignored. Throws ParseError naming the problem for invalid JSON, a non-object, a PublicIP
-// that is missing or not an IPv4 dotted quad, or a PublicIPv6 that is neither null nor an IPv6
-// address string. BackendData and BackendV6Data are kept as compact raw JSON.
+// that is missing or not an IPv4 dotted quad, a BackendType that is neither null nor a string,
+// or a PublicIPv6 that is neither null nor an IPv6 address string. BackendData and
+// BackendV6Data are kept as compact raw JSON (null counts as absent).
 LeaseAttrs decode_lease_attrs(std::string_view json);
 
 }  // namespace flannel

@@ -9,6 +9,8 @@
 // rules set (set_rules), a lease that check_peer_lease() refuses never becomes a peer: it is kept
 // aside with its reason (never deleted from the store: it is not ours), and a peer whose new value
 // is refused is removed from the backend. Pure logic.
+//
+// Thread safety: none; the agent's loop owns it and calls it from one thread.
 #pragma once
 
 #include <map>
@@ -22,8 +24,10 @@ namespace flannel {
 
 class PeerCache {
  public:
-  // Events for `own` (our lease key) are dropped; change it when the lease moves. With rules
-  // set, rules.own follows it (peers that now overlap it are refused at the next resync).
+  // Events for `own` (our lease key) are dropped; change it when the lease moves. A peer cached
+  // under `own` is erased without a kRemoved event (the agent follows with a full backend sync,
+  // which drops it from the kernel). With rules set, rules.own follows it (peers that now
+  // overlap it are refused at the next resync).
   void set_own(std::optional<LeaseKey> own);
   // Admission from now on (rules.own is replaced by set_own's key). Without rules every lease is
   // admitted (unit tests of the cache's bookkeeping). Leases already cached are judged again at
@@ -52,6 +56,8 @@ class PeerCache {
   size_t size() const { return peers_.size(); }
   // Peers whose lease has an IPv6 subnet (kept up to date, O(1)).
   size_t ipv6_peers() const { return ipv6_peers_; }
+  // The cache itself, not a copy: valid as long as the PeerCache, and changed by the next
+  // set_own, apply or resync.
   const std::map<LeaseKey, Lease>& peers() const { return peers_; }
 
  private:

@@ -50,7 +50,7 @@ std::map<std::string, std::string> parse_env_file(std::string_view text);
 // The IPv4 CIDR stored under `key`, normalised to its network address ("10.5.34.1/24" ->
 // 10.5.34.0/24). nullopt when the key is absent or empty; also nullopt when the value is not an
 // IPv4 CIDR, in which case *warning (if given) says why, so the caller can log it and go on as
-// v0.11 does.
+// v0.11 does. *warning is written only in that case; otherwise it keeps what it held.
 std::optional<IP4Net> cidr_from_env(const std::map<std::string, std::string>& env,
                                     const std::string& key, std::string* warning = nullptr);
 
@@ -67,6 +67,8 @@ std::optional<IP6Net> cidr6_from_env(const std::map<std::string, std::string>& e
 // the 0.0.0.0/0 placeholder when IPv4 is off) and FLANNEL_IPV6_SUBNET if present. nullopt when
 // the file names no subnet of an enabled family. Whether it fits the config is the allocator's
 // call (a missing IPv6 part with IPv6 on makes it incompatible, as in current flannel).
+// Unlike cidr_from_env, *warning (if given) is always overwritten: "" when nothing was wrong,
+// else the reason(s) joined with "; ". A bad IPv6 value with IPv4 on still returns the IPv4 key.
 std::optional<LeaseKey> previous_key_from_env(const std::map<std::string, std::string>& env,
                                               const Config& config, std::string* warning = nullptr);
 

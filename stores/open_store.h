@@ -23,10 +23,13 @@ struct StoreSpec {
 };
 StoreSpec parse_store_spec(const std::string& value);
 
-// Opens the store. Throws std::runtime_error with an actionable message when the store cannot be
-// opened at all (unreadable or foreign SQLite file, bad TLS files). Does not contact etcd: an
+// Opens the store. Throws with an actionable message when the store cannot be opened at all:
+// std::runtime_error for an unusable or foreign SQLite file or a libcurl that cannot be loaded,
+// but std::invalid_argument (not a runtime_error) for bad etcd options (an endpoint that is not
+// a URL, unreadable TLS files); callers catch std::exception. Does not contact etcd: an
 // unreachable etcd shows up as kUnavailable from the first operation. A forced etcd API is
-// logged at once ("Using etcd v3 API at ..."), a detected one when detection decides.
+// logged at once ("Using etcd v3 API at ..."), a detected one when detection decides; `log` is
+// kept by the store for that (see StoreLog in store.h).
 std::unique_ptr<Store> open_store(const StoreSpec& spec, const EtcdOptions& etcd,
                                   const std::string& prefix, StoreLog log = {});
 

@@ -17,7 +17,11 @@
 //
 // Errors: every operation returns a Status. Nothing throws for store or transport failures;
 // Status::message is a sentence an operator can act on ("etcd http://127.0.0.1:2379: connection
-// refused"). A dead endpoint never hangs the caller: every request has a timeout.
+// refused"). A dead endpoint never hangs the caller: every request has a timeout. Out-parameters
+// are written only on success: on any error they keep what they held (every implementation).
+// One programming error is answered differently: lease attrs whose BackendData is not valid JSON
+// make the etcd stores throw std::invalid_argument from create_lease/renew_lease (the v3 store
+// after granting its v3 lease, which then expires unused), while SqliteStore returns kInvalid.
 //
 // Malformed data written by someone else (a lease key that does not parse, a value that is not
 // lease JSON) is never fatal and never deleted: list and watch skip it and report it in
@@ -91,7 +95,12 @@ struct WatchResult {
   // kOk: `events` holds one or more events, in revision order.
   // kTimeout: nothing happened within the timeout. kCancelled: the stop token fired.
   // kHistoryGone: call list_leases() and watch from its revision.
-  // kUnavailable: transport trouble; retry from the same `revision` after a pause.
+  // kUnavailable: transport trouble; retry from the same `revision` after a pause. (SqliteStore
+  //   also answers kUnavailable instead of kTimeout when the file stayed locked by another
+  //   process until the deadline.)
+  // kStoreReset: see "Store reset" above. kInvalid: an answer or file the store cannot read
+  //   (etcd v3: a stream message that is not JSON; SQLite: a damaged file).
+  // `events` is empty unless the status is kOk; `warnings` may be non-empty with any status.
   Status status;
   std::vector<LeaseEvent> events;
   // Where the next watch should continue: pass this back as `after_revision`. Advances past
@@ -101,6 +110,9 @@ struct WatchResult {
 };
 
 // Where a store reports what it decided (the etcd API chosen, the APIs probed); one line each.
+// The store keeps it and calls it later from whichever thread makes the deciding call (a watch
+// included), so it must be callable from any thread and whatever it captures must outlive the
+// Store.
 using StoreLog = std::function<void(const std::string& line)>;
 
 class Store {
@@ -114,26 +126,36 @@ class Store {
   // "sqlite /var/lib/flannel/lab.db".
   virtual std::string describe() const = 0;
 
-  // Reads the raw network config JSON. kNotFound if absent. The text is returned as stored;
-  // parsing and validation are core/config's job.
+  // Reads the raw network config JSON into *json. kNotFound if absent. The text is returned as
+  // stored; parsing and validation are core/config's job.
   virtual Status get_config(std::string* json) = 0;
   // Writes the raw config (admin operation; callers validate first).
   virtual Status set_config(const std::string& json) = 0;
 
-  // Lists all leases and the revision they were read at.
+  // Lists all leases and the revision they were read at into *out (replacing its contents).
   virtual Status list_leases(LeaseList* out) = 0;
-  // Reads one lease. kNotFound if absent; kInvalid (with the reason) if its value is malformed.
+  // Reads one lease. kNotFound if absent (an expired lease counts as absent); kInvalid (with the
+  // reason) if its value is malformed.
   virtual Status get_lease(const LeaseKey& subnet, Lease* out) = 0;
 
-  // Creates the lease only if no lease exists for lease.subnet (compare-and-swap on absence).
-  // ttl == 0 means no expiry (a reservation). On success *created holds the stored lease with
-  // its expiration and revision. kConflict if the key exists.
+  // Creates the lease only if no lease exists for lease.key() (compare-and-swap on absence);
+  // lease.expiration and lease.revision are ignored. ttl == 0 means no expiry (a reservation).
+  // On success *created (may be nullptr) holds the lease with its expiration and revision; its
+  // attrs are `lease.attrs` as passed (etcd stores) or as stored, BackendData compacted
+  // (SqliteStore), so they may differ byte-wise between stores. kConflict if the key exists.
+  // A negative ttl is kInvalid for the etcd stores but means "no expiry" for SqliteStore.
+  // With the etcd stores an error after the request went out (kUnavailable, kInvalid for an
+  // unreadable answer, kStoreReset) leaves the outcome unknown: the lease may have been written,
+  // and a retry may then answer kConflict. SqliteStore never writes the lease when it fails.
   virtual Status create_lease(const Lease& lease, std::chrono::seconds ttl, Lease* created) = 0;
 
   // Rewrites a lease we hold, with fresh attrs and TTL, only if the stored lease's revision is
   // still `lease.revision` (nobody replaced, deleted or let it expire since we last wrote it).
-  // ttl == 0 keeps no expiry. On success *renewed holds the new expiration and revision.
-  // kNotFound if the key is gone, kConflict if it holds another revision.
+  // ttl == 0 keeps no expiry. On success *renewed (may be nullptr) holds the new expiration and
+  // revision, attrs as for create_lease. kNotFound if the key is gone, kConflict if it holds
+  // another revision. lease.revision == 0 is kInvalid for the etcd stores (etcd v2 would take
+  // prevIndex=0 as "no condition") but kConflict (or kNotFound) for SqliteStore; a negative ttl
+  // as for create_lease.
   virtual Status renew_lease(const Lease& lease, std::chrono::seconds ttl, Lease* renewed) = 0;
 
   // Deletes the lease for `subnet`. If expected_revision != 0, only if the stored revision
@@ -143,7 +165,8 @@ class Store {
   // Waits for lease changes after `after_revision` (exclusive) and returns them, blocking at
   // most `timeout`. Returns early with kCancelled when `stop` is requested (promptly: within
   // tens of milliseconds). Expired leases show up as kRemoved events with expired = true, for
-  // every watcher, without anyone else writing.
+  // every watcher, without anyone else writing. Several watches may run at once, each on its own
+  // thread.
   virtual WatchResult watch_leases(uint64_t after_revision, std::chrono::milliseconds timeout,
                                    std::stop_token stop) = 0;
 };

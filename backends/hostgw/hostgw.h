@@ -60,10 +60,15 @@ class HostGwBackend : public Backend {
   void lease_acquired(const Lease& ours) override;
   bool wants_peers() const override { return true; }
   // Routes added / removed in one pass over one route dump. Per-peer failures are collected and
-  // thrown together as one BackendError after the whole batch was applied.
+  // thrown together as one BackendError after the whole batch was applied; a refused peer is
+  // forgotten, so check() and the next sync program it again. A routing table that cannot be
+  // read throws at once, with nothing written and the record of routes already cleared (the
+  // next apply() then deletes a removed peer's route in both forms). sync(), apply() and check()
+  // require setup() first (no check: a null session).
   void sync(const std::vector<Lease>& peers) override;
   void apply(const std::vector<PeerEvent>& batch) override;
   // Every 10 s (as v0.11's routeCheck): routes of live peers that someone removed are re-added.
+  // Throws BackendError naming the routes it could not restore.
   std::chrono::seconds check_interval() const override { return std::chrono::seconds(10); }
   void check() override;
 

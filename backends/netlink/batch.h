@@ -12,9 +12,11 @@
 // Requests are therefore applied in queue order while the batch is still being filled: a caller
 // must not expect the kernel to be unchanged until commit().
 //
-// Uses the session's batch_sock() (same namespace as the session). Not thread-safe; one batch
-// at a time per session. Every queued message is owned by the batch (freed once its window is
-// acknowledged, on commit() or on destruction).
+// Uses the session's batch_sock() (same namespace as the session), keeping a reference: the
+// session must outlive the batch. Not thread-safe; one batch at a time per session. Every queued
+// message is owned by the batch (freed once its window is acknowledged, on commit() or on
+// destruction). A batch destroyed without commit() (an exception in its caller) drops the last,
+// partial window unsent and the failures of the windows already sent: those were applied.
 #pragma once
 
 #include <cstddef>
@@ -53,7 +55,9 @@ class NetlinkBatch {
 
   // Queue one request each; the same semantics as the NetlinkSession operation of that name.
   // Deletes of objects already gone are not failures. Throw NetlinkError only when the message
-  // cannot be built (out of memory, invalid address).
+  // cannot be built (out of memory, invalid address); that request is then not queued, the
+  // others stay. A request that fills the window sends it and waits for its acks, inside the
+  // call.
   void route_replace(const Route4& r, size_t tag);
   void route_delete(const Route4& r, size_t tag);
   void nexthop_replace(const Nexthop4& nh, size_t tag);

@@ -1,5 +1,5 @@
-// Private helpers shared by the netlink_*.cc files: smart pointers for libnl objects, address
-// conversions and error construction. Not part of the backend API.
+// Private helpers shared by the backends/netlink/*.cc files: smart pointers for libnl objects,
+// address conversions and error construction. Not part of the backend API.
 #pragma once
 
 #include <netlink/addr.h>

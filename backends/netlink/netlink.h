@@ -10,7 +10,7 @@
 //
 // Implementation is split by object: netlink.cc (session, dumps), link.cc (link, addr,
 // vxlan), route.cc (route), neigh.cc (neigh, fdb), nexthop.cc (nexthop
-// objects, `ip nexthop`), netlink_batch.{h,cc} (pipelined requests: many per sendmsg, acks
+// objects, `ip nexthop`), batch.{h,cc} (pipelined requests: many per sendmsg, acks
 // matched back by sequence number).
 #pragma once
 
@@ -168,6 +168,7 @@ class NetlinkSession {
   NetlinkSession(const NetlinkSession&) = delete;
   NetlinkSession& operator=(const NetlinkSession&) = delete;
 
+  // The sockets are owned by the session: valid as long as it is.
   nl_sock* sock() const { return sock_; }
   // A second socket of the same namespace, used only by NetlinkBatch (its sequence numbers run
   // independently of the one-request-one-ack operations below).
@@ -215,7 +216,8 @@ class NetlinkSession {
   void addr_delete(int index, const IP4Net& addr);
   // Makes `addr` (address and prefix as given, host bits kept) the only IPv4 address of the
   // link, as flannel's EnsureV4AddressOnLink: a single different address is removed first;
-  // several addresses are an error (the operator has to remove the extra ones).
+  // several addresses are an error (the operator has to remove the extra ones). Not atomic: if
+  // the add fails after the delete, the link is left with no IPv4 address.
   void ensure_v4_address(int index, const IP4Net& addr);
   // `ip -6 addr show [dev X]` (link-local fe80::/10 addresses included).
   std::vector<Addr6Info> addrs6();
@@ -224,7 +226,7 @@ class NetlinkSession {
   void addr_add(int index, const IP6Net& addr);
   void addr_delete(int index, const IP6Net& addr);
   // As ensure_v4_address for the link's global IPv6 addresses (flannel's
-  // EnsureV6AddressOnLink); the kernel's own link-local address is left alone.
+  // EnsureV6AddressOnLink); the kernel's own link-local address is left alone. Not atomic either.
   void ensure_v6_address(int index, const IP6Net& addr);
   // Writes net.ipv6.conf.<name>.accept_ra = 0 (through /proc/sys of the calling thread's
   // namespace, which must be the session's), as flannel does for flannel-v6.N.
@@ -295,7 +297,8 @@ class NetlinkSession {
   size_t batched_ = 0;
 };
 
-// True if `e` reports that the object was not there (ENOENT, ESRCH, ENODEV from the kernel).
+// True if `e` reports that the object was not there (libnl's NLE_OBJ_NOTFOUND, NLE_NODEV or
+// NLE_NOADDR, which the kernel's ENOENT, ESRCH, ENODEV and EADDRNOTAVAIL map to).
 bool is_not_found(const NetlinkError& e);
 
 }  // namespace flannel

@@ -160,7 +160,8 @@ class Iptables {
   Result run(const std::vector<std::string>& args) const;
 
   // -C: true if the rule is in the chain, false if iptables says it is not (exit 1). Throws
-  // IptablesError for anything else (bad option, no permission, ...).
+  // IptablesError for anything else (bad option, no permission, ...). Any exit 1 counts as
+  // "not there" (remove() also checks iptables' message; this does not).
   bool exists(const IptablesRule& rule) const;
   // -I chain position (1-based). Throws IptablesError on failure.
   void insert(const IptablesRule& rule, int position) const;
@@ -171,7 +172,8 @@ class Iptables {
   bool remove(const IptablesRule& rule) const;
   // `iptables -t table -S chain` output. Throws IptablesError on failure.
   std::string list(const std::string& table, const std::string& chain) const;
-  // The first line of `iptables --version`, e.g. "iptables v1.8.9 (nf_tables)".
+  // The first line of `iptables --version`, e.g. "iptables v1.8.9 (nf_tables)". Throws
+  // IptablesError when it cannot be run or exits non-zero.
   std::string version() const;
 
   // Whether to add --random-fully: userspace >= 1.6.2 and the -C probe (see
@@ -234,18 +236,21 @@ class RuleKeeper {
   // stay (the next call completes the set).
   std::vector<Inserted> ensure() EXCLUDES(ops_mu_);
 
-  // Stops the resync thread (it would put them back), then deletes every rule of the set that is
-  // present (one copy each). Returns how many. Throws IptablesError.
+  // Stops the resync thread (it would put them back; start() may run it again), then deletes
+  // every rule of the set that is present (one copy each). Returns how many. Throws
+  // IptablesError; the rules deleted before the failure stay deleted.
   int remove() EXCLUDES(ops_mu_, stop_mu_);
 
   // Switches to another rule set without a gap: ensures the new rules first, then deletes those
   // of the old set that are not in the new one (e.g. after a lease re-acquired with another
-  // subnet). Throws IptablesError; on failure the keeper holds the new set.
+  // subnet). Throws IptablesError; on failure the keeper holds the new set, which may be partly
+  // installed, and the old rules not yet deleted stay.
   void set_rules(std::vector<IptablesRule> rules) EXCLUDES(ops_mu_);
   std::vector<IptablesRule> rules() const EXCLUDES(ops_mu_);
 
   // Starts the resync thread: every `period` it runs ensure(), reporting restored rules, failures
-  // and recoveries to `listener` (called on that thread; must not call back into this keeper).
+  // and recoveries to `listener` (called on that thread; must not call back into this keeper;
+  // kept until stop(), so what it captures must live that long).
   // The first pass runs one period after start: call ensure() yourself first. Throws
   // std::invalid_argument if period < 1 s, std::logic_error if already started.
   void start(std::chrono::milliseconds period, Listener listener) EXCLUDES(stop_mu_);

@@ -55,7 +55,7 @@ struct TcpLayout {
   size_t tcp_header_len = 0;
   size_t payload_len = 0;  // total_len - headers
 };
-// Returns false if the TCP header does not fit or its data offset is < 5.
+// Returns false (*out unchanged) if the TCP header does not fit or its data offset is < 5.
 bool tcp_layout(const uint8_t* pkt, const Header& h, TcpLayout* out);
 
 // TSO: writes segments of the TCP/IPv4 super-packet `pkt` (header `h`, layout `t`), starting at

@@ -61,8 +61,8 @@ enum class ParseResult {
   kMalformed,  // IHL < 5, header longer than the data, Total Length < IHL*4 or > the data
 };
 
-// Parses the header of the packet in [pkt, pkt+len). On kOk fills *out. Trailing bytes beyond
-// Total Length are allowed (callers forward total_len bytes).
+// Parses the header of the packet in [pkt, pkt+len). On kOk fills *out; otherwise *out is
+// unchanged. Trailing bytes beyond Total Length are allowed (callers forward total_len bytes).
 ParseResult parse_header(const uint8_t* pkt, size_t len, Header* out);
 
 // The one's-complement sum (RFC 1071) of `len` bytes taken as big-endian 16-bit words (an odd

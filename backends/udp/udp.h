@@ -40,12 +40,17 @@ class UdpBackend : public Backend {
   // BackendError "error decoding UDP backend config: ..." for a bad Port.
   BackendSetup setup(const Config& config, const ExternalInterface& iface) override;
   // First call: creates the TUN (flannel%d), sets MTU, address <subnet network>/32, up, route
-  // <Network> dev TUN, binds the UDP socket to IfaceAddr:Port and starts the proxy. Later calls
-  // (a re-acquired lease with another subnet) move the /32 and the ICMP source address.
+  // <Network> dev TUN, binds the UDP socket to IfaceAddr:Port and starts the proxy; on failure
+  // the TUN is closed, which removes it with its address and route, and a later call starts over.
+  // Later calls (a re-acquired lease with another subnet) move the /32 and the ICMP source
+  // address. Their netlink failures, and a netlink socket that cannot be opened on any call,
+  // escape as NetlinkError rather than BackendError (backend.h).
   void lease_acquired(const Lease& ours) override;
   bool wants_peers() const override { return true; }
   // Added -> route the subnet to (PublicIP, Port); Removed -> forget the subnet. One table
-  // snapshot per batch. sync() also forgets every known subnet not in the set.
+  // snapshot per batch. sync() also forgets every known subnet not in the set. Before
+  // lease_acquired() the changes are kept and applied when the proxy starts. Never throw for a
+  // peer.
   void sync(const std::vector<Lease>& peers) override;
   void apply(const std::vector<PeerEvent>& batch) override;
 
@@ -53,7 +58,8 @@ class UdpBackend : public Backend {
   int port() const { return port_; }
   // The TUN device name ("" before lease_acquired()).
   const std::string& device() const { return tun_name_; }
-  // The data path, for metrics and tests (nullptr before lease_acquired()).
+  // The data path, for metrics and tests (nullptr before lease_acquired()). Owned by the
+  // backend; its stats() and lookup() may be called from another thread.
   const UdpProxy* proxy() const { return proxy_.get(); }
 
  private:

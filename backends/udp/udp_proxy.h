@@ -21,9 +21,10 @@
 //
 // Threads: start() runs one forwarding thread per direction. They block in poll() on their fd
 // and an eventfd that stop() signals. The peer table is published as an immutable snapshot:
-// apply() (from any one thread at a time, e.g. the backend's) builds a new snapshot and swaps it
-// in; the forwarding threads pick it up at their next batch and never wait for a writer beyond
-// a pointer copy. stats() may be called from any thread.
+// apply() and replace_all() (from any thread; concurrent calls are serialised by writer_mu_)
+// build a new snapshot and swap it in; the forwarding threads pick it up at their next batch and
+// never wait for a writer beyond a pointer copy. lookup(), route_count(), stats(), failure() and
+// set_tun_addr() may be called from any thread; start() and stop() from the owner's thread only.
 #pragma once
 
 #include <atomic>
@@ -83,7 +84,8 @@ class UdpProxy {
   // Takes ownership of `tun` (opened with IFF_TUN|IFF_NO_PI, plus IFF_VNET_HDR when
   // `tun_vnet_hdr`; made non-blocking here) and `udp` (a bound AF_INET datagram socket; UDP GRO
   // is switched on here when available). `tun_addr` is the source address of the ICMP errors the
-  // proxy writes into the TUN. Throws BackendError if the eventfd cannot be created.
+  // proxy writes into the TUN. Throws BackendError if the TUN cannot be made non-blocking or the
+  // eventfd cannot be created; both fds are then closed.
   UdpProxy(UniqueFd tun, UniqueFd udp, IP4 tun_addr, bool tun_vnet_hdr = false);
   // Stops the threads, then closes the fds.
   ~UdpProxy();
@@ -91,7 +93,7 @@ class UdpProxy {
   UdpProxy& operator=(const UdpProxy&) = delete;
 
   // Starts the two forwarding threads. Throws BackendError if already started or a thread cannot
-  // be created.
+  // be created (the proxy is then stopped for good).
   void start();
   // Wakes and joins the forwarding threads. Idempotent; the proxy cannot be restarted.
   void stop();
@@ -107,7 +109,8 @@ class UdpProxy {
   std::optional<UdpEndpoint> lookup(IP4 dst) const;
   size_t route_count() const;
   UdpProxyStats stats() const;
-  // "" while both threads run; otherwise why a forwarding thread gave up.
+  // Why a forwarding thread gave up (several reasons joined with "; "); "" while both run and
+  // after a clean stop().
   std::string failure() const EXCLUDES(failure_mu_);
 
  private:

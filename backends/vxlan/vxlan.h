@@ -37,10 +37,10 @@
 // subnets. The lease gets PublicIPv6 and BackendV6Data {"VNI":n,"VtepMAC":".."}; the device
 // gets <own v6 subnet address>/128; per peer with an IPv6Subnet:
 //
-//   ip -6 neigh replace <peer v6 subnet addr> lladdr <peer v6 VtepMAC> dev flannel-v6.1 nud
-//   permanent bridge fdb replace <peer v6 VtepMAC> dev flannel-v6.1 dst <peer PublicIPv6> self
-//   permanent ip -6 route replace <peer v6 subnet> via <peer v6 subnet addr> dev flannel-v6.1
-//   onlink
+//   ip -6 neigh replace <peer v6 subnet addr> lladdr <peer v6 VtepMAC> dev flannel-v6.1
+//       nud permanent
+//   bridge fdb replace <peer v6 VtepMAC> dev flannel-v6.1 dst <peer PublicIPv6> self permanent
+//   ip -6 route replace <peer v6 subnet> via <peer v6 subnet addr> dev flannel-v6.1 onlink
 //
 // (inline gateways: no nexthop objects for IPv6), pipelined in the same batch as the IPv4
 // requests and reconciled on sync() the same way. A peer whose BackendV6Data or PublicIPv6 is
@@ -99,11 +99,18 @@ class VxlanBackend : public Backend {
   ~VxlanBackend() override;  // the device and its entries stay: restarts are hitless
 
   std::string type() const override { return "vxlan"; }
-  // Decodes the config, creates or reuses flannel.<VNI>, and publishes its MAC.
+  // Decodes the config, creates or reuses flannel.<VNI>, and publishes its MAC. An incompatible
+  // existing device is deleted before the new one is created: if the create fails, neither is
+  // left. Throws BackendError.
   BackendSetup setup(const Config& config, const ExternalInterface& iface) override;
-  // Address <subnet network>/32 (the only IPv4 on the device), link up, MAC re-checked.
+  // Address <subnet network>/32 (the only IPv4 on the device), link up, MAC re-checked; a
+  // device deleted since setup() is created again. Throws BackendError (also when called before
+  // setup()).
   void lease_acquired(const Lease& ours) override;
   bool wants_peers() const override { return true; }
+  // A peer the kernel refuses is rolled back (its entries of this batch removed, its record put
+  // back); a device that cannot be read is one failure of the batch (backend.h). Both throw
+  // BackendError before setup().
   void sync(const std::vector<Lease>& peers) override;
   void apply(const std::vector<PeerEvent>& batch) override;
   std::optional<std::string> refuse_peer_data(const Lease& peer) const override;

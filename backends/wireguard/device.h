@@ -18,6 +18,8 @@ class WgDevice {
  public:
   virtual ~WgDevice() = default;
   // Applies `set` (private key, listen port, replace_peers, per-peer changes). Throws UapiError.
+  // Not atomic: the kernel client sends a large set in several messages, and a failure leaves
+  // the earlier ones applied.
   virtual void set(const UapiSet& set) const = 0;
   // The device's configuration and per-peer status. Throws UapiError.
   virtual UapiDevice get() const = 0;

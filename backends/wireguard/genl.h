@@ -6,12 +6,14 @@
 //     private_key, listen_port   -> WGDEVICE_A_PRIVATE_KEY (32 bytes), WGDEVICE_A_LISTEN_PORT (u16)
 //     replace_peers              -> WGDEVICE_A_FLAGS = WGDEVICE_F_REPLACE_PEERS
 //     peers[]                    -> WGDEVICE_A_PEERS, one nest per peer:
-//       public_key, preshared_key-> WGPEER_A_PUBLIC_KEY, WGPEER_A_PRESHARED_KEY (zero key clears)
-//       remove / replace_allowed -> WGPEER_A_FLAGS: WGPEER_F_REMOVE_ME /
-//       WGPEER_F_REPLACE_ALLOWEDIPS endpoint "ip:port"       -> WGPEER_A_ENDPOINT (struct
-//       sockaddr_in, or sockaddr_in6 for "[ip6]:port") keepalive                ->
-//       WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL (u16) allowed_ips              ->
-//       WGPEER_A_ALLOWEDIPS, one nest each: FAMILY (u16), IPADDR, CIDR_MASK (u8)
+//       public_key               -> WGPEER_A_PUBLIC_KEY
+//       preshared_key            -> WGPEER_A_PRESHARED_KEY (a zero key clears it)
+//       remove                   -> WGPEER_A_FLAGS: WGPEER_F_REMOVE_ME
+//       replace_allowed_ips      -> WGPEER_A_FLAGS: WGPEER_F_REPLACE_ALLOWEDIPS
+//       endpoint "ip:port"       -> WGPEER_A_ENDPOINT (sockaddr_in; sockaddr_in6 for "[ip6]:port")
+//       keepalive                -> WGPEER_A_PERSISTENT_KEEPALIVE_INTERVAL (u16)
+//       allowed_ips              -> WGPEER_A_ALLOWEDIPS, one nest each: FAMILY (u16), IPADDR,
+//                                   CIDR_MASK (u8)
 //   WG_CMD_GET_DEVICE (dump)     -> UapiDevice: the same attributes back, plus per peer
 //                                   LAST_HANDSHAKE_TIME (struct __kernel_timespec), RX_BYTES,
 //                                   TX_BYTES.
@@ -54,7 +56,8 @@ std::vector<NlMsgPtr> build_wg_set_messages(int family, const std::string& ifnam
 // The WG_CMD_GET_DEVICE dump request for `ifname`.
 NlMsgPtr build_wg_get_message(int family, const std::string& ifname);
 // Adds one message of a GET_DEVICE answer to *dev (call for each message, in order). Throws
-// UapiError for a malformed message (a key that is not 32 bytes, a bad address length, ...).
+// UapiError for a malformed message (a key that is not 32 bytes, a bad address length, ...);
+// *dev may then hold part of that message (GenlDeviceClient::get() returns nothing then).
 void parse_wg_get_reply(nlmsghdr* hdr, UapiDevice* dev);
 
 class GenlDeviceClient final : public WgDevice {

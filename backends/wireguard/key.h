@@ -35,9 +35,10 @@ struct WgKey {
 std::string wg_key_file_path();
 
 // Reads the private key from `path`, or creates it (parent directory 0755, file 0600, written
-// before anyone else can open it) when it does not exist; *created says which. Throws BackendError
-// naming the file for: group/other permissions (with the chmod that fixes it), a non-regular file,
-// or a corrupt key ("could not parse private key from file ...").
+// before anyone else can open it) when it does not exist; *created (may be nullptr) says which,
+// and is false when this throws. Throws BackendError naming the file for: group/other
+// permissions (with the chmod that fixes it), a non-regular file, a corrupt key ("could not
+// parse private key from file ..."), or a failed read, write or rename.
 WgKey load_or_create_private_key(const std::string& path, bool* created = nullptr);
 
 }  // namespace flannel

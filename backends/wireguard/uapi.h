@@ -73,7 +73,8 @@ void check_uapi_errno(std::string_view answer, const std::string& what);
 // Parses a get=1 answer (key=value lines, then errno=0). Throws UapiError.
 UapiDevice parse_uapi_get(std::string_view answer);
 
-// One request per connection, as wg(8) does.
+// One request per connection, as wg(8) does; keeps no socket open, so a const UapiClient may be
+// used from several threads at once.
 class UapiClient {
  public:
   explicit UapiClient(std::string socket_path) : path_(std::move(socket_path)) {}

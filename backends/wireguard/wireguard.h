@@ -69,18 +69,27 @@ class WireguardBackend : public Backend {
       override;  // stops wireguard-go / deletes the kernel link, as flannel deletes it
 
   std::string type() const override { return "wireguard"; }
+  // Deletes an existing flannel-wg, then creates and keys the device (backend.h: not atomic).
   BackendSetup setup(const Config& config, const ExternalInterface& iface) override;
   void lease_acquired(const Lease& ours) override;
   bool wants_peers() const override { return true; }
+  // Peers of another BackendType or with bad BackendData are skipped with a note. The changes go
+  // to the device as one set request; its failure throws BackendError for the whole batch, while
+  // the backend's record of wanted peers already holds the new set (the next sync(), or a
+  // device restart in check(), reconciles the device to it; check() does not otherwise compare).
+  // sync() and apply() require setup() first (no check: a null device client).
   void sync(const std::vector<Lease>& peers) override;
   void apply(const std::vector<PeerEvent>& batch) override;
   std::chrono::seconds check_interval() const override { return std::chrono::seconds(1); }
+  // Recreates a deleted kernel device or restarts a dead wireguard-go, then re-applies the whole
+  // configuration.
   void check() override;
 
-  // For /metrics; thread-safe (the HTTP thread may call it while the agent works). Throws
-  // BackendError when the device cannot be read. The daemon hook is one line in its /metrics
-  // handler: if (auto* wg = dynamic_cast<const WireguardBackend*>(backend)) body +=
-  // wg->metrics_text();
+  // For /metrics; may be called from another thread (the HTTP thread) while the agent works, but
+  // only once setup() has returned: the device client and the wireguard-go handle are set there
+  // without a lock. Empty before setup(). Throws BackendError when the device cannot be read. The
+  // daemon hook (not wired in yet) is one line in its /metrics handler:
+  //   if (auto* wg = dynamic_cast<const WireguardBackend*>(backend)) body += wg->metrics_text();
   std::vector<WgPeerStats> peer_stats() const EXCLUDES(mu_);
   int device_restarts() const { return wg_ ? wg_->restarts() : kernel_recreations_.load(); }
   std::string metrics_text() const {

@@ -6,6 +6,9 @@
 //
 // Restarting is the owner's job: exited() reports a death (and why) without blocking; the owner
 // calls start() again and re-applies the whole device configuration.
+//
+// Thread safety: one owner thread (the one that should take the child along when it dies);
+// only restarts() may be read from another thread.
 #pragma once
 
 #include <sys/types.h>
@@ -24,7 +27,9 @@ class WireguardGo {
   WireguardGo& operator=(const WireguardGo&) = delete;
 
   // Starts the child and waits (up to 5 s) until its UAPI socket accepts connections. Throws
-  // BackendError with the reason (binary missing, early exit status) otherwise.
+  // BackendError with the reason (binary missing, early exit status) otherwise; a child that
+  // missed the 5 s is stopped first. Does nothing while a child is already running. Every start
+  // after the first counts in restarts(), whether it succeeds or not.
   void start();
   // Non-blocking: if the child has exited since start(), reaps it and returns why
   // ("exited with status 1", "killed by signal 9"); nullopt while it runs (or was never started).

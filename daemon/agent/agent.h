@@ -97,12 +97,15 @@ using BackendFactory = std::function<std::unique_ptr<Backend>(const std::string&
 
 class Agent {
  public:
-  // `store` and `metrics` must outlive the Agent.
+  // `store` and `metrics` must outlive the Agent. `backends` and settings.find_iface_v6 are
+  // called on the agent's thread, inside run().
   Agent(AgentSettings settings, Store& store, ExternalInterface iface, Metrics& metrics,
         BackendFactory backends = make_backend);
 
   // Runs until `stop` fires (returns 0) or a fatal error (logged; returns 1: unknown backend,
-  // backend setup failure, subnet file not writable, the config cannot run on this host).
+  // backend setup failure, subnet file not writable, the config cannot run on this host). Store
+  // and backend errors are logged and retried, not thrown. Call it once. The backend, its
+  // devices and the iptables keepers' threads live until the Agent is destroyed.
   int run(std::stop_token stop);
 
   // Thread-safe readers, for /readyz, /metrics and tests. ready() is the agent's own flag: true

@@ -28,8 +28,11 @@ class HttpServer {
   static constexpr std::chrono::seconds kConnectionDeadline{2};
 
   // Binds and listens on ip:port, ip an IPv4 or IPv6 address (port 0 picks a free one; see
-  // port()). `handler` runs on the server's thread, one request at a time, until the destructor
-  // returns. Throws std::runtime_error "healthz: cannot listen on IP:PORT: reason".
+  // port()), then starts the one serving thread. Throws std::runtime_error "healthz: cannot
+  // listen on IP:PORT: reason" (or naming an `ip` that is not an IP address). `handler` is kept
+  // and called on that thread, one request at a time, until the destructor returns: what it
+  // reads must be safe to read from there and outlive the server. An exception from it is
+  // answered 500 with its message.
   HttpServer(const std::string& ip, int port, Handler handler);
   ~HttpServer();  // stops the thread, closes the socket and every open connection
   HttpServer(const HttpServer&) = delete;

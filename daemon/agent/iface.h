@@ -23,8 +23,9 @@ struct IfaceRequest {
 // link-local (169.254/16) one; nullopt if it has neither.
 std::optional<IP4> preferred_ipv4(int index, const std::vector<Addr4Info>& addrs);
 
-// Picks the interface. `notes` receives one line per rejected candidate (logged by the caller).
-// Throws std::runtime_error naming what was asked for and what exists when nothing matches.
+// Picks the interface. `notes` (may be nullptr) receives one line per rejected candidate (logged
+// by the caller). Throws std::runtime_error naming what was asked for and what exists when
+// nothing matches.
 ExternalInterface select_external_interface(const std::vector<LinkInfo>& links,
                                             const std::vector<Addr4Info>& addrs,
                                             std::optional<int> default_route_index,
@@ -32,6 +33,8 @@ ExternalInterface select_external_interface(const std::vector<LinkInfo>& links,
                                             std::vector<std::string>* notes);
 
 // Reads links, addresses and the default route of the current network namespace and selects.
+// Throws NetlinkError when a dump fails (or the default route is multipath), else as
+// select_external_interface. `notes` (may be nullptr) is appended to, never cleared.
 ExternalInterface lookup_external_interface(const IfaceRequest& req,
                                             std::vector<std::string>* notes);
 

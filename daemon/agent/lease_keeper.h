@@ -25,18 +25,22 @@ namespace flannel {
 
 class LeaseKeeper {
  public:
+  // `store` and `metrics` are kept by reference and must outlive the keeper.
   LeaseKeeper(Store& store, Metrics& metrics, std::chrono::seconds ttl);
 
   // Blocks until a lease is held, or `stop` fires (nullopt). Store outages and a full network
   // are retried with backoff and logged; they never make the agent exit. With `seen`, it gets
   // the list the lease was chosen from (read before our write: a watch from its revision
-  // brings everything since, our own write included), so a caller need not list again.
+  // brings everything since, our own write included), so a caller need not list again. *seen is
+  // written only when a lease is returned (its warnings already logged and cleared); on a stop it
+  // keeps what it held.
   std::optional<Lease> acquire(const Config& config, const LeaseAttrs& attrs,
                                std::optional<LeaseKey> previous, std::stop_token stop,
                                LeaseList* seen = nullptr);
 
-  // Renews `lease` (CAS on its revision) with a fresh TTL. On success *lease is updated.
-  // kNotFound / kConflict mean the lease is no longer ours.
+  // Renews `lease` (CAS on its revision) with a fresh TTL (none for a lease without expiration,
+  // a reservation). On success *lease is updated; on failure it is unchanged and the Status is the
+  // store's. kNotFound / kConflict mean the lease is no longer ours.
   Status renew(Lease* lease);
 
   std::chrono::seconds ttl() const { return ttl_; }

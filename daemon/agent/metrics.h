@@ -49,6 +49,8 @@ struct Metrics {
   // decoded) until the backend's last netlink ack for them.
   LatencyHistogram peer_apply_seconds;
 
+  // The Prometheus text of every field; any thread. Fields are read one by one, so a render
+  // racing an update may mix old and new values.
   std::string render() const;
 };
 

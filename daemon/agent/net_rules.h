@@ -11,6 +11,12 @@
 // The iptables work (a few fork/execs of the iptables binary, tens of milliseconds) runs on a
 // background thread, as v0.11 runs it in goroutines, so it does not delay the subnet file and
 // READY; the masquerade rules are normally in place long before docker starts a container.
+//
+// Thread safety: apply(), wait(), keeper() and set_commands() are for one owner thread (the
+// agent's); the background work runs on the worker thread, and each keeper's resync on its own.
+// Exception to "never fatal": when a lease moves (a second apply()), the keepers' set_rules()
+// runs on the worker thread without a catch, so an iptables failure at that moment escapes the
+// thread and ends the process (std::terminate).
 #pragma once
 
 #include <chrono>
@@ -55,7 +61,8 @@ class NetRules {
   void wait();
 
   // The keepers of one family ("ip-masq", "forward"; "ip6-masq", "forward6"); null before
-  // apply() installed them. For tests and metrics.
+  // apply() installed them. For tests and metrics. The worker thread creates them: call wait()
+  // first. The pointer is valid as long as this NetRules.
   const RuleKeeper* keeper(const std::string& name) const;
 
   // Test hook: the command lines used instead of "iptables" / "ip6tables" (before apply()).

@@ -8,7 +8,8 @@
 namespace flannel {
 
 // Sends `state` (e.g. "READY=1") to the socket named by NOTIFY_SOCKET. Returns false and fills
-// *error if the variable is set but sending failed; true when sent or when not under systemd.
+// *error (if given) if the variable is set but sending failed; true when sent or when not under
+// systemd, *error then untouched.
 bool sd_notify(const std::string& state, std::string* error = nullptr);
 
 }  // namespace flannel

@@ -22,7 +22,10 @@ namespace flannel::cni {
 // CNI_CONTAINERID, CNI_NETNS, CNI_IFNAME, CNI_ARGS, CNI_PATH, and whatever else is passed on to
 // the delegate), `stdin_data` the network config. Writes the result (ADD, VERSION) or the error
 // JSON to `out` and diagnostics to `err`. Returns the exit status: 0 on success, 1 on error.
-// Never throws. Ignores SIGPIPE for the process (a delegate may exit without reading stdin).
+// Every error becomes error JSON (anything but a cni::Error as kInternal), with one exception:
+// an error message that is not valid UTF-8 (e.g. one quoting a CNI_COMMAND of such bytes) makes
+// error_json() throw nlohmann::json::type_error out of this function (core/cni_config.h).
+// Ignores SIGPIPE for the process (a delegate may exit without reading stdin).
 int run_cni_plugin(const std::map<std::string, std::string>& env, std::string_view stdin_data,
                    std::ostream& out, std::ostream& err);
 

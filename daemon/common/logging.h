@@ -13,8 +13,8 @@
 //
 // Destinations follow glog's flags:
 //   -logtostderr=true (flanneld's default)  everything to stderr, no files
-//   -logtostderr=false [-log_dir=DIR]       everything to
-//   DIR/PROG.HOST.USER.log.INFO.YYYYMMDD-HHMMSS.PID
+//   -logtostderr=false [-log_dir=DIR]       everything to the file
+//                                             DIR/PROG.HOST.USER.log.INFO.YYYYMMDD-HHMMSS.PID
 //                                           (DIR defaults to $TMPDIR or /tmp), plus the symlink
 //                                           DIR/PROG.INFO pointing at it; lines at or above
 //                                           -stderrthreshold (default ERROR) also go to stderr

@@ -76,9 +76,11 @@ struct Options {
 // Throws FlagError with a one-line message naming the bad flag or variable, the bad value, and
 // what is valid, e.g.
 //   invalid value "0" for flag -subnet-lease-renew-margin: must be between 1 and 1439 minutes
-//   invalid value "fe80::1" for flag -public-ip: not an IPv4 address (use a dotted quad such
-//   as 10.0.0.5) unexpected argument "false" after the flags (a boolean flag takes its value as
-//   -ip-masq=false)
+//     (leases last 24 hours)
+//   invalid value "fe80::1" for flag -public-ip: not an IPv4 address (use a dotted quad such as
+//     10.0.0.5, ...)
+//   unexpected argument "false" after the flags (a boolean flag takes its value with '=',
+//     e.g. -ip-masq=false)
 Options parse_flanneld_options(int argc, const char* const* argv,
                                const std::map<std::string, std::string>& env);
 

@@ -9,10 +9,12 @@
 
 namespace flannel {
 
-// Throws std::runtime_error naming the path and the OS reason.
+// Throws std::runtime_error naming the path and the OS reason; the target is then untouched and
+// the temp file removed (a directory created on the way stays).
 void write_file_atomic(const std::string& path, const std::string& content, unsigned mode = 0644);
 
-// Reads a whole file; nullopt if it does not exist. Throws on other errors.
+// Reads a whole file; nullopt if it does not exist. Throws std::runtime_error when it cannot be
+// opened for another reason. A directory at `path` opens and reads as "" (no error).
 std::optional<std::string> read_file_if_exists(const std::string& path);
 
 }  // namespace flannel

@@ -35,7 +35,8 @@ struct CurlLib {
 };
 
 // Loads libcurl on the first call. Throws std::runtime_error naming the library, what is missing
-// and the package to install when it cannot be loaded or initialised.
+// and the package to install when it cannot be loaded or initialised (the next call tries
+// again). The returned table lives until the process exits (libcurl is never unloaded).
 const CurlLib& curl_lib();
 
 }  // namespace flannel::etcd

@@ -13,7 +13,14 @@
 // --enable-v2: old and new agents both find it) and v3 on one that does not (3.5/3.6 default).
 // Use -store=etcdv3 to write v3 whatever the server offers.
 //
-// Thread-safe; the two stores below are, and the choice is guarded by a mutex.
+// Until the choice, every call (a watch included) first probes both APIs for the config (up to
+// three requests) and is then sent to the provisional store; a store reset either API reports
+// during a probe is not passed on (a v3 one becomes kUnavailable), and revisions read from the
+// provisional store mean nothing to the store chosen later. The agent reads the config first,
+// so it only ever talks to the chosen store.
+//
+// Thread-safe; the two stores below are, and the choice is guarded by a mutex. `log` is called
+// from whichever thread's call decides or first probes in vain.
 #pragma once
 
 #include <functional>
@@ -29,8 +36,9 @@ namespace flannel {
 
 class EtcdDetectStore : public Store {
  public:
-  // Opens both clients (no contact with etcd; bad options throw std::invalid_argument).
-  // `log` receives the probe summary and the choice; may be empty.
+  // Opens both clients (no contact with etcd; bad options throw std::invalid_argument, a missing
+  // libcurl std::runtime_error). `log` receives the probe summary and the choice; may be empty;
+  // kept for the life of the store.
   static std::unique_ptr<EtcdDetectStore> open(const EtcdOptions& options, StoreLog log);
 
   std::string describe() const override;
@@ -44,7 +52,8 @@ class EtcdDetectStore : public Store {
   WatchResult watch_leases(uint64_t after_revision, std::chrono::milliseconds timeout,
                            std::stop_token stop) override;
 
-  // The chosen store, or nullptr while detecting.
+  // The chosen store, or nullptr while detecting. Owned by this object: valid as long as it is;
+  // once set it never changes.
   Store* chosen() const EXCLUDES(mu_);
 
  private:

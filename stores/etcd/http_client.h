@@ -1,4 +1,4 @@
-// EtcdHttp: the HTTP(S) client under EtcdV2Store (v2 keys API) and EtcdV3Store (v3 JSON gateway).
+// HttpClient: the HTTP(S) client under EtcdV2Store (v2 keys API) and EtcdV3Store (v3 JSON gateway).
 // libcurl, endpoint failover, TLS, basic auth, timeouts and cancellation; it knows nothing of keys
 // or leases.
 //
@@ -60,6 +60,8 @@ struct HttpRequest {
   // Streaming body (the v3 watch): called with the whole body received so far after every
   // chunk; returning true ends the transfer there and it counts as a complete response (the
   // connection is closed, not reused). Combine with `deadline` for a stream that may stay quiet.
+  // Like reject_headers, called only during send(), on the thread that called it: what either
+  // captures must stay valid until send() returns, no longer.
   std::function<bool(std::string_view body)> stream_done;
   // Long-poll: the attempt deadline is this instead of request_timeout, and the request fails
   // over (it is a GET) but does not count as a dead endpoint when the deadline passes.
@@ -93,15 +95,20 @@ struct HttpResponse {
 class HttpClient {
  public:
   // Validates the options (each endpoint an http:// or https:// URL, TLS files readable; a
-  // client cert needs its key) and throws std::invalid_argument naming the problem otherwise.
-  // Does not contact any endpoint.
+  // client cert needs its key; positive timeouts) and throws std::invalid_argument naming the
+  // problem otherwise. Loads libcurl first (curl_lib()), so a missing libcurl throws
+  // std::runtime_error. Does not contact any endpoint.
   explicit HttpClient(EtcdOptions options);
   ~HttpClient();
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;
 
   // Sends `req` with failover. Never throws for network or server problems; returns kTransport
-  // with a message naming every endpoint tried. `stop` may be a default (never-stopping) token.
+  // with a message naming every endpoint tried (only a failed libcurl handle allocation throws
+  // std::runtime_error). `stop` may be a default (never-stopping) token; a stop already
+  // requested, or a `deadline` already past, returns kCancelled / kTimeout without a request.
+  // `req` is used only during the call. An HTTP 5xx is a failure (kTransport, the status not
+  // kept), any other status a response (kOk).
   HttpResponse send(const HttpRequest& req, std::stop_token stop = {});
 
   const std::vector<std::string>& endpoints() const { return endpoints_; }

@@ -41,12 +41,13 @@ uint64_t index_field(const nlohmann::json& node, const char* name);
 bool is_dir(const nlohmann::json& node);
 
 // The lease named by `key` if it is a direct child of `dir` whose name is a canonical subnet key
-// ("10.5.34.0-24"). Otherwise nullopt and *why says what is wrong.
+// ("10.5.34.0-24"). Otherwise nullopt and *why says what is wrong (*why is written only then).
 std::optional<LeaseKey> lease_subnet(const std::string& dir, const std::string& key,
                                      std::string* why);
 
 // Fills a lease from an etcd node (key checked by the caller): value = LeaseAttrs JSON,
-// expiration (RFC 3339), modifiedIndex = revision. false + *why when malformed.
+// expiration (RFC 3339), modifiedIndex = revision. false + *why when malformed; *out is then
+// unchanged.
 bool node_to_lease(const nlohmann::json& node, const LeaseKey& subnet, Lease* out,
                    std::string* why);
 

@@ -48,9 +48,9 @@ class ResetDetector {
   // A quick look, without recording anything: would observe() say kSuspect or kReset? Lets a
   // long-poll stop waiting for its body as soon as its headers reveal a problem.
   bool alarming(const Ticket& t, const Observation& answer) const EXCLUDES(mu_);
-  // Judges a normal answer to a request sent with `t`.
+  // Judges a normal answer to a request sent with `t`. *why is written only for kReset.
   Verdict observe(const Ticket& t, const Observation& answer, std::string* why) EXCLUDES(mu_);
-  // Judges the quorum read made after kSuspect: kReset or kFine, never kSuspect.
+  // Judges the quorum read made after kSuspect: kReset or kFine, never kSuspect. *why as above.
   Verdict confirm(const Ticket& t, const Observation& quorum, std::string* why) EXCLUDES(mu_);
 
  private:

@@ -44,8 +44,8 @@ namespace flannel {
 class EtcdV2Store : public Store {
  public:
   // Checks the options (endpoint URLs, readable TLS files) and throws std::invalid_argument
-  // naming the problem. Does not contact etcd: an unreachable etcd shows up as kUnavailable from
-  // the first operation.
+  // naming the problem (std::runtime_error when libcurl cannot be loaded). Does not contact etcd:
+  // an unreachable etcd shows up as kUnavailable from the first operation.
   static std::unique_ptr<EtcdV2Store> open(const EtcdOptions& options);
 
   std::string describe() const override;
@@ -91,7 +91,7 @@ class EtcdV2Store : public Store {
 namespace etcd {
 // Parses an RFC 3339 timestamp as etcd writes node.expiration ("2019-01-02T15:04:05.123456789Z",
 // or with a "+01:00" offset). nullopt when it does not parse or lies outside
-// what system_clock holds (years 1678..2261).
+// what system_clock holds (years 1678..2261). Pure; defined in v2_store.cc.
 std::optional<std::chrono::system_clock::time_point> parse_rfc3339(std::string_view text);
 }  // namespace etcd
 

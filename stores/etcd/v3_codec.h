@@ -36,6 +36,8 @@ struct Header {
   uint64_t revision = 0;  // 0 = absent (a compacted watch's cancel message has none)
   uint64_t raft_term = 0;
 };
+// All zero when "header" is absent; throws std::invalid_argument (get_uint) when one of its
+// fields is not an integer.
 Header parse_header(const json& response);
 
 // mvccpb.KeyValue, key and value decoded.
@@ -89,7 +91,8 @@ constexpr int kGrpcUnauthenticated = 16;
 // v0.11 JSON with "PublicIPv6":null after PublicIP, e.g.
 // {"PublicIP":"10.0.0.1","PublicIPv6":null,"BackendType":"vxlan","BackendData":{...}};
 // with IPv6 attrs, PublicIPv6 holds the address and BackendV6Data follows BackendData.
-// Reading uses core's decode_lease_attrs.
+// Reading uses core's decode_lease_attrs. Throws std::invalid_argument as encode_lease_attrs
+// does (BackendData that is not JSON).
 std::string encode_lease_value(const LeaseAttrs& attrs);
 
 }  // namespace flannel::etcd_v3

@@ -85,7 +85,7 @@ class EtcdV3Store : public Store {
   static constexpr Clock::time_point kUnknownExpiry = kUnknownExpiration;
 
   // Checks the options (endpoint URLs, readable TLS files) and throws std::invalid_argument
-  // naming the problem. Does not contact etcd.
+  // naming the problem (std::runtime_error when libcurl cannot be loaded). Does not contact etcd.
   static std::unique_ptr<EtcdV3Store> open(const EtcdOptions& options);
 
   std::string describe() const override;

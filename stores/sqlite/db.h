@@ -33,7 +33,9 @@ class DbError : public std::runtime_error {
 };
 
 // One use of a cached prepared statement: bind, step through the rows, read columns.
-// Destruction resets the statement and clears its bindings, ready for the next use.
+// Destruction resets the statement and clears its bindings, ready for the next use. Borrowed
+// from the Db: it must not outlive it, and two live Queries of the same `sql` share one
+// statement (finish one before asking for the other).
 class Query {
  public:
   Query(sqlite3* db, sqlite3_stmt* stmt) : db_(db), stmt_(stmt) {}
@@ -73,14 +75,15 @@ class Db {
 
   // Runs one or more SQL statements with no parameters and no interesting result.
   void exec(const char* sql);
-  // Borrows the cached prepared statement for `sql` (prepared on first use). `sql` must be a
-  // string literal or otherwise outlive the Db: it is the cache key.
+  // Borrows the cached prepared statement for `sql` (prepared on first use; a failure to prepare
+  // throws DbError). `sql` must be a string literal or otherwise outlive the Db: its address,
+  // not its text, is the cache key.
   Query query(const char* sql);
 
   // How long a statement waits for another connection's lock before failing with SQLITE_BUSY.
   void set_busy_timeout(std::chrono::milliseconds timeout) { busy_timeout_ = timeout; }
 
-  // PRAGMA data_version: changes whenever another connection commits to the file.
+  // PRAGMA data_version: changes whenever another connection commits to the file. Throws DbError.
   int64_t data_version();
   // The number of rows changed by the last INSERT/UPDATE/DELETE on this connection.
   int changes() const { return sqlite3_changes(db_); }
@@ -114,7 +117,8 @@ class Db {
 // A transaction on `db`. kImmediate takes the write lock up front (waiting up to the busy
 // timeout), which every read-modify-write needs: a deferred transaction that later upgrades to
 // a writer can fail with SQLITE_BUSY without waiting. Rolls back on destruction unless commit()
-// succeeded.
+// succeeded. The constructor and commit() throw DbError (a failed commit leaves the transaction
+// open, to be rolled back by the destructor). Holds a reference: must not outlive `db`.
 class Txn {
  public:
   enum class Mode { kRead, kImmediate };

@@ -50,7 +50,8 @@ void try_sweep(Db& db, size_t limit, const std::string& prefix,
                std::chrono::milliseconds busy_timeout);
 
 // Decodes a stored lease (key, JSON value, expiration, revision) into *out. Returns nullopt on
-// success, or why the row is malformed.
+// success, or why the row is malformed; *out may then be partly written (a bad value leaves the
+// subnet fields set), so callers decode into a scratch Lease. Never throws.
 std::optional<std::string> decode_row(const std::string& key, const std::string& value,
                                       std::optional<int64_t> expiration, int64_t revision,
                                       Lease* out);

@@ -45,6 +45,10 @@
 //
 // Thread safety: as Store. Ordinary operations share one connection under a mutex; each
 // concurrent watch borrows its own connection from a small pool.
+//
+// Where it answers unlike the etcd stores (store.h): a negative TTL means no expiry, a renewal
+// with revision 0 is kConflict rather than kInvalid, BackendData that is not JSON is kInvalid
+// rather than an exception, and no error leaves a write half-done (one transaction each).
 #pragma once
 
 #include <atomic>
