@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -95,21 +96,25 @@ void check_spec(const ChildSpec& spec) {
                                 " ms");
 }
 
-// ---- In the child, between fork and exec -----------------------------------------------------
-// Only async-signal-safe calls: another thread of the parent may have held malloc's lock at the
-// fork, so everything the child needs is built before it (ExecPlan).
+// ---- In the child, between clone and exec ---------------------------------------------------
+// The child shares our memory until it execs (CLONE_VM): it only makes system calls, reads the
+// ExecPlan built for it and writes its ChildFailure; it never allocates or takes a lock.
 
-// What went wrong in the child, written to the parent through a close-on-exec pipe.
-enum Step : int { kRedirect = 1, kExec = 2 };
+// Why the child could not execute, written into the parent's memory.
+struct ChildFailure {
+  enum Step : int { kNone, kRedirect, kExec };
+  Step step = kNone;
+  int error = 0;  // errno
+};
 
-[[noreturn]] void report_and_exit(int report_fd, Step step) {
-  int why[2] = {step, errno};
-  [[maybe_unused]] ssize_t n = ::write(report_fd, why, sizeof why);
+[[noreturn]] void fail_in_child(ChildFailure* failure, ChildFailure::Step step) {
+  failure->error = errno;
+  failure->step = step;
   ::_exit(127);
 }
 
 // Default action for every signal (ignored ones stay ignored across exec otherwise), then an
-// empty mask: in that order, so that no pending signal reaches a handler of the parent.
+// empty mask: in that order, as the parent's handlers must never run in the child.
 void reset_signals() {
   struct sigaction dfl {};
   dfl.sa_handler = SIG_DFL;
@@ -135,7 +140,7 @@ class ExecPlan {
   ExecPlan& operator=(const ExecPlan&) = delete;
 
   const std::string& path() const { return path_; }
-  [[noreturn]] void exec_in_child(int report_fd) const;
+  [[noreturn]] void exec_in_child(ChildFailure* failure) const;
 
   std::array<int, 3> fds = {-1, -1, -1};  // put on the child's 0, 1, 2; -1: ours stays
   bool die_with_parent = false;
@@ -148,16 +153,26 @@ class ExecPlan {
   char** envp_ptr_ = nullptr;
 };
 
-void ExecPlan::exec_in_child(int report_fd) const {
+void ExecPlan::exec_in_child(ChildFailure* failure) const {
   if (die_with_parent && (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || ::getppid() != parent))
     ::_exit(127);  // the parent is already gone
   reset_signals();
   for (int i = 0; i < 3; ++i)
-    if (fds[i] >= 0 && ::dup2(fds[i], i) < 0) report_and_exit(report_fd, kRedirect);
+    if (fds[i] >= 0 && ::dup2(fds[i], i) < 0) fail_in_child(failure, ChildFailure::kRedirect);
   // Ours are all close-on-exec already; this catches those a library opened without it.
   ::close_range(3, ~0U, CLOSE_RANGE_CLOEXEC);
   ::execve(path_.c_str(), argv_.data(), envp_ptr_);
-  report_and_exit(report_fd, kExec);
+  fail_in_child(failure, ChildFailure::kExec);
+}
+
+struct CloneArgs {
+  const ExecPlan* plan;
+  ChildFailure* failure;
+};
+
+int child_main(void* arg) {
+  auto* args = static_cast<CloneArgs*>(arg);
+  args->plan->exec_in_child(args->failure);
 }
 
 // ---- In the parent ---------------------------------------------------------------------------
@@ -190,43 +205,52 @@ ExitStatus stop_child(pid_t pid, int sig, Clock::time_point deadline) {
   return w == Waited::kExited ? ExitStatus::from_wait_status(status) : ExitStatus{};
 }
 
-// Reads up to `size` bytes; fewer only at EOF or on error.
-size_t read_full(int fd, void* buf, size_t size) {
-  size_t got = 0;
-  while (got < size) {
-    ssize_t n = ::read(fd, static_cast<char*>(buf) + got, size - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    got += static_cast<size_t>(n);
+std::string failure_text(const std::string& path, const ChildFailure& failure) {
+  std::string what = failure.step == ChildFailure::kExec
+                         ? "cannot execute " + path
+                         : "cannot start " + path + ": redirecting its stdio";
+  return what + ": " + errno_text(failure.error);
+}
+
+// Blocks every signal on this thread while it lives: none may reach one of our handlers in a
+// child that shares our memory before it has put them back to their defaults.
+class AllSignalsBlocked {
+ public:
+  AllSignalsBlocked() {
+    sigset_t all;
+    ::sigfillset(&all);
+    ::pthread_sigmask(SIG_SETMASK, &all, &old_);
   }
-  return got;
-}
+  ~AllSignalsBlocked() { ::pthread_sigmask(SIG_SETMASK, &old_, nullptr); }
+  AllSignalsBlocked(const AllSignalsBlocked&) = delete;
+  AllSignalsBlocked& operator=(const AllSignalsBlocked&) = delete;
 
-std::string failure_text(const std::string& path, const int why[2]) {
-  std::string what = why[0] == kExec ? "cannot execute " + path
-                                     : "cannot start " + path + ": redirecting its stdio";
-  return what + ": " + errno_text(why[1]);
-}
+ private:
+  sigset_t old_;
+};
 
-// fork + exec of `plan`: the pid of the running program, or -1 with *error set (fork failed, or
-// the child could not execute and told us why through the report pipe; it is reaped then).
+// Starts `plan` as glibc's posix_spawn does, with clone(CLONE_VM | CLONE_VFORK) on a stack of its
+// own: no copy of our address space (a fork() costs milliseconds per command in a large process,
+// more on a loaded host), and this thread resumes once the child has exec'd or failed. The pid of
+// the running program, or -1 with *error set (the child that failed is reaped).
 pid_t start_child(const ExecPlan& plan, std::string* error) {
-  Fd report_r, report_w;
-  if (!make_pipe(&report_r, &report_w)) {
-    *error = "cannot start " + plan.path() + ": pipe: " + errno_text(errno);
-    return -1;
+  std::vector<char> stack(64 * 1024);  // 16-byte aligned, as operator new aligns
+  ChildFailure failure;
+  CloneArgs args{&plan, &failure};
+  pid_t pid = -1;
+  int clone_errno = 0;
+  {
+    AllSignalsBlocked blocked;
+    pid = ::clone(child_main, stack.data() + stack.size(), CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
+    clone_errno = errno;
   }
-  pid_t pid = ::fork();
-  if (pid == 0) plan.exec_in_child(report_w.get());
   if (pid < 0) {
-    *error = "cannot start " + plan.path() + ": fork: " + errno_text(errno);
+    *error = "cannot start " + plan.path() + ": clone: " + errno_text(clone_errno);
     return -1;
   }
-  report_w.reset();
-  int why[2] = {0, 0};
-  if (read_full(report_r.get(), why, sizeof why) != sizeof why) return pid;  // closed by execve
+  if (failure.step == ChildFailure::kNone) return pid;
   stop_child(pid, 0, Clock::time_point::max());
-  *error = failure_text(plan.path(), why);
+  *error = failure_text(plan.path(), failure);
   return -1;
 }
 
