@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 
 backend_folders="backends/alloc backends/hostgw backends/vxlan backends/udp backends/wireguard"
 stores_all="stores stores/etcd stores/sqlite"
-backends_all="backends backends/netlink backends/rules backends/process $backend_folders"
+backends_all="backends backends/netlink backends/rules $backend_folders"
 
 declare -A allowed=(
   [core]="core"
@@ -33,8 +33,10 @@ declare -A allowed=(
   [daemon/cni]="core backends/process daemon/cni"
 )
 for b in $backend_folders; do
-  allowed[$b]="core backends backends/netlink backends/process $b"
+  allowed[$b]="core backends backends/netlink $b"
 done
+# The child-process runner: for iptables (rules), wireguard-go and the CNI delegate only.
+allowed[backends/wireguard]+=" backends/process"
 
 sources() { find core stores backends daemon -type f \( -name '*.h' -o -name '*.cc' \) | sort; }
 

@@ -1,27 +1,15 @@
 #include "backends/rules/iptables.h"
 
-#include <fcntl.h>
-#include <poll.h>
-#include <signal.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cstdlib>
-#include <cstring>
 #include <sstream>
 #include <stdexcept>
+#include <utility>
 
-#include "backends/unique_fd.h"
-
-extern char** environ;
+#include "backends/process/child_process.h"
 
 namespace flannel {
 namespace {
-
-using SteadyClock = std::chrono::steady_clock;
 
 std::string join(const std::vector<std::string>& v) {
   std::string s;
@@ -45,49 +33,6 @@ bool says_not_exist(std::string_view err) {
          err.find("Bad rule") != std::string_view::npos ||
          err.find("No chain/target/match by that name") != std::string_view::npos;
 }
-
-// Resolves a program name the way the daemon's environment may not: PATH first, then the sbin
-// directories a minimal PATH (cron, some units) leaves out. "" if not found.
-std::string resolve_program(const std::string& name) {
-  if (name.find('/') != std::string::npos) return ::access(name.c_str(), X_OK) == 0 ? name : "";
-  const char* path = std::getenv("PATH");
-  std::stringstream ss(path ? path : "");
-  std::string dir;
-  std::vector<std::string> dirs;
-  while (std::getline(ss, dir, ':')) dirs.push_back(dir.empty() ? "." : dir);
-  for (const char* d : {"/usr/sbin", "/sbin", "/usr/bin", "/bin"}) dirs.emplace_back(d);
-  for (const auto& d : dirs) {
-    std::string cand = d + "/" + name;
-    if (::access(cand.c_str(), X_OK) == 0) return cand;
-  }
-  return "";
-}
-
-void must_posix(int rc, const std::string& what) {
-  if (rc != 0) {
-    throw IptablesError("cannot run iptables: " + what + ": " + std::strerror(rc),
-                        IptablesError::Kind::kNotInstalled);
-  }
-}
-
-// RAII for posix_spawn's two attribute objects.
-struct SpawnSetup {
-  posix_spawn_file_actions_t actions;
-  posix_spawnattr_t attr;
-  SpawnSetup() {
-    must_posix(posix_spawn_file_actions_init(&actions), "posix_spawn_file_actions_init");
-    if (int rc = posix_spawnattr_init(&attr); rc != 0) {
-      posix_spawn_file_actions_destroy(&actions);
-      must_posix(rc, "posix_spawnattr_init");
-    }
-  }
-  ~SpawnSetup() {
-    posix_spawnattr_destroy(&attr);
-    posix_spawn_file_actions_destroy(&actions);
-  }
-  SpawnSetup(const SpawnSetup&) = delete;
-  SpawnSetup& operator=(const SpawnSetup&) = delete;
-};
 
 const std::vector<IptablesRule>& empty_rules() {
   static const std::vector<IptablesRule> none;
@@ -289,6 +234,9 @@ Iptables::Iptables(std::vector<std::string> command, std::chrono::milliseconds t
     : command_(std::move(command)), timeout_(timeout) {
   if (command_.empty() || command_[0].empty())
     throw std::invalid_argument("Iptables: the command must name a program");
+  if (timeout_.count() <= 0)
+    throw std::invalid_argument("Iptables: the timeout must be > 0, got " +
+                                std::to_string(timeout_.count()) + " ms");
 }
 
 bool Iptables::ipv6() const {
@@ -302,101 +250,27 @@ bool Iptables::ipv6() const {
 std::string Iptables::command_str() const { return join(command_); }
 
 Iptables::Result Iptables::run(const std::vector<std::string>& args) const {
-  std::string exe = resolve_program(command_[0]);
-  if (exe.empty()) {
+  // Not only PATH: a daemon's minimal PATH (cron, some units) may leave out the sbin directories.
+  auto exe = find_program(command_[0], {"/usr/sbin", "/sbin", "/usr/bin", "/bin"});
+  if (!exe) {
     const char* path = std::getenv("PATH");
     throw IptablesError("cannot run " + command_[0] + ": not found in PATH (" + (path ? path : "") +
                             ") nor /usr/sbin, /sbin; install the iptables package",
                         IptablesError::Kind::kNotInstalled);
   }
-  std::vector<std::string> argv_s = command_;
-  argv_s.insert(argv_s.end(), args.begin(), args.end());
-  std::vector<char*> argv;
-  for (auto& a : argv_s) argv.push_back(a.data());
-  argv.push_back(nullptr);
-
-  int out_p[2], err_p[2];
-  if (::pipe2(out_p, O_CLOEXEC) != 0) must_posix(errno, "pipe");
-  UniqueFd out_r(out_p[0]), out_w(out_p[1]);
-  if (::pipe2(err_p, O_CLOEXEC) != 0) must_posix(errno, "pipe");
-  UniqueFd err_r(err_p[0]), err_w(err_p[1]);
-
-  pid_t pid = -1;
-  {
-    SpawnSetup s;
-    must_posix(posix_spawn_file_actions_addopen(&s.actions, 0, "/dev/null", O_RDONLY, 0),
-               "spawn actions");
-    must_posix(posix_spawn_file_actions_adddup2(&s.actions, out_w.get(), 1), "spawn actions");
-    must_posix(posix_spawn_file_actions_adddup2(&s.actions, err_w.get(), 2), "spawn actions");
-    // The daemon blocks SIGINT/SIGTERM for sigwait and may ignore SIGPIPE: give the child the
-    // defaults back, so it can be killed and sees broken pipes like any command.
-    sigset_t none, defaults;
-    sigemptyset(&none);
-    sigemptyset(&defaults);
-    for (int sig : {SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGCHLD}) sigaddset(&defaults, sig);
-    must_posix(posix_spawnattr_setsigmask(&s.attr, &none), "spawn attrs");
-    must_posix(posix_spawnattr_setsigdefault(&s.attr, &defaults), "spawn attrs");
-    must_posix(posix_spawnattr_setflags(&s.attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF),
-               "spawn attrs");
-    if (int rc = posix_spawn(&pid, exe.c_str(), &s.actions, &s.attr, argv.data(), environ);
-        rc != 0) {
-      throw IptablesError("cannot run " + exe + ": " + std::strerror(rc),
-                          IptablesError::Kind::kNotInstalled);
-    }
-  }
-  out_w.reset();
-  err_w.reset();
-
-  Result res;
-  const auto deadline = SteadyClock::now() + timeout_;
-  bool timed_out = false;
-  pollfd fds[2] = {{out_r.get(), POLLIN, 0}, {err_r.get(), POLLIN, 0}};
-  std::string* sinks[2] = {&res.out, &res.err};
-  int open_fds = 2;
-  char buf[4096];
-  while (open_fds > 0) {
-    auto left =
-        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now());
-    if (left.count() <= 0) {
-      timed_out = true;
-      break;
-    }
-    int rc = ::poll(fds, 2, static_cast<int>(std::min<int64_t>(left.count(), 1000)));
-    if (rc < 0 && errno != EINTR) break;
-    for (int i = 0; i < 2; ++i) {
-      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      ssize_t n = ::read(fds[i].fd, buf, sizeof buf);
-      if (n > 0) {
-        sinks[i]->append(buf, static_cast<size_t>(n));
-      } else if (n == 0 || errno != EINTR) {
-        fds[i].fd = -1;
-        --open_fds;
-      }
-    }
-  }
-  int status = 0;
-  while (!timed_out) {
-    pid_t r = ::waitpid(pid, &status, WNOHANG);
-    if (r == pid) break;
-    if (r < 0 && errno != EINTR) {
-      status = 0xff00;  // cannot happen for our own child; report exit 255 rather than hang
-      break;
-    }
-    if (SteadyClock::now() >= deadline) timed_out = true;
-    else ::usleep(1000);
-  }
-  if (timed_out) {
-    ::kill(pid, SIGKILL);
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
-  }
-  if (timed_out) {
-    throw IptablesError("`" + join(argv_s) + "` did not finish within " +
+  ChildSpec spec{.argv = command_, .timeout = timeout_};
+  spec.argv[0] = *exe;
+  spec.argv.insert(spec.argv.end(), args.begin(), args.end());
+  ChildResult r = run_child(spec);
+  if (!r.error.empty()) throw IptablesError(r.error, IptablesError::Kind::kNotInstalled);
+  if (r.timed_out) {
+    throw IptablesError("`" + command_str() + " " + join(args) + "` did not finish within " +
                             std::to_string(timeout_.count()) +
                             " ms and was killed (is another process holding the xtables lock?)",
                         IptablesError::Kind::kTimeout);
   }
-  res.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  return res;
+  int code = r.status.code >= 0 ? r.status.code : 128 + r.status.signal;
+  return Result{code, std::move(r.out), std::move(r.err)};
 }
 
 void Iptables::fail(const std::vector<std::string>& args, const Result& r) const {

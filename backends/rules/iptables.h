@@ -151,7 +151,8 @@ class Iptables {
 
   // `command` is the program plus any leading arguments; iptables_args() are appended. The
   // default runs `iptables` from PATH (falling back to /usr/sbin and /sbin). Tests pass e.g.
-  // {"ip", "netns", "exec", NS, "iptables"}. Each run is killed after `timeout`.
+  // {"ip", "netns", "exec", NS, "iptables"}. Each run is killed after `timeout`. Throws
+  // std::invalid_argument for an empty command or a timeout <= 0.
   explicit Iptables(std::vector<std::string> command = {"iptables"},
                     std::chrono::milliseconds timeout = std::chrono::seconds(60));
 

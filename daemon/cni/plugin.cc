@@ -3,18 +3,20 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
+#include "backends/process/child_process.h"
 #include "core/cni_config.h"
 
 namespace flannel::cni {
@@ -127,69 +129,23 @@ void save_config(const std::string& data_dir, const std::string& container_id,
   }
 }
 
-struct Exec {
-  int status = 0;  // exit code, or 128 + signal
-  std::string out;
-};
+// A delegate still running after this is killed and its command fails: within kubelet's 2 minute
+// runtime request timeout, so that the runtime gets our error rather than a killed plugin.
+constexpr std::chrono::seconds kDelegateTimeout{100};
 
 // Runs `path` with `env` (CNI_COMMAND replaced by `command`), `input` on stdin; collects stdout.
 // stderr is inherited, so the delegate's diagnostics reach the runtime's log as ours do.
-Exec run_delegate(const std::string& path, const std::string& command,
-                  const std::map<std::string, std::string>& env, const std::string& input) {
+ChildResult run_delegate(const std::string& path, const std::string& command,
+                         const std::map<std::string, std::string>& env, const std::string& input) {
   std::vector<std::string> envs;
   for (const auto& [k, v] : env)
     if (k != "CNI_COMMAND") envs.push_back(k + "=" + v);
   envs.push_back("CNI_COMMAND=" + command);
-  std::vector<char*> envp;
-  for (auto& s : envs) envp.push_back(s.data());
-  envp.push_back(nullptr);
-  std::string argv0 = path;
-  char* argv[] = {argv0.data(), nullptr};
-
-  int in[2], out[2];
-  if (::pipe2(in, O_CLOEXEC) != 0) throw Error(kIOFailure, "pipe: " + errno_text(errno));
-  if (::pipe2(out, O_CLOEXEC) != 0) {
-    ::close(in[0]);
-    ::close(in[1]);
-    throw Error(kIOFailure, "pipe: " + errno_text(errno));
-  }
-  pid_t pid = ::fork();
-  if (pid < 0) {
-    for (int fd : {in[0], in[1], out[0], out[1]}) ::close(fd);
-    throw Error(kIOFailure, "fork: " + errno_text(errno));
-  }
-  if (pid == 0) {
-    ::dup2(in[0], 0);
-    ::dup2(out[1], 1);
-    // dup2 onto itself (we were started without stdin/stdout) keeps O_CLOEXEC: clear it.
-    ::fcntl(0, F_SETFD, 0);
-    ::fcntl(1, F_SETFD, 0);
-    ::execve(path.c_str(), argv, envp.data());
-    _exit(127);
-  }
-  ::close(in[0]);
-  ::close(out[1]);
-  size_t off = 0;
-  while (off < input.size()) {
-    ssize_t n = ::write(in[1], input.data() + off, input.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) break;  // EPIPE: the delegate did not read its config; its exit status tells
-    off += static_cast<size_t>(n);
-  }
-  ::close(in[1]);
-  Exec r;
-  char buf[8192];
-  for (;;) {
-    ssize_t n = ::read(out[0], buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) break;
-    r.out.append(buf, static_cast<size_t>(n));
-  }
-  ::close(out[0]);
-  int st = 0;
-  while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-  return r;
+  return run_child({.argv = {path},
+                    .env = std::move(envs),
+                    .stdin_data = input,
+                    .timeout = kDelegateTimeout,
+                    .capture_stderr = false});
 }
 
 // Finds and runs the delegate; returns its stdout on success, throws its error otherwise.
@@ -202,17 +158,16 @@ std::string delegate(const json& conf, const std::string& command, const Args& a
   if (!path)
     throw Error(kInvalidConfig, "delegate plugin \"" + type + "\" not found in CNI_PATH " + a.path +
                                     " (on Debian: apt-get install containernetworking-plugins)");
-  Exec r = run_delegate(*path, command, env, conf.dump());
-  if (r.status == 0) return r.out;
+  ChildResult r = run_delegate(*path, command, env, conf.dump());
+  if (r.ok()) return r.out;
   json e = json::parse(r.out, nullptr, false);
-  if (e.is_object() && e.contains("code") && e["code"].is_number_integer() && e.contains("msg") &&
-      e["msg"].is_string())
+  if (r.error.empty() && !r.timed_out && e.is_object() && e.contains("code") &&
+      e["code"].is_number_integer() && e.contains("msg") && e["msg"].is_string())
     throw Error(
         e["code"].get<int>(), type + ": " + e["msg"].get<std::string>(),
         e.contains("details") && e["details"].is_string() ? e["details"].get<std::string>() : "");
-  std::string o = r.out.substr(0, 400);
-  throw Error(kInternal, "delegate " + *path + " " + command + " failed with exit status " +
-                             std::to_string(r.status) + (o.empty() ? "" : ": " + o));
+  // "delegate bridge ADD failed: `/usr/lib/cni/bridge` exited with status 2: <its stdout>"
+  throw Error(kInternal, "delegate " + type + " " + command + " failed: " + r.describe());
 }
 
 int cmd_add(const Args& a, const NetConf& conf, const std::map<std::string, std::string>& env,

@@ -1,5 +1,6 @@
 // The wireguard backend's pure parts: config decoding, the lease BackendData codec, keys and the
-// key file, UAPI request rendering and answer parsing.
+// key file, UAPI request rendering and answer parsing; and how WireguardGo starts its child
+// (a stand-in script: the real wireguard-go runs in tests/lab/wireguard_labtest.cc).
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -9,12 +10,15 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <sstream>
 
 #include "backends/backend.h"
 #include "backends/wireguard/config.h"
 #include "backends/wireguard/key.h"
 #include "backends/wireguard/uapi.h"
 #include "backends/wireguard/wireguard.h"
+#include "backends/wireguard/wireguard_go.h"
 
 namespace flannel {
 namespace {
@@ -371,6 +375,68 @@ TEST(WireguardBackend, Registered) {
   auto b = make_backend("WireGuard");
   EXPECT_EQ(b->type(), "wireguard");
   EXPECT_TRUE(b->wants_peers());
+}
+
+// WireguardGo's child, in a temp dir as KeyFile's.
+class WireguardGoChild : public KeyFile {};
+
+// A stand-in for wireguard-go that records its argv, stdin and environment, then exits 3 without
+// opening the UAPI socket. Our stdin is a pipe meanwhile, so an inherited stdin would show.
+TEST_F(WireguardGoChild, StartsWithDevNullStdinAndItsEnvironment) {
+  std::string fake = dir_ + "/wireguard-go";
+  std::ofstream(fake) << "#!/bin/sh\n{ echo \"$*\"; readlink /proc/self/fd/0; env | sort; } > " +
+                             dir_ + "/seen\nexit 3\n";
+  ::chmod(fake.c_str(), 0755);
+  ::setenv("LOG_LEVEL", "debug", 1);
+  int saved_stdin = ::dup(0), pipe_fds[2];
+  ASSERT_EQ(::pipe(pipe_fds), 0);
+  ::dup2(pipe_fds[0], 0);
+  WireguardGo wg("flannel-test-wg", fake);
+  std::string error = "(no error)";
+  try {
+    wg.start();
+  } catch (const BackendError& e) { error = e.what(); }
+  ::dup2(saved_stdin, 0);
+  for (int fd : {saved_stdin, pipe_fds[0], pipe_fds[1]}) ::close(fd);
+  ::unsetenv("LOG_LEVEL");
+  EXPECT_EQ(error, "wireguard: " + fake +
+                       " -f flannel-test-wg exited with status 3 before its UAPI socket "
+                       "/var/run/wireguard/flannel-test-wg.sock appeared (its output is in this "
+                       "log; is /dev/net/tun available?)");
+  EXPECT_EQ(wg.pid(), -1);
+  std::ifstream seen(dir_ + "/seen");
+  std::string args, stdin_target, env((std::istreambuf_iterator<char>(seen)), {});
+  std::istringstream lines(env);
+  std::getline(lines, args);
+  std::getline(lines, stdin_target);
+  EXPECT_EQ(args, "-f flannel-test-wg");
+  EXPECT_EQ(stdin_target, "/dev/null");
+  for (const char* var : {"\nWG_I_PREFER_BUGGY_USERSPACE_TO_POLISHED_KMOD=1\n",
+                          "\nLOG_LEVEL=error\n", "\nWG_PROCESS_FOREGROUND=1\n"})
+    EXPECT_NE(env.find(var), std::string::npos) << var << " not in\n" << env;
+  EXPECT_EQ(env.find("LOG_LEVEL=debug"), std::string::npos) << env;
+}
+
+TEST_F(WireguardGoChild, AMissingBinaryIsAClearError) {
+  WireguardGo wg("flannel-test-wg", "/nonexistent/flannel-test/wireguard-go");
+  try {
+    wg.start();
+    FAIL() << "expected BackendError";
+  } catch (const BackendError& e) {
+    EXPECT_STREQ(e.what(),
+                 "wireguard: cannot execute /nonexistent/flannel-test/wireguard-go: No such file "
+                 "or directory (install Debian's wireguard-go: apt-get install wireguard-go)");
+  }
+  WireguardGo by_name("flannel-test-wg", "flannel-test-no-such-wireguard-go");
+  try {
+    by_name.start();
+    FAIL() << "expected BackendError";
+  } catch (const BackendError& e) {
+    EXPECT_NE(std::string(e.what()).find("wireguard: flannel-test-no-such-wireguard-go: not found "
+                                         "in PATH ("),
+              std::string::npos)
+        << e.what();
+  }
 }
 
 }  // namespace

@@ -244,9 +244,41 @@ TEST_F(CniPlugin, DelegateFailureWithoutErrorJson) {
   EXPECT_EQ(run(env("ADD"), conf()), 1);
   json e = error();
   EXPECT_EQ(e["code"], kInternal);
-  EXPECT_NE(e["msg"].get<std::string>().find("exit status 2: panic: oops"), std::string::npos)
+  EXPECT_EQ(e["msg"], "delegate bridge ADD failed: `" + dir +
+                          "/bin/bridge` exited with status 2: panic: oops")
       << out;
   EXPECT_TRUE(fs::exists(saved()));  // kept for the runtime's DEL after a failed ADD
+}
+
+TEST_F(CniPlugin, DelegateKilledBySignalSaysSo) {
+  spit(dir + "/bin/bridge", "#!/bin/sh\nkill -KILL $$\n");
+  EXPECT_EQ(run(env("ADD"), conf()), 1);
+  json e = error();
+  EXPECT_EQ(e["code"], kInternal);
+  EXPECT_EQ(e["msg"],
+            "delegate bridge ADD failed: `" + dir + "/bin/bridge` killed by signal 9 (Killed)")
+      << out;
+}
+
+TEST_F(CniPlugin, DelegateThatCannotBeExecutedIsNamedWithTheReason) {
+  spit(dir + "/bin/bridge", "#!/nonexistent/flannel-test/sh\n");
+  EXPECT_EQ(run(env("ADD"), conf()), 1);
+  json e = error();
+  EXPECT_EQ(e["code"], kInternal);
+  EXPECT_EQ(e["msg"], "delegate bridge ADD failed: `" + dir +
+                          "/bin/bridge` could not be started: " + "cannot execute " + dir +
+                          "/bin/bridge: No such file or directory")
+      << out;
+}
+
+TEST_F(CniPlugin, ADelegateThatDoesNotReadItsConfigIsJudgedByItsExit) {
+  spit(dir + "/bin/bridge", "#!/bin/sh\necho '{\"code\":7,\"msg\":\"no config read\"}'\nexit 1\n");
+  std::string big(1 << 20, ' ');  // more than a pipe holds: our write meets a closed pipe
+  EXPECT_EQ(run(env("ADD"), conf(R"(,"delegate":{"padding":")" + big + "\"}")), 1);
+  EXPECT_GT(fs::file_size(saved()), big.size()) << "the padding did not reach the delegate";
+  json e = error();
+  EXPECT_EQ(e["code"], 7);
+  EXPECT_EQ(e["msg"], "bridge: no config read");
 }
 
 TEST_F(CniPlugin, DelegateResultNotJson) {
