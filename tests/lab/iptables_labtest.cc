@@ -23,6 +23,7 @@
 #include "core/ip.h"
 #include "tests/support/lab.h"
 #include "tests/support/process.h"
+#include "tests/support/wait.h"
 
 namespace flannel::testing {
 namespace {

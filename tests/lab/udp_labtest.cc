@@ -35,6 +35,7 @@
 #include "core/subnet_env.h"
 #include "tests/support/lab.h"
 #include "tests/support/process.h"
+#include "tests/support/wait.h"
 
 namespace flannel::testing {
 namespace {

@@ -21,6 +21,7 @@
 #include <sstream>
 
 #include "tests/lab/overlay_lab.h"
+#include "tests/support/wait.h"
 
 namespace flannel::testing {
 namespace {

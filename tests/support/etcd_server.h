@@ -98,6 +98,8 @@ class EtcdServer {
   void start_once();  // picks free ports, then launch()
   void launch();      // starts etcd on client_port_/peer_port_ and waits until it answers
   bool wait_ready(std::chrono::steady_clock::time_point deadline, std::string* why);
+  bool etcd_exited(std::string* why);    // reaps etcd if it exited; *why says how
+  bool answers(std::string* why) const;  // health and the API are up; else *why says what not
   void make_certs();
   std::string log_tail() const;
 

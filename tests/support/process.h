@@ -7,7 +7,6 @@
 #include <sys/types.h>
 
 #include <chrono>
-#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -55,9 +54,6 @@ int run_command(const std::vector<std::string>& argv, std::string* out = nullptr
 // invalid" lines iproute2 prints while it names link-netns peers and another test deletes a
 // namespace: noise from parallel tests, never a fact about `netns`.
 std::string ip_output(const std::string& netns, const std::vector<std::string>& args);
-
-// Polls `cond` every 10 ms until it is true or `timeout` passes. Returns its last value.
-bool wait_until(const std::function<bool()>& cond, std::chrono::milliseconds timeout);
 
 // Reads a whole file ("" if missing).
 std::string read_file(const std::string& path);
