@@ -369,6 +369,16 @@ void EtcdServer::stop() {
   pid_ = -1;
 }
 
+double EtcdServer::metric(const std::string& name) const {
+  RawResponse r = raw("GET", "/metrics");
+  if (r.status != 200) return -1;
+  // One sample a line: "<name> <value>" (labelled metrics have "{" after the name).
+  const std::string line_start = "\n" + name + " ";
+  const size_t at = r.body.find(line_start);
+  if (at == std::string::npos) return -1;
+  return std::strtod(r.body.c_str() + at + line_start.size(), nullptr);
+}
+
 EtcdOptions EtcdServer::client_options(const std::string& prefix) const {
   EtcdOptions o;
   o.endpoints = {endpoint_};

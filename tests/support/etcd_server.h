@@ -82,6 +82,11 @@ class EtcdServer {
   RawResponse raw(const std::string& method, const std::string& path,
                   const std::string& form_body = "", const std::string& userpwd = "") const;
 
+  // The value of the unlabelled metric `name` on etcd's /metrics, -1 if it cannot be read.
+  // E.g. etcd_debugging_store_watch_requests_total, the v2 watch requests etcd has taken so far:
+  // a test awaits it growing to know its watch_leases() call reached etcd, instead of sleeping.
+  double metric(const std::string& name) const;
+
   // Stops etcd now (the destructor does it otherwise). Further requests fail to connect.
   void stop();
 
