@@ -242,8 +242,9 @@ TEST_F(AgentStateMachine, AStoreResetReRegistersTheSameSubnetAndLearnsLeasesWrit
   EXPECT_EQ(own(), mine);
   EXPECT_EQ(subnet_file(), env_before);
   EXPECT_EQ(metrics_.leases_lost.load(), 0u);
-  store_.put_lease(peer("10.5.7.0/24", "10.250.0.7"));  // it re-registers: nothing changes
-  std::this_thread::sleep_for(50ms);
+  // It re-registers: nothing changes. The agent has handled that once it waits for what follows.
+  const Lease back = store_.put_lease(peer("10.5.7.0/24", "10.250.0.7"));
+  ASSERT_TRUE(wait_until([&] { return store_.watching_from(back.revision); }, kAgentTimeout));
   EXPECT_EQ(journal_->peer_set(), both);
 }
 
