@@ -156,6 +156,13 @@ std::string ip_output(const std::string& netns, const std::vector<std::string>& 
   return kept;
 }
 
+bool tcp_listening(const std::string& netns, int port) {
+  std::string out;
+  const int rc =
+      run_command({"ss", "-H", "-l", "-t", "-n", "sport = :" + std::to_string(port)}, &out, netns);
+  return rc == 0 && out.find_first_not_of(" \t\r\n") != std::string::npos;
+}
+
 std::string read_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   std::ostringstream ss;
