@@ -55,7 +55,8 @@ TEST_P(StoreContract, ResetWakesABlockedWatcher) {
         continue;
       }
       if (r.status.code == StoreCode::kUnavailable) {
-        // The store is down for a moment during the wipe: retry after a pause, as agents do.
+        // The store is down for a moment during the wipe: retry after a pause, as agents do
+        // (a backoff between retries, not synchronisation).
         std::this_thread::sleep_for(20ms);
         continue;
       }
