@@ -10,6 +10,7 @@
 
 #include "core/lease.h"
 #include "core/subnet_env.h"
+#include "tests/support/wait.h"
 
 namespace flannel::testing {
 

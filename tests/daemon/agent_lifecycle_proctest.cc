@@ -10,6 +10,7 @@
 #include "daemon/agent/agent.h"
 #include "stores/sqlite/sqlite_store.h"
 #include "tests/support/process.h"
+#include "tests/support/wait.h"
 
 namespace flannel::testing {
 namespace {

@@ -9,7 +9,6 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
-#include <functional>
 #include <sstream>
 #include <thread>
 
@@ -17,6 +16,7 @@
 #include "daemon/agent/agent.h"
 #include "tests/daemon/memory_store.h"
 #include "tests/daemon/recording_backend.h"
+#include "tests/support/wait.h"
 
 namespace flannel::testing {
 namespace {
@@ -46,15 +46,8 @@ std::string subnet_line(const IP4Net& subnet) {
   return "FLANNEL_SUBNET=" + first.str() + "/" + std::to_string(subnet.prefix) + "\n";
 }
 
-// Polls `pred` every 2 ms until it holds or `limit` passes.
-bool eventually(const std::function<bool()>& pred, std::chrono::milliseconds limit = 3000ms) {
-  auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(2ms);
-  }
-  return true;
-}
+// How long a case waits for the agent to get somewhere: far more than the milliseconds it takes.
+constexpr std::chrono::milliseconds kAgentTimeout = 3000ms;
 
 class AgentStateMachine : public ::testing::Test {
  protected:
@@ -99,8 +92,9 @@ class AgentStateMachine : public ::testing::Test {
   // Starts and waits until the agent holds a lease and has synced its peers once.
   void start_holding() {
     start();
-    ASSERT_TRUE(eventually(
-        [&] { return agent_->ready() && journal_->read([](auto& j) { return j.syncs; }) > 0; }));
+    ASSERT_TRUE(wait_until(
+        [&] { return agent_->ready() && journal_->read([](auto& j) { return j.syncs; }) > 0; },
+        kAgentTimeout));
   }
 
   IP4Net own() const {
@@ -156,9 +150,10 @@ TEST_F(AgentStateMachine, SyncsAnEmptyPeerSetSoTheBackendCanRemoveStaleState) {
 TEST_F(AgentStateMachine, PeerChangesArriveAsDeltasAndNeverNameOurSubnet) {
   start_holding();
   store_.put_lease(peer("10.5.8.0/24", "10.250.0.8"));
-  ASSERT_TRUE(eventually([&] { return journal_->peer_set().count(IP4Net::parse("10.5.8.0/24")); }));
+  ASSERT_TRUE(wait_until([&] { return journal_->peer_set().count(IP4Net::parse("10.5.8.0/24")); },
+                         kAgentTimeout));
   store_.remove_lease(IP4Net::parse("10.5.8.0/24"));
-  ASSERT_TRUE(eventually([&] { return journal_->peer_set().empty(); }));
+  ASSERT_TRUE(wait_until([&] { return journal_->peer_set().empty(); }, kAgentTimeout));
   EXPECT_EQ(journal_->read([](auto& j) { return j.syncs; }), 1u);  // deltas, not full syncs
   EXPECT_GE(journal_->read([](auto& j) { return j.applies; }), 2u);
   EXPECT_FALSE(journal_->read([](auto& j) { return j.saw_own_subnet; }));
@@ -211,7 +206,8 @@ TEST_F(AgentStateMachine, ADeletedLeaseIsReacquiredWithTheSameSubnet) {
   IP4Net mine = own();
   store_.remove_lease(mine);
   ASSERT_TRUE(
-      eventually([&] { return acquisitions() == 2 && store_has_ours(mine) && agent_->ready(); }));
+      wait_until([&] { return acquisitions() == 2 && store_has_ours(mine) && agent_->ready(); },
+                 kAgentTimeout));
   EXPECT_EQ(own(), mine);
   EXPECT_EQ(metrics_.leases_lost.load(), 1u);
 }
@@ -220,14 +216,14 @@ TEST_F(AgentStateMachine, ALeaseTakenOverIsNotStolenBackAndTheSubnetFileFollows)
   start_holding();
   IP4Net mine = own();
   store_.put_lease(peer(mine.str().c_str(), "10.250.0.9"));
-  ASSERT_TRUE(eventually([&] { return acquisitions() == 2 && agent_->ready(); }));
+  ASSERT_TRUE(wait_until([&] { return acquisitions() == 2 && agent_->ready(); }, kAgentTimeout));
   IP4Net moved = own();
   EXPECT_NE(moved, mine);
   EXPECT_TRUE(store_has_ours(moved));
   EXPECT_EQ(store_.lease(mine)->attrs.public_ip, IP4::parse("10.250.0.9"));  // still theirs
   EXPECT_NE(subnet_file().find(subnet_line(moved)), std::string::npos);
   // The other host's lease is now a peer.
-  ASSERT_TRUE(eventually([&] { return journal_->peer_set().count(mine) == 1; }));
+  ASSERT_TRUE(wait_until([&] { return journal_->peer_set().count(mine) == 1; }, kAgentTimeout));
 }
 
 TEST_F(AgentStateMachine, ARenewalRefusedAsConflictReacquiresAndRenewsAgain) {
@@ -238,9 +234,9 @@ TEST_F(AgentStateMachine, ARenewalRefusedAsConflictReacquiresAndRenewsAgain) {
   IP4Net mine = own();
   uint64_t first = store_.lease(mine)->revision;
   ASSERT_TRUE(
-      eventually([&] { return metrics_.leases_lost.load() == 1 && agent_->ready(); }, 4000ms));
+      wait_until([&] { return metrics_.leases_lost.load() == 1 && agent_->ready(); }, 4000ms));
   // Re-acquiring found our own lease and renewed it (kExisting): same subnet, new revision.
-  ASSERT_TRUE(eventually([&] { return store_.lease(mine)->revision > first; }));
+  ASSERT_TRUE(wait_until([&] { return store_.lease(mine)->revision > first; }, kAgentTimeout));
   EXPECT_EQ(own(), mine);
   EXPECT_TRUE(store_has_ours(mine));
 }
@@ -252,7 +248,7 @@ TEST_F(AgentStateMachine, ARenewalRetriesAfterATransportError) {
   start_holding();
   IP4Net mine = own();
   uint64_t first = store_.lease(mine)->revision;
-  ASSERT_TRUE(eventually([&] { return metrics_.lease_renewals.load() >= 1; }, 4000ms));
+  ASSERT_TRUE(wait_until([&] { return metrics_.lease_renewals.load() >= 1; }, 4000ms));
   EXPECT_GT(store_.lease(mine)->revision, first);
   EXPECT_EQ(metrics_.leases_lost.load(), 0u);
   EXPECT_GE(metrics_.lease_renewal_failures.load(), 1u);
@@ -265,8 +261,9 @@ TEST_F(AgentStateMachine, LostHistoryResyncsPeersAndNoticesOurLeaseWentMissing) 
   store_.remove_lease(mine, /*seen=*/false);
   store_.drop_history();
   ASSERT_TRUE(
-      eventually([&] { return journal_->peer_set().count(IP4Net::parse("10.5.9.0/24")) == 1; }));
-  ASSERT_TRUE(eventually([&] { return store_has_ours(mine) && agent_->ready(); }));
+      wait_until([&] { return journal_->peer_set().count(IP4Net::parse("10.5.9.0/24")) == 1; },
+                 kAgentTimeout));
+  ASSERT_TRUE(wait_until([&] { return store_has_ours(mine) && agent_->ready(); }, kAgentTimeout));
   EXPECT_EQ(metrics_.watch_resyncs.load(), 1u);
   EXPECT_EQ(metrics_.leases_lost.load(), 1u);
   EXPECT_GE(journal_->read([](auto& j) { return j.syncs; }), 2u);
@@ -279,17 +276,18 @@ TEST_F(AgentStateMachine, AStoreResetReRegistersTheSameSubnetAndLearnsLeasesWrit
   std::string env_before = subnet_file();
   store_.wipe();
   store_.put_lease(peer("10.5.11.0/24", "10.250.0.11"));  // written after the reset
-  ASSERT_TRUE(eventually([&] {
-    return metrics_.store_resets.load() == 1 && agent_->ready() && store_has_ours(mine);
-  }));
+  ASSERT_TRUE(wait_until(
+      [&] { return metrics_.store_resets.load() == 1 && agent_->ready() && store_has_ours(mine); },
+      kAgentTimeout));
   // The peer that has not re-registered yet stays programmed (its pods keep working).
   const std::set<IP4Net> both{IP4Net::parse("10.5.7.0/24"), IP4Net::parse("10.5.11.0/24")};
-  ASSERT_TRUE(eventually([&] { return journal_->peer_set() == both; }));
+  ASSERT_TRUE(wait_until([&] { return journal_->peer_set() == both; }, kAgentTimeout));
   EXPECT_EQ(own(), mine);
   EXPECT_EQ(subnet_file(), env_before);
   EXPECT_EQ(metrics_.leases_lost.load(), 0u);
-  store_.put_lease(peer("10.5.7.0/24", "10.250.0.7"));  // it re-registers: nothing changes
-  std::this_thread::sleep_for(50ms);
+  // It re-registers: nothing changes. The agent has handled that once it waits for what follows.
+  const Lease back = store_.put_lease(peer("10.5.7.0/24", "10.250.0.7"));
+  ASSERT_TRUE(wait_until([&] { return store_.watching_from(back.revision); }, kAgentTimeout));
   EXPECT_EQ(journal_->peer_set(), both);
 }
 
@@ -299,8 +297,9 @@ TEST_F(AgentStateMachine, AfterTheResetGracePeersThatNeverCameBackAreRemoved) {
   start_holding();
   store_.wipe();
   store_.put_lease(peer("10.5.11.0/24", "10.250.0.11"));
-  ASSERT_TRUE(eventually(
-      [&] { return journal_->peer_set() == std::set<IP4Net>{IP4Net::parse("10.5.11.0/24")}; }));
+  ASSERT_TRUE(wait_until(
+      [&] { return journal_->peer_set() == std::set<IP4Net>{IP4Net::parse("10.5.11.0/24")}; },
+      kAgentTimeout));
   EXPECT_EQ(metrics_.store_resets.load(), 1u);
   EXPECT_TRUE(agent_->ready());
 }
@@ -309,23 +308,25 @@ TEST_F(AgentStateMachine, AStoreResetWithTheConfigGoneWaitsAndMovesIfOurSubnetWa
   start_holding();
   IP4Net mine = own();
   store_.wipe(/*keep_config=*/false);
-  ASSERT_TRUE(eventually([&] { return agent_->state() == AgentState::kWaitingForConfig; }));
+  ASSERT_TRUE(
+      wait_until([&] { return agent_->state() == AgentState::kWaitingForConfig; }, kAgentTimeout));
   EXPECT_FALSE(agent_->ready());
   store_.put_lease(peer(mine.str().c_str(), "10.250.0.9"));  // another host got there first
   store_.set_config(kConfig);
-  ASSERT_TRUE(eventually([&] { return agent_->ready() && acquisitions() == 2; }));
+  ASSERT_TRUE(wait_until([&] { return agent_->ready() && acquisitions() == 2; }, kAgentTimeout));
   IP4Net moved = own();
   EXPECT_NE(moved, mine);
   EXPECT_TRUE(store_has_ours(moved));
   EXPECT_NE(subnet_file().find(subnet_line(moved)), std::string::npos);
-  ASSERT_TRUE(eventually([&] { return journal_->peer_set() == std::set<IP4Net>{mine}; }));
+  ASSERT_TRUE(
+      wait_until([&] { return journal_->peer_set() == std::set<IP4Net>{mine}; }, kAgentTimeout));
 }
 
 TEST_F(AgentStateMachine, AStoreResetWithAChangedNetworkMovesIntoIt) {
   start_holding();
   store_.wipe(/*keep_config=*/false);
   store_.set_config(R"({"Network":"10.6.0.0/16","Backend":{"Type":"vxlan"}})");
-  ASSERT_TRUE(eventually([&] { return agent_->ready() && acquisitions() == 2; }));
+  ASSERT_TRUE(wait_until([&] { return agent_->ready() && acquisitions() == 2; }, kAgentTimeout));
   EXPECT_TRUE(IP4Net::parse("10.6.0.0/16").contains(own()));
   EXPECT_NE(subnet_file().find("FLANNEL_NETWORK=10.6.0.0/16\n"), std::string::npos)
       << subnet_file();
@@ -336,7 +337,8 @@ TEST_F(AgentStateMachine, AResetReportedByTheLeaseCheckIsHandledLikeOneFromTheWa
   start_holding();
   IP4Net mine = own();
   store_.fail_next(Op::kGetLease, Status::Error(StoreCode::kStoreReset, "cluster id changed"));
-  ASSERT_TRUE(eventually([&] { return metrics_.store_resets.load() == 1 && agent_->ready(); }));
+  ASSERT_TRUE(wait_until([&] { return metrics_.store_resets.load() == 1 && agent_->ready(); },
+                         kAgentTimeout));
   EXPECT_EQ(own(), mine);
   EXPECT_TRUE(store_has_ours(mine));
 }
@@ -346,9 +348,9 @@ TEST_F(AgentStateMachine, AResetRightAfterOurWriteIsCaughtByTheFirstWatch) {
   start_holding();
   IP4Net mine = own();
   // The periodic check is off (interval 0), yet the lease is re-created, with the same subnet.
-  ASSERT_TRUE(eventually([&] {
-    return metrics_.store_resets.load() == 1 && store_has_ours(mine) && agent_->ready();
-  }));
+  ASSERT_TRUE(wait_until(
+      [&] { return metrics_.store_resets.load() == 1 && store_has_ours(mine) && agent_->ready(); },
+      kAgentTimeout));
   EXPECT_EQ(own(), mine);
   EXPECT_EQ(acquisitions(), 2u);
   EXPECT_EQ(store_.calls(Op::kList), 2u);  // one per acquisition, no second list for the peers
@@ -365,7 +367,8 @@ TEST_F(AgentStateMachine, TheFirstPeerSetIsTheListTheLeaseWasChosenFrom) {
   // and what comes after it arrives.
   store_.put_lease(peer("10.5.9.0/24", "10.250.0.9"));
   ASSERT_TRUE(
-      eventually([&] { return journal_->peer_set().count(IP4Net::parse("10.5.9.0/24")) == 1; }));
+      wait_until([&] { return journal_->peer_set().count(IP4Net::parse("10.5.9.0/24")) == 1; },
+                 kAgentTimeout));
   EXPECT_EQ(metrics_.leases_lost.load(), 0u);
   EXPECT_EQ(acquisitions(), 1u);
   EXPECT_EQ(store_.calls(Op::kList), 1u);
@@ -376,8 +379,9 @@ TEST_F(AgentStateMachine, TheLeaseCheckNoticesASilentLoss) {
   start_holding();
   IP4Net mine = own();
   store_.remove_lease(mine, /*seen=*/false);
-  ASSERT_TRUE(eventually([&] { return store_has_ours(mine) && metrics_.leases_lost.load() == 1; }));
-  EXPECT_TRUE(eventually([&] { return agent_->ready(); }));
+  ASSERT_TRUE(wait_until([&] { return store_has_ours(mine) && metrics_.leases_lost.load() == 1; },
+                         kAgentTimeout));
+  EXPECT_TRUE(wait_until([&] { return agent_->ready(); }, kAgentTimeout));
   EXPECT_GE(store_.calls(Op::kGetLease), 1u);
 }
 
@@ -395,7 +399,8 @@ TEST_F(AgentStateMachine, AFailedBackendApplyIsRepairedByAFullSync) {
   journal_->fail_next_applies(1);
   store_.put_lease(peer("10.5.12.0/24", "10.250.0.12"));
   ASSERT_TRUE(
-      eventually([&] { return journal_->peer_set().count(IP4Net::parse("10.5.12.0/24")) == 1; }));
+      wait_until([&] { return journal_->peer_set().count(IP4Net::parse("10.5.12.0/24")) == 1; },
+                 kAgentTimeout));
   EXPECT_EQ(journal_->read([](auto& j) { return j.syncs; }), 2u);
 }
 
@@ -404,7 +409,8 @@ TEST_F(AgentStateMachine, AWatchErrorIsRetriedAndEventsStillArrive) {
   store_.fail_next(Op::kWatch, Status::Error(StoreCode::kUnavailable, "connection refused"));
   store_.put_lease(peer("10.5.13.0/24", "10.250.0.13"));
   ASSERT_TRUE(
-      eventually([&] { return journal_->peer_set().count(IP4Net::parse("10.5.13.0/24")) == 1; }));
+      wait_until([&] { return journal_->peer_set().count(IP4Net::parse("10.5.13.0/24")) == 1; },
+                 kAgentTimeout));
   EXPECT_GE(metrics_.store_errors.load(), 1u);
   EXPECT_TRUE(agent_->ready());
 }
@@ -420,7 +426,8 @@ TEST_F(AgentStateMachine, AfterAnOutageAMissingLeaseIsHandledAsAStoreReset) {
   store_.put_lease(peer("10.5.14.0/24", "10.250.0.14"), 3600s, /*seen=*/false);
   store_.fail_next(Op::kWatch, Status::Error(StoreCode::kUnavailable, "connection reset"));
   const std::set<IP4Net> both{IP4Net::parse("10.5.7.0/24"), IP4Net::parse("10.5.14.0/24")};
-  ASSERT_TRUE(eventually([&] { return store_has_ours(mine) && journal_->peer_set() == both; }));
+  ASSERT_TRUE(wait_until([&] { return store_has_ours(mine) && journal_->peer_set() == both; },
+                         kAgentTimeout));
   EXPECT_EQ(metrics_.store_resets.load(), 1u);
   EXPECT_EQ(metrics_.leases_lost.load(), 0u);
   EXPECT_EQ(own(), mine);
@@ -431,7 +438,8 @@ TEST_F(AgentStateMachine, AfterAnOutageThePeersAreListedAgain) {
   store_.put_lease(peer("10.5.15.0/24", "10.250.0.15"), 3600s, /*seen=*/false);
   store_.fail_next(Op::kWatch, Status::Error(StoreCode::kUnavailable, "connection reset"));
   ASSERT_TRUE(
-      eventually([&] { return journal_->peer_set().count(IP4Net::parse("10.5.15.0/24")) == 1; }));
+      wait_until([&] { return journal_->peer_set().count(IP4Net::parse("10.5.15.0/24")) == 1; },
+                 kAgentTimeout));
   EXPECT_EQ(metrics_.store_resets.load(), 0u);
   EXPECT_GE(store_.calls(Op::kGetLease), 1u);
 }
@@ -439,17 +447,17 @@ TEST_F(AgentStateMachine, AfterAnOutageThePeersAreListedAgain) {
 TEST_F(AgentStateMachine, ConfigMissingThenWrittenIsPickedUp) {
   store_.remove_config();
   start();
-  ASSERT_TRUE(eventually([&] { return store_.calls(Op::kGetConfig) >= 2; }));
+  ASSERT_TRUE(wait_until([&] { return store_.calls(Op::kGetConfig) >= 2; }, kAgentTimeout));
   EXPECT_EQ(agent_->state(), AgentState::kWaitingForConfig);
   EXPECT_FALSE(agent_->ready());
   store_.set_config(kConfig);
-  ASSERT_TRUE(eventually([&] { return agent_->ready(); }));
+  ASSERT_TRUE(wait_until([&] { return agent_->ready(); }, kAgentTimeout));
 }
 
 TEST_F(AgentStateMachine, StopsPromptlyWhileWaitingForConfigAndWhileHolding) {
   store_.remove_config();
   start();
-  ASSERT_TRUE(eventually([&] { return store_.calls(Op::kGetConfig) >= 1; }));
+  ASSERT_TRUE(wait_until([&] { return store_.calls(Op::kGetConfig) >= 1; }, kAgentTimeout));
   auto t0 = std::chrono::steady_clock::now();
   stop();
   EXPECT_LT(std::chrono::steady_clock::now() - t0, 500ms);

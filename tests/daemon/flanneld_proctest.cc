@@ -13,6 +13,7 @@
 #include "core/subnet_env.h"
 #include "stores/sqlite/sqlite_store.h"
 #include "tests/daemon/agent_fixture.h"
+#include "tests/support/wait.h"
 
 namespace flannel::testing {
 namespace {

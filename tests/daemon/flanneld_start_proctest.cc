@@ -10,6 +10,7 @@
 #include <regex>
 
 #include "tests/daemon/agent_fixture.h"
+#include "tests/support/wait.h"
 
 namespace flannel::testing {
 namespace {

@@ -126,7 +126,10 @@ WatchResult MemoryStore::watch_leases(uint64_t after_revision, std::chrono::mill
     w.status = Status::Error(StoreCode::kHistoryGone, "history dropped");
     return w;
   }
-  if (!changed_.wait_for(lock, stop, timeout, pending)) {
+  const auto blocked = blocked_watches_.insert(after_revision);  // seen only while it waits
+  const bool woken = changed_.wait_for(lock, stop, timeout, pending);
+  blocked_watches_.erase(blocked);
+  if (!woken) {
     w.status =
         Status::Error(stop.stop_requested() ? StoreCode::kCancelled : StoreCode::kTimeout, "");
     return w;
@@ -201,6 +204,11 @@ std::optional<Lease> MemoryStore::lease(const LeaseKey& subnet) const {
   auto it = leases_.find(subnet);
   if (it == leases_.end()) return std::nullopt;
   return it->second;
+}
+
+bool MemoryStore::watching_from(uint64_t after_revision) const {
+  std::lock_guard lock(mu_);
+  return blocked_watches_.count(after_revision) > 0;
 }
 
 size_t MemoryStore::calls(Op op) const {

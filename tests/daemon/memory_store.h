@@ -11,6 +11,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -54,6 +55,10 @@ class MemoryStore : public Store {
 
   std::optional<Lease> lease(const LeaseKey& subnet) const;
   size_t calls(Op op) const;
+  // True while a watch_leases(after_revision, ...) call is blocked waiting for an event: the
+  // agent has handled every event up to `after_revision` and waits for more. What a test awaits
+  // before it checks that something did not happen, instead of sleeping.
+  bool watching_from(uint64_t after_revision) const;
 
  private:
   // Under mu_: a pending injected failure or reset for `op`, counted as a call.
@@ -74,6 +79,7 @@ class MemoryStore : public Store {
   std::multimap<Op, Status> failures_;
   std::map<Op, size_t> wipe_at_;  // op -> its calls_ count at which to wipe
   std::map<Op, size_t> calls_;
+  std::multiset<uint64_t> blocked_watches_;  // after_revision of each blocked watch_leases()
 };
 
 }  // namespace flannel::testing

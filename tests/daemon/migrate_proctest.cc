@@ -4,6 +4,7 @@
 
 #include "core/lease.h"
 #include "tests/daemon/agent_fixture.h"
+#include "tests/support/wait.h"
 
 namespace flannel::testing {
 namespace {

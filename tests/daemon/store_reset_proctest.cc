@@ -14,6 +14,7 @@
 #include <set>
 
 #include "tests/daemon/agent_fixture.h"
+#include "tests/support/wait.h"
 
 namespace flannel::testing {
 namespace {

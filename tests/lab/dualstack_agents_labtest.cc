@@ -22,6 +22,7 @@
 #include "backends/rules/iptables.h"
 #include "core/lease.h"
 #include "tests/lab/overlay_lab.h"
+#include "tests/support/wait.h"
 
 namespace flannel::testing {
 namespace {
@@ -111,12 +112,14 @@ class KernelChanges {
   // subscribed yet when the first one goes by).
   void fence(const char* marker) {
     const std::string deleted = std::string("Deleted ") + marker;
-    auto deadline = std::chrono::steady_clock::now() + 5s;
-    while (std::chrono::steady_clock::now() < deadline) {
-      lab_.ip(i_, {"route", "add", marker, "dev", "eth0"});
-      lab_.ip(i_, {"route", "del", marker, "dev", "eth0"});
-      if (wait_until([&] { return contains(read_file(log_), deleted); }, 200ms)) return;
-    }
+    const bool seen = wait_until(
+        [&] {
+          lab_.ip(i_, {"route", "add", marker, "dev", "eth0"});
+          lab_.ip(i_, {"route", "del", marker, "dev", "eth0"});
+          return wait_until([&] { return contains(read_file(log_), deleted); }, 200ms);
+        },
+        5s);
+    if (seen) return;
     throw std::runtime_error("ip monitor in host " + std::to_string(i_ + 1) +
                              " did not show the marker route " + marker + ":\n" + read_file(log_));
   }

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "tests/lab/overlay_lab.h"
+#include "tests/support/wait.h"
 
 namespace flannel::testing {
 namespace {

@@ -9,13 +9,13 @@
 #include <memory>
 #include <sstream>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "backends/rules/iptables.h"
 #include "daemon/agent/net_rules.h"
 #include "tests/support/lab.h"
 #include "tests/support/process.h"
+#include "tests/support/wait.h"
 
 namespace flannel::testing {
 namespace {
@@ -87,13 +87,12 @@ TEST(Ip6tablesLab, NetRulesInstallRecycleAndResyncTheIpv6Rules) {
   // Someone deletes the IPv6 MASQUERADE rule and a FORWARD rule: the resync puts them back.
   ASSERT_TRUE(ip6t.remove(want_masq[1]));
   ASSERT_TRUE(ip6t.remove(want_fwd[1]));
-  auto deadline = std::chrono::steady_clock::now() + 10s;
-  bool back = false;
-  while (!back && std::chrono::steady_clock::now() < deadline) {
-    back = in_order(saved("ip6tables-save", "nat", ns), want_masq) &&
-           in_order(saved("ip6tables-save", "filter", ns), want_fwd);
-    if (!back) std::this_thread::sleep_for(100ms);  // polling interval, bounded by the deadline
-  }
+  const bool back = wait_until(
+      [&] {
+        return in_order(saved("ip6tables-save", "nat", ns), want_masq) &&
+               in_order(saved("ip6tables-save", "filter", ns), want_fwd);
+      },
+      10s);
   EXPECT_TRUE(back) << ::testing::PrintToString(saved("ip6tables-save", "nat", ns));
   EXPECT_GE(rules.keeper("ip6-masq")->stats().rules_restored, 1u);
 }

@@ -23,6 +23,7 @@
 #include "core/ip.h"
 #include "tests/support/lab.h"
 #include "tests/support/process.h"
+#include "tests/support/wait.h"
 
 namespace flannel::testing {
 namespace {
@@ -241,6 +242,8 @@ TEST(IptablesRules, StopWakesTheResyncThreadAtOnce) {
   RuleKeeper keeper(Iptables({"/nonexistent/flannel-test/iptables"}), "forward",
                     forward_rules(kNet));
   keeper.start(3600s, nullptr);
+  // Lets the thread reach its hour-long wait, so stop() must wake it. Not synchronisation: the
+  // keeper shows no "waiting" to await, and a stop() that comes first only weakens the test.
   std::this_thread::sleep_for(20ms);
   auto t = std::chrono::steady_clock::now();
   keeper.stop();

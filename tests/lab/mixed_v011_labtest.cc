@@ -30,6 +30,7 @@
 #include <random>
 
 #include "tests/lab/overlay_lab.h"
+#include "tests/support/wait.h"
 
 namespace flannel::testing {
 namespace {

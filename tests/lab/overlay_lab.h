@@ -34,6 +34,7 @@
 #include "tests/support/lab.h"
 #include "tests/support/lab_store.h"
 #include "tests/support/process.h"
+#include "tests/support/wait.h"
 
 #ifndef FLANNEL_BIN_DIR
 #error "FLANNEL_BIN_DIR must point at the built flanneld/flannelctl"

@@ -35,6 +35,7 @@
 #include "core/subnet_env.h"
 #include "tests/support/lab.h"
 #include "tests/support/process.h"
+#include "tests/support/wait.h"
 
 namespace flannel::testing {
 namespace {
@@ -340,6 +341,15 @@ class UdpLabTest : public ::testing::Test {
     return run_command(argv, out, netns);
   }
 
+  // Starts `iperf3 -s -B addr` in `netns` (it runs until cleanup) and waits until it listens.
+  void start_iperf3_server(const std::string& netns, IP4 addr, const std::string& log) {
+    servers_.push_back(std::make_unique<Process>(
+        Process::Spec{{"iperf3", "-s", "-B", addr.str()}, {}, {}, netns, log}));
+    ASSERT_TRUE(wait_until([&] { return tcp_listening(netns, 5201); }, 10s))
+        << "iperf3 -s never listened on " << addr.str() << ":5201\n"
+        << servers_.back()->output();
+  }
+
   // Polls until a ping from `netns` to `to` succeeds (peers may still be learning of each other).
   bool ping_until_ok(const std::string& netns, IP4 to, std::chrono::seconds timeout = 10s) {
     return wait_until([&] { return ping(netns, to) == 0; }, timeout);
@@ -370,11 +380,13 @@ class UdpLabTest : public ::testing::Test {
   std::map<int, Lab::Pod> pods_;
 };
 
-// Runs `iperf3 -c to -t 2 -J [extra]` in `netns` against a server that is (about to be) up;
-// returns the bytes received, 0 on failure (details in *log).
+// Runs `iperf3 -c to -t 2 -J [extra]` in `netns` against a listening server (see
+// start_iperf3_server); returns the bytes received, 0 on failure (details in *log).
 double iperf3_bytes(const std::string& netns, IP4 to, const std::vector<std::string>& extra,
                     std::string* log, double* bps = nullptr) {
   for (int attempt = 0; attempt < 20; ++attempt) {
+    // A backoff between retries of a failed run, not synchronisation: the server listens
+    // (start_iperf3_server), but a run can still fail, e.g. while it closes the previous test.
     if (attempt) std::this_thread::sleep_for(200ms);
     std::vector<std::string> argv{"iperf3", "-c", to.str(), "-t", "2", "-J"};
     argv.insert(argv.end(), extra.begin(), extra.end());
@@ -431,14 +443,9 @@ TEST_F(UdpLabTest, ThreeHostsCarryPingAndTcpBetweenPods) {
     }
   }
 
-  // A TCP transfer of several MB between pods on h1 and h2. The server keeps running (it is
-  // killed at cleanup), so a client attempt made before it listens can simply be retried.
-  servers_.push_back(
-      std::make_unique<Process>(Process::Spec{{"iperf3", "-s", "-B", pods_[1].addr.str()},
-                                              {},
-                                              {},
-                                              pods_[1].netns,
-                                              dir_ + "/iperf3-server.log"}));
+  // A TCP transfer of several MB between pods on h1 and h2.
+  ASSERT_NO_FATAL_FAILURE(
+      start_iperf3_server(pods_[1].netns, pods_[1].addr, dir_ + "/iperf3-server.log"));
   std::string log;
   double bps = 0;
   double bytes = iperf3_bytes(pods_[2].netns, pods_[1].addr, {}, &log, &bps);
@@ -539,8 +546,7 @@ TEST_F(UdpLabTest, InteroperatesWithAPlainOnePacketPerDatagramPeer) {
 
   ASSERT_TRUE(ping_until_ok(pods_[1].netns, old_tun_addr))
       << "pod on h1 cannot reach the plain peer";
-  servers_.push_back(std::make_unique<Process>(Process::Spec{
-      {"iperf3", "-s", "-B", old_tun_addr.str()}, {}, {}, h2.netns, dir_ + "/iperf3-plain.log"}));
+  ASSERT_NO_FATAL_FAILURE(start_iperf3_server(h2.netns, old_tun_addr, dir_ + "/iperf3-plain.log"));
   std::string log;
   double bps = 0;
   // pod(h1) -> plain peer: h1's TSO super-packets must reach h2 cut into single packets.

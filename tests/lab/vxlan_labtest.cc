@@ -7,6 +7,7 @@
 
 #include "backends/vxlan/vxlan.h"
 #include "tests/lab/overlay_lab.h"
+#include "tests/support/wait.h"
 
 namespace flannel::testing {
 namespace {

@@ -19,8 +19,10 @@
 #include <fstream>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "tests/lab/overlay_lab.h"
+#include "tests/support/wait.h"
 
 namespace flannel::testing {
 namespace {
@@ -351,10 +353,14 @@ TEST(WireguardBench, ThroughputAndRttAgainstUdpAndVxlan) {
                     {},
                     lab.pod(1).netns,
                     lab.dir() + "/iperf3.log"});
+    ASSERT_TRUE(wait_until([&] { return tcp_listening(lab.pod(1).netns, 5201); }, 10s))
+        << "iperf3 -s never listened:\n"
+        << server.output();
     double bps = 0;
     std::string out;
     for (int attempt = 0; attempt < 20 && bps == 0; ++attempt) {
-      if (attempt) wait_until([] { return false; }, 200ms);  // the server may not listen yet
+      // A backoff between retries of a failed run, not synchronisation: the server listens.
+      if (attempt) std::this_thread::sleep_for(200ms);
       int rc = run_command({"iperf3", "-c", lab.pod(1).addr.str(), "-t", "2", "-J"}, &out,
                            lab.pod(0).netns);
       auto j =

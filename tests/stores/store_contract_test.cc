@@ -3,6 +3,7 @@
 // Cross-connection cases use two Store objects from harness_->connect(), as two hosts would.
 #include "tests/stores/store_contract.h"
 #include "tests/stores/contract_util.h"
+#include "tests/support/wait.h"
 
 #include <sys/types.h>
 #include <sys/wait.h>
@@ -361,7 +362,8 @@ TEST_P(StoreContract, WatchIsCancelledPromptly) {
     r = store->watch_leases(list.revision, 30s, source.get_token());
     returned_ns = SteadyClock::now().time_since_epoch().count();
   });
-  // Give the watch time to block; there is no condition to poll for "is blocked".
+  // Proving an absence: the watch must not return in 300 ms before it is cancelled (the wait also
+  // lets it block; the contract has no store-neutral "is blocked" to await).
   std::this_thread::sleep_for(300ms);
   EXPECT_EQ(returned_ns.load(), 0) << "watch returned before it was cancelled";
   const auto requested = SteadyClock::now();
@@ -494,27 +496,26 @@ TEST_P(StoreContract, ConcurrentAllocatorsNeverShareASubnet) {
     close(fds[1]);
 
     // Reap with a deadline; a hung child is killed and reported.
-    const auto deadline = SteadyClock::now() + 30s;
     // Only our own pids: the harness may have children of its own (an etcd server).
     std::map<pid_t, int> status;
-    while (status.size() < pids.size()) {
+    const bool finished = wait_until(
+        [&] {
+          for (pid_t p : pids) {
+            int st = 0;
+            if (!status.count(p) && waitpid(p, &st, WNOHANG) == p) status[p] = st;
+          }
+          return status.size() == pids.size();
+        },
+        30s);
+    if (!finished) {
+      ADD_FAILURE() << "allocators did not finish within 30 s";
       for (pid_t p : pids) {
         int st = 0;
-        if (!status.count(p) && waitpid(p, &st, WNOHANG) == p) status[p] = st;
+        if (status.count(p)) continue;
+        kill(p, SIGKILL);
+        waitpid(p, &st, 0);
+        status[p] = st;
       }
-      if (status.size() == pids.size()) break;
-      if (SteadyClock::now() > deadline) {
-        ADD_FAILURE() << "allocators did not finish within 30 s";
-        for (pid_t p : pids) {
-          int st = 0;
-          if (status.count(p)) continue;
-          kill(p, SIGKILL);
-          waitpid(p, &st, 0);
-          status[p] = st;
-        }
-        break;
-      }
-      std::this_thread::sleep_for(2ms);
     }
     for (const auto& [pid, st] : status) {
       EXPECT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0)

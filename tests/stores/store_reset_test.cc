@@ -4,13 +4,13 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
-#include <functional>
 #include <stop_token>
 #include <string>
 #include <thread>
 
 #include "tests/stores/contract_util.h"
 #include "tests/stores/store_contract.h"
+#include "tests/support/wait.h"
 
 namespace flannel::testing {
 namespace {
@@ -28,16 +28,6 @@ void fill(Store& store, uint32_t n) {
     l.subnet = nth_subnet(i);
     ASSERT_TRUE(IsOk(store.create_lease(l, 600s, nullptr)));
   }
-}
-
-// Polls `cond` until it holds or `limit` passes.
-bool eventually(const std::function<bool()>& cond, std::chrono::milliseconds limit) {
-  const auto deadline = SteadyClock::now() + limit;
-  while (!cond()) {
-    if (SteadyClock::now() >= deadline) return false;
-    std::this_thread::sleep_for(5ms);
-  }
-  return true;
 }
 
 TEST_P(StoreContract, ResetWakesABlockedWatcher) {
@@ -65,7 +55,8 @@ TEST_P(StoreContract, ResetWakesABlockedWatcher) {
         continue;
       }
       if (r.status.code == StoreCode::kUnavailable) {
-        // The store is down for a moment during the wipe: retry after a pause, as agents do.
+        // The store is down for a moment during the wipe: retry after a pause, as agents do
+        // (a backoff between retries, not synchronisation).
         std::this_thread::sleep_for(20ms);
         continue;
       }
@@ -77,12 +68,12 @@ TEST_P(StoreContract, ResetWakesABlockedWatcher) {
   // The watcher is watching once it has seen this write; then it blocks in its next watch.
   Lease l = make_lease("10.5.99.0/24", "192.168.3.99");
   ASSERT_TRUE(IsOk(writer->create_lease(l, 600s, nullptr)));
-  ASSERT_TRUE(eventually([&] { return saw_event.load(); }, 10s)) << "watcher saw no event";
+  ASSERT_TRUE(wait_until([&] { return saw_event.load(); }, 10s)) << "watcher saw no event";
 
   const auto t_wipe = SteadyClock::now();
   harness_->wipe_and_restart();
   const auto t_back = SteadyClock::now();
-  const bool woke = eventually([&] { return ended_ns.load() != 0; }, 10s);
+  const bool woke = wait_until([&] { return ended_ns.load() != 0; }, 10s);
   t.request_stop();
   t.join();
   ASSERT_TRUE(woke) << "the blocked watcher never reported the reset";

@@ -1,6 +1,7 @@
 #include "tests/support/etcd_server.h"
 
 #include "tests/support/loopback.h"
+#include "tests/support/wait.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -23,7 +24,6 @@
 #include <mutex>
 #include <sstream>
 #include <stdexcept>
-#include <thread>
 
 namespace flannel::testing {
 
@@ -302,32 +302,42 @@ void EtcdServer::launch() {
 }
 
 bool EtcdServer::wait_ready(SteadyClock::time_point deadline, std::string* why) {
-  for (;;) {
-    int status = 0;
-    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
-      pid_ = -1;
-      *why = "etcd exited with status " +
-             std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status));
-      return false;
-    }
-    // /health says a leader exists; the v2 GET says the v2 API is on.
-    RawResponse health = raw("GET", "/health");
-    if (health.status == 200 && health.body.find("true") != std::string::npos) {
-      if (!options_.enable_v2) {
-        RawResponse v3 = raw("POST", "/v3/kv/range", R"({"key":"AA=="})");
-        if (v3.status == 200) return true;
-        *why = "v3 gateway answers " + std::to_string(v3.status) + " " + v3.body + v3.error;
-      } else {
-        RawResponse v2 = raw("GET", "/v2/keys/?quorum=true");
-        if (v2.status == 200) return true;
-        *why = "v2 keys API answers " + std::to_string(v2.status) + " " + v2.body + v2.error;
-      }
-    } else {
-      *why = health.status ? "health " + health.body : health.error;
-    }
-    if (SteadyClock::now() >= deadline) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  bool exited = false;
+  const bool answered = wait_until(
+      [&] {
+        exited = etcd_exited(why);
+        return exited || answers(why);
+      },
+      std::chrono::duration_cast<std::chrono::milliseconds>(deadline - SteadyClock::now()));
+  return answered && !exited;
+}
+
+bool EtcdServer::etcd_exited(std::string* why) {
+  int status = 0;
+  if (::waitpid(pid_, &status, WNOHANG) != pid_) return false;
+  pid_ = -1;
+  *why = "etcd exited with status " +
+         std::to_string(WIFEXITED(status) ? WEXITSTATUS(status) : -WTERMSIG(status));
+  return true;
+}
+
+bool EtcdServer::answers(std::string* why) const {
+  // /health says a leader exists; the v2 GET (or the v3 range) says the API is on.
+  RawResponse health = raw("GET", "/health");
+  if (health.status != 200 || health.body.find("true") == std::string::npos) {
+    *why = health.status ? "health " + health.body : health.error;
+    return false;
   }
+  if (!options_.enable_v2) {
+    RawResponse v3 = raw("POST", "/v3/kv/range", R"({"key":"AA=="})");
+    if (v3.status == 200) return true;
+    *why = "v3 gateway answers " + std::to_string(v3.status) + " " + v3.body + v3.error;
+    return false;
+  }
+  RawResponse v2 = raw("GET", "/v2/keys/?quorum=true");
+  if (v2.status == 200) return true;
+  *why = "v2 keys API answers " + std::to_string(v2.status) + " " + v2.body + v2.error;
+  return false;
 }
 
 std::string EtcdServer::log_tail() const {
@@ -345,19 +355,28 @@ std::string EtcdServer::log_tail() const {
 void EtcdServer::stop() {
   if (pid_ <= 0) return;
   ::kill(pid_, SIGTERM);
-  const auto deadline = SteadyClock::now() + std::chrono::seconds(5);
   int status = 0;
-  for (;;) {
-    pid_t r = ::waitpid(pid_, &status, WNOHANG);
-    if (r == pid_ || (r < 0 && errno != EINTR)) break;
-    if (SteadyClock::now() >= deadline) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, &status, 0);
-      break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const bool gone = wait_until(
+      [&] {
+        const pid_t r = ::waitpid(pid_, &status, WNOHANG);
+        return r == pid_ || (r < 0 && errno != EINTR);
+      },
+      std::chrono::seconds(5));
+  if (!gone) {
+    ::kill(pid_, SIGKILL);
+    ::waitpid(pid_, &status, 0);
   }
   pid_ = -1;
+}
+
+double EtcdServer::metric(const std::string& name) const {
+  RawResponse r = raw("GET", "/metrics");
+  if (r.status != 200) return -1;
+  // One sample a line: "<name> <value>" (labelled metrics have "{" after the name).
+  const std::string line_start = "\n" + name + " ";
+  const size_t at = r.body.find(line_start);
+  if (at == std::string::npos) return -1;
+  return std::strtod(r.body.c_str() + at + line_start.size(), nullptr);
 }
 
 EtcdOptions EtcdServer::client_options(const std::string& prefix) const {

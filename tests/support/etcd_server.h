@@ -82,6 +82,11 @@ class EtcdServer {
   RawResponse raw(const std::string& method, const std::string& path,
                   const std::string& form_body = "", const std::string& userpwd = "") const;
 
+  // The value of the unlabelled metric `name` on etcd's /metrics, -1 if it cannot be read.
+  // E.g. etcd_debugging_store_watch_requests_total, the v2 watch requests etcd has taken so far:
+  // a test awaits it growing to know its watch_leases() call reached etcd, instead of sleeping.
+  double metric(const std::string& name) const;
+
   // Stops etcd now (the destructor does it otherwise). Further requests fail to connect.
   void stop();
 
@@ -98,6 +103,8 @@ class EtcdServer {
   void start_once();  // picks free ports, then launch()
   void launch();      // starts etcd on client_port_/peer_port_ and waits until it answers
   bool wait_ready(std::chrono::steady_clock::time_point deadline, std::string* why);
+  bool etcd_exited(std::string* why);    // reaps etcd if it exited; *why says how
+  bool answers(std::string* why) const;  // health and the API are up; else *why says what not
   void make_certs();
   std::string log_tail() const;
 

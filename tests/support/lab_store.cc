@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include "tests/support/wait.h"
+
 namespace flannel::testing {
 
 #ifndef FLANNEL_BIN_DIR

@@ -1,5 +1,7 @@
 #include "tests/support/process.h"
 
+#include "tests/support/wait.h"
+
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -12,7 +14,6 @@
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
-#include <thread>
 
 extern char** environ;
 
@@ -110,17 +111,15 @@ void Process::signal(int sig) const {
 
 std::optional<int> Process::wait(std::chrono::milliseconds timeout) {
   if (exit_code_) return exit_code_;
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    int st = 0;
-    pid_t r = ::waitpid(pid_, &st, WNOHANG);
-    if (r == pid_) {
-      exit_code_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
-      return exit_code_;
-    }
-    if (std::chrono::steady_clock::now() >= deadline) return std::nullopt;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  wait_until(
+      [&] {
+        int st = 0;
+        if (::waitpid(pid_, &st, WNOHANG) != pid_) return false;
+        exit_code_ = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+        return true;
+      },
+      timeout);
+  return exit_code_;
 }
 
 bool Process::running() { return !wait(std::chrono::milliseconds(0)).has_value(); }
@@ -157,13 +156,11 @@ std::string ip_output(const std::string& netns, const std::vector<std::string>& 
   return kept;
 }
 
-bool wait_until(const std::function<bool()>& cond, std::chrono::milliseconds timeout) {
-  auto deadline = std::chrono::steady_clock::now() + timeout;
-  for (;;) {
-    if (cond()) return true;
-    if (std::chrono::steady_clock::now() >= deadline) return cond();
-    std::this_thread::sleep_for(std::chrono::milliseconds(10));
-  }
+bool tcp_listening(const std::string& netns, int port) {
+  std::string out;
+  const int rc =
+      run_command({"ss", "-H", "-l", "-t", "-n", "sport = :" + std::to_string(port)}, &out, netns);
+  return rc == 0 && out.find_first_not_of(" \t\r\n") != std::string::npos;
 }
 
 std::string read_file(const std::string& path) {

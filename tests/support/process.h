@@ -7,7 +7,6 @@
 #include <sys/types.h>
 
 #include <chrono>
-#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -56,8 +55,9 @@ int run_command(const std::vector<std::string>& argv, std::string* out = nullptr
 // namespace: noise from parallel tests, never a fact about `netns`.
 std::string ip_output(const std::string& netns, const std::vector<std::string>& args);
 
-// Polls `cond` every 10 ms until it is true or `timeout` passes. Returns its last value.
-bool wait_until(const std::function<bool()>& cond, std::chrono::milliseconds timeout);
+// True if a TCP socket listens on `port` in `netns` ("" = ours), as `ss -Hltn` shows it: what a
+// test awaits after starting a server (iperf3 -s) before its client connects.
+bool tcp_listening(const std::string& netns, int port);
 
 // Reads a whole file ("" if missing).
 std::string read_file(const std::string& path);

@@ -15,6 +15,7 @@
 #include "tests/stores/contract_util.h"
 #include "tests/support/etcd_server.h"
 #include "tests/support/loopback.h"
+#include "tests/support/wait.h"
 
 namespace flannel::testing {
 namespace {
@@ -73,6 +74,18 @@ class EtcdStoreTest : public ::testing::Test {
     auto r = server().raw("GET", keys(rel));
     EXPECT_EQ(r.status, 200) << r.body << r.error;
     return json::parse(r.body, nullptr, false);
+  }
+
+  // The v2 watch requests etcd has taken so far. A counter: it never goes down, so a watch that
+  // an earlier test left behind cannot fool watch_reached_etcd() as a count of watchers could.
+  static double watch_requests() {
+    return server().metric("etcd_debugging_store_watch_requests_total");
+  }
+  // Waits until a watch started after watch_requests() returned `before` is in etcd. etcd counts
+  // a watch request and registers the watcher under its store lock, which every write takes:
+  // from here on, a write is an event that watch receives, and a cancel ends a blocked poll.
+  static bool watch_reached_etcd(double before) {
+    return wait_until([&] { return watch_requests() > before; }, 10s);
   }
 
   std::string prefix_;
@@ -269,11 +282,12 @@ TEST_F(EtcdStoreTest, WatchCancelsPromptly) {
   std::atomic<long long> latency{-1};
   WatchResult result;
   SteadyClock::time_point stopped_at;
+  const double before = watch_requests();
   std::thread t([&] {
     result = store_->watch_leases(list.revision, 30s, stop.get_token());
     latency = ms_since(stopped_at);
   });
-  std::this_thread::sleep_for(300ms);  // let the long-poll reach etcd
+  EXPECT_TRUE(watch_reached_etcd(before)) << "the long-poll never reached etcd";
   stopped_at = SteadyClock::now();
   stop.request_stop();
   t.join();
@@ -340,8 +354,9 @@ TEST_F(EtcdStoreTest, BlockedWatchDoesNotBlockWritersAndSeesTheirEvents) {
   LeaseList list;
   ASSERT_TRUE(store_->list_leases(&list).ok());
   WatchResult w;
+  const double before = watch_requests();
   std::thread t([&] { w = store_->watch_leases(list.revision, 10s, {}); });
-  std::this_thread::sleep_for(100ms);
+  EXPECT_TRUE(watch_reached_etcd(before)) << "the watch never reached etcd";
   auto t0 = SteadyClock::now();
   Lease created;
   ASSERT_TRUE(store_->create_lease(make_lease("10.5.3.0/24", "10.0.0.3"), 60s, &created).ok());

@@ -13,6 +13,7 @@
 
 #include "tests/stores/contract_util.h"
 #include "tests/stores/sqlite/harness.h"
+#include "tests/support/wait.h"
 
 namespace flannel::testing {
 namespace {
@@ -100,11 +101,10 @@ TEST(SqliteReset, ReplacedByRenameWakesABlockedWatcher) {
     ended = a->watch_leases(start.revision, 10s, stop);
     ended_ns = SteadyClock::now().time_since_epoch().count();
   });
-  const auto t0 = SteadyClock::now();
-  while (SteadyClock::now() - t0 < 300ms && ended_ns.load() == 0) {
-    std::this_thread::sleep_for(5ms);  // let the watch block: there is no "is blocked" to poll
-  }
-  ASSERT_EQ(ended_ns.load(), 0) << "watch returned early: " << ended.status.message;
+  // Proving an absence: the watch must not return within 300 ms while nothing changed (the wait
+  // also lets it block: a SQLite watch has no "is blocked" to await).
+  const bool returned_early = wait_until([&] { return ended_ns.load() != 0; }, 300ms);
+  ASSERT_FALSE(returned_early) << "watch returned early: " << ended.status.message;
   const auto swapped = SteadyClock::now();
   ASSERT_EQ(std::rename(other.path.c_str(), h.path().c_str()), 0);
   for (const char* suffix : {"-wal", "-shm"}) std::filesystem::remove(h.path() + suffix);

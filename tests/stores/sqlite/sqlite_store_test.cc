@@ -287,7 +287,9 @@ TEST(SqliteStore, EventsFromAnotherProcessArriveByPollingNotTimeout) {
   uint64_t rev = start.revision;
   std::chrono::nanoseconds worst{0};
   for (int i = 0; i < kWrites; ++i) {
-    // Let the watcher settle into its poll sleep before the write happens.
+    // The write should land while the watch is blocked (one that came first would be found at
+    // once, even by a watcher that waits out its timeout). Not synchronisation: a SQLite watch
+    // has no "is blocked" to await, and a write that comes too early only weakens this round.
     std::jthread signal([&] {
       std::this_thread::sleep_for(30ms);
       EXPECT_EQ(write(go[1], "g", 1), 1);
