@@ -21,7 +21,7 @@
 #include <thread>
 #include <vector>
 
-#include "tests/support/process.h"
+#include "tests/support/wait.h"
 
 namespace flannel {
 namespace {

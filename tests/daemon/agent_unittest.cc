@@ -176,7 +176,7 @@ TEST_F(AgentStateMachine, HostileLeasesNeverReachTheBackendAndStayInTheStore) {
   // our previous lease, as flannel does; one written while we hold ours is someone else's.)
   store_.put_lease(peer("10.5.9.0/24", "127.0.0.1"));
   store_.put_lease(peer("10.5.10.0/24", "10.250.0.1"));  // iface_'s address
-  ASSERT_TRUE(eventually([&] { return metrics_.refused_leases.load() == 4; }));
+  ASSERT_TRUE(wait_until([&] { return metrics_.refused_leases.load() == 4; }, kAgentTimeout));
   EXPECT_EQ(metrics_.refusals[size_t(RefusalReason::kBadPublicIP)].load(), 1u);
   EXPECT_EQ(metrics_.refusals[size_t(RefusalReason::kOwnAddress)].load(), 1u);
   auto ever = journal_->read([](auto& j) { return j.ever; });
@@ -186,7 +186,7 @@ TEST_F(AgentStateMachine, HostileLeasesNeverReachTheBackendAndStayInTheStore) {
   }
   // A peer rewritten with a hostile value is removed from the backend.
   store_.put_lease(peer("10.5.7.0/24", "224.0.0.5"));
-  ASSERT_TRUE(eventually([&] { return journal_->peer_set().empty(); }));
+  ASSERT_TRUE(wait_until([&] { return journal_->peer_set().empty(); }, kAgentTimeout));
   EXPECT_EQ(metrics_.refused_leases.load(), 5u);
   EXPECT_EQ(agent_->state(), AgentState::kHolding);
 }
@@ -194,11 +194,11 @@ TEST_F(AgentStateMachine, HostileLeasesNeverReachTheBackendAndStayInTheStore) {
 TEST_F(AgentStateMachine, ANetworkThatHoldsThisHostsAddressIsRefusedUntilFixed) {
   store_.set_config(R"({"Network":"10.250.0.0/16","Backend":{"Type":"vxlan"}})");
   start();
-  ASSERT_TRUE(eventually([&] { return store_.calls(Op::kGetConfig) >= 2; }));
+  ASSERT_TRUE(wait_until([&] { return store_.calls(Op::kGetConfig) >= 2; }, kAgentTimeout));
   EXPECT_EQ(agent_->state(), AgentState::kWaitingForConfig);
   EXPECT_EQ(acquisitions(), 0u);
   store_.set_config(kConfig);
-  ASSERT_TRUE(eventually([&] { return agent_->ready(); }));
+  ASSERT_TRUE(wait_until([&] { return agent_->ready(); }, kAgentTimeout));
 }
 
 TEST_F(AgentStateMachine, ADeletedLeaseIsReacquiredWithTheSameSubnet) {
