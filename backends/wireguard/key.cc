@@ -126,36 +126,61 @@ std::string wg_key_file_path() {
   return env && *env ? env : "/run/flannel/wgkey";
 }
 
+namespace {
+
+// Checks what an open key file is: a regular file, owned by root or by us, not readable or
+// writable by group or others. Throws BackendError naming the file and the fix.
+void check_key_file(int fd, const std::string& path) {
+  struct stat st {};
+  if (::fstat(fd, &st) != 0)
+    throw BackendError(sys_error("cannot stat wireguard key file " + path));
+  if (!S_ISREG(st.st_mode)) {
+    throw BackendError("wireguard key file " + path + " is not a regular file");
+  }
+  if (st.st_uid != 0 && st.st_uid != ::geteuid()) {
+    throw BackendError("wireguard key file " + path + " is owned by uid " +
+                       std::to_string(st.st_uid) + ": a private key must belong to root or to " +
+                       "the agent's user (fix: chown root " + path + ", or remove it)");
+  }
+  if (st.st_mode & 077) {
+    char mode[8];
+    std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    throw BackendError("wireguard key file " + path + " has mode " + mode +
+                       ": a private key must not be accessible to group or others (fix: chmod "
+                       "600 " +
+                       path + ")");
+  }
+}
+
+WgKey read_key_file(int fd, const std::string& path) {
+  check_key_file(fd, path);
+  char buf[256];
+  ssize_t n = ::read(fd, buf, sizeof(buf));
+  if (n < 0) throw BackendError(sys_error("cannot read wireguard key file " + path));
+  auto key = WgKey::from_base64(std::string_view(buf, static_cast<size_t>(n)));
+  if (!key) {
+    throw BackendError("could not parse private key from file " + path +
+                       ": expected a standard base64 32-byte key (44 characters, as `wg genkey` "
+                       "writes), got " +
+                       std::to_string(n) + " bytes; remove the file to get a new key");
+  }
+  return *key;
+}
+
+}  // namespace
+
 WgKey load_or_create_private_key(const std::string& path, bool* created) {
   if (created) *created = false;
-  struct stat st {};
-  if (::stat(path.c_str(), &st) == 0) {
-    if (!S_ISREG(st.st_mode)) {
-      throw BackendError("wireguard key file " + path + " is not a regular file");
-    }
-    if (st.st_mode & 077) {
-      char mode[8];
-      std::snprintf(mode, sizeof(mode), "%04o", static_cast<unsigned>(st.st_mode & 07777));
-      throw BackendError(
-          "wireguard key file " + path + " has mode " + mode +
-          ": a private key must not be accessible to group or others (fix: chmod 600 " + path +
-          ")");
-    }
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd.valid()) throw BackendError(sys_error("cannot open wireguard key file " + path));
-    char buf[256];
-    ssize_t n = ::read(fd.get(), buf, sizeof(buf));
-    if (n < 0) throw BackendError(sys_error("cannot read wireguard key file " + path));
-    auto key = WgKey::from_base64(std::string_view(buf, static_cast<size_t>(n)));
-    if (!key) {
-      throw BackendError("could not parse private key from file " + path +
-                         ": expected a standard base64 32-byte key (44 characters, as `wg genkey` "
-                         "writes), got " +
-                         std::to_string(n) + " bytes; remove the file to get a new key");
-    }
-    return *key;
+  // O_NOFOLLOW: a symbolic link planted at the path is refused, not followed to someone's file.
+  // O_NONBLOCK: a FIFO planted there does not hang the open (check_key_file refuses it).
+  UniqueFd existing(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK));
+  if (existing.valid()) return read_key_file(existing.get(), path);
+  if (errno == ELOOP) {
+    throw BackendError("wireguard key file " + path +
+                       " is a symbolic link; refusing to follow it (remove it, and the agent "
+                       "writes a new key there)");
   }
-  if (errno != ENOENT) throw BackendError(sys_error("cannot stat wireguard key file " + path));
+  if (errno != ENOENT) throw BackendError(sys_error("cannot open wireguard key file " + path));
 
   std::error_code ec;
   auto parent = std::filesystem::path(path).parent_path();

@@ -99,7 +99,7 @@ std::string saved_path(const std::string& data_dir, const std::string& container
   return data_dir + "/" + container_id;
 }
 
-// Writes the delegate config for DEL: dataDir 0700, file 0600, temp + fsync + rename.
+// Writes the delegate config for DEL: dataDir 0700, file 0600, unique temp + fsync + rename.
 void save_config(const std::string& data_dir, const std::string& container_id,
                  const std::string& bytes) {
   std::error_code ec;
@@ -107,8 +107,11 @@ void save_config(const std::string& data_dir, const std::string& container_id,
   if (ec) throw Error(kIOFailure, "cannot create dataDir " + data_dir + ": " + ec.message());
   ::chmod(data_dir.c_str(), 0700);
   const std::string path = saved_path(data_dir, container_id);
-  const std::string tmp = path + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  // A unique temp beside it whose name starts with a dot: container ids start with a letter or
+  // digit, so no container's saved config (not even that of a container named "<id>.tmp") is
+  // ever a temp file of another's.
+  std::string tmp = data_dir + "/." + container_id + ".XXXXXX";
+  int fd = ::mkostemp(tmp.data(), O_CLOEXEC);  // 0600, O_EXCL
   if (fd < 0) throw Error(kIOFailure, "cannot write " + tmp + ": " + errno_text(errno));
   size_t off = 0;
   while (off < bytes.size()) {

@@ -1,5 +1,7 @@
 #include "daemon/common/logging.h"
 
+#include <fcntl.h>
+
 #include <execinfo.h>
 #include <fnmatch.h>
 #include <pwd.h>
@@ -267,8 +269,12 @@ std::string create_log_file(const LogOptions& opts) {
                                        program, host, user_name(), tm.tm_year + 1900, tm.tm_mon + 1,
                                        tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ::getpid());
   const std::string path = dir + "/" + name;
-  std::FILE* f = std::fopen(path.c_str(), "w");
+  // A new file only (the name holds the time and pid): O_EXCL|O_NOFOLLOW never write through a
+  // file or symbolic link someone planted in a shared directory such as /tmp.
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+  std::FILE* f = fd < 0 ? nullptr : ::fdopen(fd, "w");
   if (f == nullptr) {
+    if (fd >= 0) ::close(fd);
     throw std::runtime_error("cannot create log file " + path + ": " + std::strerror(errno) +
                              " (check -log_dir, or run with -logtostderr=true)");
   }

@@ -1,5 +1,8 @@
 #include "stores/sqlite/db.h"
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <thread>
 #include <utility>
@@ -71,7 +74,21 @@ std::string Query::text(int column) const {
                      static_cast<size_t>(sqlite3_column_bytes(stmt_, column)));
 }
 
+namespace {
+
+// Creates the store file 0600 when it does not exist yet (it holds the config, WireGuard PSK
+// included; SQLite creates -wal and -shm with the database file's mode). An existing file keeps
+// its mode; O_NOFOLLOW|O_EXCL never create through a symbolic link. Errors are left to SQLite's
+// own open, which names them.
+void create_private_file(const std::string& path) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd >= 0) ::close(fd);
+}
+
+}  // namespace
+
 Db::Db(const std::string& path, std::chrono::milliseconds busy_timeout) : path_(path) {
+  create_private_file(path);
   // NOMUTEX: each connection is used by one thread at a time (see the header), so SQLite's own
   // per-connection mutex would only cost time.
   int rc =

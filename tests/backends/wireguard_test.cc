@@ -207,6 +207,26 @@ TEST_F(KeyFile, BadPermissionsAndCorruptKeyAreClearErrors) {
   EXPECT_EQ(error_of(dir_), "wireguard key file " + dir_ + " is not a regular file");
 }
 
+// A key file is read only if it is what the agent would have written: no symbolic link (one
+// planted in /run/flannel could make the agent use, or overwrite, someone else's file), no other
+// owner than root or us.
+TEST_F(KeyFile, SymlinksAndForeignOwnersAreRefused) {
+  std::string target = dir_ + "/real", path = dir_ + "/wgkey";
+  std::ofstream(target) << WgKey::generate_private().base64();
+  ::chmod(target.c_str(), 0600);
+  ASSERT_EQ(::symlink(target.c_str(), path.c_str()), 0);
+  EXPECT_EQ(error_of(path), "wireguard key file " + path +
+                                " is a symbolic link; refusing to follow it (remove it, and the "
+                                "agent writes a new key there)");
+  ::unlink(path.c_str());
+  if (::geteuid() == 0) {  // only root can give a file away
+    ASSERT_EQ(::chown(target.c_str(), 12345, 12345), 0);
+    EXPECT_EQ(error_of(target).rfind("wireguard key file " + target + " is owned by uid 12345", 0),
+              0u)
+        << error_of(target);
+  }
+}
+
 TEST(WireguardKeyFile, PathFromEnvironment) {
   ::unsetenv("WIREGUARD_KEY_FILE");
   EXPECT_EQ(wg_key_file_path(), "/run/flannel/wgkey");

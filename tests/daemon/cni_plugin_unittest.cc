@@ -105,6 +105,25 @@ TEST_F(CniPlugin, AddSavesDelegateConfigRunsItAndPrintsResult) {
   EXPECT_EQ(json::parse(out), json::parse(kResult));
 }
 
+// Containers "c0ffee" and "c0ffee.tmp": with a temp file named "<id>.tmp", the second one's ADD
+// wrote its config through the first one's temp name and the first one's ADD replaced the second
+// one's saved config. Each keeps its own now, and no temp file is left behind.
+TEST_F(CniPlugin, ContainersXAndXTmpKeepTheirOwnSavedConfigs) {
+  auto tmp_env = env("ADD");
+  tmp_env["CNI_CONTAINERID"] = "c0ffee.tmp";
+  ASSERT_EQ(run(tmp_env, conf()), 0) << out << err;
+  const std::string for_tmp = slurp(dir + "/data/c0ffee.tmp");
+  ASSERT_EQ(run(env("ADD"), conf(R"(,"delegate":{"mtu":1400})")), 0) << out << err;
+  EXPECT_EQ(slurp(dir + "/data/c0ffee.tmp"), for_tmp);
+  EXPECT_NE(slurp(saved()), for_tmp);
+  size_t files = 0;
+  for (const auto& e : fs::directory_iterator(dir + "/data")) {
+    ++files;
+    EXPECT_NE(e.path().filename().string()[0], '.') << "temp file left: " << e.path();
+  }
+  EXPECT_EQ(files, 2u);
+}
+
 TEST_F(CniPlugin, AddResultInTheConfigsVersion) {
   ASSERT_EQ(run(env("ADD"), conf("", "0.3.1")), 0) << out;
   json r = json::parse(out);

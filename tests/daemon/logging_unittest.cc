@@ -9,6 +9,7 @@
 #include "daemon/common/logging.h"
 
 #include <gtest/gtest.h>
+#include <pwd.h>
 #include <spdlog/sinks/ostream_sink.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <sys/stat.h>
@@ -216,6 +217,40 @@ TEST_F(LoggingTest, LogDirGetsGlogNamedFileAndSymlink) {
   EXPECT_NE(content.find("] flushed now\n"), std::string::npos) << content;
   shutdown_logging();
   EXPECT_EQ(log_file_path(), "");
+}
+
+// In a shared directory such as /tmp, anyone can plant a symbolic link under the name the log
+// file will have (it is predictable: program, host, user, time, pid). The agent must refuse it,
+// not write through it into the link's target.
+TEST_F(LoggingTest, APlantedSymlinkAtTheLogFilesNameIsRefused) {
+  TempDir dir;
+  const std::string victim = dir.path().string() + "/victim";
+  std::ofstream(victim) << "precious\n";
+  char host[256] = {};
+  ::gethostname(host, sizeof(host) - 1);
+  std::string h(host);
+  if (auto dot = h.find('.'); dot != std::string::npos) h.resize(dot);
+  const char* user = ::getpwuid(::getuid())->pw_name;
+  const std::time_t now = std::time(nullptr);
+  for (std::time_t t = now; t < now + 4; ++t) {  // the next seconds too: the call may cross one
+    std::tm tm{};
+    ::localtime_r(&t, &tm);
+    char stamp[32];
+    std::strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", &tm);
+    const std::string name =
+        "flanneld." + h + "." + user + ".log.INFO." + stamp + "." + std::to_string(::getpid());
+    ASSERT_EQ(::symlink(victim.c_str(), (dir.path() / name).c_str()), 0);
+  }
+  LogOptions opts;
+  opts.logtostderr = false;
+  opts.log_dir = dir.path().string();
+  try {
+    setup_logging(opts);
+    FAIL() << "wrote the log through a planted symlink";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("File exists"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(read_file(victim), "precious\n");
 }
 
 TEST_F(LoggingTest, MissingLogDirIsAClearError) {

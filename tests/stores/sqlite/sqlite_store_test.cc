@@ -2,6 +2,7 @@
 // cross-process notification latency, malformed rows written by hand, and TTL filtering.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -155,6 +156,36 @@ TEST(SqliteStore, RefusesAnUnusablePath) {
   expect_open_refused(o, {o.path, "cannot open"});
   o.path = "";
   expect_open_refused(o, {"sqlite:PATH"});
+}
+
+// The store holds the config (a WireGuard PSK included): a new file and its -wal/-shm are 0600
+// whatever the umask; an existing file keeps the mode its owner gave it.
+TEST(SqliteStore, ANewStoreFileIsPrivateAndAnExistingOneKeepsItsMode) {
+  TempDir dir;
+  SqliteOptions o;
+  o.path = dir.file("new.db");
+  const mode_t old_umask = ::umask(022);
+  {
+    auto store = SqliteStore::open(o);
+    ASSERT_TRUE(store->set_config(R"({"Network":"10.5.0.0/16"})").ok());
+    for (const std::string& f : {o.path, o.path + "-wal", o.path + "-shm"}) {
+      struct stat st {};
+      ASSERT_EQ(::stat(f.c_str(), &st), 0) << f;
+      EXPECT_EQ(st.st_mode & 0777, 0600u) << f;
+    }
+  }
+  SqliteOptions shared;
+  shared.path = dir.file("shared.db");
+  std::ofstream(shared.path).close();
+  ::chmod(shared.path.c_str(), 0640);
+  {
+    auto store = SqliteStore::open(shared);
+    ASSERT_TRUE(store->set_config(R"({"Network":"10.5.0.0/16"})").ok());
+  }
+  ::umask(old_umask);
+  struct stat st {};
+  ASSERT_EQ(::stat(shared.path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0640u);
 }
 
 TEST(SqliteStore, EmptyFileIsInitializedAndReopenKeepsData) {
