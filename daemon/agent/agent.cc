@@ -218,6 +218,7 @@ void Agent::install_lease() {
   if (config_->enable_ipv6) network6 = config_->ipv6_network;
   net_rules_->apply(config_->network, lease_.subnet, network6, lease_.ipv6_subnet,
                     config_->enable_ipv4);
+  net_rules_->wait();  // the rules (or their logged failure) before anyone reads subnet.env
   write_subnet_file();
 }
 

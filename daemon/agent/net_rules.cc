@@ -58,7 +58,12 @@ void NetRules::recycle(Family& f, const Net& network, const Net& subnet,
 void NetRules::start_keeper(Family& f, std::unique_ptr<RuleKeeper>& keeper, const char* name,
                             std::vector<IptablesRule> rules) {
   if (keeper) {
-    keeper->set_rules(std::move(rules));  // adds the new rules before dropping the old ones
+    try {
+      keeper->set_rules(std::move(rules));  // adds the new rules before dropping the old ones
+    } catch (const IptablesError& e) {      // the keeper's resync puts them in place later
+      FLOG_ERROR("iptables: cannot move the {} rules to the new lease (will retry every {}s): {}",
+                 name, settings_.resync.count(), e.what());
+    }
     return;
   }
   keeper = std::make_unique<RuleKeeper>(f.iptables, name, std::move(rules));

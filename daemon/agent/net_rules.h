@@ -8,15 +8,13 @@
 // --random-fully probe; the previous run's FLANNEL_IPV6_NETWORK / FLANNEL_IPV6_SUBNET are
 // recycled like the IPv4 ones.
 //
-// The iptables work (a few fork/execs of the iptables binary, tens of milliseconds) runs on a
-// background thread, as v0.11 runs it in goroutines, so it does not delay the subnet file and
-// READY; the masquerade rules are normally in place long before docker starts a container.
+// The iptables work (a few runs of the iptables binary, tens of milliseconds) runs on a worker
+// thread; the agent waits for it (wait()) before it writes the subnet file and sends READY=1, so
+// the masquerade and forward rules are in place (or their failure logged and left to the
+// keepers' retries) before docker or the CNI plugin can start a container.
 //
 // Thread safety: apply(), wait(), keeper() and set_commands() are for one owner thread (the
 // agent's); the background work runs on the worker thread, and each keeper's resync on its own.
-// Exception to "never fatal": when a lease moves (a second apply()), the keepers' set_rules()
-// runs on the worker thread without a catch, so an iptables failure at that moment escapes the
-// thread and ends the process (std::terminate).
 #pragma once
 
 #include <chrono>

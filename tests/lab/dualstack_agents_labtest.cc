@@ -12,7 +12,12 @@
 //     from the other hosts in both families.
 // (The backends alone, without flanneld: dualstack_labtest.cc.)
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 
 #include <sstream>
 #include <string>
@@ -129,6 +134,23 @@ class KernelChanges {
   Process monitor_;
 };
 
+// Checked the moment host 1's subnet.env exists: both families' masquerade and forward rules.
+void expect_rules_before_subnet_file(const OverlayLab& lab, const IP4Net& net4,
+                                     const IP6Net& net6) {
+  const std::string env = read_file(lab.subnet_file(0));
+  Iptables ipt({"ip", "netns", "exec", lab.host(0).netns, "iptables"});
+  Iptables ip6t({"ip", "netns", "exec", lab.host(0).netns, "ip6tables"});
+  auto rules = masq_rules(net4, lab.lease(0), ipt.random_fully_support().supported);
+  for (const auto& r : forward_rules(net4)) rules.push_back(r);
+  for (const auto& r : rules)
+    EXPECT_TRUE(ipt.exists(r)) << "missing when subnet.env appeared: " << r.str();
+  const auto lease6 = IP6Net::parse(OverlayLab::env_value(env, "FLANNEL_IPV6_SUBNET"));
+  auto rules6 = masq_rules(net6, lease6.network(), ip6t.random_fully_support().supported);
+  for (const auto& r : forward_rules(net6)) rules6.push_back(r);
+  for (const auto& r : rules6)
+    EXPECT_TRUE(ip6t.exists(r)) << "missing when subnet.env appeared: " << r.str();
+}
+
 class DualStackAgentsLab : public ::testing::TestWithParam<Param> {};
 
 TEST_P(DualStackAgentsLab, PingBothFamiliesIp6tablesResyncRestartAndLeave) {
@@ -145,12 +167,28 @@ TEST_P(DualStackAgentsLab, PingBothFamiliesIp6tablesResyncRestartAndLeave) {
                      backend + R"("}})",
                  3, kind);
   // -v=1 for the "Resync:" line that tells a (re)started agent has listed its peers.
-  lab.customize_start = [](int, Process::Spec& spec) {
+  // Host 1's iptables and ip6tables are slowed down (a wrapper first in its PATH sleeps 0.2 s
+  // per call): its rules take over a second, and still must be in place when subnet.env appears.
+  char wrap_tmpl[] = "/tmp/flannel-slow-iptables-XXXXXX";
+  ASSERT_NE(::mkdtemp(wrap_tmpl), nullptr);
+  const std::string wrap_dir = wrap_tmpl;
+  for (const std::string name : {"iptables", "ip6tables"}) {
+    const std::string path = wrap_dir + "/" + name;
+    std::ofstream(path) << "#!/bin/sh\nsleep 0.2\nexec /usr/sbin/" + name + " \"$@\"\n";
+    ::chmod(path.c_str(), 0755);
+  }
+  struct RemoveDir {
+    std::string dir;
+    ~RemoveDir() { std::filesystem::remove_all(dir); }
+  } remove_wrap{wrap_dir};
+  lab.customize_start = [&](int i, Process::Spec& spec) {
     for (const char* f : {"-ip-masq", "-iptables-resync=1", "-v=1"}) spec.argv.push_back(f);
+    if (i == 0) spec.env_set["PATH"] = wrap_dir + ":" + std::getenv("PATH");
   };
   lab.start_all();
   for (int i = 0; i < 3; ++i) {
     lab.wait_subnet(i);
+    if (i == 0) expect_rules_before_subnet_file(lab, net4, net6);
     ASSERT_TRUE(lab.lease6(i)) << "no FLANNEL_IPV6_SUBNET from host " << i + 1 << ":\n"
                                << read_file(lab.subnet_file(i));
     EXPECT_TRUE(net4.contains(lab.lease(i)));
