@@ -163,6 +163,7 @@ void UdpBackend::lease_acquired(const Lease& ours) {
     // Re-acquired with another subnet: move the address; the device, route and socket stay.
     nl.ensure_v4_address(tun_index_, tun_addr);
     proxy_->set_tun_addr(tun_addr.ip);
+    proxy_->set_local_subnet(ours.subnet);
     return;
   }
 
@@ -187,6 +188,7 @@ void UdpBackend::lease_acquired(const Lease& ours) {
   UniqueFd udp = open_udp(iface_.iface_addr, port_);
 
   auto proxy = std::make_unique<UdpProxy>(std::move(tun), std::move(udp), tun_addr.ip, vnet_hdr);
+  proxy->set_local_subnet(ours.subnet);
   proxy->apply(pending_);
   proxy->start();
   pending_.clear();

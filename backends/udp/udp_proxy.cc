@@ -47,6 +47,14 @@ std::string errno_text(const char* what) { return std::string(what) + ": " + std
 struct UdpProxy::Snapshot {
   IP4PrefixTable<UdpEndpoint> routes;
   std::unordered_map<uint32_t, uint32_t> sources;  // peer address -> number of subnets it holds
+  std::optional<IP4Net> local;                     // our lease's subnet, once known
+
+  // A peer's inner packet may enter the pod network only from that peer's subnet and to ours.
+  bool inner_allowed(uint32_t from, const ipv4::Header& h) const {
+    const UdpEndpoint* owner = routes.lookup(h.src);
+    if (!owner || owner->addr.value != from) return false;
+    return !local || local->contains(h.dst);
+  }
 
   void add_source(IP4 a) { ++sources[a.value]; }
   void drop_source(IP4 a) {
@@ -70,11 +78,12 @@ struct UdpProxy::Snapshot {
 struct alignas(64) UdpProxy::TunToUdpCounters {
   std::atomic<uint64_t> rx_packets{0}, rx_bytes{0}, tx_packets{0}, tx_bytes{0};
   std::atomic<uint64_t> no_route{0}, ttl_exceeded{0}, send_error{0}, malformed{0};
-  std::atomic<uint64_t> icmp_sent{0}, io_errors{0}, tso{0};
+  std::atomic<uint64_t> icmp_sent{0}, io_errors{0}, tso{0}, icmp_limited{0};
 };
 struct alignas(64) UdpProxy::UdpToTunCounters {
   std::atomic<uint64_t> rx_packets{0}, rx_bytes{0}, tx_packets{0}, tx_bytes{0};
-  std::atomic<uint64_t> unknown_source{0}, write_error{0}, malformed{0}, io_errors{0}, gro{0};
+  std::atomic<uint64_t> unknown_source{0}, write_error{0}, malformed{0}, io_errors{0}, gro{0},
+      foreign_inner{0};
 };
 
 UdpProxy::UdpProxy(UniqueFd tun, UniqueFd udp, IP4 tun_addr, bool tun_vnet_hdr)
@@ -156,9 +165,17 @@ void UdpProxy::apply(const std::vector<RouteChange>& changes) {
   publish(std::move(next));
 }
 
+void UdpProxy::set_local_subnet(const IP4Net& subnet) {
+  MutexLock writer(&writer_mu_);
+  auto next = std::make_shared<Snapshot>(*snapshot());
+  next->local = subnet.network();
+  publish(std::move(next));
+}
+
 void UdpProxy::replace_all(const std::vector<std::pair<IP4Net, UdpEndpoint>>& routes) {
   MutexLock writer(&writer_mu_);
   auto next = std::make_shared<Snapshot>();
+  next->local = snapshot()->local;
   for (const auto& [subnet, peer] : routes) next->set(subnet.network(), peer);
   publish(std::move(next));
 }
@@ -190,10 +207,12 @@ UdpProxyStats UdpProxy::stats() const {
   s.tun_tx_packets = get(in_->tx_packets);
   s.tun_tx_bytes = get(in_->tx_bytes);
   s.drop_unknown_source = get(in_->unknown_source);
+  s.drop_foreign_inner = get(in_->foreign_inner);
   s.drop_tun_write_error = get(in_->write_error);
   s.gro_packets = get(in_->gro);
   s.drop_malformed = get(out_->malformed) + get(in_->malformed);
   s.icmp_sent = get(out_->icmp_sent);
+  s.icmp_rate_limited = get(out_->icmp_limited);
   s.io_errors = get(out_->io_errors) + get(in_->io_errors);
   return s;
 }
@@ -214,6 +233,15 @@ bool UdpProxy::send_icmp_error(const uint8_t* pkt, size_t len, uint8_t type, uin
   ipv4::Header h;
   if (ipv4::parse_header(pkt, len, &h) != ipv4::ParseResult::kOk) return false;
   if (!ipv4::may_send_icmp_error(pkt, len, h)) return false;
+  const auto now = std::chrono::steady_clock::now();
+  const double elapsed = std::chrono::duration<double>(now - icmp_refilled_).count();
+  icmp_refilled_ = now;
+  icmp_tokens_ = std::min(kIcmpBurst, icmp_tokens_ + elapsed * kIcmpPerSecond);
+  if (icmp_tokens_ < 1) {
+    bump(out_->icmp_limited, 1);
+    return false;
+  }
+  icmp_tokens_ -= 1;
   IP4 src{tun_addr_.load(std::memory_order_relaxed)};
   size_t n = ipv4::build_icmp_error(pkt, h, src, type, code, scratch, ipv4::kIcmpErrorMaxLen);
   if (n == 0) return false;
@@ -548,7 +576,7 @@ class UdpProxy::RxBatch {
   // One batch's counts, published with one atomic add each.
   struct Counts {
     uint64_t rx = 0, rx_bytes = 0, tx = 0, tx_bytes = 0, unknown = 0, malformed = 0, werr = 0,
-             gro = 0;
+             gro = 0, foreign = 0;
     void publish(UdpToTunCounters& c) const {
       bump(c.rx_packets, rx);
       bump(c.rx_bytes, rx_bytes);
@@ -558,6 +586,7 @@ class UdpProxy::RxBatch {
       bump(c.malformed, malformed);
       bump(c.write_error, werr);
       bump(c.gro, gro);
+      bump(c.foreign_inner, foreign);
     }
   };
 
@@ -578,7 +607,8 @@ class UdpProxy::RxBatch {
   }
 
   // Datagram i into pkts_/lens_: only from a peer's public address (anyone else could inject
-  // packets into the pod network), whole, and each inner packet a valid IPv4 header.
+  // packets into the pod network), whole, and each inner packet a valid IPv4 header from that
+  // peer's subnet to ours (a spoofed peer address alone is not enough).
   void split(int i, const Snapshot& snap, Counts* c) {
     const size_t len = msgs_[i].msg_len;
     const uint8_t* buf = storage_.data() + size_t(i) * kBufSize;
@@ -586,7 +616,8 @@ class UdpProxy::RxBatch {
     const size_t count = seg == 0 || len == 0 ? 1 : (len + seg - 1) / seg;
     c->rx += count;
     c->rx_bytes += len;
-    if (from_[i].sin_family != AF_INET || !snap.sources.contains(ntohl(from_[i].sin_addr.s_addr))) {
+    const uint32_t from = ntohl(from_[i].sin_addr.s_addr);
+    if (from_[i].sin_family != AF_INET || !snap.sources.contains(from)) {
       c->unknown += count;
       return;
     }
@@ -604,6 +635,8 @@ class UdpProxy::RxBatch {
       ipv4::Header h;
       if (ipv4::parse_header(buf + at, l, &h) != ipv4::ParseResult::kOk) {
         ++c->malformed;
+      } else if (!snap.inner_allowed(from, h)) {
+        ++c->foreign;
       } else {
         pkts_.push_back(buf + at);
         lens_.push_back(h.total_len);

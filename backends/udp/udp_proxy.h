@@ -28,6 +28,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -65,12 +66,16 @@ struct UdpProxyStats {
   uint64_t tun_tx_packets = 0;  // peer packets delivered to the TUN (not our ICMP errors)
   uint64_t tun_tx_bytes = 0;
   uint64_t drop_unknown_source = 0;  // datagram from an address that is not a peer's
+  // inner packet whose source is not in the sending peer's subnet, or whose destination is not
+  // in ours (someone spoofing a peer's address, or a peer relaying for others)
+  uint64_t drop_foreign_inner = 0;
   uint64_t drop_tun_write_error = 0;
   uint64_t gro_packets = 0;  // TUN writes that merged several TCP segments into one
   // both directions
-  uint64_t drop_malformed = 0;  // < 20 bytes, not IPv4, bad header or truncated
-  uint64_t icmp_sent = 0;       // ICMP errors written into the TUN
-  uint64_t io_errors = 0;       // unexpected read/recv errors
+  uint64_t drop_malformed = 0;     // < 20 bytes, not IPv4, bad header or truncated
+  uint64_t icmp_sent = 0;          // ICMP errors written into the TUN
+  uint64_t icmp_rate_limited = 0;  // ICMP errors not sent: over kIcmpPerSecond
+  uint64_t io_errors = 0;          // unexpected read/recv errors
 };
 
 class UdpProxy {
@@ -104,6 +109,13 @@ class UdpProxy {
   void replace_all(const std::vector<std::pair<IP4Net, UdpEndpoint>>& routes) EXCLUDES(writer_mu_);
   // The source address of generated ICMP errors (our lease's network address).
   void set_tun_addr(IP4 addr) { tun_addr_.store(addr.value, std::memory_order_relaxed); }
+  // Our lease's subnet: a peer's packet is delivered only if its destination lies in it (and
+  // its source in that peer's subnet). Until it is set, destinations are not checked.
+  void set_local_subnet(const IP4Net& subnet) EXCLUDES(writer_mu_);
+  // ICMP errors the proxy generates (no route, TTL exceeded): at most this many per second, in
+  // bursts of up to kIcmpBurst, so a flood of undeliverable packets is not answered in kind.
+  static constexpr double kIcmpPerSecond = 100;
+  static constexpr double kIcmpBurst = 50;
 
   // The endpoint the TUN->UDP path would use for `dst` (longest prefix match), for diagnostics.
   std::optional<UdpEndpoint> lookup(IP4 dst) const;
@@ -142,6 +154,9 @@ class UdpProxy {
   UniqueFd udp_;
   UniqueFd stop_fd_;  // eventfd, readable once stop() is called
   std::atomic<uint32_t> tun_addr_;
+  // The ICMP token bucket; only the TUN->UDP thread (send_icmp_error) touches it.
+  double icmp_tokens_ = kIcmpBurst;
+  std::chrono::steady_clock::time_point icmp_refilled_{};
   const bool vnet_;       // every TUN read and write starts with a virtio-net header
   bool udp_gro_ = false;  // UDP_GRO is on: datagrams may carry several packets
   bool udp_gso_ = true;   // UDP_SEGMENT works (cleared on the first refusal)

@@ -30,6 +30,7 @@
 #include "backends/backend.h"
 #include "backends/udp/ipv4_packet.h"
 #include "backends/udp/udp.h"
+#include "backends/udp/udp_proxy.h"
 #include "backends/unique_fd.h"
 #include "core/lease.h"
 #include "core/subnet_env.h"
@@ -485,6 +486,20 @@ TEST_F(UdpLabTest, OneTtlHopAndIcmpErrorsReachTheSender) {
   EXPECT_NE(out.find("From " + tun1.str() + " icmp_seq=1 Destination Net Unreachable"),
             std::string::npos)
       << out;
+
+  // 400 such packets as fast as ping sends them: the errors are rate limited (a burst of
+  // kIcmpBurst, then kIcmpPerSecond), not one per packet.
+  auto t0 = std::chrono::steady_clock::now();
+  ping(pods_[1].netns, nowhere, {"-i", "0.002", "-c", "400", "-W", "1"}, &out);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  size_t errors = 0;
+  for (size_t at = out.find("Destination Net Unreachable"); at != std::string::npos;
+       at = out.find("Destination Net Unreachable", at + 1))
+    ++errors;
+  EXPECT_GE(errors, 1u) << out;
+  EXPECT_LE(errors, UdpProxy::kIcmpBurst + UdpProxy::kIcmpPerSecond * secs + 20)
+      << "in " << secs << " s";
+  EXPECT_LT(errors, 400u) << "one ICMP error per packet: no rate limit";
 }
 
 TEST_F(UdpLabTest, OnlyKnownPeersCanInjectPackets) {
@@ -511,6 +526,20 @@ TEST_F(UdpLabTest, OnlyKnownPeersCanInjectPackets) {
   send_to(peer, host(1).addr, 9000,
           inner_udp_packet(pods_[2].addr, pods_[1].addr, 9999, "from-peer"));
   EXPECT_EQ(receive(sink, 3000ms), "from-peer");
+
+  // From h2's address, but the inner source is not h2's subnet (a spoofed peer address carrying
+  // someone else's packet), or the inner destination is not h1's subnet (h1 would relay it, and
+  // with -ip-masq masquerade it, to the hub): both dropped.
+  send_to(peer, host(1).addr, 9000,
+          inner_udp_packet(IP4::parse("192.0.2.7"), pods_[1].addr, 9999, "foreign-source"));
+  EXPECT_EQ(receive(sink, 1000ms), "") << "an inner packet from outside h2's subnet got in";
+  UniqueFd hub_sink = udp_socket_in(lab_->hub(), 9999);
+  send_to(peer, host(1).addr, 9000,
+          inner_udp_packet(pods_[2].addr, IP4::parse("10.250.0.254"), 9999, "relayed"));
+  EXPECT_EQ(receive(hub_sink, 1000ms), "") << "h1 relayed a peer's packet out of the overlay";
+  send_to(peer, host(1).addr, 9000,
+          inner_udp_packet(pods_[2].addr, pods_[1].addr, 9999, "still-from-peer"));
+  EXPECT_EQ(receive(sink, 3000ms), "still-from-peer");
 
   // Garbage from a peer (not an IPv4 packet, or truncated) is dropped without harm.
   send_to(peer, host(1).addr, 9000, {1, 2, 3});
