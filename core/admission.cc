@@ -13,33 +13,34 @@ std::optional<Refusal> refuse(RefusalReason reason, std::string detail) {
 template <class Net>
 std::optional<Refusal> check_subnet(const Net& subnet, const std::optional<Net>& network,
                                     const std::optional<Net>& own, std::string_view family) {
-  const std::string s = subnet.str();
+  // The strings are built only for a refusal: admission runs on every lease of every resync.
+  auto s = [&] { return subnet.str(); };
   if (!network) {
     return refuse(RefusalReason::kOutsideNetwork,
-                  "subnet " + s + " is " + std::string(family) + ", which this network has off");
+                  "subnet " + s() + " is " + std::string(family) + ", which this network has off");
   }
   if (subnet.prefix <= network->prefix) {
     return refuse(RefusalReason::kBadPrefix,
-                  "subnet " + s + ": the prefix must be longer than the network's /" +
+                  "subnet " + s() + ": the prefix must be longer than the network's /" +
                       std::to_string(network->prefix));
   }
   if (subnet.network() != subnet) {
-    return refuse(RefusalReason::kHostBits, "subnet " + s + " has host bits set (the subnet is " +
+    return refuse(RefusalReason::kHostBits, "subnet " + s() + " has host bits set (the subnet is " +
                                                 subnet.network().str() + ")");
   }
   if (!network->contains(subnet)) {
     return refuse(RefusalReason::kOutsideNetwork,
-                  "subnet " + s + " is outside the network " + network->str());
+                  "subnet " + s() + " is outside the network " + network->str());
   }
   if (own && own->overlaps(subnet)) {
     return refuse(RefusalReason::kOverlapsOwn,
-                  "subnet " + s + " overlaps this host's subnet " + own->str());
+                  "subnet " + s() + " overlaps this host's subnet " + own->str());
   }
   return std::nullopt;
 }
 
 // Why `ip` cannot be a peer's IPv4 underlay address, or "" when it can.
-std::string bad_ip4_kind(IP4 ip) {
+const char* bad_ip4_kind(IP4 ip) {
   const uint32_t v = ip.value;
   if ((v >> 24) == 0) return "unspecified (0.0.0.0/8)";
   if ((v >> 24) == 127) return "loopback";
@@ -49,29 +50,31 @@ std::string bad_ip4_kind(IP4 ip) {
   return "";
 }
 
-std::string bad_ip6_kind(const IP6& ip) {
+const char* bad_ip6_kind(const IP6& ip) {
+  static const IP6 kLoopback = IP6::parse("::1");
   const auto& b = ip.bytes;
   if (ip == IP6{}) return "unspecified (::)";
-  if (ip == IP6::parse("::1")) return "loopback";
+  if (ip == kLoopback) return "loopback";
   if (b[0] == 0xff) return "multicast";
   if (b[0] == 0xfe && (b[1] & 0xc0) == 0x80) return "link-local (fe80::/10)";
   return "";
 }
 
 template <class Addr, class Net>
-std::optional<Refusal> check_public(std::string_view field, const Addr& ip, std::string kind,
+std::optional<Refusal> check_public(std::string_view field, const Addr& ip, const char* kind,
                                     const std::optional<Net>& network,
                                     const std::vector<Addr>& own_addresses) {
-  const std::string s = std::string(field) + " " + ip.str();
-  if (!kind.empty()) {
+  auto s = [&] { return std::string(field) + " " + ip.str(); };
+  if (*kind) {
     return refuse(RefusalReason::kBadPublicIP,
-                  s + " is " + kind + "; it must be a unicast address");
+                  s() + " is " + kind + "; it must be a unicast address");
   }
   if (network && network->contains(ip)) {
-    return refuse(RefusalReason::kBadPublicIP, s + " is inside the pod network " + network->str());
+    return refuse(RefusalReason::kBadPublicIP,
+                  s() + " is inside the pod network " + network->str());
   }
   if (std::find(own_addresses.begin(), own_addresses.end(), ip) != own_addresses.end()) {
-    return refuse(RefusalReason::kOwnAddress, s + " is this host's own address");
+    return refuse(RefusalReason::kOwnAddress, s() + " is this host's own address");
   }
   return std::nullopt;
 }
