@@ -413,7 +413,14 @@ std::string ChildResult::describe() const {
                                        " ms and was killed"
                                  : status.str();
   std::string text = excerpt(err.empty() ? out : err);
-  return "`" + command_line(argv) + "` " + what + (text.empty() ? "" : ": " + text);
+  // Appended piece by piece: GCC 12 at -O3 misreads `"literal" + std::string&&` as an
+  // overlapping memcpy (-Wrestrict, GCC bug 105329).
+  std::string line = "`";
+  line += command_line(argv);
+  line += "` ";
+  line += what;
+  if (!text.empty()) line += ": " + text;
+  return line;
 }
 
 ChildResult run_child(const ChildSpec& spec) {
