@@ -30,8 +30,9 @@ std::string program_basename(const std::string& path) {
   return base.empty() ? "flanneld" : base;
 }
 
-// Declares every flag of flanneld, bound to the fields of `o`.
-void declare_flags(FlagSet& fs, Options& o) {
+}  // namespace
+
+void declare_etcd_flags(FlagSet& fs, Options& o) {
   fs.add_string("etcd-endpoints", &o.etcd_endpoints, "a comma-delimited list of etcd endpoints");
   fs.add_string("etcd-prefix", &o.etcd_prefix, "etcd prefix");
   fs.add_string("etcd-keyfile", &o.etcd_keyfile, "SSL key file used to secure etcd communication");
@@ -44,6 +45,13 @@ void declare_flags(FlagSet& fs, Options& o) {
   fs.mark_sensitive("etcd-password");
   fs.add_int("etcd-max-response-mb", &o.etcd_max_response_mb,
              "the largest answer read from etcd, in MiB (a list of 100,000 leases is about 25)");
+}
+
+namespace {
+
+// Declares every flag of flanneld, bound to the fields of `o`.
+void declare_flags(FlagSet& fs, Options& o) {
+  declare_etcd_flags(fs, o);
   fs.add_list("iface", &o.iface,
               "interface to use (IP or name) for inter-host communication. Can be specified "
               "multiple times to check each option in order. Returns the first match found.");

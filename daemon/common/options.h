@@ -101,5 +101,8 @@ std::vector<std::string> split_etcd_endpoints(const std::string& endpoints);
 
 // The etcd view of the options: endpoints split, prefix, TLS files, basic auth.
 EtcdOptions etcd_options(const Options& opts);
+// Declares the -etcd-* flags (flanneld's names, help and defaults) on `fs`, bound to the fields
+// of `o`; flanneld and flannelctl share them. `o` must outlive `fs`'s parse().
+void declare_etcd_flags(FlagSet& fs, Options& o);
 
 }  // namespace flannel

@@ -405,17 +405,7 @@ int run(int argc, char** argv) {
   flags.add_string("store", &o.store,
                    "lease store: \"etcd\" (the -etcd-* flags; v2 or v3 API, whichever holds the "
                    "config), \"etcdv2\", \"etcdv3\" or \"sqlite:PATH\"");
-  flags.add_string("etcd-endpoints", &o.etcd_endpoints, "a comma-delimited list of etcd endpoints");
-  flags.add_string("etcd-prefix", &o.etcd_prefix, "etcd prefix");
-  flags.add_string("etcd-keyfile", &o.etcd_keyfile,
-                   "SSL key file used to secure etcd communication");
-  flags.add_string("etcd-certfile", &o.etcd_certfile,
-                   "SSL certification file used to secure etcd communication");
-  flags.add_string("etcd-cafile", &o.etcd_cafile,
-                   "SSL Certificate Authority file used to secure etcd communication");
-  flags.add_string("etcd-username", &o.etcd_username, "username for BasicAuth to etcd");
-  flags.add_string("etcd-password", &o.etcd_password, "password for BasicAuth to etcd");
-  flags.mark_sensitive("etcd-password");
+  declare_etcd_flags(flags, o);
   std::vector<std::string> args;
   try {
     auto r = flags.parse(argc, argv);
