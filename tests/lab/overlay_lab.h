@@ -107,6 +107,28 @@ class OverlayLab {
   void start_all() {
     for (int i = 0; i < size(); ++i) start(i);
   }
+  // For the wireguard backend (wireguard-go): wireguard-go keeps its UAPI sockets in
+  // /run/wireguard, one directory for the whole machine, and every lab host's device is called
+  // flannel-wg. So each flanneld runs in its own mount namespace with a private tmpfs on
+  // /run/wireguard (`unshare -m` + mount, then exec: daemon(i)->pid() is still flanneld's), which
+  // also guarantees no socket survives the host; and with its own key file in dir(). Inspect a
+  // device with `nsenter -t <flanneld> -m -n wg show`. Call before start().
+  void use_private_wireguard_dirs() {
+    std::filesystem::create_directories("/run/wireguard");  // the mount point of each tmpfs
+    customize_start = [this](int i, Process::Spec& spec) {
+      std::vector<std::string> argv{
+          "unshare",
+          "-m",
+          "--propagation",
+          "private",
+          "sh",
+          "-c",
+          "mount -t tmpfs -o mode=0755 flannel-lab-wg /run/wireguard && exec \"$0\" \"$@\""};
+      argv.insert(argv.end(), spec.argv.begin(), spec.argv.end());
+      spec.argv = argv;
+      spec.env_set["WIREGUARD_KEY_FILE"] = dir() + "/h" + std::to_string(i + 1) + ".wgkey";
+    };
+  }
 
   // SIGTERM and wait for a clean exit; returns the exit code (nullopt if it had to be killed).
   std::optional<int> stop(int i) { return stop(daemons_[i]); }

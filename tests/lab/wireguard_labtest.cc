@@ -6,8 +6,9 @@
 // UAPI sockets: wireguard-go keeps them in /var/run/wireguard/, one directory for the whole
 // machine, and every lab host's device is called flannel-wg (as current flannel). So each lab
 // flanneld runs in its own mount namespace with a private tmpfs on /run/wireguard
-// (`unshare -m` + mount), which also guarantees no socket survives the host: the tmpfs goes with
-// the namespace. The test inspects a device with `nsenter -t <flanneld> -m -n wg show`.
+// (`unshare -m` + mount, OverlayLab::use_private_wireguard_dirs), which also guarantees no socket
+// survives the host: the tmpfs goes with the namespace. The test inspects a device with `nsenter -t
+// <flanneld> -m -n wg show`.
 #include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -57,24 +58,6 @@ bool have_tools() {
          ::access("/usr/bin/tcpdump", X_OK) == 0 && ::access("/dev/net/tun", R_OK | W_OK) == 0;
 }
 
-// Each flanneld of `lab` in its own mount namespace with a tmpfs on /run/wireguard (see the top),
-// and its own key file in the lab's temp dir.
-void private_wireguard_dirs(OverlayLab& lab) {
-  lab.customize_start = [&lab](int i, Process::Spec& spec) {
-    std::vector<std::string> argv{
-        "unshare",
-        "-m",
-        "--propagation",
-        "private",
-        "sh",
-        "-c",
-        "mount -t tmpfs -o mode=0755 flannel-lab-wg /run/wireguard && exec \"$0\" \"$@\""};
-    argv.insert(argv.end(), spec.argv.begin(), spec.argv.end());
-    spec.argv = argv;
-    spec.env_set["WIREGUARD_KEY_FILE"] = lab.dir() + "/h" + std::to_string(i + 1) + ".wgkey";
-  };
-}
-
 class WireguardLab : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -83,7 +66,7 @@ class WireguardLab : public ::testing::Test {
       GTEST_SKIP() << "needs wireguard-go, wireguard-tools and tcpdump (scripts/deps.sh)";
     std::filesystem::create_directories("/run/wireguard");  // the mount point of each host's tmpfs
     lab_ = std::make_unique<OverlayLab>("wg", kConfig, 3);
-    private_wireguard_dirs(*lab_);
+    lab_->use_private_wireguard_dirs();
     lab_->start_all();
     for (int i = 0; i < 3; ++i) lab_->wait_subnet(i);
     lab_->add_pods();
@@ -302,7 +285,7 @@ TEST(WireguardKernelMode, ForcedWithoutTheModuleFailsClearlyLeavingNothing) {
                   lab.host(0).netns) == 0) {
     GTEST_SKIP() << "this kernel has WireGuard: kernel mode would start";
   }
-  private_wireguard_dirs(lab);
+  lab.use_private_wireguard_dirs();
   lab.start(0);
   auto rc = lab.daemon(0)->wait(15s);
   ASSERT_TRUE(rc.has_value())
@@ -341,7 +324,7 @@ TEST(WireguardBench, ThroughputAndRttAgainstUdpAndVxlan) {
   for (const std::string type : {"wireguard", "udp", "vxlan"}) {
     SCOPED_TRACE(type);
     OverlayLab lab("wgb", R"({"Network":"10.5.0.0/16","Backend":{"Type":")" + type + R"("}})", 2);
-    if (type == "wireguard") private_wireguard_dirs(lab);
+    if (type == "wireguard") lab.use_private_wireguard_dirs();
     lab.start_all();
     lab.wait_subnet(0);
     lab.wait_subnet(1);
