@@ -16,8 +16,9 @@
 // Errors are thrown as BackendError with a message an operator can act on. A failure on one peer
 // does not stop the others: sync() and apply() carry on and then throw one BackendError naming
 // every failed peer (batch_errors.h); with host-gw and vxlan the peers that did not fail are in
-// place (wireguard sends the whole change as one device request). Not every path
-// wraps its errors: NetlinkError (a std::runtime_error, not a BackendError) can escape
+// place, and the error is a PeerFailures that lists the failed peers, so the daemon retries
+// those alone (wireguard sends the whole change as one device request: a plain BackendError). Not
+// every path wraps its errors: NetlinkError (a std::runtime_error, not a BackendError) can escape
 // UdpBackend::lease_acquired() when the lease moves to another subnet, and WireguardBackend's
 // setup() and check() when they open a netlink session or delete an old device; the daemon
 // catches std::exception.
@@ -41,6 +42,32 @@ namespace flannel {
 class BackendError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
+};
+
+// One peer change that sync() or apply() could not program, and why.
+struct PeerFailure {
+  LeaseKey key;
+  PeerEvent::Type type = PeerEvent::Type::kAdded;  // sync() reports its peers as kAdded
+  std::string reason;
+};
+
+// The BackendError of a batch in which some failures belong to peers (batch_errors.h): what()
+// is the same summary, and peers() names every failed peer once (its first reason), in the order
+// they failed, not capped like the message. only_peers() is true when every failure belongs to a
+// peer; false when something else failed too (reading the kernel, removing a stale entry), which
+// only a full sync repairs. The peers not named were programmed. Copying shares the list.
+class PeerFailures : public BackendError {
+ public:
+  PeerFailures(const std::string& what, std::vector<PeerFailure> peers, bool only_peers)
+      : BackendError(what),
+        peers_(std::make_shared<const std::vector<PeerFailure>>(std::move(peers))),
+        only_peers_(only_peers) {}
+  const std::vector<PeerFailure>& peers() const { return *peers_; }
+  bool only_peers() const { return only_peers_; }
+
+ private:
+  std::shared_ptr<const std::vector<PeerFailure>> peers_;  // shared: copies never throw
+  bool only_peers_;
 };
 
 // The host's side of the overlay (flannel's ExternalInterface).
@@ -95,11 +122,13 @@ class Backend {
   //    in the set are removed, and state left by leases that vanished while the agent was down
   //    is removed. Called with an empty set too.
   //  - apply(changes): the deltas between syncs, in order.
-  // Both try every peer and then throw one BackendError naming the failures. Neither keeps a
-  // reference to its argument. A sync that cannot read the kernel answers differently per
-  // backend: host-gw throws before writing anything (having already forgotten its record of
-  // routes), vxlan counts it as one failure and still writes every peer (without comparing,
-  // removing nothing stale).
+  // Both try every peer and then throw one BackendError naming the failures (a PeerFailures
+  // when the backend lists them per peer). Neither keeps a reference to its argument. The
+  // daemon retries a peer that failed with apply({kAdded, peer}) alone, so an add of a peer the
+  // backend already holds, in full or in part, programs it again (replace, not "exists"). A sync
+  // that cannot read the kernel answers differently per backend: host-gw throws before writing
+  // anything (having already forgotten its record of routes), vxlan counts it as one failure and
+  // still writes every peer (without comparing, removing nothing stale).
   virtual void sync(const std::vector<Lease>& peers) = 0;
   virtual void apply(const std::vector<PeerEvent>& batch) = 0;
 

@@ -9,7 +9,7 @@
 //   3. commit(forget): sends the requests; the first failure of each peer is recorded and
 //      forget(i) lets the backend drop what it recorded for peer i, so the next sync retries it;
 //      a failed stale removal is recorded too. stale_removed() then names what did go.
-//   4. finish(): throws one BackendError naming every failure (BatchErrors), if any.
+//   4. finish(): throws one PeerFailures naming every failure (BatchErrors), if any.
 // Not thread-safe; lives for one apply_batch() call. `session` and `events` must outlive it
 // (both are kept by reference); `note` is called on the caller's thread during queue_peers().
 #pragma once
@@ -93,7 +93,7 @@ class BatchRunner {
     return out;
   }
 
-  // Step 4. Throws BackendError "n of <events> peer changes failed: ..." if anything failed.
+  // Step 4. Throws PeerFailures "n of <events> peer changes failed: ..." if anything failed.
   void finish() const { errors_.throw_if_any(events_.size()); }
 
  private:

@@ -48,7 +48,8 @@ Agent::Agent(AgentSettings settings, Store& store, ExternalInterface iface, Metr
       iface_(std::move(iface)),
       metrics_(metrics),
       make_backend_(std::move(backends)),
-      keeper_(store, metrics, settings_.lease_ttl) {}
+      keeper_(store, metrics, settings_.lease_ttl),
+      set_aside_(settings_.peer_retry_first, settings_.peer_retry_max) {}
 
 void Agent::set_state(AgentState s) {
   // Readers never see a state with a stale readiness: not ready before leaving kHolding.
@@ -239,6 +240,7 @@ AgentEvent Agent::next_input(std::stop_token stop) {
     sync_backend();
     return AgentEvent::kOk;
   }
+  if (set_aside_due()) return retry_set_aside();
   if (hold_.store_down) return store_back(stop);
   if (due(hold_.reset_grace_until)) return end_reset_grace();
   return watch(stop);
@@ -364,6 +366,8 @@ milliseconds Agent::watch_wait() const {
     auto until = duration_cast<milliseconds>(*deadline - Clock::now());
     wait = std::clamp(until, milliseconds(1), wait);
   }
+  if (auto retry = set_aside_.earliest())  // steady clock: rounded up, so it is due on waking
+    wait = std::clamp(ceil<milliseconds>(*retry - Steady::now()), milliseconds(1), wait);
   return wait;
 }
 
@@ -534,52 +538,14 @@ void Agent::sync_peers(LeaseList list) {
   }
   auto diff = peers_.resync(list.leases);
   FLOG_V(1, "Resync: {} peers, {} changes", peers_.size(), diff.size());
+  Restarted restarted = restart_changed(diff);
   list = LeaseList();
   diff.clear();
   diff.shrink_to_fit();
-  sync_backend();
+  sync_backend(restarted);
   // A full sync is rare (start, lost history, store reset) and its transient memory large.
   if (long released = release_free_heap(); released > 0)
     FLOG_V(1, "Released {} kB of free heap after the sync", released / 1024);
-}
-
-void Agent::sync_backend() {
-  count_peers();
-  hold_.next_sync_retry.reset();
-  if (!backend_->wants_peers()) return;
-  std::vector<Lease> all;
-  all.reserve(peers_.size());
-  for (const auto& [subnet, lease] : peers_.peers()) all.push_back(lease);
-  try {
-    backend_->sync(all);
-  } catch (const std::exception& e) {
-    FLOG_ERROR("Backend {} failed to sync {} peers: {}; retrying", backend_->type(), all.size(),
-               e.what());
-    hold_.next_sync_retry = Clock::now() + duration_cast<Clock::duration>(settings_.retry_pause);
-  }
-}
-
-void Agent::send_to_backend(const std::vector<PeerEvent>& batch, Steady::time_point arrived) {
-  count_peers();
-  if (batch.empty() || !backend_->wants_peers()) return;
-  size_t added = std::count_if(batch.begin(), batch.end(), [](const PeerEvent& e) {
-    return e.type == PeerEvent::Type::kAdded;
-  });
-  FLOG_V(1, "Applying {} peer changes ({} added, {} removed)", batch.size(), added,
-         batch.size() - added);
-  try {
-    backend_->apply(batch);
-  } catch (const std::exception& e) {
-    // The kernel may now differ from the peer set: a full sync shortly brings it back.
-    FLOG_ERROR("Backend {} failed to apply {} peer changes: {}; a full sync follows",
-               backend_->type(), batch.size(), e.what());
-    hold_.next_sync_retry = Clock::now() + duration_cast<Clock::duration>(settings_.retry_pause);
-    return;
-  }
-  auto took = duration<double>(Steady::now() - arrived).count();
-  metrics_.peer_apply_seconds.observe(took);
-  FLOG_V(2, "Peer changes applied in {} us ({} changes, from the watch answer to the last ack)",
-         static_cast<long>(took * 1e6), batch.size());
 }
 
 }  // namespace flannel

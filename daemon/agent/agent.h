@@ -35,8 +35,9 @@
 //
 // In kHolding a step handles one input, the first of: the peer set of a new lease (READY=1 the
 // first time, a full sync), renewal due, lease check due (every lease_check_interval), backend
-// check due, a failed backend sync to retry, `store_down`, the end of `reset_grace_until`, else
-// one watch call (peer events, our own lease changed, history gone: list again, store reset).
+// check due, a failed backend sync to retry, peers set aside whose retry is due, `store_down`,
+// the end of `reset_grace_until`, else one watch call (peer events, our own lease changed,
+// history gone: list again, store reset). The watch call waits at most until the next deadline.
 // Its data is one struct, Holding, whose two conditions are named fields:
 //   store_down: a watch or a read-back of our lease failed. Before the next watch our lease is
 //     read back (missing means the store was reset) and the peers listed again, every
@@ -47,6 +48,15 @@
 //
 // Peers: the agent alone filters our own subnet out; the backend gets sync(all peers) after the
 // lease is established and after every resync, and apply(changes) for the deltas in between.
+// A peer the backend fails to add (a PeerFailures naming it, backend.h) is set aside
+// (PeerBackoff, peer_backoff.h) and retried alone with apply({kAdded, peer}), after
+// peer_retry_first, doubling up to peer_retry_max; the others are not touched again. One warning
+// when a peer is set aside, one line when it is programmed; `flannel_peers_set_aside` counts
+// them. A peer the store changes or removes leaves the set (a new value starts afresh); a full
+// sync passes every peer, set aside or not, and sets aside again those it fails. Any other
+// failure (reading the kernel, a stale entry, a removal, an error naming no peer) is repaired by
+// a full sync after retry_pause, as before: only a sync's reconciliation removes what no peer
+// wants, and the agent does not retry the removal of a peer it no longer has.
 // The store and the backend are the only I/O; the backend comes from an injected factory, so
 // unit tests drive every branch with an in-memory Store and a recording Backend.
 #pragma once
@@ -54,10 +64,13 @@
 #include <atomic>
 #include <chrono>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <stop_token>
 #include <string>
+#include <vector>
 
 #include "backends/backend.h"
 #include "core/config.h"
@@ -66,6 +79,7 @@
 #include "daemon/agent/lease_keeper.h"
 #include "daemon/agent/metrics.h"
 #include "daemon/agent/net_rules.h"
+#include "daemon/agent/peer_backoff.h"
 #include "stores/store.h"
 
 namespace flannel {
@@ -81,6 +95,10 @@ struct AgentSettings {
   std::chrono::milliseconds lease_check_interval{60000};
   // Pause before retrying a failed store call or a failed backend sync.
   std::chrono::milliseconds retry_pause{1000};
+  // A peer the backend fails to program is set aside and retried alone: first this long after
+  // the failure, the wait doubling with each failed retry up to peer_retry_max.
+  std::chrono::milliseconds peer_retry_first{1000};
+  std::chrono::milliseconds peer_retry_max{300000};
   std::chrono::milliseconds max_watch_wait{30000};  // longest single watch call
   // After a store reset the new store holds only the leases re-registered so far: peers missing
   // from it stay programmed this long (their agents re-register meanwhile), then a full resync
@@ -193,14 +211,34 @@ class Agent {
   Status resync();
   // The peer set becomes `list` (the watch continues from its revision); the backend gets it all.
   void sync_peers(LeaseList list);
-  void sync_backend();
+
   // metrics: peers, ipv6_peers, refused leases; one warning per newly refused lease
   void count_peers();
   // What a peer lease may claim (core/admission.h): the config's networks, this host's addresses.
   void set_admission_rules();
+  void lease_updated();  // expiration changed: metrics and the renew deadline
+
+  // --- the backend's peers, and the peers set aside (agent_peers.cc) ---
+  // Set-aside peers the store changed or removed, with the attempts that had failed: they leave
+  // the set before the backend sees the change (a new value starts afresh).
+  using Restarted = std::map<LeaseKey, int>;
+  Restarted restart_changed(const std::vector<PeerEvent>& changes);
+  // sync(all peers). Peers that fail are set aside; any other failure schedules the next sync.
+  void sync_backend(const Restarted& restarted = {});
+  // apply(changes), the same way; `arrived` starts the peer-apply latency.
   void send_to_backend(const std::vector<PeerEvent>& batch,
                        std::chrono::steady_clock::time_point arrived);
-  void lease_updated();  // expiration changed: metrics and the renew deadline
+  bool set_aside_due() const;
+  AgentEvent retry_set_aside();  // the peers whose retry is due, added again in one apply
+  // Runs `call`, a sync (`tried` null: every peer) or an apply that adds the peers in `tried`,
+  // then settles the peers set aside. Returns the error when a full sync must follow.
+  std::optional<std::string> program(const std::function<void()>& call,
+                                     const std::set<LeaseKey>* tried, const Restarted& restarted);
+  // After a backend call that failed on `failures` (null: nothing failed): those peers set
+  // aside or counted again, the set-aside peers tried and not failed reported as programmed.
+  // Returns true if something only a full sync repairs failed too.
+  bool settle_set_aside(const PeerFailures* failures, const std::set<LeaseKey>* tried,
+                        const Restarted& restarted);
 
   AgentSettings settings_;
   Store& store_;
@@ -213,6 +251,7 @@ class Agent {
   std::unique_ptr<Backend> backend_;
   std::unique_ptr<NetRules> net_rules_;
   BackendSetup setup_;
+  PeerBackoff set_aside_;  // peers the backend failed to program, retried alone
   Lease lease_;
   std::optional<LeaseKey> previous_key_;  // from subnet.env, for the first acquisition
   bool notified_ = false;                 // READY=1 sent to systemd

@@ -65,6 +65,9 @@ std::string Metrics::render() const {
   emit(o, "flannel_refused_leases", "gauge",
        "Other hosts' leases refused by admission (not programmed, left in the store).",
        refused_leases.load());
+  emit(o, "flannel_peers_set_aside", "gauge",
+       "Peers the backend failed to program, set aside and retried alone with backoff.",
+       peers_set_aside.load());
   o << "# HELP flannel_lease_refusals_total Leases refused by admission, by reason (a lease counts "
        "once per reason).\n# TYPE flannel_lease_refusals_total counter\n";
   for (size_t i = 0; i < kRefusalReasons; ++i) {

@@ -41,6 +41,7 @@ struct Metrics {
   std::atomic<uint64_t> peers{0};              // other hosts' leases currently known
   std::atomic<uint64_t> ipv6_peers{0};         // ... of which with an IPv6 subnet (dual stack)
   std::atomic<uint64_t> refused_leases{0};     // peer leases refused by admission, now
+  std::atomic<uint64_t> peers_set_aside{0};    // peers the backend failed to program, retried
   // Refusals by reason (RefusalReason order): a lease counts once per reason it is refused for.
   std::array<std::atomic<uint64_t>, kRefusalReasons> refusals{};
   void count_refusal(RefusalReason reason) { refusals[static_cast<size_t>(reason)]++; }

@@ -1,8 +1,11 @@
 // RecordingBackend: a Backend that programs nothing and records every call, for unit tests of
 // the agent. The record lives in a shared Journal, so the test keeps reading it after the agent
 // took ownership of the backend through its factory. Thread-safe reads from the test thread.
+// Peers in Journal::refuse fail every add, reported the way host-gw and vxlan report them
+// (BatchErrors, so a PeerFailures naming them), as a peer whose gateway is unreachable would.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -12,6 +15,7 @@
 #include <vector>
 
 #include "backends/backend.h"
+#include "backends/batch_errors.h"
 
 namespace flannel::testing {
 
@@ -26,6 +30,10 @@ class RecordingBackend : public Backend {
     bool saw_own_subnet = false;    // a sync/apply ever named the lease we hold
     std::set<IP4Net> ever;          // every subnet a sync/apply ever named
     int fail_applies = 0;           // the next N apply() calls throw after recording
+    std::set<IP4Net> refuse;        // adds of these fail, every time, one PeerFailures per call
+    // When each subnet was added (or an add was tried), by sync or apply, in order.
+    std::map<IP4Net, std::vector<std::chrono::steady_clock::time_point>> adds;
+    std::vector<std::vector<IP4Net>> apply_batches;  // the subnets of each apply() call
     std::string type = "vxlan";
 
     std::set<IP4Net> peer_set() const {
@@ -42,6 +50,10 @@ class RecordingBackend : public Backend {
     void fail_next_applies(int n) {
       std::lock_guard lock(mu);
       fail_applies = n;
+    }
+    void set_refused(std::set<IP4Net> subnets) {
+      std::lock_guard lock(mu);
+      refuse = std::move(subnets);
     }
   };
 
@@ -64,7 +76,9 @@ class RecordingBackend : public Backend {
     std::lock_guard lock(j_->mu);
     j_->syncs++;
     j_->peers.clear();
-    for (const auto& p : peers) note_peer(p), j_->peers[p.subnet] = p;
+    BatchErrors errors;
+    for (const auto& p : peers) add_peer({PeerEvent::Type::kAdded, p}, &errors);
+    errors.throw_if_any(peers.size());
   }
   void apply(const std::vector<PeerEvent>& batch) override {
     std::lock_guard lock(j_->mu);
@@ -73,17 +87,30 @@ class RecordingBackend : public Backend {
       j_->fail_applies--;
       throw BackendError("recording backend: injected apply failure");
     }
+    j_->apply_batches.emplace_back();
+    BatchErrors errors;
     for (const auto& ev : batch) {
-      note_peer(ev.lease);
+      j_->apply_batches.back().push_back(ev.lease.subnet);
       if (ev.type == PeerEvent::Type::kAdded) {
-        j_->peers[ev.lease.subnet] = ev.lease;
+        add_peer(ev, &errors);
       } else {
+        note_peer(ev.lease);
         j_->peers.erase(ev.lease.subnet);
       }
     }
+    errors.throw_if_any(batch.size());
   }
 
  private:
+  void add_peer(const PeerEvent& ev, BatchErrors* errors) {
+    note_peer(ev.lease);
+    j_->adds[ev.lease.subnet].push_back(std::chrono::steady_clock::now());
+    if (j_->refuse.count(ev.lease.subnet)) {
+      errors->add(ev, "netlink route replace: Network is unreachable (injected)");
+    } else {
+      j_->peers[ev.lease.subnet] = ev.lease;
+    }
+  }
   void note_peer(const Lease& p) {
     j_->ever.insert(p.subnet);
     if (!j_->acquired.empty() && p.subnet == j_->acquired.back()) j_->saw_own_subnet = true;
