@@ -148,7 +148,7 @@ bool keys_overlap(const LeaseKey& a, const LeaseKey& b) {
 }
 
 bool wins_overlap(const Lease& a, const Lease& b) {
-  if (a.revision != b.revision) return a.revision < b.revision;
+  if (a.created != b.created) return a.created < b.created;
   return a.key() < b.key();
 }
 

@@ -70,9 +70,10 @@ std::optional<Refusal> check_peer_lease(const Lease& lease, const AdmissionRules
 // True when the two keys share an IPv4 address or an IPv6 address.
 bool keys_overlap(const LeaseKey& a, const LeaseKey& b);
 
-// Of two overlapping peer leases, whether `a` is kept: the one written first (lower revision)
-// wins; equal revisions (two stores' numbering, or unknown 0) fall back to the smaller key, so
-// every host decides the same way.
+// Of two overlapping peer leases, whether `a` is kept: the one created first (lower
+// Lease::created; renewals keep it, so the winner never flips) wins; equal creation revisions
+// (unknown 0) fall back to the smaller key, so every host decides the same way. A lease whose
+// creation is unknown (a row from before the store recorded it) counts as the oldest.
 bool wins_overlap(const Lease& a, const Lease& b);
 
 // nullopt when a host whose public addresses are `public_ip` / `public_ipv6` may use `config`,

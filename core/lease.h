@@ -63,6 +63,11 @@ struct Lease {
   uint64_t revision = 0;
   // Dual stack: the IPv6 subnet leased beside the IPv4 one; nullopt = IPv4 only (v0.11 format).
   std::optional<IP6Net> ipv6_subnet{};
+  // The store's revision of the write that created this key (etcd createdIndex /
+  // create_revision, SQLite's created column); renewals keep it. 0 = unknown (a store row from
+  // before the column, or a lease not read from a store). Of two overlapping peer leases, the
+  // one created first is kept (admission.h).
+  uint64_t created = 0;
 
   LeaseKey key() const { return LeaseKey{subnet, ipv6_subnet}; }
   bool operator==(const Lease&) const = default;

@@ -31,6 +31,7 @@
 #include "core/cni_config.h"
 #include "core/config.h"
 #include "core/flags.h"
+#include "core/peer_cache.h"
 #include "daemon/common/options.h"
 #include "stores/open_store.h"
 
@@ -182,9 +183,10 @@ int cmd_config(Store& store, const std::vector<std::string>& a) {
   throw UsageError("usage: config get | config set [--force] JSON|-");
 }
 
-// Why every agent refuses a lease (core/admission.h: against the config's networks; an agent
-// also refuses overlaps with its own subnet and its own address, which only it knows), by key.
-// Empty when the store holds no valid config.
+// Why every agent (but the lease's own host) refuses a lease, by key: against the config's
+// networks, and of overlapping leases the younger (core/admission.h; an agent also refuses
+// overlaps with its own subnet and its own address, which only it knows). Empty when the store
+// holds no valid config.
 std::map<LeaseKey, Refusal> refusals(Store& store, const std::vector<Lease>& leases) {
   std::string json;
   Config config;
@@ -192,10 +194,11 @@ std::map<LeaseKey, Refusal> refusals(Store& store, const std::vector<Lease>& lea
   try {
     config = parse_config(json);
   } catch (const ConfigError&) { return {}; }
-  const AdmissionRules rules = AdmissionRules::from_config(config);
+  PeerCache judge;  // what an agent holding none of these leases would program
+  judge.set_rules(AdmissionRules::from_config(config));
+  judge.resync(leases);
   std::map<LeaseKey, Refusal> out;
-  for (const auto& l : leases)
-    if (auto r = check_peer_lease(l, rules)) out.emplace(l.key(), *r);
+  for (const auto& [key, r] : judge.refused()) out.emplace(key, r.refusal);
   return out;
 }
 
@@ -222,8 +225,9 @@ void print_lease_table(const std::vector<Lease>& leases) {
 
 void print_refusals(const std::map<LeaseKey, Refusal>& refused) {
   if (refused.empty()) return;
-  std::cout << "\nREFUSED by every agent (never programmed; if no host owns one, remove it with "
-               "flannelctl subnets rm KEY):\n";
+  std::cout
+      << "\nREFUSED by every other agent (never programmed; if no host owns one, remove it with "
+         "flannelctl subnets rm KEY):\n";
   for (const auto& [key, r] : refused)
     std::cout << "  " << subnet_key(key) << "  " << refusal_name(r.reason) << ": " << r.detail
               << "\n";

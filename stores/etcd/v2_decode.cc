@@ -86,6 +86,7 @@ bool node_to_lease(const json& node, const LeaseKey& subnet, Lease* out, std::st
     }
   }
   lease.revision = index_field(node, "modifiedIndex");
+  lease.created = index_field(node, "createdIndex");
   *out = std::move(lease);
   return true;
 }

@@ -367,6 +367,7 @@ Status EtcdV2Store::write_lease(const Lease& lease, std::chrono::seconds ttl,
   std::string exp = str_field(node, "expiration");
   if (!exp.empty()) written.expiration = etcd::parse_rfc3339(exp);
   written.revision = index_field(node, "modifiedIndex");
+  written.created = index_field(node, "createdIndex");
   if (ttl.count() > 0 && !written.expiration) {
     // The write is done; failing now would make the caller retry into a conflict with itself.
     // etcd always sends the expiration, so this is a guess for a misbehaving proxy at most.

@@ -348,6 +348,7 @@ bool EtcdV3Store::lease_of(const etcd_v3::KeyValue& kv, bool ask, Lease* out, st
     return false;
   }
   l.revision = static_cast<uint64_t>(kv.mod_revision);
+  l.created = static_cast<uint64_t>(kv.create_revision);
   *out = std::move(l);
   return true;
 }
@@ -469,6 +470,7 @@ Status EtcdV3Store::write_lease(const Lease& lease, std::chrono::seconds ttl, co
   Lease w = lease;
   w.expiration = id != 0 ? std::optional<Clock::time_point>(expires) : std::nullopt;
   w.revision = etcd_v3::parse_header(r).revision;
+  w.created = renew ? 0 : w.revision;  // a renewal: the key's create_revision, from prev_kv
   if (renew) {
     int64_t old = 0;
     if (const json* put = first_response(r, "response_put")) {
@@ -476,6 +478,9 @@ Status EtcdV3Store::write_lease(const Lease& lease, std::chrono::seconds ttl, co
         try {
           old = etcd_v3::get_int(*prev, "lease");
         } catch (const std::exception&) { old = 0; }
+        try {
+          w.created = etcd_v3::get_uint(*prev, "create_revision");
+        } catch (const std::exception&) { w.created = 0; }
       }
     }
     if (old != 0 && old != id) revoke(old);  // as flannel leaves it to expire; we clean up

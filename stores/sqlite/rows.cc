@@ -47,14 +47,17 @@ uint64_t record_event(Db& db, size_t limit, const std::string& prefix, const std
     if (!q.step()) throw DbError(SQLITE_CORRUPT, "flannel_meta has no revision row");
     rev = q.int64(0);
   }
+  std::optional<int64_t> created;
+  if (std::string_view(action) == "create") created = rev;
+  if (std::string_view(action) == "update") created = stored_created(db, prefix, key);
   {
     auto q = db.query(
-        "INSERT INTO flannel_events(revision, prefix, subnet, action, value, expiration) "
-        "VALUES(?, ?, ?, ?, ?, ?)");
+        "INSERT INTO flannel_events(revision, prefix, subnet, action, value, expiration, "
+        "created) VALUES(?, ?, ?, ?, ?, ?, ?)");
     q.bind(1, rev).bind(2, prefix).bind(3, key).bind(4, std::string_view(action));
     if (value) q.bind(5, *value);
     else q.bind_null(5);
-    q.bind(6, expiration).run();
+    q.bind(6, expiration).bind(7, created).run();
   }
   db.query("DELETE FROM flannel_events WHERE revision <= ?")
       .bind(1, rev - static_cast<int64_t>(limit))
@@ -87,6 +90,13 @@ std::optional<uint64_t> stored_revision(Db& db, const std::string& prefix, const
   return static_cast<uint64_t>(q.int64(0));
 }
 
+std::optional<int64_t> stored_created(Db& db, const std::string& prefix, const std::string& key) {
+  auto q = db.query("SELECT created FROM flannel_leases WHERE prefix = ? AND subnet = ?");
+  q.bind(1, prefix).bind(2, key);
+  if (!q.step()) return std::nullopt;
+  return q.opt_int64(0);
+}
+
 void sweep_if_due(Db& db, size_t limit, const std::string& prefix) {
   int64_t now = now_ms();
   if (!has_expired(db, prefix, now)) return;
@@ -110,7 +120,7 @@ void try_sweep(Db& db, size_t limit, const std::string& prefix,
 
 std::optional<std::string> decode_row(const std::string& key, const std::string& value,
                                       std::optional<int64_t> expiration, int64_t revision,
-                                      Lease* out) {
+                                      std::optional<int64_t> created, Lease* out) {
   auto subnet = parse_subnet_key(key);
   if (!subnet) return "lease key '" + key + "' does not name a subnet";
   try {
@@ -119,6 +129,7 @@ std::optional<std::string> decode_row(const std::string& key, const std::string&
     out->attrs = decode_lease_attrs(value);
     out->expiration = from_unix_ms(expiration);
     out->revision = static_cast<uint64_t>(revision);
+    out->created = created && *created > 0 ? static_cast<uint64_t>(*created) : 0;
   } catch (const std::exception& e) {
     return "lease " + key + " has a malformed value: " + e.what();
   }
@@ -145,7 +156,7 @@ EventBatch read_events(Db& db, const std::string& path, const std::string& prefi
   }
   {
     auto q = db.query(
-        "SELECT revision, subnet, action, value, expiration FROM flannel_events "
+        "SELECT revision, subnet, action, value, expiration, created FROM flannel_events "
         "WHERE revision > ? AND prefix = ? AND action != 'config' ORDER BY revision");
     q.bind(1, static_cast<int64_t>(after)).bind(2, prefix);
     while (q.step()) {
@@ -165,7 +176,7 @@ EventBatch read_events(Db& db, const std::string& path, const std::string& prefi
           bad = "lease key '" + key + "' does not name a subnet";
         }
       } else if (action == "create" || action == "update") {
-        bad = decode_row(key, q.text(3), q.opt_int64(4), rev, &ev.lease);
+        bad = decode_row(key, q.text(3), q.opt_int64(4), rev, q.opt_int64(5), &ev.lease);
       } else {
         bad = "unknown event action '" + action + "' for key '" + key + "'";
       }

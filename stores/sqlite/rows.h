@@ -29,12 +29,17 @@ uint64_t current_revision(Db& db);
 
 // Takes the next revision and records the one event that goes with it (value/expiration for
 // create/update/config), trimming the history to the last `limit` events. Returns the revision.
+// A create/update event also records the lease's creation revision (its own for a create, the
+// stored row's for an update: call it before the row is written).
 uint64_t record_event(Db& db, size_t limit, const std::string& prefix, const std::string& key,
                       const char* action, std::optional<std::string> value,
                       std::optional<int64_t> expiration);
 
 // The revision of the stored lease `key` (expired or not), or nullopt if there is none.
 std::optional<uint64_t> stored_revision(Db& db, const std::string& prefix, const std::string& key);
+// The creation revision of the stored lease `key`; nullopt if there is none or it is unknown (a
+// row written by a build from before the column).
+std::optional<int64_t> stored_created(Db& db, const std::string& prefix, const std::string& key);
 
 // Deletes the prefix's leases whose expiration is <= now, recording an `expire` event for each.
 void sweep_expired(Db& db, size_t limit, const std::string& prefix, int64_t now);
@@ -49,12 +54,12 @@ void sweep_if_due(Db& db, size_t limit, const std::string& prefix);
 void try_sweep(Db& db, size_t limit, const std::string& prefix,
                std::chrono::milliseconds busy_timeout);
 
-// Decodes a stored lease (key, JSON value, expiration, revision) into *out. Returns nullopt on
-// success, or why the row is malformed; *out may then be partly written (a bad value leaves the
-// subnet fields set), so callers decode into a scratch Lease. Never throws.
+// Decodes a stored lease (key, JSON value, expiration, revision, creation revision) into *out.
+// Returns nullopt on success, or why the row is malformed; *out may then be partly written (a bad
+// value leaves the subnet fields set), so callers decode into a scratch Lease. Never throws.
 std::optional<std::string> decode_row(const std::string& key, const std::string& value,
                                       std::optional<int64_t> expiration, int64_t revision,
-                                      Lease* out);
+                                      std::optional<int64_t> created, Lease* out);
 
 // What a watcher found after `after`, as of one snapshot (opens its own read transaction).
 struct EventBatch {

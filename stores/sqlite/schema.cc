@@ -5,6 +5,7 @@
 #include <random>
 #include <set>
 #include <stdexcept>
+#include <string_view>
 #include <thread>
 
 #include "stores/key_prefix.h"
@@ -17,12 +18,12 @@ CREATE TABLE flannel_meta(key TEXT PRIMARY KEY, value);
 CREATE TABLE flannel_config(prefix TEXT PRIMARY KEY, value TEXT NOT NULL,
                             revision INTEGER NOT NULL);
 CREATE TABLE flannel_leases(prefix TEXT NOT NULL, subnet TEXT NOT NULL, value TEXT NOT NULL,
-                            expiration INTEGER, revision INTEGER NOT NULL,
+                            expiration INTEGER, revision INTEGER NOT NULL, created INTEGER,
                             PRIMARY KEY(prefix, subnet));
 CREATE INDEX flannel_leases_by_expiration ON flannel_leases(prefix, expiration);
 CREATE TABLE flannel_events(revision INTEGER PRIMARY KEY, prefix TEXT NOT NULL,
                             subnet TEXT NOT NULL, action TEXT NOT NULL, value TEXT,
-                            expiration INTEGER);
+                            expiration INTEGER, created INTEGER);
 INSERT INTO flannel_meta(key, value) VALUES('revision', 0);
 )sql";
 
@@ -108,6 +109,23 @@ bool has_store_id(Db& db) {
   return q.step();
 }
 
+bool has_column(Db& db, const char* table, std::string_view column) {
+  auto q = db.query("SELECT name FROM pragma_table_info(?)");
+  q.bind(1, std::string_view(table));
+  while (q.step())
+    if (q.text(0) == column) return true;
+  return false;
+}
+
+// A file from before the creation revision: the column added to the leases and their events.
+// The schema version stays 1: builds that predate the column never name it, so they go on
+// reading and writing the file (rows they create have it NULL, which reads as unknown).
+void add_created_columns(Db& db) {
+  for (const char* table : {"flannel_leases", "flannel_events"})
+    if (!has_column(db, table, "created"))
+      db.exec((std::string("ALTER TABLE ") + table + " ADD COLUMN created INTEGER").c_str());
+}
+
 void insert_store_id(Db& db) {
   db.query("INSERT OR IGNORE INTO flannel_meta(key, value) VALUES('store_id', ?)")
       .bind(1, new_store_id())
@@ -180,10 +198,13 @@ void prepare_schema(Db& db, const std::string& path, int supported_version) {
       }
       write.commit();
     }
-    // 3. A file from before store ids: give it one (the write lock only when it is missing).
-    if (!has_store_id(db)) {
+    // 3. A file from before store ids or creation revisions: add them (the write lock only
+    // when something is missing; looked at again under it, another process may have just).
+    if (!has_store_id(db) || !has_column(db, "flannel_leases", "created") ||
+        !has_column(db, "flannel_events", "created")) {
       Txn write(db, Txn::Mode::kImmediate);
-      insert_store_id(db);
+      if (!has_store_id(db)) insert_store_id(db);
+      add_created_columns(db);
       write.commit();
     }
   } catch (const DbError& e) {

@@ -23,6 +23,7 @@ using sqlite::expiration_for;
 using sqlite::from_unix_ms;
 using sqlite::now_ms;
 using sqlite::record_event;
+using sqlite::stored_created;
 using sqlite::stored_revision;
 using sqlite::sweep_expired;
 using sqlite::try_sweep;
@@ -112,12 +113,13 @@ Status SqliteStore::list_leases(LeaseList* out) {
     Txn txn(db, Txn::Mode::kRead);
     list.revision = current_revision(db);
     auto q = db.query(
-        "SELECT subnet, value, expiration, revision FROM flannel_leases "
+        "SELECT subnet, value, expiration, revision, created FROM flannel_leases "
         "WHERE prefix = ? AND (expiration IS NULL OR expiration > ?)");
     q.bind(1, options_.prefix).bind(2, now_ms());
     while (q.step()) {
       Lease lease;
-      if (auto bad = decode_row(q.text(0), q.text(1), q.opt_int64(2), q.int64(3), &lease)) {
+      if (auto bad = decode_row(q.text(0), q.text(1), q.opt_int64(2), q.int64(3), q.opt_int64(4),
+                                &lease)) {
         list.warnings.push_back("sqlite " + options_.path + ": " + *bad + "; skipped");
       } else {
         list.leases.push_back(std::move(lease));
@@ -135,7 +137,7 @@ Status SqliteStore::get_lease(const LeaseKey& subnet, Lease* out) {
   return locked([&](Db& db) {
     try_sweep(db, options_.history_limit, options_.prefix, options_.busy_timeout);
     auto q = db.query(
-        "SELECT value, expiration, revision FROM flannel_leases "
+        "SELECT value, expiration, revision, created FROM flannel_leases "
         "WHERE prefix = ? AND subnet = ? AND (expiration IS NULL OR expiration > ?)");
     q.bind(1, options_.prefix).bind(2, key).bind(3, now_ms());
     if (!q.step()) {
@@ -143,7 +145,7 @@ Status SqliteStore::get_lease(const LeaseKey& subnet, Lease* out) {
                            "sqlite " + options_.path + ": no lease for " + key);
     }
     Lease lease;
-    if (auto bad = decode_row(key, q.text(0), q.opt_int64(1), q.int64(2), &lease)) {
+    if (auto bad = decode_row(key, q.text(0), q.opt_int64(1), q.int64(2), q.opt_int64(3), &lease)) {
       return Status::Error(StoreCode::kInvalid, "sqlite " + options_.path + ": " + *bad);
     }
     *out = std::move(lease);
@@ -168,17 +170,20 @@ Status SqliteStore::write_lease(const Lease& lease, std::chrono::seconds ttl, bo
     auto expiration = expiration_for(ttl, now);
     auto rev = record_event(db, options_.history_limit, options_.prefix, key,
                             insert ? "create" : "update", value, expiration);
+    std::optional<int64_t> created = static_cast<int64_t>(rev);
     if (insert) {
       db.query(
-            "INSERT INTO flannel_leases(value, expiration, revision, prefix, subnet) "
-            "VALUES(?, ?, ?, ?, ?)")
+            "INSERT INTO flannel_leases(value, expiration, revision, prefix, subnet, created) "
+            "VALUES(?, ?, ?, ?, ?, ?)")
           .bind(1, value)
           .bind(2, expiration)
           .bind(3, static_cast<int64_t>(rev))
           .bind(4, options_.prefix)
           .bind(5, key)
+          .bind(6, created)
           .run();
     } else {
+      created = stored_created(db, options_.prefix, key);
       db.query(
             "UPDATE flannel_leases SET value = ?, expiration = ?, revision = ? "
             "WHERE prefix = ? AND subnet = ?")
@@ -190,9 +195,11 @@ Status SqliteStore::write_lease(const Lease& lease, std::chrono::seconds ttl, bo
           .run();
     }
     txn.commit();
-    if (out)
-      *out = Lease{lease.subnet, decode_lease_attrs(value), from_unix_ms(expiration), rev,
-                   lease.ipv6_subnet};
+    if (out) {
+      *out = Lease{
+          lease.subnet, decode_lease_attrs(value), from_unix_ms(expiration),
+          rev,          lease.ipv6_subnet,         created ? static_cast<uint64_t>(*created) : 0};
+    }
     return Status::Ok();
   });
 }

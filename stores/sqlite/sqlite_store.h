@@ -9,10 +9,12 @@
 //                                  'store_id' -> 32 random hex digits, written at creation
 //                                  (or by the first open of an older file; no version change)
 //   flannel_config(prefix, value, revision)
-//   flannel_leases(prefix, subnet, value, expiration, revision)
+//   flannel_leases(prefix, subnet, value, expiration, revision, created)
 //       subnet "10.5.34.0-24"; value = encode_lease_attrs JSON, exactly what etcd would hold;
-//       expiration in unix milliseconds, NULL for no TTL
-//   flannel_events(revision, prefix, subnet, action, value, expiration)
+//       expiration in unix milliseconds, NULL for no TTL; created = the revision of the write
+//       that created the key (kept by renewals; NULL in rows of builds before the column,
+//       which the first open of such a file adds, with no version change)
+//   flannel_events(revision, prefix, subnet, action, value, expiration, created)
 //       action create/update/delete/expire (leases) or config; the last `history_limit`
 //       events of the whole file are kept, as etcd keeps its last 1000
 // Every write bumps the revision by one and records exactly one event, in one BEGIN IMMEDIATE

@@ -142,14 +142,19 @@ TEST(Admission, TheBackendJudgesBackendData) {
 
 TEST(Admission, OverlapsBetweenPeersGoToTheOlderLeaseOnEveryHost) {
   Lease a = lease("10.5.2.0-24"), b = lease("10.5.2.128-25"), c = lease("10.5.3.0-24");
-  a.revision = 7;
-  b.revision = 5;
+  a.created = 7;
+  b.created = 5;
+  a.revision = 3;  // the last write does not count: renewals must not flip the winner
+  b.revision = 9;
   EXPECT_TRUE(keys_overlap(a.key(), b.key()));
   EXPECT_FALSE(keys_overlap(a.key(), c.key()));
   EXPECT_TRUE(wins_overlap(b, a));
   EXPECT_FALSE(wins_overlap(a, b));
-  a.revision = b.revision = 0;  // unknown: the smaller key wins, the same answer both ways
-  EXPECT_NE(wins_overlap(a, b), wins_overlap(b, a));
+  a.created = b.created = 0;  // unknown: the smaller key wins, the same answer both ways
+  EXPECT_TRUE(wins_overlap(a, b));
+  EXPECT_FALSE(wins_overlap(b, a));
+  b.created = 4;  // unknown creation counts as the oldest
+  EXPECT_TRUE(wins_overlap(a, b));
   Lease d = lease("10.5.4.0-24&fc00:0:0:4::-64", "192.168.0.4", "fd00::4");
   Lease e = lease("10.5.5.0-24&fc00:0:0:4::-64", "192.168.0.5", "fd00::5");
   EXPECT_TRUE(keys_overlap(d.key(), e.key()));  // by their IPv6 subnets alone

@@ -333,14 +333,18 @@ TEST(DualStackPeers, IdentityIsTheWholeKey) {
   Lease o2 = lease6(nullptr, "fc00:0:0:6::/64", "0.0.0.0", "fd00::6");
   Lease own = lease6(nullptr, "fc00:0:0:7::/64", "0.0.0.0", "fd00::7");
   cache.set_own(own.key());
+  ds.created = 9;  // v4 (created 0: unknown, so the oldest) keeps the IPv4 subnet both claim
   auto ev = cache.resync({v4, ds, o1, o2, own});
-  EXPECT_EQ(ev.size(), 4u);
-  EXPECT_EQ(cache.size(), 4u);
+  EXPECT_EQ(ev.size(), 3u);
+  EXPECT_EQ(cache.size(), 3u);  // the two IPv6-only leases are two peers, not one
+  EXPECT_TRUE(cache.peers().count(v4.key()));
+  ASSERT_TRUE(cache.refused().count(ds.key()));
+  EXPECT_EQ(cache.refused().at(ds.key()).refusal.reason, RefusalReason::kOverlapsPeer);
   auto gone = cache.apply(
       {LeaseEvent{LeaseEventType::kRemoved, Lease{o1.subnet, {}, {}, 0, o1.ipv6_subnet}, false}});
   ASSERT_EQ(gone.size(), 1u);
   EXPECT_EQ(gone[0].lease.attrs.public_ipv6, IP6::parse("fd00::5"));  // the cached attrs
-  EXPECT_EQ(cache.size(), 3u);
+  EXPECT_EQ(cache.size(), 2u);
 }
 
 TEST(DualStackSubnetEnv, LinesInCurrentFlannelsOrder) {

@@ -104,40 +104,6 @@ TEST(PeerCache, Ipv6PeerCountFollowsAddsRemovalsResyncsAndOwnLease) {
   EXPECT_EQ(c.size(), 1u);
 }
 
-// Two hosts created "10.5.9.0-24&fc00:0:0:7::-64" and "10.5.3.0-24&fc00:0:0:7::-64" at once; the
-// later deletes its lease. Its removal makes the backend delete fc00:0:0:7::/64's route, so the
-// peer that still holds that subnet is added again, after the removal.
-TEST(PeerCache, PeerSharingARemovedSubnetIsAddedAgain) {
-  auto dual = [](const char* v4, const char* v6, const char* ip) {
-    Lease l = lease(v4, ip);
-    l.ipv6_subnet = IP6Net::parse(v6);
-    return l;
-  };
-  PeerCache c;
-  const Lease keeper = dual("10.5.3.0/24", "fc00:0:0:7::/64", "10.0.0.3");
-  const Lease loser = dual("10.5.9.0/24", "fc00:0:0:7::/64", "10.0.0.9");
-  const Lease other = dual("10.5.4.0/24", "fc00:0:0:4::/64", "10.0.0.4");
-  c.apply({added(keeper), added(loser), added(other)});
-  LeaseEvent gone{LeaseEventType::kRemoved, loser, false};
-  auto out = c.apply({gone});
-  ASSERT_EQ(out.size(), 2u);
-  EXPECT_EQ(out[0].type, PeerEvent::Type::kRemoved);
-  EXPECT_EQ(out[0].lease.key(), loser.key());
-  EXPECT_EQ(out[1].type, PeerEvent::Type::kAdded);
-  EXPECT_EQ(out[1].lease.key(), keeper.key());
-  // The same for a shared IPv4 subnet (a v0.11 host's plain key and a dual-stack one).
-  const Lease v011 = lease("10.5.4.0/24", "10.0.0.44");
-  c.apply({added(v011)});
-  out = c.apply({removed("10.5.4.0/24")});
-  ASSERT_EQ(out.size(), 2u);
-  EXPECT_EQ(out[1].type, PeerEvent::Type::kAdded);
-  EXPECT_EQ(out[1].lease.key(), other.key());
-  // A removal sharing nothing is just a removal.
-  out = c.apply({LeaseEvent{LeaseEventType::kRemoved, other, false}});
-  ASSERT_EQ(out.size(), 1u);
-  EXPECT_EQ(c.size(), 1u);
-}
-
 // --- admission (core/admission.h) in the cache ---
 
 PeerCache admitting_cache() {

@@ -53,14 +53,17 @@ TEST_P(FlannelctlTest, ReservationIsAdoptedByItsHostAndKeepsNoTtl) {
   EXPECT_NE(out.find("no lease"), std::string::npos) << out;
 }
 
-// Leases no agent will program (outside the network, a loopback PublicIP) are listed as such,
-// with the reason, after the table and in the JSON; an honest lease carries no mark.
+// Leases no agent will program (outside the network, a loopback PublicIP, the younger of two
+// that overlap) are listed as such, with the reason, after the table and in the JSON; an honest
+// lease carries no mark.
 TEST_P(FlannelctlTest, SubnetsListShowsTheLeasesEveryAgentRefusesAndWhy) {
   set_config(R"({"Network":"172.30.0.0/16","Backend":{"Type":"alloc"}})");
   std::string out;
   ASSERT_EQ(store_->ctl({"reserve", "172.30.50.0/24", "10.250.0.9"}, &out), 0) << out;
   ASSERT_EQ(store_->ctl({"reserve", "10.9.0.0/24", "10.250.0.3"}, &out), 0) << out;
   ASSERT_EQ(store_->ctl({"reserve", "172.30.60.0/24", "127.0.0.1"}, &out), 0) << out;
+  // Written after 172.30.50.0/24 and over it: the younger of two overlapping leases.
+  ASSERT_EQ(store_->ctl({"reserve", "172.30.50.0/23", "10.250.0.4"}, &out), 0) << out;
   ASSERT_EQ(store_->ctl({"subnets", "list"}, &out), 0) << out;
   auto refused = out.find("REFUSED");
   ASSERT_NE(refused, std::string::npos) << out;
@@ -72,6 +75,11 @@ TEST_P(FlannelctlTest, SubnetsListShowsTheLeasesEveryAgentRefusesAndWhy) {
   EXPECT_NE(out.find("172.30.60.0-24  bad_public_ip: PublicIP 127.0.0.1 is loopback", refused),
             std::string::npos)
       << out;
+  EXPECT_NE(out.find("172.30.50.0-23  overlaps_peer: lease 172.30.50.0/23 overlaps the older "
+                     "lease 172.30.50.0/24",
+                     refused),
+            std::string::npos)
+      << out;
   EXPECT_EQ(out.find("172.30.50.0-24", refused), std::string::npos) << out;
   ASSERT_EQ(store_->ctl({"subnets", "list", "--json"}, &out), 0) << out;
   size_t marked = 0;
@@ -80,7 +88,7 @@ TEST_P(FlannelctlTest, SubnetsListShowsTheLeasesEveryAgentRefusesAndWhy) {
     if (l.contains("refused")) ++marked;
     if (l["key"] == "10.9.0.0-24") { EXPECT_EQ(l["refused"]["reason"], "outside_network"); }
   }
-  EXPECT_EQ(marked, 2u) << out;
+  EXPECT_EQ(marked, 3u) << out;
 }
 
 // Dual-stack leases (one key holding both subnets, "A.B.C.D-N&IPV6-M"): `subnets get` and `rm`

@@ -61,6 +61,8 @@ uint64_t MemoryStore::write(const Lease& lease, std::chrono::seconds ttl, Lease*
                             bool seen) {
   Lease l = lease;
   l.revision = ++revision_;
+  auto existing = leases_.find(l.key());
+  l.created = existing != leases_.end() ? existing->second.created : l.revision;
   l.expiration.reset();
   if (ttl.count() > 0) l.expiration = Clock::now() + ttl;
   leases_[l.key()] = l;

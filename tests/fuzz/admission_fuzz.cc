@@ -3,7 +3,9 @@
 // (any subnet, any prefix, host bits, any PublicIP). The peer events drive a model kernel; after
 // every step it must hold only leases inside the Network with a longer prefix and no host bits,
 // never our own subnet or one overlapping it, never a gateway that is not another host's unicast
-// address, exactly the cache's peer set, and nothing the cache lists as refused.
+// address, exactly the cache's peer set, and nothing the cache lists as refused. Peers never
+// overlap, and they are the ones a fresh cache's resync of the store keeps (the outcome of an
+// overlap does not depend on the order of the events).
 #include <cstddef>
 #include <cstdint>
 #include <map>
@@ -36,6 +38,31 @@ void check_kernel(const std::map<LeaseKey, Lease>& kernel, const PeerCache& cach
     FUZZ_CHECK(!l.subnet.overlaps(kOwn));
     FUZZ_CHECK(unicast_other(l.attrs.public_ip));
   }
+  uint64_t next_free = 0;  // the kernel's map is in address order: each starts after the last
+  for (const auto& [key, l] : kernel) {
+    FUZZ_CHECK(l.subnet.ip.value >= next_free);
+    next_free = uint64_t{l.subnet.ip.value} + l.subnet.size();
+  }
+}
+
+PeerCache fresh_cache() {
+  PeerCache cache;
+  AdmissionRules rules;
+  rules.network = kNetwork;
+  rules.own_ip4 = {kOwnIP};
+  cache.set_rules(rules);
+  cache.set_own(LeaseKey{kOwn});
+  return cache;
+}
+
+// The cache holds what judging the whole store afresh gives.
+void check_order_free(const PeerCache& cache, const std::map<LeaseKey, Lease>& store) {
+  PeerCache fresh = fresh_cache();
+  std::vector<Lease> all;
+  for (const auto& [k, v] : store) all.push_back(v);
+  fresh.resync(all);
+  FUZZ_CHECK(fresh.size() == cache.size());
+  for (const auto& [key, l] : fresh.peers()) FUZZ_CHECK(cache.peers().count(key) == 1);
 }
 
 // One 10-byte record: op, subnet (4 address bytes, or 10.5.x.y when op's bit 3 is set), prefix,
@@ -55,12 +82,7 @@ Lease lease_of(const uint8_t* r, uint64_t revision) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  PeerCache cache;
-  AdmissionRules rules;
-  rules.network = kNetwork;
-  rules.own_ip4 = {kOwnIP};
-  cache.set_rules(rules);
-  cache.set_own(LeaseKey{kOwn});
+  PeerCache cache = fresh_cache();
   std::map<LeaseKey, Lease> store, kernel;
   auto run = [&](const std::vector<PeerEvent>& events) {
     for (const auto& e : events) {
@@ -68,6 +90,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       else kernel.erase(e.lease.key());
     }
     check_kernel(kernel, cache);
+    check_order_free(cache, store);
   };
   uint64_t revision = 10;
   for (size_t at = 0; at + 10 <= size && at < 10 * 200; at += 10) {
@@ -87,7 +110,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         run(cache.resync(all));
         break;
       }
-      default: store[l.key()] = l; run(cache.apply({LeaseEvent{LeaseEventType::kAdded, l, false}}));
+      default: {  // a new lease, or a rewrite of one (which keeps its creation revision)
+        auto it = store.find(l.key());
+        l.created = it != store.end() ? it->second.created : l.revision;
+        store[l.key()] = l;
+        run(cache.apply({LeaseEvent{LeaseEventType::kAdded, l, false}}));
+      }
     }
     (void)cache.take_new_refusals();
   }

@@ -1,6 +1,6 @@
 // SQLite store resets beyond the generic contract cases (store_reset_test.cc): the file deleted
 // and re-created by another connection, replaced with rename(2), overwritten in place, and store
-// ids for old files.
+// ids and creation revisions for old files.
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
@@ -166,6 +166,37 @@ TEST(SqliteReset, EveryFileGetsItsOwnStoreIdAndOldFilesGetOneOnOpen) {
   EXPECT_EQ(sql(h1.path(), "SELECT value FROM flannel_meta WHERE key = 'schema_version'"), "1");
   LeaseList list;
   EXPECT_TRUE(IsOk(store->list_leases(&list)));  // its own id: no reset
+}
+
+// A file written by a build from before creation revisions: the first open adds the column (no
+// version change, so that build can still use the file); its rows read as created 0 (unknown,
+// the oldest), renewals keep that, and new leases get their own.
+TEST(SqliteReset, AFileFromBeforeCreationRevisionsGetsTheColumnOnOpen) {
+  SqliteHarness h;
+  Lease old_lease;
+  {
+    auto store = h.open();
+    ASSERT_TRUE(IsOk(store->create_lease(lease_at("10.5.1.0/24"), 60s, &old_lease)));
+  }
+  for (const char* table : {"flannel_leases", "flannel_events"})
+    sql(h.path(), std::string("ALTER TABLE ") + table + " DROP COLUMN created");
+  const std::string count_created =
+      "SELECT count(*) FROM pragma_table_info('flannel_leases') WHERE name = 'created'";
+  ASSERT_EQ(sql(h.path(), count_created), "0");
+
+  auto store = h.open();
+  EXPECT_EQ(sql(h.path(), count_created), "1");
+  EXPECT_EQ(sql(h.path(),
+                "SELECT count(*) FROM pragma_table_info('flannel_events') WHERE name = 'created'"),
+            "1");
+  EXPECT_EQ(sql(h.path(), "SELECT value FROM flannel_meta WHERE key = 'schema_version'"), "1");
+  Lease got, renewed, fresh;
+  ASSERT_TRUE(IsOk(store->get_lease(old_lease.key(), &got)));
+  EXPECT_EQ(got.created, 0u);
+  ASSERT_TRUE(IsOk(store->renew_lease(got, 60s, &renewed)));
+  EXPECT_EQ(renewed.created, 0u);
+  ASSERT_TRUE(IsOk(store->create_lease(lease_at("10.5.2.0/24"), 60s, &fresh)));
+  EXPECT_EQ(fresh.created, fresh.revision);
 }
 
 }  // namespace

@@ -101,10 +101,11 @@ void insert_raw_lease(RawDb& raw, const std::string& key, const std::string& val
   raw.exec("BEGIN IMMEDIATE");
   raw.exec("UPDATE flannel_meta SET value = value + 1 WHERE key = 'revision'");
   const std::string rev = raw.scalar("SELECT value FROM flannel_meta WHERE key = 'revision'");
-  raw.exec("INSERT INTO flannel_leases VALUES('" + kPrefix + "', '" + key + "', '" + value +
-           "', NULL, " + rev + ")");
-  raw.exec("INSERT INTO flannel_events VALUES(" + rev + ", '" + kPrefix + "', '" + key +
-           "', 'create', '" + value + "', NULL)");
+  raw.exec("INSERT INTO flannel_leases(prefix, subnet, value, expiration, revision) VALUES('" +
+           kPrefix + "', '" + key + "', '" + value + "', NULL, " + rev + ")");
+  raw.exec(
+      "INSERT INTO flannel_events(revision, prefix, subnet, action, value, expiration) VALUES(" +
+      rev + ", '" + kPrefix + "', '" + key + "', 'create', '" + value + "', NULL)");
   raw.exec("COMMIT");
 }
 
