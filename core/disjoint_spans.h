@@ -1,7 +1,7 @@
 // DisjointSpans: address ranges that never share an address, each with a value, ordered by
-// first address. The peer cache keeps the subnets of the peers it admitted in one per family
-// (admitted peers never overlap) and asks it what a new subnet would overlap, in
-// O(log n + the overlaps found). Pure logic, header only.
+// first address. The peer cache keeps its peers' IPv6 subnets in one (admitted peers never
+// overlap) and sorts out overlapping leases of a snapshot with others, asking what a new subnet
+// would overlap in O(log n + the overlaps found). Pure logic, header only.
 //
 // Thread safety: none.
 #pragma once

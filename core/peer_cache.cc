@@ -6,6 +6,29 @@
 namespace flannel {
 namespace {
 
+// True when two of the spans share an address (sorts them).
+template <class Addr>
+bool sorted_spans_overlap(std::vector<std::pair<Addr, Addr>>* spans) {
+  std::sort(spans->begin(), spans->end());
+  for (size_t i = 1; i < spans->size(); ++i)
+    if ((*spans)[i].first <= (*spans)[i - 1].second) return true;
+  return false;
+}
+
+// True when two of the leases snapshot[i], i in `indexes`, share an address: sorting their spans
+// is cheaper than building an index, and enough to know that no lease has to give way.
+bool any_overlap(const std::vector<Lease>& snapshot, const std::vector<size_t>& indexes) {
+  std::vector<std::pair<uint32_t, uint32_t>> v4;
+  std::vector<std::pair<U128, U128>> v6;
+  v4.reserve(indexes.size());
+  for (size_t i : indexes) {
+    const Lease& l = snapshot[i];
+    if (l.key().has_ipv4()) v4.push_back(span_of(l.subnet));
+    if (l.ipv6_subnet) v6.push_back(span_of(*l.ipv6_subnet));
+  }
+  return sorted_spans_overlap(&v4) || sorted_spans_overlap(&v6);
+}
+
 Refusal overlap_refusal(const Lease& loser, const Lease& winner) {
   auto created = [](const Lease& l) {
     return l.created ? "revision " + std::to_string(l.created) : std::string("unknown");
@@ -73,10 +96,6 @@ void PeerCache::clear_refused(const LeaseKey& key) {
 void PeerCache::insert_peer(const Lease& lease) {
   const LeaseKey key = lease.key();
   peers_.emplace(key, lease);
-  if (key.has_ipv4()) {
-    auto [first, last] = span_of(key.subnet);
-    v4_spans_.insert(first, last, key);
-  }
   if (key.ipv6_subnet) {
     ++ipv6_peers_;
     auto [first, last] = span_of(*key.ipv6_subnet);
@@ -86,12 +105,25 @@ void PeerCache::insert_peer(const Lease& lease) {
 
 std::map<LeaseKey, Lease>::iterator PeerCache::erase(std::map<LeaseKey, Lease>::iterator it) {
   const LeaseKey& key = it->first;
-  if (key.has_ipv4()) v4_spans_.erase(span_of(key.subnet).first);
   if (key.ipv6_subnet) {
     --ipv6_peers_;
     v6_spans_.erase(span_of(*key.ipv6_subnet).first);
   }
   return peers_.erase(it);
+}
+
+// peers_ is ordered by IPv4 subnet (address, then prefix) and its IPv4 subnets are disjoint, so
+// it is its own index: the last peer starting at or before the subnet may contain it, and the
+// peers starting inside it overlap it. (IPv6-only keys, 0.0.0.0/0, sort first and are skipped.)
+template <class F>
+void PeerCache::for_each_v4_overlap(const IP4Net& subnet, F&& f) const {
+  auto [first, last] = span_of(subnet);
+  auto it = peers_.upper_bound(LeaseKey{IP4Net{IP4{first}, 64}});
+  if (it != peers_.begin()) {
+    auto before = std::prev(it);
+    if (before->first.has_ipv4() && before->first.subnet.overlaps(subnet)) f(before->first);
+  }
+  for (; it != peers_.end() && it->first.subnet.ip.value <= last; ++it) f(it->first);
 }
 
 const Lease* PeerCache::oldest_overlap(const LeaseKey& key) const {
@@ -101,10 +133,7 @@ const Lease* PeerCache::oldest_overlap(const LeaseKey& key) const {
     const Lease& peer = peers_.at(other);
     if (!oldest || wins_overlap(peer, *oldest)) oldest = &peer;
   };
-  if (key.has_ipv4()) {
-    auto [first, last] = span_of(key.subnet);
-    v4_spans_.for_each_overlap(first, last, consider);
-  }
+  if (key.has_ipv4()) for_each_v4_overlap(key.subnet, consider);
   if (key.ipv6_subnet) {
     auto [first, last] = span_of(*key.ipv6_subnet);
     v6_spans_.for_each_overlap(first, last, consider);
@@ -219,8 +248,7 @@ std::vector<size_t> PeerCache::drop_overlap_losers(const std::vector<Lease>& sna
       kept.push_back(i);
     }
   };
-  place(admitted);  // in the snapshot's order: nothing overlaps, the usual case, and done
-  if (lost.empty()) return kept;
+  if (!any_overlap(snapshot, admitted)) return admitted;  // the usual case
   std::sort(admitted.begin(), admitted.end(),
             [&](size_t a, size_t b) { return wins_overlap(snapshot[a], snapshot[b]); });
   place(admitted);  // in the order of creation: of overlapping leases the first keeps its place

@@ -89,6 +89,9 @@ class PeerCache {
   std::vector<PeerEvent> judge_again();
   // The first-created peer sharing an address with `key` (itself excepted); nullptr if none.
   const Lease* oldest_overlap(const LeaseKey& key) const;
+  // Calls f(key) for each peer whose IPv4 subnet shares an address with `subnet`.
+  template <class F>
+  void for_each_v4_overlap(const IP4Net& subnet, F&& f) const;
 
   void insert_peer(const Lease& lease);
   std::map<LeaseKey, Lease>::iterator erase(std::map<LeaseKey, Lease>::iterator it);
@@ -99,8 +102,8 @@ class PeerCache {
   size_t overlap_losers_ = 0;  // entries of refused_ refused as kOverlapsPeer
   std::vector<Refused> new_refusals_;
   std::map<LeaseKey, Lease> peers_;
-  // The peers' subnets, per family (disjoint: that is what the overlap rule keeps).
-  DisjointSpans<uint32_t, LeaseKey> v4_spans_;
+  // The peers' IPv6 subnets (disjoint: that is what the overlap rule keeps). Their IPv4
+  // subnets need no index of their own: peers_ is ordered by them (for_each_v4_overlap).
   DisjointSpans<U128, LeaseKey> v6_spans_;
   size_t ipv6_peers_ = 0;
 };
