@@ -1,0 +1,204 @@
+#!/usr/bin/env bash
+# The node lab: full systemd machines on one host, with no VM. Each node boots this machine's
+# own OS with `systemd-nspawn -b` from an overlay of its root (the upper layer on a tmpfs of the
+# node's, so nothing of the host changes), inside a network namespace of the lab's own. The nodes
+# share a lab switch (a bridge in the lab's "switch" namespace); nothing is put in the host's
+# root namespace.
+#
+#   source tests/nodes/lib.sh
+#   nodes_up 3              # boots node1..node3 (10.252.0.1..3/24 on eth0, gateway .254)
+#   node_exec 2 systemctl is-active flanneld
+#   node_root 2             # the node's / as seen from the host (write files there)
+#   nodes_down              # powers off, unmounts, deletes the namespaces (trap it on EXIT)
+#
+# Names: every namespace, mount and folder carries NODE_LAB_PREFIX (default "fnode"), so two labs
+# with different prefixes can run at once and a leftover lab is found and removed by nodes_down.
+# Needs: root, systemd-container (systemd-nspawn), iproute2, util-linux (nsenter).
+set -euo pipefail
+
+NODE_LAB_PREFIX=${NODE_LAB_PREFIX:-fnode}
+NODE_LAB_DIR=${NODE_LAB_DIR:-/tmp/$NODE_LAB_PREFIX-lab}
+NODE_LAB_NET=${NODE_LAB_NET:-10.252.0}
+NODE_LAB_BOOT_TIMEOUT=${NODE_LAB_BOOT_TIMEOUT:-120}
+
+node_ip() { echo "$NODE_LAB_NET.$1"; }
+node_ns() { echo "$NODE_LAB_PREFIX-n$1"; }
+node_dir() { echo "$NODE_LAB_DIR/node$1"; }
+node_root() { echo "$NODE_LAB_DIR/node$1/root"; }
+switch_ns() { echo "$NODE_LAB_PREFIX-sw"; }
+lab_log() { echo "nodes: $*" >&2; }
+
+# The pid of the node's systemd (PID 1 inside), or nothing if the node is not running.
+node_leader() {
+  local pidfile
+  pidfile="$(node_dir "$1")/nspawn.pid"
+  [ -f "$pidfile" ] || return 1
+  pgrep -P "$(cat "$pidfile")" -x systemd | head -1
+}
+
+# node_exec I CMD...: runs CMD inside node I (all its namespaces, its root, as root).
+node_exec() {
+  local i=$1 leader
+  shift
+  leader=$(node_leader "$i") || { lab_log "node$i is not running"; return 1; }
+  nsenter -t "$leader" -a -- "$@"
+}
+
+# node_sh I SCRIPT: a shell script inside node I.
+node_sh() { node_exec "$1" sh -c "$2"; }
+
+# wait_for SECONDS DESCRIPTION CMD...: polls CMD every 0.2 s until it succeeds or time is up.
+wait_for() {
+  local secs=$1 what=$2 deadline
+  shift 2
+  deadline=$((SECONDS + secs))
+  until "$@" >/dev/null 2>&1; do
+    if ((SECONDS >= deadline)); then
+      lab_log "timed out after ${secs}s waiting for: $what"
+      return 1
+    fi
+    sleep 0.2
+  done
+}
+
+switch_up() {
+  local sw
+  sw=$(switch_ns)
+  ip netns add "$sw"
+  ip -n "$sw" link set lo up
+  ip -n "$sw" link add br0 type bridge
+  ip -n "$sw" addr add "$NODE_LAB_NET.254/24" dev br0
+  ip -n "$sw" link set br0 up
+}
+
+# The node's network: eth0 on the lab switch, its address, a default route via the switch.
+node_net_up() {
+  local i=$1 ns sw
+  ns=$(node_ns "$i") sw=$(switch_ns)
+  ip netns add "$ns"
+  ip -n "$sw" link add "n$i" type veth peer name eth0 netns "$ns"
+  ip -n "$sw" link set "n$i" master br0 up
+  ip -n "$ns" link set lo up
+  ip -n "$ns" addr add "$(node_ip "$i")/24" dev eth0
+  ip -n "$ns" link set eth0 up
+  ip -n "$ns" route add default via "$NODE_LAB_NET.254"
+}
+
+# The node's root: overlay of / with a tmpfs upper layer; files the node must have from its
+# first boot (identity, names, docker's storage on an overlay root, cgroups docker can write).
+node_root_up() {
+  local i=$1 dir root
+  dir=$(node_dir "$i") root=$(node_root "$i")
+  mkdir -p "$dir/layers" "$root"
+  mount -t tmpfs -o size=4g "$NODE_LAB_PREFIX-layers" "$dir/layers"
+  mkdir "$dir/layers/upper" "$dir/layers/work"
+  mount -t overlay "$NODE_LAB_PREFIX-root" \
+    -o "lowerdir=/,upperdir=$dir/layers/upper,workdir=$dir/layers/work" "$root"
+  od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$root/etc/machine-id"
+  echo "node$i" >"$root/etc/hostname"
+  {
+    echo "127.0.0.1 localhost"
+    for j in $(seq 1 "$NODE_LAB_COUNT"); do echo "$(node_ip "$j") node$j"; done
+  } >"$root/etc/hosts"
+  mkdir -p "$root/etc/docker"
+  # Docker's overlay2 cannot stack on the node's overlay root; vfs can.
+  echo '{"storage-driver": "vfs"}' >"$root/etc/docker/daemon.json"
+  cat >"$root/etc/systemd/system/node-lab-cgroups.service" <<'EOC'
+[Unit]
+Description=Node lab: cgroup v1 controllers writable (docker and podman create cgroups)
+DefaultDependencies=no
+Before=containerd.service docker.service
+[Service]
+Type=oneshot
+ExecStart=/bin/sh -c 'mount -o remount,rw /sys/fs/cgroup; for m in /sys/fs/cgroup/*/; do mount -o remount,bind,rw "$m"; done'
+[Install]
+WantedBy=sysinit.target
+EOC
+  mkdir -p "$root/etc/systemd/system/sysinit.target.wants"
+  ln -sf ../node-lab-cgroups.service "$root/etc/systemd/system/sysinit.target.wants/"
+  # podman's auto-update asks a registry, and none is reachable from the lab.
+  ln -sf /dev/null "$root/etc/systemd/system/podman-auto-update.service"
+  ln -sf /dev/null "$root/etc/systemd/system/podman-auto-update.timer"
+  # The host's own lab leftovers and build trees are not the node's business: an empty /tmp.
+  mount -t tmpfs "$NODE_LAB_PREFIX-tmp" "$root/tmp"
+}
+
+node_boot() {
+  local i=$1 dir
+  dir=$(node_dir "$i")
+  SYSTEMD_NSPAWN_API_VFS_WRITABLE=1 setsid systemd-nspawn -b -D "$(node_root "$i")" \
+    --register=no --keep-unit --capability=all --console=passive \
+    --network-namespace-path="/run/netns/$(node_ns "$i")" -M "node$i" \
+    >"$dir/console.log" 2>&1 </dev/null &
+  echo $! >"$dir/nspawn.pid"
+}
+
+node_wait_running() {
+  local i=$1 state
+  wait_for 30 "node$i's systemd" node_leader "$i" || return 1
+  state=$(timeout "$NODE_LAB_BOOT_TIMEOUT" nsenter -t "$(node_leader "$i")" -a -- \
+    systemctl is-system-running --wait 2>/dev/null) || true
+  if [ "$state" != running ]; then
+    lab_log "node$i booted to '$state', not 'running'; failed units:"
+    node_exec "$i" systemctl --failed --no-pager >&2 || true
+    return 1
+  fi
+}
+
+# nodes_up N: switch and N nodes, booted in parallel, each 'running' when this returns.
+nodes_up() {
+  NODE_LAB_COUNT=$1
+  nodes_down_quiet
+  mkdir -p "$NODE_LAB_DIR"
+  echo "$NODE_LAB_COUNT" >"$NODE_LAB_DIR/count"
+  switch_up
+  local i
+  for i in $(seq 1 "$NODE_LAB_COUNT"); do
+    node_net_up "$i"
+    node_root_up "$i"
+    node_boot "$i"
+  done
+  for i in $(seq 1 "$NODE_LAB_COUNT"); do node_wait_running "$i"; done
+  lab_log "$NODE_LAB_COUNT nodes running (prefix $NODE_LAB_PREFIX, $NODE_LAB_NET.0/24)"
+}
+
+# Powers node I off (systemd's own shutdown, then SIGKILL after 30 s), unmounts its root.
+node_down() {
+  local i=$1 dir pid
+  dir=$(node_dir "$i")
+  if [ -f "$dir/nspawn.pid" ]; then
+    pid=$(cat "$dir/nspawn.pid")
+    if kill -0 "$pid" 2>/dev/null; then
+      node_exec "$i" systemctl poweroff --no-block >/dev/null 2>&1 || true
+      wait_for 30 "node$i to power off" bash -c "! kill -0 $pid" || kill -KILL "$pid" 2>/dev/null || true
+      wait_for 10 "node$i's nspawn to exit" bash -c "! kill -0 $pid" || true
+    fi
+    rm -f "$dir/nspawn.pid"
+  fi
+  local m
+  for m in "$dir/root/tmp" "$dir/root" "$dir/layers"; do
+    mountpoint -q "$m" && { umount "$m" 2>/dev/null || umount -l "$m"; }
+  done
+  ip netns del "$(node_ns "$i")" 2>/dev/null || true
+}
+
+# Everything with this lab's prefix: nodes, mounts, namespaces, the folder. Safe to run twice.
+nodes_down_quiet() {
+  local d i
+  for d in "$NODE_LAB_DIR"/node*; do
+    [ -d "$d" ] || continue
+    i=${d##*/node}
+    node_down "$i"
+  done
+  ip netns list | awk -v p="$NODE_LAB_PREFIX-" 'index($1, p) == 1 { print $1 }' |
+    while read -r ns; do ip netns del "$ns"; done
+  rm -rf "$NODE_LAB_DIR"
+}
+
+nodes_down() {
+  nodes_down_quiet
+  lab_log "lab $NODE_LAB_PREFIX is down"
+}
+
+# The number of nodes of a lab brought up earlier (by another process, e.g. scripts/nodes.sh).
+nodes_count() { cat "$NODE_LAB_DIR/count"; }
