@@ -13,6 +13,8 @@ PACKAGES=(
   # build matrix (Clang), fuzzing (libFuzzer + sanitizer runtimes), the Debian package and its
   # checks (cpack's shlibdeps, lintian, systemd-analyze, dpkg --root)
   clang libclang-rt-14-dev dpkg-dev lintian systemd gzip
+  # the node lab (tests/nodes): systemd machines and the programs that consume ours in the field
+  systemd-container util-linux docker.io podman supervisor busybox-static vagrant
   # the house style check (.clang-format, scripts/check_format.sh)
   clang-format
 )

@@ -53,7 +53,9 @@ for p in etcd-server etcd-client docker.io flannel-cpp; do
 done
 if ((missing)) || [ -n "$deb" ]; then
   log "installing ${pkgs[*]}"
-  [ -f /var/lib/apt/lists/lock ] && ls /var/lib/apt/lists/*Packages >/dev/null 2>&1 || apt-get update -qq
+  # A machine that never ran apt-get update (a fresh VM) has no package lists; a node lab node
+  # has its host's and no network.
+  compgen -G '/var/lib/apt/lists/*_Packages' >/dev/null || apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
 fi
 
