@@ -7,7 +7,8 @@
 #   2. certificates (made by make-certs.sh) where seed 000 keeps them: /etc/kubernetes/ssl/ca.pem,
 #      /etc/flanneld/ssl/flanneld{,-key}.pem; the member's own under /etc/etcd/ssl/
 #   3. etcd: one member of a TLS cluster (client and peer), through /etc/default/etcd, started
-#      by Debian's etcd.service without waiting (the cluster needs a quorum to answer)
+#      by Debian's etcd.service without waiting (the cluster needs a quorum to answer); a node
+#      not named in --members is a client of the cluster only (its own etcd is stopped)
 #   4. flanneld: /etc/sysconfig/flanneld in seed 003's words (https endpoints, prefix, TLS and
 #      --iface in FLANNEL_OPTIONS) or, with --sysconfig=004, in seed 004's (endpoints and prefix
 #      only; TLS and interface as FLANNELD_* variables, logs to the journal); then
@@ -100,7 +101,10 @@ ETCD_PEER_KEY_FILE="/etc/etcd/ssl/member-key.pem"
 ETCD_PEER_TRUSTED_CA_FILE="/etc/kubernetes/ssl/ca.pem"
 ETCD_PEER_CLIENT_CERT_AUTH="true"
 EOC
-if ! cmp -s /etc/default/etcd.new /etc/default/etcd; then
+if [[ ",$members," != *",$name=$ip,"* ]]; then
+  rm -f /etc/default/etcd.new # not a member: a client of the cluster only (a node that joins later)
+  systemctl disable --now etcd >/dev/null 2>&1 || true
+elif ! cmp -s /etc/default/etcd.new /etc/default/etcd; then
   mv /etc/default/etcd.new /etc/default/etcd
   log "etcd: member of $cluster"
   systemctl restart --no-block etcd
