@@ -64,8 +64,6 @@ fi
 install -D -m 0644 "$certs/ca.pem" /etc/kubernetes/ssl/ca.pem
 install -D -m 0644 "$certs/flanneld.pem" /etc/flanneld/ssl/flanneld.pem
 install -D -m 0600 "$certs/flanneld-key.pem" /etc/flanneld/ssl/flanneld-key.pem
-install -D -m 0644 "$certs/$name.pem" /etc/etcd/ssl/member.pem
-install -D -m 0600 -o etcd "$certs/$name-key.pem" /etc/etcd/ssl/member-key.pem
 tls_v2=(--ca-file=/etc/kubernetes/ssl/ca.pem --cert-file=/etc/flanneld/ssl/flanneld.pem
         --key-file=/etc/flanneld/ssl/flanneld-key.pem)
 tls_v3=(--cacert=/etc/kubernetes/ssl/ca.pem --cert=/etc/flanneld/ssl/flanneld.pem
@@ -105,6 +103,8 @@ if [[ ",$members," != *",$name=$ip,"* ]]; then
   rm -f /etc/default/etcd.new # not a member: a client of the cluster only (a node that joins later)
   systemctl disable --now etcd >/dev/null 2>&1 || true
 elif ! cmp -s /etc/default/etcd.new /etc/default/etcd; then
+  install -D -m 0644 "$certs/$name.pem" /etc/etcd/ssl/member.pem
+  install -D -m 0600 -o etcd "$certs/$name-key.pem" /etc/etcd/ssl/member-key.pem
   mv /etc/default/etcd.new /etc/default/etcd
   log "etcd: member of $cluster"
   systemctl restart --no-block etcd

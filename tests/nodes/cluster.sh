@@ -24,11 +24,8 @@ cluster_members() {
   for i in $(seq 1 "$1"); do out+="${out:+,}node$i=$(node_ip "$i")"; done
   echo "$out"
 }
-cluster_endpoints() {
-  local i out=
-  for i in $(seq 1 "$(nodes_count)"); do out+="${out:+,}https://$(node_ip "$i"):2379"; done
-  echo "$out"
-}
+# The etcd members' client URLs (written by cluster_up).
+cluster_endpoints() { cat "$NODE_LAB_DIR/endpoints"; }
 
 cluster_etcdctl() {
   local i=$1
@@ -47,11 +44,29 @@ cluster_etcdctl3() {
 
 # cluster_up N API DEB NETWORK_JSON: N nodes provisioned in parallel; node 1 writes the config.
 cluster_up() {
-  local n=$1 api=$2 deb=$3 netconf=$4 i members pids=() sys extra
+  local n=$1 api=$2 deb=$3 netconf=$4 i
   nodes_up "$n"
+  # shellcheck disable=SC2046  # one argument per address
   bash "$REPO/vagrant/make-certs.sh" "$NODE_LAB_DIR/certs" $(for i in $(seq 1 "$n"); do node_ip "$i"; done)
-  members=$(cluster_members "$n")
-  for i in $(seq 1 "$n"); do
+  cluster_members "$n" >"$NODE_LAB_DIR/members"
+  for i in $(seq 1 "$n"); do echo "https://$(node_ip "$i"):2379"; done | paste -sd, >"$NODE_LAB_DIR/endpoints"
+  echo "$api" >"$NODE_LAB_DIR/api"
+  cluster_provision "$deb" "$netconf" $(seq 1 "$n")
+}
+
+# cluster_join I DEB: boots node I and makes it a client of the running cluster (no etcd member).
+cluster_join() {
+  node_up "$1"
+  cluster_provision "$2" "" "$1"
+}
+
+# cluster_provision DEB NETWORK_JSON I...: provision.sh on nodes I... in parallel; the first
+# node listed writes NETWORK_JSON (when not empty).
+cluster_provision() {
+  local deb=$1 netconf=$2 i first members api pids=() sys extra
+  shift 2
+  first=$1 members=$(cat "$NODE_LAB_DIR/members") api=$(cat "$NODE_LAB_DIR/api")
+  for i in "$@"; do
     mkdir -p "$(node_root "$i")/root/lab"
     cp -r "$NODE_LAB_DIR/certs" "$REPO/vagrant/provision.sh" "$(node_root "$i")/root/lab/"
     [ -n "$deb" ] && cp "$deb" "$(node_root "$i")/root/lab/"
@@ -59,20 +74,21 @@ cluster_up() {
     [[ " $CLUSTER_SYSCONFIG_004 " == *" $i "* ]] && sys=004
     extra=()
     [ -n "$deb" ] && extra+=("--deb=/root/lab/$(basename "$deb")")
-    ((i == 1)) && extra+=("--network-config=$netconf")
+    [ "$i" = "$first" ] && [ -n "$netconf" ] && extra+=("--network-config=$netconf")
     # shellcheck disable=SC2086  # CLUSTER_PROVISION_ARGS is a list of words
     node_exec "$i" bash /root/lab/provision.sh --name="node$i" --ip="$(node_ip "$i")" \
       --members="$members" --certs=/root/lab/certs --prefix="$CLUSTER_PREFIX" --api="$api" \
       --sysconfig="$sys" "${extra[@]}" $CLUSTER_PROVISION_ARGS >"$NODE_LAB_DIR/provision$i.log" 2>&1 &
     pids+=($!)
   done
-  local rc=0
-  for i in "${!pids[@]}"; do
-    if ! wait "${pids[$i]}"; then
-      lab_log "provision.sh failed on node$((i + 1)):"
-      cat "$NODE_LAB_DIR/provision$((i + 1)).log" >&2
+  local rc=0 k=0
+  for i in "$@"; do
+    if ! wait "${pids[$k]}"; then
+      lab_log "provision.sh failed on node$i:"
+      cat "$NODE_LAB_DIR/provision$i.log" >&2
       rc=1
     fi
+    k=$((k + 1))
   done
   return $rc
 }

@@ -9,6 +9,7 @@
 #   nodes_up 3              # boots node1..node3 (10.252.0.1..3/24 on eth0, gateway .254)
 #   node_exec 2 systemctl is-active flanneld
 #   node_root 2             # the node's / as seen from the host (write files there)
+#   node_up 4               # one more node, later
 #   nodes_down              # powers off, unmounts, deletes the namespaces (trap it on EXIT)
 #
 # Names: every namespace, mount and folder carries NODE_LAB_PREFIX (default "fnode"), so two labs
@@ -160,6 +161,14 @@ nodes_up() {
   done
   for i in $(seq 1 "$NODE_LAB_COUNT"); do node_wait_running "$i"; done
   lab_log "$NODE_LAB_COUNT nodes running (prefix $NODE_LAB_PREFIX, $NODE_LAB_NET.0/24)"
+}
+
+# node_up I: one more node on a running lab (a node that joins later).
+node_up() {
+  node_net_up "$1"
+  node_root_up "$1"
+  node_boot "$1"
+  node_wait_running "$1"
 }
 
 # Powers node I off (systemd's own shutdown, then SIGKILL after 30 s), unmounts its root.
