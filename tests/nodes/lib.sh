@@ -29,12 +29,13 @@ node_root() { echo "$NODE_LAB_DIR/node$1/root"; }
 switch_ns() { echo "$NODE_LAB_PREFIX-sw"; }
 lab_log() { echo "nodes: $*" >&2; }
 
-# The pid of the node's systemd (PID 1 inside), or nothing if the node is not running.
+# The pid of node I's systemd-nspawn (found by its root folder, so a lab left by a process that
+# died is found too), and of the node's systemd (PID 1 inside); nothing if not running.
+node_nspawn_pid() { pgrep -f "^systemd-nspawn -b -D $(node_root "$1") " | head -1; }
 node_leader() {
-  local pidfile
-  pidfile="$(node_dir "$1")/nspawn.pid"
-  [ -f "$pidfile" ] || return 1
-  pgrep -P "$(cat "$pidfile")" -x systemd | head -1
+  local pid
+  pid=$(node_nspawn_pid "$1") && [ -n "$pid" ] || return 1
+  pgrep -P "$pid" -x systemd | head -1
 }
 
 # node_exec I CMD...: runs CMD inside node I (all its namespaces, its root, as root).
@@ -127,11 +128,10 @@ EOC
 node_boot() {
   local i=$1 dir
   dir=$(node_dir "$i")
-  SYSTEMD_NSPAWN_API_VFS_WRITABLE=1 setsid systemd-nspawn -b -D "$(node_root "$i")" \
+  SYSTEMD_NSPAWN_API_VFS_WRITABLE=1 setsid -f systemd-nspawn -b -D "$(node_root "$i")" \
     --register=no --keep-unit --capability=all --console=passive \
     --network-namespace-path="/run/netns/$(node_ns "$i")" -M "node$i" \
-    >"$dir/console.log" 2>&1 </dev/null &
-  echo $! >"$dir/nspawn.pid"
+    >"$dir/console.log" 2>&1 </dev/null
 }
 
 node_wait_running() {
@@ -175,14 +175,11 @@ node_up() {
 node_down() {
   local i=$1 dir pid
   dir=$(node_dir "$i")
-  if [ -f "$dir/nspawn.pid" ]; then
-    pid=$(cat "$dir/nspawn.pid")
-    if kill -0 "$pid" 2>/dev/null; then
-      node_exec "$i" systemctl poweroff --no-block >/dev/null 2>&1 || true
-      wait_for 30 "node$i to power off" bash -c "! kill -0 $pid" || kill -KILL "$pid" 2>/dev/null || true
-      wait_for 10 "node$i's nspawn to exit" bash -c "! kill -0 $pid" || true
-    fi
-    rm -f "$dir/nspawn.pid"
+  pid=$(node_nspawn_pid "$i") || true
+  if [ -n "$pid" ]; then
+    node_exec "$i" systemctl poweroff --no-block >/dev/null 2>&1 || true
+    wait_for 30 "node$i to power off" bash -c "! kill -0 $pid" || kill -KILL "$pid" 2>/dev/null || true
+    wait_for 10 "node$i's nspawn to exit" bash -c "! kill -0 $pid" || true
   fi
   local m
   for m in "$dir/root/tmp" "$dir/root" "$dir/layers"; do
