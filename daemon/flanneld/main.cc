@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 #include <iostream>
 #include <map>
@@ -31,21 +32,38 @@ sigset_t stop_signals() {
   sigemptyset(&set);
   sigaddset(&set, SIGINT);
   sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGQUIT);
   return set;
 }
 
-// SIGINT/SIGTERM request a clean stop; a second one kills at once (as v0.11 does). The signals
-// are blocked at the top of main, before any thread exists (the log flusher is one), so only
-// this thread ever receives them.
+// The stop signal received (0 before one arrives).
+std::atomic<int> stop_signal{0};
+
+const char* signal_name(int sig) {
+  switch (sig) {
+    case SIGINT: return "SIGINT";
+    case SIGTERM: return "SIGTERM";
+    case SIGQUIT: return "SIGQUIT";
+    default: return "a signal";
+  }
+}
+
+// SIGINT/SIGTERM/SIGQUIT request a clean stop; a second one kills at once (as v0.11 does). The
+// signals are blocked at the top of main, before any thread exists (the log flusher is one), so
+// only this thread ever receives them. SIGQUIT ends with exit status 2, as v0.11's Go runtime
+// did: supervisord setups (seed 002: stopsignal=QUIT, exitcodes=0,2) expect that status, and
+// without a handler SIGQUIT's default action dumped core.
 void start_signal_thread(std::stop_source stop) {
   sigset_t set = stop_signals();
   std::thread([set, stop]() mutable {
     int sig = 0;
     if (sigwait(&set, &sig) != 0) return;
-    FLOG_INFO("Received {}, shutting down", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    FLOG_INFO("Received {}, shutting down", signal_name(sig));
+    stop_signal = sig;
     stop.request_stop();
     signal(SIGINT, SIG_DFL);
     signal(SIGTERM, SIG_DFL);
+    signal(SIGQUIT, SIG_DFL);
     pthread_sigmask(SIG_UNBLOCK, &set, nullptr);
     for (;;) pause();
   }).detach();
@@ -148,6 +166,10 @@ int run_agent(const Options& opts, const std::stop_source& stop) {
   }
   int rc = agent.run(stop.get_token());
   sd_notify("STOPPING=1");
+  if (rc == 0 && stop_signal == SIGQUIT) {
+    FLOG_INFO("Exiting with status 2 (SIGQUIT, as flannel v0.11)");
+    return 2;
+  }
   if (rc == 0) FLOG_INFO("Exiting cleanly...");
   return rc;
 }
