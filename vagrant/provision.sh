@@ -17,11 +17,13 @@
 #      does (etcdctl mkdir + mk on the v2 API; put on v3); an existing config is kept.
 # Usage: provision.sh --name=node1 --ip=IP --members=node1=IP1,node2=IP2,... --certs=DIR
 #          [--deb=FILE] [--iface=eth0] [--prefix=/jxdd/network] [--api=v2|v3]
-#          [--sysconfig=003|004] [--network-config=JSON] [--no-flanneld]
+#          [--sysconfig=003|004] [--network-config=JSON] [--no-flanneld] [--apt-update]
+# --apt-update refreshes the package lists before installing (a VM with a network: the box's lists
+# may be stale); --iface takes a name or an address (the Vagrantfile passes the node's address).
 set -euo pipefail
 
 name= ip= members= certs= deb= iface=eth0 prefix=/jxdd/network api=v2 sysconfig=003
-netconf= start_flanneld=1
+netconf= start_flanneld=1 apt_update=0
 for arg in "$@"; do
   case $arg in
     --name=*) name=${arg#*=} ;;
@@ -35,6 +37,7 @@ for arg in "$@"; do
     --sysconfig=*) sysconfig=${arg#*=} ;;
     --network-config=*) netconf=${arg#*=} ;;
     --no-flanneld) start_flanneld=0 ;;
+    --apt-update) apt_update=1 ;;
     *) echo "provision: unknown argument '$arg' (see the usage at the top of $0)" >&2; exit 2 ;;
   esac
 done
@@ -56,6 +59,7 @@ if ((missing)) || [ -n "$deb" ]; then
   log "installing ${pkgs[*]}"
   # A machine that never ran apt-get update (a fresh VM) has no package lists; a node lab node
   # has its host's and no network.
+  if ((apt_update)); then apt-get update -qq; fi
   compgen -G '/var/lib/apt/lists/*_Packages' >/dev/null || apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
 fi
