@@ -8,10 +8,13 @@
 # the config set once with `etcdctl set` (v2). Checks, against what supervisord, etcd and the
 # kernel report:
 #   - supervisorctl update starts flanneld-7-2N; supervisorctl status says RUNNING
-#   - /opt/flannel/subnet.env: the network, and the subnet the seed wrote by hand kept (the
-#     lease in etcd is that subnet)
+#   - /opt/flannel/subnet.env rewritten by flanneld (a new file: same content as the seed's, so
+#     its inode tells), none at the default /run/flannel/subnet.env; the network, and the subnet
+#     the seed wrote by hand kept (the lease in etcd is that subnet)
 #   - pods (network namespaces inside the nodes, on a bridge carrying FLANNEL_SUBNET's first
-#     address) ping the pods of every other node over host-gw routes
+#     address) ping the pods of every other node over host-gw routes, through FORWARD rules
+#     flanneld installs (dockerd, enabled on the nodes, sets FORWARD's policy to DROP; the test
+#     adds no rule of its own)
 #   - supervisorctl stop (stopsignal=QUIT): supervisord's log says "stopped: ... (exit status 2)"
 #     (v0.11's Go runtime exits with status 2 on SIGQUIT; exitcodes=0,2), no flanneld is left,
 #     and pods still ping (host-gw routes stay, the seed's part 3)
@@ -45,6 +48,7 @@ sup_log_size() { sup_log "$1" | wc -c; }
 sup_log_since() { sup_log "$1" | tail -c +"$(($2 + 1))"; }
 sup_log_has() { sup_log_since "$1" "$2" | grep -qF "$3"; }
 pod_ip() { echo "172.7.2$1.2"; }
+subnet_env_rewritten() { [ "$(node_exec "$1" stat -c %i /opt/flannel/subnet.env)" != "$2" ]; }
 pod_ping() { node_exec "$1" ip netns exec pod ping -c 1 -W 2 "$2"; }
 
 # The seed's flanneld.sh, addresses changed: this node's, the lab's etcd members, eth0. Run as
@@ -111,10 +115,20 @@ pod_up() {
     ip -n pod addr add $(pod_ip "$i")/${subnet#*/} dev eth0
     ip -n pod link set eth0 up
     ip -n pod route add default via ${subnet%/*}
-    # The node forwards pod traffic (dockerd, enabled on the nodes, sets FORWARD's policy to DROP).
-    sysctl -qw net.ipv4.ip_forward=1
-    iptables -I FORWARD -s 172.7.0.0/16 -j ACCEPT
-    iptables -I FORWARD -d 172.7.0.0/16 -j ACCEPT"
+    sysctl -qw net.ipv4.ip_forward=1"
+}
+
+# flanneld's FORWARD rules for the network (-iptables-forward-rules, on by default as in v0.11)
+# under the DROP policy dockerd sets: what lets pod traffic through on a docker host.
+check_forward_rules() {
+  local i=$1 rules
+  rules=$(node_exec "$i" iptables -S FORWARD)
+  if grep -qx -- '-P FORWARD DROP' <<<"$rules" && grep -qx -- '-A FORWARD -s 172.7.0.0/16 -j ACCEPT' <<<"$rules" &&
+    grep -qx -- '-A FORWARD -d 172.7.0.0/16 -j ACCEPT' <<<"$rules"; then
+    ok "node$i: FORWARD policy DROP (dockerd), flanneld's ACCEPT rules for 172.7.0.0/16 in place"
+  else
+    fail "node$i: want FORWARD policy DROP and flanneld's -s/-d 172.7.0.0/16 ACCEPT rules: $rules"
+  fi
 }
 
 check_mesh() {
@@ -153,6 +167,7 @@ for i in $nodes; do
     cp /root/lab/certs/flanneld-key.pem /opt/flannel/cert/client-key.pem
     printf '%s\n' FLANNEL_NETWORK=172.7.0.0/16 FLANNEL_SUBNET=172.7.2$i.1/24 FLANNEL_MTU=1500 \
       FLANNEL_IPMASQ=false >/opt/flannel/subnet.env
+    stat -c %i /opt/flannel/subnet.env >/root/lab/subnet.env.inode
     install -m 0755 /root/lab/flanneld.sh /opt/flannel/flanneld.sh
     mkdir -p /data/logs/flanneld
     install -m 0644 /root/lab/flannel.conf /etc/supervisor/conf.d/flannel.conf"
@@ -172,6 +187,14 @@ done
 ((fails == 0)) || exit 1
 
 for i in $nodes; do
+  inode_before=$(cat "$(node_root "$i")/root/lab/subnet.env.inode")
+  wait_for 30 "flanneld to write node$i's subnet.env" subnet_env_rewritten "$i" "$inode_before" || true
+  inode_now=$(node_exec "$i" stat -c %i /opt/flannel/subnet.env)
+  if [ "$inode_now" != "$inode_before" ] && node_exec "$i" test ! -e /run/flannel/subnet.env; then
+    ok "node$i: flanneld wrote /opt/flannel/subnet.env (--subnet-file=./subnet.env in directory=/opt/flannel)"
+  else
+    fail "node$i: /opt/flannel/subnet.env is still the hand-written file (inode $inode_now) or /run/flannel/subnet.env exists"
+  fi
   net=$(flannel_env "$i" FLANNEL_NETWORK) subnet=$(flannel_env "$i" FLANNEL_SUBNET)
   lease=$(cluster_etcdctl "$i" get "$CLUSTER_PREFIX/subnets/172.7.2$i.0-24" 2>/dev/null || true)
   if [ "$net" = 172.7.0.0/16 ] && [ "$subnet" = "172.7.2$i.1/24" ] &&
@@ -181,6 +204,7 @@ for i in $nodes; do
     fail "node$i: subnet.env has network '$net' subnet '$subnet' (want 172.7.2$i.1/24); lease: '$lease'"
   fi
   pod_up "$i"
+  check_forward_rules "$i"
 done
 check_mesh "host-gw, flanneld under supervisord"
 
