@@ -60,7 +60,7 @@ if ((missing)) || [ -n "$deb" ]; then
   # A machine that never ran apt-get update (a fresh VM) has no package lists; a node lab node
   # has its host's and no network.
   if ((apt_update)); then apt-get update -qq; fi
-  compgen -G '/var/lib/apt/lists/*_Packages' >/dev/null || apt-get update -qq
+  compgen -G '/var/lib/apt/lists/*_Packages*' >/dev/null || apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" >/dev/null
 fi
 
