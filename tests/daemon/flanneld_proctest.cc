@@ -72,6 +72,24 @@ TEST_P(AgentTest, RestartIsHitlessAndKeepsTheSubnet) {
   EXPECT_EQ(lease_subnets().size(), 1u);
 }
 
+// SIGQUIT stops as cleanly as SIGTERM but exits with status 2, as v0.11's Go runtime did: seed
+// 002's supervisord runs flanneld with stopsignal=QUIT and exitcodes=0,2 (tests/nodes
+// supervisord_test.sh). Without a handler SIGQUIT's default action killed flanneld (core dump).
+TEST_P(AgentTest, SigquitStopsCleanlyWithExitStatus2) {
+  set_config(kAllocConfig);
+  start_agent(1);
+  auto subnet = wait_subnet(1);
+  ASSERT_TRUE(subnet) << agent(1).output();
+  agent(1).signal(SIGQUIT);
+  auto code = agent(1).wait(5s);
+  ASSERT_TRUE(code.has_value()) << "flanneld did not exit within 5 s of SIGQUIT";
+  EXPECT_EQ(*code, 2) << agent(1).output();
+  EXPECT_NE(agent(1).output().find("Received SIGQUIT, shutting down"), std::string::npos)
+      << agent(1).output();
+  EXPECT_EQ(lease_value(*subnet), R"({"PublicIP":"10.250.0.1"})");
+  EXPECT_TRUE(std::filesystem::exists(subnet_file(1)));
+}
+
 TEST_P(AgentTest, DeletedLeaseIsReacquired) {
   set_config(kAllocConfig);
   start_agent(1);
