@@ -19,6 +19,24 @@ CLUSTER_PREFIX=${CLUSTER_PREFIX:-/jxdd/network}
 CLUSTER_PROVISION_ARGS=${CLUSTER_PROVISION_ARGS:-}
 CLUSTER_SYSCONFIG_004=${CLUSTER_SYSCONFIG_004:-}
 
+# Scenario bookkeeping: an ok/FAIL line per check and a count of the failures (a test script
+# exits non-zero when fails > 0 at its end).
+fails=0
+fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
+ok() { echo "ok: $*"; }
+
+# busybox_image: $NODE_LAB_DIR/busybox.tar, a container image's root made from Debian's
+# busybox-static (no registry is reachable from the lab), with a page under /www to serve.
+busybox_image() {
+  local r="$NODE_LAB_DIR/image"
+  rm -rf "$r"
+  mkdir -p "$r/bin" "$r/www"
+  cp /bin/busybox "$r/bin/busybox"
+  for a in sh ping sleep ip cat httpd nc; do ln -s busybox "$r/bin/$a"; done
+  echo "hello from the pod network" >"$r/www/index.html"
+  tar -C "$r" -cf "$NODE_LAB_DIR/busybox.tar" .
+}
+
 cluster_members() {
   local i out=
   for i in $(seq 1 "$1"); do out+="${out:+,}node$i=$(node_ip "$i")"; done

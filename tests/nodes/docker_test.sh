@@ -25,19 +25,6 @@ source "$here/cluster.sh"
 trap nodes_down EXIT
 trap 'echo "docker_test: line $LINENO: \"$BASH_COMMAND\" failed" >&2' ERR
 
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-ok() { echo "ok: $*"; }
-
-# A busybox image for docker, from Debian's busybox-static (no registry is reachable).
-image_tar() {
-  local r="$NODE_LAB_DIR/image"
-  mkdir -p "$r/bin"
-  cp /bin/busybox "$r/bin/busybox"
-  for a in sh ping sleep ip cat; do ln -s busybox "$r/bin/$a"; done
-  tar -C "$r" -cf "$NODE_LAB_DIR/busybox.tar" .
-}
-
 flannel_env() { node_sh "$1" ". /run/flannel/subnet.env; echo \$$2"; }
 # Container addresses, read once when each starts (a node's dockerd may be stopped later).
 declare -A cip
@@ -80,7 +67,7 @@ ping_loss() { # prints "sent received"
 CLUSTER_SYSCONFIG_004=3
 cluster_up 3 v2 "$pkg/flannel-cpp.deb" \
   '{ "Network": "172.30.0.0/16", "SubnetLen": 24, "Backend": { "Type": "vxlan" } }'
-image_tar
+busybox_image
 nodes="1 2 3"
 for i in $nodes; do
   wait_for 60 "flanneld active on node$i" node_exec "$i" systemctl is-active flanneld ||
@@ -202,7 +189,7 @@ nodes_down
 # --- v3-only cluster, host-gw -----------------------------------------------------------------
 CLUSTER_SYSCONFIG_004=
 cluster_up 3 v3 "$pkg/flannel-cpp.deb" '{"Network": "172.31.0.0/16", "Backend": {"Type": "host-gw"}}'
-image_tar
+busybox_image
 nodes="1 2 3"
 for i in $nodes; do
   wait_for 60 "flanneld active on node$i" node_exec "$i" systemctl is-active flanneld ||

@@ -121,8 +121,9 @@ EOC
   # podman's auto-update asks a registry, and none is reachable from the lab.
   ln -sf /dev/null "$root/etc/systemd/system/podman-auto-update.service"
   ln -sf /dev/null "$root/etc/systemd/system/podman-auto-update.timer"
-  # Writes the runlevel to utmp at boot; failed once here under load, and no test needs it.
+  # Boot-time chores that failed once here under load (a 'degraded' node) and no test needs.
   ln -sf /dev/null "$root/etc/systemd/system/systemd-update-utmp-runlevel.service"
+  ln -sf /dev/null "$root/etc/systemd/system/e2scrub_reap.service"
   # The host's own lab leftovers and build trees are not the node's business: an empty /tmp.
   mount -t tmpfs "$NODE_LAB_PREFIX-tmp" "$root/tmp"
 }
@@ -205,14 +206,21 @@ node_down() {
 # Everything with this lab's prefix: nodes, mounts, namespaces, the folder. Safe to run twice.
 nodes_down_quiet() {
   local d i
+  # Every node is told to power off first, so their shutdowns overlap; then each is awaited.
+  for d in "$NODE_LAB_DIR"/node*; do
+    [ -d "$d" ] || continue
+    node_exec "${d##*/node}" systemctl poweroff --no-block >/dev/null 2>&1 || true
+  done
   for d in "$NODE_LAB_DIR"/node*; do
     [ -d "$d" ] || continue
     i=${d##*/node}
-    node_down "$i" &
+    node_down "$i"
   done
-  wait
   ip netns list | awk -v p="$NODE_LAB_PREFIX-" 'index($1, p) == 1 { print $1 }' |
     while read -r ns; do ip netns del "$ns"; done
+  # Whatever is still mounted under the lab's folder (a node that would not stop), deepest first.
+  awk -v d="$NODE_LAB_DIR/" 'index($2, d) == 1 { print $2 }' /proc/self/mounts | sort -r |
+    while read -r m; do umount -l "$m" 2>/dev/null || true; done
   rm -rf "$NODE_LAB_DIR"
 }
 

@@ -29,21 +29,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/cluster.sh"
 trap nodes_down EXIT
 
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-ok() { echo "ok: $*"; }
-
 CONFLIST='{"name":"cbr0","cniVersion":"0.3.1","plugins":[{"type":"flannel","delegate":{"hairpinMode":true,"isDefaultGateway":true}},{"type":"portmap","capabilities":{"portMappings":true}}]}'
-
-# A busybox image, from Debian's busybox-static (no registry is reachable), with a page to serve.
-image_tar() {
-  local r="$NODE_LAB_DIR/image"
-  mkdir -p "$r/bin" "$r/www"
-  cp /bin/busybox "$r/bin/busybox"
-  for a in sh ping sleep ip cat httpd nc; do ln -s busybox "$r/bin/$a"; done
-  echo "hello from the pod network" >"$r/www/index.html"
-  tar -C "$r" -cf "$NODE_LAB_DIR/busybox.tar" .
-}
 
 # podman on node I as seed 001's runtime would set up CNI: the cni backend, vfs storage (the
 # node's root is an overlay), /usr/lib/cni where our .deb puts the flannel plugin.
@@ -103,7 +89,7 @@ ip_in_subnet() { # ip_in_subnet IP A.B.C.1/24 (flannel's SubnetLen 24)
 
 t0=$SECONDS
 cluster_up 3 v2 "$pkg/flannel-cpp.deb" '{"Network":"10.244.0.0/16","Backend":{"Type":"vxlan"}}'
-image_tar
+busybox_image
 nodes="1 2 3"
 for i in $nodes; do
   wait_for 60 "flanneld active on node$i" node_exec "$i" systemctl is-active flanneld ||

@@ -32,10 +32,6 @@ here=$(cd "$(dirname "$0")" && pwd)
 source "$here/cluster.sh"
 trap nodes_down EXIT
 
-fails=0
-fail() { echo "FAIL: $*" >&2; fails=$((fails + 1)); }
-ok() { echo "ok: $*"; }
-
 nodes="1 2 3"
 prog() { echo "flanneld-7-2$1"; } # the seed's program name, flanneld-7-21 on its first node
 sup_state() { node_exec "$1" supervisorctl status "$(prog "$1")" | awk '{ print $2 }'; }
