@@ -20,6 +20,12 @@
 #     CNI_COMMAND it is given (for these two commands only: the rest runs /usr/lib/cni/flannel).
 #     Podman 4.3 answers reload and restart with DEL then ADD (after libcni's VERSION) and never
 #     sends CHECK: the test fails if that ever changes, so CHECK gets a check of its own then.
+#     Nor could libcni CHECK this network: CheckNetworkList refuses a conflist below cniVersion
+#     0.4.0, and the manifest's is 0.3.1. So our CHECK is tested by the route libcni would take:
+#     node3 switches to the conflist `flannelctl cni-config` prints (1.0.0), a pod starts on it, and
+#     libcni_check.py replays CheckNetworkList from libcni's own cache of that pod's ADD. The
+#     flannel plugin's CHECK passes on the healthy pod, fails naming the route once the pod's
+#     route to FLANNEL_NETWORK is deleted, and passes again once it is back.
 # Usage: podman_cni_test.sh PKG_DIR (from make_packages.sh)
 set -euo pipefail
 pkg=$(realpath "$1")
@@ -62,7 +68,7 @@ runroot = "/run/containers/storage"
 graphroot = "/var/lib/containers/storage"
 EOF
   echo "$CONFLIST" >"$root/etc/cni/net.d/10-flannel.conflist"
-  cp "$NODE_LAB_DIR/busybox.tar" "$root/root/lab/"
+  cp "$NODE_LAB_DIR/busybox.tar" "$here/libcni_check.py" "$root/root/lab/"
   node_exec "$1" podman import /root/lab/busybox.tar lab/busybox >/dev/null
 }
 
@@ -226,6 +232,37 @@ for op in "network reload" "restart -t 0"; do
     fail "after podman $op node3's pod cannot ping p1 ($ip1)"
   fi
 done
+
+# Our CHECK by libcni's route (see the top): node3 on the conflist of `flannelctl cni-config`.
+libcni_check() { node_exec 3 python3 /root/lab/libcni_check.py "$(node_exec 3 podman inspect -f '{{.Id}}' chk)"; }
+node_exec 3 flannelctl cni-config >"$(node_root 3)/etc/cni/net.d/10-flannel.conflist"
+if start_pod 3 chk lab/busybox sleep 100000; then
+  out=$(libcni_check 2>&1) || true
+  if grep -qx "flannel CHECK ok" <<<"$out"; then
+    ok "node3: CHECK of a healthy pod passes, as libcni's CheckNetworkList sends it (cniVersion 1.0.0)"
+  else
+    fail "node3: CHECK of a healthy pod, as libcni sends it, fails: $out"
+  fi
+  sandbox=$(node_exec 3 podman inspect -f '{{.NetworkSettings.SandboxKey}}' chk)
+  network=$(flannel_env 3 FLANNEL_NETWORK) gw=$(flannel_env 3 FLANNEL_SUBNET)
+  pod_route() { node_exec 3 ip netns exec "${sandbox##*/}" ip route "$@"; }
+  pod_route del "$network"
+  out=$(libcni_check 2>&1) || true
+  if grep "^flannel CHECK failed" <<<"$out" | grep -q "${network%/*}"; then
+    ok "node3: CHECK fails once the pod's route to $network is gone: ${out%%$'\n'*}"
+  else
+    fail "node3: CHECK does not see the pod's route to $network gone: $out"
+  fi
+  pod_route add "$network" via "${gw%/*}"
+  out=$(libcni_check 2>&1) || true
+  if grep -qx "flannel CHECK ok" <<<"$out"; then
+    ok "node3: CHECK passes again with the route back"
+  else
+    fail "node3: CHECK still fails with the route back: $out"
+  fi
+else
+  fail "node3: podman run on the conflist of flannelctl cni-config failed"
+fi
 
 echo "podman_cni_test: $((SECONDS - t0))s"
 ((fails == 0)) || { echo "podman_cni_test: $fails check(s) failed" >&2; exit 1; }
