@@ -14,7 +14,7 @@ PACKAGES=(
   # checks (cpack's shlibdeps, lintian, systemd-analyze, dpkg --root)
   clang libclang-rt-14-dev dpkg-dev lintian systemd gzip
   # the node lab (tests/nodes): systemd machines and the programs that consume ours in the field
-  systemd-container util-linux docker.io podman supervisor busybox-static vagrant
+  systemd-container util-linux docker.io podman supervisor busybox-static vagrant python3
   # the house style check (.clang-format, scripts/check_format.sh)
   clang-format
 )

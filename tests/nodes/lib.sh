@@ -32,6 +32,7 @@ lab_log() { echo "nodes: $*" >&2; }
 # The pid of node I's systemd-nspawn (found by its root folder, so a lab left by a process that
 # died is found too), and of the node's systemd (PID 1 inside); nothing if not running.
 node_nspawn_pid() { pgrep -f "^systemd-nspawn -b -D $(node_root "$1") " | head -1; }
+node_stopped() { [ -z "$(node_nspawn_pid "$1")" ]; }
 node_leader() {
   local pid
   pid=$(node_nspawn_pid "$1") && [ -n "$pid" ] || return 1
@@ -191,9 +192,11 @@ node_down() {
   if [ -n "$pid" ]; then
     leader=$(node_leader "$i") || true
     node_exec "$i" systemctl poweroff --no-block >/dev/null 2>&1 || true
-    if ! wait_for "$NODE_LAB_POWEROFF_GRACE" "node$i to power off" bash -c "! kill -0 $pid" 2>/dev/null; then
+    # nspawn runs under setsid -f, so an exited one may linger as a zombie of a PID 1 that does
+    # not reap: "gone" is "no running nspawn on this root" (pgrep does not match zombies).
+    if ! wait_for "$NODE_LAB_POWEROFF_GRACE" "node$i to power off" node_stopped "$i" 2>/dev/null; then
       [ -n "$leader" ] && kill -KILL "$leader" 2>/dev/null
-      wait_for 10 "node$i's nspawn to exit" bash -c "! kill -0 $pid" || kill -KILL "$pid" 2>/dev/null || true
+      wait_for 10 "node$i's nspawn to exit" node_stopped "$i" || kill -KILL "$pid" 2>/dev/null || true
     fi
   fi
   local m
