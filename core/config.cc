@@ -60,7 +60,7 @@ uint64_t decode_subnet_len(std::string_view key, std::string_view value) {
   return v.get<uint64_t>();
 }
 
-// EnableIPv4 / EnableIPv6: a JSON bool; null leaves the default (Go's decoder).
+// EnableIPv4 / EnableIPv6 / EnableNFTables: a JSON bool; null leaves the default (Go's decoder).
 bool decode_bool(std::string_view key, std::string_view value, bool dflt) {
   json v = json::parse(value);
   if (v.is_null()) return dflt;
@@ -294,11 +294,12 @@ Config parse_config(std::string_view text) {
   }
   // Go's decoder: names match case-insensitively, the last matching member wins.
   Member network, subnet_len, subnet_min, subnet_max, backend, enable_ipv4, enable_ipv6,
-      ipv6_network, ipv6_subnet_len, ipv6_subnet_min, ipv6_subnet_max;
+      enable_nftables, ipv6_network, ipv6_subnet_len, ipv6_subnet_min, ipv6_subnet_max;
   for (const auto& m : json_util::object_members(text)) {
     if (json_util::iequals(m.key, "Network")) network = m.value;
     else if (json_util::iequals(m.key, "EnableIPv4")) enable_ipv4 = m.value;
     else if (json_util::iequals(m.key, "EnableIPv6")) enable_ipv6 = m.value;
+    else if (json_util::iequals(m.key, "EnableNFTables")) enable_nftables = m.value;
     else if (json_util::iequals(m.key, "IPv6Network")) ipv6_network = m.value;
     else if (json_util::iequals(m.key, "IPv6SubnetLen")) ipv6_subnet_len = m.value;
     else if (json_util::iequals(m.key, "IPv6SubnetMin")) ipv6_subnet_min = m.value;
@@ -312,6 +313,7 @@ Config parse_config(std::string_view text) {
   Config c;
   if (enable_ipv4) c.enable_ipv4 = decode_bool("EnableIPv4", *enable_ipv4, true);
   if (enable_ipv6) c.enable_ipv6 = decode_bool("EnableIPv6", *enable_ipv6, false);
+  if (enable_nftables) c.enable_nftables = decode_bool("EnableNFTables", *enable_nftables, false);
   if (!c.enable_ipv4 && !c.enable_ipv6) {
     // Current flannel's text is "none defined stack".
     fail(
@@ -357,7 +359,8 @@ std::string Config::str() const {
            " IPv6SubnetLen=" + std::to_string(ipv6_subnet_len) +
            " IPv6SubnetMin=" + ipv6_subnet_min.str() + " IPv6SubnetMax=" + ipv6_subnet_max.str();
   }
-  return out + " Backend=" + (backend_type.empty() ? std::string("(none)") : backend_type);
+  out += " Backend=" + (backend_type.empty() ? std::string("(none)") : backend_type);
+  return enable_nftables ? out + " EnableNFTables=true" : out;
 }
 
 }  // namespace flannel

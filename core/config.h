@@ -35,6 +35,10 @@ struct Config {
   int ipv6_subnet_len = 0;
   IP6 ipv6_subnet_min;
   IP6 ipv6_subnet_max;
+  // Current flannel's EnableNFTables: the masquerade and forward rules go in nftables tables
+  // (flannel-ipv4 / flannel-ipv6) instead of iptables. A host's -enable-nftables flag also turns
+  // it on. Not shown by str() unless true.
+  bool enable_nftables = false;
 
   // One line for logs: "Network=10.5.0.0/16 SubnetLen=24 SubnetMin=10.5.1.0
   // SubnetMax=10.5.255.0 Backend=vxlan". With IPv6 on, the IPv6 fields follow the IPv4 ones
@@ -56,7 +60,7 @@ struct Config {
 //   IPv6SubnetLen 0/absent -> 64 when the IPv6Network prefix P6 <= 62, P6 + 2 for P6 in 63..124,
 //   error above; explicit values must be <= 126 and >= P6 + 2;
 //   IPv6SubnetMin / IPv6SubnetMax (null = absent) default like SubnetMin / SubnetMax.
-// The IPv6 fields are ignored when EnableIPv6 is false.
+// The IPv6 fields are ignored when EnableIPv6 is false. EnableNFTables: a bool, default false.
 // Throws ConfigError on invalid JSON (message includes the byte offset) or an invalid config.
 Config parse_config(std::string_view json);
 

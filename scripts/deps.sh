@@ -7,7 +7,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config
   libsqlite3-dev nlohmann-json3-dev libcurl4-openssl-dev libnl-3-dev libnl-route-3-dev libnl-genl-3-dev
   libspdlog-dev libgtest-dev libgmock-dev libbenchmark-dev
-  etcd-server etcd-client iproute2 iptables iperf3 iputils-ping openssl procps curl sqlite3
+  etcd-server etcd-client iproute2 iptables nftables libnftables-dev iperf3 iputils-ping openssl procps curl sqlite3
   containernetworking-plugins
   libssl-dev wireguard-go wireguard-tools tcpdump
   # build matrix (Clang), fuzzing (libFuzzer + sanitizer runtimes), the Debian package and its

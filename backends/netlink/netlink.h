@@ -257,6 +257,13 @@ class NetlinkSession {
   void route_replace(const Route6& r);
   void route_delete(const Route6& r);
   Route6 route_get(const IP6& dst);
+  // `ip route show type blackhole` / `ip -6 route show type blackhole` (main table): the
+  // destinations (route_blackhole.cc).
+  std::vector<IP4Net> blackholes4();
+  std::vector<IP6Net> blackholes6();
+  // `ip route add blackhole DST proto boot` (NLE_EXIST if a route to DST exists in main).
+  void blackhole_add(const IP4Net& dst);
+  void blackhole_add(const IP6Net& dst);
 
   // ---- nexthop (`ip nexthop`) ----
   // `ip -4 nexthop show`: single-gateway IPv4 nexthop objects. Throws NetlinkError (code()

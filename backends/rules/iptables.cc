@@ -228,6 +228,47 @@ std::vector<InsertStep> plan_inserts(const std::vector<bool>& present,
   return steps;
 }
 
+std::string restore_inserts(const std::string& table, const std::vector<IptablesRule>& rules,
+                            const std::vector<int>& positions) {
+  if (rules.size() != positions.size())
+    throw std::invalid_argument("restore_inserts: " + std::to_string(rules.size()) + " rules but " +
+                                std::to_string(positions.size()) + " positions");
+  auto check = [](const std::string& token) {
+    if (token.empty() || token.find_first_of(" \t\n\"'") != std::string::npos)
+      throw std::invalid_argument("restore_inserts: token \"" + token +
+                                  "\" is empty or holds a space, quote or newline");
+  };
+  std::string out = "*" + table + "\n";
+  for (size_t i = 0; i < rules.size(); ++i) {
+    const IptablesRule& r = rules[i];
+    if (r.table != table)
+      throw std::invalid_argument("restore_inserts: rule " + r.str() + " is not in table " + table);
+    if (positions[i] < 1)
+      throw std::invalid_argument("restore_inserts: position " + std::to_string(positions[i]) +
+                                  " for " + r.str() + " (positions start at 1)");
+    check(r.chain);
+    out += "-I " + r.chain + " " + std::to_string(positions[i]);
+    for (const auto& t : r.spec) {
+      check(t);
+      out += " " + t;
+    }
+    out += "\n";
+  }
+  return out + "COMMIT\n";
+}
+
+int count_saved_rules(std::string_view save_output) {
+  int n = 0;
+  size_t pos = 0;
+  while (pos < save_output.size()) {
+    size_t end = save_output.find('\n', pos);
+    if (end == std::string_view::npos) end = save_output.size();
+    if (save_output.substr(pos, 3) == "-A ") ++n;
+    pos = end + 1;
+  }
+  return n;
+}
+
 // ---- Iptables --------------------------------------------------------------------------------
 
 Iptables::Iptables(std::vector<std::string> command, std::chrono::milliseconds timeout)
@@ -240,31 +281,37 @@ Iptables::Iptables(std::vector<std::string> command, std::chrono::milliseconds t
 }
 
 bool Iptables::ipv6() const {
-  for (const auto& a : command_) {
-    std::string_view v = a;
-    if (v == "ip6tables" || (v.size() > 10 && v.substr(v.size() - 10) == "/ip6tables")) return true;
-  }
-  return false;
+  std::string_view v = command_.back();
+  if (auto slash = v.rfind('/'); slash != std::string_view::npos) v.remove_prefix(slash + 1);
+  return v.rfind("ip6tables", 0) == 0;
 }
 
 std::string Iptables::command_str() const { return join(command_); }
 
 Iptables::Result Iptables::run(const std::vector<std::string>& args) const {
+  return run_tool("", args, "");
+}
+
+Iptables::Result Iptables::run_tool(const std::string& suffix, const std::vector<std::string>& args,
+                                    const std::string& input) const {
+  std::vector<std::string> argv = command_;
+  argv.back() +=
+      suffix;  // the program is the last word: "iptables", or "ip netns exec NS iptables"
   // Not only PATH: a daemon's minimal PATH (cron, some units) may leave out the sbin directories.
-  auto exe = find_program(command_[0], {"/usr/sbin", "/sbin", "/usr/bin", "/bin"});
+  auto exe = find_program(argv[0], {"/usr/sbin", "/sbin", "/usr/bin", "/bin"});
   if (!exe) {
     const char* path = std::getenv("PATH");
-    throw IptablesError("cannot run " + command_[0] + ": not found in PATH (" + (path ? path : "") +
+    throw IptablesError("cannot run " + argv[0] + ": not found in PATH (" + (path ? path : "") +
                             ") nor /usr/sbin, /sbin; install the iptables package",
                         IptablesError::Kind::kNotInstalled);
   }
-  ChildSpec spec{.argv = command_, .timeout = timeout_};
+  ChildSpec spec{.argv = argv, .stdin_data = input, .timeout = timeout_};
   spec.argv[0] = *exe;
   spec.argv.insert(spec.argv.end(), args.begin(), args.end());
   ChildResult r = run_child(spec);
   if (!r.error.empty()) throw IptablesError(r.error, IptablesError::Kind::kNotInstalled);
   if (r.timed_out) {
-    throw IptablesError("`" + command_str() + " " + join(args) + "` did not finish within " +
+    throw IptablesError("`" + join(argv) + " " + join(args) + "` did not finish within " +
                             std::to_string(timeout_.count()) +
                             " ms and was killed (is another process holding the xtables lock?)",
                         IptablesError::Kind::kTimeout);
@@ -313,6 +360,29 @@ std::string Iptables::list(const std::string& table, const std::string& chain) c
   return r.out;
 }
 
+void Iptables::restore(const std::string& input) const {
+  std::vector<std::string> args = {"--noflush", "--wait"};
+  auto r = run_tool("-restore", args, input);
+  if (r.exit_code != 0) {
+    std::string err = trim(r.err.empty() ? r.out : r.err);
+    throw IptablesError("`" + command_str() + "-restore --noflush --wait` failed (exit " +
+                            std::to_string(r.exit_code) + ")" + (err.empty() ? "" : ": " + err) +
+                            "; its input was:\n" + input,
+                        IptablesError::Kind::kFailed);
+  }
+}
+
+std::string Iptables::save() const {
+  auto r = run_tool("-save", {}, "");
+  if (r.exit_code != 0) {
+    std::string err = trim(r.err.empty() ? r.out : r.err);
+    throw IptablesError("`" + command_str() + "-save` failed (exit " + std::to_string(r.exit_code) +
+                            ")" + (err.empty() ? "" : ": " + err),
+                        IptablesError::Kind::kFailed);
+  }
+  return r.out;
+}
+
 std::string Iptables::version() const {
   std::vector<std::string> args = {"--version"};
   auto r = run(args);
@@ -345,144 +415,6 @@ RandomFullySupport Iptables::random_fully_support() const {
     return {true, text + " accepts MASQUERADE --random-fully"};
   return {false, text + " does not accept MASQUERADE --random-fully: " +
                      first_line(r.err.empty() ? r.out : r.err)};
-}
-
-// ---- RuleKeeper ------------------------------------------------------------------------------
-
-RuleKeeper::RuleKeeper(Iptables iptables, std::string name, std::vector<IptablesRule> rules)
-    : iptables_(std::move(iptables)), name_(std::move(name)), rules_(std::move(rules)) {}
-
-RuleKeeper::~RuleKeeper() { stop(); }
-
-std::vector<RuleKeeper::Inserted> RuleKeeper::ensure() {
-  MutexLock lock(&ops_mu_);
-  return ensure_locked();
-}
-
-std::vector<RuleKeeper::Inserted> RuleKeeper::ensure_locked() {
-  std::vector<Inserted> inserted;
-  // Chains in order of first appearance; each is planned on its own.
-  std::vector<std::pair<std::string, std::string>> chains;
-  for (const auto& r : rules_) {
-    std::pair<std::string, std::string> c{r.table, r.chain};
-    if (std::find(chains.begin(), chains.end(), c) == chains.end()) chains.push_back(c);
-  }
-  for (const auto& [table, chain] : chains) {
-    std::vector<IptablesRule> set;
-    for (const auto& r : rules_)
-      if (r.table == table && r.chain == chain) set.push_back(r);
-    // -C is the truth for presence; the listing only says where present rules sit. So a listing
-    // we fail to match can misplace a new rule but never make us add a duplicate.
-    std::vector<bool> present;
-    bool all = true;
-    for (const auto& r : set) {
-      present.push_back(iptables_.exists(r));
-      all = all && present.back();
-    }
-    if (all) continue;
-    auto positions = listed_positions(iptables_.list(table, chain), set);
-    for (const auto& step : plan_inserts(present, positions)) {
-      iptables_.insert(set[step.rule], step.position);
-      inserted.push_back({set[step.rule], step.position});
-    }
-  }
-  return inserted;
-}
-
-int RuleKeeper::remove() {
-  stop();
-  MutexLock lock(&ops_mu_);
-  int n = 0;
-  for (const auto& r : rules_) n += iptables_.remove(r) ? 1 : 0;
-  return n;
-}
-
-void RuleKeeper::set_rules(std::vector<IptablesRule> rules) {
-  MutexLock lock(&ops_mu_);
-  std::vector<IptablesRule> old = std::exchange(rules_, std::move(rules));
-  ensure_locked();
-  for (const auto& r : old)
-    if (!contains(rules_, r)) iptables_.remove(r);
-}
-
-std::vector<IptablesRule> RuleKeeper::rules() const {
-  MutexLock lock(&ops_mu_);
-  return rules_;
-}
-
-RuleKeeperStats RuleKeeper::stats() const {
-  MutexLock lock(&ops_mu_);
-  return stats_;
-}
-
-void RuleKeeper::start(std::chrono::milliseconds period, Listener listener) {
-  if (period < std::chrono::seconds(1)) {
-    throw std::invalid_argument(name_ + ": iptables resync period must be at least 1 second, got " +
-                                std::to_string(period.count()) +
-                                " ms (a period of 0 would busy-loop; set -iptables-resync "
-                                "to 1 or more)");
-  }
-  MutexLock lock(&stop_mu_);
-  if (thread_.joinable()) throw std::logic_error(name_ + ": RuleKeeper::start called twice");
-  stopping_ = false;
-  thread_ = std::thread([this, period, l = std::move(listener)] { run_thread(period, l); });
-}
-
-void RuleKeeper::stop() {
-  std::thread t;
-  {
-    MutexLock lock(&stop_mu_);
-    stopping_ = true;
-    t = std::move(thread_);
-  }
-  stop_cv_.notify_all();
-  if (t.joinable()) t.join();
-}
-
-void RuleKeeper::run_thread(std::chrono::milliseconds period, Listener listener) {
-  std::string reported_error;  // the failure last reported, so a persisting one is logged once
-  auto report = [&](ResyncEvent::Kind kind, std::string message) {
-    if (listener) listener(ResyncEvent{kind, std::move(message)});
-  };
-  for (;;) {
-    {
-      MutexLock lock(&stop_mu_);
-      if (lock.wait_for(stop_cv_, period, [this]() REQUIRES(stop_mu_) { return stopping_; })) {
-        return;
-      }
-    }
-    std::vector<Inserted> inserted;
-    std::string error;
-    {
-      MutexLock lock(&ops_mu_);
-      ++stats_.passes;
-      try {
-        inserted = ensure_locked();
-        stats_.rules_restored += inserted.size();
-        stats_.last_error.clear();
-      } catch (const std::exception& e) {
-        ++stats_.failures;
-        stats_.last_error = error = e.what();
-      }
-    }
-    if (!error.empty()) {
-      if (error != reported_error) {
-        report(ResyncEvent::Kind::kFailed, name_ + ": cannot check iptables rules: " + error +
-                                               " (retrying every " +
-                                               std::to_string(period.count() / 1000) + " s)");
-        reported_error = error;
-      }
-      continue;
-    }
-    if (!reported_error.empty()) {
-      report(ResyncEvent::Kind::kRecovered, name_ + ": iptables rules checked fine again");
-      reported_error.clear();
-    }
-    for (const auto& i : inserted) {
-      report(ResyncEvent::Kind::kRestored, name_ + ": restored missing iptables rule at position " +
-                                               std::to_string(i.position) + ": " + i.rule.str());
-    }
-  }
 }
 
 // ---- Recycling -------------------------------------------------------------------------------
@@ -522,6 +454,14 @@ int delete_old_masq(const Iptables& iptables, const IP4Net& old_network, const I
 
 int delete_old_masq(const Iptables& iptables, const IP6Net& old_network, const IP6Net& old_subnet) {
   return delete_except(iptables, both_masq_variants(old_network, old_subnet), empty_rules());
+}
+
+int delete_old_forward(const Iptables& iptables, const IP4Net& network) {
+  return delete_except(iptables, forward_rules(network), empty_rules());
+}
+
+int delete_old_forward(const Iptables& iptables, const IP6Net& network) {
+  return delete_except(iptables, forward_rules(network), empty_rules());
 }
 
 int recycle_old_forward(const Iptables& iptables, const IP4Net& old_network,

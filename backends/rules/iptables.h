@@ -135,6 +135,17 @@ struct InsertStep {
 std::vector<InsertStep> plan_inserts(const std::vector<bool>& present,
                                      const std::vector<std::optional<int>>& position);
 
+// The input of one `iptables-restore --noflush` that inserts each rule (all in `table`) at the
+// position given (1-based, valid when its line runs: earlier lines applied), in one commit:
+//   *nat\n-I POSTROUTING 1 -s 10.5.0.0/16 -d 10.5.0.0/16 -j RETURN\n...COMMIT\n
+// Throws std::invalid_argument if the sizes differ, a position is < 1, a rule is in another
+// table, or a token holds a space, quote or newline (iptables-restore would split or misread it).
+std::string restore_inserts(const std::string& table, const std::vector<IptablesRule>& rules,
+                            const std::vector<int>& positions);
+
+// The number of rules ("-A ..." lines) in `iptables-save` output.
+int count_saved_rules(std::string_view save_output);
+
 // ---- Running iptables ------------------------------------------------------------------------
 
 struct RandomFullySupport {
@@ -171,6 +182,12 @@ class Iptables {
   // -D (the first matching copy): true if deleted, false if the rule was not there. Throws
   // IptablesError for other failures.
   bool remove(const IptablesRule& rule) const;
+  // Runs the restore tool of this iptables (the program with "-restore" appended, e.g.
+  // iptables-legacy-restore) with --noflush --wait and `input` on stdin: iptables-restore
+  // applies each table's lines in one commit. Throws IptablesError on failure.
+  void restore(const std::string& input) const;
+  // `<program>-save` output (all tables). Throws IptablesError on failure.
+  std::string save() const;
   // `iptables -t table -S chain` output. Throws IptablesError on failure.
   std::string list(const std::string& table, const std::string& chain) const;
   // The first line of `iptables --version`, e.g. "iptables v1.8.9 (nf_tables)". Throws
@@ -184,11 +201,15 @@ class Iptables {
 
   // The command line, for messages: "iptables".
   std::string command_str() const;
-  // True when the program is ip6tables (the --random-fully probe then uses an IPv6 rule).
+  // True when the program is ip6tables or one of its flavours (ip6tables-legacy, ...): the
+  // --random-fully probe then uses an IPv6 rule.
   bool ipv6() const;
 
  private:
   [[noreturn]] void fail(const std::vector<std::string>& args, const Result& r) const;
+  // run() of the program with `suffix` appended ("-restore", "-save"), `input` on stdin.
+  Result run_tool(const std::string& suffix, const std::vector<std::string>& args,
+                  const std::string& input) const;
 
   std::vector<std::string> command_;
   std::chrono::milliseconds timeout_;
@@ -205,77 +226,6 @@ struct ResyncEvent {
   };
   Kind kind = Kind::kRestored;
   std::string message;
-};
-
-struct RuleKeeperStats {
-  uint64_t passes = 0;          // resync passes run by the thread
-  uint64_t rules_restored = 0;  // rules the thread had to insert again
-  uint64_t failures = 0;        // passes that threw
-  std::string last_error;       // "" once a pass succeeds
-};
-
-// Keeps one rule set (e.g. the masq rules) installed, in order, at the top of its chain(s).
-class RuleKeeper {
- public:
-  using Listener = std::function<void(const ResyncEvent&)>;
-
-  // `name` labels messages ("ip-masq", "forward"). Runs nothing yet.
-  RuleKeeper(Iptables iptables, std::string name, std::vector<IptablesRule> rules);
-  // Stops the thread. Leaves the rules installed (pods keep working while the agent restarts).
-  ~RuleKeeper();
-  RuleKeeper(const RuleKeeper&) = delete;
-  RuleKeeper& operator=(const RuleKeeper&) = delete;
-
-  struct Inserted {
-    IptablesRule rule;
-    int position = 0;
-  };
-  // Checks every rule (-C); inserts only the missing ones, each right after the earlier rules of
-  // the set (at the top of the chain when none is present). Rules present are never deleted or
-  // moved, so a rule that exists stays in force throughout. Idempotent: a second call inserts
-  // nothing. Returns what it inserted. Throws IptablesError; rules inserted before the failure
-  // stay (the next call completes the set).
-  std::vector<Inserted> ensure() EXCLUDES(ops_mu_);
-
-  // Stops the resync thread (it would put them back; start() may run it again), then deletes
-  // every rule of the set that is present (one copy each). Returns how many. Throws
-  // IptablesError; the rules deleted before the failure stay deleted.
-  int remove() EXCLUDES(ops_mu_, stop_mu_);
-
-  // Switches to another rule set without a gap: ensures the new rules first, then deletes those
-  // of the old set that are not in the new one (e.g. after a lease re-acquired with another
-  // subnet). Throws IptablesError; on failure the keeper holds the new set, which may be partly
-  // installed, and the old rules not yet deleted stay.
-  void set_rules(std::vector<IptablesRule> rules) EXCLUDES(ops_mu_);
-  std::vector<IptablesRule> rules() const EXCLUDES(ops_mu_);
-
-  // Starts the resync thread: every `period` it runs ensure(), reporting restored rules, failures
-  // and recoveries to `listener` (called on that thread; must not call back into this keeper;
-  // kept until stop(), so what it captures must live that long).
-  // The first pass runs one period after start: call ensure() yourself first. Throws
-  // std::invalid_argument if period < 1 s, std::logic_error if already started.
-  void start(std::chrono::milliseconds period, Listener listener) EXCLUDES(stop_mu_);
-  // Stops and joins the thread; returns as soon as a running iptables command finishes (at once
-  // when the thread is waiting). Idempotent.
-  void stop() EXCLUDES(stop_mu_);
-
-  RuleKeeperStats stats() const EXCLUDES(ops_mu_);
-
- private:
-  void run_thread(std::chrono::milliseconds period, Listener listener) EXCLUDES(ops_mu_, stop_mu_);
-  std::vector<Inserted> ensure_locked() REQUIRES(ops_mu_);
-
-  const Iptables iptables_;
-  const std::string name_;
-
-  mutable Mutex ops_mu_;  // also serialises the iptables commands of ensure/remove/set_rules
-  std::vector<IptablesRule> rules_ GUARDED_BY(ops_mu_);
-  RuleKeeperStats stats_ GUARDED_BY(ops_mu_);
-
-  Mutex stop_mu_;
-  std::condition_variable stop_cv_;  // signalled when stopping_ is set
-  bool stopping_ GUARDED_BY(stop_mu_) = false;
-  std::thread thread_ GUARDED_BY(stop_mu_);
 };
 
 // ---- Recycling rules of a previous run -------------------------------------------------------
@@ -298,6 +248,11 @@ int delete_old_masq(const Iptables& iptables, const IP4Net& old_network, const I
 // Returns the number deleted. Throws IptablesError.
 int recycle_old_forward(const Iptables& iptables, const IP4Net& old_network,
                         const IP4Net& new_network);
+
+// Deletes the FORWARD rules for `network` (switching to nftables mode). Returns the number
+// deleted. Throws IptablesError.
+int delete_old_forward(const Iptables& iptables, const IP4Net& network);
+int delete_old_forward(const Iptables& iptables, const IP6Net& network);
 
 // The same three for the IPv6 rules (run them on an ip6tables Iptables).
 int recycle_old_masq(const Iptables& iptables, const IP6Net& old_network, const IP6Net& old_subnet,

@@ -95,10 +95,14 @@ AgentEvent Agent::start_with(Config config) {
   if (!prepare_interface() || !start_backend()) return AgentEvent::kFatal;
   set_admission_rules();
   PreviousRun previous = read_previous_run();
-  net_rules_ = std::make_unique<NetRules>(
-      NetRulesSettings{settings_.ip_masq, settings_.iptables_forward_rules,
-                       settings_.iptables_resync},
-      previous);
+  NetRulesSettings rules{settings_.ip_masq,           settings_.iptables_forward_rules,
+                         settings_.iptables_resync,   settings_.enable_nftables,
+                         settings_.iptables_mode,     settings_.ip_masq_fully_random_disable,
+                         settings_.ip_blackhole_route};
+  net_rules_ = std::make_unique<NetRules>(std::move(rules), previous,
+                                          [this](bool nftables, bool ipv6, uint64_t n) {
+                                            metrics_.count_rule_repairs(nftables, ipv6, n);
+                                          });
   hold_.next_backend_check = every(backend_->check_interval());
   hold_.next_lease_check = every(settings_.lease_check_interval);
   return AgentEvent::kOk;
@@ -213,12 +217,12 @@ AgentEvent Agent::establish(std::optional<LeaseKey> previous, std::stop_token st
 
 void Agent::install_lease() {
   backend_->lease_acquired(lease_);
-  // rules in place before subnet.env: iptables only with IPv4 on (an IPv6-only lease's v4 part
-  // is the 0.0.0.0/0 placeholder), ip6tables when the lease has an IPv6 subnet
-  std::optional<IP6Net> network6;
-  if (config_->enable_ipv6) network6 = config_->ipv6_network;
-  net_rules_->apply(config_->network, lease_.subnet, network6, lease_.ipv6_subnet,
-                    config_->enable_ipv4);
+  // rules in place before subnet.env: IPv4 rules only with IPv4 on (an IPv6-only lease's v4 part
+  // is the 0.0.0.0/0 placeholder), IPv6 rules when the lease has an IPv6 subnet
+  RulesTarget target{config_->network,   lease_.subnet,        std::nullopt,
+                     lease_.ipv6_subnet, config_->enable_ipv4, config_->enable_nftables};
+  if (config_->enable_ipv6) target.network6 = config_->ipv6_network;
+  net_rules_->apply(target);
   net_rules_->wait();  // the rules (or their logged failure) before anyone reads subnet.env
   write_subnet_file();
 }

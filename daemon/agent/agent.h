@@ -89,6 +89,10 @@ struct AgentSettings {
   bool ip_masq = false;
   bool iptables_forward_rules = true;
   std::chrono::seconds iptables_resync{5};
+  bool enable_nftables = false;        // -enable-nftables (or the config's EnableNFTables)
+  std::string iptables_mode = "auto";  // -iptables-mode
+  bool ip_masq_fully_random_disable = false;
+  bool ip_blackhole_route = false;
   std::chrono::seconds renew_margin{3600};  // renew this long before expiry
   std::chrono::seconds lease_ttl{86400};
   // How often our own lease is read back (still there, still ours); 0 = never.

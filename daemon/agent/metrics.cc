@@ -74,6 +74,13 @@ std::string Metrics::render() const {
     o << "flannel_lease_refusals_total{reason=\"" << refusal_name(static_cast<RefusalReason>(i))
       << "\"} " << refusals[i].load() << '\n';
   }
+  o << "# HELP flannel_rule_repairs_total Masquerade and forward rules the periodic check put "
+       "back after someone removed or changed them (iptables: rules; nftables: table "
+       "rewrites).\n# TYPE flannel_rule_repairs_total counter\n";
+  for (size_t i = 0; i < rule_repairs.size(); ++i) {
+    o << "flannel_rule_repairs_total{mode=\"" << (i < 2 ? "iptables" : "nftables") << "\",family=\""
+      << (i % 2 ? "ipv6" : "ipv4") << "\"} " << rule_repairs[i].load() << '\n';
+  }
   std::ostringstream exp;
   exp.precision(15);
   exp << lease_expiry_seconds.load();

@@ -45,6 +45,12 @@ struct Metrics {
   // Refusals by reason (RefusalReason order): a lease counts once per reason it is refused for.
   std::array<std::atomic<uint64_t>, kRefusalReasons> refusals{};
   void count_refusal(RefusalReason reason) { refusals[static_cast<size_t>(reason)]++; }
+  // Masquerade/forward rule repairs by the periodic check (someone removed or changed them), by
+  // mode (0 iptables: rules re-inserted; 1 nftables: tables rewritten) and family (0 IPv4, 1 IPv6).
+  std::array<std::atomic<uint64_t>, 4> rule_repairs{};
+  void count_rule_repairs(bool nftables, bool ipv6, uint64_t n) {
+    rule_repairs[(nftables ? 2 : 0) + (ipv6 ? 1 : 0)] += n;
+  }
   std::atomic<double> lease_expiry_seconds{0};  // unix time our lease expires (0 = none)
   // Agent time of one watch answer with peer changes: from the watch call's return (events
   // decoded) until the backend's last netlink ack for them.

@@ -4,119 +4,78 @@
 
 namespace flannel {
 
-NetRules::NetRules(NetRulesSettings settings, PreviousRun previous)
-    : settings_(settings), previous_(std::move(previous)) {}
+NetRules::NetRules(NetRulesSettings settings, PreviousRun previous, RepairCounter count)
+    : settings_(std::move(settings)), previous_(std::move(previous)), count_(std::move(count)) {
+  if (!count_) count_ = [](bool, bool, uint64_t) {};
+}
 
 NetRules::~NetRules() {
   if (worker_.joinable()) worker_.join();
-  for (Family* f : {&v4_, &v6_}) {
+  blackhole_.stop();
+  for (IptFamily* f : {&v4_, &v6_}) {
     if (f->masq) f->masq->stop();
     if (f->forward) f->forward->stop();
   }
+  for (auto* k : {&nft4_, &nft6_})
+    if (*k) (*k)->stop();
 }
 
 void NetRules::set_commands(std::vector<std::string> iptables, std::vector<std::string> ip6tables) {
   v4_.iptables = Iptables(std::move(iptables));
   v6_.iptables = Iptables(std::move(ip6tables));
+  flavour_chosen_ = true;
 }
 
 const RuleKeeper* NetRules::keeper(const std::string& name) const {
-  for (const Family* f : {&v4_, &v6_}) {
+  for (const IptFamily* f : {&v4_, &v6_}) {
     if (name == f->masq_name) return f->masq.get();
     if (name == f->forward_name) return f->forward.get();
   }
   return nullptr;
 }
 
-template <typename Net>
-void NetRules::recycle(Family& f, const Net& network, const Net& subnet,
-                       const std::optional<Net>& prev_network,
-                       const std::optional<Net>& prev_subnet) {
-  if (f.recycled) return;
-  f.recycled = true;
-  try {
-    int n = 0;
-    if (prev_network && prev_subnet) {
-      if (settings_.ip_masq) {
-        n += recycle_old_masq(f.iptables, *prev_network, *prev_subnet, network, subnet,
-                              *f.random_fully);
-      } else if (previous_.ip_masq) {
-        n += delete_old_masq(f.iptables, *prev_network, *prev_subnet);
-      }
-    }
-    if (settings_.forward_rules && prev_network)
-      n += recycle_old_forward(f.iptables, *prev_network, network);
-    if (n > 0)
-      FLOG_INFO("Removed {} {} rules of the previous run ({} / {})", n, f.iptables.command_str(),
-                prev_network ? prev_network->str() : "-", prev_subnet ? prev_subnet->str() : "-");
-  } catch (const IptablesError& e) {
-    FLOG_ERROR("{}: cannot recycle the previous run's rules: {}", f.iptables.command_str(),
-               e.what());
-  }
-}
+const NftKeeper* NetRules::nft_keeper(bool ipv6) const { return ipv6 ? nft6_.get() : nft4_.get(); }
 
-void NetRules::start_keeper(Family& f, std::unique_ptr<RuleKeeper>& keeper, const char* name,
-                            std::vector<IptablesRule> rules) {
-  if (keeper) {
-    try {
-      keeper->set_rules(std::move(rules));  // adds the new rules before dropping the old ones
-    } catch (const IptablesError& e) {      // the keeper's resync puts them in place later
-      FLOG_ERROR("iptables: cannot move the {} rules to the new lease (will retry every {}s): {}",
-                 name, settings_.resync.count(), e.what());
-    }
-    return;
-  }
-  keeper = std::make_unique<RuleKeeper>(f.iptables, name, std::move(rules));
-  try {
-    keeper->ensure();
-  } catch (const IptablesError& e) {
-    FLOG_ERROR("iptables: cannot install the {} rules (will retry every {}s): {}", name,
-               settings_.resync.count(), e.what());
-  }
-  keeper->start(settings_.resync, [name](const ResyncEvent& ev) {
-    switch (ev.kind) {
-      case ResyncEvent::Kind::kRestored: FLOG_WARNING("iptables {}: {}", name, ev.message); break;
-      case ResyncEvent::Kind::kFailed: FLOG_ERROR("iptables {}: {}", name, ev.message); break;
-      case ResyncEvent::Kind::kRecovered: FLOG_INFO("iptables {}: {}", name, ev.message); break;
-    }
-  });
-}
-
-void NetRules::apply(const IP4Net& network, const IP4Net& subnet,
-                     const std::optional<IP6Net>& network6, const std::optional<IP6Net>& subnet6,
-                     bool v4) {
+void NetRules::apply(const RulesTarget& target) {
   if (worker_.joinable()) worker_.join();
-  worker_ = std::thread([this, network, subnet, network6, subnet6, v4] {
-    if (v4) apply_family(v4_, network, subnet, previous_.network, previous_.subnet);
-    if (network6 && subnet6)
-      apply_family(v6_, *network6, *subnet6, previous_.ipv6_network, previous_.ipv6_subnet);
-  });
+  worker_ = std::thread([this, target] { work(target); });
 }
 
 void NetRules::wait() {
   if (worker_.joinable()) worker_.join();
 }
 
-template <typename Net>
-void NetRules::apply_family(Family& f, const Net& network, const Net& subnet,
-                            const std::optional<Net>& prev_network,
-                            const std::optional<Net>& prev_subnet) {
-  if (!settings_.ip_masq && !settings_.forward_rules && !previous_.ip_masq) return;
-  if (settings_.ip_masq && !f.random_fully) {
-    try {
-      auto rf = f.iptables.random_fully_support();
-      FLOG_V(1, "{} --random-fully: {}", f.iptables.command_str(), rf.reason);
-      f.random_fully = rf.supported;
-    } catch (const IptablesError& e) {
-      FLOG_ERROR("iptables: {}", e.what());
-      f.random_fully = false;
-    }
+void NetRules::work(const RulesTarget& t) {
+  const bool nft = settings_.nftables || t.nftables;
+  if (mode_nft_ != nft) {
+    FLOG_INFO("Masquerade and forward rules: {} mode{}", nft ? "nftables" : "iptables",
+              nft ? (settings_.nftables ? " (-enable-nftables)" : " (EnableNFTables)") : "");
   }
-  if (!f.random_fully) f.random_fully = false;
-  recycle(f, network, subnet, prev_network, prev_subnet);
-  if (settings_.ip_masq)
-    start_keeper(f, f.masq, f.masq_name, masq_rules(network, subnet, *f.random_fully));
-  if (settings_.forward_rules) start_keeper(f, f.forward, f.forward_name, forward_rules(network));
+  const bool v6 = t.network6 && t.subnet6;
+  if (nft) {
+    // Without -ip-masq and forward rules the rules say "no table": the keeper deletes it.
+    if (t.v4) {
+      nft_apply(nft4_,
+                nft_rules(t.network, t.subnet, settings_.ip_masq, settings_.forward_rules, false));
+    }
+    if (v6) {
+      nft_apply(nft6_, nft_rules(*t.network6, *t.subnet6, settings_.ip_masq,
+                                 settings_.forward_rules, false));
+    }
+    // then the other mode's rules go (ours from a previous run, or from this run before a switch)
+    if (t.v4) ipt_clean(v4_, t.network, t.subnet, previous_.network, previous_.subnet);
+    if (v6) ipt_clean(v6_, *t.network6, *t.subnet6, previous_.ipv6_network, previous_.ipv6_subnet);
+  } else {
+    if (t.v4) ipt_apply(v4_, t.network, t.subnet, previous_.network, previous_.subnet);
+    if (v6) ipt_apply(v6_, *t.network6, *t.subnet6, previous_.ipv6_network, previous_.ipv6_subnet);
+    nft_clean();
+  }
+  mode_nft_ = nft;
+  if (settings_.blackhole_route) {
+    std::optional<IP4Net> subnet;
+    if (t.v4) subnet = t.subnet;
+    blackhole_.set(subnet, v6 ? t.subnet6 : std::nullopt, settings_.resync);
+  }
 }
 
 }  // namespace flannel

@@ -90,6 +90,17 @@ void declare_flags(FlagSet& fs, Options& o) {
              "in the store and still ours (0 to disable)");
   fs.add_bool("iptables-forward-rules", &o.iptables_forward_rules,
               "add default accept rules to FORWARD chain in iptables");
+  fs.add_bool("enable-nftables", &o.enable_nftables,
+              "put the masquerade and forward rules in nftables (tables flannel-ipv4 and "
+              "flannel-ipv6) instead of iptables, as the network config's EnableNFTables does");
+  fs.add_string("iptables-mode", &o.iptables_mode,
+                "which iptables to use in iptables mode: \"auto\" (the one the host already "
+                "holds rules in: iptables-legacy or iptables-nft), \"legacy\" or \"nft\"");
+  fs.add_bool("ip-masq-fully-random-disable", &o.ip_masq_fully_random_disable,
+              "do not use --random-fully (nftables: fully-random) on the masquerade rules");
+  fs.add_bool("ip-blackhole-route", &o.ip_blackhole_route,
+              "add a blackhole route for this host's pod subnet, kept every -iptables-resync "
+              "seconds (for setups without the bridge CNI plugin)");
   fs.add_string("store", &o.store,
                 "where the network config and leases live: \"etcd\" (the -etcd-* flags; the v2 or "
                 "v3 API, whichever holds the config), \"etcdv2\" or \"etcdv3\" (that API only), "
@@ -215,6 +226,10 @@ void validate_options(const Options& o) {
   }
   if (o.iptables_resync < 1) {
     fail(o, "iptables-resync", std::to_string(o.iptables_resync), "must be at least 1 second");
+  }
+  if (o.iptables_mode != "auto" && o.iptables_mode != "legacy" && o.iptables_mode != "nft") {
+    fail(o, "iptables-mode", o.iptables_mode,
+         "must be \"auto\", \"legacy\" (iptables-legacy) or \"nft\" (iptables-nft)");
   }
   if (o.lease_check_interval < 0) {
     fail(o, "lease-check-interval", std::to_string(o.lease_check_interval),

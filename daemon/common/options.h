@@ -47,6 +47,10 @@ struct Options {
   int iptables_resync = 5;        // seconds, >= 1
   int lease_check_interval = 60;  // seconds between reads of our own lease, 0 = off
   bool iptables_forward_rules = true;
+  bool enable_nftables = false;               // or the config's EnableNFTables
+  std::string iptables_mode = "auto";         // "auto" | "legacy" | "nft"
+  bool ip_masq_fully_random_disable = false;  // current flannel's flag
+  bool ip_blackhole_route = false;            // current flannel's flag
   // Kubernetes subnet manager: accepted for compatibility; only false is supported
   bool kube_subnet_mgr = false;
   std::string kube_api_url;

@@ -126,6 +126,10 @@ AgentSettings agent_settings(const Options& opts) {
   settings.ip_masq = opts.ip_masq;
   settings.iptables_forward_rules = opts.iptables_forward_rules;
   settings.iptables_resync = std::chrono::seconds(opts.iptables_resync);
+  settings.enable_nftables = opts.enable_nftables;
+  settings.iptables_mode = opts.iptables_mode;
+  settings.ip_masq_fully_random_disable = opts.ip_masq_fully_random_disable;
+  settings.ip_blackhole_route = opts.ip_blackhole_route;
   settings.renew_margin = std::chrono::minutes(opts.subnet_lease_renew_margin);
   std::string prefix = opts.etcd_prefix;
   while (prefix.size() > 1 && prefix.back() == '/') prefix.pop_back();

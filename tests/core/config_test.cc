@@ -51,6 +51,18 @@ TEST(Config, BackendDefaultsToUdp) {
             "host-gw");
 }
 
+TEST(Config, EnableNFTablesIsABoolDefaultingToFalse) {
+  Config c = parse_config(cfg("10.5.0.0/16"));
+  EXPECT_FALSE(c.enable_nftables);
+  EXPECT_EQ(c.str().find("NFTables"), std::string::npos) << c.str();  // v0.11's log line
+  c = parse_config(cfg("10.5.0.0/16", R"(,"enableNFTables":true)"));
+  EXPECT_TRUE(c.enable_nftables);
+  EXPECT_NE(c.str().find(" EnableNFTables=true"), std::string::npos) << c.str();
+  EXPECT_FALSE(parse_config(cfg("10.5.0.0/16", R"(,"EnableNFTables":null)")).enable_nftables);
+  EXPECT_EQ(error_of(cfg("10.5.0.0/16", R"(,"EnableNFTables":"yes")")),
+            "EnableNFTables must be true or false, got \"yes\"");
+}
+
 TEST(Config, ExplicitMinAtNetworkAddressAllowed) {
   Config c = parse_config(cfg("10.5.0.0/16", R"(,"SubnetMin":"10.5.0.0")"));
   EXPECT_EQ(c.subnet_min.str(), "10.5.0.0");

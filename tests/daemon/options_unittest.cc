@@ -71,6 +71,10 @@ TEST(OptionsTest, V011Defaults) {
   EXPECT_EQ(o.healthz_port, 0);
   EXPECT_EQ(o.iptables_resync, 5);
   EXPECT_TRUE(o.iptables_forward_rules);
+  EXPECT_FALSE(o.enable_nftables);
+  EXPECT_EQ(o.iptables_mode, "auto");
+  EXPECT_FALSE(o.ip_masq_fully_random_disable);
+  EXPECT_FALSE(o.ip_blackhole_route);
   EXPECT_EQ(o.store, "etcd");
   EXPECT_EQ(o.log.v, 0);
   EXPECT_EQ(o.log.vmodule, "");
@@ -270,6 +274,23 @@ TEST(OptionsTest, HealthzValidation) {
 TEST(OptionsTest, IptablesResyncMustBePositive) {
   EXPECT_EQ(error_of({"-iptables-resync=0"}),
             "invalid value \"0\" for flag -iptables-resync: must be at least 1 second");
+}
+
+TEST(OptionsTest, RulesFlagsAndTheirEnvironment) {
+  Options o = parse({"-enable-nftables", "-iptables-mode=legacy", "-ip-blackhole-route"},
+                    {{"FLANNELD_IP_MASQ_FULLY_RANDOM_DISABLE", "true"}});
+  EXPECT_TRUE(o.enable_nftables);
+  EXPECT_EQ(o.iptables_mode, "legacy");
+  EXPECT_TRUE(o.ip_blackhole_route);
+  EXPECT_TRUE(o.ip_masq_fully_random_disable);
+  EXPECT_EQ(parse({}, {{"FLANNELD_IPTABLES_MODE", "nft"}}).iptables_mode, "nft");
+  EXPECT_TRUE(parse({}, {{"FLANNELD_ENABLE_NFTABLES", "1"}}).enable_nftables);
+  EXPECT_EQ(error_of({"-iptables-mode=nftables"}),
+            "invalid value \"nftables\" for flag -iptables-mode: must be \"auto\", \"legacy\" "
+            "(iptables-legacy) or \"nft\" (iptables-nft)");
+  EXPECT_EQ(error_of({}, {{"FLANNELD_IPTABLES_MODE", "x"}}),
+            "invalid value \"x\" for FLANNELD_IPTABLES_MODE: must be \"auto\", \"legacy\" "
+            "(iptables-legacy) or \"nft\" (iptables-nft)");
 }
 
 TEST(OptionsTest, EtcdEndpointsValidation) {

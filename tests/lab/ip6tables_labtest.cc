@@ -63,11 +63,13 @@ TEST(Ip6tablesLab, NetRulesInstallRecycleAndResyncTheIpv6Rules) {
   // A previous run held fc00:0:0:3::/64: its rules are in the chain.
   for (const auto& r : masq_rules(net6, old_sub6, rf)) ip6t.append(r);
 
+  // NetRules in the lab namespace: its libnftables look (no table of ours) stays there too.
+  EnterNetns in_lab(ns);
   NetRules rules(NetRulesSettings{true, true, std::chrono::seconds(1)},
                  PreviousRun{net4, sub4, true, net6, old_sub6});
   rules.set_commands({"ip", "netns", "exec", ns, "iptables"},
                      {"ip", "netns", "exec", ns, "ip6tables"});
-  rules.apply(net4, sub4, net6, sub6);
+  rules.apply(RulesTarget{net4, sub4, net6, sub6});
   rules.wait();
 
   auto want_masq = masq_rules(net6, sub6, rf);

@@ -8,10 +8,15 @@
 //    with it every rule, goes away when the Lab is destroyed, on every path.
 #include <gtest/gtest.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <mutex>
 #include <sstream>
@@ -20,6 +25,7 @@
 #include <vector>
 
 #include "backends/rules/iptables.h"
+#include "backends/rules/rule_keeper.h"
 #include "core/ip.h"
 #include "tests/support/lab.h"
 #include "tests/support/process.h"
@@ -456,6 +462,49 @@ TEST_F(IptablesLab, ResyncPutsBackOnlyTheMissingRule) {
       "resync: rule restored %lld ms after deletion (period 1 s, %d snapshots), "
       "stop %lld ms\n",
       restored_after, snapshots, stop_ms);
+}
+
+// The check's cost: with every rule in place it is one listing of the chain, nothing else; a
+// missing rule costs that listing, one -C to confirm it is gone, and one iptables-restore.
+TEST_F(IptablesLab, AnIdleCheckIsOneListingAndARepairOneRestore) {
+  char dir_template[] = "/tmp/flannel-iptlog-XXXXXX";
+  ASSERT_NE(mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template, log = dir + "/calls";
+  for (const char* tool : {"iptables", "iptables-restore"}) {  // log each call, then run it
+    std::ofstream(dir + "/" + tool) << "#!/bin/sh\necho \"$(basename \"$0\") $*\" >> " << log
+                                    << "\nexec ip netns exec " << ns_ << " " << tool << " \"$@\"\n";
+    ASSERT_EQ(chmod((dir + "/" + tool).c_str(), 0755), 0);
+  }
+  auto calls = [&] {
+    Strings out;
+    std::ifstream in(log);
+    for (std::string l; std::getline(in, l);) out.push_back(l);
+    std::remove(log.c_str());
+    return out;
+  };
+  auto rules = masq_rules(kNet, kSubA, false);
+  RuleKeeper keeper(Iptables({dir + "/iptables"}), "ip-masq", rules);
+  ASSERT_EQ(keeper.ensure().size(), 4u);
+  Strings first = calls();
+  ASSERT_FALSE(first.empty());
+  EXPECT_EQ(first.back().rfind("iptables-restore --noflush --wait", 0), 0u) << first.back();
+
+  EXPECT_TRUE(keeper.ensure().empty());
+  EXPECT_EQ(calls(), Strings{"iptables --wait -t nat -S POSTROUTING"});
+
+  Strings del = {"-t", "nat", "-D", "POSTROUTING"};
+  del.insert(del.end(), rules[2].spec.begin(), rules[2].spec.end());
+  iptables(del);
+  auto inserted = keeper.ensure();
+  ASSERT_EQ(inserted.size(), 1u);
+  EXPECT_EQ(inserted[0].position, 3);
+  Strings repair = calls();
+  ASSERT_EQ(repair.size(), 3u) << ::testing::PrintToString(repair);
+  EXPECT_EQ(repair[0], "iptables --wait -t nat -S POSTROUTING");
+  EXPECT_EQ(repair[1].rfind("iptables --wait -t nat -C POSTROUTING", 0), 0u) << repair[1];
+  EXPECT_EQ(repair[2], "iptables-restore --noflush --wait");
+  EXPECT_EQ(saved("nat"), lines_of(rules));
+  std::filesystem::remove_all(dir);
 }
 
 TEST_F(IptablesLab, RecycleDeletesOldRulesWhenOnlyTheSubnetChanged) {

@@ -1,0 +1,168 @@
+#include "backends/rules/rule_keeper.h"
+
+#include <algorithm>
+#include <stdexcept>
+#include <utility>
+
+namespace flannel {
+namespace {
+
+bool contains(const std::vector<IptablesRule>& set, const IptablesRule& r) {
+  return std::find(set.begin(), set.end(), r) != set.end();
+}
+
+// The chains of `table` that `rules` use, in order of first appearance.
+std::vector<std::string> chains_of(const std::vector<IptablesRule>& rules,
+                                   const std::string& table) {
+  std::vector<std::string> chains;
+  for (const auto& r : rules)
+    if (r.table == table && std::find(chains.begin(), chains.end(), r.chain) == chains.end())
+      chains.push_back(r.chain);
+  return chains;
+}
+
+}  // namespace
+
+// ---- RuleKeeper ------------------------------------------------------------------------------
+
+RuleKeeper::RuleKeeper(Iptables iptables, std::string name, std::vector<IptablesRule> rules)
+    : iptables_(std::move(iptables)), name_(std::move(name)), rules_(std::move(rules)) {}
+
+RuleKeeper::~RuleKeeper() { stop(); }
+
+std::vector<RuleKeeper::Inserted> RuleKeeper::ensure() {
+  MutexLock lock(&ops_mu_);
+  return ensure_locked();
+}
+
+std::vector<RuleKeeper::Inserted> RuleKeeper::ensure_locked() {
+  std::vector<Inserted> inserted;
+  std::vector<std::string> tables;  // in order of first appearance, one restore each
+  for (const auto& r : rules_)
+    if (std::find(tables.begin(), tables.end(), r.table) == tables.end()) tables.push_back(r.table);
+  for (const auto& table : tables) {
+    std::vector<IptablesRule> inserts;
+    for (const auto& chain : chains_of(rules_, table)) {
+      std::vector<IptablesRule> set;
+      for (const auto& r : rules_)
+        if (r.table == table && r.chain == chain) set.push_back(r);
+      auto positions = listed_positions(iptables_.list(table, chain), set);
+      std::vector<bool> present;
+      bool all = true;
+      for (size_t i = 0; i < set.size(); ++i) {
+        // The listing is the fast path; -C stays the truth for a rule it does not show.
+        present.push_back(positions[i].has_value() || iptables_.exists(set[i]));
+        all = all && present.back();
+      }
+      if (all) continue;
+      for (const auto& step : plan_inserts(present, positions)) {
+        inserts.push_back(set[step.rule]);
+        inserted.push_back({set[step.rule], step.position});
+      }
+    }
+    if (inserts.empty()) continue;
+    std::vector<int> at;
+    for (size_t i = inserted.size() - inserts.size(); i < inserted.size(); ++i)
+      at.push_back(inserted[i].position);
+    iptables_.restore(restore_inserts(table, inserts, at));
+  }
+  return inserted;
+}
+
+int RuleKeeper::remove() {
+  stop();
+  MutexLock lock(&ops_mu_);
+  int n = 0;
+  for (const auto& r : rules_) n += iptables_.remove(r) ? 1 : 0;
+  return n;
+}
+
+void RuleKeeper::set_rules(std::vector<IptablesRule> rules) {
+  MutexLock lock(&ops_mu_);
+  std::vector<IptablesRule> old = std::exchange(rules_, std::move(rules));
+  ensure_locked();
+  for (const auto& r : old)
+    if (!contains(rules_, r)) iptables_.remove(r);
+}
+
+std::vector<IptablesRule> RuleKeeper::rules() const {
+  MutexLock lock(&ops_mu_);
+  return rules_;
+}
+
+RuleKeeperStats RuleKeeper::stats() const {
+  MutexLock lock(&ops_mu_);
+  return stats_;
+}
+
+void RuleKeeper::start(std::chrono::milliseconds period, Listener listener) {
+  if (period < std::chrono::seconds(1)) {
+    throw std::invalid_argument(name_ + ": iptables resync period must be at least 1 second, got " +
+                                std::to_string(period.count()) +
+                                " ms (a period of 0 would busy-loop; set -iptables-resync "
+                                "to 1 or more)");
+  }
+  MutexLock lock(&stop_mu_);
+  if (thread_.joinable()) throw std::logic_error(name_ + ": RuleKeeper::start called twice");
+  stopping_ = false;
+  thread_ = std::thread([this, period, l = std::move(listener)] { run_thread(period, l); });
+}
+
+void RuleKeeper::stop() {
+  std::thread t;
+  {
+    MutexLock lock(&stop_mu_);
+    stopping_ = true;
+    t = std::move(thread_);
+  }
+  stop_cv_.notify_all();
+  if (t.joinable()) t.join();
+}
+
+void RuleKeeper::run_thread(std::chrono::milliseconds period, Listener listener) {
+  std::string reported_error;  // the failure last reported, so a persisting one is logged once
+  auto report = [&](ResyncEvent::Kind kind, std::string message) {
+    if (listener) listener(ResyncEvent{kind, std::move(message)});
+  };
+  for (;;) {
+    {
+      MutexLock lock(&stop_mu_);
+      if (lock.wait_for(stop_cv_, period, [this]() REQUIRES(stop_mu_) { return stopping_; })) {
+        return;
+      }
+    }
+    std::vector<Inserted> inserted;
+    std::string error;
+    {
+      MutexLock lock(&ops_mu_);
+      ++stats_.passes;
+      try {
+        inserted = ensure_locked();
+        stats_.rules_restored += inserted.size();
+        stats_.last_error.clear();
+      } catch (const std::exception& e) {
+        ++stats_.failures;
+        stats_.last_error = error = e.what();
+      }
+    }
+    if (!error.empty()) {
+      if (error != reported_error) {
+        report(ResyncEvent::Kind::kFailed, name_ + ": cannot check iptables rules: " + error +
+                                               " (retrying every " +
+                                               std::to_string(period.count() / 1000) + " s)");
+        reported_error = error;
+      }
+      continue;
+    }
+    if (!reported_error.empty()) {
+      report(ResyncEvent::Kind::kRecovered, name_ + ": iptables rules checked fine again");
+      reported_error.clear();
+    }
+    for (const auto& i : inserted) {
+      report(ResyncEvent::Kind::kRestored, name_ + ": restored missing iptables rule at position " +
+                                               std::to_string(i.position) + ": " + i.rule.str());
+    }
+  }
+}
+
+}  // namespace flannel

@@ -1,0 +1,141 @@
+// NetRules, iptables mode: the flavour, recycling the previous run's rules, the keepers, and
+// cleaning our iptables rules away when nftables mode takes over.
+#include "backends/rules/iptables_flavour.h"
+#include "daemon/agent/net_rules.h"
+#include "daemon/common/logging.h"
+
+namespace flannel {
+
+void NetRules::choose_flavour() {
+  if (flavour_chosen_) return;
+  flavour_chosen_ = true;
+  IptablesFlavour f = choose_iptables_flavour(settings_.iptables_mode);
+  FLOG_INFO("iptables: using {} and {}: {}", f.iptables, f.ip6tables, f.reason);
+  v4_.iptables = Iptables({f.iptables});
+  v6_.iptables = Iptables({f.ip6tables});
+}
+
+template <typename Net>
+void NetRules::ipt_recycle(IptFamily& f, const Net& network, const Net& subnet,
+                           const std::optional<Net>& prev_network,
+                           const std::optional<Net>& prev_subnet) {
+  if (f.recycled) return;
+  f.recycled = true;
+  try {
+    int n = 0;
+    if (prev_network && prev_subnet) {
+      if (settings_.ip_masq) {
+        n += recycle_old_masq(f.iptables, *prev_network, *prev_subnet, network, subnet,
+                              *f.random_fully);
+      } else if (previous_.ip_masq) {
+        n += delete_old_masq(f.iptables, *prev_network, *prev_subnet);
+      }
+    }
+    if (settings_.forward_rules && prev_network)
+      n += recycle_old_forward(f.iptables, *prev_network, network);
+    if (n > 0)
+      FLOG_INFO("Removed {} {} rules of the previous run ({} / {})", n, f.iptables.command_str(),
+                prev_network ? prev_network->str() : "-", prev_subnet ? prev_subnet->str() : "-");
+  } catch (const IptablesError& e) {
+    FLOG_ERROR("{}: cannot recycle the previous run's rules: {}", f.iptables.command_str(),
+               e.what());
+  }
+}
+
+void NetRules::ipt_start(IptFamily& f, std::unique_ptr<RuleKeeper>& keeper, const char* name,
+                         std::vector<IptablesRule> rules) {
+  if (keeper) {
+    try {
+      keeper->set_rules(std::move(rules));  // adds the new rules before dropping the old ones
+    } catch (const IptablesError& e) {      // the keeper's resync puts them in place later
+      FLOG_ERROR("iptables: cannot move the {} rules to the new lease (will retry every {}s): {}",
+                 name, settings_.resync.count(), e.what());
+    }
+    return;
+  }
+  keeper = std::make_unique<RuleKeeper>(f.iptables, name, std::move(rules));
+  try {
+    keeper->ensure();
+  } catch (const IptablesError& e) {
+    FLOG_ERROR("iptables: cannot install the {} rules (will retry every {}s): {}", name,
+               settings_.resync.count(), e.what());
+  }
+  keeper->start(settings_.resync, [this, name, ipv6 = f.ipv6](const ResyncEvent& ev) {
+    switch (ev.kind) {
+      case ResyncEvent::Kind::kRestored:
+        count_(false, ipv6, 1);  // one event per rule put back
+        FLOG_WARNING("iptables {}: {}", name, ev.message);
+        break;
+      case ResyncEvent::Kind::kFailed: FLOG_ERROR("iptables {}: {}", name, ev.message); break;
+      case ResyncEvent::Kind::kRecovered: FLOG_INFO("iptables {}: {}", name, ev.message); break;
+    }
+  });
+}
+
+template <typename Net>
+void NetRules::ipt_apply(IptFamily& f, const Net& network, const Net& subnet,
+                         const std::optional<Net>& prev_network,
+                         const std::optional<Net>& prev_subnet) {
+  if (!settings_.ip_masq && !settings_.forward_rules && !previous_.ip_masq) return;
+  choose_flavour();
+  if (settings_.ip_masq && !f.random_fully) {
+    if (settings_.fully_random_disable) {
+      f.random_fully = false;
+    } else {
+      try {
+        auto rf = f.iptables.random_fully_support();
+        FLOG_V(1, "{} --random-fully: {}", f.iptables.command_str(), rf.reason);
+        f.random_fully = rf.supported;
+      } catch (const IptablesError& e) {
+        FLOG_ERROR("iptables: {}", e.what());
+        f.random_fully = false;
+      }
+    }
+  }
+  if (!f.random_fully) f.random_fully = false;
+  ipt_recycle(f, network, subnet, prev_network, prev_subnet);
+  if (settings_.ip_masq)
+    ipt_start(f, f.masq, f.masq_name, masq_rules(network, subnet, *f.random_fully));
+  if (settings_.forward_rules) ipt_start(f, f.forward, f.forward_name, forward_rules(network));
+}
+
+template <typename Net>
+void NetRules::ipt_clean(IptFamily& f, const Net& network, const Net& subnet,
+                         const std::optional<Net>& prev_network,
+                         const std::optional<Net>& prev_subnet) {
+  int n = 0;
+  try {
+    for (auto* k : {&f.masq, &f.forward}) {  // this run's, before a switch of mode
+      if (*k) n += (*k)->remove();
+      k->reset();
+    }
+    if (f.recycled) return;  // the rules of the previous run went already
+    f.recycled = true;
+    choose_flavour();
+    n += delete_old_masq(f.iptables, network, subnet);
+    n += delete_old_forward(f.iptables, network);
+    if (prev_network && prev_subnet) n += delete_old_masq(f.iptables, *prev_network, *prev_subnet);
+    if (prev_network && !(*prev_network == network))
+      n += delete_old_forward(f.iptables, *prev_network);
+  } catch (const IptablesError& e) {
+    if (e.kind() == IptablesError::Kind::kNotInstalled) {
+      FLOG_V(1, "{}: not installed, so no iptables rules of ours to remove",
+             f.iptables.command_str());
+    } else {
+      FLOG_ERROR("{}: cannot remove our iptables rules (nftables mode): {}",
+                 f.iptables.command_str(), e.what());
+    }
+  }
+  if (n > 0) FLOG_INFO("nftables mode: removed {} of our {} rules", n, f.iptables.command_str());
+}
+
+template void NetRules::ipt_apply(IptFamily&, const IP4Net&, const IP4Net&,
+                                  const std::optional<IP4Net>&, const std::optional<IP4Net>&);
+template void NetRules::ipt_apply(IptFamily&, const IP6Net&, const IP6Net&,
+                                  const std::optional<IP6Net>&, const std::optional<IP6Net>&);
+template void NetRules::ipt_clean(IptFamily&, const IP4Net&, const IP4Net&,
+                                  const std::optional<IP4Net>&, const std::optional<IP4Net>&);
+template void NetRules::ipt_clean(IptFamily&, const IP6Net&, const IP6Net&,
+                                  const std::optional<IP6Net>&, const std::optional<IP6Net>&);
+
+}  // namespace flannel
