@@ -215,19 +215,6 @@ class Iptables {
   std::chrono::milliseconds timeout_;
 };
 
-// ---- Keeping a rule set in place -------------------------------------------------------------
-
-// What the resync thread reports, ready to log.
-struct ResyncEvent {
-  enum class Kind {
-    kRestored,   // missing rules were inserted again (log as warning)
-    kFailed,     // a pass failed; reported once per distinct message (log as error)
-    kRecovered,  // a pass succeeded after failures (log as info)
-  };
-  Kind kind = Kind::kRestored;
-  std::string message;
-};
-
 // ---- Recycling rules of a previous run -------------------------------------------------------
 
 // At start, with -ip-masq: deletes the masq rules a previous run installed for

@@ -141,72 +141,29 @@ NftKeeperStats NftKeeper::stats() const {
 }
 
 void NftKeeper::start(std::chrono::milliseconds period, Listener listener) {
-  if (period < std::chrono::seconds(1)) {
-    throw std::invalid_argument(name() + ": resync period must be at least 1 second, got " +
-                                std::to_string(period.count()) + " ms");
-  }
-  MutexLock lock(&stop_mu_);
-  if (thread_.joinable()) throw std::logic_error(name() + ": NftKeeper::start called twice");
-  stopping_ = false;
-  thread_ = std::thread([this, period, l = std::move(listener)] { run_thread(period, l); });
+  resync_.start(
+      name(), name() + ": cannot check the table", period,
+      [this] {
+        std::vector<std::string> restored;
+        MutexLock lock(&ops_mu_);
+        ++stats_.passes;
+        try {
+          NftRepair repair = ensure_locked();
+          stats_.last_error.clear();
+          if (repair.repaired) {
+            ++stats_.repairs;
+            restored.push_back(name() + ": repaired (" + repair.reason + ")");
+          }
+        } catch (const std::exception& e) {
+          ++stats_.failures;
+          stats_.last_error = e.what();
+          throw;
+        }
+        return restored;
+      },
+      std::move(listener));
 }
 
-void NftKeeper::stop() {
-  std::thread t;
-  {
-    MutexLock lock(&stop_mu_);
-    stopping_ = true;
-    t = std::move(thread_);
-  }
-  stop_cv_.notify_all();
-  if (t.joinable()) t.join();
-}
-
-// The resync thread: one per started keeper, started by start(), ended by stop() (or the
-// destructor). Each pass is one ensure() under ops_mu_.
-void NftKeeper::run_thread(std::chrono::milliseconds period, Listener listener) {
-  std::string reported_error;  // the failure last reported, so a persisting one is logged once
-  auto report = [&](ResyncEvent::Kind kind, std::string message) {
-    if (listener) listener(ResyncEvent{kind, std::move(message)});
-  };
-  for (;;) {
-    {
-      MutexLock lock(&stop_mu_);
-      if (lock.wait_for(stop_cv_, period, [this]() REQUIRES(stop_mu_) { return stopping_; })) {
-        return;
-      }
-    }
-    NftRepair repair;
-    std::string error;
-    {
-      MutexLock lock(&ops_mu_);
-      ++stats_.passes;
-      try {
-        repair = ensure_locked();
-        if (repair.repaired) ++stats_.repairs;
-        stats_.last_error.clear();
-      } catch (const std::exception& e) {
-        ++stats_.failures;
-        stats_.last_error = error = e.what();
-      }
-    }
-    if (!error.empty()) {
-      if (error != reported_error) {
-        report(ResyncEvent::Kind::kFailed, name() + ": cannot check the table: " + error +
-                                               " (retrying every " +
-                                               std::to_string(period.count() / 1000) + " s)");
-        reported_error = error;
-      }
-      continue;
-    }
-    if (!reported_error.empty()) {
-      report(ResyncEvent::Kind::kRecovered, name() + ": table checked fine again");
-      reported_error.clear();
-    }
-    if (repair.repaired) {
-      report(ResyncEvent::Kind::kRestored, name() + ": repaired (" + repair.reason + ")");
-    }
-  }
-}
+void NftKeeper::stop() { resync_.stop(); }
 
 }  // namespace flannel

@@ -20,17 +20,15 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
 #include <string>
-#include <thread>
 
 #include "backends/backend.h"
-#include "backends/rules/iptables.h"  // ResyncEvent, shared with RuleKeeper
 #include "backends/rules/nft_rules.h"
+#include "backends/rules/resync.h"
 #include "core/thread_annotations.h"
 
 struct nft_ctx;
@@ -120,21 +118,20 @@ class NftKeeper {
   NftRules rules() const EXCLUDES(ops_mu_);
 
   // Stops the resync thread, then deletes the table. Throws NftablesError.
-  void remove() EXCLUDES(ops_mu_, stop_mu_);
+  void remove() EXCLUDES(ops_mu_);
 
   // Starts the resync thread: every `period` it runs ensure(), reporting repairs (kRestored),
   // failures (once per distinct message) and recoveries to `listener`, on that thread (it must
   // not call back into this keeper). The first pass runs one period after start: call ensure()
   // first. Throws std::invalid_argument if period < 1 s, std::logic_error if already started.
-  void start(std::chrono::milliseconds period, Listener listener) EXCLUDES(stop_mu_);
+  void start(std::chrono::milliseconds period, Listener listener);
   // Stops and joins the thread (at once when it waits; else after its pass). Idempotent.
-  void stop() EXCLUDES(stop_mu_);
+  void stop();
 
   NftKeeperStats stats() const EXCLUDES(ops_mu_);
 
  private:
   NftRepair ensure_locked() REQUIRES(ops_mu_);
-  void run_thread(std::chrono::milliseconds period, Listener listener) EXCLUDES(ops_mu_, stop_mu_);
   std::string name() const;  // "nftables ip flannel-ipv4", for messages
 
   const bool ipv6_;
@@ -144,10 +141,7 @@ class NftKeeper {
   std::optional<std::string> accepted_ GUARDED_BY(ops_mu_);  // read back after our last write
   NftKeeperStats stats_ GUARDED_BY(ops_mu_);
 
-  Mutex stop_mu_;
-  std::condition_variable stop_cv_;  // signalled when stopping_ is set
-  bool stopping_ GUARDED_BY(stop_mu_) = false;
-  std::thread thread_ GUARDED_BY(stop_mu_);
+  ResyncThread resync_;  // last: stopped (by the destructor) before the rest goes
 };
 
 }  // namespace flannel

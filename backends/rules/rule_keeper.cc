@@ -96,73 +96,29 @@ RuleKeeperStats RuleKeeper::stats() const {
 }
 
 void RuleKeeper::start(std::chrono::milliseconds period, Listener listener) {
-  if (period < std::chrono::seconds(1)) {
-    throw std::invalid_argument(name_ + ": iptables resync period must be at least 1 second, got " +
-                                std::to_string(period.count()) +
-                                " ms (a period of 0 would busy-loop; set -iptables-resync "
-                                "to 1 or more)");
-  }
-  MutexLock lock(&stop_mu_);
-  if (thread_.joinable()) throw std::logic_error(name_ + ": RuleKeeper::start called twice");
-  stopping_ = false;
-  thread_ = std::thread([this, period, l = std::move(listener)] { run_thread(period, l); });
+  resync_.start(
+      name_, name_ + ": cannot check iptables rules", period,
+      [this] {
+        std::vector<std::string> restored;
+        MutexLock lock(&ops_mu_);
+        ++stats_.passes;
+        try {
+          for (const auto& i : ensure_locked()) {
+            restored.push_back(name_ + ": restored missing iptables rule at position " +
+                               std::to_string(i.position) + ": " + i.rule.str());
+          }
+          stats_.rules_restored += restored.size();
+          stats_.last_error.clear();
+        } catch (const std::exception& e) {
+          ++stats_.failures;
+          stats_.last_error = e.what();
+          throw;
+        }
+        return restored;
+      },
+      std::move(listener));
 }
 
-void RuleKeeper::stop() {
-  std::thread t;
-  {
-    MutexLock lock(&stop_mu_);
-    stopping_ = true;
-    t = std::move(thread_);
-  }
-  stop_cv_.notify_all();
-  if (t.joinable()) t.join();
-}
-
-void RuleKeeper::run_thread(std::chrono::milliseconds period, Listener listener) {
-  std::string reported_error;  // the failure last reported, so a persisting one is logged once
-  auto report = [&](ResyncEvent::Kind kind, std::string message) {
-    if (listener) listener(ResyncEvent{kind, std::move(message)});
-  };
-  for (;;) {
-    {
-      MutexLock lock(&stop_mu_);
-      if (lock.wait_for(stop_cv_, period, [this]() REQUIRES(stop_mu_) { return stopping_; })) {
-        return;
-      }
-    }
-    std::vector<Inserted> inserted;
-    std::string error;
-    {
-      MutexLock lock(&ops_mu_);
-      ++stats_.passes;
-      try {
-        inserted = ensure_locked();
-        stats_.rules_restored += inserted.size();
-        stats_.last_error.clear();
-      } catch (const std::exception& e) {
-        ++stats_.failures;
-        stats_.last_error = error = e.what();
-      }
-    }
-    if (!error.empty()) {
-      if (error != reported_error) {
-        report(ResyncEvent::Kind::kFailed, name_ + ": cannot check iptables rules: " + error +
-                                               " (retrying every " +
-                                               std::to_string(period.count() / 1000) + " s)");
-        reported_error = error;
-      }
-      continue;
-    }
-    if (!reported_error.empty()) {
-      report(ResyncEvent::Kind::kRecovered, name_ + ": iptables rules checked fine again");
-      reported_error.clear();
-    }
-    for (const auto& i : inserted) {
-      report(ResyncEvent::Kind::kRestored, name_ + ": restored missing iptables rule at position " +
-                                               std::to_string(i.position) + ": " + i.rule.str());
-    }
-  }
-}
+void RuleKeeper::stop() { resync_.stop(); }
 
 }  // namespace flannel

@@ -12,14 +12,13 @@
 #pragma once
 
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "backends/rules/iptables.h"
+#include "backends/rules/resync.h"
 #include "core/thread_annotations.h"
 
 namespace flannel {
@@ -57,7 +56,7 @@ class RuleKeeper {
   // Stops the resync thread (it would put them back; start() may run it again), then deletes
   // every rule of the set that is present (one copy each). Returns how many. Throws
   // IptablesError; the rules deleted before the failure stay deleted.
-  int remove() EXCLUDES(ops_mu_, stop_mu_);
+  int remove() EXCLUDES(ops_mu_);
 
   // Switches to another rule set without a gap: ensures the new rules first, then deletes those
   // of the old set that are not in the new one (e.g. after a lease re-acquired with another
@@ -71,15 +70,14 @@ class RuleKeeper {
   // kept until stop(), so what it captures must live that long).
   // The first pass runs one period after start: call ensure() yourself first. Throws
   // std::invalid_argument if period < 1 s, std::logic_error if already started.
-  void start(std::chrono::milliseconds period, Listener listener) EXCLUDES(stop_mu_);
+  void start(std::chrono::milliseconds period, Listener listener);
   // Stops and joins the thread; returns as soon as a running iptables command finishes (at once
   // when the thread is waiting). Idempotent.
-  void stop() EXCLUDES(stop_mu_);
+  void stop();
 
   RuleKeeperStats stats() const EXCLUDES(ops_mu_);
 
  private:
-  void run_thread(std::chrono::milliseconds period, Listener listener) EXCLUDES(ops_mu_, stop_mu_);
   std::vector<Inserted> ensure_locked() REQUIRES(ops_mu_);
 
   const Iptables iptables_;
@@ -89,10 +87,7 @@ class RuleKeeper {
   std::vector<IptablesRule> rules_ GUARDED_BY(ops_mu_);
   RuleKeeperStats stats_ GUARDED_BY(ops_mu_);
 
-  Mutex stop_mu_;
-  std::condition_variable stop_cv_;  // signalled when stopping_ is set
-  bool stopping_ GUARDED_BY(stop_mu_) = false;
-  std::thread thread_ GUARDED_BY(stop_mu_);
+  ResyncThread resync_;  // last: stopped (by the destructor) before the rest goes
 };
 
 }  // namespace flannel
