@@ -62,6 +62,9 @@ using CbPtr = std::unique_ptr<nl_cb, CbDeleter>;
 // NetlinkBatch (many requests, acks collected afterwards). Each returns a complete request
 // message (no sequence number yet); `what` names it in errors ("route replace 10.5.3.0/24 ...").
 enum class Op { kAdd, kReplace, kDelete };
+// A main-table route of `type` (RTN_UNICAST, RTN_BLACKHOLE) to dst with flannel's defaults
+// (protocol boot, scope universe), no next hop yet. Throws NetlinkError.
+RoutePtr main_route(int family, int type, nl_addr* dst, const std::string& what);
 MsgPtr route_request(const Route4& r, Op op, const std::string& what);
 MsgPtr neigh_request(int index, IP4 dst, const MacAddr* mac, Op op, const std::string& what);
 MsgPtr fdb_request(int index, const MacAddr& mac, IP4 dst, Op op, const std::string& what);

@@ -34,14 +34,7 @@ std::optional<Route4> to_route4(rtnl_route* r) {
 // A main-table unicast route with flannel's defaults and one inline next hop (gw may be null).
 RoutePtr build_route(int family, nl_addr* dst, nl_addr* gw, int oif, bool onlink, bool inline_nh,
                      const std::string& what) {
-  RoutePtr r(rtnl_route_alloc());
-  if (!r) fail_alloc(what);
-  rtnl_route_set_family(r.get(), static_cast<uint8_t>(family));
-  rtnl_route_set_table(r.get(), RT_TABLE_MAIN);
-  rtnl_route_set_protocol(r.get(), RTPROT_BOOT);
-  rtnl_route_set_scope(r.get(), RT_SCOPE_UNIVERSE);
-  rtnl_route_set_type(r.get(), RTN_UNICAST);
-  if (int err = rtnl_route_set_dst(r.get(), dst); err < 0) fail(what, err);
+  RoutePtr r = main_route(family, RTN_UNICAST, dst, what);
   if (!inline_nh) return r;  // the nexthop object says where; RTA_NH_ID is added to the message
   NexthopPtr nh(rtnl_route_nh_alloc());
   if (!nh) fail_alloc(what);
@@ -138,6 +131,18 @@ int on_route6(nl_msg* msg, void* arg) {
 }  // namespace
 
 namespace nl {
+
+RoutePtr main_route(int family, int type, nl_addr* dst, const std::string& what) {
+  RoutePtr r(rtnl_route_alloc());
+  if (!r) fail_alloc(what);
+  rtnl_route_set_family(r.get(), static_cast<uint8_t>(family));
+  rtnl_route_set_table(r.get(), RT_TABLE_MAIN);
+  rtnl_route_set_protocol(r.get(), RTPROT_BOOT);
+  rtnl_route_set_scope(r.get(), RT_SCOPE_UNIVERSE);
+  rtnl_route_set_type(r.get(), static_cast<uint8_t>(type));
+  if (int err = rtnl_route_set_dst(r.get(), dst); err < 0) fail(what, err);
+  return r;
+}
 
 MsgPtr route_request(const Route4& r, Op op, const std::string& what) {
   RoutePtr route = build_route(r, what);

@@ -50,14 +50,7 @@ BlackholeDump dump_blackholes(nl_sock* sock, int family) {
 }
 
 void add_blackhole(nl_sock* sock, int family, AddrPtr dst, const std::string& what) {
-  RoutePtr r(rtnl_route_alloc());
-  if (!r) fail_alloc(what);
-  rtnl_route_set_family(r.get(), static_cast<uint8_t>(family));
-  rtnl_route_set_table(r.get(), RT_TABLE_MAIN);
-  rtnl_route_set_protocol(r.get(), RTPROT_BOOT);
-  rtnl_route_set_scope(r.get(), RT_SCOPE_UNIVERSE);
-  rtnl_route_set_type(r.get(), RTN_BLACKHOLE);
-  if (int err = rtnl_route_set_dst(r.get(), dst.get()); err < 0) fail(what, err);
+  RoutePtr r = main_route(family, RTN_BLACKHOLE, dst.get(), what);
   nl_msg* raw = nullptr;
   if (int err = rtnl_route_build_add_request(r.get(), NLM_F_EXCL, &raw); err < 0) fail(what, err);
   MsgPtr msg(raw);

@@ -136,32 +136,23 @@ void NftKeeper::remove() {
 }
 
 NftKeeperStats NftKeeper::stats() const {
+  ResyncThread::Stats r = resync_.stats();
   MutexLock lock(&ops_mu_);
-  return stats_;
+  return {r.passes, repairs_, r.failures, r.last_error};
 }
 
 void NftKeeper::start(std::chrono::milliseconds period, Listener listener) {
-  resync_.start(
-      name(), name() + ": cannot check the table", period,
-      [this] {
-        std::vector<std::string> restored;
-        MutexLock lock(&ops_mu_);
-        ++stats_.passes;
-        try {
-          NftRepair repair = ensure_locked();
-          stats_.last_error.clear();
-          if (repair.repaired) {
-            ++stats_.repairs;
-            restored.push_back(name() + ": repaired (" + repair.reason + ")");
-          }
-        } catch (const std::exception& e) {
-          ++stats_.failures;
-          stats_.last_error = e.what();
-          throw;
-        }
-        return restored;
-      },
-      std::move(listener));
+  auto pass = [this] {
+    std::vector<std::string> restored;
+    MutexLock lock(&ops_mu_);
+    NftRepair repair = ensure_locked();
+    if (repair.repaired) {
+      ++repairs_;
+      restored.push_back(name() + ": repaired (" + repair.reason + ")");
+    }
+    return restored;
+  };
+  resync_.start(name(), name() + ": cannot check the table", period, pass, std::move(listener));
 }
 
 void NftKeeper::stop() { resync_.stop(); }

@@ -139,7 +139,7 @@ class NftKeeper {
   Nftables nft_ GUARDED_BY(ops_mu_);
   NftRules rules_ GUARDED_BY(ops_mu_);
   std::optional<std::string> accepted_ GUARDED_BY(ops_mu_);  // read back after our last write
-  NftKeeperStats stats_ GUARDED_BY(ops_mu_);
+  uint64_t repairs_ GUARDED_BY(ops_mu_) = 0;                 // by the resync thread
 
   ResyncThread resync_;  // last: stopped (by the destructor) before the rest goes
 };

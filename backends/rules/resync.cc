@@ -34,6 +34,11 @@ void ResyncThread::stop() {
   if (t.joinable()) t.join();
 }
 
+ResyncThread::Stats ResyncThread::stats() const {
+  MutexLock lock(&stats_mu_);
+  return stats_;
+}
+
 // The resync thread: one per started keeper, ended by stop().
 void ResyncThread::run(const std::string& name, const std::string& failure,
                        std::chrono::milliseconds period, const Pass& pass,
@@ -50,7 +55,16 @@ void ResyncThread::run(const std::string& name, const std::string& failure,
     std::vector<std::string> restored;
     try {
       restored = pass();
+      MutexLock lock(&stats_mu_);
+      ++stats_.passes;
+      stats_.last_error.clear();
     } catch (const std::exception& e) {
+      {
+        MutexLock lock(&stats_mu_);
+        ++stats_.passes;
+        ++stats_.failures;
+        stats_.last_error = e.what();
+      }
       if (e.what() != reported_error) {
         report(ResyncEvent::Kind::kFailed, failure + ": " + e.what() + " (retrying every " +
                                                std::to_string(period.count() / 1000) + " s)");

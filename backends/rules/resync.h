@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <thread>
@@ -51,6 +52,13 @@ class ResyncThread {
   // Stops and joins the thread: at once when it waits, else after its pass. Idempotent.
   void stop() EXCLUDES(mu_);
 
+  struct Stats {
+    uint64_t passes = 0;     // passes run by the thread
+    uint64_t failures = 0;   // passes that threw
+    std::string last_error;  // "" once a pass succeeds
+  };
+  Stats stats() const EXCLUDES(stats_mu_);
+
  private:
   void run(const std::string& name, const std::string& failure, std::chrono::milliseconds period,
            const Pass& pass, const Listener& listener) EXCLUDES(mu_);
@@ -59,6 +67,8 @@ class ResyncThread {
   std::condition_variable cv_;  // signalled when stopping_ is set
   bool stopping_ GUARDED_BY(mu_) = false;
   std::thread thread_ GUARDED_BY(mu_);
+  mutable Mutex stats_mu_;
+  Stats stats_ GUARDED_BY(stats_mu_);
 };
 
 }  // namespace flannel

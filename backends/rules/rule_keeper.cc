@@ -91,32 +91,23 @@ std::vector<IptablesRule> RuleKeeper::rules() const {
 }
 
 RuleKeeperStats RuleKeeper::stats() const {
+  ResyncThread::Stats r = resync_.stats();
   MutexLock lock(&ops_mu_);
-  return stats_;
+  return {r.passes, rules_restored_, r.failures, r.last_error};
 }
 
 void RuleKeeper::start(std::chrono::milliseconds period, Listener listener) {
-  resync_.start(
-      name_, name_ + ": cannot check iptables rules", period,
-      [this] {
-        std::vector<std::string> restored;
-        MutexLock lock(&ops_mu_);
-        ++stats_.passes;
-        try {
-          for (const auto& i : ensure_locked()) {
-            restored.push_back(name_ + ": restored missing iptables rule at position " +
-                               std::to_string(i.position) + ": " + i.rule.str());
-          }
-          stats_.rules_restored += restored.size();
-          stats_.last_error.clear();
-        } catch (const std::exception& e) {
-          ++stats_.failures;
-          stats_.last_error = e.what();
-          throw;
-        }
-        return restored;
-      },
-      std::move(listener));
+  auto pass = [this] {
+    std::vector<std::string> restored;
+    MutexLock lock(&ops_mu_);
+    for (const auto& i : ensure_locked()) {
+      restored.push_back(name_ + ": restored missing iptables rule at position " +
+                         std::to_string(i.position) + ": " + i.rule.str());
+    }
+    rules_restored_ += restored.size();
+    return restored;
+  };
+  resync_.start(name_, name_ + ": cannot check iptables rules", period, pass, std::move(listener));
 }
 
 void RuleKeeper::stop() { resync_.stop(); }

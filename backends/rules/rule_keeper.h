@@ -85,7 +85,7 @@ class RuleKeeper {
 
   mutable Mutex ops_mu_;  // also serialises the iptables commands of ensure/remove/set_rules
   std::vector<IptablesRule> rules_ GUARDED_BY(ops_mu_);
-  RuleKeeperStats stats_ GUARDED_BY(ops_mu_);
+  uint64_t rules_restored_ GUARDED_BY(ops_mu_) = 0;
 
   ResyncThread resync_;  // last: stopped (by the destructor) before the rest goes
 };

@@ -27,6 +27,7 @@
 #include "backends/rules/iptables.h"
 #include "backends/rules/rule_keeper.h"
 #include "core/ip.h"
+#include "tests/lab/rule_lines.h"
 #include "tests/support/lab.h"
 #include "tests/support/process.h"
 #include "tests/support/wait.h"
@@ -44,18 +45,6 @@ const IP4Net kSubB = IP4Net::parse("10.5.77.0/24");
 long long ms_since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t)
       .count();
-}
-
-std::string line_of(const IptablesRule& r) {
-  std::string s = "-A " + r.chain;
-  for (const auto& w : r.spec) s += " " + w;
-  return s;
-}
-
-Strings lines_of(const std::vector<IptablesRule>& rules) {
-  Strings out;
-  for (const auto& r : rules) out.push_back(line_of(r));
-  return out;
 }
 
 // ---- Pure: no iptables runs ------------------------------------------------------------------
