@@ -257,6 +257,25 @@ std::string restore_inserts(const std::string& table, const std::vector<Iptables
   return out + "COMMIT\n";
 }
 
+std::string restore_remove_chain(const std::string& table, std::string_view save_output,
+                                 const std::string& chain) {
+  std::string jumps;
+  bool declared = false;
+  std::istringstream in{std::string(save_output)};
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind(":" + chain + " ", 0) == 0) declared = true;
+    bool jump =
+        line.size() > chain.size() + 4 &&
+        line.compare(line.size() - chain.size() - 4, std::string::npos, " -j " + chain) == 0;
+    if (line.rfind("-A ", 0) == 0 && jump && line.rfind("-A " + chain + " ", 0) != 0)
+      jumps += "-D " + line.substr(3) + "\n";
+  }
+  if (jumps.empty() && !declared) return "";
+  std::string out = "*" + table + "\n" + jumps;
+  if (declared) out += "-F " + chain + "\n-X " + chain + "\n";
+  return out + "COMMIT\n";
+}
+
 int count_saved_rules(std::string_view save_output) {
   int n = 0;
   size_t pos = 0;
@@ -372,8 +391,10 @@ void Iptables::restore(const std::string& input) const {
   }
 }
 
-std::string Iptables::save() const {
-  auto r = run_tool("-save", {}, "");
+std::string Iptables::save(const std::string& table) const {
+  std::vector<std::string> args;
+  if (!table.empty()) args = {"-t", table};
+  auto r = run_tool("-save", args, "");
   if (r.exit_code != 0) {
     std::string err = trim(r.err.empty() ? r.out : r.err);
     throw IptablesError("`" + command_str() + "-save` failed (exit " + std::to_string(r.exit_code) +

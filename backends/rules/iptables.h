@@ -143,6 +143,13 @@ std::vector<InsertStep> plan_inserts(const std::vector<bool>& present,
 std::string restore_inserts(const std::string& table, const std::vector<IptablesRule>& rules,
                             const std::vector<int>& positions);
 
+// The iptables-restore input that removes `chain` from `table` given `iptables-save -t table`
+// output: each rule of another chain that jumps to it (-j CHAIN), then its rules and the chain
+// itself. "" when the save shows neither. Current flannel's FLANNEL-POSTRTG (nat) and FLANNEL-FWD
+// (filter) go this way when nftables mode takes over a host.
+std::string restore_remove_chain(const std::string& table, std::string_view save_output,
+                                 const std::string& chain);
+
 // The number of rules ("-A ..." lines) in `iptables-save` output.
 int count_saved_rules(std::string_view save_output);
 
@@ -186,8 +193,8 @@ class Iptables {
   // iptables-legacy-restore) with --noflush --wait and `input` on stdin: iptables-restore
   // applies each table's lines in one commit. Throws IptablesError on failure.
   void restore(const std::string& input) const;
-  // `<program>-save` output (all tables). Throws IptablesError on failure.
-  std::string save() const;
+  // `<program>-save [-t table]` output (all tables when table is ""). Throws IptablesError.
+  std::string save(const std::string& table = "") const;
   // `iptables -t table -S chain` output. Throws IptablesError on failure.
   std::string list(const std::string& table, const std::string& chain) const;
   // The first line of `iptables --version`, e.g. "iptables v1.8.9 (nf_tables)". Throws

@@ -59,8 +59,8 @@ struct PreviousRun {
 
 // What the rules are for: the cluster network(s) and our lease's subnet(s).
 struct RulesTarget {
-  IP4Net network, subnet;
-  std::optional<IP6Net> network6, subnet6;
+  IP4Net network{}, subnet{};
+  std::optional<IP6Net> network6{}, subnet6{};
   bool v4 = true;         // EnableIPv4 (an IPv6-only lease's v4 part is a placeholder)
   bool nftables = false;  // the config's EnableNFTables
 };

@@ -117,6 +117,14 @@ void NetRules::ipt_clean(IptFamily& f, const Net& network, const Net& subnet,
     if (prev_network && prev_subnet) n += delete_old_masq(f.iptables, *prev_network, *prev_subnet);
     if (prev_network && !(*prev_network == network))
       n += delete_old_forward(f.iptables, *prev_network);
+    // current flannel's chains, if it ran here before us (its nftables mode leaves them)
+    for (auto [table, chain] : {std::pair{"nat", "FLANNEL-POSTRTG"}, {"filter", "FLANNEL-FWD"}}) {
+      std::string input = restore_remove_chain(table, f.iptables.save(table), chain);
+      if (input.empty()) continue;
+      f.iptables.restore(input);
+      FLOG_INFO("nftables mode: removed current flannel's {} chain {} and its jump rules",
+                f.iptables.command_str(), chain);
+    }
   } catch (const IptablesError& e) {
     if (e.kind() == IptablesError::Kind::kNotInstalled) {
       FLOG_V(1, "{}: not installed, so no iptables rules of ours to remove",

@@ -13,6 +13,7 @@
 
 #include "backends/rules/iptables.h"
 #include "daemon/agent/net_rules.h"
+#include "tests/lab/rule_lines.h"
 #include "tests/support/lab.h"
 #include "tests/support/process.h"
 #include "tests/support/wait.h"
@@ -22,13 +23,6 @@ namespace {
 
 using namespace std::chrono_literals;
 using Strings = std::vector<std::string>;
-
-// "-A CHAIN spec..." as ip6tables-save prints it.
-std::string line_of(const IptablesRule& r) {
-  std::string s = "-A " + r.chain;
-  for (const auto& t : r.spec) s += " " + t;
-  return s;
-}
 
 Strings saved(const std::string& prog, const std::string& table, const std::string& ns) {
   std::string out;
