@@ -25,7 +25,9 @@
 //                             backends/rules/nft_rules.h: current flannel's iptables-mode rules
 //                             with the kube-proxy mark matched under a mask.
 //   RulesFlavourLab.*         -iptables-mode=auto follows the iptables flavour (legacy or nft)
-//                             the host already holds rules in; =legacy / =nft override it.
+//                             the host already holds rules in; =legacy / =nft override it; the
+//                             switch to nftables mode removes our iptables rules from whichever
+//                             flavour holds them.
 //   RulesBlackholeLab.*       -ip-blackhole-route keeps a blackhole route to our lease subnet
 //                             (both families, both modes); one deleted by hand comes back.
 #include <arpa/inet.h>
@@ -895,6 +897,50 @@ TEST(RulesFlavourLab, AutoFollowsTheHostsFlavourAndExplicitModesOverrideIt) {
               (std::string(hosts[i].want) == hosts[i].foreign ? 3u : 0u) + 2u)
         << join(saved(ns, want, "filter"));
   }
+}
+
+TEST(RulesFlavourLab, NftablesModeRemovesOurIptablesRulesFromEitherFlavour) {
+  SKIP_UNLESS_ROOT();
+  // Our rules went to iptables-nft (-iptables-mode=nft) on a host whose other software uses
+  // iptables-legacy (10 rules). The agent then restarts in nftables mode with the default
+  // -iptables-mode=auto, which now picks legacy (10 rules against our 6): our iptables-nft rules
+  // must go all the same, or the host masquerades in two places.
+  OverlayLab lab("rc", config(Mode::kIptables, false), 1);
+  const std::string ns = lab.host(0).netns;
+  std::string out;
+  ASSERT_EQ(run_command({"iptables-legacy", "-N", "LAB-OTHERS"}, &out, ns), 0) << out;
+  for (int k = 1; k <= 10; ++k)
+    ASSERT_EQ(run_command({"iptables-legacy", "-A", "LAB-OTHERS", "-s",
+                           "192.0.2." + std::to_string(k), "-j", "ACCEPT"},
+                          &out, ns),
+              0)
+        << out;
+  bool nft_mode = false;
+  lab.customize_start = [&](int, Process::Spec& spec) {
+    for (const auto& f : Strings{"-ip-masq", "-healthz-port=" + std::to_string(kHealthzPort),
+                                 nft_mode ? "-enable-nftables" : "-iptables-mode=nft"})
+      spec.argv.push_back(f);
+  };
+  lab.start(0);
+  lab.wait_subnet(0);
+  ASSERT_TRUE(wait_ready(lab, 0)) << read_file(lab.log_file(0));
+  ASSERT_EQ(saved(ns, "iptables-nft-save", "nat").size(), 4u)
+      << join(saved(ns, "iptables-nft-save", "nat"));
+  ASSERT_EQ(lab.stop(0), 0);
+  nft_mode = true;
+  lab.start(0);
+  ASSERT_TRUE(wait_ready(lab, 0)) << read_file(lab.log_file(0));
+  ASSERT_TRUE(nft_table(ns, "ip", "flannel-ipv4")) << read_file(lab.log_file(0));
+  Strings left;
+  EXPECT_TRUE(wait_until(
+      [&] {
+        left = flannel_iptables_lines(ns);
+        return left.empty();
+      },
+      5s))
+      << "our iptables rules outlived the switch to nftables mode:\n"
+      << join(left) << "\nlog:\n"
+      << read_file(lab.log_file(0));
 }
 
 // ---- 4. Blackhole route ----------------------------------------------------------------------
