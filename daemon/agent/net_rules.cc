@@ -24,6 +24,7 @@ void NetRules::set_commands(std::vector<std::string> iptables, std::vector<std::
   v4_.iptables = Iptables(std::move(iptables));
   v6_.iptables = Iptables(std::move(ip6tables));
   flavour_chosen_ = true;
+  commands_fixed_ = true;
 }
 
 const RuleKeeper* NetRules::keeper(const std::string& name) const {

@@ -86,7 +86,7 @@ class NetRules {
   const NftKeeper* nft_keeper(bool ipv6) const;
 
   // Test hook: the command lines used instead of "iptables" / "ip6tables" (before apply()); the
-  // flavour is then not detected.
+  // flavour is then not detected, and switching to nftables cleans only these.
   void set_commands(std::vector<std::string> iptables, std::vector<std::string> ip6tables);
 
  private:
@@ -124,6 +124,7 @@ class NetRules {
   PreviousRun previous_;
   RepairCounter count_;
   bool flavour_chosen_ = false;
+  bool commands_fixed_ = false;  // set_commands(): no flavour detection, no other worlds
   IptFamily v4_{Iptables({"iptables"}), false, "ip-masq", "forward", {}, false, nullptr, nullptr};
   IptFamily v6_{Iptables({"ip6tables"}), true, "ip6-masq", "forward6", {}, false, nullptr, nullptr};
   std::unique_ptr<NftKeeper> nft4_, nft6_;

@@ -99,6 +99,31 @@ void NetRules::ipt_apply(IptFamily& f, const Net& network, const Net& subnet,
   if (settings_.forward_rules) ipt_start(f, f.forward, f.forward_name, forward_rules(network));
 }
 
+namespace {
+
+// Deletes every rule of ours from one iptables world (flavour + family): the masq and forward
+// rules for the current and the previous network and subnet, and current flannel's chains with
+// their jump rules. Returns how many rules and chains went. Throws IptablesError.
+template <typename Net>
+int clean_world(const Iptables& ipt, const Net& network, const Net& subnet,
+                const std::optional<Net>& prev_network, const std::optional<Net>& prev_subnet) {
+  int n = delete_old_masq(ipt, network, subnet) + delete_old_forward(ipt, network);
+  if (prev_network && prev_subnet) n += delete_old_masq(ipt, *prev_network, *prev_subnet);
+  if (prev_network && !(*prev_network == network)) n += delete_old_forward(ipt, *prev_network);
+  // current flannel's chains, if it ran here before us (its nftables mode leaves them)
+  for (auto [table, chain] : {std::pair{"nat", "FLANNEL-POSTRTG"}, {"filter", "FLANNEL-FWD"}}) {
+    std::string input = restore_remove_chain(table, ipt.save(table), chain);
+    if (input.empty()) continue;
+    ipt.restore(input);
+    FLOG_INFO("nftables mode: removed current flannel's {} chain {} and its jump rules",
+              ipt.command_str(), chain);
+    ++n;
+  }
+  return n;
+}
+
+}  // namespace
+
 template <typename Net>
 void NetRules::ipt_clean(IptFamily& f, const Net& network, const Net& subnet,
                          const std::optional<Net>& prev_network,
@@ -109,32 +134,35 @@ void NetRules::ipt_clean(IptFamily& f, const Net& network, const Net& subnet,
       if (*k) n += (*k)->remove();
       k->reset();
     }
-    if (f.recycled) return;  // the rules of the previous run went already
-    f.recycled = true;
-    choose_flavour();
-    n += delete_old_masq(f.iptables, network, subnet);
-    n += delete_old_forward(f.iptables, network);
-    if (prev_network && prev_subnet) n += delete_old_masq(f.iptables, *prev_network, *prev_subnet);
-    if (prev_network && !(*prev_network == network))
-      n += delete_old_forward(f.iptables, *prev_network);
-    // current flannel's chains, if it ran here before us (its nftables mode leaves them)
-    for (auto [table, chain] : {std::pair{"nat", "FLANNEL-POSTRTG"}, {"filter", "FLANNEL-FWD"}}) {
-      std::string input = restore_remove_chain(table, f.iptables.save(table), chain);
-      if (input.empty()) continue;
-      f.iptables.restore(input);
-      FLOG_INFO("nftables mode: removed current flannel's {} chain {} and its jump rules",
-                f.iptables.command_str(), chain);
-    }
   } catch (const IptablesError& e) {
-    if (e.kind() == IptablesError::Kind::kNotInstalled) {
-      FLOG_V(1, "{}: not installed, so no iptables rules of ours to remove",
-             f.iptables.command_str());
-    } else {
-      FLOG_ERROR("{}: cannot remove our iptables rules (nftables mode): {}",
-                 f.iptables.command_str(), e.what());
+    FLOG_ERROR("{}: cannot remove this run's rules (nftables mode): {}", f.iptables.command_str(),
+               e.what());
+  }
+  if (n > 0) FLOG_INFO("nftables mode: removed {} {} rules", n, f.iptables.command_str());
+  if (f.recycled) return;  // the other worlds were cleaned when this run began
+  f.recycled = true;
+  // Ours may be in either flavour (another -iptables-mode, or a host that changed its own):
+  // every world that holds rules at all is cleaned; one with none is not touched (running
+  // iptables-legacy there would load the legacy tables for nothing).
+  std::vector<Iptables> worlds = {f.iptables};
+  if (!commands_fixed_) {
+    const std::string program = f.ipv6 ? "ip6tables" : "iptables";
+    worlds = {Iptables({program + "-legacy"}), Iptables({program + "-nft"})};
+  }
+  for (const Iptables& ipt : worlds) {
+    try {
+      if (count_saved_rules(ipt.save()) == 0) continue;
+      if (int m = clean_world(ipt, network, subnet, prev_network, prev_subnet); m > 0)
+        FLOG_INFO("nftables mode: removed {} of our {} rules", m, ipt.command_str());
+    } catch (const IptablesError& e) {
+      if (e.kind() == IptablesError::Kind::kNotInstalled) {
+        FLOG_V(1, "{}: not installed, so no iptables rules of ours there", ipt.command_str());
+      } else {
+        FLOG_ERROR("{}: cannot remove our iptables rules (nftables mode): {}", ipt.command_str(),
+                   e.what());
+      }
     }
   }
-  if (n > 0) FLOG_INFO("nftables mode: removed {} of our {} rules", n, f.iptables.command_str());
 }
 
 template void NetRules::ipt_apply(IptFamily&, const IP4Net&, const IP4Net&,

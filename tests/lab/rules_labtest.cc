@@ -58,6 +58,7 @@
 #include "backends/rules/iptables.h"
 #include "core/ip.h"
 #include "tests/lab/overlay_lab.h"
+#include "tests/lab/rule_lines.h"
 #include "tests/support/lab.h"
 #include "tests/support/process.h"
 #include "tests/support/wait.h"
@@ -148,18 +149,6 @@ double repairs_now(const OverlayLab& lab, int i, Mode mode, const std::string& f
 }
 
 // ---- iptables ------------------------------------------------------------------------------
-
-std::string line_of(const IptablesRule& r) {
-  std::string s = "-A " + r.chain;
-  for (const auto& w : r.spec) s += " " + w;
-  return s;
-}
-
-Strings lines_of(const std::vector<IptablesRule>& rules) {
-  Strings out;
-  for (const auto& r : rules) out.push_back(line_of(r));
-  return out;
-}
 
 // The "-A ..." lines of `<save> [-t table]` in `netns` (save: iptables-save, iptables-legacy-save,
 // ip6tables-nft-save, ...; table "" = every table).
