@@ -1,6 +1,7 @@
 #include "stores/sqlite/db.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -147,6 +148,11 @@ Query Db::query(const char* sql) {
   return Query(db_, it->second.get());
 }
 
+void Db::touch() {
+  // Best effort: a watcher that misses it still finds the commit at its next look.
+  (void)::utimensat(AT_FDCWD, path_.c_str(), nullptr, 0);
+}
+
 int64_t Db::data_version() {
   auto q = query("PRAGMA data_version");
   q.step();
@@ -156,6 +162,7 @@ int64_t Db::data_version() {
 Txn::Txn(Db& db, Mode mode) : db_(db) {
   db_.exec(mode == Mode::kImmediate ? "BEGIN IMMEDIATE" : "BEGIN");
   open_ = true;
+  changes_at_begin_ = sqlite3_total_changes64(db_.handle());
 }
 
 Txn::~Txn() {
@@ -165,6 +172,7 @@ Txn::~Txn() {
 void Txn::commit() {
   db_.exec("COMMIT");
   open_ = false;
+  if (sqlite3_total_changes64(db_.handle()) != changes_at_begin_) db_.touch();
 }
 
 }  // namespace flannel::sqlite

@@ -85,6 +85,9 @@ class Db {
 
   // PRAGMA data_version: changes whenever another connection commits to the file. Throws DbError.
   int64_t data_version();
+  // Sets the file's times to now (an attribute change that FileNotifier reports to watchers).
+  // Never throws; a failure only delays watchers to their next look.
+  void touch();
   // The number of rows changed by the last INSERT/UPDATE/DELETE on this connection.
   int changes() const { return sqlite3_changes(db_); }
 
@@ -122,6 +125,8 @@ class Db {
 class Txn {
  public:
   enum class Mode { kRead, kImmediate };
+  // A transaction that changed rows touches the file after its commit (Db::touch), so that
+  // watchers in other processes, woken by the file change notification, find it committed.
   Txn(Db& db, Mode mode);
   Txn(const Txn&) = delete;
   Txn& operator=(const Txn&) = delete;
@@ -131,6 +136,7 @@ class Txn {
  private:
   Db& db_;
   bool open_ = false;
+  int64_t changes_at_begin_ = 0;
 };
 
 // Throws DbError for a non-OK result code `rc` of a call on `db`, with `what` as context.

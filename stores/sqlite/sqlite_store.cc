@@ -38,7 +38,8 @@ SqliteStore::SqliteStore(const SqliteOptions& options, Opened opened)
       db_(std::move(opened.db)),
       file_(opened.file),
       store_id_(std::move(opened.store_id)),
-      max_revision_(opened.revision) {
+      max_revision_(opened.revision),
+      notify_(sqlite::FileNotifier::subscribe(options.path)) {
   options_.prefix = std::move(opened.prefix);
   options_.history_limit = std::max<size_t>(options_.history_limit, 1);
 }

@@ -25,14 +25,17 @@
 // watcher sees the removal. Reads also filter on the expiration, so an expired lease is never
 // returned even before it is swept.
 //
-// Watch: a watcher polls PRAGMA data_version on its own connection every 20 ms (sleeping on
-// the stop token, so cancellation is immediate) and reads the events after its revision when
-// another connection committed. A blocked watch never holds a lock writers need.
+// Watch: a watcher sleeps until the file changes (inotify, one instance per process; every write
+// transaction touches the file after its commit, so the notification comes once the commit is
+// visible), a lease expires, or a second passes (the safety check, for file systems without
+// notifications); a cancel wakes it at once. Awake, it reads PRAGMA data_version on its own
+// connection and the events after its revision when another connection committed. A blocked
+// watch never holds a lock writers need. FLANNEL_SQLITE_NOTIFY=off turns notifications off.
 //
 // Store reset (store.h): the file at the path must stay the file we opened (device and inode),
 // with the store id we read (flannel_meta 'store_id', random, written at creation) and a revision
 // that never goes back. Every operation checks that first (one stat and one small read); a watch
-// checks when another connection committed and at least every 250 ms. On a mismatch the store
+// checks when the file changed and at least every second. On a mismatch the store
 // reopens the path (creating the file if it is gone, as open() does) and the call that noticed
 // returns kStoreReset; a watch running on the old file at that moment returns kHistoryGone. The
 // connections to the old file are closed without touching "<path>-wal"/"-shm", which by then may
@@ -62,6 +65,7 @@
 #include <vector>
 
 #include "core/thread_annotations.h"
+#include "stores/sqlite/file_notifier.h"
 #include "stores/sqlite/options.h"
 #include "stores/store.h"
 
@@ -93,6 +97,12 @@ class SqliteStore : public Store {
   Status delete_lease(const LeaseKey& subnet, uint64_t expected_revision = 0) override;
   WatchResult watch_leases(uint64_t after_revision, std::chrono::milliseconds timeout,
                            std::stop_token stop) override;
+
+  // Looks at the file by this store's watches so far (PRAGMA data_version reads): what an idle
+  // watch costs (tests).
+  uint64_t watch_reads() const { return watch_reads_.load(); }
+  // Whether its watches wake on file change notifications (else on the safety interval).
+  bool watch_notified() const { return notify_ != nullptr; }
 
  private:
   // What a connection was opened on: the file (device/inode of the path right after opening)
@@ -154,6 +164,9 @@ class SqliteStore : public Store {
   std::atomic<uint64_t> generation_{0};        // bumped by every reopen after a reset
   Mutex pool_mu_;
   std::vector<std::unique_ptr<sqlite::Db>> watch_pool_ GUARDED_BY(pool_mu_);
+  // Change notifications for the file (null: none, see FileNotifier), shared by the watches.
+  std::shared_ptr<sqlite::FileNotifier::Subscription> notify_;
+  std::atomic<uint64_t> watch_reads_{0};
 };
 
 }  // namespace flannel

@@ -1,9 +1,11 @@
-// SqliteStore::watch_leases: polling the file for other connections' commits.
+// SqliteStore::watch_leases: waking on other connections' commits.
 //
 // Each watch borrows a connection of its own (so a blocked watch never holds the mutex that
-// create/renew/list need) and polls PRAGMA data_version every kWatchPoll, sleeping on the stop
-// token in between. When the version moved, or a known lease expiration passed (then it sweeps
-// first), it reads the events after its revision in one snapshot.
+// create/renew/list need) and sleeps until the file changes (FileNotifier: inotify, shared by the
+// process), the next known lease expiration, or the safety check (kSafetyCheck, for file
+// systems without notifications), whichever comes first; a cancel wakes it at once. Awake, it
+// reads PRAGMA data_version; when the version moved, or a known lease expiration passed (then it
+// sweeps first), it reads the events after its revision in one snapshot.
 #include <algorithm>
 #include <condition_variable>
 #include <mutex>
@@ -11,6 +13,7 @@
 #include <utility>
 
 #include "stores/sqlite/db.h"
+#include "stores/sqlite/file_notifier.h"
 #include "stores/sqlite/rows.h"
 #include "stores/sqlite/schema.h"
 #include "stores/sqlite/sqlite_store.h"
@@ -22,14 +25,23 @@ using sqlite::DbError;
 
 namespace {
 
-constexpr auto kWatchPoll = std::chrono::milliseconds(20);
+// The longest a quiet watch sleeps: a file system without notifications still delivers every
+// event within this, and the file is checked for a replacement at least this often.
+constexpr auto kSafetyCheck = std::chrono::seconds(1);
+// After a notification that showed no new commit yet (a writer of another build that does not
+// touch the file after committing: the notification may come before the commit is visible), a
+// few quick looks before the long sleep.
+constexpr std::chrono::milliseconds kSettle[] = {
+    std::chrono::milliseconds(2), std::chrono::milliseconds(10), std::chrono::milliseconds(50)};
+// A busy or failing read is retried this soon.
+constexpr auto kRetry = std::chrono::milliseconds(20);
 // Watch connections wait only briefly for locks: a writer that holds the lock sweeps expired
 // leases itself, and the watcher simply tries again on its next poll.
 constexpr auto kWatchBusyTimeout = std::chrono::milliseconds(50);
 constexpr size_t kMaxPooledWatchDbs = 4;
 // How often a quiet watch checks that the file at the path is still its store (a stat and a
-// small read on the shared connection); it also checks whenever another connection committed.
-constexpr auto kFileCheckEvery = std::chrono::milliseconds(250);
+// small read on the shared connection); it also checks whenever the file changed.
+constexpr auto kFileCheckEvery = kSafetyCheck;
 
 }  // namespace
 
@@ -73,26 +85,49 @@ class SqliteStore::Watch {
   ~Watch() { store_.return_watch_db(std::move(db_), generation_); }
 
   WatchResult run(std::chrono::steady_clock::time_point deadline) {
+    size_t settle = std::size(kSettle);  // quick looks left after a notification
+    bool first = true, notified = false;
     for (;;) {
       if (stop_.stop_requested())
         return finish(Status::Error(StoreCode::kCancelled, "watch cancelled"));
-      if (poll()) return std::move(result_);
+      const uint64_t seen = notify_ ? notify_->changes() : 0;  // before the look: none is missed
+      const std::optional<int64_t> version_before = seen_version_;
+      if (poll(first || notified)) return std::move(result_);
+      first = false;
       const auto now = std::chrono::steady_clock::now();
       if (now >= deadline) {
         return finish(last_error_ ? *last_error_
                                   : Status::Error(StoreCode::kTimeout, "watch timed out"));
       }
-      sleep(std::min<std::chrono::steady_clock::duration>(kWatchPoll, deadline - now));
+      if (notified && seen_version_ == version_before) settle = 0;  // not visible yet?
+      auto wake = std::min(deadline, now + next_sleep(&settle));
+      notified = notify_ ? notify_->wait(seen, wake, stop_) : sleep_until(wake);
     }
   }
 
  private:
-  // One look at the file. True when result_ is the answer.
-  bool poll() {
+  // How long to sleep after a look that found nothing: a retry after an error, a quick look
+  // while settling after a notification, else until the next expiration or the safety check.
+  std::chrono::steady_clock::duration next_sleep(size_t* settle) {
+    if (last_error_) return kRetry;
+    if (notify_ && *settle < std::size(kSettle)) return kSettle[(*settle)++];
+    std::chrono::steady_clock::duration d = kSafetyCheck;
+    if (next_expiration_) {
+      auto until =
+          std::chrono::milliseconds(std::max<int64_t>(0, *next_expiration_ - sqlite::now_ms()));
+      d = std::min<std::chrono::steady_clock::duration>(d, until);
+    }
+    return d;
+  }
+
+  // One look at the file (`changed`: a notification came, or this is the first look). True when
+  // result_ is the answer.
+  bool poll(bool changed) {
     try {
+      store_.watch_reads_++;
       const int64_t version = db_->data_version();
       const bool moved = !seen_version_ || version != *seen_version_;
-      if (store_replaced(moved)) return true;
+      if (store_replaced(moved || changed)) return true;
       const bool expiry_due = next_expiration_ && sqlite::now_ms() >= *next_expiration_;
       if (!moved && !expiry_due && !last_error_) return false;
       if (expiry_due) sqlite::sweep_if_due(*db_, options().history_limit, options().prefix);
@@ -161,10 +196,12 @@ class SqliteStore::Watch {
     return std::move(result_);
   }
 
-  // Sleeps on the stop token: a cancel wakes the watch at once.
-  void sleep(std::chrono::steady_clock::duration d) {
+  // Without notifications: sleeps on the stop token (a cancel wakes the watch at once). Returns
+  // false: no change is known.
+  bool sleep_until(std::chrono::steady_clock::time_point t) {
     std::unique_lock lock(sleep_mu_);
-    sleep_cv_.wait_for(lock, stop_, d, [] { return false; });
+    sleep_cv_.wait_until(lock, stop_, t, [] { return false; });
+    return false;
   }
 
   const SqliteOptions& options() const { return store_.options_; }
@@ -174,6 +211,7 @@ class SqliteStore::Watch {
   const uint64_t generation_;
   const uint64_t after_;
   std::stop_token stop_;
+  std::shared_ptr<sqlite::FileNotifier::Subscription> notify_ = store_.notify_;  // null: none
   WatchResult result_;
   std::optional<int64_t> seen_version_, next_expiration_;
   std::optional<Status> last_error_;

@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -251,10 +252,10 @@ TEST(SqliteStore, ManyProcessesCreatingTheSameNewFile) {
   EXPECT_EQ(list.leases.size(), static_cast<size_t>(kProcs));
 }
 
-// Each event from another process arrives by the watcher's poll (every 20 ms), not by its 5 s
-// timeout: the bound is 1 s so a loaded CI machine cannot fail it, while a watcher that only saw
-// commits when its wait ran out would. The latency itself is measured in bench/ (README there).
-TEST(SqliteStore, EventsFromAnotherProcessArriveByPollingNotTimeout) {
+// Each event from another process wakes the watch through the file change notification: the
+// median from the writer's commit to the watch's answer is within 5 ms (a watch polling every
+// 20 ms would average 10), and none waits for the watch's 5 s timeout or its 1 s safety check.
+TEST(SqliteStore, EventsFromAnotherProcessWakeTheWatchAtOnce) {
   SqliteHarness h;
   h.open();  // create the file; no connection stays open across fork()
   constexpr int kWrites = 10;
@@ -316,8 +317,10 @@ TEST(SqliteStore, EventsFromAnotherProcessArriveByPollingNotTimeout) {
   LeaseList start;
   ASSERT_TRUE(watcher->list_leases(&start).ok());
 
+  ASSERT_TRUE(watcher->watch_notified()) << "no inotify on this machine?";
   uint64_t rev = start.revision;
   std::chrono::nanoseconds worst{0};
+  std::vector<std::chrono::nanoseconds> latencies;
   for (int i = 0; i < kWrites; ++i) {
     // The write should land while the watch is blocked (one that came first would be found at
     // once, even by a watcher that waits out its timeout). Not synchronisation: a SQLite watch
@@ -335,14 +338,20 @@ TEST(SqliteStore, EventsFromAnotherProcessArriveByPollingNotTimeout) {
     ASSERT_EQ(read(done[0], &committed_ns, sizeof committed_ns),
               static_cast<ssize_t>(sizeof committed_ns));
     auto latency = received - SteadyClock::time_point(SteadyClock::duration(committed_ns));
-    worst = std::max(worst, std::chrono::duration_cast<std::chrono::nanoseconds>(latency));
+    latencies.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(latency));
+    worst = std::max(worst, latencies.back());
   }
   reap.reset();
   EXPECT_TRUE(WIFEXITED(writer_status) && WEXITSTATUS(writer_status) == 0)
       << "writer status " << writer_status;
-  EXPECT_LT(worst, 1s) << "worst cross-process latency "
-                       << std::chrono::duration_cast<std::chrono::milliseconds>(worst).count()
-                       << " ms";
+  EXPECT_LT(worst, 500ms) << "worst cross-process latency "
+                          << std::chrono::duration_cast<std::chrono::milliseconds>(worst).count()
+                          << " ms";
+  std::sort(latencies.begin(), latencies.end());
+  const auto median = latencies[latencies.size() / 2];
+  std::printf("commit -> watch answer across processes: median %.2f ms, worst %.2f ms\n",
+              median.count() / 1e6, worst.count() / 1e6);
+  EXPECT_LE(median, 5ms);
 }
 
 TEST(SqliteStore, MalformedRowsAreSkippedWithWarningsAndKept) {
