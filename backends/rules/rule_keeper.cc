@@ -72,6 +72,7 @@ std::vector<RuleKeeper::Inserted> RuleKeeper::ensure_locked() {
 int RuleKeeper::remove() {
   stop();
   MutexLock lock(&ops_mu_);
+  verified_.reset();
   int n = 0;
   for (const auto& r : rules_) n += iptables_.remove(r) ? 1 : 0;
   return n;
@@ -79,6 +80,7 @@ int RuleKeeper::remove() {
 
 void RuleKeeper::set_rules(std::vector<IptablesRule> rules) {
   MutexLock lock(&ops_mu_);
+  verified_.reset();  // other rules: the next pass checks them
   std::vector<IptablesRule> old = std::exchange(rules_, std::move(rules));
   ensure_locked();
   for (const auto& r : old)
@@ -93,17 +95,30 @@ std::vector<IptablesRule> RuleKeeper::rules() const {
 RuleKeeperStats RuleKeeper::stats() const {
   ResyncThread::Stats r = resync_.stats();
   MutexLock lock(&ops_mu_);
-  return {r.passes, rules_restored_, r.failures, r.last_error};
+  return {r.passes, rules_restored_, r.failures, skipped_, r.last_error};
+}
+
+void RuleKeeper::set_change_probe(std::function<std::optional<uint32_t>()> probe) {
+  MutexLock lock(&ops_mu_);
+  probe_ = std::move(probe);
 }
 
 void RuleKeeper::start(std::chrono::milliseconds period, Listener listener) {
   auto pass = [this] {
     std::vector<std::string> restored;
     MutexLock lock(&ops_mu_);
+    // Read before the check: a change during it makes the next value differ.
+    const std::optional<uint32_t> probed = probe_ ? probe_() : std::nullopt;
+    if (probed && probed == verified_) {
+      ++skipped_;
+      return restored;
+    }
+    verified_.reset();
     for (const auto& i : ensure_locked()) {
       restored.push_back(name_ + ": restored missing iptables rule at position " +
                          std::to_string(i.position) + ": " + i.rule.str());
     }
+    if (restored.empty()) verified_ = probed;  // after a repair: check again next time
     rules_restored_ += restored.size();
     return restored;
   };

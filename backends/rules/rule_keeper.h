@@ -14,6 +14,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -27,6 +28,7 @@ struct RuleKeeperStats {
   uint64_t passes = 0;          // resync passes run by the thread
   uint64_t rules_restored = 0;  // rules the thread had to insert again
   uint64_t failures = 0;        // passes that threw
+  uint64_t skipped = 0;         // passes that ran no iptables: the change probe said unchanged
   std::string last_error;       // "" once a pass succeeds
 };
 
@@ -46,11 +48,11 @@ class RuleKeeper {
     IptablesRule rule;
     int position = 0;
   };
-  // Checks every rule (-C); inserts only the missing ones, each right after the earlier rules of
-  // the set (at the top of the chain when none is present). Rules present are never deleted or
-  // moved, so a rule that exists stays in force throughout. Idempotent: a second call inserts
-  // nothing. Returns what it inserted. Throws IptablesError; rules inserted before the failure
-  // stay (the next call completes the set).
+  // Checks every rule (one listing per chain, -C for a rule it lacks); inserts only the missing
+  // ones, each right after the earlier rules of the set (at the top of the chain when none is
+  // present). Rules present are never deleted or moved, so a rule that exists stays in force
+  // throughout. Idempotent: a second call inserts nothing. Returns what it inserted. Throws
+  // IptablesError; rules inserted before the failure stay (the next call completes the set).
   std::vector<Inserted> ensure() EXCLUDES(ops_mu_);
 
   // Stops the resync thread (it would put them back; start() may run it again), then deletes
@@ -64,6 +66,12 @@ class RuleKeeper {
   // installed, and the old rules not yet deleted stay.
   void set_rules(std::vector<IptablesRule> rules) EXCLUDES(ops_mu_);
   std::vector<IptablesRule> rules() const EXCLUDES(ops_mu_);
+
+  // Before start(): a cheap probe of whether the rules can have changed (the nftables ruleset
+  // generation, for iptables-nft: nft_generation.h), called on the resync thread. A pass that
+  // finds the same value as after its last check that found everything in place runs no
+  // iptables at all. nullopt from the probe means "unknown": the pass checks.
+  void set_change_probe(std::function<std::optional<uint32_t>()> probe) EXCLUDES(ops_mu_);
 
   // Starts the resync thread: every `period` it runs ensure(), reporting restored rules, failures
   // and recoveries to `listener` (called on that thread; must not call back into this keeper;
@@ -86,6 +94,10 @@ class RuleKeeper {
   mutable Mutex ops_mu_;  // also serialises the iptables commands of ensure/remove/set_rules
   std::vector<IptablesRule> rules_ GUARDED_BY(ops_mu_);
   uint64_t rules_restored_ GUARDED_BY(ops_mu_) = 0;
+  uint64_t skipped_ GUARDED_BY(ops_mu_) = 0;
+  std::function<std::optional<uint32_t>()> probe_ GUARDED_BY(ops_mu_);
+  // The probe's value read before the last pass that found every rule in place.
+  std::optional<uint32_t> verified_ GUARDED_BY(ops_mu_);
 
   ResyncThread resync_;  // last: stopped (by the destructor) before the rest goes
 };

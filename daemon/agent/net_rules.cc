@@ -25,6 +25,7 @@ void NetRules::set_commands(std::vector<std::string> iptables, std::vector<std::
   v6_.iptables = Iptables(std::move(ip6tables));
   flavour_chosen_ = true;
   commands_fixed_ = true;
+  v4_.nft_backed = v6_.nft_backed = false;  // the generation would be read in our namespace
 }
 
 const RuleKeeper* NetRules::keeper(const std::string& name) const {

@@ -97,6 +97,8 @@ class NetRules {
     const char* masq_name;
     const char* forward_name;
     std::optional<bool> random_fully;
+    std::optional<bool> nft_backed;  // iptables-nft: its keepers skip checks while the
+                                     // nftables generation stays the same
     bool recycled = false;
     std::unique_ptr<RuleKeeper> masq;
     std::unique_ptr<RuleKeeper> forward;
@@ -125,8 +127,10 @@ class NetRules {
   RepairCounter count_;
   bool flavour_chosen_ = false;
   bool commands_fixed_ = false;  // set_commands(): no flavour detection, no other worlds
-  IptFamily v4_{Iptables({"iptables"}), false, "ip-masq", "forward", {}, false, nullptr, nullptr};
-  IptFamily v6_{Iptables({"ip6tables"}), true, "ip6-masq", "forward6", {}, false, nullptr, nullptr};
+  IptFamily v4_{
+      Iptables({"iptables"}), false, "ip-masq", "forward", {}, {}, false, nullptr, nullptr};
+  IptFamily v6_{
+      Iptables({"ip6tables"}), true, "ip6-masq", "forward6", {}, {}, false, nullptr, nullptr};
   std::unique_ptr<NftKeeper> nft4_, nft6_;
   std::optional<bool> mode_nft_;  // the mode installed last
   BlackholeKeeper blackhole_;

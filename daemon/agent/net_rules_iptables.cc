@@ -1,10 +1,23 @@
 // NetRules, iptables mode: the flavour, recycling the previous run's rules, the keepers, and
 // cleaning our iptables rules away when nftables mode takes over.
 #include "backends/rules/iptables_flavour.h"
+#include "backends/rules/nft_generation.h"
 #include "daemon/agent/net_rules.h"
 #include "daemon/common/logging.h"
 
 namespace flannel {
+namespace {
+
+// iptables-nft keeps its rules in nftables tables, so the ruleset generation tells whether
+// they can have changed. Not with a test's command wrapper ("ip netns exec NS iptables"): the
+// generation would be read in our own namespace, not the one the rules are in.
+bool nft_backed(const Iptables& ipt) {
+  try {
+    return ipt.version().find("nf_tables") != std::string::npos;
+  } catch (const IptablesError&) { return false; }
+}
+
+}  // namespace
 
 void NetRules::choose_flavour() {
   if (flavour_chosen_) return;
@@ -54,6 +67,7 @@ void NetRules::ipt_start(IptFamily& f, std::unique_ptr<RuleKeeper>& keeper, cons
     return;
   }
   keeper = std::make_unique<RuleKeeper>(f.iptables, name, std::move(rules));
+  if (f.nft_backed) keeper->set_change_probe(nft_ruleset_generation);
   try {
     keeper->ensure();
   } catch (const IptablesError& e) {
@@ -93,6 +107,7 @@ void NetRules::ipt_apply(IptFamily& f, const Net& network, const Net& subnet,
     }
   }
   if (!f.random_fully) f.random_fully = false;
+  if (!f.nft_backed) f.nft_backed = nft_backed(f.iptables);
   ipt_recycle(f, network, subnet, prev_network, prev_subnet);
   if (settings_.ip_masq)
     ipt_start(f, f.masq, f.masq_name, masq_rules(network, subnet, *f.random_fully));

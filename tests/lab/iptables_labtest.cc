@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "backends/rules/iptables.h"
+#include "backends/rules/nft_generation.h"
 #include "backends/rules/rule_keeper.h"
 #include "core/ip.h"
 #include "tests/lab/rule_lines.h"
@@ -493,6 +494,47 @@ TEST_F(IptablesLab, AnIdleCheckIsOneListingAndARepairOneRestore) {
   EXPECT_EQ(repair[1].rfind("iptables --wait -t nat -C POSTROUTING", 0), 0u) << repair[1];
   EXPECT_EQ(repair[2], "iptables-restore --noflush --wait");
   EXPECT_EQ(saved("nat"), lines_of(rules));
+  std::filesystem::remove_all(dir);
+}
+
+// iptables-nft with the change probe (the nftables ruleset generation): passes that find the
+// same generation as the last pass that found everything in place run no iptables at all; a
+// rule deleted by hand changes the generation, so the next pass checks and puts it back.
+TEST_F(IptablesLab, AnUnchangedRulesetCostsNoProcess) {
+  EnterNetns in_lab(ns_);  // the keeper's thread, its children and the probe's socket go there
+  ASSERT_TRUE(nft_ruleset_generation().has_value());
+  char dir_template[] = "/tmp/flannel-iptgen-XXXXXX";
+  ASSERT_NE(mkdtemp(dir_template), nullptr);
+  const std::string dir = dir_template, log = dir + "/calls";
+  for (const char* tool : {"iptables", "iptables-restore"}) {
+    std::ofstream(dir + "/" + tool) << "#!/bin/sh\necho \"$(basename \"$0\") $*\" >> " << log
+                                    << "\nexec " << tool << " \"$@\"\n";
+    ASSERT_EQ(chmod((dir + "/" + tool).c_str(), 0755), 0);
+  }
+  auto lines = [&] {
+    std::ifstream in(log);
+    int n = 0;
+    for (std::string l; std::getline(in, l);) ++n;
+    return n;
+  };
+  auto rules = masq_rules(kNet, kSubA, false);
+  RuleKeeper keeper(Iptables({dir + "/iptables"}), "ip-masq", rules);
+  ASSERT_EQ(keeper.ensure().size(), 4u);
+  keeper.set_change_probe(nft_ruleset_generation);
+  keeper.start(1s, nullptr);
+  ASSERT_TRUE(wait_until([&] { return keeper.stats().passes >= 4; }, 8s));
+  const int calls_after_idle = lines();
+  auto st = keeper.stats();
+  EXPECT_GE(st.skipped, 3u) << "passes " << st.passes;
+  EXPECT_EQ(st.passes - st.skipped, 1u);  // only the first pass listed the chain
+
+  Strings del = {"-t", "nat", "-D", "POSTROUTING"};
+  del.insert(del.end(), rules[1].spec.begin(), rules[1].spec.end());
+  iptables(del);
+  EXPECT_TRUE(wait_until([&] { return keeper.stats().rules_restored == 1; }, 5s));
+  EXPECT_EQ(saved("nat"), lines_of(rules));
+  EXPECT_GT(lines(), calls_after_idle);
+  keeper.stop();
   std::filesystem::remove_all(dir);
 }
 
