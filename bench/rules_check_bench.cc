@@ -45,6 +45,7 @@
 #include <vector>
 
 #include "backends/rules/iptables.h"
+#include "backends/rules/nft_generation.h"
 #include "backends/rules/nft_rules.h"
 #include "backends/rules/nftables.h"
 #include "backends/rules/rule_keeper.h"
@@ -238,12 +239,19 @@ int run(int checks, int resyncs, int live_s) {
     nft_check();
   }
 
+  // The agent's idle pass with iptables-nft (RuleKeeper::set_change_probe): one
+  // NFT_MSG_GETGEN, the same generation as the last clean check, so no iptables at all.
+  const auto gen_check = [&] {
+    require(nft_ruleset_generation().has_value(), "cannot read the nftables generation");
+  };
+
   // ---- 1. Idle check, interleaved --------------------------------------------------------------
-  Samples idle[3];
+  Samples idle[4];
   for (int i = 0; i < checks; ++i) {
     idle[0].add(measure(v011_check));
     idle[1].add(measure(ours_check));
     idle[2].add(measure(nft_check));
+    idle[3].add(measure(gen_check));
   }
 
   // ---- 2. Live: one check of each way per second -----------------------------------------------
@@ -291,20 +299,20 @@ int run(int checks, int resyncs, int live_s) {
   nft_keeper->remove();  // the lab's namespaces go with `lab`; this is only tidy
 
   // ---- Report -----------------------------------------------------------------------------------
-  const char* names[3] = {"v0.11 / ours before (6 x -C)", "ours, iptables (2 x -S)",
-                          "ours, nftables (in-process)"};
-  const int procs_idle[3] = {6, 2, 0};
+  const char* names[4] = {"v0.11 / ours before (6 x -C)", "ours, iptables (2 x -S)",
+                          "ours, nftables (in-process)", "ours, iptables-nft, gen unchanged"};
+  const int procs_idle[4] = {6, 2, 0, 0};
   std::printf("\n1. Idle check, every rule in place: %d checks of each way, interleaved\n", checks);
   std::printf("%-30s %6s %12s %12s %12s %12s %14s\n", "way", "procs", "wall p50 ms", "CPU ms/check",
               "(ours", "children)", "60 s at 5 s");
-  for (int w = 0; w < 3; ++w) {
+  for (int w = 0; w < 4; ++w) {
     const double cpu = Samples::mean(idle[w].cpu);
     std::printf("%-30s %6d %12.3f %12.3f %12.3f %12.3f %13.3f%%\n", names[w], procs_idle[w],
                 median(idle[w].wall), cpu, Samples::mean(idle[w].self),
                 Samples::mean(idle[w].child), pct_core(cpu * 12, 60));
   }
   const double base_cpu = Samples::mean(idle[0].cpu), base_wall = median(idle[0].wall);
-  for (int w = 1; w < 3; ++w)
+  for (int w = 1; w < 4; ++w)
     std::printf("  v0.11 / %s: CPU x%.1f, wall x%.1f\n", names[w],
                 base_cpu / Samples::mean(idle[w].cpu), base_wall / median(idle[w].wall));
 
