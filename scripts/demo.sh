@@ -206,6 +206,31 @@ done
 T_SPAWNED=$(now_ms)
 echo "demo: $HOSTS agents started in $(secs $((T_SPAWNED - T_START)))"
 
+# The agents' own CPU while the lab idles: utime+stime of each flanneld plus its reaped children
+# (cutime+cstime), and apart the live wireguard-go children (the wireguard data plane).
+TICK=$(getconf CLK_TCK)
+agent_pids() { cat "$STATE"/h*.pid; }
+child_pids() {
+  local p
+  for p in $(agent_pids); do cat /proc/"$p"/task/*/children 2>/dev/null || true; done | tr ' ' '\n' |
+    grep . || true
+}
+cpu_ticks() {  # the sum over the given pids; $1 = 1 also counts reaped children
+  local with_children=$1 p s f sum=0
+  shift
+  for p in "$@"; do
+    s=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+    read -r -a f <<<"${s##*) }"  # f[0] is field 3 (state): utime is f[11], stime f[12]
+    sum=$((sum + f[11] + f[12]))
+    [ "$with_children" -eq 1 ] && sum=$((sum + f[13] + f[14]))
+  done
+  echo "$sum"
+}
+pct() {  # ticks [divisor] -> % of one core over the idle window
+  awk -v t="$1" -v n="${2:-1}" -v hz="$TICK" -v s="$IDLE_SECONDS" \
+    'BEGIN { printf "%.2f%%", 100 * t / n / hz / s }'
+}
+
 # All leased: HOSTS leases in the store, with distinct subnets, one per lab host's public IP.
 # One flannelctl and one awk a round: "leases distinct-subnets distinct-lab-IPs distinct-keys".
 lease_counts() {
@@ -262,6 +287,9 @@ for i in $(seq 1 "$HOSTS"); do
 done
 T_READY=$(now_ms)
 echo "demo: all $HOSTS agents ready (subnet.env written), $(secs $((T_READY - T_START))) after starting them"
+# What starting cost: every agent's CPU so far (its launch through ip netns exec included, the
+# same process) with its reaped children (iptables).
+START_CPU_MS=$(($(cpu_ticks 1 "${AGENT_PIDS[@]}") * 1000 / TICK))
 
 echo
 if [ "$HOSTS" -le 10 ]; then
@@ -359,30 +387,6 @@ if [ "$BACKEND" != "alloc" ]; then
   echo "demo: all $npairs pod pairs pinging, $(secs $((T_PING - T_START))) after starting the agents"
 fi
 
-# The agents' own CPU while the lab idles: utime+stime of each flanneld plus its reaped children
-# (cutime+cstime), and apart the live wireguard-go children (the wireguard data plane).
-TICK=$(getconf CLK_TCK)
-agent_pids() { cat "$STATE"/h*.pid; }
-child_pids() {
-  local p
-  for p in $(agent_pids); do cat /proc/"$p"/task/*/children 2>/dev/null || true; done | tr ' ' '\n' |
-    grep . || true
-}
-cpu_ticks() {  # the sum over the given pids; $1 = 1 also counts reaped children
-  local with_children=$1 p s f sum=0
-  shift
-  for p in "$@"; do
-    s=$(cat "/proc/$p/stat" 2>/dev/null) || continue
-    read -r -a f <<<"${s##*) }"  # f[0] is field 3 (state): utime is f[11], stime f[12]
-    sum=$((sum + f[11] + f[12]))
-    [ "$with_children" -eq 1 ] && sum=$((sum + f[13] + f[14]))
-  done
-  echo "$sum"
-}
-pct() {  # ticks [divisor] -> % of one core over the idle window
-  awk -v t="$1" -v n="${2:-1}" -v hz="$TICK" -v s="$IDLE_SECONDS" \
-    'BEGIN { printf "%.2f%%", 100 * t / n / hz / s }'
-}
 IDLE_TEXT="skipped (IDLE_SECONDS=0)"
 if [ "$IDLE_SECONDS" -gt 0 ]; then
   echo
@@ -405,7 +409,7 @@ echo "demo: HOSTS=$HOSTS BACKEND=$BACKEND (load average at the start: $LOAD0)"
 echo "  lab namespaces        $(secs $((T_LAB - T0)))"
 echo "  agents started        $(secs $((T_SPAWNED - T_START)))"
 echo "  all leased            $(secs $((T_LEASED - T_START))) after starting the agents ($(secs $((T_LEASED - T0))) from the start); last lease logged at $(secs $((T_LAST_LEASE - T_START)))"
-echo "  all ready             $(secs $((T_READY - T_START))) after starting the agents"
+echo "  all ready             $(secs $((T_READY - T_START))) after starting the agents; their CPU until then $(secs "$START_CPU_MS") ($((START_CPU_MS / HOSTS)) ms per agent)"
 if [ -n "$T_PING" ]; then
   echo "  all pinging           $(secs $((T_PING - T_START))) after starting the agents ($(secs $((T_PING - T0))) from the start)"
 fi
