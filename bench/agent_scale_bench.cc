@@ -51,7 +51,6 @@
 #include <sstream>
 #include <string>
 #include <thread>
-#include <tuple>
 #include <vector>
 
 #include "bench/bench_util.h"
@@ -126,23 +125,6 @@ std::string big_mappings(pid_t pid) {
   for (const auto& [kb, n] : maps)
     if (kb >= 512) out += "    " + std::to_string(kb) + " kB " + n + "\n";
   return out;
-}
-
-// The process's user and system CPU time so far, in ms.
-std::pair<double, double> cpu_ms(pid_t pid) {
-  std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
-  std::istringstream in(stat.substr(stat.rfind(')') + 2));
-  std::string field;
-  double utime = 0, stime = 0;
-  for (int i = 3; in >> field; ++i) {  // field 3 is the state
-    if (i == 14) utime = std::stod(field);
-    if (i == 15) {
-      stime = std::stod(field);
-      break;
-    }
-  }
-  double tick = 1000.0 / static_cast<double>(sysconf(_SC_CLK_TCK));
-  return {utime * tick, stime * tick};
 }
 
 // Counts, per peer index, the routes, IPv4 neighbours and bridge FDB entries announced in one
@@ -402,7 +384,9 @@ void bench(LabStore::Kind kind, const std::string& type, size_t peers, int runs,
     res.rss_kb = status_kb(p.pid(), "VmRSS");
     res.anon_kb = status_kb(p.pid(), "RssAnon");
     res.peak_kb = status_kb(p.pid(), "VmHWM");
-    std::tie(res.user_ms, res.sys_ms) = cpu_ms(p.pid());
+    ProcCpu cpu = proc_cpu(p.pid());
+    res.user_ms = cpu.user;
+    res.sys_ms = cpu.sys;
     if (smaps)
       std::fprintf(stderr, "%s mappings >= 512 kB RSS after the sync:\n%s", name.c_str(),
                    big_mappings(p.pid()).c_str());
@@ -488,14 +472,6 @@ void bench(LabStore::Kind kind, const std::string& type, size_t peers, int runs,
   std::fflush(stdout);
 }
 
-std::vector<std::string> split(const std::string& s) {
-  std::vector<std::string> out;
-  std::istringstream in(s);
-  std::string part;
-  while (std::getline(in, part, ',')) out.push_back(part);
-  return out;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -513,8 +489,8 @@ int main(int argc, char** argv) {
     if (a == "--peers") peers = std::stoul(v);
     else if (a == "--runs") runs = std::stoi(v);
     else if (a == "--events") events = std::stoul(v);
-    else if (a == "--stores") stores = split(v);
-    else if (a == "--backends") backends = split(v);
+    else if (a == "--stores") stores = split_list(v);
+    else if (a == "--backends") backends = split_list(v);
     else {
       std::fprintf(stderr,
                    "agent_scale_bench: unknown option %s (valid: --peers --runs --events "

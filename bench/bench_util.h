@@ -2,9 +2,12 @@
 #pragma once
 
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <fstream>
+#include <iterator>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -26,6 +29,39 @@ inline long status_kb(pid_t pid, const std::string& field) {
   while (std::getline(in, line))
     if (line.rfind(field + ":", 0) == 0) return std::stol(line.substr(field.size() + 1));
   return -1;
+}
+
+// CPU time of a process so far, in ms (/proc/PID/stat): its own user and system time, and its
+// waited-for children's (cutime, cstime: e.g. the iptables runs of an agent). All 0 if the
+// process is gone.
+struct ProcCpu {
+  double user = 0, sys = 0, child_user = 0, child_sys = 0;
+  double own() const { return user + sys; }
+  double children() const { return child_user + child_sys; }
+};
+
+inline ProcCpu proc_cpu(pid_t pid) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  ProcCpu out;
+  auto paren = stat.rfind(')');
+  if (paren == std::string::npos || paren + 2 > stat.size()) return out;
+  std::istringstream in(stat.substr(paren + 2));
+  std::string field;
+  double v[4] = {0, 0, 0, 0};
+  for (int i = 3; i <= 17 && in >> field; ++i)  // field 3 is the state; 14..17 the times
+    if (i >= 14) v[i - 14] = std::stod(field);
+  double tick = 1000.0 / static_cast<double>(sysconf(_SC_CLK_TCK));
+  return {v[0] * tick, v[1] * tick, v[2] * tick, v[3] * tick};
+}
+
+// A comma-separated list ("30,100") as its parts.
+inline std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  std::istringstream in(s);
+  std::string part;
+  while (std::getline(in, part, ',')) out.push_back(part);
+  return out;
 }
 
 }  // namespace flannel::bench_util

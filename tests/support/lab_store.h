@@ -40,6 +40,8 @@ class LabStore {
   // Runs `etcdctl` with ETCDCTL_API=3 on either etcd kind.
   int etcdctl3(const std::vector<std::string>& args, std::string* out = nullptr) const;
   bool is_etcd() const { return kind_ != Kind::kSqlite; }
+  // The etcd server's process id (for its CPU time in benchmarks); -1 for SQLite.
+  pid_t etcd_pid() const { return etcd_ ? etcd_->pid() : -1; }
 
   // The disaster the agents must heal from: every key is lost. etcd: stopped, its data dir
   // deleted, started again on the same address (returns once it answers). SQLite: the file and
