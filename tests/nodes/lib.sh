@@ -104,8 +104,14 @@ node_root_up() {
     for j in $(seq 1 "$NODE_LAB_COUNT"); do echo "$(node_ip "$j") node$j"; done
   } >"$root/etc/hosts"
   mkdir -p "$root/etc/docker"
-  # Docker's overlay2 cannot stack on the node's overlay root; vfs can.
+  # Docker's overlay2 cannot stack on the node's overlay root; vfs can. podman's overlay cannot
+  # either: without this, podman.service and podman-restart.service (both enabled by Debian's
+  # package) race at boot, the first records "overlay" before failing, the second then refuses
+  # to fall back to vfs, and the node boots 'degraded' (seen on a fresh CI machine).
   echo '{"storage-driver": "vfs"}' >"$root/etc/docker/daemon.json"
+  mkdir -p "$root/etc/containers"
+  printf '[storage]\ndriver = "vfs"\nrunroot = "/run/containers/storage"\ngraphroot = "/var/lib/containers/storage"\n' \
+    >"$root/etc/containers/storage.conf"
   cat >"$root/etc/systemd/system/node-lab-cgroups.service" <<'EOC'
 [Unit]
 Description=Node lab: cgroup v1 controllers writable (docker and podman create cgroups)
