@@ -17,7 +17,8 @@
 #     exists while it runs and is gone after `podman rm`; a new pod can take an address again
 #   - CNI CHECK: does podman 4.3 call it? `podman network reload` is the one command that could
 #     (and `podman restart`); a logging wrapper in front of /usr/lib/cni/flannel records every
-#     CNI_COMMAND it is given (for these two commands only: the rest runs /usr/lib/cni/flannel).
+#     CNI_COMMAND it is given while these two commands run (in every podman process, conmon's
+#     cleanup process included: it may be the one that sends DEL).
 #     Podman 4.3 answers reload and restart with DEL then ADD (after libcni's VERSION) and never
 #     sends CHECK: the test fails if that ever changes, so CHECK gets a check of its own then.
 #     Nor could libcni CHECK this network: CheckNetworkList refuses a conflist below cniVersion
@@ -49,15 +50,14 @@ cgroup_manager = "cgroupfs"
 events_logger = "file"
 [network]
 network_backend = "cni"
-cni_plugin_dirs = ["/usr/lib/cni"]
+cni_plugin_dirs = ["/usr/local/lib/lab-cni", "/usr/lib/cni"]
 network_config_dir = "/etc/cni/net.d"
 EOF
-  # The same, but the logging wrapper's folder first (the CHECK probe only).
-  sed 's#^cni_plugin_dirs = .*#cni_plugin_dirs = ["/usr/local/lib/lab-cni", "/usr/lib/cni"]#' \
-    "$root/etc/containers/containers.conf" >"$root/etc/containers/probe.conf"
+  # The logging wrapper comes first in every podman process, the `podman container cleanup`
+  # that conmon starts too (it may be the one that sends DEL); it logs only during the probe.
   cat >"$root/usr/local/lib/lab-cni/flannel" <<'EOF'
 #!/bin/sh
-echo "$CNI_COMMAND $CNI_CONTAINERID" >>/var/log/lab-cni.log
+[ -e /run/lab-cni.on ] && echo "$CNI_COMMAND $CNI_CONTAINERID" >>/var/log/lab-cni.log
 exec /usr/lib/cni/flannel "$@"
 EOF
   chmod +x "$root/usr/local/lib/lab-cni/flannel"
@@ -206,17 +206,19 @@ else
 fi
 
 # CNI CHECK: what does podman 4.3 send when asked to reload a pod's network, or to restart it?
-probe() { node_exec 1 env CONTAINERS_CONF=/etc/containers/probe.conf podman "$@" >/dev/null; }
+probe() { node_exec 1 touch /run/lab-cni.on && node_exec 1 podman "$@" >/dev/null; }
 # libcni asks VERSION first (is the conflist's cniVersion supported?); then the operations.
 probe_cmds() { node_sh 1 'cut -d" " -f1 /var/log/lab-cni.log 2>/dev/null | grep -vx VERSION | paste -sd" "'; }
 for op in "network reload" "restart -t 0"; do
   node_exec 1 rm -f /var/log/lab-cni.log
   # shellcheck disable=SC2086  # op is words
   if ! probe $op p1; then
+    node_exec 1 rm -f /run/lab-cni.on
     fail "node1: podman $op p1 failed"
     continue
   fi
   cmds=$(probe_cmds)
+  node_exec 1 rm -f /run/lab-cni.on
   echo "podman $op sent the flannel plugin: '$cmds'"
   if [[ " $cmds " == *" CHECK "* ]]; then
     fail "podman $op now sends CHECK ($cmds): give CHECK a check of its own here"
