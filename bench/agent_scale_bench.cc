@@ -54,6 +54,8 @@
 #include <vector>
 
 #include "bench/bench_util.h"
+#include "bench/lab_client.h"
+#include "bench/route_watch.h"
 #include "stores/open_store.h"
 #include "tests/support/lab.h"
 #include "tests/support/lab_store.h"
@@ -133,20 +135,8 @@ class KernelWatch {
  public:
   enum Kind { kRoute, kNeigh, kFdb, kKinds };
 
-  explicit KernelWatch(const std::string& netns) {
-    {
-      PeerNs::Enter in(netns);
-      sk_ = nl_socket_alloc();
-      if (!sk_) throw std::runtime_error("kernel watch: no socket");
-      nl_socket_disable_seq_check(sk_);
-      if (nl_connect(sk_, NETLINK_ROUTE) < 0 ||
-          nl_socket_add_memberships(sk_, RTNLGRP_IPV4_ROUTE, RTNLGRP_NEIGH, 0) < 0) {
-        nl_socket_free(sk_);
-        throw std::runtime_error("kernel watch: cannot subscribe");
-      }
-    }
-    int size = 256 << 20;  // root may exceed rmem_max: 10,000 peers send ~30,000 notifications
-    setsockopt(nl_socket_get_fd(sk_), SOL_SOCKET, SO_RCVBUFFORCE, &size, sizeof(size));
+  explicit KernelWatch(const std::string& netns)
+      : sk_(open_rtnl_watch(netns, {RTNLGRP_IPV4_ROUTE, RTNLGRP_NEIGH})) {
     for (auto& s : seen_) s.assign(kMaxPeers, false);
     thread_ = std::thread([this] { loop(); });
   }
@@ -248,21 +238,6 @@ class KernelWatch {
   bool overflow_ = false;
 };
 
-// A Store opened the way flanneld opens it, for the bench's own writes (etcd: from a thread in
-// the hub namespace, where etcd listens).
-std::unique_ptr<Store> open_lab_store(const LabStore& ls) {
-  StoreSpec spec;
-  EtcdOptions etcd;
-  if (ls.is_etcd()) {
-    spec.kind = StoreSpec::Kind::kEtcdV2;
-    etcd.endpoints = {ls.endpoint()};
-  } else {
-    spec.kind = StoreSpec::Kind::kSqlite;
-    spec.sqlite_path = ls.sqlite_path();
-  }
-  return open_store(spec, etcd, ls.prefix());
-}
-
 // Writes leases [from, to) with `threads` writers (each with its own store handle).
 bool write_leases(const LabStore& ls, const Lab& lab, size_t from, size_t to,
                   const std::string& type, int threads) {
@@ -320,19 +295,6 @@ std::optional<IP4Net> own_subnet(const std::string& env_file) {
       return n;
     }
   return std::nullopt;
-}
-
-// Durations (ms) of the agent's "Peer changes applied in N us" lines.
-std::vector<double> applied_ms(const std::string& log) {
-  std::vector<double> out;
-  std::istringstream in(log);
-  std::string line;
-  const std::string key = "Peer changes applied in ";
-  while (std::getline(in, line)) {
-    auto pos = line.find(key);
-    if (pos != std::string::npos) out.push_back(std::stod(line.substr(pos + key.size())) / 1000.0);
-  }
-  return out;
 }
 
 bool smaps = false;  // --smaps: print the agent's big mappings after each sync

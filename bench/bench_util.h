@@ -64,4 +64,18 @@ inline std::vector<std::string> split_list(const std::string& s) {
   return out;
 }
 
+// Durations (ms) of an agent's -v=2 "Peer changes applied in N us" log lines, in order: its own
+// time per batch of peer changes, from the watch answer to the last netlink ack.
+inline std::vector<double> applied_ms(const std::string& log) {
+  std::vector<double> out;
+  std::istringstream in(log);
+  std::string line;
+  const std::string key = "Peer changes applied in ";
+  while (std::getline(in, line)) {
+    auto pos = line.find(key);
+    if (pos != std::string::npos) out.push_back(std::stod(line.substr(pos + key.size())) / 1000.0);
+  }
+  return out;
+}
+
 }  // namespace flannel::bench_util

@@ -13,13 +13,20 @@
 //                 agents cost including the kernel's work for them and the store's (on a shared
 //                 machine this also holds any change in other load between the two windows)
 //     etcd        the etcd server's own CPU (etcd rows)
+//   leased        from the first agent's start to the last subnet file (100 agents started at
+//                 once: all leased)
+//   events        then --events single leases written one at a time by the bench, each waited
+//                 for in every agent's kernel (bench/lease_fanout.h): write -> route per agent,
+//                 write -> the last of the N kernels, and the store's share (write -> the agent's
+//                 watch answer); p50 / p99. The agents run with -v=2 for their per-change time
+//                 (one log line per change; nothing at -v=2 is logged while idle).
 // All figures in % of one core. Each combination runs the "before" binary (--binary-before) and
 // the "after" one (this build's flanneld) back to back, in alternating order, on a fresh lab and
 // a fresh store each time, so both see the same machine load.
 //
 // Usage (root, from the build dir):
 //   idle_cpu_bench [--agents 30,100] [--stores sqlite,etcd] [--masq on,off] [--seconds 60]
-//                  [--baseline 10] [--binary-before PATH] [--binary-after PATH]
+//                  [--baseline 10] [--events 20] [--binary-before PATH] [--binary-after PATH]
 // Without --binary-before only the "after" binary runs. IDLE_CPU_BENCH_KEEP=1 keeps the directory
 // with the agents' logs.
 //
@@ -39,6 +46,7 @@
 #include <vector>
 
 #include "bench/bench_util.h"
+#include "bench/lease_fanout.h"
 #include "tests/support/lab.h"
 #include "tests/support/lab_store.h"
 #include "tests/support/process.h"
@@ -79,7 +87,9 @@ struct Result {
   double baseline = 0;  // machine, no agents
   double machine = 0;   // machine during the window minus baseline
   double own = 0, children = 0;
-  double etcd = -1;  // etcd's own CPU, -1 for SQLite
+  double etcd = -1;       // etcd's own CPU, -1 for SQLite
+  double leased_ms = -1;  // first agent started -> every subnet file written
+  Fanout fanout;
 };
 
 struct Combo {
@@ -92,7 +102,7 @@ std::string label(const Combo& c) {
   return std::to_string(c.agents) + " " + to_string(c.kind) + " masq " + (c.masq ? "on" : "off");
 }
 
-Result run_once(const Combo& c, const std::string& binary, int seconds, int baseline_s,
+Result run_once(const Combo& c, const std::string& binary, int seconds, int baseline_s, int events,
                 const std::string& dir) {
   Result r;
   Lab lab("i");
@@ -110,18 +120,18 @@ Result run_once(const Combo& c, const std::string& binary, int seconds, int base
   r.baseline = machine_pct(b0, machine_cpu());
 
   std::vector<std::unique_ptr<Process>> agents;
+  std::vector<std::string> logs;
+  auto started = SteadyClock::now();
   for (int i = 0; i < c.agents; ++i) {
     std::vector<std::string> argv{binary};
     for (const auto& f : store.flags()) argv.push_back(f);
     argv.push_back("-subnet-file=" + dir + "/h" + std::to_string(i) + ".env");
     argv.push_back("-iface=eth0");
+    argv.push_back("-v=2");
     if (c.masq) argv.push_back("-ip-masq");
-    agents.push_back(
-        std::make_unique<Process>(Process::Spec{argv,
-                                                {},
-                                                {"NOTIFY_SOCKET"},
-                                                lab.hosts()[i].netns,
-                                                dir + "/h" + std::to_string(i) + ".log"}));
+    logs.push_back(dir + "/h" + std::to_string(i) + ".log");
+    agents.push_back(std::make_unique<Process>(
+        Process::Spec{argv, {}, {"NOTIFY_SOCKET"}, lab.hosts()[i].netns, logs.back()}));
   }
   auto stop_all = [&] {
     for (auto& p : agents) p->signal(SIGTERM);
@@ -140,6 +150,7 @@ Result run_once(const Combo& c, const std::string& binary, int seconds, int base
       std::this_thread::sleep_for(20ms);
     }
   }
+  r.leased_ms = std::chrono::duration<double, std::milli>(SteadyClock::now() - started).count();
   std::this_thread::sleep_for(5s);  // settle: the last peers' routes, the first rules checks
 
   std::vector<ProcCpu> a0;
@@ -162,6 +173,9 @@ Result run_once(const Combo& c, const std::string& binary, int seconds, int base
     own += now.own() - a0[i].own();
     children += now.children() - a0[i].children();
   }
+  if (events > 0)
+    r.fanout = measure_fanout(store, lab, logs, flannel::IP4Net::parse("10.5.0.0/16"),
+                              flannel::IP4::parse("10.250.0.253"), events);
   stop_all();
   r.ok = true;
   r.own = 100.0 * own / window_ms;
@@ -182,7 +196,25 @@ void print_result(const std::string& which, const Combo& c, const Result& r) {
                label(c).c_str(), which.c_str(), r.own + r.children, r.own, r.children, r.machine,
                r.baseline);
   if (r.etcd >= 0) std::fprintf(stderr, "  etcd %5.2f%%", r.etcd);
-  std::fprintf(stderr, "\n");
+  std::fprintf(stderr, "  all leased in %.0f ms\n", r.leased_ms);
+  const Fanout& f = r.fanout;
+  if (f.written > 0 || !f.error.empty())
+    std::fprintf(
+        stderr,
+        "%-26s %-6s %d leases: store p50 %.2f p99 %.2f ms, kernel p50 %.2f p99 %.2f ms, "
+        "last kernel p50 %.2f p99 %.2f ms (missed %d, agents without store figure %d)%s%s\n",
+        label(c).c_str(), which.c_str(), f.written, percentile(f.store_ms, 0.5),
+        percentile(f.store_ms, 0.99), percentile(f.kernel_ms, 0.5), percentile(f.kernel_ms, 0.99),
+        percentile(f.last_ms, 0.5), percentile(f.last_ms, 0.99), f.missed, f.agents_no_store,
+        f.error.empty() ? "" : " error: ", f.error.c_str());
+}
+
+// "p50 / p99" of samples in ms.
+std::string p50_p99(const Result& r, const std::vector<double>& v) {
+  if (!r.ok || v.empty()) return "";
+  char buf[48];
+  std::snprintf(buf, sizeof(buf), "%.2f / %.2f", percentile(v, 0.5), percentile(v, 0.99));
+  return buf;
 }
 
 std::string pct(const Result& r, double v) {
@@ -199,11 +231,41 @@ std::string ratio(const Result& before, const Result& after, double b, double a)
   return buf;
 }
 
+struct Row {
+  Combo combo;
+  Result before, after;
+};
+
+// Start and event latency, before and after, one row per combination.
+void print_latency_table(const std::vector<Row>& rows, bool with_before, int events) {
+  std::printf(
+      "\nStart and events: all leased (first start -> last subnet file), then %d single leases "
+      "each waited for in every agent's kernel, ms p50 / p99 (store: write -> the agent's watch "
+      "answer; kernel: write -> route, every agent; last: write -> the last of the N kernels)\n\n",
+      events);
+  std::printf(
+      "| agents | store | -ip-masq | all leased before | all leased after | store before | store "
+      "after | kernel before | kernel after | last kernel before | last kernel after |\n");
+  std::printf("|---|---|---|---|---|---|---|---|---|---|---|\n");
+  auto leased = [](const Result& r) {
+    return r.ok ? std::to_string(static_cast<long>(r.leased_ms)) : std::string();
+  };
+  for (const auto& r : rows) {
+    const Result &b = r.before, &a = r.after;
+    std::printf("| %d | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", r.combo.agents,
+                to_string(r.combo.kind).c_str(), r.combo.masq ? "on" : "off",
+                with_before ? leased(b).c_str() : "", leased(a).c_str(),
+                p50_p99(b, b.fanout.store_ms).c_str(), p50_p99(a, a.fanout.store_ms).c_str(),
+                p50_p99(b, b.fanout.kernel_ms).c_str(), p50_p99(a, a.fanout.kernel_ms).c_str(),
+                p50_p99(b, b.fanout.last_ms).c_str(), p50_p99(a, a.fanout.last_ms).c_str());
+  }
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   std::vector<std::string> agent_counts{"30", "100"}, stores{"sqlite", "etcd"}, masqs{"on", "off"};
-  int seconds = 60, baseline_s = 10;
+  int seconds = 60, baseline_s = 10, events = 20;
   std::string before, after = std::string(FLANNEL_BIN_DIR) + "/flanneld";
   for (int i = 1; i < argc; i += 2) {
     std::string a = argv[i];
@@ -213,12 +275,13 @@ int main(int argc, char** argv) {
     else if (a == "--masq") masqs = split_list(v);
     else if (a == "--seconds") seconds = std::stoi(v);
     else if (a == "--baseline") baseline_s = std::stoi(v);
+    else if (a == "--events") events = std::stoi(v);
     else if (a == "--binary-before") before = v;
     else if (a == "--binary-after") after = v;
     else {
       std::fprintf(stderr,
                    "idle_cpu_bench: unknown option %s (valid: --agents --stores --masq --seconds "
-                   "--baseline --binary-before --binary-after)\n",
+                   "--baseline --events --binary-before --binary-after)\n",
                    a.c_str());
       return 2;
     }
@@ -238,10 +301,6 @@ int main(int argc, char** argv) {
         combos.push_back({std::stoi(n),
                           s == "etcd" ? LabStore::Kind::kEtcd : LabStore::Kind::kSqlite,
                           m == "on"});
-  struct Row {
-    Combo combo;
-    Result before, after;
-  };
   std::vector<Row> rows;
   int run = 0;
   for (size_t k = 0; k < combos.size(); ++k) {
@@ -255,7 +314,8 @@ int main(int argc, char** argv) {
     for (auto& [which, res] : order) {
       const std::string& bin = which == "before" ? before : after;
       try {
-        *res = run_once(row.combo, bin, seconds, baseline_s, dir + "/run" + std::to_string(run++));
+        *res = run_once(row.combo, bin, seconds, baseline_s, events,
+                        dir + "/run" + std::to_string(run++));
       } catch (const std::exception& e) {
         std::fprintf(stderr, "%s %s: %s\n", label(row.combo).c_str(), which.c_str(), e.what());
       }
@@ -286,6 +346,7 @@ int main(int argc, char** argv) {
                 etcd ? pct(a, a.etcd).c_str() : "",
                 before.empty() ? "" : pct(b, b.baseline).c_str(), pct(a, a.baseline).c_str());
   }
+  print_latency_table(rows, !before.empty(), events);
   std::fflush(stdout);
   if (getenv("IDLE_CPU_BENCH_KEEP")) std::fprintf(stderr, "kept %s\n", dir.c_str());
   else std::filesystem::remove_all(dir);

@@ -45,7 +45,7 @@
 #include <vector>
 
 #include "backends/rules/iptables.h"
-#include "backends/rules/nft_generation.h"
+#include "backends/rules/nft_probe.h"
 #include "backends/rules/nft_rules.h"
 #include "backends/rules/nftables.h"
 #include "backends/rules/rule_keeper.h"

@@ -419,6 +419,10 @@ RandomFullySupport Iptables::random_fully_support() const {
     if (e.kind() != IptablesError::Kind::kFailed) throw;
     return {false, e.what()};
   }
+  return random_fully_support(text);
+}
+
+RandomFullySupport Iptables::random_fully_support(const std::string& text) const {
   auto v = parse_iptables_version(text);
   if (!v) return {false, "cannot read a version in `" + command_str() + " --version`: " + text};
   if (*v < kRandomFullyMinVersion) {

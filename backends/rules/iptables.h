@@ -150,7 +150,7 @@ std::string restore_inserts(const std::string& table, const std::vector<Iptables
 std::string restore_remove_chain(const std::string& table, std::string_view save_output,
                                  const std::string& chain);
 
-// The number of rules ("-A ..." lines) in `iptables-save` output.
+// The number of rules ("-A ..." lines) in `iptables-save` or `iptables -S` output.
 int count_saved_rules(std::string_view save_output);
 
 // ---- Running iptables ------------------------------------------------------------------------
@@ -205,6 +205,8 @@ class Iptables {
   // random_fully_probe_accepted) passes. Never throws for an unsupported answer; throws
   // IptablesError kNotInstalled / kTimeout if iptables cannot be run at all.
   RandomFullySupport random_fully_support() const;
+  // The same given the version() text already read (no second `--version` process).
+  RandomFullySupport random_fully_support(const std::string& version_text) const;
 
   // The command line, for messages: "iptables".
   std::string command_str() const;

@@ -27,7 +27,10 @@ struct IptablesFlavour {
 IptablesFlavour pick_iptables_flavour(const std::string& mode, int legacy_rules, int nft_rules);
 
 // Counts the rules (iptables-legacy-save + ip6tables-legacy-save, iptables-nft-save +
-// ip6tables-nft-save) when mode is "auto", then picks. `wrapper` is put before each program
+// ip6tables-nft-save) when mode is "auto", then picks. Without a wrapper, a flavour with no
+// table at all in this namespace (no x_tables table listed in /proc/net; no nftables table of
+// the ip/ip6 families named filter, nat, mangle, raw or security) counts 0 without running its
+// tools. `wrapper` is put before each program
 // (tests: {"ip", "netns", "exec", NS}); the returned program names do not include it. A tool
 // that cannot run counts as not installed; never throws for that.
 IptablesFlavour choose_iptables_flavour(const std::string& mode,

@@ -46,12 +46,18 @@ std::vector<RuleKeeper::Inserted> RuleKeeper::ensure_locked() {
       std::vector<IptablesRule> set;
       for (const auto& r : rules_)
         if (r.table == table && r.chain == chain) set.push_back(r);
-      auto positions = listed_positions(iptables_.list(table, chain), set);
+      std::string listing = iptables_.list(table, chain);
+      auto positions = listed_positions(listing, set);
+      // The listing is the fast path; -C stays the truth for a rule it does not show, unless
+      // every rule the chain holds was recognised as one of ours (an empty chain, typically):
+      // then a rule not shown is not there.
+      bool unknown = count_saved_rules(listing) >
+                     std::count_if(positions.begin(), positions.end(),
+                                   [](const std::optional<int>& p) { return p.has_value(); });
       std::vector<bool> present;
       bool all = true;
       for (size_t i = 0; i < set.size(); ++i) {
-        // The listing is the fast path; -C stays the truth for a rule it does not show.
-        present.push_back(positions[i].has_value() || iptables_.exists(set[i]));
+        present.push_back(positions[i].has_value() || (unknown && iptables_.exists(set[i])));
         all = all && present.back();
       }
       if (all) continue;

@@ -2,8 +2,9 @@
 // of its chain(s), with a resync thread that puts back what someone removed.
 //
 // The check is cheap when nothing changed: one `iptables -S CHAIN` per chain of the set, compared
-// in-process (listed_positions()); -C runs only for a rule the listing does not show (so a
-// listing we fail to parse can never make us add a duplicate). The missing rules of a table go
+// in-process (listed_positions()); -C runs only for a rule the listing does not show while the
+// chain holds rules we did not recognise (so a listing we fail to parse can never make us add a
+// duplicate; an empty chain needs no -C). The missing rules of a table go
 // in with one `iptables-restore --noflush` (one commit per table). Present rules are never
 // deleted or moved, so a rule that exists stays in force throughout (no gap, facts §7.17).
 //
@@ -48,7 +49,8 @@ class RuleKeeper {
     IptablesRule rule;
     int position = 0;
   };
-  // Checks every rule (one listing per chain, -C for a rule it lacks); inserts only the missing
+  // Checks every rule (one listing per chain, -C for a rule it lacks when the chain holds rules
+  // not recognised as ours); inserts only the missing
   // ones, each right after the earlier rules of the set (at the top of the chain when none is
   // present). Rules present are never deleted or moved, so a rule that exists stays in force
   // throughout. Idempotent: a second call inserts nothing. Returns what it inserted. Throws
@@ -68,7 +70,7 @@ class RuleKeeper {
   std::vector<IptablesRule> rules() const EXCLUDES(ops_mu_);
 
   // Before start(): a cheap probe of whether the rules can have changed (the nftables ruleset
-  // generation, for iptables-nft: nft_generation.h), called on the resync thread. A pass that
+  // generation, for iptables-nft: nft_probe.h), called on the resync thread. A pass that
   // finds the same value as after its last check that found everything in place runs no
   // iptables at all. nullopt from the probe means "unknown": the pass checks.
   void set_change_probe(std::function<std::optional<uint32_t>()> probe) EXCLUDES(ops_mu_);

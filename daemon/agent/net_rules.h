@@ -96,6 +96,7 @@ class NetRules {
     bool ipv6;
     const char* masq_name;
     const char* forward_name;
+    std::optional<std::string> version;  // `iptables --version`, read once ("" if it failed)
     std::optional<bool> random_fully;
     std::optional<bool> nft_backed;  // iptables-nft: its keepers skip checks while the
                                      // nftables generation stays the same
@@ -128,9 +129,9 @@ class NetRules {
   bool flavour_chosen_ = false;
   bool commands_fixed_ = false;  // set_commands(): no flavour detection, no other worlds
   IptFamily v4_{
-      Iptables({"iptables"}), false, "ip-masq", "forward", {}, {}, false, nullptr, nullptr};
+      Iptables({"iptables"}), false, "ip-masq", "forward", {}, {}, {}, false, nullptr, nullptr};
   IptFamily v6_{
-      Iptables({"ip6tables"}), true, "ip6-masq", "forward6", {}, {}, false, nullptr, nullptr};
+      Iptables({"ip6tables"}), true, "ip6-masq", "forward6", {}, {}, {}, false, nullptr, nullptr};
   std::unique_ptr<NftKeeper> nft4_, nft6_;
   std::optional<bool> mode_nft_;  // the mode installed last
   BlackholeKeeper blackhole_;

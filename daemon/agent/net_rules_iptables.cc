@@ -1,20 +1,21 @@
 // NetRules, iptables mode: the flavour, recycling the previous run's rules, the keepers, and
 // cleaning our iptables rules away when nftables mode takes over.
 #include "backends/rules/iptables_flavour.h"
-#include "backends/rules/nft_generation.h"
+#include "backends/rules/nft_probe.h"
 #include "daemon/agent/net_rules.h"
 #include "daemon/common/logging.h"
 
 namespace flannel {
 namespace {
 
-// iptables-nft keeps its rules in nftables tables, so the ruleset generation tells whether
-// they can have changed. Not with a test's command wrapper ("ip netns exec NS iptables"): the
-// generation would be read in our own namespace, not the one the rules are in.
-bool nft_backed(const Iptables& ipt) {
+// `iptables --version` (its first line), or "" when it cannot be run (logged).
+std::string read_version(const Iptables& ipt) {
   try {
-    return ipt.version().find("nf_tables") != std::string::npos;
-  } catch (const IptablesError&) { return false; }
+    return ipt.version();
+  } catch (const IptablesError& e) {
+    FLOG_ERROR("iptables: {}", e.what());
+    return "";
+  }
 }
 
 }  // namespace
@@ -92,12 +93,13 @@ void NetRules::ipt_apply(IptFamily& f, const Net& network, const Net& subnet,
                          const std::optional<Net>& prev_subnet) {
   if (!settings_.ip_masq && !settings_.forward_rules && !previous_.ip_masq) return;
   choose_flavour();
+  if (!f.version) f.version = read_version(f.iptables);  // once, for both decisions below
   if (settings_.ip_masq && !f.random_fully) {
-    if (settings_.fully_random_disable) {
+    if (settings_.fully_random_disable || f.version->empty()) {
       f.random_fully = false;
     } else {
       try {
-        auto rf = f.iptables.random_fully_support();
+        auto rf = f.iptables.random_fully_support(*f.version);
         FLOG_V(1, "{} --random-fully: {}", f.iptables.command_str(), rf.reason);
         f.random_fully = rf.supported;
       } catch (const IptablesError& e) {
@@ -107,7 +109,10 @@ void NetRules::ipt_apply(IptFamily& f, const Net& network, const Net& subnet,
     }
   }
   if (!f.random_fully) f.random_fully = false;
-  if (!f.nft_backed) f.nft_backed = nft_backed(f.iptables);
+  // iptables-nft keeps its rules in nftables tables, so the ruleset generation tells whether
+  // they can have changed. Not with a test's command wrapper ("ip netns exec NS iptables"): the
+  // generation would be read in our own namespace, not the one the rules are in (net_rules.cc).
+  if (!f.nft_backed) f.nft_backed = f.version->find("nf_tables") != std::string::npos;
   ipt_recycle(f, network, subnet, prev_network, prev_subnet);
   if (settings_.ip_masq)
     ipt_start(f, f.masq, f.masq_name, masq_rules(network, subnet, *f.random_fully));

@@ -1,5 +1,11 @@
 // NetRules, nftables mode: one NftKeeper per family (tables flannel-ipv4 / flannel-ipv6), and
 // deleting those tables when iptables mode takes over.
+#include <linux/netfilter.h>
+
+#include <algorithm>
+#include <string_view>
+
+#include "backends/rules/nft_probe.h"
 #include "daemon/agent/net_rules.h"
 #include "daemon/common/logging.h"
 
@@ -45,6 +51,15 @@ void NetRules::nft_clean() {
     for (auto* k : {&nft4_, &nft6_}) {  // this run's, before a switch of mode
       if (*k) (*k)->remove();
       k->reset();
+    }
+    // Most starts in iptables mode find no table of ours: the kernel's table list says so
+    // without a libnftables context.
+    if (auto tables = nft_tables()) {
+      auto has = [&](int family, std::string_view name) {
+        return std::find(tables->begin(), tables->end(), NftTableName{family, std::string(name)}) !=
+               tables->end();
+      };
+      if (!has(NFPROTO_IPV4, kNftTable4) && !has(NFPROTO_IPV6, kNftTable6)) return;
     }
     Nftables nft;
     for (bool ipv6 : {false, true}) {
