@@ -32,7 +32,6 @@ namespace flannel {
 namespace {
 
 constexpr char kLoggerName[] = "flannel";
-constexpr auto kFlushInterval = std::chrono::seconds(2);
 
 struct VModulePattern {
   std::string pattern;
@@ -200,7 +199,9 @@ std::shared_ptr<spdlog::logger> make_logger(std::vector<spdlog::sink_ptr> sinks)
   for (auto& sink : sinks) sink->set_formatter(make_glog_formatter());
   auto logger = std::make_shared<spdlog::logger>(kLoggerName, sinks.begin(), sinks.end());
   logger->set_level(spdlog::level::trace);  // FLOG_V does its own gating
-  logger->flush_on(spdlog::level::warn);
+  // Every line is written out at once: an idle agent logs nothing, so a periodic flusher would
+  // only be a thread waking every few seconds in each agent of a 100-host lab.
+  logger->flush_on(spdlog::level::trace);
   return logger;
 }
 
@@ -212,10 +213,9 @@ spdlog::logger* fallback_logger() {
 
 void install(std::shared_ptr<spdlog::logger> logger) {
   spdlog::drop(kLoggerName);
-  spdlog::register_logger(logger);  // so the periodic flusher sees it
+  spdlog::register_logger(logger);
   g_current.store(logger.get());
   g_owned = std::move(logger);
-  spdlog::flush_every(kFlushInterval);
 }
 
 void set_filters(int v, const std::vector<VModulePattern>& vmodule,

@@ -19,7 +19,7 @@
 //                                           DIR/PROG.INFO pointing at it; lines at or above
 //                                           -stderrthreshold (default ERROR) also go to stderr
 //   -alsologtostderr                        files as above, and every line to stderr too
-// Output is flushed after every WARNING or worse, and every 2 seconds otherwise.
+// Output is flushed after every line (no flusher thread: an idle agent stays asleep).
 //
 // Before setup_logging() is called, the macros write glog-format lines to stderr at -v 0, so
 // code that logs early (or a test) never loses a line.

@@ -190,9 +190,11 @@ TEST_F(LoggingTest, LogDirGetsGlogNamedFileAndSymlink) {
   setup_logging(opts);
   const int line = __LINE__ + 1;
   FLOG_INFO("Lease acquired: {}", "10.5.34.0/24");
-  FLOG_WARNING("flushed now");
   const std::string path = log_file_path();
   ASSERT_FALSE(path.empty());
+  // An INFO line is in the file at once (flushed line by line, no periodic flusher).
+  EXPECT_NE(read_file(path).find("] Lease acquired: 10.5.34.0/24\n"), std::string::npos);
+  FLOG_WARNING("flushed now");
   const std::string name = fs::path(path).filename().string();
   EXPECT_TRUE(std::regex_match(
       name, std::regex("flanneld\\.[^.]+\\.[^.]+\\.log\\.INFO\\.[0-9]{8}-[0-9]{6}\\." +

@@ -96,7 +96,7 @@ TEST_P(SeedFlow, Seed003DefaultUdpWithGlogFileFlags) {
   EXPECT_EQ(read_file(subnet_file(1)), "FLANNEL_NETWORK=172.17.0.0/16\nFLANNEL_SUBNET=172.17." +
                                            third_octet(*subnet) +
                                            ".1/24\nFLANNEL_MTU=1472\nFLANNEL_IPMASQ=false\n");
-  // The file log is flushed at least every 2 s.
+  // The file log is flushed line by line.
   EXPECT_TRUE(wait_until(
       [&] {
         return read_file(log_dir + "flanneld.INFO").find("Lease acquired: " + subnet->str()) !=
