@@ -4,6 +4,7 @@
 
 #include "backends/alloc/alloc.h"
 #include "backends/backend.h"
+#include "backends/extension/extension.h"
 #include "backends/hostgw/hostgw.h"
 #include "backends/udp/udp.h"
 #include "backends/vxlan/vxlan.h"
@@ -20,13 +21,14 @@ std::unique_ptr<Backend> make_backend(const std::string& type) {
   if (lower == "host-gw") return std::make_unique<HostGwBackend>();
   if (lower == "vxlan") return std::make_unique<VxlanBackend>();
   if (lower == "wireguard") return std::make_unique<WireguardBackend>();
+  if (lower == "extension") return std::make_unique<ExtensionBackend>();
   if (lower == "ipip") {
-    throw BackendError(
-        "backend type \"" + type +
-        "\" is not implemented yet (implemented: alloc, udp, vxlan, host-gw, wireguard)");
+    throw BackendError("backend type \"" + type +
+                       "\" is not implemented yet (implemented: alloc, udp, vxlan, host-gw, "
+                       "wireguard, extension)");
   }
   throw BackendError("unknown backend type: " + type +
-                     " (valid: alloc, udp, vxlan, host-gw, wireguard)");
+                     " (valid: alloc, udp, vxlan, host-gw, wireguard, extension)");
 }
 
 }  // namespace flannel

@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-backend_folders="backends/alloc backends/hostgw backends/vxlan backends/udp backends/wireguard"
+backend_folders="backends/alloc backends/hostgw backends/vxlan backends/udp backends/wireguard backends/extension"
 stores_all="stores stores/etcd stores/sqlite"
 backends_all="backends backends/netlink backends/rules $backend_folders"
 
@@ -35,8 +35,10 @@ declare -A allowed=(
 for b in $backend_folders; do
   allowed[$b]="core backends backends/netlink $b"
 done
-# The child-process runner: for iptables (rules), wireguard-go and the CNI delegate only.
+# The child-process runner: for iptables (rules), wireguard-go, the extension backend's commands
+# and the CNI delegate only.
 allowed[backends/wireguard]+=" backends/process"
+allowed[backends/extension]+=" backends/process"
 
 sources() { find core stores backends daemon -type f \( -name '*.h' -o -name '*.cc' \) | sort; }
 
