@@ -16,12 +16,19 @@
 namespace flannel::sqlite {
 namespace {
 
-constexpr uint32_t kDirEvents = IN_MODIFY | IN_ATTRIB | IN_CLOSE_WRITE | IN_CREATE | IN_DELETE |
-                                IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE_SELF | IN_MOVE_SELF;
+// The directory: only names coming and going (the file created, renamed over or removed: a store
+// reset), never writes, so other files in it (agents' logs in a lab) wake nobody.
+constexpr uint32_t kDirEvents =
+    IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE_SELF | IN_MOVE_SELF;
+// The database file itself: our writers touch it after each commit (one IN_ATTRIB per commit,
+// sent once the commit is visible); a checkpoint or a rollback-journal writer writes it.
+// Writes to the -wal are not watched: one commit is several of them, all before it is visible.
+constexpr uint32_t kFileEvents = IN_ATTRIB | IN_MODIFY | IN_DELETE_SELF | IN_MOVE_SELF;
 
 // The state one subscription waits on; owned by the notifier's table and by each subscriber.
 struct Topic {
-  std::string base;  // the database's file name in its directory
+  std::string path;  // the database file
+  std::string base;  // its name in its directory
   uint64_t changes = 0;
 };
 
@@ -62,10 +69,10 @@ class Notifier {
     int wd = inotify_add_watch(fd_, dir.c_str(), kDirEvents);  // the same wd for a known dir
     if (wd < 0) return nullptr;
     auto t = std::make_shared<Topic>();
+    t->path = path;
     t->base = base;
-    auto& list = topics_[wd];
-    std::erase_if(list, [](const std::weak_ptr<Topic>& w) { return w.expired(); });
-    list.push_back(t);
+    add(wd, t);
+    watch_file(t);  // a file not there yet is watched when its name appears
     return t;
   }
 
@@ -94,20 +101,39 @@ class Notifier {
       if (n < 0 && errno == EINTR) continue;
       if (n <= 0) return;  // the watches fall back to their safety interval
       std::lock_guard lock(mu_);
+      bool changed = false;
       for (ssize_t off = 0; off < n;) {
         const auto* ev = reinterpret_cast<const inotify_event*>(buf + off);
-        dispatch(*ev);
+        changed = dispatch(*ev) || changed;
         off += static_cast<ssize_t>(sizeof(inotify_event) + ev->len);
       }
-      cv_.notify_all();
+      if (changed) cv_.notify_all();  // no waiter wakes for a name that is not a database's
     }
   }
 
+  void add(int wd, const std::shared_ptr<Topic>& t) {
+    auto& list = topics_[wd];
+    std::erase_if(list, [](const std::weak_ptr<Topic>& w) { return w.expired(); });
+    for (const auto& w : list)
+      if (w.lock() == t) return;
+    list.push_back(t);
+  }
+
+  // Watches the file at the topic's path (the inode there now: called again when a new file
+  // takes the name).
+  void watch_file(const std::shared_ptr<Topic>& t) {
+    int wd = inotify_add_watch(fd_, t->path.c_str(), kFileEvents);
+    if (wd >= 0) add(wd, t);
+  }
+
   // Counts the event for each live topic it concerns; forgets topics nobody waits on any more.
-  void dispatch(const inotify_event& ev) {
+  // True if it counted.
+  bool dispatch(const inotify_event& ev) {
     auto it = topics_.find(ev.wd);
-    if (it == topics_.end()) return;
+    if (it == topics_.end()) return false;
+    bool counted = false;
     const std::string name = ev.len ? std::string(ev.name) : std::string();
+    std::vector<std::shared_ptr<Topic>> renamed;  // a new file at a topic's path: watch it
     auto& list = it->second;
     for (size_t i = 0; i < list.size();) {
       auto t = list[i].lock();
@@ -115,14 +141,19 @@ class Notifier {
         list.erase(list.begin() + static_cast<long>(i));
         continue;
       }
-      // The directory itself went (IN_DELETE_SELF, IN_MOVE_SELF, IN_IGNORED: no name) or one of
-      // the database's files changed.
+      // An event of the file's own watch, or of the directory itself (both without a name:
+      // written, touched, gone, IN_IGNORED), or one of the database's names came or went.
       if (name.empty() || name == t->base || name == t->base + "-wal" ||
-          name == t->base + "-journal")
+          name == t->base + "-journal") {
         ++t->changes;
+        counted = true;
+        if (name == t->base && (ev.mask & (IN_CREATE | IN_MOVED_TO))) renamed.push_back(t);
+      }
       ++i;
     }
     if (ev.mask & IN_IGNORED) topics_.erase(it);
+    for (const auto& t : renamed) watch_file(t);
+    return counted;
   }
 
   static inline std::atomic<Notifier*> current_{nullptr};

@@ -3,11 +3,14 @@
 //
 // One inotify instance and one reader thread per process (long-running: started by the first
 // subscribe(), blocked in read(2) on the inotify descriptor, never stopped; it holds no lock
-// while it waits), shared by every watch of every SqliteStore in the process. It watches the
-// directory of each subscribed database, so it sees writes to the file, to its "-wal" and
-// "-journal", the file's attributes (our writers touch the file after each commit, see Db), and
-// the file being created, renamed over or removed (a store reset). A subscription counts those
-// changes; a watch waits for the count to move.
+// while it waits), shared by every watch of every SqliteStore in the process. It watches each
+// subscribed database file for writes and attribute changes (our writers touch the file once
+// each commit is visible, see Db: one wake-up per commit), and the file's directory for names
+// only: the file, its "-wal" or "-journal" created, renamed over or removed (a store reset; a
+// new file at the path is watched in turn). Writes to the -wal are not watched (one commit is
+// several, all before the commit is visible), nor anything else in the directory (a lab's logs).
+// A writer that does not touch the file (another program) is seen at the watch's safety check,
+// within about a second. A subscription counts the changes; a watch waits for the count to move.
 //
 // Notifications can be missing: inotify may be unavailable, a network file system does not
 // report other hosts' writes, FLANNEL_SQLITE_NOTIFY=off turns them off (a test switch). Then
