@@ -159,7 +159,7 @@ struct VxlanBackend::KernelView {
   std::map<uint32_t, Nexthop4> nexthops;  // of our id range (any device)
 };
 
-VxlanBackend::VxlanBackend() = default;
+VxlanBackend::VxlanBackend(TxChecksum tx_checksum) : tx_checksum_(tx_checksum) {}
 VxlanBackend::~VxlanBackend() = default;
 
 Route4 VxlanBackend::overlay_route(const IP4Net& subnet) const {
@@ -178,6 +178,7 @@ BackendSetup VxlanBackend::setup(const Config& config, const ExternalInterface& 
                        ", longer than the kernel's 15 characters; use a VNI below 10000000");
   }
   mtu_ = iface.mtu - kEncapOverhead;
+  decide_tx_checksum();
   if (!config.enable_ipv4 && !config.enable_ipv6)
     throw BackendError("vxlan: neither EnableIPv4 nor EnableIPv6 is set; enable at least one");
   mtu6_ = iface.mtu - kEncapOverhead6;
@@ -249,6 +250,7 @@ void VxlanBackend::ensure_device() {
       index_ = existing->index;
       // v0.11 never corrected the MTU of a reused device (§7.14).
       if (existing->mtu != mtu_) nl_->link_set_mtu(index_, mtu_);
+      apply_tx_checksum(index_, name_);
       return;
     }
     // Incompatible: recreate (v0.11 does the same). The stable MAC makes this keep the address
@@ -258,6 +260,7 @@ void VxlanBackend::ensure_device() {
     nl_->link_delete(existing->index);
   }
   index_ = nl_->vxlan_add(want);
+  apply_tx_checksum(index_, name_);
 }
 
 void VxlanBackend::lease_acquired(const Lease& ours) {

@@ -65,6 +65,7 @@
 
 #include "backends/backend.h"
 #include "backends/netlink/netlink.h"
+#include "core/tx_checksum.h"
 
 namespace flannel {
 
@@ -95,7 +96,9 @@ class VxlanBackend : public Backend {
   static constexpr int kEncapOverhead = 50;   // outer IPv4 20 + UDP 8 + VXLAN 8 + Ethernet 14
   static constexpr int kEncapOverhead6 = 70;  // outer IPv6 40 + UDP 8 + VXLAN 8 + Ethernet 14
 
-  VxlanBackend();
+  // `tx_checksum`: -vxlan-tx-checksum, applied to every device this backend creates or reuses
+  // (vxlan_checksum.cc; logged once).
+  explicit VxlanBackend(TxChecksum tx_checksum = TxChecksum::kAuto);
   ~VxlanBackend() override;  // the device and its entries stay: restarts are hitless
 
   std::string type() const override { return "vxlan"; }
@@ -161,6 +164,11 @@ class VxlanBackend : public Backend {
   };
 
   void ensure_device();
+  // -vxlan-tx-checksum (vxlan_checksum.cc): decide from the flag and uname() once, in setup();
+  // apply to a device after ensure_device()/ensure_device6(). Throws BackendError when a forced
+  // value cannot be set (auto: a note).
+  void decide_tx_checksum();
+  void apply_tx_checksum(int index, const std::string& name);
   bool on_link(IP4 addr);
   // Queue the requests of one peer event (tag = its index in the batch); peers_ is updated at
   // once and put back by apply_batch() from `undo` when the kernel refuses a request.
@@ -223,6 +231,10 @@ class VxlanBackend : public Backend {
   size_t skipped_ = 0;
   size_t reconciled_ = 0;
   std::string recreated_because_;
+  TxChecksum tx_checksum_ = TxChecksum::kAuto;
+  std::optional<bool> tx_checksum_on_;  // the value to set; nullopt = leave the kernel's
+  std::string tx_checksum_why_;         // for the log line
+  bool tx_checksum_logged_ = false;
 };
 
 }  // namespace flannel

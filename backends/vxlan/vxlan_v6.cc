@@ -73,6 +73,7 @@ void VxlanBackend::ensure_device6() {
     if (why.empty()) {
       index6_ = existing->index;
       if (existing->mtu != mtu6_) nl_->link_set_mtu(index6_, mtu6_);
+      apply_tx_checksum(index6_, name6_);
       return;
     }
     recreated_because_ = why;
@@ -80,6 +81,7 @@ void VxlanBackend::ensure_device6() {
     nl_->link_delete(existing->index);
   }
   index6_ = nl_->vxlan_add(want);
+  apply_tx_checksum(index6_, name6_);
 }
 
 void VxlanBackend::lease_acquired6(const Lease& ours) {

@@ -56,11 +56,12 @@ ExternalInterface select_external_interface(const std::vector<LinkInfo>& links,
                                             const std::vector<Addr4Info>& addrs,
                                             std::optional<int> default_route_index,
                                             const IfaceRequest& req,
-                                            std::vector<std::string>* notes) {
+                                            std::vector<std::string>* notes,
+                                            std::optional<RouteSource> reach) {
   auto note = [&](std::string s) {
     if (notes) notes->push_back(std::move(s));
   };
-  if (req.ifaces.empty() && req.regexes.empty()) {
+  if (req.ifaces.empty() && req.regexes.empty() && !req.can_reach) {
     if (!default_route_index) {
       throw std::runtime_error(
           "no default route to pick the external interface from; pass -iface=NAME or "
@@ -117,6 +118,18 @@ ExternalInterface select_external_interface(const std::vector<LinkInfo>& links,
     }
     note("-iface-regex=" + pattern + ": no interface or address matches");
   }
+  if (req.can_reach && reach) {
+    const std::string flag = "-iface-can-reach=" + req.can_reach->str();
+    if (const LinkInfo* link = find_link(links, reach->oif)) {
+      std::optional<IP4> ip = reach->src;
+      if (reach->src.is_zero()) ip = preferred_ipv4(link->index, addrs);
+      if (ip) return make(*link, *ip, req);
+      note(flag + ": its route leaves through " + link->name + ", which has no IPv4 address");
+    } else {
+      note(flag + ": its route leaves through unknown interface index " +
+           std::to_string(reach->oif));
+    }
+  }
   throw std::runtime_error("none of the requested interfaces could be used (interfaces: " +
                            known_interfaces(links) + ")");
 }
@@ -127,8 +140,16 @@ ExternalInterface lookup_external_interface(const IfaceRequest& req,
   auto links = nl.links();
   auto addrs = nl.addrs4();
   std::optional<int> def;
-  if (req.ifaces.empty() && req.regexes.empty()) def = nl.default_route_ifindex();
-  return select_external_interface(links, addrs, def, req, notes);
+  if (req.ifaces.empty() && req.regexes.empty() && !req.can_reach) def = nl.default_route_ifindex();
+  std::optional<RouteSource> reach;
+  if (req.can_reach) {
+    try {
+      reach = route_source(nl, *req.can_reach);
+    } catch (const NetlinkError& e) {
+      if (notes) notes->push_back("-iface-can-reach=" + req.can_reach->str() + ": " + e.what());
+    }
+  }
+  return select_external_interface(links, addrs, def, req, notes, reach);
 }
 
 }  // namespace flannel

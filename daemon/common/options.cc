@@ -13,6 +13,7 @@
 #include <stdexcept>
 
 #include "core/ip.h"
+#include "core/tx_checksum.h"
 
 #ifndef FLANNEL_VERSION
 #define FLANNEL_VERSION "unknown"
@@ -60,6 +61,15 @@ void declare_flags(FlagSet& fs, Options& o) {
               "communication. Can be specified multiple times to check each regex in order. "
               "Returns the first match found. Regexes are checked after specific interfaces "
               "specified by the iface option have already been checked.");
+  fs.add_string(
+      "iface-can-reach", &o.iface_can_reach,
+      "detect the interface to use for inter-host communication as the one the kernel routes "
+      "this IPv4 address through (`ip route get ADDRESS`); its source address becomes the "
+      "interface address. Checked after -iface and -iface-regex.",
+      [](const std::string& v) {
+        if (!v.empty() && !IP4::try_parse(v))
+          throw std::invalid_argument("not an IPv4 address (use a dotted quad such as 10.0.0.1)");
+      });
   fs.add_string("subnet-file", &o.subnet_file,
                 "filename where env variables (subnet, MTU, ... ) will be written to");
   fs.add_string("public-ip", &o.public_ip,
@@ -101,6 +111,14 @@ void declare_flags(FlagSet& fs, Options& o) {
   fs.add_bool("ip-blackhole-route", &o.ip_blackhole_route,
               "add a blackhole route for this host's pod subnet, kept every -iptables-resync "
               "seconds (for setups without the bridge CNI plugin)");
+  fs.add_string("vxlan-tx-checksum", &o.vxlan_tx_checksum,
+                "TX checksum offload (tx-checksum-ip-generic) of the vxlan devices: \"auto\" (off "
+                "on kernels before 5.7, whose VXLAN checksums break behind NAT; else left as the "
+                "kernel sets it), \"on\" or \"off\"",
+                [](const std::string& v) {
+                  if (!parse_tx_checksum(v))
+                    throw std::invalid_argument(std::string(kTxChecksumValues));
+                });
   fs.add_string("store", &o.store,
                 "where the network config and leases live: \"etcd\" (the -etcd-* flags; the v2 or "
                 "v3 API, whichever holds the config), \"etcdv2\" or \"etcdv3\" (that API only), "

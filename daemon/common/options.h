@@ -39,6 +39,7 @@ struct Options {
   std::vector<std::string> iface_regex;  // tried after every iface value
   std::string public_ip;                 // "" = the chosen interface's address
   std::string public_ipv6;               // "" = the chosen interface's IPv6 address (EnableIPv6)
+  std::string iface_can_reach;           // "" = unset; an IPv4 address: the interface routing to it
   // lease and subnet file
   std::string subnet_file = "/run/flannel/subnet.env";
   int subnet_lease_renew_margin = 60;  // minutes, 1..1439
@@ -51,6 +52,7 @@ struct Options {
   std::string iptables_mode = "auto";         // "auto" | "legacy" | "nft"
   bool ip_masq_fully_random_disable = false;  // current flannel's flag
   bool ip_blackhole_route = false;            // current flannel's flag
+  std::string vxlan_tx_checksum = "auto";     // "auto" | "on" | "off" (core/tx_checksum.h)
   // Kubernetes subnet manager: accepted for compatibility; only false is supported
   bool kube_subnet_mgr = false;
   std::string kube_api_url;

@@ -11,6 +11,7 @@
 #include <stop_token>
 #include <thread>
 
+#include "backends/registry.h"
 #include "daemon/agent/agent.h"
 #include "daemon/agent/heap.h"
 #include "daemon/agent/http_server.h"
@@ -82,14 +83,16 @@ HttpResponse health(const Agent& agent, const Metrics& metrics, const std::strin
 // The external interface from -iface / -iface-regex / -public-ip, logged as flannel does;
 // nullopt (after logging why) when none is usable.
 std::optional<ExternalInterface> find_interface(const Options& opts) {
-  IfaceRequest req{opts.iface, opts.iface_regex, std::nullopt};
+  IfaceRequest req{opts.iface, opts.iface_regex, std::nullopt, std::nullopt};
   if (!opts.public_ip.empty()) req.public_ip = IP4::parse(opts.public_ip);
+  if (!opts.iface_can_reach.empty()) req.can_reach = IP4::parse(opts.iface_can_reach);
   ExternalInterface iface;
+  std::vector<std::string> notes;
   try {
-    std::vector<std::string> notes;
     iface = lookup_external_interface(req, &notes);
     for (const auto& n : notes) FLOG_INFO("Could not use {}", n);
   } catch (const std::exception& e) {
+    for (const auto& n : notes) FLOG_INFO("Could not use {}", n);
     FLOG_ERROR("Failed to find any valid interface to use: {}", e.what());
     return std::nullopt;
   }
@@ -160,7 +163,11 @@ int run_agent(const Options& opts, const std::stop_source& stop) {
   std::unique_ptr<Store> store = open_the_store(opts);
   if (!store) return 1;
   Metrics metrics;
-  Agent agent(agent_settings(opts), *store, *iface, metrics);
+  BackendOptions backend_options;
+  backend_options.vxlan_tx_checksum = parse_tx_checksum(opts.vxlan_tx_checksum).value();
+  Agent agent(
+      agent_settings(opts), *store, *iface, metrics,
+      [backend_options](const std::string& type) { return create_backend(type, backend_options); });
   std::unique_ptr<HttpServer> http;
   try {
     http = start_health_server(opts, agent, metrics);

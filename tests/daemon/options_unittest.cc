@@ -429,5 +429,35 @@ TEST(OptionsTest, ValidateHandBuiltOptions) {
   EXPECT_THROW(validate_options(o), FlagError);
 }
 
+TEST(OptionsTest, VxlanTxChecksumFlagAndItsEnvironment) {
+  EXPECT_EQ(parse({}).vxlan_tx_checksum, "auto");
+  EXPECT_EQ(parse({"-vxlan-tx-checksum=off"}).vxlan_tx_checksum, "off");
+  EXPECT_EQ(parse({"--vxlan-tx-checksum", "on"}).vxlan_tx_checksum, "on");
+  EXPECT_EQ(parse({}, {{"FLANNELD_VXLAN_TX_CHECKSUM", "off"}}).vxlan_tx_checksum, "off");
+  EXPECT_EQ(
+      parse({"-vxlan-tx-checksum=on"}, {{"FLANNELD_VXLAN_TX_CHECKSUM", "off"}}).vxlan_tx_checksum,
+      "on");  // the command line wins
+  const std::string why =
+      ": must be \"auto\" (off on kernels before 5.7, else left as the kernel sets it), \"on\" "
+      "or \"off\"";
+  EXPECT_EQ(error_of({"-vxlan-tx-checksum=false"}),
+            "invalid value \"false\" for flag -vxlan-tx-checksum" + why);
+  EXPECT_EQ(error_of({"-vxlan-tx-checksum="}),
+            "invalid value \"\" for flag -vxlan-tx-checksum" + why);
+  EXPECT_EQ(error_of({}, {{"FLANNELD_VXLAN_TX_CHECKSUM", "Off"}}),
+            "invalid value \"Off\" for FLANNELD_VXLAN_TX_CHECKSUM" + why);
+}
+
+TEST(OptionsTest, IfaceCanReachMustBeIPv4) {
+  EXPECT_EQ(parse({}).iface_can_reach, "");
+  EXPECT_EQ(parse({"-iface-can-reach=10.251.0.2"}).iface_can_reach, "10.251.0.2");
+  EXPECT_EQ(parse({}, {{"FLANNELD_IFACE_CAN_REACH", "8.8.8.8"}}).iface_can_reach, "8.8.8.8");
+  const std::string why = ": not an IPv4 address (use a dotted quad such as 10.0.0.1)";
+  EXPECT_EQ(error_of({"-iface-can-reach=eth0"}),
+            "invalid value \"eth0\" for flag -iface-can-reach" + why);
+  EXPECT_EQ(error_of({}, {{"FLANNELD_IFACE_CAN_REACH", "fd00::1"}}),
+            "invalid value \"fd00::1\" for FLANNELD_IFACE_CAN_REACH" + why);
+}
+
 }  // namespace
 }  // namespace flannel
