@@ -27,6 +27,10 @@
 //    an upgrade from v0.11 is hitless. After the device is up its MAC is checked again and put
 //    back if something changed it.
 //  * A peer's new VtepMAC or PublicIP removes the old FDB entry (§7.11).
+//  * TX checksum offload (tx-checksum-ip-generic) per -vxlan-tx-checksum (core/tx_checksum.h,
+//    vxlan_checksum.cc): off on kernels before 5.7 by default (flannel's troubleshooting guide
+//    leaves that to `ethtool -K` and a udev rule), set on every device created, re-created or
+//    reused, on both flannel.<VNI> and flannel-v6.<VNI>.
 //  * The first batch after start is the full peer set: neighbour, FDB and route entries on the
 //    device that belong to no current peer are removed (§7.11). Entries already correct are left
 //    untouched, so a restart causes no change in the kernel.
