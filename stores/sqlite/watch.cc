@@ -4,8 +4,11 @@
 // create/renew/list need) and sleeps until the file changes (FileNotifier: inotify, shared by the
 // process), the next known lease expiration, or the safety check (kSafetyCheck, for file
 // systems without notifications), whichever comes first; a cancel wakes it at once. Awake, it
-// reads PRAGMA data_version; when the version moved, or a known lease expiration passed (then it
-// sweeps first), it reads the events after its revision in one snapshot.
+// reads PRAGMA data_version (a quiet safety check first compares two stats of the files, see
+// FileStamp, and reads only if they moved); when the version moved, or a known lease expiration
+// passed (then it sweeps first), it reads the events after its revision in one snapshot.
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <condition_variable>
 #include <mutex>
@@ -42,6 +45,37 @@ constexpr size_t kMaxPooledWatchDbs = 4;
 // How often a quiet watch checks that the file at the path is still its store (a stat and a
 // small read on the shared connection); it also checks whenever the file changed.
 constexpr auto kFileCheckEvery = kSafetyCheck;
+// A quiet safety check first compares the files' stamps (below) with the last look's, and reads
+// the file only if they moved; still, every this many quiet checks it reads it regardless.
+constexpr int kFullLookEvery = 10;
+
+// What a stat(2) of the database and of its -wal shows: any commit (the -wal grows or is
+// rewritten; our writers also touch the database), a checkpoint, a replaced or removed file
+// changes it. The cheap half of a safety check: two stats instead of reads under SQLite's locks.
+struct FileStamp {
+  struct One {
+    bool exists = false;
+    dev_t dev = 0;
+    ino_t ino = 0;
+    off_t size = 0;
+    int64_t mtime_ns = 0, ctime_ns = 0;
+    bool operator==(const One&) const = default;
+  };
+  One db, wal;
+  bool operator==(const FileStamp&) const = default;
+
+  static One of(const std::string& path) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) return {};
+    return {true,
+            st.st_dev,
+            st.st_ino,
+            st.st_size,
+            st.st_mtim.tv_sec * 1000000000LL + st.st_mtim.tv_nsec,
+            st.st_ctim.tv_sec * 1000000000LL + st.st_ctim.tv_nsec};
+  }
+  static FileStamp of_store(const std::string& path) { return {of(path), of(path + "-wal")}; }
+};
 
 }  // namespace
 
@@ -92,7 +126,7 @@ class SqliteStore::Watch {
         return finish(Status::Error(StoreCode::kCancelled, "watch cancelled"));
       const uint64_t seen = notify_ ? notify_->changes() : 0;  // before the look: none is missed
       const std::optional<int64_t> version_before = seen_version_;
-      if (poll(first || notified)) return std::move(result_);
+      if (must_look(first || notified) && poll(first || notified)) return std::move(result_);
       first = false;
       const auto now = std::chrono::steady_clock::now();
       if (now >= deadline) {
@@ -118,6 +152,21 @@ class SqliteStore::Watch {
       d = std::min<std::chrono::steady_clock::duration>(d, until);
     }
     return d;
+  }
+
+  // Whether this wake-up reads the file: after a notification, on the first look, while
+  // retrying an error, when a known expiration is due, when the files' stamps moved since the
+  // last look, and on every kFullLookEvery-th quiet check. A quiet safety check is two stats.
+  bool must_look(bool changed) {
+    FileStamp now = FileStamp::of_store(options().path);
+    const bool expiry_due = next_expiration_ && sqlite::now_ms() >= *next_expiration_;
+    const bool look = changed || last_error_ || expiry_due || !stamp_ || !(now == *stamp_) ||
+                      ++quiet_checks_ >= kFullLookEvery;
+    if (look) {
+      stamp_ = now;  // taken before the read: a commit after it moves the next stamp
+      quiet_checks_ = 0;
+    }
+    return look;
   }
 
   // One look at the file (`changed`: a notification came, or this is the first look). True when
@@ -216,6 +265,8 @@ class SqliteStore::Watch {
   std::optional<int64_t> seen_version_, next_expiration_;
   std::optional<Status> last_error_;
   std::chrono::steady_clock::time_point last_file_check_{};  // epoch: check on the first poll
+  std::optional<FileStamp> stamp_;                           // the files at the last look
+  int quiet_checks_ = 0;  // safety checks since, that found the stamp unchanged
   std::mutex sleep_mu_;
   std::condition_variable_any sleep_cv_;
 };
