@@ -76,6 +76,10 @@ MsgPtr nexthop_request(const Nexthop4& nh, Op op, const std::string& what);
 MsgPtr nexthop_delete_request(uint32_t id, const std::string& what);
 // Sends one request on `sock` and waits for its ack; throws NetlinkError "netlink <what>: ...".
 void send_and_ack(nl_sock* sock, nl_msg* msg, const std::string& what);
+// `ip route get DST` on `sock`: the kernel's answer (all tables, policy routing applied), with a
+// single next hop. Throws NetlinkError "netlink route get DST: ..." when there is no route or it
+// is multipath. Shared by NetlinkSession::route_get and route_source().
+RoutePtr route_lookup4(nl_sock* sock, IP4 dst);
 // Sends a dump request (type, header struct) and calls `on_msg` for every answer.
 void dump(nl_sock* sock, int type, const void* hdr, size_t hdr_len, const std::string& what,
           int (*on_msg)(nl_msg*, void*), void* arg);

@@ -195,13 +195,22 @@ void NetlinkSession::route_replace(const Route4& r) {
 
 void NetlinkSession::route_delete(const Route4& r) { send_route(sock_, r, Op::kDelete, "del"); }
 
-Route4 NetlinkSession::route_get(IP4 dst) {
-  std::string what = "route get " + dst.str();
+RoutePtr nl::route_lookup4(nl_sock* sock, IP4 dst) {
+  const std::string what = "route get " + dst.str();
   rtnl_route* raw = nullptr;
-  if (int err = rtnl_route_lookup(sock_, make_addr4(dst).get(), &raw); err < 0) fail(what, err);
+  if (int err = rtnl_route_lookup(sock, make_addr4(dst).get(), &raw); err < 0) fail(what, err);
   RoutePtr route(raw);
+  if (rtnl_route_get_nnexthops(route.get()) != 1)
+    throw NetlinkError("netlink " + what + ": the kernel answered with a multipath route");
+  return route;
+}
+
+Route4 NetlinkSession::route_get(IP4 dst) {
+  RoutePtr route = route_lookup4(sock_, dst);
   auto r4 = to_route4(route.get());
-  if (!r4) throw NetlinkError("netlink " + what + ": the kernel answered with a multipath route");
+  if (!r4)
+    throw NetlinkError("netlink route get " + dst.str() +
+                       ": the kernel answered with a multipath route");
   return *r4;
 }
 
