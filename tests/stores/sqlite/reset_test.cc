@@ -105,9 +105,11 @@ TEST(SqliteReset, ReplacedByRenameWakesABlockedWatcher) {
   // also lets it block: a SQLite watch has no "is blocked" to await).
   const bool returned_early = wait_until([&] { return ended_ns.load() != 0; }, 300ms);
   ASSERT_FALSE(returned_early) << "watch returned early: " << ended.status.message;
+  // The old file's -wal and -shm go first: a watcher that wakes at the rename and reopens the
+  // path must not find them (SQLite would pair the old file's WAL with the new file).
+  for (const char* suffix : {"-wal", "-shm"}) std::filesystem::remove(h.path() + suffix);
   const auto swapped = SteadyClock::now();
   ASSERT_EQ(std::rename(other.path.c_str(), h.path().c_str()), 0);
-  for (const char* suffix : {"-wal", "-shm"}) std::filesystem::remove(h.path() + suffix);
   t.join();
   const auto latency = SteadyClock::time_point(SteadyClock::duration(ended_ns.load())) - swapped;
   EXPECT_TRUE(HasCode(ended.status, StoreCode::kStoreReset));
