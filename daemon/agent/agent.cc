@@ -49,11 +49,13 @@ Agent::Agent(AgentSettings settings, Store& store, ExternalInterface iface, Metr
       metrics_(metrics),
       make_backend_(std::move(backends)),
       keeper_(store, metrics, settings_.lease_ttl),
-      set_aside_(settings_.peer_retry_first, settings_.peer_retry_max) {}
+      set_aside_(settings_.peer_retry_first, settings_.peer_retry_max) {
+  public_v6_ = iface_.ext_v6_addr;
+}
 
 void Agent::set_state(AgentState s) {
   // Readers never see a state with a stale readiness: not ready before leaving kHolding.
-  const bool ready = s == AgentState::kHolding;
+  const bool ready = s == AgentState::kHolding && !hold_.iface_down;
   if (!ready) ready_ = false;
   if (state_.exchange(s) != s) FLOG_V(1, "Agent state: {}", to_string(s));
   if (ready) ready_ = true;
@@ -105,6 +107,7 @@ AgentEvent Agent::start_with(Config config) {
                                           });
   hold_.next_backend_check = every(backend_->check_interval());
   hold_.next_lease_check = every(settings_.lease_check_interval);
+  start_following();
   return AgentEvent::kOk;
 }
 
@@ -131,38 +134,44 @@ bool Agent::prepare_interface() {
         "vxlan or host-gw backend for IPv6, or set EnableIPv6 to false");
     return false;
   }
-  if (!config_->enable_ipv4)
-    iface_.ext_addr = IP4{};    // current flannel advertises PublicIP 0.0.0.0
-  if (!config_->enable_ipv6) {  // nothing IPv6 is advertised or configured
-    iface_.iface_v6_addr.reset();
-    iface_.ext_v6_addr.reset();
-    return true;
-  }
-  if (!iface_.iface_v6_addr && settings_.find_iface_v6) {
-    try {
-      iface_.iface_v6_addr = settings_.find_iface_v6(iface_);
-    } catch (const std::exception& e) {
-      FLOG_ERROR("Cannot read the IPv6 addresses of interface {}: {}", iface_.name, e.what());
-      return false;
-    }
-  }
-  if (!iface_.iface_v6_addr && !iface_.ext_v6_addr) {
-    FLOG_ERROR(
-        "failed to find IPv6 address for interface {} (EnableIPv6 is true: give {} a global "
-        "or link-local IPv6 address that is not deprecated, or set -public-ipv6)",
-        iface_.name, iface_.name);
+  if (auto problem = complete_interface(iface_, true)) {
+    FLOG_ERROR("{}", *problem);
     return false;
   }
-  if (!iface_.iface_v6_addr) iface_.iface_v6_addr = iface_.ext_v6_addr;
-  if (iface_.ext_v6_addr) {
-    FLOG_INFO("Using {} as external IPv6 address (interface IPv6 address {})",
-              iface_.ext_v6_addr->str(), iface_.iface_v6_addr->str());
-  } else {
-    iface_.ext_v6_addr = iface_.iface_v6_addr;
-    FLOG_INFO("Defaulting external IPv6 address to interface IPv6 address ({})",
-              iface_.ext_v6_addr->str());
-  }
   return true;
+}
+
+std::optional<std::string> Agent::complete_interface(ExternalInterface& e, bool log) const {
+  if (!config_->enable_ipv4) e.ext_addr = IP4{};  // current flannel advertises PublicIP 0.0.0.0
+  if (!config_->enable_ipv6) {                    // nothing IPv6 is advertised or configured
+    e.iface_v6_addr.reset();
+    e.ext_v6_addr.reset();
+    return std::nullopt;
+  }
+  if (!e.iface_v6_addr && settings_.find_iface_v6) {
+    try {
+      e.iface_v6_addr = settings_.find_iface_v6(e);
+    } catch (const std::exception& err) {
+      return "Cannot read the IPv6 addresses of interface " + e.name + ": " + err.what();
+    }
+  }
+  if (!e.iface_v6_addr && !e.ext_v6_addr) {
+    return "failed to find IPv6 address for interface " + e.name + " (EnableIPv6 is true: give " +
+           e.name +
+           " a global or link-local IPv6 address that is not deprecated, or set -public-ipv6)";
+  }
+  if (!e.iface_v6_addr) e.iface_v6_addr = e.ext_v6_addr;
+  if (e.ext_v6_addr) {
+    if (log)
+      FLOG_INFO("Using {} as external IPv6 address (interface IPv6 address {})",
+                e.ext_v6_addr->str(), e.iface_v6_addr->str());
+  } else {
+    e.ext_v6_addr = e.iface_v6_addr;
+    if (log)
+      FLOG_INFO("Defaulting external IPv6 address to interface IPv6 address ({})",
+                e.ext_v6_addr->str());
+  }
+  return std::nullopt;
 }
 
 // --- kAcquiring and kLost ---
@@ -216,6 +225,9 @@ AgentEvent Agent::establish(std::optional<LeaseKey> previous, std::stop_token st
 }
 
 void Agent::install_lease() {
+  if (!ensure_backend())
+    throw std::runtime_error("Cannot install lease " + lease_.key().str() +
+                             ": the backend is not set up");
   backend_->lease_acquired(lease_);
   // rules in place before subnet.env: IPv4 rules only with IPv4 on (an IPv6-only lease's v4 part
   // is the 0.0.0.0/0 placeholder), IPv6 rules when the lease has an IPv6 subnet
@@ -237,6 +249,7 @@ AgentEvent Agent::hold(std::stop_token stop) {
 
 AgentEvent Agent::next_input(std::stop_token stop) {
   if (hold_.new_peers) return settle_in();
+  if (waker_.take() || due(hold_.next_iface_look)) return follow_interface();
   if (due(hold_.next_renew)) return renew();
   if (due(hold_.next_lease_check)) return check_lease();
   if (due(hold_.next_backend_check)) return check_backend();
@@ -295,6 +308,8 @@ AgentEvent Agent::check_lease() {
 }
 
 AgentEvent Agent::check_backend() {
+  hold_.next_backend_check.reset();
+  if (!backend_) return AgentEvent::kOk;  // set again when the backend is rebuilt
   hold_.next_backend_check = every(backend_->check_interval());
   try {
     backend_->check();
@@ -364,8 +379,9 @@ AgentEvent Agent::end_reset_grace() {
 
 milliseconds Agent::watch_wait() const {
   auto wait = settings_.max_watch_wait;
-  for (const auto& deadline : {hold_.next_renew, hold_.next_lease_check, hold_.next_backend_check,
-                               hold_.next_sync_retry, hold_.reset_grace_until}) {
+  for (const auto& deadline :
+       {hold_.next_renew, hold_.next_lease_check, hold_.next_backend_check, hold_.next_sync_retry,
+        hold_.reset_grace_until, hold_.next_iface_look}) {
     if (!deadline) continue;
     auto until = duration_cast<milliseconds>(*deadline - Clock::now());
     wait = std::clamp(until, milliseconds(1), wait);
@@ -376,7 +392,8 @@ milliseconds Agent::watch_wait() const {
 }
 
 AgentEvent Agent::watch(std::stop_token stop) {
-  WatchResult w = store_.watch_leases(hold_.cursor, watch_wait(), stop);
+  // Cut short by interface_may_have_changed() as by a stop (a cancelled watch changes nothing).
+  WatchResult w = store_.watch_leases(hold_.cursor, watch_wait(), waker_.arm(stop));
   const auto arrived = Steady::now();
   for (const auto& warning : w.warnings) {
     metrics_.malformed_entries++;
@@ -477,10 +494,12 @@ void Agent::log_reset_handled() {
 
 // --- steps ---
 
-void Agent::write_subnet_file() {
+void Agent::write_subnet_file(bool only_if_changed) {
   SubnetEnv env = make_subnet_env(*config_, lease_.key(), setup_.mtu, settings_.ip_masq);
+  const std::string text = render_subnet_env(env);
   try {
-    write_file_atomic(settings_.subnet_file, render_subnet_env(env));
+    if (only_if_changed && read_file_if_exists(settings_.subnet_file) == text) return;
+    write_file_atomic(settings_.subnet_file, text);
   } catch (const std::exception& e) {
     throw std::runtime_error(std::string("Failed to write subnet file: ") + e.what());
   }
@@ -512,7 +531,10 @@ void Agent::set_admission_rules() {
     if (!ip.is_zero()) rules.own_ip4.push_back(ip);
   for (const auto& ip : {iface_.iface_v6_addr, iface_.ext_v6_addr, setup_.attrs.public_ipv6})
     if (ip) rules.own_ip6.push_back(*ip);
-  rules.backend_data = [this](const Lease& peer) { return backend_->refuse_peer_data(peer); };
+  rules.backend_data = [this](const Lease& peer) -> std::optional<std::string> {
+    if (!backend_) return std::nullopt;  // rebuilding: sync() judges the peer instead
+    return backend_->refuse_peer_data(peer);
+  };
   peers_.set_rules(std::move(rules));
 }
 

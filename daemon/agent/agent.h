@@ -34,10 +34,12 @@
 // |  | stop | stopping | exit 0 |
 //
 // In kHolding a step handles one input, the first of: the peer set of a new lease (READY=1 the
-// first time, a full sync), renewal due, lease check due (every lease_check_interval), backend
-// check due, a failed backend sync to retry, peers set aside whose retry is due, `store_down`,
-// the end of `reset_grace_until`, else one watch call (peer events, our own lease changed,
-// history gone: list again, store reset). The watch call waits at most until the next deadline.
+// first time, a full sync), a look at the external interface (woken by the kernel's link and
+// address notifications, or a failed rebuild's retry due: agent_iface.cc), renewal due, lease
+// check due (every lease_check_interval), backend check due, a failed backend sync to retry,
+// peers set aside whose retry is due, `store_down`, the end of `reset_grace_until`, else one
+// watch call (peer events, our own lease changed, history gone: list again, store reset). The
+// watch call waits at most until the next deadline, or until the interface may have changed.
 // Its data is one struct, Holding, whose two conditions are named fields:
 //   store_down: a watch or a read-back of our lease failed. Before the next watch our lease is
 //     read back (missing means the store was reset) and the peers listed again, every
@@ -76,10 +78,12 @@
 #include "core/config.h"
 #include "core/peer_cache.h"
 #include "daemon/agent/agent_states.h"
+#include "daemon/agent/iface_watch.h"
 #include "daemon/agent/lease_keeper.h"
 #include "daemon/agent/metrics.h"
 #include "daemon/agent/net_rules.h"
 #include "daemon/agent/peer_backoff.h"
+#include "daemon/agent/waker.h"
 #include "stores/store.h"
 
 namespace flannel {
@@ -112,6 +116,13 @@ struct AgentSettings {
   // The chosen interface's IPv6 address (facts 2.4), asked only when the config enables IPv6
   // and -public-ipv6 is not set; nullopt = it has none. Unset = no lookup (tests).
   std::function<std::optional<IP6>(const ExternalInterface&)> find_iface_v6;
+  // Following the external interface (agent_iface.cc): the interface chosen again with the same
+  // flags (lookup_usable_interface: throws, saying why, when it is gone, down or has no
+  // address), and whether to watch the kernel's link and address notifications (IfaceWatch)
+  // that make the agent look again. Unset: the interface is never looked at again (unit tests
+  // wake the agent with interface_may_have_changed()).
+  std::function<ExternalInterface()> find_iface;
+  bool watch_iface = false;
 };
 
 // Creates the backend named by the config's Backend.Type; throws BackendError if unknown.
@@ -131,8 +142,11 @@ class Agent {
   int run(std::stop_token stop);
 
   // Thread-safe readers, for /readyz, /metrics and tests. ready() is the agent's own flag: true
-  // exactly in kHolding (the lease held and the subnet file written); nothing else drives it.
+  // exactly in kHolding (the lease held and the subnet file written) while the external
+  // interface can carry the overlay (Holding::iface_down unset); nothing else drives it.
   bool ready() const { return ready_.load(); }
+  // Thread-safe: makes the agent look at its interface again soon (IfaceWatch calls it).
+  void interface_may_have_changed() { waker_.wake(); }
   AgentState state() const { return state_.load(); }
 
  private:
@@ -144,6 +158,10 @@ class Agent {
     std::optional<LeaseList> new_peers;  // the list a new lease was chosen from: synced first
     bool store_down = false;
     std::optional<Clock::time_point> reset_grace_until;
+    // Why the external interface cannot carry the overlay (gone, down, no address, its backend
+    // could not be set up again): not ready meanwhile; next_iface_look retries a failed rebuild.
+    std::optional<std::string> iface_down;
+    std::optional<Clock::time_point> next_iface_look;
   };
   // A re-registration after a store reset, from kHolding through kWaitingForConfig and
   // kAcquiring back to kHolding, where one summary line is logged.
@@ -171,6 +189,9 @@ class Agent {
   // settings_.find_iface_v6 unless -public-ipv6 gave one), and IPv6 + udp refused. False (logged)
   // if the config cannot run on this host.
   bool prepare_interface();
+  // The IPv6 side of `e` as prepare_interface() describes (logged when `log`); the problem when
+  // the config cannot run on it.
+  std::optional<std::string> complete_interface(ExternalInterface& e, bool log) const;
   bool start_backend();  // false (logged) if the backend is unknown or cannot be set up
 
   // --- kAcquiring and kLost ---
@@ -193,6 +214,18 @@ class Agent {
   AgentEvent store_back(std::stop_token stop);
   AgentEvent end_reset_grace();
   AgentEvent watch(std::stop_token stop);
+
+  // --- following the external interface (agent_iface.cc) ---
+  void start_following();  // the IfaceWatch, with settings_.watch_iface
+  // An input of kHolding: the interface is looked up again; gone or down: not ready (lease and
+  // routes kept); changed or back: reattach().
+  AgentEvent follow_interface();
+  // The backend rebuilt on iface_ (a new instance: setup, lease_acquired), the lease
+  // republished if what it announces changed, admission, subnet.env if changed, a full sync.
+  AgentEvent reattach(const ExternalInterface& old);
+  void interface_down(const std::string& why);
+  // backend_ exists, or is rebuilt on the interface as it is now; false (logged) if it cannot be.
+  bool ensure_backend();
   // `arrived`: when the watch call returned with `w` (the start of the peer-apply latency).
   AgentEvent apply_watch(const WatchResult& w, std::chrono::steady_clock::time_point arrived);
   AgentEvent relist_behind_history();
@@ -210,7 +243,8 @@ class Agent {
   void log_reset_handled();
 
   // --- steps ---
-  void write_subnet_file();
+  // `only_if_changed`: left alone when it already holds exactly what would be written.
+  void write_subnet_file(bool only_if_changed = false);
   // Lists the leases and hands the backend the full peer set. Returns the store status.
   Status resync();
   // The peer set becomes `list` (the watch continues from its revision); the backend gets it all.
@@ -267,6 +301,9 @@ class Agent {
   std::string config_problem_;  // kWaitingForConfig: the last problem logged
   std::optional<Reregistration> rereg_;
   Holding hold_;
+  std::optional<IP6> public_v6_;  // -public-ipv6, for the interface looked up again
+  Waker waker_;                   // cuts the store watch short (interface_may_have_changed)
+  std::unique_ptr<IfaceWatch> iface_watch_;  // last: its thread calls waker_
 };
 
 }  // namespace flannel

@@ -57,7 +57,7 @@ Agent::Restarted Agent::restart_changed(const std::vector<PeerEvent>& changes) {
 void Agent::sync_backend(const Restarted& restarted) {
   count_peers();
   hold_.next_sync_retry.reset();
-  if (!backend_->wants_peers()) return;
+  if (!backend_ || !backend_->wants_peers()) return;  // no backend: reattach() syncs it all
   std::vector<Lease> all;
   all.reserve(peers_.size());
   for (const auto& [subnet, lease] : peers_.peers()) all.push_back(lease);
@@ -70,7 +70,7 @@ void Agent::sync_backend(const Restarted& restarted) {
 
 void Agent::send_to_backend(const std::vector<PeerEvent>& batch, Steady::time_point arrived) {
   count_peers();
-  if (batch.empty() || !backend_->wants_peers()) return;
+  if (batch.empty() || !backend_ || !backend_->wants_peers()) return;
   std::set<LeaseKey> added;
   size_t adds = 0;
   for (const auto& ev : batch)
@@ -92,6 +92,7 @@ void Agent::send_to_backend(const std::vector<PeerEvent>& batch, Steady::time_po
 }
 
 bool Agent::set_aside_due() const {
+  if (!backend_) return false;  // retried by the full sync of reattach()
   auto next = set_aside_.earliest();
   return next && Steady::now() >= *next;
 }

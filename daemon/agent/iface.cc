@@ -1,5 +1,7 @@
 #include "daemon/agent/iface.h"
 
+#include <net/if.h>
+
 #include <regex>
 #include <stdexcept>
 
@@ -134,10 +136,13 @@ ExternalInterface select_external_interface(const std::vector<LinkInfo>& links,
                            known_interfaces(links) + ")");
 }
 
-ExternalInterface lookup_external_interface(const IfaceRequest& req,
-                                            std::vector<std::string>* notes) {
+namespace {
+
+// lookup_external_interface, also giving the links it chose from.
+ExternalInterface lookup(const IfaceRequest& req, std::vector<std::string>* notes,
+                         std::vector<LinkInfo>* links) {
   NetlinkSession nl;
-  auto links = nl.links();
+  *links = nl.links();
   auto addrs = nl.addrs4();
   std::optional<int> def;
   if (req.ifaces.empty() && req.regexes.empty() && !req.can_reach) def = nl.default_route_ifindex();
@@ -149,7 +154,33 @@ ExternalInterface lookup_external_interface(const IfaceRequest& req,
       if (notes) notes->push_back("-iface-can-reach=" + req.can_reach->str() + ": " + e.what());
     }
   }
-  return select_external_interface(links, addrs, def, req, notes, reach);
+  return select_external_interface(*links, addrs, def, req, notes, reach);
+}
+
+}  // namespace
+
+ExternalInterface lookup_external_interface(const IfaceRequest& req,
+                                            std::vector<std::string>* notes) {
+  std::vector<LinkInfo> links;
+  return lookup(req, notes, &links);
+}
+
+ExternalInterface lookup_usable_interface(const IfaceRequest& req) {
+  std::vector<LinkInfo> links;
+  std::vector<std::string> notes;
+  ExternalInterface e;
+  try {
+    e = lookup(req, &notes, &links);
+  } catch (const std::runtime_error& err) {
+    std::string why = err.what();
+    for (const auto& n : notes) why += "; " + n;
+    throw std::runtime_error(why);
+  }
+  const LinkInfo* link = find_link(links, e.index);
+  if (link && !(link->flags & IFF_UP)) throw std::runtime_error("interface " + e.name + " is down");
+  if (link && !(link->flags & IFF_RUNNING))
+    throw std::runtime_error("interface " + e.name + " has no carrier");
+  return e;
 }
 
 }  // namespace flannel

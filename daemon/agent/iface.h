@@ -46,4 +46,9 @@ ExternalInterface select_external_interface(const std::vector<LinkInfo>& links,
 ExternalInterface lookup_external_interface(const IfaceRequest& req,
                                             std::vector<std::string>* notes);
 
+// The interface chosen again with the same request while the agent runs (it follows address and
+// link changes): as lookup_external_interface, and throws std::runtime_error saying why when the
+// choice fails (with the notes) or the chosen link is down or has no carrier.
+ExternalInterface lookup_usable_interface(const IfaceRequest& req);
+
 }  // namespace flannel

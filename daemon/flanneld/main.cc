@@ -74,18 +74,25 @@ HttpResponse health(const Agent& agent, const Metrics& metrics, const std::strin
   if (path == "/healthz") return {200, "flanneld is running"};
   if (path == "/readyz") {
     if (agent.ready()) return {200, "ready"};
-    return {503, "not ready: no lease held or subnet file not written yet"};
+    return {503,
+            "not ready: no lease held, subnet file not written yet, or the external interface "
+            "is gone or down"};
   }
   if (path == "/metrics") return {200, metrics.render(), "text/plain; version=0.0.4"};
   return {404, "404 page not found\n"};
 }
 
-// The external interface from -iface / -iface-regex / -public-ip, logged as flannel does;
-// nullopt (after logging why) when none is usable.
-std::optional<ExternalInterface> find_interface(const Options& opts) {
+IfaceRequest iface_request(const Options& opts) {
   IfaceRequest req{opts.iface, opts.iface_regex, std::nullopt, std::nullopt};
   if (!opts.public_ip.empty()) req.public_ip = IP4::parse(opts.public_ip);
   if (!opts.iface_can_reach.empty()) req.can_reach = IP4::parse(opts.iface_can_reach);
+  return req;
+}
+
+// The external interface from -iface / -iface-regex / -public-ip, logged as flannel does;
+// nullopt (after logging why) when none is usable.
+std::optional<ExternalInterface> find_interface(const Options& opts) {
+  IfaceRequest req = iface_request(opts);
   ExternalInterface iface;
   std::vector<std::string> notes;
   try {
@@ -122,6 +129,9 @@ std::unique_ptr<Store> open_the_store(const Options& opts) {
 
 AgentSettings agent_settings(const Options& opts) {
   AgentSettings settings;
+  IfaceRequest req = iface_request(opts);
+  settings.find_iface = [req] { return lookup_usable_interface(req); };
+  settings.watch_iface = true;
   settings.find_iface_v6 = [](const ExternalInterface& i) {
     return preferred_ipv6(i.index, read_ipv6_addrs());
   };

@@ -58,20 +58,29 @@ const Lab::Host& Lab::add_host() {
   Host h{prefix_ + "-h" + std::to_string(i), IP4{(10u << 24) | (250u << 16) | unsigned(i)}, addr6};
   must({"ip", "netns", "add", h.netns});
   namespaces_.push_back(h.netns);
+  must({"ip", "link", "set", "lo", "up"}, h.netns);
+  hosts_.push_back(h);
+  plug(i);
+  return hosts_.back();
+}
+
+void Lab::unplug(int host) {
   // std::string("v") + ...: `"v" + std::to_string(i)` trips GCC 12's -Wrestrict false positive
   // at -O3 (operator+(const char*, string&&)).
-  std::string hub_side = std::string("v") + std::to_string(i);
+  must({"ip", "link", "del", std::string("v") + std::to_string(host)}, hub_);
+}
+
+void Lab::plug(int host) {
+  const Host& h = hosts_.at(static_cast<size_t>(host - 1));
+  std::string hub_side = std::string("v") + std::to_string(host);  // -Wrestrict: see unplug
   must({"ip", "link", "add", hub_side, "type", "veth", "peer", "name", "eth0", "netns", h.netns},
        hub_);
   must({"ip", "link", "set", hub_side, "master", "br0", "up"}, hub_);
-  must({"ip", "link", "set", "lo", "up"}, h.netns);
   must({"ip", "addr", "add", h.addr.str() + "/24", "dev", "eth0"}, h.netns);
   must({"ip", "link", "set", "eth0", "up"}, h.netns);
   must({"ip", "route", "add", "default", "via", "10.250.0.254"}, h.netns);
   must({"ip", "-6", "addr", "add", h.addr6.str() + "/64", "dev", "eth0", "nodad"}, h.netns);
   must({"ip", "-6", "route", "add", "default", "via", "fd00:250::fe"}, h.netns);
-  hosts_.push_back(h);
-  return hosts_.back();
 }
 
 Lab::Pod Lab::add_pod(const Host& host, const IP4Net& gateway,

@@ -36,6 +36,12 @@ class Lab {
 
   const Host& add_host();  // hosts are numbered from 1
 
+  // The host's underlay cable: unplug() deletes its eth0 (the veth pair to the hub, both ends,
+  // with the addresses and routes on it); plug() makes it again as add_host() did (a new link
+  // index). Host numbers are 1-based, as in the names.
+  void unplug(int host);
+  void plug(int host);
+
   // A pod on `host`: the host gets bridge cni0 carrying `gateway` (FLANNEL_SUBNET, e.g.
   // 10.5.34.1/24) and IP forwarding on; a new namespace gets eth0 on that bridge with the next
   // address (10.5.34.2, .3, ...) and a default route via the gateway. Returns the pod.
