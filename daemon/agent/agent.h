@@ -162,6 +162,7 @@ class Agent {
     // could not be set up again): not ready meanwhile; next_iface_look retries a failed rebuild.
     std::optional<std::string> iface_down;
     std::optional<Clock::time_point> next_iface_look;
+    std::chrono::milliseconds iface_retry{0};  // the last pause before such a retry
   };
   // A re-registration after a store reset, from kHolding through kWaitingForConfig and
   // kAcquiring back to kHolding, where one summary line is logged.
@@ -224,6 +225,7 @@ class Agent {
   // republished if what it announces changed, admission, subnet.env if changed, a full sync.
   AgentEvent reattach(const ExternalInterface& old);
   void interface_down(const std::string& why);
+  AgentEvent rebuild_failed();  // not ready; looked at again after a pause that doubles
   // backend_ exists, or is rebuilt on the interface as it is now; false (logged) if it cannot be.
   bool ensure_backend();
   // `arrived`: when the watch call returned with `w` (the start of the peer-apply latency).

@@ -7,6 +7,7 @@
 //    start: its device re-pointed or recreated), the lease republished with CAS if what it
 //    announces changed, subnet.env rewritten if a field in it changed, every peer programmed
 //    again, ready. No restart, no new subnet.
+#include <algorithm>
 #include <chrono>
 
 #include "daemon/agent/agent.h"
@@ -79,23 +80,16 @@ void Agent::interface_down(const std::string& why) {
 AgentEvent Agent::reattach(const ExternalInterface& old) {
   const auto started = std::chrono::steady_clock::now();
   backend_.reset();  // the old devices' names are taken again by the new instance
-  if (!ensure_backend()) {
-    interface_down("its backend could not be set up again (retrying)");
-    hold_.next_iface_look =
-        Clock::now() + std::chrono::duration_cast<Clock::duration>(settings_.retry_pause);
-    return AgentEvent::kOk;
-  }
+  if (!ensure_backend()) return rebuild_failed();
   try {
     backend_->lease_acquired(lease_);
   } catch (const std::exception& e) {
     FLOG_ERROR("Backend {} cannot take lease {} again: {}", backend_->type(), lease_.key().str(),
                e.what());
     backend_.reset();
-    interface_down("its backend could not be set up again (retrying)");
-    hold_.next_iface_look =
-        Clock::now() + std::chrono::duration_cast<Clock::duration>(settings_.retry_pause);
-    return AgentEvent::kOk;
+    return rebuild_failed();
   }
+  hold_.iface_retry = std::chrono::milliseconds(0);
   hold_.next_backend_check.reset();
   if (auto interval = backend_->check_interval(); interval.count() > 0)
     hold_.next_backend_check = Clock::now() + std::chrono::duration_cast<Clock::duration>(interval);
@@ -119,8 +113,21 @@ AgentEvent Agent::reattach(const ExternalInterface& old) {
       old.name, old.index, addresses(old), iface_.name, iface_.index, addresses(iface_),
       lease_.key().str(), republish ? "republished" : "unchanged", peers_.size(), ms);
   hold_.iface_down.reset();
-  set_state(AgentState::kHolding);  // ready
+  if (event == AgentEvent::kOk) set_state(AgentState::kHolding);  // ready
   return event;
+}
+
+AgentEvent Agent::rebuild_failed() {
+  // Looked at again at the next notification, or after a pause that doubles up to 30 s.
+  using std::chrono::milliseconds;
+  hold_.iface_retry = hold_.iface_retry.count() == 0
+                          ? settings_.retry_pause
+                          : std::min<milliseconds>(hold_.iface_retry * 2, std::chrono::seconds(30));
+  hold_.next_iface_look =
+      Clock::now() + std::chrono::duration_cast<Clock::duration>(hold_.iface_retry);
+  interface_down("its backend could not be set up on it (tried again in " +
+                 std::to_string(hold_.iface_retry.count()) + " ms at the latest)");
+  return AgentEvent::kOk;
 }
 
 bool Agent::ensure_backend() {

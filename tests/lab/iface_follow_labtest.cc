@@ -1,6 +1,6 @@
 // The agent follows its host (issue 21): three lab hosts in a mesh, and host 1's underlay changes
 // under its running flanneld.
-//  - Address change (vxlan, host-gw, wireguard): eth0's 10.250.0.1 becomes 10.250.0.101. Every
+//  - Address change (vxlan, host-gw, wireguard, udp): eth0's 10.250.0.1 becomes 10.250.0.101. Every
 //    peer's entry for host 1 (host-gw route, vxlan FDB with the new VTEP MAC, wireguard
 //    endpoint) points at the new address within 2 s; the same flanneld, the same subnet,
 //    subnet.env byte for byte the same; pods ping 6/6.
@@ -22,7 +22,12 @@ namespace {
 
 const char* const kNewAddr = "10.250.0.101";
 
+const char* const kNewAddr6 = "fd00:250::101";
+
 std::string config(const std::string& backend) {
+  if (backend == "vxlan-dual")
+    return R"({"Network":"10.5.0.0/16","EnableIPv6":true,"IPv6Network":"fd10:5::/48",)"
+           R"("Backend":{"Type":"vxlan"}})";
   return R"({"Network":"10.5.0.0/16","Backend":{"Type":")" + backend + R"("}})";
 }
 
@@ -37,7 +42,8 @@ class IfaceFollowLab : public ::testing::TestWithParam<std::string> {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root";
     if (backend == "wireguard" && !have_wireguard_tools())
       GTEST_SKIP() << "needs wireguard-go and wireguard-tools (scripts/deps.sh)";
-    backend_ = backend;
+    dual_ = backend == "vxlan-dual";
+    backend_ = dual_ ? "vxlan" : backend;
     lab_ = std::make_unique<OverlayLab>("fo", config(backend), 3);
     if (backend == "wireguard") lab_->use_private_wireguard_dirs();
     auto wrap = lab_->customize_start;
@@ -71,19 +77,25 @@ class IfaceFollowLab : public ::testing::TestWithParam<std::string> {
       return contains(in_host(j, {"bridge", "fdb", "show", "dev", "flannel.1"}),
                       mac + " dst " + addr + " ");
     }
+    // udp: the peer table is flanneld's own; a pod's packet reaches host i only if host j sends
+    // it to where host i is (its old address is gone).
+    if (backend_ == "udp")  // one short ping: a lost one costs 100 ms of the measurement, not 1 s
+      return run_command({"ping", "-c", "1", "-W", "0.1", lab_->pod(i).addr.str()}, nullptr,
+                         lab_->pod(j).netns) == 0;
     std::string out;  // wireguard: the device lives in flanneld's mount namespace (its UAPI)
     run_command({"nsenter", "-t", std::to_string(lab_->daemon(j)->pid()), "-m", "-n", "wg", "show",
                  "flannel-wg", "endpoints"},
                 &out);
     return contains(out, addr + ":51820");
   }
-  // Host i has an entry for every other host at its address (and, but for wireguard's one
-  // route to the whole network, a route to its subnet).
+  // Host i has an entry for every other host at its address (and, but for wireguard's and
+  // udp's one route to the whole network, a route to its subnet).
   bool has_every_peer(int i) const {
     for (int j = 0; j < 3; ++j) {
       if (j == i) continue;
       if (!peer_points_at(i, j, lab_->host(j).addr.str())) return false;
-      if (backend_ != "wireguard" && lab_->route(i, lab_->lease(j)).empty()) return false;
+      const bool one_route = backend_ == "wireguard" || backend_ == "udp";
+      if (!one_route && lab_->route(i, lab_->lease(j)).empty()) return false;
     }
     return true;
   }
@@ -92,6 +104,7 @@ class IfaceFollowLab : public ::testing::TestWithParam<std::string> {
     bool ok = wait_until(
         [&] {
           failed = lab_->ping_matrix();
+          if (dual_ && failed.empty()) failed = lab_->ping_matrix(true);
           return failed.empty();
         },
         10s);
@@ -123,6 +136,7 @@ class IfaceFollowLab : public ::testing::TestWithParam<std::string> {
   }
 
   std::string backend_;
+  bool dual_ = false;
   std::unique_ptr<OverlayLab> lab_;
 };
 
@@ -166,7 +180,8 @@ TEST_P(IfaceFollowLab, AddressChangeIsFollowedWithoutARestart) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Backends, IfaceFollowLab,
-                         ::testing::Values("vxlan", "host-gw", "wireguard"), [](const auto& info) {
+                         ::testing::Values("vxlan", "host-gw", "wireguard", "udp"),
+                         [](const auto& info) {
                            std::string n = info.param;
                            std::erase(n, '-');
                            return n;
@@ -195,6 +210,40 @@ TEST_F(IfaceLossLab, HostGwLinkDownAndUp) {
         run_command({"ip", "route", "replace", "default", "via", kHub4}, nullptr, ns);
       },
       "link down and up, every peer back", [&] { return has_every_peer(0); });
+  EXPECT_TRUE(pods_ping());
+}
+
+// Dual stack: the IPv6 address changes; the lease's PublicIPv6 and every peer's flannel-v6.1 FDB
+// entry follow, the IPv4 side stays as it was.
+TEST_F(IfaceLossLab, DualStackIPv6AddressChangeIsFollowed) {
+  ASSERT_NO_FATAL_FAILURE(start("vxlan-dual"));
+  if (IsSkipped()) return;
+  const pid_t pid = lab_->daemon(0)->pid();
+  const std::string subnet = lab_->lease(0).str();
+  const std::string env_before = read_file(lab_->subnet_file(0));
+  const std::string& ns = lab_->host(0).netns;
+  ASSERT_EQ(run_command(
+                {"ip", "-6", "addr", "add", std::string(kNewAddr6) + "/64", "dev", "eth0", "nodad"},
+                nullptr, ns),
+            0);
+  const auto changed = Clock::now();
+  ASSERT_EQ(
+      run_command({"ip", "-6", "addr", "del", lab_->host(0).addr6.str() + "/64", "dev", "eth0"},
+                  nullptr, ns),
+      0);
+  run_command({"ip", "-6", "route", "replace", "default", "via", kHub6}, nullptr, ns);
+  auto at_new_address = [&](int j) {
+    const std::string mac = lab_->leases().at(subnet)["BackendV6Data"]["VtepMAC"];
+    return contains(in_host(j, {"bridge", "fdb", "show", "dev", "flannel-v6.1"}),
+                    mac + " dst " + kNewAddr6 + " ");
+  };
+  ASSERT_TRUE(wait_until([&] { return at_new_address(1) && at_new_address(2); }, 2s));
+  print("IPv6 address change (dual stack), every peer at the new address", ms_since(changed));
+  auto lease = lab_->leases().at(subnet);
+  EXPECT_EQ(lease["PublicIPv6"], kNewAddr6);
+  EXPECT_EQ(lease["PublicIP"], lab_->host(0).addr.str());
+  EXPECT_EQ(lab_->daemon(0)->pid(), pid);
+  EXPECT_EQ(read_file(lab_->subnet_file(0)), env_before);
   EXPECT_TRUE(pods_ping());
 }
 
