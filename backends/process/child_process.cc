@@ -107,7 +107,7 @@ void check_spec(const ChildSpec& spec) {
 
 // Why the child could not execute, written into the parent's memory.
 struct ChildFailure {
-  enum Step : int { kNone, kRedirect, kExec };
+  enum Step : int { kNone, kRedirect, kGroup, kExec };
   Step step = kNone;
   int error = 0;  // errno
 };
@@ -149,6 +149,7 @@ class ExecPlan {
 
   std::array<int, 3> fds = {-1, -1, -1};  // put on the child's 0, 1, 2; -1: ours stays
   bool die_with_parent = false;
+  bool own_group = false;  // the child leads a process group of its own (killed as one)
   pid_t parent = ::getpid();
 
  private:
@@ -162,6 +163,7 @@ IN_CHILD void ExecPlan::exec_in_child(ChildFailure* failure) const {
   if (die_with_parent && (::prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || ::getppid() != parent))
     ::_exit(127);  // the parent is already gone
   reset_signals();
+  if (own_group && ::setpgid(0, 0) != 0) fail_in_child(failure, ChildFailure::kGroup);
   for (int i = 0; i < 3; ++i)
     if (fds[i] >= 0 && ::dup2(fds[i], i) < 0) fail_in_child(failure, ChildFailure::kRedirect);
   // Ours are all close-on-exec already; this catches those a library opened without it.
@@ -198,21 +200,24 @@ Waited wait_for(pid_t pid, Clock::time_point deadline, int* status) {
   }
 }
 
-// Signals `pid`, waits until `deadline`, then SIGKILLs it if needed and waits until it is gone.
-ExitStatus stop_child(pid_t pid, int sig, Clock::time_point deadline) {
+// Signals `pid` (with `group`, its whole process group: what it started too), waits until
+// `deadline`, then SIGKILLs it (or the group) if needed and waits until it is gone.
+ExitStatus stop_child(pid_t pid, int sig, Clock::time_point deadline, bool group = false) {
   int status = 0;
-  if (sig != 0) ::kill(pid, sig);
+  const pid_t target = group ? -pid : pid;
+  if (sig != 0) ::kill(target, sig);
   Waited w = wait_for(pid, deadline, &status);
   if (w == Waited::kRunning) {
-    ::kill(pid, SIGKILL);
+    ::kill(target, SIGKILL);
     w = wait_for(pid, Clock::time_point::max(), &status);
   }
   return w == Waited::kExited ? ExitStatus::from_wait_status(status) : ExitStatus{};
 }
 
 std::string failure_text(const std::string& path, const ChildFailure& failure) {
-  std::string what = failure.step == ChildFailure::kExec
-                         ? "cannot execute " + path
+  std::string what = failure.step == ChildFailure::kExec ? "cannot execute " + path
+                     : failure.step == ChildFailure::kGroup
+                         ? "cannot start " + path + ": setpgid"
                          : "cannot start " + path + ": redirecting its stdio";
   return what + ": " + errno_text(failure.error);
 }
@@ -368,7 +373,7 @@ void collect(pid_t pid, std::array<Stream, 3>& streams, Clock::time_point deadli
   Waited w = pump_all(streams, deadline) ? wait_for(pid, deadline, &status) : Waited::kRunning;
   if (w == Waited::kRunning) {
     r.timed_out = true;
-    r.status = stop_child(pid, SIGKILL, Clock::now());
+    r.status = stop_child(pid, SIGKILL, Clock::now(), /*group=*/true);
   } else if (w == Waited::kExited) {
     r.status = ExitStatus::from_wait_status(status);
   }
@@ -433,6 +438,7 @@ ChildResult run_child(const ChildSpec& spec) {
   }
   const auto deadline = Clock::now() + spec.timeout;
   ExecPlan plan(*path, spec.argv, spec.env);
+  plan.own_group = true;  // a timeout kills what the command started, too
   std::array<Stream, 3> ours;
   std::array<Fd, 3> theirs;
   if (!open_streams(spec, r, ours, theirs)) {

@@ -54,7 +54,8 @@ struct ChildSpec {
   // Written to the child's stdin, which is then closed; "" gives the child /dev/null.
   std::string stdin_data{};
   // The child is killed with SIGKILL if it has not exited and closed its stdout and stderr by
-  // then. Must be > 0.
+  // then, with every process it started: it runs in a process group of its own, and the whole
+  // group is killed (a script's own children too). Must be > 0.
   std::chrono::milliseconds timeout{0};
   // true: stderr is captured in ChildResult::err; false: the child writes to our stderr.
   bool capture_stderr = true;

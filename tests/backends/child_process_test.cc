@@ -5,7 +5,9 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -181,6 +183,22 @@ TEST(ChildProcessRun, TimeoutKillsTheChildAndSaysSo) {
   pid_t pid = std::atoi(r.out.c_str());
   ASSERT_GT(pid, 0) << r.out;
   EXPECT_TRUE(gone(pid)) << "pid " << pid << " still exists (not killed, or not reaped)";
+}
+
+// A command that starts children of its own (a script): the timeout kills them too, not only
+// the process we started. This test process is their subreaper, so the orphaned grandchild is
+// ours to reap: it is reaped promptly only if it was killed.
+TEST(ChildProcessRun, TimeoutKillsWhatTheChildStartedToo) {
+  ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+  auto r = run({"/bin/sh", "-c", "/bin/sleep 30 & echo $!; wait"}, "", 300ms);
+  EXPECT_TRUE(r.timed_out);
+  pid_t grandchild = std::atoi(r.out.c_str());
+  ASSERT_GT(grandchild, 0) << r.out;
+  const bool reaped =
+      wait_until([&] { return ::waitpid(grandchild, nullptr, WNOHANG) == grandchild; }, 5s);
+  if (!reaped) ::kill(grandchild, SIGKILL);
+  EXPECT_TRUE(reaped) << "the script's child " << grandchild << " outlived the timeout";
+  ::prctl(PR_SET_CHILD_SUBREAPER, 0);
 }
 
 TEST(ChildProcessRun, ZeroOrNegativeTimeoutIsRejected) {
