@@ -141,6 +141,12 @@ class Backend {
     return std::nullopt;
   }
 
+  // Why a device this backend made is gone (someone deleted it; the kernel deletes a vxlan
+  // device with its underlay): the daemon then sets up a new instance on the interface and syncs
+  // every peer, as when the interface returns. nullopt: intact, or nothing to lose (the
+  // default). Asked after the kernel reports a deleted link; reads the kernel, throws nothing.
+  virtual std::optional<std::string> device_gone() const { return std::nullopt; }
+
   // How often the daemon should call check(); 0 = never (the default).
   virtual std::chrono::seconds check_interval() const { return std::chrono::seconds(0); }
   // Re-verifies the kernel against what apply() set up and repairs what someone else removed

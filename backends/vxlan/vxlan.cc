@@ -534,4 +534,22 @@ std::optional<std::string> VxlanBackend::refuse_peer_data(const Lease& peer) con
   return std::nullopt;
 }
 
+std::optional<std::string> VxlanBackend::device_gone() const {
+  if (!nl_) return std::nullopt;
+  auto gone = [&](int index, const std::string& name) -> std::optional<std::string> {
+    if (index <= 0) return std::nullopt;
+    try {
+      auto li = nl_->link_by_index(index);
+      if (li && li->name == name) return std::nullopt;
+    } catch (const NetlinkError&) {
+      return std::nullopt;  // cannot tell: the next look will
+    }
+    return "device " + name + " was deleted";
+  };
+  if (v4())
+    if (auto why = gone(index_, name_)) return why;
+  if (v6()) return gone(index6_, name6_);
+  return std::nullopt;
+}
+
 }  // namespace flannel

@@ -121,6 +121,8 @@ class VxlanBackend : public Backend {
   void sync(const std::vector<Lease>& peers) override;
   void apply(const std::vector<PeerEvent>& batch) override;
   std::optional<std::string> refuse_peer_data(const Lease& peer) const override;
+  // flannel.<VNI> (or flannel-v6.<VNI>) no longer at the index it was created with.
+  std::optional<std::string> device_gone() const override;
 
   const std::string& device() const { return name_; }
   const MacAddr& vtep_mac() const { return mac_; }

@@ -59,7 +59,11 @@ AgentEvent Agent::follow_interface() {
     return AgentEvent::kOk;
   }
   if (iface_watch_) iface_watch_->follow(now.index);
-  if (!hold_.iface_down && backend_ && same_interface(now, iface_)) return AgentEvent::kOk;
+  if (!hold_.iface_down && backend_ && same_interface(now, iface_)) {
+    auto gone = backend_->device_gone();
+    if (!gone) return AgentEvent::kOk;
+    FLOG_WARNING("Backend {}: {}; setting it up again", backend_->type(), *gone);
+  }
   const ExternalInterface old = iface_;
   iface_ = std::move(now);
   return reattach(old);

@@ -61,6 +61,8 @@ int IfaceWatch::on_message(nl_msg* msg, void* arg) {
   }
   const int followed = self->index_.load();
   if (index >= 0 && (followed == 0 || index == followed)) self->hit_ = true;
+  // Any deleted link: it may be the backend's device (Backend::device_gone()).
+  if (h->nlmsg_type == RTM_DELLINK) self->hit_ = true;
   return NL_OK;
 }
 

@@ -213,6 +213,22 @@ TEST_F(IfaceLossLab, HostGwLinkDownAndUp) {
   EXPECT_TRUE(pods_ping());
 }
 
+// Someone deletes flannel.1 (the underlay stays): the agent notices the deletion, sets the
+// backend up again and programs every peer, as current flannel does only when the underlay
+// returns (and without re-adding peers, facts-2 §4).
+TEST_F(IfaceLossLab, VxlanDeviceDeletedIsRecreatedWithItsPeers) {
+  ASSERT_NO_FATAL_FAILURE(start("vxlan"));
+  if (IsSkipped()) return;
+  const pid_t pid = lab_->daemon(0)->pid();
+  ASSERT_EQ(run_command({"ip", "link", "del", "flannel.1"}, nullptr, lab_->host(0).netns), 0);
+  const auto deleted = Clock::now();
+  ASSERT_TRUE(wait_until([&] { return has_every_peer(0); }, 2s)) << "flannel.1 not back in 2 s";
+  print("flannel.1 deleted, recreated with every peer", ms_since(deleted));
+  EXPECT_EQ(lab_->daemon(0)->pid(), pid);
+  EXPECT_TRUE(contains(read_file(lab_->log_file(0)), "device flannel.1 was deleted"));
+  EXPECT_TRUE(pods_ping());
+}
+
 // Dual stack: the IPv6 address changes; the lease's PublicIPv6 and every peer's flannel-v6.1 FDB
 // entry follow, the IPv4 side stays as it was.
 TEST_F(IfaceLossLab, DualStackIPv6AddressChangeIsFollowed) {
