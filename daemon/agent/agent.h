@@ -204,7 +204,7 @@ class Agent {
   void install_lease();  // backend, rules, subnet file; throws on failure
   AgentEvent try_again_later(std::stop_token stop);
 
-  // --- kHolding: one handler per input ---
+  // --- kHolding: one handler per input (agent_holding.cc) ---
   AgentEvent hold(std::stop_token stop);
   AgentEvent next_input(std::stop_token stop);
   AgentEvent settle_in();  // READY=1 the first time, the full peer sync of a new lease

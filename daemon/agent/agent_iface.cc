@@ -11,6 +11,7 @@
 #include <chrono>
 
 #include "daemon/agent/agent.h"
+#include "daemon/agent/agent_clock.h"
 #include "daemon/common/logging.h"
 
 namespace flannel {
@@ -94,9 +95,7 @@ AgentEvent Agent::reattach(const ExternalInterface& old) {
     return rebuild_failed();
   }
   hold_.iface_retry = std::chrono::milliseconds(0);
-  hold_.next_backend_check.reset();
-  if (auto interval = backend_->check_interval(); interval.count() > 0)
-    hold_.next_backend_check = Clock::now() + std::chrono::duration_cast<Clock::duration>(interval);
+  hold_.next_backend_check = every(backend_->check_interval());
   set_admission_rules();
   // What the lease announces (PublicIP, a VTEP MAC derived from the address): a renewal (CAS)
   // writes it; a failed one is retried as renewals are, or re-acquires the subnet if it is lost.
@@ -127,8 +126,7 @@ AgentEvent Agent::rebuild_failed() {
   hold_.iface_retry = hold_.iface_retry.count() == 0
                           ? settings_.retry_pause
                           : std::min<milliseconds>(hold_.iface_retry * 2, std::chrono::seconds(30));
-  hold_.next_iface_look =
-      Clock::now() + std::chrono::duration_cast<Clock::duration>(hold_.iface_retry);
+  hold_.next_iface_look = every(hold_.iface_retry);
   interface_down("its backend could not be set up on it (tried again in " +
                  std::to_string(hold_.iface_retry.count()) + " ms at the latest)");
   return AgentEvent::kOk;
