@@ -56,8 +56,11 @@ start_container() {
 
 # A ping every 0.1 s for SECONDS from node I's container to IP in the background; its summary
 # lands in $NODE_LAB_DIR/ping-I.
+# Sets ping_pid: wait for it, not for $!, which a later background job (cluster_join's
+# provisioning) replaces.
 ping_background() {
   node_exec "$1" docker exec "c$1" ping -i 0.1 -w "$2" "$3" >"$NODE_LAB_DIR/ping-$1" 2>&1 &
+  ping_pid=$!
 }
 ping_loss() { # prints "sent received"
   awk '/packets transmitted/ { print $1, $4 }' "$NODE_LAB_DIR/ping-$1"
@@ -136,7 +139,7 @@ subnets_before=$(for i in $nodes; do flannel_env "$i" FLANNEL_SUBNET; done)
 # Restart flanneld on node 1 while node 2's container pings node 1's.
 ping_background 2 6 "$(container_ip 1)"
 node_exec 1 systemctl restart flanneld
-wait "$!" || true
+wait "$ping_pid" || true
 read -r sent got < <(ping_loss 2)
 if [ "${sent:-0}" -gt 20 ] && [ "$sent" = "$got" ]; then
   ok "restart flanneld on node1: $got of $sent pings answered"
@@ -159,7 +162,7 @@ wait_for 60 "flanneld active on node4" node_exec 4 systemctl is-active flanneld 
 cp "$NODE_LAB_DIR/busybox.tar" "$(node_root 4)/root/lab/"
 node_exec 4 systemctl restart docker
 start_container 4
-wait "$!" || true
+wait "$ping_pid" || true
 read -r sent got < <(ping_loss "$other")
 if [ "${sent:-0}" -gt 20 ] && [ "$sent" = "$got" ]; then
   ok "etcd stopped on node$leader (the leader): $got of $sent pings from node$other answered"
