@@ -221,6 +221,8 @@ class Agent {
   // An input of kHolding: the interface is looked up again; gone or down: not ready (lease and
   // routes kept); changed or back: reattach().
   AgentEvent follow_interface();
+  // settings_.find_iface() with the IPv6 side completed; nullopt and *why_not when unusable.
+  std::optional<ExternalInterface> look_again(std::string* why_not) const;
   // The backend rebuilt on iface_ (a new instance: setup, lease_acquired), the lease
   // republished if what it announces changed, admission, subnet.env if changed, a full sync.
   AgentEvent reattach(const ExternalInterface& old);

@@ -44,21 +44,32 @@ void Agent::start_following() {
   waker_.wake();  // a change between the choice at start and the subscription
 }
 
-AgentEvent Agent::follow_interface() {
-  hold_.next_iface_look.reset();
-  if (!settings_.find_iface) return AgentEvent::kOk;
+std::optional<ExternalInterface> Agent::look_again(std::string* why_not) const {
   ExternalInterface now;
   try {
     now = settings_.find_iface();
   } catch (const std::exception& e) {
-    interface_down(e.what());
-    return AgentEvent::kOk;
+    *why_not = e.what();
+    return std::nullopt;
   }
   now.ext_v6_addr = public_v6_;
   if (auto problem = complete_interface(now, false)) {
-    interface_down(*problem);
+    *why_not = *problem;
+    return std::nullopt;
+  }
+  return now;
+}
+
+AgentEvent Agent::follow_interface() {
+  hold_.next_iface_look.reset();
+  if (!settings_.find_iface) return AgentEvent::kOk;
+  std::string why_not;
+  std::optional<ExternalInterface> found = look_again(&why_not);
+  if (!found) {
+    interface_down(why_not);
     return AgentEvent::kOk;
   }
+  ExternalInterface& now = *found;
   if (iface_watch_) iface_watch_->follow(now.index);
   if (!hold_.iface_down && backend_ && same_interface(now, iface_)) {
     auto gone = backend_->device_gone();
@@ -134,13 +145,9 @@ AgentEvent Agent::rebuild_failed() {
 
 bool Agent::ensure_backend() {
   if (backend_) return true;
-  if (settings_.find_iface) {
-    try {
-      ExternalInterface now = settings_.find_iface();
-      now.ext_v6_addr = public_v6_;
-      if (!complete_interface(now, false)) iface_ = std::move(now);
-    } catch (const std::exception&) {}  // start_backend() says what is wrong with iface_
-  }
+  std::string why_not;  // not found: start_backend() says what is wrong with iface_
+  if (settings_.find_iface)
+    if (auto now = look_again(&why_not)) iface_ = std::move(*now);
   return start_backend();
 }
 
