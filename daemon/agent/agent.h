@@ -119,10 +119,12 @@ struct AgentSettings {
   // Following the external interface (agent_iface.cc): the interface chosen again with the same
   // flags (lookup_usable_interface: throws, saying why, when it is gone, down or has no
   // address), and whether to watch the kernel's link and address notifications (IfaceWatch)
-  // that make the agent look again. Unset: the interface is never looked at again (unit tests
-  // wake the agent with interface_may_have_changed()).
+  // that make the agent look again, and which route notifications (the flags' choice depends on
+  // the default route or the route to -iface-can-reach). Unset: the interface is never looked
+  // at again (unit tests wake the agent with interface_may_have_changed()).
   std::function<ExternalInterface()> find_iface;
   bool watch_iface = false;
+  IfaceRoutes iface_routes;
 };
 
 // Creates the backend named by the config's Backend.Type; throws BackendError if unknown.

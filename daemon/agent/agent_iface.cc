@@ -1,6 +1,7 @@
 // Agent: following the external interface while the lease is held (agent.h, "Following the
-// external interface"). The kernel's link and address notifications wake the agent
-// (IfaceWatch, Waker); it looks the interface up again with the flags it started with:
+// external interface"). The kernel's link and address notifications (and route notifications
+// when the flags' choice depends on routes) wake the agent (IfaceWatch, Waker); it looks the
+// interface up again with the flags it started with:
 //  - gone, down, without carrier or without address: not ready; the lease and the routes to
 //    other hosts stay (nothing better can be done), and the next notification looks again;
 //  - back, or another address, index or MTU: the backend is rebuilt on it (a new instance, as at
@@ -35,7 +36,8 @@ std::string addresses(const ExternalInterface& e) {
 void Agent::start_following() {
   if (!settings_.watch_iface || iface_watch_) return;
   try {
-    iface_watch_ = std::make_unique<IfaceWatch>(iface_.index, [this] { waker_.wake(); });
+    iface_watch_ = std::make_unique<IfaceWatch>(
+        iface_.index, [this] { waker_.wake(); }, settings_.iface_routes);
   } catch (const std::exception& e) {
     FLOG_WARNING("{}; address and link changes of {} are not followed (restart to pick them up)",
                  e.what(), iface_.name);

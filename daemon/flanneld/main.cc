@@ -132,6 +132,10 @@ AgentSettings agent_settings(const Options& opts) {
   IfaceRequest req = iface_request(opts);
   settings.find_iface = [req] { return lookup_usable_interface(req); };
   settings.watch_iface = true;
+  // The choice follows routes unless -iface or -iface-regex name the link (-iface-can-reach is
+  // also the fallback when they match nothing).
+  settings.iface_routes.follow = (req.ifaces.empty() && req.regexes.empty()) || req.can_reach;
+  settings.iface_routes.toward = req.can_reach;
   settings.find_iface_v6 = [](const ExternalInterface& i) {
     return preferred_ipv6(i.index, read_ipv6_addrs());
   };

@@ -3,13 +3,15 @@
 // (same subnet, CAS) and programs every peer again; a lost interface makes the agent not ready
 // and keeps lease and peers; its return rebuilds the backend and makes it ready. The wake-up
 // comes from interface_may_have_changed(), as IfaceWatch calls it, and cuts a long store watch
-// short. Also Waker on its own.
+// short. Also Waker on its own, and which route notifications IfaceWatch counts.
 #include <gtest/gtest.h>
+#include <sys/socket.h>
 
 #include <mutex>
 #include <stdexcept>
 
 #include "daemon/agent/agent.h"
+#include "daemon/agent/iface_watch.h"
 #include "daemon/agent/waker.h"
 #include "tests/daemon/agent_state_fixture.h"
 #include "tests/support/wait.h"
@@ -135,6 +137,32 @@ TEST(Waker, AWakeIsNeverLostAndStopsOnlyTheArmedCall) {
   EXPECT_FALSE(t.stop_requested());
   outer.request_stop();  // the agent's stop reaches the armed call
   EXPECT_TRUE(t.stop_requested());
+}
+
+// Which route notifications make the agent look at its interface again (IfaceRoutes).
+TEST(IfaceWatchRoutes, OnlyRoutesTheChoiceDependsOnCount) {
+  const IP4Net any = IP4Net::parse("0.0.0.0/0");
+  const IP4Net pods = IP4Net::parse("10.5.3.0/24");
+  const IP4Net toward = IP4Net::parse("192.168.7.0/24");
+  constexpr unsigned kMain = 254, kLocal = 255, kOther = 100;
+
+  const IfaceRoutes by_name;  // -iface / -iface-regex: routes do not matter
+  EXPECT_FALSE(IfaceWatch::route_counts(by_name, AF_INET, any, kMain));
+
+  const IfaceRoutes by_default{true, std::nullopt};  // no flag: the default route's link
+  EXPECT_TRUE(IfaceWatch::route_counts(by_default, AF_INET, any, kMain));
+  EXPECT_TRUE(IfaceWatch::route_counts(by_default, AF_INET, any, kOther));
+  EXPECT_FALSE(IfaceWatch::route_counts(by_default, AF_INET, pods, kMain));  // the agent's own
+  EXPECT_FALSE(IfaceWatch::route_counts(by_default, AF_INET6, any, kMain));
+  EXPECT_FALSE(IfaceWatch::route_counts(by_default, AF_INET, any, kLocal));
+
+  const IfaceRoutes by_reach{true, IP4::parse("192.168.7.9")};  // -iface-can-reach
+  EXPECT_TRUE(IfaceWatch::route_counts(by_reach, AF_INET, any, kMain));
+  EXPECT_TRUE(IfaceWatch::route_counts(by_reach, AF_INET, toward, kMain));
+  EXPECT_TRUE(IfaceWatch::route_counts(by_reach, AF_INET, IP4Net::parse("192.168.7.9/32"), kMain));
+  EXPECT_FALSE(IfaceWatch::route_counts(by_reach, AF_INET, pods, kMain));
+  EXPECT_FALSE(
+      IfaceWatch::route_counts(by_reach, AF_INET, IP4Net::parse("192.168.7.10/32"), kMain));
 }
 
 }  // namespace

@@ -1,4 +1,4 @@
-// -iface-can-reach in the lab: two hosts joined by a second underlay (a veth pair, eth1,
+// -iface-can-reach in the lab: two hosts joined by a second underlay (Lab::cable: eth1,
 // 10.251.0.0/24) beside the lab's eth0 network (10.250.0.0/24, the default route). Host 1 asked
 // to reach 10.251.0.2 uses eth1 and 10.251.0.1, in its lease and as its VTEP's source, though
 // its default route leaves through eth0; host 2, given -iface=eth0 as well, keeps eth0
@@ -15,30 +15,9 @@ namespace {
 
 constexpr const char* kConfig = R"({"Network":"10.5.0.0/16","Backend":{"Type":"vxlan"}})";
 
-void must(const std::vector<std::string>& argv, const std::string& netns) {
-  std::string out;
-  if (run_command(argv, &out, netns) != 0) {
-    std::string cmd;
-    for (const auto& a : argv) cmd += a + " ";
-    throw std::runtime_error("failed in " + netns + ": " + cmd + "\n" + out);
-  }
-}
-
-// The second underlay: eth1 in hosts 1 and 2, 10.251.0.1/24 and 10.251.0.2/24. It lives in the
-// lab's namespaces and goes with them.
-void add_second_link(const OverlayLab& lab) {
-  const std::string& h1 = lab.host(0).netns;
-  const std::string& h2 = lab.host(1).netns;
-  must({"ip", "link", "add", "eth1", "type", "veth", "peer", "name", "eth1", "netns", h2}, h1);
-  must({"ip", "addr", "add", "10.251.0.1/24", "dev", "eth1"}, h1);
-  must({"ip", "addr", "add", "10.251.0.2/24", "dev", "eth1"}, h2);
-  must({"ip", "link", "set", "eth1", "up"}, h1);
-  must({"ip", "link", "set", "eth1", "up"}, h2);
-}
-
 TEST(IfaceCanReachLab, PicksTheLinkTowardTheAddress) {
   OverlayLab lab("reach", kConfig, 2);
-  add_second_link(lab);
+  lab.lab().cable(1, 2);
   lab.customize_start = [](int i, Process::Spec& spec) {
     if (i == 0) {
       std::erase(spec.argv, std::string("-iface=eth0"));

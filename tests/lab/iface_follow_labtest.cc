@@ -7,6 +7,8 @@
 //  - Link deleted and recreated (vxlan: the kernel deletes flannel.1 with its underlay), and set
 //    down and up (host-gw: the kernel drops the routes through it): /readyz goes 503 and back to
 //    200, host 1's entries for every peer are back within 2 s of the link's return, pods ping 6/6.
+//  - Default route moved to another link (host 1 without -iface): the route notification alone
+//    moves the agent to that link.
 // The follow times are printed ("[ follow ]") for the note and the README.
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -38,7 +40,9 @@ bool have_wireguard_tools() {
 
 class IfaceFollowLab : public ::testing::TestWithParam<std::string> {
  protected:
-  void start(const std::string& backend) {
+  // `customize` (optional) changes each host's flanneld command line.
+  void start(const std::string& backend,
+             std::function<void(int, Process::Spec&)> customize = nullptr) {
     if (::geteuid() != 0) GTEST_SKIP() << "needs root";
     if (backend == "wireguard" && !have_wireguard_tools())
       GTEST_SKIP() << "needs wireguard-go and wireguard-tools (scripts/deps.sh)";
@@ -47,9 +51,10 @@ class IfaceFollowLab : public ::testing::TestWithParam<std::string> {
     lab_ = std::make_unique<OverlayLab>("fo", config(backend), 3);
     if (backend == "wireguard") lab_->use_private_wireguard_dirs();
     auto wrap = lab_->customize_start;
-    lab_->customize_start = [wrap](int i, Process::Spec& spec) {
+    lab_->customize_start = [wrap, customize](int i, Process::Spec& spec) {
       spec.argv.push_back("-healthz-port=" + std::to_string(kHealthzPort));
       if (wrap) wrap(i, spec);
+      if (customize) customize(i, spec);
     };
     lab_->start_all();
     for (int i = 0; i < 3; ++i) lab_->wait_subnet(i);
@@ -261,6 +266,44 @@ TEST_F(IfaceLossLab, DualStackIPv6AddressChangeIsFollowed) {
   EXPECT_EQ(lab_->daemon(0)->pid(), pid);
   EXPECT_EQ(read_file(lab_->subnet_file(0)), env_before);
   EXPECT_TRUE(pods_ping());
+}
+
+// Host 1 runs without -iface: its interface is its default route's (eth0). A second cable to
+// host 2 (eth1, 10.251.0.1) comes, and the default route moves to it, with no link or address
+// event on eth0: the route notification alone makes the agent choose eth1, republish
+// 10.251.0.1, and every peer follow; pods of hosts 1 and 2 ping each other (host 3 has no
+// route to 10.251.0.0/24).
+TEST_F(IfaceLossLab, DefaultRouteMovedToAnotherLinkIsFollowed) {
+  ASSERT_NO_FATAL_FAILURE(start("vxlan", [](int i, Process::Spec& spec) {
+    if (i == 0) std::erase(spec.argv, std::string("-iface=eth0"));
+  }));
+  if (IsSkipped()) return;
+  const pid_t pid = lab_->daemon(0)->pid();
+  const std::string subnet = lab_->lease(0).str();
+  const std::string env_before = read_file(lab_->subnet_file(0));
+  lab_->lab().cable(1, 2);
+  const std::string new_addr = "10.251.0.1";
+  // eth0's link-local address ends its duplicate detection about a second after the link came
+  // up, and that address event would make the agent look again by itself: let it pass first.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return in_host(0, {"ip", "-6", "addr", "show", "dev", "eth0", "tentative"}).empty();
+      },
+      5s));
+  ASSERT_EQ(run_command({"ip", "route", "replace", "default", "via", "10.251.0.2", "dev", "eth1"},
+                        nullptr, lab_->host(0).netns),
+            0);
+  const auto moved = Clock::now();
+  ASSERT_TRUE(wait_until(
+      [&] { return peer_points_at(1, 0, new_addr) && peer_points_at(2, 0, new_addr); }, 2s))
+      << "peers still route to " << lab_->host(0).addr.str()
+      << " 2 s after the default route moved";
+  print("default route moved to another link, every peer at its address", ms_since(moved));
+  EXPECT_EQ(lab_->leases().at(subnet)["PublicIP"], new_addr);
+  EXPECT_EQ(lab_->daemon(0)->pid(), pid);
+  EXPECT_EQ(read_file(lab_->subnet_file(0)), env_before);
+  EXPECT_TRUE(contains(read_file(lab_->log_file(0)), "is now eth1"));
+  EXPECT_TRUE(lab_->ping(0, 1) && lab_->ping(1, 0)) << "pods of hosts 1 and 2";
 }
 
 }  // namespace

@@ -70,6 +70,17 @@ void Lab::unplug(int host) {
   must({"ip", "link", "del", std::string("v") + std::to_string(host)}, hub_);
 }
 
+void Lab::cable(int a, int b) {
+  const Host& ha = hosts_.at(static_cast<size_t>(a - 1));
+  const Host& hb = hosts_.at(static_cast<size_t>(b - 1));
+  must({"ip", "link", "add", "eth1", "type", "veth", "peer", "name", "eth1", "netns", hb.netns},
+       ha.netns);
+  must({"ip", "addr", "add", "10.251.0." + std::to_string(a) + "/24", "dev", "eth1"}, ha.netns);
+  must({"ip", "addr", "add", "10.251.0." + std::to_string(b) + "/24", "dev", "eth1"}, hb.netns);
+  must({"ip", "link", "set", "eth1", "up"}, ha.netns);
+  must({"ip", "link", "set", "eth1", "up"}, hb.netns);
+}
+
 void Lab::plug(int host) {
   const Host& h = hosts_.at(static_cast<size_t>(host - 1));
   std::string hub_side = std::string("v") + std::to_string(host);  // -Wrestrict: see unplug

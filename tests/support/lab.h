@@ -41,6 +41,9 @@ class Lab {
   // index). Host numbers are 1-based, as in the names.
   void unplug(int host);
   void plug(int host);
+  // A second cable, straight between two hosts: eth1 (a veth pair) in each, with 10.251.0.A/24
+  // and 10.251.0.B/24. It lives in their namespaces and goes with them.
+  void cable(int a, int b);
 
   // A pod on `host`: the host gets bridge cni0 carrying `gateway` (FLANNEL_SUBNET, e.g.
   // 10.5.34.1/24) and IP forwarding on; a new namespace gets eth0 on that bridge with the next
