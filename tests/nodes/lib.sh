@@ -141,20 +141,73 @@ EOC
   mount -t tmpfs "$NODE_LAB_PREFIX-tmp" "$root/tmp"
 }
 
+# Each node's systemd needs cgroups of its own. nspawn (--keep-unit) splits the cgroup it starts
+# in into payload/ (the node) and supervisor/ (itself): nodes started from one shell shared one
+# payload/, so their systemds created and removed the same unit cgroups, and a unit failed at
+# boot with 219/CGROUP when another node had just removed its cgroup (a different unit each
+# time, ~1 boot in 15). So each node starts from a cgroup of its own, <ours>/<prefix>-node<I>, in
+# every hierarchy that tracks processes: cgroup v2, and v1's name=systemd on a hybrid host.
+# node_cgroups_new I prints their directories, after making them (none where cgroups cannot be
+# made here: the node then shares ours, as before, and says so).
+node_cgroups_new() {
+  local i=$1 line path base
+  while IFS= read -r line; do
+    case $line in
+      0::*)
+        path=${line#0::} base=/sys/fs/cgroup
+        [ -d /sys/fs/cgroup/unified ] && base=/sys/fs/cgroup/unified
+        [ "$(stat -fc %T "$base")" = cgroup2fs ] || continue
+        ;;
+      *:name=systemd:*)
+        path=${line#*:name=systemd:} base=/sys/fs/cgroup/systemd
+        [ "$(stat -fc %T "$base" 2>/dev/null)" = cgroupfs ] || continue
+        ;;
+      *) continue ;;
+    esac
+    if mkdir -p "$base${path%/}/$NODE_LAB_PREFIX-node$i" 2>/dev/null; then
+      echo "$base${path%/}/$NODE_LAB_PREFIX-node$i"
+    else
+      lab_log "node$i: cannot make a cgroup in $base; it shares this shell's"
+    fi
+  done </proc/self/cgroup
+}
+
+# Removes node I's cgroups (node_boot listed them), deepest first; only empty ones go, and the
+# processes of a killed node take a moment to leave them.
+node_cgroups_gone() {
+  local cg left=0
+  while read -r cg; do
+    [ -d "$cg" ] || continue
+    find "$cg" -depth -type d -exec rmdir {} + 2>/dev/null
+    [ -d "$cg" ] && left=1
+  done <"$1"
+  [ "$left" = 0 ]
+}
+node_cgroups_down() {
+  local list
+  list="$(node_dir "$1")/cgroups"
+  [ -f "$list" ] || return 0
+  wait_for 10 "node$1's cgroups to empty" node_cgroups_gone "$list" || true
+}
+
 node_boot() {
-  local i=$1 dir
+  local i=$1 dir cg
   dir=$(node_dir "$i")
-  SYSTEMD_NSPAWN_API_VFS_WRITABLE=1 setsid -f systemd-nspawn -b -D "$(node_root "$i")" \
-    --register=no --keep-unit --capability=all --console=passive --system-call-filter=@keyring \
-    --network-namespace-path="/run/netns/$(node_ns "$i")" -M "node$i" \
-    >"$dir/console.log" 2>&1 </dev/null
+  node_cgroups_new "$i" >"$dir/cgroups"
+  (
+    while read -r cg; do echo "$BASHPID" >"$cg/cgroup.procs"; done <"$dir/cgroups"
+    SYSTEMD_NSPAWN_API_VFS_WRITABLE=1 setsid -f systemd-nspawn -b -D "$(node_root "$i")" \
+      --register=no --keep-unit --capability=all --console=passive --system-call-filter=@keyring \
+      --network-namespace-path="/run/netns/$(node_ns "$i")" -M "node$i" \
+      >"$dir/console.log" 2>&1 </dev/null
+  )
 }
 
 # Waits until node I's systemd reports 'running' (fails on 'degraded' and the like, listing the
 # failed units). Early in the boot nsenter may catch a process that is not yet the node's init;
-# that and 'initializing'/'starting' are waited out. Units that failed during the parallel boot
-# of the nodes (each CI failure so far was a different chore: systemd-journal-flush, then
-# podman-restart) get one more try: their journal is logged, they are started again, and the
+# that and 'initializing'/'starting' are waited out. A unit that failed during the boot gets one
+# more try (a safety net: the failures seen in CI, a different unit each time, came from nodes
+# sharing a cgroup, see node_cgroups_new): its journal is logged, it is started again, and the
 # node must then end 'running'. A unit that fails twice fails the lab.
 node_wait_running() {
   local i=$1 state='' deadline=$((SECONDS + NODE_LAB_BOOT_TIMEOUT)) retried='' failed
@@ -227,7 +280,9 @@ node_down() {
   dir=$(node_dir "$i")
   pid=$(node_nspawn_pid "$i") || true
   if [ -n "$pid" ]; then
-    leader=$(node_leader "$i") || true
+    # The node's PID 1, whatever it runs by then (systemd-shutdown waits 90 s for processes that
+    # ignore SIGTERM, such as the init of a container docker's live-restore kept running).
+    leader=$(pgrep -P "$pid" | head -1) || true
     node_exec "$i" systemctl poweroff --no-block >/dev/null 2>&1 || true
     # nspawn runs under setsid -f, so an exited one may linger as a zombie of a PID 1 that does
     # not reap: "gone" is "no running nspawn on this root" (pgrep does not match zombies).
@@ -241,6 +296,7 @@ node_down() {
     mountpoint -q "$m" && { umount "$m" 2>/dev/null || umount -l "$m"; }
   done
   ip netns del "$(node_ns "$i")" 2>/dev/null || true
+  node_cgroups_down "$i"
 }
 
 # Everything with this lab's prefix: nodes, mounts, namespaces, the folder. Safe to run twice.
