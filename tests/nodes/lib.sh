@@ -195,7 +195,10 @@ node_boot() {
   dir=$(node_dir "$i")
   node_cgroups_new "$i" >"$dir/cgroups"
   (
-    while read -r cg; do echo "$BASHPID" >"$cg/cgroup.procs"; done <"$dir/cgroups"
+    while read -r cg; do
+      echo "$BASHPID" 2>/dev/null >"$cg/cgroup.procs" ||
+        lab_log "node$i: cannot enter $cg; it shares this shell's cgroup"
+    done <"$dir/cgroups"
     SYSTEMD_NSPAWN_API_VFS_WRITABLE=1 setsid -f systemd-nspawn -b -D "$(node_root "$i")" \
       --register=no --keep-unit --capability=all --console=passive --system-call-filter=@keyring \
       --network-namespace-path="/run/netns/$(node_ns "$i")" -M "node$i" \
