@@ -6,9 +6,9 @@
 // calls `changed` after each batch of notifications that concerns the followed interface (by
 // index), or any interface while follow(0) is in force (the interface is gone: whatever comes may
 // bring it back), after any link's deletion (it may be the backend's device), and after a change
-// of a route the choice depends on (IfaceRoutes). A lost
-// notification (the socket's buffer overflowed) counts as a change. `changed` runs on that thread:
-// it must be cheap and thread-safe (the agent sets a flag and wakes its store watch, waker.h).
+// of a route the choice depends on (IfaceRoutes). A lost notification (the socket's buffer
+// overflowed) counts as a change. `changed` runs on that thread: it must be cheap and
+// thread-safe (the agent sets a flag and wakes its store watch, waker.h).
 #pragma once
 
 #include <atomic>

@@ -129,8 +129,7 @@ EOC
   ln -sf /dev/null "$root/etc/systemd/system/podman-auto-update.service"
   ln -sf /dev/null "$root/etc/systemd/system/podman-auto-update.timer"
   # podman's API service and its restart-policy service: the lab drives podman through its CLI
-  # only and has no container at boot; podman-restart.service failed once in CI at boot (a
-  # 'degraded' node).
+  # only and has no container at boot, so nothing needs them.
   ln -sf /dev/null "$root/etc/systemd/system/podman.service"
   ln -sf /dev/null "$root/etc/systemd/system/podman.socket"
   ln -sf /dev/null "$root/etc/systemd/system/podman-restart.service"
